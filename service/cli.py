@@ -1,0 +1,168 @@
+"""Command line: check a rules directory, run its test cases, score a facts file.
+
+    scoring check  [--rules DIR]
+    scoring test   [--rules DIR] [--oracle]
+    scoring score  SCHEME FACTS_FILE [--rules DIR] [--json] [--oracle]
+    scoring bench  [--units N]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from service.config import from_environment
+
+
+def _rules_option(f):
+    return click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="规则目录（默认取环境变量 SCORING_RULES_DIR，或项目的 rules/）")(f)
+
+
+def _rules(rules_dir):
+    return rules_dir or from_environment().rules_dir
+
+
+def _load(rules_dir):
+    from service.rulefiles import RuleSetError
+    from service.rulefiles.loader import load_all
+    try:
+        return load_all(_rules(rules_dir))
+    except RuleSetError as err:
+        for e in err.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"规则目录有 {len(err.errors)} 处错误，未加载。", err=True)
+        sys.exit(1)
+
+
+def _matcher(oracle: bool):
+    if oracle:
+        from service.engine.oracle import OracleMatcher
+        return OracleMatcher()
+    from service.engine.pool import EnginePool
+    settings = from_environment()
+    return EnginePool(size=1, deadline=settings.engine_deadline)
+
+
+@click.group()
+def main():
+    """评分引擎：质量工作绩效考核的规则检查、测试与评分。"""
+
+
+@main.command()
+@_rules_option
+def check(rules_dir):
+    """检查规则目录：每个文件的格式、类型、引用与分值合计。"""
+    schemes = _load(rules_dir)
+    for s in schemes.values():
+        click.echo(f"✓ {s.id}  {s.title}  {len(s.clauses)}个条款  总分{s.total}{s.unit}  版本 {s.version[:16]}")
+    click.echo(f"全部 {len(schemes)} 套细则检查通过。")
+
+
+@main.command("test")
+@_rules_option
+@click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
+def test_cases(rules_dir, oracle):
+    """运行规则文件自带的测试用例。"""
+    from service.casebook import run_cases
+    schemes = _load(rules_dir)
+    matcher = _matcher(oracle)
+    passed = failed = 0
+    try:
+        for s in schemes.values():
+            for case in run_cases(s, matcher):
+                if case.ok:
+                    passed += 1
+                else:
+                    failed += 1
+                    click.echo(f"✗ {case.where}：{case.name}", err=True)
+                    for p in case.problems:
+                        click.echo(f"    {p}", err=True)
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def read_facts_file(path: Path) -> dict:
+    """A facts file: {unit: name, facts: {...}} or {units: {name: {...}}}, YAML or JSON."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text, parse_float=Decimal)
+    else:
+        from ruamel.yaml import YAML
+        data = YAML(typ="safe", pure=True).load(text)
+        data = _decimals(data)
+    if not isinstance(data, dict) or not ("facts" in data or "units" in data):
+        raise click.ClickException("事实文件应包含 facts（一个单位）或 units（多个单位）")
+    if "units" in data:
+        return data["units"]
+    return {data.get("unit", path.stem): data["facts"]}
+
+
+def _decimals(value):
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
+@main.command()
+@click.argument("scheme_id")
+@click.argument("facts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_rules_option
+@click.option("--json", "as_json", is_flag=True, help="输出结构化的 JSON 轨迹")
+@click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
+def score(scheme_id, facts_file, rules_dir, as_json, oracle):
+    """按细则 SCHEME_ID 对事实文件中的单位评分，输出完整的计分说明。"""
+    from service.domain.facts import InvalidFacts
+    from service.domain.grading import rank_units
+    from service.domain.scoring import score_units
+    from service.domain.trace import render, render_ranking, to_data
+    schemes = _load(rules_dir)
+    scheme = schemes.get(scheme_id)
+    if scheme is None:
+        raise click.ClickException(f"没有编号为“{scheme_id}”的细则（有：{'、'.join(schemes)}）")
+    units = read_facts_file(facts_file)
+    matcher = _matcher(oracle)
+    try:
+        results = score_units(scheme, units, matcher, getattr(matcher, "name", "engine"))
+    except InvalidFacts as err:
+        for e in err.errors:
+            click.echo(f"事实有误 {e}", err=True)
+        sys.exit(2)
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+    entries = rank_units(scheme, results) if len(results) > 1 or scheme.grading.method == "rank" else None
+    by_unit = {e.unit: e for e in entries} if entries else {}
+    if as_json:
+        payload = {"scheme": scheme.id, "version": scheme.version, "results": to_data(results),
+                   "ranking": to_data(entries) if entries else None}
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for r in results:
+        click.echo(render(r, by_unit.get(r.unit)))
+        click.echo("")
+    if entries and len(entries) > 1:
+        click.echo(render_ranking(entries))
+
+
+@main.command()
+@click.option("--units", default=1000, show_default=True, help="批量评分的单位数")
+@click.option("--runs", default=200, show_default=True, help="单个单位评分的重复次数")
+def bench(units, runs):
+    """基准测试：加载、编译与评分的耗时（durable-rules 与纯 Python 对照）。"""
+    from benchmarks.engine import run
+    run(units=units, runs=runs)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,127 @@
+"""Checking submitted facts against what a scheme declares.
+
+Facts are checked here, before anything reaches a matcher: a number is a real,
+finite decimal within its declared range (never a boolean, never a string),
+a yes/no fact is a boolean, a choice is one of its choices.  Each problem
+names the fact and says what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Mapping
+
+from .model import FactSpec, Scheme
+from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
+
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class FactError:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidFacts(ValueError):
+    def __init__(self, errors: list[FactError]):
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+
+
+def allowed(spec: FactSpec) -> str:
+    """What a fact accepts, in words, for error messages and forms."""
+    if spec.type == "boolean":
+        return "是（true）或否（false）"
+    if spec.type == "choice":
+        return "以下之一：" + "、".join(spec.choices)
+    if spec.type == "text":
+        return f"不超过{MAX_TEXT}字的文字"
+    kind = "整数" if spec.type == "integer" else "数值"
+    if spec.minimum is not None and spec.maximum is not None:
+        return f"{plain(spec.minimum)}到{plain(spec.maximum)}之间的{kind}"
+    if spec.minimum is not None:
+        return f"不小于{plain(spec.minimum)}的{kind}"
+    if spec.maximum is not None:
+        return f"不大于{plain(spec.maximum)}的{kind}"
+    return kind
+
+
+def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
+    """(value, None) if ``raw`` is acceptable for ``spec``, else (None, message)."""
+    if spec.type == "boolean":
+        if isinstance(raw, bool):
+            return raw, None
+        return None, f"应为{allowed(spec)}"
+    if spec.type in ("text", "choice"):
+        if not isinstance(raw, str):
+            return None, f"应为{allowed(spec)}"
+        if spec.type == "choice" and raw not in spec.choices:
+            return None, f"“{raw}”不是可选值，应为{allowed(spec)}"
+        if len(raw) > MAX_TEXT:
+            return None, f"过长，应为{allowed(spec)}"
+        return raw, None
+    # numbers
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, Decimal)):
+        return None, f"应为{allowed(spec)}，不能是{_kind(raw)}"
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            return None, f"应为{allowed(spec)}，不能是非有限数"
+        raw = Decimal(repr(raw))
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - Decimal(int) cannot fail
+        return None, f"应为{allowed(spec)}"
+    if not value.is_finite():
+        return None, f"应为{allowed(spec)}，不能是非有限数"
+    if abs(value) > MAX_MAGNITUDE:
+        return None, f"数值过大，应为{allowed(spec)}"
+    if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
+        return None, f"有效数字不能超过{MATCH_DIGITS}位"
+    if spec.type == "integer" and value != value.to_integral_value():
+        return None, f"应为{allowed(spec)}，不能有小数"
+    if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
+        return None, f"{plain(value)}超出范围，应为{allowed(spec)}"
+    return value + 0, None
+
+
+def _kind(raw) -> str:
+    if isinstance(raw, bool):
+        return "是/否"
+    if isinstance(raw, str):
+        return "文字"
+    if isinstance(raw, (list, tuple)):
+        return "列表"
+    if isinstance(raw, dict):
+        return "对象"
+    return type(raw).__name__
+
+
+def validate_facts(scheme: Scheme, raw: Mapping) -> dict:
+    """Checked, typed facts; ``InvalidFacts`` naming every bad field otherwise.
+
+    A fact that is absent or ``null`` is missing (not zero).
+    """
+    if not isinstance(raw, Mapping):
+        raise InvalidFacts([FactError("facts", "应为“事实名: 值”的映射")])
+    errors: list[FactError] = []
+    values: dict = {}
+    for name, item in raw.items():
+        spec = scheme.facts.get(name) if isinstance(name, str) else None
+        if spec is None:
+            errors.append(FactError(str(name), "不是本细则声明的事实"))
+            continue
+        if item is None:
+            continue
+        value, problem = check_value(spec, item)
+        if problem:
+            errors.append(FactError(name, f"{spec.label}{problem}"))
+        else:
+            values[name] = value
+    if errors:
+        raise InvalidFacts(errors)
+    return values

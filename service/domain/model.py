@@ -1,0 +1,298 @@
+"""A scheme as the scoring core sees it, once its rule files have been read.
+
+Everything here is plain data.  ``service.rulefiles`` builds it from YAML and
+checks it; ``service.domain.scoring`` evaluates it against facts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Optional, Union
+
+from . import expressions as ex
+from .conditions import Condition, Test, AllOf
+
+# Fact types a rule file may declare, and the expression type each has.
+FACT_TYPES = {
+    "number": ex.NUMBER, "integer": ex.NUMBER, "percent": ex.NUMBER,
+    "boolean": ex.BOOLEAN, "text": ex.TEXT, "choice": ex.TEXT,
+}
+
+# Clause kinds: how the clause's points are bounded.
+STANDARD, BONUS, DEDUCTION = "standard", "bonus", "deduction"
+
+
+@dataclass(frozen=True)
+class Source:
+    document: str
+    ref: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A band's range on a measure, as written: "(3, 5]", "[94.5, inf)"."""
+    low: Optional[Decimal]
+    low_closed: bool
+    high: Optional[Decimal]
+    high_closed: bool
+    text: str
+
+    def contains(self, value: Decimal) -> bool:
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_closed)):
+            return False
+        if self.high is not None and (value > self.high or (value == self.high and not self.high_closed)):
+            return False
+        return True
+
+    def condition(self, operand: str) -> Condition:
+        tests = []
+        if self.low is not None:
+            tests.append(Test(operand, ">=" if self.low_closed else ">", self.low))
+        if self.high is not None:
+            tests.append(Test(operand, "<=" if self.high_closed else "<", self.high))
+        return AllOf(tuple(tests))
+
+    def words(self) -> str:
+        """The range in plain Chinese, for the trace."""
+        if self.low is not None and self.high is not None and self.low == self.high:
+            return f"等于{_n(self.low)}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'不低于' if self.low_closed else '高于'}{_n(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'不高于' if self.high_closed else '低于'}{_n(self.high)}")
+        return "且".join(parts) or "任意值"
+
+
+def _n(value: Decimal) -> str:
+    from .numbers import plain
+    return plain(value)
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    type: str
+    label: str
+    unit: str = ""
+    help: str = ""
+    minimum: Optional[Decimal] = None
+    maximum: Optional[Decimal] = None
+    choices: tuple = ()
+    required: bool = True
+    owner: str = ""  # clause id, or "" for a scheme-level fact
+
+    @property
+    def expr_type(self) -> str:
+        return FACT_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Band:
+    range: Interval
+    points: Decimal
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Level:
+    range: Interval
+    label: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One scoring rule of a clause.  ``kind`` picks the building block:
+
+    fixed      -- ``points`` when ``when`` holds (checklists)
+    bands      -- one band of ``bands`` by the value of ``measure`` (tiers)
+    per_unit   -- ``each`` × ``count``, at most ``cap`` (per case, per award)
+    steps      -- ``each`` per ``step`` of ``measure``, whole steps or proportional, at most ``cap``
+    scaled     -- a score from another body, ``value`` × ``scale_to`` / ``scale_from``
+    assessed   -- points set by reviewers, ``value``, with a written ``reason``
+    maturity   -- the clause's points × ``value`` %, the maturity ``levels`` naming the level
+    """
+    id: str
+    kind: str
+    title: str = ""
+    note: str = ""
+    when: Optional[ex.Expr] = None
+    when_text: str = ""
+    points: Optional[Decimal] = None
+    measure: Optional[ex.Expr] = None
+    measure_text: str = ""
+    measure_label: str = ""
+    bands: tuple = ()
+    each: Optional[Decimal] = None
+    step: Optional[Decimal] = None
+    whole_steps: bool = True
+    cap: Optional[Decimal] = None
+    value: str = ""
+    reason: str = ""
+    scale_from: Optional[Decimal] = None
+    scale_to: Optional[Decimal] = None
+    levels: tuple = ()
+
+
+@dataclass(frozen=True)
+class ClauseVeto:
+    id: str
+    when: ex.Expr
+    when_text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClauseTest:
+    name: str
+    facts: dict
+    points: Decimal
+    fired: Optional[tuple] = None
+    status: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    """One condition the matcher evaluates; ``key`` names it in fired results."""
+    key: str
+    group: str
+    condition: Condition
+
+
+@dataclass
+class Clause:
+    id: str
+    title: str
+    category: str
+    kind: str
+    points: Decimal
+    start: str  # "zero" | "full"
+    source: Source
+    offices: tuple = ()
+    deadline: str = ""
+    tasks: tuple = ()
+    evidence: tuple = ()
+    facts: tuple = ()  # FactSpec declared in this clause
+    reads: tuple = ()  # every fact name the clause reads (own and scheme-level)
+    rules: tuple = ()
+    vetoes: tuple = ()
+    tests: tuple = ()
+    file: str = ""
+    derived: dict = field(default_factory=dict)  # operand key -> Expr
+    matches: tuple = ()  # MatchRule
+    operands: tuple = ()  # operand keys the matcher needs for this clause
+
+    @property
+    def low(self) -> Decimal:
+        return -self.points if self.kind == DEDUCTION else Decimal(0)
+
+    @property
+    def high(self) -> Decimal:
+        return Decimal(0) if self.kind == DEDUCTION else self.points
+
+
+@dataclass
+class Category:
+    id: str
+    title: str
+    kind: str
+    points: Optional[Decimal]
+    cap: Optional[Decimal]
+    children: list = field(default_factory=list)  # Category
+    clauses: list = field(default_factory=list)  # clause ids, in order
+    parent: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Tier:
+    grade: str
+    min: Optional[Decimal] = None
+    top: Optional[int] = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Distinction:
+    name: str
+    grade: str
+    top: Optional[int] = None
+    min: Optional[Decimal] = None
+
+
+@dataclass(frozen=True)
+class GradeVeto:
+    id: str
+    when: ex.Expr
+    when_text: str
+    effect: str  # "force" | "bar"
+    grade: str
+    reason: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Grading:
+    method: str  # "none" | "thresholds" | "rank"
+    tiers: tuple = ()
+    distinctions: tuple = ()
+    vetoes: tuple = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SchemeTest:
+    name: str
+    facts: dict
+    total: Decimal
+    grade: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RankingTest:
+    name: str
+    units: dict  # unit -> {"total": Decimal, "facts": dict}
+    expect: dict  # unit -> {"rank": int, "grade": str|None, "distinctions": tuple}
+
+
+@dataclass
+class Scheme:
+    id: str
+    title: str
+    year: str
+    issuer: str
+    source: Source
+    total: Decimal
+    unit: str
+    categories: list  # top-level Category
+    clauses: dict  # id -> Clause, in file order
+    facts: dict  # name -> FactSpec, every fact of the scheme
+    grading: Grading
+    tests: tuple = ()
+    ranking_tests: tuple = ()
+    path: str = ""
+    version: str = ""  # content hash of the scheme folder
+    files: tuple = ()
+    matches: tuple = ()  # every MatchRule, clauses first, then grade vetoes
+    grade_operands: tuple = ()
+    grade_derived: dict = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def program_name(self) -> str:
+        return f"{self.id}@{self.version[:16]}"
+
+    def category_index(self) -> dict:
+        out = {}
+
+        def walk(cats):
+            for c in cats:
+                out[c.id] = c
+                walk(c.children)
+
+        walk(self.categories)
+        return out
+
+
+Value = Union[Decimal, bool, str]

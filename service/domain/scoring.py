@@ -1,0 +1,420 @@
+"""Scoring a unit's facts under a scheme, with every point explained.
+
+The flow for one unit:
+1. ``prepare`` computes every derived measure exactly and lays out one flat
+   fact per clause (and one for the scheme's grade vetoes) for the matcher;
+2. a ``Matcher`` (durable-rules in production, the oracle in tests) says which
+   conditions hold;
+3. ``assemble`` turns the fired conditions into points with exact decimals,
+   applies caps, floors, vetoes and pools, and writes the trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Mapping, Optional, Protocol, Sequence
+
+from . import expressions as ex
+from .facts import validate_facts
+from .model import BONUS, DEDUCTION, Category, Clause, Rule, Scheme
+from .numbers import CONTEXT, ZERO, clamp, plain, to_match_precision
+from .program import SCHEME_GROUP
+
+
+class Matcher(Protocol):
+    """Evaluates a scheme's match conditions against prepared facts."""
+
+    def match(self, scheme: Scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
+        """For each unit's list of group facts, the set of match keys that hold."""
+
+
+# --- results ------------------------------------------------------------------
+
+@dataclass
+class RuleOutcome:
+    rule: str
+    kind: str
+    title: str
+    fired: bool
+    amount: Decimal = ZERO
+    raw: Optional[Decimal] = None  # before the rule's own cap
+    capped: bool = False
+    explanation: str = ""
+    facts: dict = field(default_factory=dict)
+    band: Optional[int] = None
+    note: str = ""
+
+
+@dataclass
+class VetoOutcome:
+    id: str
+    fired: bool
+    condition: str
+    reason: str
+    facts: dict = field(default_factory=dict)
+
+
+@dataclass
+class ClauseResult:
+    id: str
+    title: str
+    category: str
+    kind: str
+    maximum: Decimal
+    points: Decimal
+    status: str  # "scored" | "incomplete" | "vetoed"
+    start: Decimal
+    raw: Decimal
+    rules: list
+    vetoes: list
+    missing: list
+    facts: dict
+    source: str
+    explanation: str
+    clamped: str = ""
+    file: str = ""
+
+
+@dataclass
+class CategoryResult:
+    id: str
+    title: str
+    kind: str
+    maximum: Optional[Decimal]
+    points: Decimal
+    raw: Decimal
+    cap: Optional[Decimal]
+    capped: bool
+    explanation: str
+    parent: Optional[str]
+
+
+@dataclass
+class GradeVetoResult:
+    id: str
+    effect: str
+    grade: str
+    reason: str
+    condition: str
+    facts: dict
+
+
+@dataclass
+class ScoreResult:
+    scheme: str
+    scheme_title: str
+    version: str
+    unit: str
+    total: Decimal
+    maximum: Decimal
+    point_unit: str
+    complete: bool
+    categories: list
+    clauses: list
+    grade_vetoes: list
+    grade: Optional[str]
+    distinctions: list
+    grade_explanation: str
+    missing: list
+    facts: dict
+    matcher: str
+    bonus: Decimal = ZERO
+    deduction: Decimal = ZERO
+    standard: Decimal = ZERO
+
+
+# --- step 1: facts for the matcher ------------------------------------------------
+
+def _measure(expr: ex.Expr, values: Mapping) -> Decimal:
+    return ex.evaluate(expr, values)
+
+
+def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
+    """One flat fact per clause (and one for grade vetoes), operands only.
+
+    Numbers are cut to the matchers' 15 significant digits; an operand whose
+    fact is missing, or whose measure is undefined, is left out, so no test on
+    it can hold.
+    """
+    groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
+    if scheme.grade_operands:
+        groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
+    out = []
+    for group, operands, derived in groups:
+        fact: dict = {"group": group}
+        for key in operands:
+            if key in derived:
+                try:
+                    value = _measure(derived[key], values)
+                except ex.Undefined:
+                    continue
+                if abs(value) > Decimal("1e12"):
+                    continue  # out of the engine's exact range: treated as undefined
+                fact[key] = to_match_precision(value)
+            elif key in values:
+                value = values[key]
+                fact[key] = to_match_precision(value) if isinstance(value, Decimal) else value
+        out.append(fact)
+    return out
+
+
+# --- step 3: points and trace -----------------------------------------------------
+
+def _signed(amount: Decimal) -> str:
+    if amount < 0:
+        return f"扣{plain(-amount)}分"
+    return f"得{plain(amount)}分"
+
+
+def _facts_of(expr: Optional[ex.Expr], values: Mapping, extra: Sequence[str] = ()) -> dict:
+    names = ex.names(expr) if expr is not None else []
+    return {n: values.get(n) for n in [*names, *extra]}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "（缺）"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, Decimal):
+        return plain(value)
+    return str(value)
+
+
+def _facts_text(facts: Mapping, scheme: Scheme) -> str:
+    return "，".join(f"{scheme.facts[n].label}={_fmt(v)}{scheme.facts[n].unit if v is not None else ''}"
+                    for n, v in facts.items() if n in scheme.facts)
+
+
+def _cap(raw: Decimal, cap: Optional[Decimal]) -> tuple[Decimal, bool]:
+    if cap is None or abs(raw) <= cap:
+        return raw, False
+    return (cap if raw > 0 else -cap), True
+
+
+def _label(rule: Rule, scheme: Scheme) -> str:
+    if rule.measure_label:
+        return rule.measure_label
+    if isinstance(rule.measure, ex.Name):
+        return scheme.facts[rule.measure.name].label
+    return rule.measure_text
+
+
+def _unit_of(rule: Rule, scheme: Scheme) -> str:
+    if isinstance(rule.measure, ex.Name):
+        return scheme.facts[rule.measure.name].unit
+    return ""
+
+
+def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping) -> RuleOutcome:
+    key = f"{clause.id}/{rule.id}"
+    out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
+    guard = ""
+    if rule.when is not None:
+        out.facts.update(_facts_of(rule.when, values))
+        guard = f"条件“{rule.when_text}”"
+    absent = [n for n, v in out.facts.items() if v is None]
+    if absent and key not in fired:
+        out.explanation = f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
+        return out
+    if rule.kind == "fixed":
+        out.fired = key in fired
+        if out.fired:
+            out.amount = rule.points
+            out.explanation = f"{guard or '本项'}成立（{_facts_text(out.facts, scheme)}），{_signed(rule.points)}"
+        else:
+            out.explanation = f"{guard}不成立（{_facts_text(out.facts, scheme)}），不计分"
+        return out
+
+    if rule.kind in ("bands", "per_unit", "steps"):
+        out.facts.update(_facts_of(rule.measure, values))
+        label = _label(rule, scheme)
+        try:
+            m = _measure(rule.measure, values)
+        except ex.Undefined as why:
+            out.explanation = f"{label}无法计算（{why.reason}），不计分"
+            return out
+        unit = _unit_of(rule, scheme)
+        shown = f"{label}为{plain(m)}{unit}"
+        if rule.kind == "bands":
+            hit = [i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired]
+            if not hit:
+                why = f"，{guard}不成立" if guard else "，不在任何档内"
+                out.explanation = f"{shown}{why}，不计分"
+                return out
+            band = rule.bands[hit[0] - 1]
+            out.fired, out.band, out.amount = True, hit[0], band.points
+            name = f"“{band.label}”" if band.label else ""
+            out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points)}"
+            return out
+        out.fired = key in fired
+        if not out.fired:
+            if rule.kind == "per_unit":
+                reason = f"{guard}不成立" if guard and m > 0 else "为0"
+                out.explanation = f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
+            else:
+                threshold = f"不足{plain(rule.step)}{unit}" if rule.whole_steps else "未超过0"
+                out.explanation = f"{shown}，{threshold if not (guard and m > 0) else guard + '不成立'}，不计分"
+            return out
+        if rule.kind == "per_unit":
+            raw = CONTEXT.multiply(m, rule.each)
+            words = f"{shown}，每{unit or '项'}{_signed(rule.each)}，计{plain(raw)}分"
+        elif rule.whole_steps:
+            steps = CONTEXT.divide_int(m, rule.step)
+            raw = CONTEXT.multiply(steps, rule.each)
+            words = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each)}，"
+                     f"满{plain(steps)}个整档，计{plain(raw)}分")
+        else:
+            raw = CONTEXT.multiply(CONTEXT.divide(m, rule.step), rule.each)
+            words = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each)}，按比例计{plain(raw)}分"
+        out.raw = raw
+        out.amount, out.capped = _cap(raw, rule.cap)
+        if out.capped:
+            words += f"，超过本规则上限{plain(rule.cap)}分，按{plain(out.amount)}分计"
+        out.fired = True
+        out.explanation = words
+        return out
+
+    # scaled, assessed, maturity read one value fact
+    spec = scheme.facts[rule.value]
+    v = values.get(rule.value)
+    out.facts[rule.value] = v
+    if rule.kind == "assessed" and rule.reason:
+        out.facts[rule.reason] = values.get(rule.reason)
+    if v is None:
+        out.explanation = f"{spec.label}缺失，不计分"
+        return out
+    if rule.kind == "maturity":
+        hit = [i for i in range(1, len(rule.levels) + 1) if f"{key}/{i}" in fired]
+        if not hit:
+            out.explanation = f"{spec.label}为{plain(v)}%，{guard + '不成立' if guard else '不在任何成熟度档内'}，不计分"
+            return out
+        level = rule.levels[hit[0] - 1]
+        amount = CONTEXT.divide(CONTEXT.multiply(clause.points, v), Decimal(100))
+        out.fired, out.band, out.amount = True, hit[0], amount
+        text = f"：{level.text}" if level.text else ""
+        out.explanation = (f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
+                           f"{plain(clause.points)}×{plain(v)}%={plain(amount)}分")
+        return out
+    out.fired = key in fired
+    if not out.fired:
+        out.explanation = f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
+        return out
+    if rule.kind == "scaled":
+        amount = CONTEXT.divide(CONTEXT.multiply(v, rule.scale_to), rule.scale_from)
+        out.amount = amount
+        out.explanation = (f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
+                           f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}分")
+    else:
+        out.amount = v
+        reason = values.get(rule.reason) if rule.reason else None
+        out.explanation = f"评审给分{plain(v)}分" + (f"，理由：{reason}" if reason else "")
+    out.fired = True
+    return out
+
+
+def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
+    return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
+
+
+def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) -> ClauseResult:
+    start = clause.points if clause.start == "full" else ZERO
+    facts = {n: values.get(n) for n in clause.reads}
+    missing = _missing_for(clause, scheme, values)
+    vetoes = []
+    for veto in clause.vetoes:
+        hit = f"{clause.id}/!{veto.id}" in fired
+        vetoes.append(VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values)))
+    outcomes = [_outcome(scheme, clause, rule, fired, values) for rule in clause.rules]
+    raw = start + sum((o.amount for o in outcomes), ZERO)
+    common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
+                  maximum=clause.points, start=start, raw=raw, rules=outcomes, vetoes=vetoes,
+                  missing=missing, facts=facts, source=clause.source.text, file=clause.file)
+    fired_vetoes = [v for v in vetoes if v.fired]
+    if fired_vetoes:
+        words = "；".join(f"否决条件“{v.condition}”成立（{_facts_text(v.facts, scheme)}）：{v.reason}"
+                         for v in fired_vetoes)
+        return ClauseResult(points=ZERO, status="vetoed", explanation=f"{words}。本项不得分，计0分", **common)
+    if missing:
+        labels = "、".join(scheme.facts[n].label for n in missing)
+        return ClauseResult(points=ZERO, status="incomplete",
+                            explanation=f"缺少事实：{labels}（缺失不等于0），本项暂计0分", **common)
+    points = clamp(raw, clause.low, clause.high)
+    clamped = ""
+    if points != raw:
+        if clause.kind == DEDUCTION:
+            clamped = f"合计{plain(raw)}分，超过本项最多扣{plain(clause.points)}分，按{plain(points)}分计"
+        elif raw < clause.low:
+            clamped = f"合计{plain(raw)}分，扣完为止，按{plain(points)}分计"
+        else:
+            clamped = f"合计{plain(raw)}分，超过本项上限{plain(clause.points)}分，按{plain(points)}分计"
+    base = f"起始{plain(start)}分；" if clause.start == "full" else ""
+    fired_words = "；".join(o.explanation for o in outcomes if o.fired) or "无规则适用"
+    explanation = f"{base}{fired_words}" + (f"；{clamped}" if clamped else "") + f"。本项得{plain(points)}分（满分{plain(clause.points)}分）"
+    return ClauseResult(points=points, status="scored", clamped=clamped, explanation=explanation, **common)
+
+
+def _categories(scheme: Scheme, clause_results: dict) -> list:
+    out: list[CategoryResult] = []
+
+    def walk(cat: Category) -> Decimal:
+        raw = sum((clause_results[c].points for c in cat.clauses), ZERO)
+        raw += sum((walk(child) for child in cat.children), ZERO)
+        points, capped = _cap(raw, cat.cap) if cat.cap is not None else (raw, False)
+        if cat.kind == DEDUCTION and cat.cap is not None:
+            points, capped = (max(raw, -cat.cap), raw < -cat.cap)
+        if capped:
+            expl = f"{cat.title}合计{plain(raw)}分，超过总计上限{plain(cat.cap)}分，按{plain(points)}分计"
+        else:
+            expl = f"{cat.title}合计{plain(points)}分" + (f"（满分{plain(cat.points)}分）" if cat.points is not None else "")
+        out.append(CategoryResult(cat.id, cat.title, cat.kind, cat.points, points, raw, cat.cap, capped, expl, cat.parent))
+        return points
+
+    for top in scheme.categories:
+        walk(top)
+    order = list(scheme.category_index())
+    out.sort(key=lambda r: order.index(r.id))
+    return out
+
+
+def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str) -> ScoreResult:
+    from .grading import grade_alone
+    clause_results = {cid: score_clause(scheme, c, fired, values) for cid, c in scheme.clauses.items()}
+    categories = _categories(scheme, clause_results)
+    tops = [r for r in categories if r.parent is None]
+    total = sum((r.points for r in tops), ZERO)
+    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in ("standard", BONUS, DEDUCTION)}
+    vetoes = []
+    for veto in scheme.grading.vetoes:
+        if f"{SCHEME_GROUP}/!{veto.id}" in fired:
+            vetoes.append(GradeVetoResult(veto.id, veto.effect, veto.grade, veto.reason, veto.when_text,
+                                          _facts_of(veto.when, values)))
+    missing = sorted({n for r in clause_results.values() for n in r.missing})
+    result = ScoreResult(
+        scheme=scheme.id, scheme_title=scheme.title, version=scheme.version, unit=unit, total=total,
+        maximum=scheme.total, point_unit=scheme.unit, complete=not missing, categories=categories,
+        clauses=list(clause_results.values()), grade_vetoes=vetoes, grade=None, distinctions=[],
+        grade_explanation="", missing=missing, facts=dict(values), matcher=matcher,
+        standard=by_kind["standard"], bonus=by_kind[BONUS], deduction=by_kind[DEDUCTION])
+    grade_alone(scheme, result)
+    return result
+
+
+def fired_rules(result: ScoreResult) -> dict:
+    """clause id -> ids of the rules (and vetoes, as "!id") that fired."""
+    return {c.id: [o.rule for o in c.rules if o.fired] + [f"!{v.id}" for v in c.vetoes if v.fired]
+            for c in result.clauses}
+
+
+def score_units(scheme: Scheme, units: Mapping[str, Mapping], matcher: Matcher, matcher_name: str) -> list:
+    """Check, match and score several units in one matcher call."""
+    checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
+    batch = [prepare(scheme, values) for values in checked.values()]
+    fired = matcher.match(scheme, batch)
+    return [assemble(scheme, unit, values, hits, matcher_name)
+            for (unit, values), hits in zip(checked.items(), fired)]
+
+
+def score_unit(scheme: Scheme, unit: str, facts: Mapping, matcher: Matcher, matcher_name: str) -> ScoreResult:
+    return score_units(scheme, {unit: facts}, matcher, matcher_name)[0]
+

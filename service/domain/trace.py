@@ -1,0 +1,88 @@
+"""The trace of a score: structured data for machines, Chinese text for people."""
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from .numbers import display, plain
+
+STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "被否决"}
+KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
+
+
+def to_data(value):
+    """Dataclasses, decimals and collections as JSON-ready data (decimals as exact strings)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, dict):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_data(v) for v in value]
+    return value
+
+
+def _pts(value) -> str:
+    return display(value) if value is not None else "—"
+
+
+def render(result, ranking_entry=None) -> str:
+    """A score as readable Chinese text: every clause, every rule, the arithmetic."""
+    lines = [
+        f"{result.scheme_title}",
+        f"被考核单位：{result.unit}",
+        f"细则版本：{result.version[:16]}　计算引擎：{result.matcher}",
+        "",
+    ]
+    by_category: dict[str, list] = {}
+    for clause in result.clauses:
+        by_category.setdefault(clause.category, []).append(clause)
+    for cat in result.categories:
+        indent = "  " if cat.parent else ""
+        maximum = f"/{_pts(cat.maximum)}" if cat.maximum is not None else ""
+        cap = f"（总计上限{_pts(cat.cap)}）" if cat.cap is not None else ""
+        lines.append(f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}")
+        if cat.capped:
+            lines.append(f"{indent}  ※ {cat.explanation}")
+        for clause in by_category.get(cat.id, []):
+            lines.append(f"{indent}  ▶ {clause.id} {clause.title}：{_pts(clause.points)}/{_pts(clause.maximum)}"
+                         f"（{STATUS_WORDS[clause.status]}）")
+            lines.append(f"{indent}    原文：{_short(clause.source)}")
+            for rule in clause.rules:
+                mark = "✓" if rule.fired else "·"
+                title = f"{rule.title}：" if rule.title else ""
+                lines.append(f"{indent}    {mark} [{rule.rule}] {title}{rule.explanation}")
+                if rule.note:
+                    lines.append(f"{indent}        解读：{rule.note}")
+            for veto in clause.vetoes:
+                if veto.fired:
+                    lines.append(f"{indent}    ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
+            if clause.missing:
+                lines.append(f"{indent}    ! 缺少事实：{'、'.join(clause.missing)}")
+            lines.append(f"{indent}    = {clause.explanation}")
+    lines.append("")
+    lines.append(f"基本分 {_pts(result.standard)}　加分 {_pts(result.bonus)}　扣分 {_pts(result.deduction)}")
+    lines.append(f"总分：{_pts(result.total)}（基本分满分{_pts(result.maximum)}）")
+    if not result.complete:
+        lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
+    for veto in result.grade_vetoes:
+        lines.append(f"等级否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
+    grade = result.grade or "—"
+    extra = f"（{'、'.join(result.distinctions)}）" if result.distinctions else ""
+    rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
+    lines.append(f"等级：{grade}{extra}{rank}　{result.grade_explanation}")
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[:limit] + "……"
+
+
+def render_ranking(entries) -> str:
+    lines = ["名次  单位  总分  等级  说明"]
+    for e in entries:
+        extra = f"（{'、'.join(e.distinctions)}）" if e.distinctions else ""
+        lines.append(f"{e.rank:>3}  {e.unit}  {display(e.total)}  {e.grade or '—'}{extra}  {e.explanation}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Matchers: durable-rules (production, contained in worker processes) and the oracle."""

@@ -1,0 +1,166 @@
+"""The durable-rules adapter: the only module that imports durable-rules.
+
+durable-rules 2.0.28 is an unmaintained C extension (see
+shared/notes/durable-rules.md).  This module calls its C layer directly,
+following the pattern that held up under measurement:
+
+- one process-wide lock around every C call (they hold the GIL anyway);
+- a fresh session id per evaluation; an always-matching ``open`` marker is
+  asserted alone first, which initialises the session's action context (a
+  session created by an unmatched fact crashes on ``delete_state``);
+- all facts plus an always-matching ``close`` marker in one batch: if the
+  close marker does not fire, the engine silently dropped part of the batch,
+  and the evaluation is an error, never a score;
+- actions drained synchronously, ``delete_state`` in ``finally``;
+- numbers written as plain decimal text (the engine cannot parse ``1e+16``);
+- a changed scheme compiles under a new ruleset name and the old one is
+  released with ``delete_ruleset``.
+
+Crashes and hangs inside the C code cannot be caught here; ``pool.py`` runs
+this module in worker processes and contains them.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from decimal import Decimal
+from typing import Sequence
+
+import durable_rules_engine as _engine
+
+from service.domain.conditions import AllOf, AnyOf, Condition, Test
+from service.domain.numbers import plain
+
+OPEN, CLOSE = "$open", "$close"
+_OPS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+ENGINE_VERSION = "durable-rules 2.0.28"
+
+_lock = threading.Lock()
+_sessions = itertools.count(1)
+
+
+class EngineError(RuntimeError):
+    """The engine did not evaluate the facts completely; no score may be given."""
+
+
+def dumps(value) -> str:
+    """JSON with decimals as plain digits (never exponent form, never a float)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        text = plain(value)
+        return text if "." in text else text  # integers are fine as they are
+    if isinstance(value, (int,)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    raise TypeError(f"cannot send {type(value).__name__} to the engine")
+
+
+def _test(cond: Condition) -> dict:
+    if isinstance(cond, Test):
+        if cond.op == "==":
+            return {cond.operand: cond.value}
+        return {_OPS[cond.op]: {cond.operand: cond.value}}
+    parts = [_test(p) for p in cond.parts]
+    if isinstance(cond, AllOf):
+        return {"$and": parts}
+    if not parts:  # an empty "or" never holds
+        return {"$and": [{"group": "$never"}]}
+    return {"$or": parts}
+
+
+def compile_ruleset(matches: Sequence) -> dict:
+    """durable-rules JSON ruleset: one rule per match key, group equality first."""
+    rules = {
+        OPEN: {"all": [{"m": {"$t": OPEN}}]},
+        CLOSE: {"all": [{"m": {"$t": CLOSE}}]},
+    }
+    for m in matches:
+        cond = _test(m.condition)
+        parts = [{"group": m.group}] + ([cond] if cond != {"$and": []} else [])
+        rules[m.key] = {"all": [{"m": {"$and": parts} if len(parts) > 1 else parts[0]}]}
+    return rules
+
+
+class Ruleset:
+    """One compiled scheme version living in this process's engine."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, key: str, definition: dict):
+        self.key = key
+        self.name = f"r{next(self._names)}"  # names can never be registered twice
+        with _lock:
+            self.handle = _engine.create_ruleset(self.name, dumps(definition))
+        self.released = False
+
+    def release(self) -> None:
+        with _lock:
+            if not self.released:
+                _engine.delete_ruleset(self.handle)
+                self.released = True
+
+    def _drain(self, state_handle) -> list[str]:
+        fired = []
+        result = _engine.start_action_for_state(self.handle, state_handle)
+        while result:
+            message = json.loads(result[1])
+            fired.extend(message.keys())
+            following = _engine.complete_and_start_action(self.handle, state_handle)
+            result = (None, following) if following else None
+        return fired
+
+    def evaluate_raw(self, facts_json: Sequence[str]) -> set:
+        """Evaluate facts already serialised as JSON objects (no sid/id); fired rule names."""
+        sid = f"s{next(_sessions)}"
+        head = f'{{"sid":"{sid}","id":"'
+        with _lock:
+            try:
+                code, state = _engine.assert_fact(self.handle, f'{head}open","$t":"{OPEN}"}}')
+                if OPEN not in self._drain(state):
+                    raise EngineError("会话初始化失败：开始标记未触发")
+                body = [head + f'f{i}",' + text[1:] for i, text in enumerate(facts_json)]
+                body.append(f'{head}close","$t":"{CLOSE}"}}')
+                code, state = _engine.assert_facts(self.handle, "[" + ",".join(body) + "]")
+                fired = set(self._drain(state))
+                if CLOSE not in fired:
+                    raise EngineError("规则引擎未处理完全部事实（结束标记未触发），本次不计分")
+            finally:
+                _engine.delete_state(self.handle, sid)
+        fired.discard(CLOSE)
+        return fired
+
+    def evaluate(self, facts: Sequence[dict]) -> set:
+        return self.evaluate_raw([dumps(f) for f in facts])
+
+
+class InProcessMatcher:
+    """durable-rules in this very process, no containment: for the worker and for tests."""
+
+    name = ENGINE_VERSION
+
+    def __init__(self):
+        self._rulesets: dict[str, Ruleset] = {}
+
+    def ruleset(self, key: str, matches) -> Ruleset:
+        rs = self._rulesets.get(key)
+        if rs is None:
+            rs = self._rulesets[key] = Ruleset(key, compile_ruleset(matches))
+        return rs
+
+    def release(self, key: str) -> None:
+        rs = self._rulesets.pop(key, None)
+        if rs is not None:
+            rs.release()
+
+    def match(self, scheme, batch):
+        rs = self.ruleset(scheme.program_name, scheme.matches)
+        return [rs.evaluate(facts) for facts in batch]

@@ -1,0 +1,243 @@
+"""durable-rules contained at process level.
+
+A crash (SIGSEGV, abort) or a hang (the C loop holds the GIL, so no Python
+signal can interrupt it) inside the engine must not take the caller down nor
+produce a score.  Each evaluation therefore runs in a worker process with a
+deadline; a worker that dies or misses its deadline is killed and replaced,
+the caller gets ``EngineUnavailable`` with an incident id, and the next call
+is served by a fresh worker.
+
+Workers hold compiled rulesets keyed by scheme version.  ``retire(key)``
+releases a version in every worker (``delete_ruleset``), lazily at each
+worker's next request, so an old version keeps serving calls already under
+way and its memory is then given back.
+
+Several threads may call ``match`` at once: each call takes a whole worker
+for itself, so facts of concurrent callers never meet in one engine session.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine crashed, hung or refused this evaluation; no score was produced."""
+
+    def __init__(self, message: str, incident: str, kind: str):
+        super().__init__(f"{message}（事件编号 {incident}）")
+        self.message, self.incident, self.kind = message, incident, kind
+
+
+# --- the worker side -----------------------------------------------------------------
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import os
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
+    import json
+    from service.engine import durable
+
+    rulesets: dict[str, durable.Ruleset] = {}
+    released = 0
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        op = msg[0]
+        if op == "match":
+            _, key, definition, batch, retire = msg
+            for old in retire:
+                rs = rulesets.pop(old, None)
+                if rs is not None:
+                    rs.release()
+                    released += 1
+            try:
+                rs = rulesets.get(key)
+                if rs is None:
+                    if definition is None:
+                        conn.send(("need", key))
+                        continue
+                    rs = rulesets[key] = durable.Ruleset(key, json.loads(definition))
+                out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
+                conn.send(("ok", out))
+            except durable.EngineError as err:
+                conn.send(("error", str(err)))
+            except Exception as err:  # engine errors surface as plain exceptions
+                conn.send(("error", f"{type(err).__name__}: {err}"))
+        elif op == "stats":
+            conn.send(("ok", {"rss": _rss(), "rulesets": sorted(rulesets), "released": released}))
+        elif op == "stop":
+            return
+
+
+# --- the parent side ------------------------------------------------------------------
+
+@dataclass
+class _Worker:
+    process: mp.Process
+    conn: object
+    loaded: set = field(default_factory=set)
+    calls: int = 0
+
+
+class EnginePool:
+    """A few worker processes running durable-rules, each used by one caller at a time."""
+
+    name = "durable-rules 2.0.28 (contained)"
+
+    def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn"):
+        self.size, self.deadline, self.per_unit = size, deadline, per_unit
+        self._ctx = mp.get_context(start_method)
+        self._idle: "queue.Queue[_Worker]" = queue.Queue()
+        self._retired: set[str] = set()
+        self._pending_retire: dict[int, set] = {}
+        self._definitions: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self.incidents: list[dict] = []
+        self.spawned = 0
+        for w in [self._spawn() for _ in range(size)]:
+            self._idle.put(w)
+
+    # workers
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=worker_main, args=(child,), daemon=True, name="durable-rules worker")
+        process.start()
+        child.close()
+        self.spawned += 1
+        return _Worker(process, parent)
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        try:
+            worker.process.kill()
+        except Exception:  # pragma: no cover - already gone
+            pass
+        worker.process.join(timeout=5)
+        try:
+            worker.conn.close()
+        except Exception:  # pragma: no cover
+            pass
+        return self._spawn()
+
+    def _incident(self, kind: str, message: str, detail: str = "") -> EngineUnavailable:
+        incident = uuid.uuid4().hex[:12]
+        self.incidents.append({"id": incident, "kind": kind, "message": message, "detail": detail,
+                               "time": time.time()})
+        log.error("engine incident %s (%s): %s %s", incident, kind, message, detail)
+        return EngineUnavailable(message, incident, kind)
+
+    def _definition(self, scheme) -> str:
+        key = scheme.program_name
+        text = self._definitions.get(key)
+        if text is None:
+            from service.engine.durable import compile_ruleset, dumps
+            text = self._definitions[key] = dumps(compile_ruleset(scheme.matches))
+        return text
+
+    # calls
+
+    def _call(self, worker: _Worker, message, timeout: float):
+        worker.conn.send(message)
+        if not worker.conn.poll(timeout):
+            raise TimeoutError
+        return worker.conn.recv()
+
+    def match_raw(self, key: str, definition: str, batch: Sequence[Sequence[str]]) -> list[set]:
+        """Evaluate pre-serialised facts under the ruleset ``definition`` known as ``key``."""
+        if self._closed:
+            raise RuntimeError("engine pool is closed")
+        timeout = self.deadline + self.per_unit * len(batch)
+        worker = self._idle.get()
+        try:
+            with self._lock:
+                retire = sorted(self._retired & worker.loaded)
+            send_def = definition if key not in worker.loaded else None
+            try:
+                reply = self._call(worker, ("match", key, send_def, list(batch), retire), timeout)
+                worker.loaded -= set(retire)
+                if reply[0] == "need":  # the worker released it meanwhile: send it again
+                    reply = self._call(worker, ("match", key, definition, list(batch), []), timeout)
+            except TimeoutError:
+                worker = self._replace(worker)
+                raise self._incident("hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程") from None
+            except (EOFError, OSError, BrokenPipeError) as err:
+                code = worker.process.exitcode
+                worker = self._replace(worker)
+                raise self._incident("crash", "规则引擎进程意外退出，已重启引擎进程",
+                                     f"exit code {code}; {type(err).__name__}") from None
+            worker.loaded.add(key)
+            worker.calls += 1
+            if reply[0] == "error":
+                raise self._incident("error", "规则引擎未能完整处理这些事实，本次不计分", reply[1])
+            return [set(fired) for fired in reply[1]]
+        finally:
+            self._idle.put(worker)
+
+    def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
+        from service.engine.durable import dumps
+        return self.match_raw(scheme.program_name, self._definition(scheme),
+                              [[dumps(f) for f in facts] for facts in batch])
+
+    def retire(self, key: str) -> None:
+        """Release a scheme version in every worker (at each worker's next call)."""
+        with self._lock:
+            self._retired.add(key)
+            self._definitions.pop(key, None)
+
+    def stats(self) -> list[dict]:
+        """Each worker's resident memory and loaded rulesets (takes every worker in turn)."""
+        taken = [self._idle.get() for _ in range(self.size)]
+        try:
+            out = []
+            for w in taken:
+                reply = self._call(w, ("stats",), self.deadline)
+                out.append(dict(reply[1], pid=w.process.pid, calls=w.calls))
+            return out
+        finally:
+            for w in taken:
+                self._idle.put(w)
+
+    def pids(self) -> list[int]:
+        taken = [self._idle.get() for _ in range(self.size)]
+        try:
+            return [w.process.pid for w in taken]
+        finally:
+            for w in taken:
+                self._idle.put(w)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in range(self.size):
+            w = self._idle.get()
+            try:
+                w.conn.send(("stop",))
+            except Exception:
+                pass
+            w.process.join(timeout=2)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

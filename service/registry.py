@@ -1,0 +1,56 @@
+"""The schemes being served, swapped all-or-nothing when the rules change.
+
+``reload`` reads the whole rules directory; if any file has any error, the
+current schemes keep serving and the errors are raised.  If it loads, the new
+set replaces the old in one assignment, and each scheme version no longer
+served is retired from the engine (its memory released).  Every version ever
+loaded stays known by its hash, so a stored score can be replayed.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Optional
+
+from service.domain.model import Scheme
+from service.rulefiles.loader import load_all
+
+
+class Registry:
+    def __init__(self, rules_dir: Path, engine=None):
+        self.rules_dir = Path(rules_dir)
+        self.engine = engine
+        self._current: dict[str, Scheme] = {}
+        self._versions: dict[str, Scheme] = {}  # version hash -> scheme
+        self._lock = threading.Lock()
+
+    def reload(self) -> dict:
+        """Load the rules directory; return {scheme id: (old version, new version)} of what changed."""
+        fresh = load_all(self.rules_dir)  # raises RuleSetError, leaving everything as it was
+        with self._lock:
+            old = self._current
+            changes = {}
+            for sid in sorted(set(old) | set(fresh)):
+                before = old[sid].version if sid in old else None
+                after = fresh[sid].version if sid in fresh else None
+                if before != after:
+                    changes[sid] = (before, after)
+            # keep the already-compiled object when nothing changed
+            merged = {sid: (old[sid] if sid in old and old[sid].version == s.version else s) for sid, s in fresh.items()}
+            for s in merged.values():
+                self._versions.setdefault(s.version, s)
+            self._current = merged
+        if self.engine is not None:
+            for sid, (before, _after) in changes.items():
+                if before is not None:
+                    self.engine.retire(old[sid].program_name)
+        return changes
+
+    def schemes(self) -> dict[str, Scheme]:
+        return dict(self._current)
+
+    def get(self, scheme_id: str) -> Optional[Scheme]:
+        return self._current.get(scheme_id)
+
+    def by_version(self, version: str) -> Optional[Scheme]:
+        return self._versions.get(version)

@@ -1,0 +1,505 @@
+"""Loading a scheme folder: strict reading, semantic checks, then the model.
+
+A scheme folder holds ``scheme.yaml`` and ``clauses/*.yaml`` (one clause a
+file, read in file-name order).  Loading either returns a complete ``Scheme``
+or raises ``RuleSetError`` listing every problem found, each with file, line
+and column; nothing partial is ever returned.
+"""
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Optional
+
+from service.domain import expressions as ex
+from service.domain import program
+from service.domain.facts import check_value
+from service.domain.model import (BONUS, DEDUCTION, STANDARD, Band, Category, Clause, ClauseTest, ClauseVeto,
+                                  Distinction, FactSpec, GradeVeto, Grading, Level, RankingTest, Rule, Scheme,
+                                  SchemeTest, Source, Tier)
+from service.domain.numbers import ZERO, plain
+
+from . import spec
+from .errors import RuleFileError, RuleSetError
+from .reader import Context, ExprText, Located, compose
+
+SCHEME_FILE = "scheme.yaml"
+CLAUSE_DIR = "clauses"
+MAX_CLAUSES = 400  # durable-rules loops forever past 511 distinct first-level tests
+_FACT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_RESERVED = {"group", "sid", "id", "and", "or", "not", "true", "false", *ex.FUNCTIONS}
+
+
+def version_of(folder: Path) -> str:
+    """Content hash of a scheme folder: every YAML file's relative path and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.yaml")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _read(path: Path, root: Path, objspec, errors: list) -> Optional[Located]:
+    ctx = Context(_display(path, root))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        errors.append(RuleFileError(ctx.file, 1, 1, f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8"))
+        return None
+    node = compose(text, ctx)
+    data = objspec.read(node, ctx) if node is not None else None
+    errors.extend(ctx.errors)
+    return data if not ctx.errors else None
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+class _Checker:
+    """Semantic checks over the read files; collects errors with positions."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.errors: list[RuleFileError] = []
+
+    def err(self, file: str, where: tuple[int, int], message: str) -> None:
+        self.errors.append(RuleFileError(file, where[0], where[1], message))
+
+
+def _source(d: Located) -> Source:
+    return Source(d["source"]["document"], d["source"].get("ref", ""), d["source"]["text"])
+
+
+def _fact(d: Located, owner: str, file: str, chk: _Checker) -> Optional[FactSpec]:
+    name, ftype = d["name"], d["type"]
+    ok = True
+    if not _FACT_NAME.match(name) or name in _RESERVED or keyword.iskeyword(name):
+        chk.err(file, d.at("name"), f"事实名“{name}”不可用：须以英文字母开头，只含英文字母、数字和下划线，且不能是保留字")
+        ok = False
+    lo, hi = d.get("min"), d.get("max")
+    numeric = ftype in ("number", "integer", "percent")
+    if not numeric and ("min" in d or "max" in d):
+        chk.err(file, d.at("min" if "min" in d else "max", value=False), f"{ftype} 类型的事实不能设 min/max")
+        ok = False
+    if ftype == "percent":
+        lo = Decimal(0) if lo is None else lo
+        hi = Decimal(100) if hi is None else hi
+    if lo is not None and hi is not None and lo > hi:
+        chk.err(file, d.at("min"), f"事实“{name}”的 min（{plain(lo)}）大于 max（{plain(hi)}）")
+        ok = False
+    if ftype == "choice" and not d.get("choices"):
+        chk.err(file, d.at(), f"choice 类型的事实“{name}”须列出 choices")
+        ok = False
+    if ftype != "choice" and "choices" in d:
+        chk.err(file, d.at("choices", value=False), f"只有 choice 类型的事实才能设 choices")
+        ok = False
+    if not ok:
+        return None
+    return FactSpec(name, ftype, d["label"], d.get("unit", ""), d.get("help", ""), lo, hi,
+                    tuple(d.get("choices") or ()), d.get("required", True), owner)
+
+
+def _check_expr(e: ExprText, types: dict, want: str, file: str, chk: _Checker, what: str) -> bool:
+    try:
+        got = ex.infer(e.tree, types)
+    except ex.ExprError as err:
+        chk.err(file, e.at(err.column), err.message)
+        return False
+    if got != want:
+        chk.err(file, e.at(1), f"{what}应为{ex.TYPE_NAMES[want]}表达式，“{e.text}”是{ex.TYPE_NAMES[got]}")
+        return False
+    return True
+
+
+def _contiguous(items, file: str, chk: _Checker, where_of, what: str) -> bool:
+    """Ranges must neither overlap nor leave gaps between them."""
+    ranges = [(i, r) for i, r in enumerate(items)]
+    ordered = sorted(ranges, key=lambda ir: (ir[1].low is not None, ir[1].low or 0, not ir[1].low_closed))
+    ok = True
+    for (i, a), (j, b) in zip(ordered, ordered[1:]):
+        if a.high is None or (b.low is not None and (b.low < a.high or (b.low == a.high and a.high_closed and b.low_closed))):
+            chk.err(file, where_of(j), f"{what}“{b.text}”与“{a.text}”重叠：同一数值只能落在一档")
+            ok = False
+        elif b.low is None or b.low > a.high or (b.low == a.high and not a.high_closed and not b.low_closed):
+            gap = plain(a.high) if b.low is None or b.low == a.high else f"{plain(a.high)}到{plain(b.low)}之间"
+            chk.err(file, where_of(j), f"{what}“{a.text}”与“{b.text}”之间有空档：{gap}不在任何一档")
+            ok = False
+    return ok
+
+
+def _rule(d: Located, clause_id: str, points: Decimal, types: dict, facts: dict, file: str,
+          chk: _Checker) -> Optional[Rule]:
+    kind = d["kind"]
+    required, optional = spec.KIND_FIELDS[kind]
+    ok = True
+    for key in d:
+        if key in ("id", "kind", "title", "note") or key in required or key in optional:
+            continue
+        chk.err(file, d.at(key, value=False), f"{kind} 类型的规则不使用键“{key}”（可用：{'、'.join(sorted(required | optional))}）")
+        ok = False
+    for key in sorted(required - set(d)):
+        chk.err(file, d.at(), f"{kind} 类型的规则缺少键“{key}”（{spec.RULE_FIELDS[key].doc}）")
+        ok = False
+    if not ok:
+        return None
+    when = d.get("when")
+    if when is not None and not _check_expr(when, types, ex.BOOLEAN, file, chk, "when"):
+        return None
+    base = dict(id=d["id"], kind=kind, title=d.get("title", ""), note=d.get("note", ""),
+                when=when.tree if when else None, when_text=when.text if when else "", cap=d.get("cap"),
+                measure_label=d.get("measure_label", ""))
+    if kind == "fixed":
+        return Rule(points=d["points"], **base)
+    if kind in ("bands", "steps", "per_unit"):
+        m: ExprText = d["measure"] if kind != "per_unit" else d["count"]
+        if not _check_expr(m, types, ex.NUMBER, file, chk, "measure" if kind != "per_unit" else "count"):
+            return None
+        base.update(measure=m.tree, measure_text=m.text)
+        if kind == "bands":
+            bands = d["bands"]
+            if not _contiguous([b["range"] for b in bands], file, chk, lambda j: bands[j].at("range"), "档"):
+                return None
+            return Rule(bands=tuple(Band(b["range"], b["points"], b.get("label", "")) for b in bands), **base)
+        if d["each"] == 0:
+            chk.err(file, d.at("each"), "each 不能为0")
+            return None
+        if kind == "per_unit":
+            return Rule(each=d["each"], **base)
+        return Rule(each=d["each"], step=d["step"], whole_steps=d.get("whole_steps", True), **base)
+    # scaled, assessed, maturity read one fact
+    name = d["value"]
+    fact = facts.get(name)
+    if fact is None:
+        chk.err(file, d.at("value"), f"value 引用了未声明的事实“{name}”")
+        return None
+    if fact.expr_type != ex.NUMBER:
+        chk.err(file, d.at("value"), f"value 引用的事实“{name}”应为数值类型，这里是 {fact.type}")
+        return None
+    if kind == "scaled":
+        return Rule(value=name, scale_from=d["scale_from"], scale_to=d.get("scale_to", points), **base)
+    if kind == "assessed":
+        if fact.minimum is None or fact.maximum is None or fact.minimum < 0 or fact.maximum > points:
+            chk.err(file, d.at("value"), f"评审给分的事实“{name}”须设 min 和 max，且在0到本条款分值{plain(points)}之间")
+            return None
+        reason = facts.get(d["reason"])
+        if reason is None or reason.type != "text":
+            chk.err(file, d.at("reason"), f"reason 应引用一个 text 类型的事实（评审理由），“{d['reason']}”不是")
+            return None
+        return Rule(value=name, reason=d["reason"], **base)
+    # maturity
+    if fact.type != "percent":
+        chk.err(file, d.at("value"), f"成熟度读取的事实“{name}”应为 percent 类型，这里是 {fact.type}")
+        return None
+    levels = d["levels"]
+    if not _contiguous([lv["range"] for lv in levels], file, chk, lambda j: levels[j].at("range"), "成熟度档"):
+        return None
+    ranges = [lv["range"] for lv in levels]
+    lowest = min((r for r in ranges), key=lambda r: (r.low is not None, r.low or 0))
+    highest = max((r for r in ranges), key=lambda r: (r.high is None, r.high or 0))
+    if not (lowest.contains(fact.minimum) and highest.contains(fact.maximum)):
+        chk.err(file, d.at("levels"), f"成熟度各档应覆盖事实“{name}”的全部取值（{plain(fact.minimum)}到{plain(fact.maximum)}）")
+        return None
+    return Rule(value=name, levels=tuple(Level(lv["range"], lv["label"], lv.get("text", "")) for lv in levels), **base)
+
+
+def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> Optional[dict]:
+    out, ok = {}, True
+    for name, value in raw.items():
+        fact = facts.get(name)
+        if fact is None:
+            chk.err(file, raw.at(name, value=False), f"测试用例中的事实“{name}”未声明")
+            ok = False
+            continue
+        if value is None:
+            continue
+        checked, problem = check_value(fact, value)
+        if problem:
+            chk.err(file, raw.at(name), f"测试用例中的事实“{name}”{problem}")
+            ok = False
+        else:
+            out[name] = checked
+    return out if ok else None
+
+
+def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _Checker,
+            all_facts: dict) -> Optional[Clause]:
+    n_errors = len(chk.errors)
+    cid = d["id"]
+    cat = categories.get(d["category"])
+    if cat is None:
+        chk.err(file, d.at("category"), f"类别“{d['category']}”在 scheme.yaml 中没有定义（已有：{'、'.join(categories)}）")
+        return None
+    points = d["points"]
+    own: dict[str, FactSpec] = {}
+    for f in d.get("facts") or []:
+        fact = _fact(f, cid, file, chk)
+        if fact is None:
+            continue
+        if fact.name in own:
+            chk.err(file, f.at("name"), f"事实“{fact.name}”在本文件中重复声明")
+        elif fact.name in all_facts:
+            other = all_facts[fact.name]
+            where = f"条款 {other.owner}" if other.owner else "scheme.yaml"
+            chk.err(file, f.at("name"), f"事实“{fact.name}”已在{where}中声明，同一细则内事实名须唯一；共用的事实请在 scheme.yaml 的 facts 中声明")
+        else:
+            own[fact.name] = fact
+    facts = {**scheme_facts, **own}
+    types = {n: f.expr_type for n, f in facts.items()}
+    rules, seen = [], {}
+    for r in d["rules"]:
+        if r["id"] in seen:
+            chk.err(file, r.at("id"), f"规则编号“{r['id']}”在本条款中重复")
+            continue
+        seen[r["id"]] = True
+        rule = _rule(r, cid, points, types, facts, file, chk)
+        if rule is not None:
+            rules.append(rule)
+    vetoes = []
+    for v in d.get("vetoes") or []:
+        if v["id"] in seen:
+            chk.err(file, v.at("id"), f"否决编号“{v['id']}”与本条款的规则或否决重复")
+            continue
+        seen[v["id"]] = True
+        if _check_expr(v["when"], types, ex.BOOLEAN, file, chk, "when"):
+            vetoes.append(ClauseVeto(v["id"], v["when"].tree, v["when"].text, v["reason"]))
+    kind = cat.kind
+    start = d.get("start", "zero")
+    if start == "full" and kind != STANDARD:
+        chk.err(file, d.at("start"), "只有基本分条款才能从满分扣起（start: full）；加分项、扣分项从0分起")
+    reads: list[str] = []
+    for rule in rules:
+        for tree in (rule.when, rule.measure):
+            if tree is not None:
+                reads += ex.names(tree)
+        reads += [n for n in (rule.value, rule.reason) if n]
+    for veto in vetoes:
+        reads += ex.names(veto.when)
+    reads = list(dict.fromkeys(reads))
+    for name, fact in own.items():
+        if name not in reads:
+            chk.err(file, d.at("facts"), f"事实“{name}”已声明，但没有任何规则读取它")
+    if len(chk.errors) > n_errors:
+        return None
+    clause = Clause(id=cid, title=d["title"], category=cat.id, kind=kind, points=points, start=start,
+                    source=_source(d), offices=tuple(d.get("offices") or ()), deadline=d.get("deadline", ""),
+                    tasks=tuple((t["task"], t.get("deadline", ""), tuple(t.get("offices") or ())) for t in d.get("tasks") or ()),
+                    evidence=tuple(d.get("evidence") or ()), facts=tuple(own.values()), reads=tuple(reads),
+                    rules=tuple(rules), vetoes=tuple(vetoes), file=file)
+    all_facts.update(own)
+    ids = {r.id for r in rules} | {f"!{v.id}" for v in vetoes}
+    tests = []
+    for t in d["tests"]:
+        values = _test_facts(t["facts"], facts, file, chk)
+        for rid in t.get("fired") or []:
+            if rid not in ids:
+                chk.err(file, t.at("fired"), f"测试用例“{t['name']}”期望触发的“{rid}”不是本条款的规则或否决（否决写 !编号）")
+        if not (clause.low <= t["points"] <= clause.high):
+            chk.err(file, t.at("points"), f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(clause.high)}）")
+        if values is not None:
+            tests.append(ClauseTest(t["name"], values, t["points"],
+                                    tuple(t["fired"]) if "fired" in t else None, t.get("status")))
+    clause.tests = tuple(tests)
+    return clause
+
+
+def _categories(items, file: str, chk: _Checker, parent: Optional[Category], index: dict) -> list:
+    out = []
+    for d in items or []:
+        kind = d.get("kind", parent.kind if parent else STANDARD)
+        if parent is not None and kind != parent.kind:
+            chk.err(file, d.at("kind"), f"子类别的类型（{kind}）须与上级类别（{parent.kind}）相同")
+        if d["id"] in index:
+            chk.err(file, d.at("id"), f"类别编号“{d['id']}”重复")
+            continue
+        if kind == STANDARD and "points" not in d:
+            chk.err(file, d.at(), f"基本分类别“{d['id']} {d['title']}”须写明分值 points")
+        if kind == STANDARD and "cap" in d:
+            chk.err(file, d.at("cap", value=False), "基本分类别不设 cap；其上限就是 points")
+        cat = Category(d["id"], d["title"], kind, d.get("points"), d.get("cap"), parent=parent.id if parent else None)
+        cat._at = d.at("points") if "points" in d else d.at()  # type: ignore[attr-defined]
+        index[cat.id] = cat
+        cat.children = _categories(d.get("categories"), file, chk, cat, index)
+        out.append(cat)
+    return out
+
+
+def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
+    def subtotal(cat: Category) -> Decimal:
+        parts = [(c, scheme.clauses[c].points) for c in cat.clauses]
+        total = sum((p for _, p in parts), ZERO) + sum((subtotal(ch) for ch in cat.children), ZERO)
+        if cat.kind == STANDARD and cat.points is not None and total != cat.points:
+            listing = "，".join([f"条款{c} {plain(p)}分" for c, p in parts] +
+                               [f"类别{ch.id} {plain(ch.points or 0)}分" for ch in cat.children])
+            chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”的分值为{plain(cat.points)}分，"
+                                   f"但其下合计{plain(total)}分（{listing or '没有条款'}）")
+        if not cat.clauses and not cat.children:
+            chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”下没有任何条款")
+        return cat.points if cat.points is not None else total
+
+    standard = ZERO
+    for top in scheme.categories:
+        value = subtotal(top)
+        if top.kind == STANDARD:
+            standard += value
+    if standard != scheme.total:
+        chk.err(file, scheme._total_at, f"细则总分为{plain(scheme.total)}分，但各基本分类别合计{plain(standard)}分")
+
+
+def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
+    method = d["method"]
+    tiers = []
+    for t in d.get("tiers") or []:
+        has_min, has_top = "min" in t, "top" in t
+        if method == "thresholds" and has_top or method == "rank" and has_min:
+            chk.err(file, t.at(), f"{method} 评级的等级应使用 {'min' if method == 'thresholds' else 'top'}")
+        tiers.append(Tier(t["grade"], t.get("min"), t.get("top"), t.get("title", "")))
+    if method != "none" and not tiers:
+        chk.err(file, d.at(), f"{method} 评级须列出 tiers")
+    if method == "none" and tiers:
+        chk.err(file, d.at("tiers", value=False), "method 为 none 时不列 tiers")
+    if tiers and (tiers[-1].min is not None or tiers[-1].top is not None):
+        chk.err(file, d.at("tiers"), "最后一个等级应不设 min/top，作为其余单位的等级")
+    grades = {t.grade for t in tiers}
+    distinctions = []
+    for x in d.get("distinctions") or []:
+        if x["grade"] not in grades:
+            chk.err(file, x.at("grade"), f"称号“{x['name']}”所需的等级“{x['grade']}”不在 tiers 中")
+        if ("top" in x) == ("min" in x):
+            chk.err(file, x.at(), f"称号“{x['name']}”须且只能设 top 或 min 之一")
+        distinctions.append(Distinction(x["name"], x["grade"], x.get("top"), x.get("min")))
+    vetoes = []
+    names = grades | {x.name for x in distinctions}
+    for v in d.get("vetoes") or []:
+        if v["effect"] == "bar" and v["grade"] not in names:
+            chk.err(file, v.at("grade"), f"不得评的“{v['grade']}”不是本细则的等级或称号（有：{'、'.join(sorted(names)) or '无'}）")
+        if _check_expr(v["when"], types, ex.BOOLEAN, file, chk, "when"):
+            vetoes.append(GradeVeto(v["id"], v["when"].tree, v["when"].text, v["effect"], v["grade"], v["reason"],
+                                    d.get("source", "")))
+    return Grading(method, tuple(tiers), tuple(distinctions), tuple(vetoes), d.get("note", ""))
+
+
+def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
+    """Read, check and compile one scheme folder; ``RuleSetError`` on any problem."""
+    folder = Path(folder)
+    root = Path(root) if root is not None else folder.parent
+    chk = _Checker(root)
+    scheme_path = folder / SCHEME_FILE
+    sfile = _display(scheme_path, root)
+    if not scheme_path.is_file():
+        raise RuleSetError([RuleFileError(sfile, 1, 1, "缺少 scheme.yaml：每个细则文件夹都要有一个 scheme.yaml")])
+    raw_errors: list[RuleFileError] = []
+    s = _read(scheme_path, root, spec.SCHEME, raw_errors)
+    clause_paths = sorted((folder / CLAUSE_DIR).glob("*.yaml"))
+    stray = sorted(p for p in folder.rglob("*.yml"))
+    for p in stray:
+        raw_errors.append(RuleFileError(_display(p, root), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取"))
+    clause_docs = [(p, _read(p, root, spec.CLAUSE, raw_errors)) for p in clause_paths]
+    if not clause_paths:
+        raw_errors.append(RuleFileError(sfile, 1, 1, f"细则文件夹中没有条款文件（应放在 {CLAUSE_DIR}/ 下，每个条款一个 .yaml 文件）"))
+    if s is None or raw_errors:
+        raise RuleSetError(raw_errors)
+
+    index: dict[str, Category] = {}
+    categories = _categories(s["categories"], sfile, chk, None, index)
+    scheme_facts: dict[str, FactSpec] = {}
+    for f in s.get("facts") or []:
+        fact = _fact(f, "", sfile, chk)
+        if fact is not None:
+            if fact.name in scheme_facts:
+                chk.err(sfile, f.at("name"), f"事实“{fact.name}”重复声明")
+            scheme_facts[fact.name] = fact
+    all_facts = dict(scheme_facts)
+    clauses: dict[str, Clause] = {}
+    clause_at: dict[str, str] = {}
+    for path, d in clause_docs:
+        file = _display(path, root)
+        if d["id"] in clauses:
+            chk.err(file, d.at("id"), f"条款编号“{d['id']}”与 {clause_at[d['id']]} 重复")
+            continue
+        clause = _clause(d, file, scheme_facts, index, chk, all_facts)
+        if clause is not None:
+            clauses[clause.id] = clause
+            clause_at[clause.id] = file
+            index[clause.category].clauses.append(clause.id)
+            if len(clause.rules) + len(clause.vetoes) > program.MAX_SIMULTANEOUS_MATCHES:
+                chk.err(file, d.at("rules"), f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款")
+    if len(clause_docs) > MAX_CLAUSES:
+        chk.err(sfile, s.at(), f"一套细则最多{MAX_CLAUSES}个条款，这里有{len(clause_docs)}个")
+    types = {n: f.expr_type for n, f in scheme_facts.items()}
+    grading = _grading(s["grading"], types, sfile, chk)
+    used = {n for c in clauses.values() for n in c.reads}
+    for veto in grading.vetoes:
+        used |= set(ex.names(veto.when))
+    for name in scheme_facts:
+        if name not in used:
+            chk.err(sfile, s.at("facts"), f"共用事实“{name}”已声明，但没有任何条款或等级否决读取它")
+    if chk.errors:
+        raise RuleSetError(chk.errors)
+
+    scheme = Scheme(id=s["id"], title=s["title"], year=s["year"], issuer=s["issuer"], source=_source(s),
+                    total=s["total"], unit=s.get("unit", "分"), categories=categories, clauses=clauses,
+                    facts=all_facts, grading=grading, path=str(folder), version=version_of(folder),
+                    files=tuple([sfile] + [_display(p, root) for p in clause_paths]), notes=s.get("note", ""))
+    scheme._total_at = s.at("total")  # type: ignore[attr-defined]
+    _check_sums(scheme, sfile, chk)
+    tests = []
+    for t in s.get("tests") or []:
+        values = _test_facts(t["facts"], all_facts, sfile, chk)
+        if values is not None:
+            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade")))
+    scheme.tests = tuple(tests)
+    rtests = []
+    for t in s.get("ranking_tests") or []:
+        units = {}
+        for unit, u in t["units"].items():
+            values = _test_facts(u.get("facts") or Located(), scheme_facts, sfile, chk)
+            units[unit] = {"total": u["total"], "facts": values or {}}
+        expect = {}
+        for unit, e in t["expect"].items():
+            if unit not in units:
+                chk.err(sfile, t["expect"].at(unit, value=False), f"期望中的单位“{unit}”不在 units 中")
+            expect[unit] = {"rank": e["rank"], "grade": e.get("grade"), "distinctions": tuple(e["distinctions"]) if "distinctions" in e else None}
+        rtests.append(RankingTest(t["name"], units, expect))
+    scheme.ranking_tests = tuple(rtests)
+    if chk.errors:
+        raise RuleSetError(chk.errors)
+    program.build(scheme)
+    return scheme
+
+
+def find_schemes(root: Path | str) -> list[Path]:
+    """Every scheme folder (one holding scheme.yaml) under ``root``."""
+    return sorted(p.parent for p in Path(root).rglob(SCHEME_FILE))
+
+
+def load_all(root: Path | str) -> dict[str, Scheme]:
+    """All schemes under ``root``, all or nothing: any error in any file fails the whole load."""
+    root = Path(root)
+    schemes: dict[str, Scheme] = {}
+    errors: list[RuleFileError] = []
+    folders = find_schemes(root)
+    if not folders:
+        raise RuleSetError([RuleFileError(root.as_posix(), 1, 1, "规则目录中没有找到任何 scheme.yaml")])
+    where: dict[str, str] = {}
+    for folder in folders:
+        try:
+            scheme = load_scheme(folder, root)
+        except RuleSetError as err:
+            errors.extend(err.errors)
+            continue
+        if scheme.id in schemes:
+            errors.append(RuleFileError(_display(folder / SCHEME_FILE, root), 1, 1,
+                                        f"细则编号“{scheme.id}”与 {where[scheme.id]} 重复"))
+            continue
+        schemes[scheme.id] = scheme
+        where[scheme.id] = _display(folder / SCHEME_FILE, root)
+    if errors:
+        raise RuleSetError(errors)
+    return schemes

@@ -1,0 +1,405 @@
+"""Typed reading of YAML nodes, with the position of every key and value.
+
+The YAML text is *composed* (not constructed) so that every scalar keeps its
+source text and position: ``0.25`` becomes ``Decimal("0.25")`` straight from
+the text, never via a binary float.  Each field of each object is declared in
+``service.rulefiles.spec``; anything else is an error with a suggestion.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Optional
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from service.domain import expressions as ex
+from service.domain.model import Interval
+from service.domain.numbers import MATCH_DIGITS, MAX_MAGNITUDE
+
+from .errors import RuleFileError
+
+TAG = "tag:yaml.org,2002:"
+
+
+class Located(dict):
+    """A mapping read from YAML, remembering where each key and value was."""
+
+    line: int = 1
+    column: int = 1
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keys_at: dict[str, tuple[int, int]] = {}
+        self.values_at: dict[str, tuple[int, int]] = {}
+        self.nodes: dict[str, Node] = {}
+
+    def at(self, key: Optional[str] = None, value: bool = True) -> tuple[int, int]:
+        if key is None:
+            return self.line, self.column
+        table = self.values_at if value else self.keys_at
+        return table.get(key, (self.line, self.column))
+
+
+class LocatedList(list):
+    line: int = 1
+    column: int = 1
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.items_at: list[tuple[int, int]] = []
+
+
+def pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+@dataclass
+class Context:
+    file: str
+    errors: list = field(default_factory=list)
+
+    def error(self, where: tuple[int, int], message: str) -> None:
+        self.errors.append(RuleFileError(self.file, where[0], where[1], message))
+
+
+def compose(text: str, ctx: Context) -> Optional[Node]:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.version = (1, 2)
+    try:
+        node = yaml.compose(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        ctx.error(where, f"YAML 格式错误（{err.problem or err.context}），请检查缩进、冒号和引号")
+        return None
+    if node is None:
+        ctx.error((1, 1), "文件是空的")
+    return node
+
+
+# --- value specs ----------------------------------------------------------------
+
+class Spec:
+    """How to read one value.  ``words`` names the expected kind in errors and docs."""
+    words = "值"
+
+    def read(self, node: Node, ctx: Context) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _scalar(node: Node, ctx: Context, words: str) -> Optional[ScalarNode]:
+    if not isinstance(node, ScalarNode):
+        ctx.error(pos(node), f"应为{words}，这里是{'列表' if isinstance(node, SequenceNode) else '映射'}")
+        return None
+    if node.anchor:
+        ctx.error(pos(node), "规则文件不支持锚点（&）与引用（*），请直接写出内容")
+        return None
+    return node
+
+
+class Text(Spec):
+    words = "文字"
+
+    def __init__(self, non_empty: bool = True):
+        self.non_empty = non_empty
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.tag != TAG + "str":
+            ctx.error(pos(node), f"应为文字，这里是“{node.value}”（若确为文字请加引号）")
+            return None
+        if self.non_empty and not node.value.strip():
+            ctx.error(pos(node), "不能为空")
+            return None
+        return node.value
+
+
+class Id(Spec):
+    """A code such as a clause number: text or a whole number, kept as text."""
+    words = "编号"
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.tag not in (TAG + "str", TAG + "int", TAG + "float"):
+            ctx.error(pos(node), f"应为编号（文字或数字），这里是“{node.value}”")
+            return None
+        if not node.value.strip():
+            ctx.error(pos(node), "编号不能为空")
+            return None
+        if "/" in node.value or node.value.startswith(("!", "$")):
+            ctx.error(pos(node), f"编号“{node.value}”不能含有“/”，也不能以“!”或“$”开头")
+            return None
+        return node.value
+
+
+class Number(Spec):
+    words = "数值"
+
+    def __init__(self, positive: bool = False, non_negative: bool = False):
+        self.positive, self.non_negative = positive, non_negative
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.tag not in (TAG + "int", TAG + "float"):
+            ctx.error(pos(node), f"应为数值，这里是“{node.value}”")
+            return None
+        try:
+            value = Decimal(node.value.replace("_", ""))
+        except InvalidOperation:
+            ctx.error(pos(node), f"“{node.value}”不是可用的数值")
+            return None
+        if not value.is_finite() or abs(value) > MAX_MAGNITUDE:
+            ctx.error(pos(node), f"“{node.value}”超出可用的数值范围")
+            return None
+        if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
+            ctx.error(pos(node), f"“{node.value}”的有效数字超过{MATCH_DIGITS}位")
+            return None
+        if self.positive and value <= 0:
+            ctx.error(pos(node), f"应为大于0的数值，这里是{node.value}")
+            return None
+        if self.non_negative and value < 0:
+            ctx.error(pos(node), f"应为不小于0的数值，这里是{node.value}")
+            return None
+        return value + 0
+
+
+class Whole(Spec):
+    words = "正整数"
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.tag != TAG + "int" or int(node.value) <= 0:
+            ctx.error(pos(node), f"应为正整数，这里是“{node.value}”")
+            return None
+        return int(node.value)
+
+
+class Flag(Spec):
+    words = "true 或 false"
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.tag != TAG + "bool":
+            ctx.error(pos(node), f"应为 true 或 false，这里是“{node.value}”")
+            return None
+        return node.value == "true"
+
+
+class OneOf(Spec):
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.words = "、".join(choices) + " 之一"
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        if node.value not in self.choices:
+            hint = difflib.get_close_matches(node.value, self.choices, n=1)
+            extra = f"，是否想写“{hint[0]}”？" if hint else ""
+            ctx.error(pos(node), f"“{node.value}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}")
+            return None
+        return node.value
+
+
+@dataclass
+class ExprText:
+    """An expression as written, parsed, with where it stands in the file."""
+    text: str
+    tree: ex.Expr
+    line: int
+    column: int  # column of the expression's first character
+
+    def at(self, inner_column: int) -> tuple[int, int]:
+        return self.line, self.column + max(inner_column, 1) - 1
+
+
+class Expression(Spec):
+    words = "表达式"
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        line, col = pos(node)
+        if node.style in ("'", '"'):
+            col += 1
+        text = node.value if node.tag == TAG + "str" else node.value
+        if node.tag == TAG + "bool":
+            text = node.value
+        try:
+            tree = ex.parse(text)
+        except ex.ExprError as err:
+            ctx.error((line, col + err.column - 1), err.message)
+            return None
+        return ExprText(text, tree, line, col)
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-inf|[-+]?\d+(?:\.\d+)?)\s*,\s*(inf|[-+]?\d+(?:\.\d+)?)\s*([\])])\s*$")
+
+
+class Range(Spec):
+    words = "区间，如 \"(3, 5]\""
+
+    def read(self, node, ctx):
+        node = _scalar(node, ctx, self.words)
+        if node is None:
+            return None
+        m = _INTERVAL.match(node.value)
+        if not m:
+            ctx.error(pos(node), f"区间“{node.value}”写法不对，应如 \"(3, 5]\"、\"[94.5, inf)\"："
+                                 "圆括号不含端点，方括号含端点，inf 表示无穷")
+            return None
+        left, low, high, right = m.groups()
+        low_v = None if low == "-inf" else Decimal(low)
+        high_v = None if high == "inf" else Decimal(high)
+        if (low_v is None and left == "[") or (high_v is None and right == "]"):
+            ctx.error(pos(node), f"区间“{node.value}”中无穷一端只能用圆括号")
+            return None
+        if low_v is not None and high_v is not None and (
+                low_v > high_v or (low_v == high_v and not (left == "[" and right == "]"))):
+            ctx.error(pos(node), f"区间“{node.value}”是空的：下限应小于上限")
+            return None
+        return Interval(low_v, left == "[", high_v, right == "]", node.value.strip())
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, min_items: int = 0):
+        self.item, self.min_items = item, min_items
+        self.words = f"{item.words}的列表"
+
+    def read(self, node, ctx):
+        if isinstance(node, ScalarNode) and isinstance(self.item, Text) and node.tag == TAG + "str":
+            out = LocatedList([self.item.read(node, ctx)])  # a single text is a list of one
+            out.line, out.column = pos(node)
+            out.items_at.append(pos(node))
+            return out
+        if not isinstance(node, SequenceNode):
+            ctx.error(pos(node), f"应为列表（每项以“- ”开头）")
+            return None
+        out = LocatedList()
+        out.line, out.column = pos(node)
+        for child in node.value:
+            out.append(self.item.read(child, ctx))
+            out.items_at.append(pos(child))
+        if len(out) < self.min_items:
+            ctx.error(pos(node), f"至少需要{self.min_items}项")
+        return out
+
+
+@dataclass
+class Field:
+    spec: Spec
+    required: bool = False
+    doc: str = ""
+
+
+class Obj(Spec):
+    """A mapping with declared keys; unknown and duplicate keys are errors."""
+
+    def __init__(self, name: str, fields: dict[str, Field], check: Optional[Callable] = None):
+        self.name, self.fields, self.check = name, fields, check
+        self.words = f"{name}（映射）"
+
+    def read(self, node, ctx):
+        if not isinstance(node, MappingNode):
+            ctx.error(pos(node), f"应为{self.name}（“键: 值”的映射）")
+            return None
+        out = Located()
+        out.line, out.column = pos(node)
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
+            if key is None:
+                ctx.error(pos(key_node), "键应为文字")
+                continue
+            if key in out.keys_at:
+                first = out.keys_at[key][0]
+                ctx.error(pos(key_node), f"键“{key}”重复出现（第{first}行已有）")
+                continue
+            out.keys_at[key] = pos(key_node)
+            out.values_at[key] = pos(value_node)
+            out.nodes[key] = value_node
+            fieldspec = self.fields.get(key)
+            if fieldspec is None:
+                hint = difflib.get_close_matches(key, list(self.fields), n=1, cutoff=0.6)
+                extra = f"是否想写“{hint[0]}”？" if hint else "可用的键：" + "、".join(self.fields)
+                ctx.error(pos(key_node), f"{self.name}中没有键“{key}”。{extra}")
+                continue
+            out[key] = fieldspec.spec.read(value_node, ctx)
+        for key, fieldspec in self.fields.items():
+            if fieldspec.required and key not in out.keys_at:
+                ctx.error(pos(node), f"{self.name}缺少必填的键“{key}”（{fieldspec.doc}）")
+        return out
+
+
+class FactValues(Spec):
+    """A test case's facts: fact name -> value, kept as plain Python values."""
+    words = "事实名到取值的映射"
+
+    def read(self, node, ctx):
+        if not isinstance(node, MappingNode):
+            ctx.error(pos(node), "应为“事实名: 值”的映射")
+            return None
+        out = Located()
+        out.line, out.column = pos(node)
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out.keys_at:
+                ctx.error(pos(key_node), f"键“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
+                continue
+            out.keys_at[key] = pos(key_node)
+            out.values_at[key] = pos(value_node)
+            if not isinstance(value_node, ScalarNode):
+                ctx.error(pos(value_node), f"事实“{key}”的值应为单个数值、文字或 true/false")
+                continue
+            tag, text = value_node.tag, value_node.value
+            if tag == TAG + "bool":
+                out[key] = text == "true"
+            elif tag in (TAG + "int", TAG + "float"):
+                try:
+                    out[key] = Decimal(text.replace("_", ""))
+                except InvalidOperation:
+                    out[key] = text
+            elif tag == TAG + "null":
+                out[key] = None
+            else:
+                out[key] = text
+        return out
+
+
+class Units(Spec):
+    """unit name -> object, for ranking test cases."""
+    words = "单位名到内容的映射"
+
+    def __init__(self, item: Obj):
+        self.item = item
+
+    def read(self, node, ctx):
+        if not isinstance(node, MappingNode):
+            ctx.error(pos(node), "应为“单位名: 内容”的映射")
+            return None
+        out = Located()
+        out.line, out.column = pos(node)
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out.keys_at:
+                ctx.error(pos(key_node), f"单位“{key}”重复出现")
+                continue
+            out.keys_at[key] = pos(key_node)
+            out[key] = self.item.read(value_node, ctx)
+        return out
