@@ -1,6 +1,6 @@
 """Conditions in the one form both matchers understand.
 
-A rule's condition is compiled to a tree of ``Test(operand op constant)``
+A rule's condition is compiled to a tree of ``Comparison(operand op constant)``
 joined by ``AllOf``/``AnyOf``, with every ``not`` pushed down into the tests.
 An operand is a fact name or the key of a *derived measure* (an expression the
 core computes exactly before matching).  The same tree is turned into a
@@ -21,7 +21,7 @@ FLIPPED = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
 
 
 @dataclass(frozen=True)
-class Test:
+class Comparison:
     operand: str
     op: str
     value: Union[Decimal, bool, str]
@@ -37,7 +37,7 @@ class AnyOf:
     parts: tuple
 
 
-Condition = Union[Test, AllOf, AnyOf]
+Condition = Union[Comparison, AllOf, AnyOf]
 ALWAYS = AllOf(())
 
 
@@ -54,7 +54,7 @@ def compile_condition(node: ex.Expr, derive: Callable[[ex.Expr], str], negate: b
         is_and = (node.op == "and") != negate
         return AllOf(parts) if is_and else AnyOf(parts)
     if isinstance(node, ex.Name):  # a boolean fact on its own
-        return Test(node.name, "==", not negate)
+        return Comparison(node.name, "==", not negate)
     if isinstance(node, ex.Const) and isinstance(node.value, bool):
         return ALWAYS if node.value != negate else AnyOf(())
     if isinstance(node, ex.Compare):
@@ -65,13 +65,13 @@ def compile_condition(node: ex.Expr, derive: Callable[[ex.Expr], str], negate: b
         if _is_constant(right):
             value = right.value
             if isinstance(left, ex.Name):
-                return Test(left.name, op, value)
+                return Comparison(left.name, op, value)
             if _is_constant(left):
                 return ALWAYS if ex.COMPARATORS[op](left.value, value) else AnyOf(())
-            return Test(derive(left), op, value)
+            return Comparison(derive(left), op, value)
         # two variable sides (numbers only, the type check saw to that):
         # compare their difference with zero.
-        return Test(derive(ex.Arith("-", left, right, node.column)), op, Decimal(0))
+        return Comparison(derive(ex.Arith("-", left, right, node.column)), op, Decimal(0))
     raise ex.ExprError("条件必须是比较、是/否事实或它们的 and/or/not 组合", getattr(node, "column", 1))
 
 
@@ -81,7 +81,7 @@ def _is_constant(node) -> bool:
 
 def holds(condition: Condition, values: Mapping[str, object]) -> bool:
     """The oracle: does ``condition`` hold over ``values`` (operand key -> value)?"""
-    if isinstance(condition, Test):
+    if isinstance(condition, Comparison):
         value = values.get(condition.operand)
         if value is None:
             return False
@@ -95,7 +95,7 @@ def operands(condition: Condition) -> list[str]:
     found: list[str] = []
 
     def walk(c):
-        if isinstance(c, Test):
+        if isinstance(c, Comparison):
             if c.operand not in found:
                 found.append(c.operand)
         else:
@@ -108,6 +108,6 @@ def operands(condition: Condition) -> list[str]:
 
 def size(condition: Condition) -> int:
     """Number of tests, for the engine's limits."""
-    if isinstance(condition, Test):
+    if isinstance(condition, Comparison):
         return 1
     return sum(size(p) for p in condition.parts)

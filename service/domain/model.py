@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Optional, Union
 
 from . import expressions as ex
-from .conditions import Condition, Test, AllOf
+from .conditions import Condition, Comparison, AllOf
 
 # Fact types a rule file may declare, and the expression type each has.
 FACT_TYPES = {
@@ -48,9 +48,9 @@ class Interval:
     def condition(self, operand: str) -> Condition:
         tests = []
         if self.low is not None:
-            tests.append(Test(operand, ">=" if self.low_closed else ">", self.low))
+            tests.append(Comparison(operand, ">=" if self.low_closed else ">", self.low))
         if self.high is not None:
-            tests.append(Test(operand, "<=" if self.high_closed else "<", self.high))
+            tests.append(Comparison(operand, "<=" if self.high_closed else "<", self.high))
         return AllOf(tuple(tests))
 
     def words(self) -> str:

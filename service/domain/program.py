@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from . import expressions as ex
-from .conditions import ALWAYS, AllOf, Condition, Test, compile_condition
+from .conditions import ALWAYS, AllOf, Condition, Comparison, compile_condition
 from .model import Clause, MatchRule, Rule, Scheme
 
 SCHEME_GROUP = "$scheme"
@@ -67,15 +67,15 @@ def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
             group.add(f"{base}/{i}", _with_guard(group, rule, band.range.condition(operand)))
     elif rule.kind == "per_unit":
         operand = group.derive(rule.measure)
-        group.add(base, _with_guard(group, rule, Test(operand, ">", Decimal(0))))
+        group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
     elif rule.kind == "steps":
         operand = group.derive(rule.measure)
-        test = Test(operand, ">=", rule.step) if rule.whole_steps else Test(operand, ">", Decimal(0))
+        test = Comparison(operand, ">=", rule.step) if rule.whole_steps else Comparison(operand, ">", Decimal(0))
         group.add(base, _with_guard(group, rule, test))
     elif rule.kind in ("scaled", "assessed"):
         spec = facts[rule.value]
         floor = spec.minimum if spec.minimum is not None else Decimal("-1e12")
-        group.add(base, _with_guard(group, rule, Test(rule.value, ">=", floor)))
+        group.add(base, _with_guard(group, rule, Comparison(rule.value, ">=", floor)))
     elif rule.kind == "maturity":
         for i, level in enumerate(rule.levels, 1):
             group.add(f"{base}/{i}", _with_guard(group, rule, level.range.condition(rule.value)))

@@ -73,6 +73,7 @@ class ClauseResult:
     explanation: str
     clamped: str = ""
     file: str = ""
+    offices: tuple = ()
 
 
 @dataclass
@@ -160,10 +161,10 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
 
 # --- step 3: points and trace -----------------------------------------------------
 
-def _signed(amount: Decimal) -> str:
+def _signed(amount: Decimal, u: str = "分") -> str:
     if amount < 0:
-        return f"扣{plain(-amount)}分"
-    return f"得{plain(amount)}分"
+        return f"扣{plain(-amount)}{u}"
+    return f"得{plain(amount)}{u}"
 
 
 def _facts_of(expr: Optional[ex.Expr], values: Mapping, extra: Sequence[str] = ()) -> dict:
@@ -208,6 +209,7 @@ def _unit_of(rule: Rule, scheme: Scheme) -> str:
 
 def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping) -> RuleOutcome:
     key = f"{clause.id}/{rule.id}"
+    u = scheme.unit
     out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
     guard = ""
     if rule.when is not None:
@@ -221,7 +223,7 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         out.fired = key in fired
         if out.fired:
             out.amount = rule.points
-            out.explanation = f"{guard or '本项'}成立（{_facts_text(out.facts, scheme)}），{_signed(rule.points)}"
+            out.explanation = f"{guard or '本项'}成立（{_facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
         else:
             out.explanation = f"{guard}不成立（{_facts_text(out.facts, scheme)}），不计分"
         return out
@@ -245,7 +247,7 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
             band = rule.bands[hit[0] - 1]
             out.fired, out.band, out.amount = True, hit[0], band.points
             name = f"“{band.label}”" if band.label else ""
-            out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points)}"
+            out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points, u)}"
             return out
         out.fired = key in fired
         if not out.fired:
@@ -258,19 +260,19 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
             return out
         if rule.kind == "per_unit":
             raw = CONTEXT.multiply(m, rule.each)
-            words = f"{shown}，每{unit or '项'}{_signed(rule.each)}，计{plain(raw)}分"
+            words = f"{shown}，每{unit or '项'}{_signed(rule.each, u)}，计{plain(raw)}{u}"
         elif rule.whole_steps:
             steps = CONTEXT.divide_int(m, rule.step)
             raw = CONTEXT.multiply(steps, rule.each)
-            words = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each)}，"
-                     f"满{plain(steps)}个整档，计{plain(raw)}分")
+            words = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
+                     f"满{plain(steps)}个整档，计{plain(raw)}{u}")
         else:
             raw = CONTEXT.multiply(CONTEXT.divide(m, rule.step), rule.each)
-            words = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each)}，按比例计{plain(raw)}分"
+            words = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each, u)}，按比例计{plain(raw)}{u}"
         out.raw = raw
         out.amount, out.capped = _cap(raw, rule.cap)
         if out.capped:
-            words += f"，超过本规则上限{plain(rule.cap)}分，按{plain(out.amount)}分计"
+            words += f"，超过本规则上限{plain(rule.cap)}{u}，按{plain(out.amount)}{u}计"
         out.fired = True
         out.explanation = words
         return out
@@ -294,7 +296,7 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         out.fired, out.band, out.amount = True, hit[0], amount
         text = f"：{level.text}" if level.text else ""
         out.explanation = (f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
-                           f"{plain(clause.points)}×{plain(v)}%={plain(amount)}分")
+                           f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}")
         return out
     out.fired = key in fired
     if not out.fired:
@@ -304,11 +306,11 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         amount = CONTEXT.divide(CONTEXT.multiply(v, rule.scale_to), rule.scale_from)
         out.amount = amount
         out.explanation = (f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
-                           f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}分")
+                           f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}")
     else:
         out.amount = v
         reason = values.get(rule.reason) if rule.reason else None
-        out.explanation = f"评审给分{plain(v)}分" + (f"，理由：{reason}" if reason else "")
+        out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{reason}" if reason else "")
     out.fired = True
     return out
 
@@ -318,6 +320,7 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
 
 
 def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) -> ClauseResult:
+    u = scheme.unit
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
     missing = _missing_for(clause, scheme, values)
@@ -329,33 +332,41 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) ->
     raw = start + sum((o.amount for o in outcomes), ZERO)
     common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
                   maximum=clause.points, start=start, raw=raw, rules=outcomes, vetoes=vetoes,
-                  missing=missing, facts=facts, source=clause.source.text, file=clause.file)
+                  missing=missing, facts=facts, source=clause.source.text, file=clause.file,
+                  offices=clause.offices)
     fired_vetoes = [v for v in vetoes if v.fired]
     if fired_vetoes:
         words = "；".join(f"否决条件“{v.condition}”成立（{_facts_text(v.facts, scheme)}）：{v.reason}"
                          for v in fired_vetoes)
-        return ClauseResult(points=ZERO, status="vetoed", explanation=f"{words}。本项不得分，计0分", **common)
+        return ClauseResult(points=ZERO, status="vetoed", explanation=f"{words}。本项不得分，计0{u}", **common)
     if missing:
         labels = "、".join(scheme.facts[n].label for n in missing)
         return ClauseResult(points=ZERO, status="incomplete",
-                            explanation=f"缺少事实：{labels}（缺失不等于0），本项暂计0分", **common)
+                            explanation=f"缺少事实：{labels}（缺失不等于0），本项暂计0{u}", **common)
     points = clamp(raw, clause.low, clause.high)
     clamped = ""
     if points != raw:
         if clause.kind == DEDUCTION:
-            clamped = f"合计{plain(raw)}分，超过本项最多扣{plain(clause.points)}分，按{plain(points)}分计"
+            clamped = f"合计{plain(raw)}{u}，超过本项最多扣{plain(clause.points)}{u}，按{plain(points)}{u}计"
         elif raw < clause.low:
-            clamped = f"合计{plain(raw)}分，扣完为止，按{plain(points)}分计"
+            clamped = f"合计{plain(raw)}{u}，扣完为止，按{plain(points)}{u}计"
         else:
-            clamped = f"合计{plain(raw)}分，超过本项上限{plain(clause.points)}分，按{plain(points)}分计"
-    base = f"起始{plain(start)}分；" if clause.start == "full" else ""
+            clamped = f"合计{plain(raw)}{u}，超过本项上限{plain(clause.points)}{u}，按{plain(points)}{u}计"
+    base = f"起始{plain(start)}{u}；" if clause.start == "full" else ""
     fired_words = "；".join(o.explanation for o in outcomes if o.fired) or "无规则适用"
-    explanation = f"{base}{fired_words}" + (f"；{clamped}" if clamped else "") + f"。本项得{plain(points)}分（满分{plain(clause.points)}分）"
+    if clause.kind == DEDUCTION:
+        outcome = f"本项扣{plain(-points)}{u}（最多扣{plain(clause.points)}{u}）"
+    elif clause.kind == BONUS:
+        outcome = f"本项加{plain(points)}{u}（最多加{plain(clause.points)}{u}）"
+    else:
+        outcome = f"本项得{plain(points)}{u}（满分{plain(clause.points)}{u}）"
+    explanation = f"{base}{fired_words}" + (f"；{clamped}" if clamped else "") + f"。{outcome}"
     return ClauseResult(points=points, status="scored", clamped=clamped, explanation=explanation, **common)
 
 
 def _categories(scheme: Scheme, clause_results: dict) -> list:
     out: list[CategoryResult] = []
+    u = scheme.unit
 
     def walk(cat: Category) -> Decimal:
         raw = sum((clause_results[c].points for c in cat.clauses), ZERO)
@@ -364,9 +375,9 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
         if cat.kind == DEDUCTION and cat.cap is not None:
             points, capped = (max(raw, -cat.cap), raw < -cat.cap)
         if capped:
-            expl = f"{cat.title}合计{plain(raw)}分，超过总计上限{plain(cat.cap)}分，按{plain(points)}分计"
+            expl = f"{cat.title}合计{plain(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{plain(points)}{u}计"
         else:
-            expl = f"{cat.title}合计{plain(points)}分" + (f"（满分{plain(cat.points)}分）" if cat.points is not None else "")
+            expl = f"{cat.title}合计{plain(points)}{u}" + (f"（满分{plain(cat.points)}{u}）" if cat.points is not None else "")
         out.append(CategoryResult(cat.id, cat.title, cat.kind, cat.points, points, raw, cat.cap, capped, expl, cat.parent))
         return points
 

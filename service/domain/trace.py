@@ -46,8 +46,11 @@ def render(result, ranking_entry=None) -> str:
         if cat.capped:
             lines.append(f"{indent}  ※ {cat.explanation}")
         for clause in by_category.get(cat.id, []):
-            lines.append(f"{indent}  ▶ {clause.id} {clause.title}：{_pts(clause.points)}/{_pts(clause.maximum)}"
-                         f"（{STATUS_WORDS[clause.status]}）")
+            bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
+            lines.append(f"{indent}  ▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
+                         f"{STATUS_WORDS[clause.status]}）")
+            if clause.offices:
+                lines.append(f"{indent}    责任部门：{'、'.join(clause.offices)}")
             lines.append(f"{indent}    原文：{_short(clause.source)}")
             for rule in clause.rules:
                 mark = "✓" if rule.fired else "·"
@@ -62,8 +65,11 @@ def render(result, ranking_entry=None) -> str:
                 lines.append(f"{indent}    ! 缺少事实：{'、'.join(clause.missing)}")
             lines.append(f"{indent}    = {clause.explanation}")
     lines.append("")
-    lines.append(f"基本分 {_pts(result.standard)}　加分 {_pts(result.bonus)}　扣分 {_pts(result.deduction)}")
-    lines.append(f"总分：{_pts(result.total)}（基本分满分{_pts(result.maximum)}）")
+    u = result.point_unit
+    # the three blocks of the scheme; deductions inside a standard item are already in its points
+    lines.append(f"基本分类别合计 {_pts(result.standard)}{u}　加分项合计 {_pts(result.bonus)}{u}　"
+                 f"扣分项合计 {_pts(result.deduction)}{u}")
+    lines.append(f"总分：{_pts(result.total)}{u}（基本分满分{_pts(result.maximum)}{u}）")
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
     for veto in result.grade_vetoes:

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import durable_rules_engine as _engine
 
-from service.domain.conditions import AllOf, AnyOf, Condition, Test
+from service.domain.conditions import AllOf, AnyOf, Condition, Comparison
 from service.domain.numbers import plain
 
 OPEN, CLOSE = "$open", "$close"
@@ -65,7 +65,7 @@ def dumps(value) -> str:
 
 
 def _test(cond: Condition) -> dict:
-    if isinstance(cond, Test):
+    if isinstance(cond, Comparison):
         if cond.op == "==":
             return {cond.operand: cond.value}
         return {_OPS[cond.op]: {cond.operand: cond.value}}

@@ -246,7 +246,7 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
             chk.err(file, f.at("name"), f"事实“{fact.name}”在本文件中重复声明")
         elif fact.name in all_facts:
             other = all_facts[fact.name]
-            where = f"条款 {other.owner}" if other.owner else "scheme.yaml"
+            where = f"条款“{other.owner}”" if other.owner else " scheme.yaml "
             chk.err(file, f.at("name"), f"事实“{fact.name}”已在{where}中声明，同一细则内事实名须唯一；共用的事实请在 scheme.yaml 的 facts 中声明")
         else:
             own[fact.name] = fact
@@ -282,8 +282,9 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
     for veto in vetoes:
         reads += ex.names(veto.when)
     reads = list(dict.fromkeys(reads))
+    rules_complete = len(chk.errors) == n_errors  # otherwise a fact may look unread only because its rule failed
     for name, fact in own.items():
-        if name not in reads:
+        if rules_complete and name not in reads:
             chk.err(file, d.at("facts"), f"事实“{name}”已声明，但没有任何规则读取它")
     if len(chk.errors) > n_errors:
         return None
@@ -366,7 +367,7 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
         chk.err(file, d.at("tiers", value=False), "method 为 none 时不列 tiers")
     if tiers and (tiers[-1].min is not None or tiers[-1].top is not None):
         chk.err(file, d.at("tiers"), "最后一个等级应不设 min/top，作为其余单位的等级")
-    grades = {t.grade for t in tiers}
+    grades = list(dict.fromkeys(t.grade for t in tiers))
     distinctions = []
     for x in d.get("distinctions") or []:
         if x["grade"] not in grades:
@@ -375,10 +376,10 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
             chk.err(file, x.at(), f"称号“{x['name']}”须且只能设 top 或 min 之一")
         distinctions.append(Distinction(x["name"], x["grade"], x.get("top"), x.get("min")))
     vetoes = []
-    names = grades | {x.name for x in distinctions}
+    names = list(dict.fromkeys(grades + [x.name for x in distinctions]))
     for v in d.get("vetoes") or []:
         if v["effect"] == "bar" and v["grade"] not in names:
-            chk.err(file, v.at("grade"), f"不得评的“{v['grade']}”不是本细则的等级或称号（有：{'、'.join(sorted(names)) or '无'}）")
+            chk.err(file, v.at("grade"), f"不得评的“{v['grade']}”不是本细则的等级或称号（有：{'、'.join(names) or '无'}）")
         if _check_expr(v["when"], types, ex.BOOLEAN, file, chk, "when"):
             vetoes.append(GradeVeto(v["id"], v["when"].tree, v["when"].text, v["effect"], v["grade"], v["reason"],
                                     d.get("source", "")))

@@ -75,11 +75,32 @@ def compose(text: str, ctx: Context) -> Optional[Node]:
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        ctx.error(where, f"YAML 格式错误（{err.problem or err.context}），请检查缩进、冒号和引号")
+        ctx.error(where, f"YAML 格式错误：{_yaml_problem(err.problem or err.context or '')}")
         return None
     if node is None:
         ctx.error((1, 1), "文件是空的")
     return node
+
+
+_YAML_PROBLEMS = [
+    ("mapping values are not allowed", "这里不能再有“键: 值”；值里有冒号时请给整个值加引号"),
+    ("cannot start any token", "含有不能出现在这里的字符（如制表符），缩进请用空格"),
+    ("could not find expected ':'", "缺少冒号“:”"),
+    ("expected <block end>", "缩进不一致，同一层的键要对齐"),
+    ("found duplicate anchor", "锚点重复"),
+    ("found undefined alias", "引用了未定义的锚点"),
+    ("while scanning a quoted scalar", "引号没有配对"),
+    ("found unexpected end of stream", "引号或括号没有配对"),
+    ("expected ',' or ']'", "方括号列表没有正确结束，缺少“,”或“]”"),
+    ("expected ',' or '}'", "花括号映射没有正确结束，缺少“,”或“}”"),
+]
+
+
+def _yaml_problem(problem: str) -> str:
+    for pattern, words in _YAML_PROBLEMS:
+        if pattern in problem:
+            return f"{words}（{problem}）"
+    return f"请检查缩进、冒号和引号（{problem}）"
 
 
 # --- value specs ----------------------------------------------------------------
@@ -122,8 +143,14 @@ class Text(Spec):
 
 
 class Id(Spec):
-    """A code such as a clause number: text or a whole number, kept as text."""
+    """A code such as a clause number: text or a whole number, kept as text.
+
+    ``reference=True`` reads a reference to a rule or veto ("!v1") instead of a new code.
+    """
     words = "编号"
+
+    def __init__(self, reference: bool = False):
+        self.reference = reference
 
     def read(self, node, ctx):
         node = _scalar(node, ctx, self.words)
@@ -135,7 +162,7 @@ class Id(Spec):
         if not node.value.strip():
             ctx.error(pos(node), "编号不能为空")
             return None
-        if "/" in node.value or node.value.startswith(("!", "$")):
+        if not self.reference and ("/" in node.value or node.value.startswith(("!", "$"))):
             ctx.error(pos(node), f"编号“{node.value}”不能含有“/”，也不能以“!”或“$”开头")
             return None
         return node.value
@@ -340,11 +367,21 @@ class Obj(Spec):
                 extra = f"是否想写“{hint[0]}”？" if hint else "可用的键：" + "、".join(self.fields)
                 ctx.error(pos(key_node), f"{self.name}中没有键“{key}”。{extra}")
                 continue
+            before = len(ctx.errors)
             out[key] = fieldspec.spec.read(value_node, ctx)
+            _name_the_key(ctx, before, pos(value_node), key)
         for key, fieldspec in self.fields.items():
             if fieldspec.required and key not in out.keys_at:
                 ctx.error(pos(node), f"{self.name}缺少必填的键“{key}”（{fieldspec.doc}）")
         return out
+
+
+def _name_the_key(ctx: Context, before: int, where: tuple[int, int], key: str) -> None:
+    """Prefix errors about the value itself (not about things nested in it) with its key."""
+    for i in range(before, len(ctx.errors)):
+        e = ctx.errors[i]
+        if (e.line, e.column) == where:
+            ctx.errors[i] = RuleFileError(e.file, e.line, e.column, f"{key}：{e.message}")
 
 
 class FactValues(Spec):

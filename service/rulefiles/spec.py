@@ -87,7 +87,7 @@ CLAUSE_TEST = Obj("测试用例（test）", {
     "name": Field(Text(), True, "用例名称"),
     "facts": Field(FactValues(), True, "输入的事实"),
     "points": Field(Number(), True, "期望得分"),
-    "fired": Field(ListOf(Id()), False, "期望触发的规则编号（否决写 !编号）"),
+    "fired": Field(ListOf(Id(reference=True)), False, "期望触发的规则编号（否决写 !编号）"),
     "status": Field(OneOf("scored", "incomplete", "vetoed"), False, "期望状态"),
     "note": Field(Text(), False, "说明"),
 })
