@@ -11,6 +11,7 @@ the expression *undefined* (missing is not zero); so does a division by zero.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Mapping, Union
@@ -218,6 +219,11 @@ def parse(text: str) -> Expr:
 
 def names(node: Expr) -> list[str]:
     """The fact names an expression reads, in order of first appearance."""
+    return list(_names(node))
+
+
+@functools.lru_cache(maxsize=65536)
+def _names(node: Expr) -> tuple[str, ...]:
     found: list[str] = []
 
     def walk(n):
@@ -228,7 +234,7 @@ def names(node: Expr) -> list[str]:
             walk(child)
 
     walk(node)
-    return found
+    return tuple(found)
 
 
 def _children(n) -> tuple:
@@ -302,7 +308,7 @@ def _expect(node, types, wanted, where):
 
 def evaluate(node: Expr, values: Mapping[str, object]):
     """Value of ``node`` over ``values``; raises ``Undefined`` for missing facts or /0."""
-    missing = [n for n in names(node) if values.get(n) is None]
+    missing = [n for n in _names(node) if values.get(n) is None]
     if missing:
         raise Undefined("缺少事实 " + "、".join(missing), tuple(missing))
     return _eval(node, values)

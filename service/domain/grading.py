@@ -59,7 +59,7 @@ def decide(scheme: Scheme, total: Decimal, rank: Optional[int], vetoes: list) ->
     words = []
     if forced:
         veto = forced[0]
-        words.append(f"否决项“{veto.condition}”成立：{veto.reason}，考核结果为{veto.grade}级")
+        words.append(f"等级否决成立（{veto.facts_text or veto.condition}），考核结果定为{veto.grade}（依据：{veto.reason}）")
         return veto.grade, [], "；".join(words)
     if grading.method == "none":
         grade, why = None, "本细则未规定按分数评定等级"
@@ -70,7 +70,7 @@ def decide(scheme: Scheme, total: Decimal, rank: Optional[int], vetoes: list) ->
     words.append(why)
     for veto in vetoes:
         if veto.effect == "bar":
-            words.append(f"“{veto.condition}”成立：{veto.reason}，不得评{veto.grade}")
+            words.append(f"等级否决成立（{veto.facts_text or veto.condition}），不得评{veto.grade}（依据：{veto.reason}）")
     distinctions = []
     for d in grading.distinctions:
         if grade != d.grade:

@@ -53,3 +53,10 @@ def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
     if high is not None and value > high:
         return high
     return value
+
+
+def measure_words(value: Decimal) -> str:
+    """A measure as shown in a trace: exact when short, else "约" and 4 places (1/3 -> 约0.3333)."""
+    if value.as_tuple().exponent >= -4:
+        return plain(value)
+    return "约" + plain(value.quantize(Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))

@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Protocol, Sequence
 from . import expressions as ex
 from .facts import validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Rule, Scheme
-from .numbers import CONTEXT, ZERO, clamp, plain, to_match_precision
+from .numbers import CONTEXT, ZERO, clamp, measure_words, plain, to_match_precision
 from .program import SCHEME_GROUP
 
 
@@ -98,6 +98,7 @@ class GradeVetoResult:
     reason: str
     condition: str
     facts: dict
+    facts_text: str = ""
 
 
 @dataclass
@@ -237,7 +238,7 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
             out.explanation = f"{label}无法计算（{why.reason}），不计分"
             return out
         unit = _unit_of(rule, scheme)
-        shown = f"{label}为{plain(m)}{unit}"
+        shown = f"{label}为{measure_words(m)}{unit}"
         if rule.kind == "bands":
             hit = [i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired]
             if not hit:
@@ -398,8 +399,9 @@ def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: st
     vetoes = []
     for veto in scheme.grading.vetoes:
         if f"{SCHEME_GROUP}/!{veto.id}" in fired:
+            facts = _facts_of(veto.when, values)
             vetoes.append(GradeVetoResult(veto.id, veto.effect, veto.grade, veto.reason, veto.when_text,
-                                          _facts_of(veto.when, values)))
+                                          facts, _facts_text(facts, scheme)))
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
         scheme=scheme.id, scheme_title=scheme.title, version=scheme.version, unit=unit, total=total,

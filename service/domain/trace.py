@@ -35,35 +35,56 @@ def render(result, ranking_entry=None) -> str:
         f"细则版本：{result.version[:16]}　计算引擎：{result.matcher}",
         "",
     ]
-    by_category: dict[str, list] = {}
+    position = {c.id: i for i, c in enumerate(result.clauses)}
+    clauses_of: dict[str, list] = {}
     for clause in result.clauses:
-        by_category.setdefault(clause.category, []).append(clause)
+        clauses_of.setdefault(clause.category, []).append(clause)
+    children: dict = {}
     for cat in result.categories:
-        indent = "  " if cat.parent else ""
+        children.setdefault(cat.parent, []).append(cat)
+
+    def first(item) -> int:
+        if hasattr(item, "rules"):
+            return position[item.id]
+        own = [position[c.id] for c in clauses_of.get(item.id, [])]
+        return min(own + [first(ch) for ch in children.get(item.id, [])], default=len(position))
+
+    def category(cat, depth: int) -> None:
+        indent = "  " * depth
         maximum = f"/{_pts(cat.maximum)}" if cat.maximum is not None else ""
         cap = f"（总计上限{_pts(cat.cap)}）" if cat.cap is not None else ""
         lines.append(f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}")
         if cat.capped:
             lines.append(f"{indent}  ※ {cat.explanation}")
-        for clause in by_category.get(cat.id, []):
-            bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
-            lines.append(f"{indent}  ▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
-                         f"{STATUS_WORDS[clause.status]}）")
-            if clause.offices:
-                lines.append(f"{indent}    责任部门：{'、'.join(clause.offices)}")
-            lines.append(f"{indent}    原文：{_short(clause.source)}")
-            for rule in clause.rules:
-                mark = "✓" if rule.fired else "·"
-                title = f"{rule.title}：" if rule.title else ""
-                lines.append(f"{indent}    {mark} [{rule.rule}] {title}{rule.explanation}")
-                if rule.note:
-                    lines.append(f"{indent}        解读：{rule.note}")
-            for veto in clause.vetoes:
-                if veto.fired:
-                    lines.append(f"{indent}    ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
-            if clause.missing:
-                lines.append(f"{indent}    ! 缺少事实：{'、'.join(clause.missing)}")
-            lines.append(f"{indent}    = {clause.explanation}")
+        items = sorted(clauses_of.get(cat.id, []) + children.get(cat.id, []), key=first)
+        for item in items:
+            if hasattr(item, "rules"):
+                clause_lines(item, indent + "  ")
+            else:
+                category(item, depth + 1)
+
+    def clause_lines(clause, indent: str) -> None:
+        bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
+        lines.append(f"{indent}▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
+                     f"{STATUS_WORDS[clause.status]}）")
+        if clause.offices:
+            lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
+        lines.append(f"{indent}  原文：{_short(clause.source)}")
+        for rule in clause.rules:
+            mark = "✓" if rule.fired else "·"
+            title = f"{rule.title}：" if rule.title else ""
+            lines.append(f"{indent}  {mark} [{rule.rule}] {title}{rule.explanation}")
+            if rule.note:
+                lines.append(f"{indent}      解读：{rule.note}")
+        for veto in clause.vetoes:
+            if veto.fired:
+                lines.append(f"{indent}  ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
+        if clause.missing:
+            lines.append(f"{indent}  ! 缺少事实：{'、'.join(clause.missing)}")
+        lines.append(f"{indent}  = {clause.explanation}")
+
+    for top in sorted(children.get(None, []), key=first):
+        category(top, 0)
     lines.append("")
     u = result.point_unit
     # the three blocks of the scheme; deductions inside a standard item are already in its points
@@ -73,7 +94,7 @@ def render(result, ranking_entry=None) -> str:
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
     for veto in result.grade_vetoes:
-        lines.append(f"等级否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
+        lines.append(f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}")
     grade = result.grade or "—"
     extra = f"（{'、'.join(result.distinctions)}）" if result.distinctions else ""
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""

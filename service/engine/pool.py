@@ -48,6 +48,8 @@ def _rss() -> int:
 
 def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
     import json
+    from decimal import Decimal
+
     from service.engine import durable
 
     rulesets: dict[str, durable.Ruleset] = {}
@@ -71,7 +73,8 @@ def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
                     if definition is None:
                         conn.send(("need", key))
                         continue
-                    rs = rulesets[key] = durable.Ruleset(key, json.loads(definition))
+                    # decimals stay decimals: a float threshold would be refused (and could round)
+                    rs = rulesets[key] = durable.Ruleset(key, json.loads(definition, parse_float=Decimal))
                 out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
                 conn.send(("ok", out))
             except durable.EngineError as err:
@@ -101,6 +104,7 @@ class EnginePool:
 
     def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn"):
         self.size, self.deadline, self.per_unit = size, deadline, per_unit
+        self.split_at = 50  # batches of at least 2 x this many units are shared out over the workers
         self._ctx = mp.get_context(start_method)
         self._idle: "queue.Queue[_Worker]" = queue.Queue()
         self._retired: set[str] = set()
@@ -191,8 +195,31 @@ class EnginePool:
 
     def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
         from service.engine.durable import dumps
-        return self.match_raw(scheme.program_name, self._definition(scheme),
-                              [[dumps(f) for f in facts] for facts in batch])
+        key, definition = scheme.program_name, self._definition(scheme)
+        payload = [[dumps(f) for f in facts] for facts in batch]
+        if len(payload) < 2 * self.split_at or self.size < 2:
+            return self.match_raw(key, definition, payload)
+        # a large batch is shared out over the workers, which run side by side
+        # (each chunk still has a whole worker, and its own sessions, to itself)
+        size = -(-len(payload) // self.size)
+        chunks = [payload[i:i + size] for i in range(0, len(payload), size)]
+        results: list = [None] * len(chunks)
+        errors: list = []
+
+        def run(i):
+            try:
+                results[i] = self.match_raw(key, definition, chunks[i])
+            except Exception as err:  # re-raised below, in the caller's thread
+                errors.append(err)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(chunks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return [fired for part in results for fired in part]
 
     def retire(self, key: str) -> None:
         """Release a scheme version in every worker (at each worker's next call)."""
