@@ -38,6 +38,13 @@ def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
         fired = fired_rules(result)[clause.id]
         if sorted(fired) != sorted(case.fired):
             problems.append(f"期望触发 {sorted(case.fired)}，实际触发 {sorted(fired)}")
+    for rid, wanted in case.bands.items():
+        outcome = next(o for o in got.rules if o.rule == rid)
+        rule = next(r for r in clause.rules if r.id == rid)
+        chosen = (rule.bands or rule.levels)[outcome.band - 1] if outcome.band else None
+        label = chosen.label if chosen else None
+        if chosen is None or wanted not in (chosen.label, chosen.range.text):
+            problems.append(f"规则{rid}期望落在“{wanted}”档，实际{'落在“' + (label or chosen.range.text) + '”档' if chosen else '没有落在任何档'}")
     if case.status is not None and got.status != case.status:
         problems.append(f"期望状态 {case.status}，实际 {got.status}")
     return problems

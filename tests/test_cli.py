@@ -32,7 +32,7 @@ def test_check_reports_file_line_column(tmp_path):
 
 def test_test_command_runs_the_cases():
     proc = run("test", "--rules", str(MINIMAL), "--oracle")
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("13 passed, 0 failed")
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("15 passed, 0 failed")
 
 
 def test_score_prints_the_explained_score(tmp_path):

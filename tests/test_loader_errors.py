@@ -54,3 +54,17 @@ def test_an_error_anywhere_loads_nothing(tmp_path):
         (MINIMAL / "scheme.yaml").read_text(encoding="utf-8").replace("id: minimal", "id: another"), encoding="utf-8")
     with pytest.raises(RuleSetError):
         load_all(root)  # the good scheme beside the bad one is not returned on its own
+
+
+def test_maturity_levels_load_in_any_order(tmp_path):
+    # regression: coverage used to be judged on the first-listed level sharing a bound
+    root = tmp_path / "rules"
+    shutil.copytree(MINIMAL, root / "minimal")
+    path = root / "minimal" / "clauses" / "05-maturity.yaml"
+    text = path.read_text(encoding="utf-8")
+    levels = ['      - {range: "[100, 100]", label: "100%"}\n', '      - {range: "[60, 100)", label: 60%以上}\n',
+              '      - {range: "[30, 60)", label: 30%以上}\n', '      - {range: "[0, 30)", label: 30%以下}\n']
+    assert "".join(levels) in text
+    path.write_text(text.replace("".join(levels), "".join(reversed(levels))), encoding="utf-8")
+    scheme = load_scheme(root / "minimal")
+    assert [lv.label for lv in scheme.clauses["5"].rules[0].levels] == ["30%以下", "30%以上", "60%以上", "100%"]

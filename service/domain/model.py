@@ -151,6 +151,7 @@ class ClauseTest:
     points: Decimal
     fired: Optional[tuple] = None
     status: Optional[str] = None
+    bands: dict = field(default_factory=dict)  # rule id -> expected band or level (label or range)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,11 @@ def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
             except Exception as err:  # engine errors surface as plain exceptions
                 conn.send(("error", f"{type(err).__name__}: {err}"))
         elif op == "stats":
+            for old in msg[1]:
+                rs = rulesets.pop(old, None)
+                if rs is not None:
+                    rs.release()
+                    released += 1
             conn.send(("ok", {"rss": _rss(), "rulesets": sorted(rulesets), "released": released}))
         elif op == "stop":
             return
@@ -228,12 +233,15 @@ class EnginePool:
             self._definitions.pop(key, None)
 
     def stats(self) -> list[dict]:
-        """Each worker's resident memory and loaded rulesets (takes every worker in turn)."""
+        """Each worker's resident memory and loaded rulesets, after releasing retired versions."""
         taken = [self._idle.get() for _ in range(self.size)]
         try:
             out = []
             for w in taken:
-                reply = self._call(w, ("stats",), self.deadline)
+                with self._lock:
+                    retire = sorted(self._retired & w.loaded)
+                reply = self._call(w, ("stats", retire), self.deadline)
+                w.loaded -= set(retire)
                 out.append(dict(reply[1], pid=w.process.pid, calls=w.calls))
             return out
         finally:

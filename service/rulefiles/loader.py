@@ -201,9 +201,9 @@ def _rule(d: Located, clause_id: str, points: Decimal, types: dict, facts: dict,
     if not _contiguous([lv["range"] for lv in levels], file, chk, lambda j: levels[j].at("range"), "成熟度档"):
         return None
     ranges = [lv["range"] for lv in levels]
-    lowest = min((r for r in ranges), key=lambda r: (r.low is not None, r.low or 0))
-    highest = max((r for r in ranges), key=lambda r: (r.high is None, r.high or 0))
-    if not (lowest.contains(fact.minimum) and highest.contains(fact.maximum)):
+    # the levels are contiguous (checked above), so they cover the fact's range
+    # exactly when its two ends each fall in some level, whatever the listing order
+    if not all(any(r.contains(end) for r in ranges) for end in (fact.minimum, fact.maximum)):
         chk.err(file, d.at("levels"), f"成熟度各档应覆盖事实“{name}”的全部取值（{plain(fact.minimum)}到{plain(fact.maximum)}）")
         return None
     return Rule(value=name, levels=tuple(Level(lv["range"], lv["label"], lv.get("text", "")) for lv in levels), **base)
@@ -301,11 +301,17 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
         for rid in t.get("fired") or []:
             if rid not in ids:
                 chk.err(file, t.at("fired"), f"测试用例“{t['name']}”期望触发的“{rid}”不是本条款的规则或否决（否决写 !编号）")
+        for rid, wanted in (t.get("bands") or {}).items():
+            rule = next((r for r in rules if r.id == rid), None)
+            options = [(b.label, b.range.text) for b in (rule.bands or rule.levels)] if rule else []
+            if not any(wanted in pair for pair in options):
+                chk.err(file, t["bands"].at(rid), f"测试用例“{t['name']}”期望的档“{wanted}”不是规则“{rid}”的档或成熟度档")
         if not (clause.low <= t["points"] <= clause.high):
             chk.err(file, t.at("points"), f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(clause.high)}）")
         if values is not None:
             tests.append(ClauseTest(t["name"], values, t["points"],
-                                    tuple(t["fired"]) if "fired" in t else None, t.get("status")))
+                                    tuple(t["fired"]) if "fired" in t else None, t.get("status"),
+                                    dict(t.get("bands") or {})))
     clause.tests = tuple(tests)
     return clause
 

@@ -438,6 +438,30 @@ class FactValues(Spec):
         return out
 
 
+class BandExpectations(Spec):
+    """rule id -> the band or level (its label or its range) a test expects to fire."""
+    words = "规则编号到档的映射"
+
+    def read(self, node, ctx):
+        if not isinstance(node, MappingNode):
+            ctx.error(pos(node), "应为“规则编号: 档的名称或区间”的映射")
+            return None
+        out = Located()
+        out.line, out.column = pos(node)
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out.keys_at:
+                ctx.error(pos(key_node), f"规则“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
+                continue
+            out.keys_at[key] = pos(key_node)
+            out.values_at[key] = pos(value_node)
+            if not isinstance(value_node, ScalarNode):
+                ctx.error(pos(value_node), "档应写成名称或区间文字，如 \"70%以上\" 或 \"[70, 100)\"")
+                continue
+            out[key] = value_node.value
+        return out
+
+
 class Units(Spec):
     """unit name -> object, for ranking test cases."""
     words = "单位名到内容的映射"

@@ -6,7 +6,7 @@ in ``rules/README.md``.
 """
 from __future__ import annotations
 
-from .reader import (Expression, FactValues, Field, Flag, Id, ListOf, Number, Obj, OneOf, Range, Text,
+from .reader import (BandExpectations, Expression, FactValues, Field, Flag, Id, ListOf, Number, Obj, OneOf, Range, Text,
                      Units, Whole)
 
 FACT_TYPES = ("number", "integer", "percent", "boolean", "text", "choice")
@@ -89,6 +89,7 @@ CLAUSE_TEST = Obj("测试用例（test）", {
     "points": Field(Number(), True, "期望得分"),
     "fired": Field(ListOf(Id(reference=True)), False, "期望触发的规则编号（否决写 !编号）"),
     "status": Field(OneOf("scored", "incomplete", "vetoed"), False, "期望状态"),
+    "bands": Field(BandExpectations(), False, "期望落入的档或成熟度档：规则编号到档的名称或区间"),
     "note": Field(Text(), False, "说明"),
 })
 
