@@ -14,7 +14,7 @@ from service.domain.grading import competition_ranks, decide
 from service.domain.model import Scheme
 from service.domain.numbers import plain
 from service.domain.program import SCHEME_GROUP
-from service.domain.scoring import GradeVetoResult, assemble, fired_rules, prepare
+from service.domain.scoring import GradeVetoResult, assemble, facts_text, fired_rules, prepare
 from service.domain import expressions as ex
 
 
@@ -37,7 +37,7 @@ def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
     if case.fired is not None:
         fired = fired_rules(result)[clause.id]
         if sorted(fired) != sorted(case.fired):
-            problems.append(f"期望触发 {sorted(case.fired)}，实际触发 {sorted(fired)}")
+            problems.append(f"期望触发 {_ids(case.fired)}，实际触发 {_ids(fired)}")
     for rid, wanted in case.bands.items():
         outcome = next(o for o in got.rules if o.rule == rid)
         rule = next(r for r in clause.rules if r.id == rid)
@@ -48,6 +48,18 @@ def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
     if case.status is not None and got.status != case.status:
         problems.append(f"期望状态 {case.status}，实际 {got.status}")
     return problems
+
+
+def _ids(ids) -> str:
+    return "、".join(sorted(ids)) if ids else "（无）"
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "（无）"
+    if isinstance(value, tuple):
+        return "、".join(value) if value else "（无）"
+    return str(value)
 
 
 def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
@@ -85,15 +97,20 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
         ranks = competition_ranks(totals)
         problems = []
         for unit, total, rank, hits in zip(units, totals, ranks, fired):
-            vetoes = [GradeVetoResult(v.id, v.effect, v.grade, v.reason, v.when_text, {})
-                      for v in scheme.grading.vetoes if f"{SCHEME_GROUP}/!{v.id}" in hits]
+            facts = case.units[unit]["facts"]
+            vetoes = []
+            for v in scheme.grading.vetoes:
+                if f"{SCHEME_GROUP}/!{v.id}" in hits:
+                    used = {n: facts.get(n) for n in ex.names(v.when)}
+                    vetoes.append(GradeVetoResult(v.id, v.effect, v.grade, v.reason, v.when_text, used,
+                                                  facts_text(used, scheme)))
             grade, distinctions, why = decide(scheme, total, rank, vetoes)
             want = case.expect.get(unit)
             if want is None:
                 continue
             got = {"rank": rank, "grade": grade, "distinctions": tuple(distinctions)}
-            for k in ("rank", "grade", "distinctions"):
+            for k, words in (("rank", "名次"), ("grade", "等级"), ("distinctions", "称号")):
                 if want[k] is not None and want[k] != got[k]:
-                    problems.append(f"{unit}：期望{k}={want[k]}，实得{got[k]}（{why}）")
+                    problems.append(f"{unit}：期望{words}{_shown(want[k])}，实得{_shown(got[k])}（{why}）")
         out.append(CaseResult(scheme.id, sfile, case.name, not problems, problems))
     return out

@@ -287,6 +287,9 @@ def infer(node: Expr, types: Mapping[str, str]) -> str:
             raise ExprError(f"不能比较{TYPE_NAMES[left]}与{TYPE_NAMES[right]}", node.column)
         if left != NUMBER and node.op not in ("==", "!="):
             raise ExprError(f"{TYPE_NAMES[left]}只能用 == 或 != 比较", node.column)
+        if left != NUMBER and not isinstance(node.left, (Num, Const)) and not isinstance(node.right, (Num, Const)):
+            # the engine compares a fact with a constant; two numbers can be compared by their difference
+            raise ExprError(f"{TYPE_NAMES[left]}只能与写明的值比较（如 level == \"优\"），不能与另一个事实比较", node.column)
         return BOOLEAN
     if isinstance(node, Logic):
         for operand in node.operands:

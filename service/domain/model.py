@@ -181,6 +181,7 @@ class Clause:
     vetoes: tuple = ()
     tests: tuple = ()
     file: str = ""
+    note: str = ""
     derived: dict = field(default_factory=dict)  # operand key -> Expr
     matches: tuple = ()  # MatchRule
     operands: tuple = ()  # operand keys the matcher needs for this clause

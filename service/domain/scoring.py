@@ -74,6 +74,7 @@ class ClauseResult:
     clamped: str = ""
     file: str = ""
     offices: tuple = ()
+    note: str = ""
 
 
 @dataclass
@@ -183,7 +184,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _facts_text(facts: Mapping, scheme: Scheme) -> str:
+def facts_text(facts: Mapping, scheme: Scheme) -> str:
     return "，".join(f"{scheme.facts[n].label}={_fmt(v)}{scheme.facts[n].unit if v is not None else ''}"
                     for n, v in facts.items() if n in scheme.facts)
 
@@ -224,9 +225,9 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         out.fired = key in fired
         if out.fired:
             out.amount = rule.points
-            out.explanation = f"{guard or '本项'}成立（{_facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
+            out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
         else:
-            out.explanation = f"{guard}不成立（{_facts_text(out.facts, scheme)}），不计分"
+            out.explanation = f"{guard}不成立（{facts_text(out.facts, scheme)}），不计分"
         return out
 
     if rule.kind in ("bands", "per_unit", "steps"):
@@ -334,10 +335,10 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) ->
     common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
                   maximum=clause.points, start=start, raw=raw, rules=outcomes, vetoes=vetoes,
                   missing=missing, facts=facts, source=clause.source.text, file=clause.file,
-                  offices=clause.offices)
+                  offices=clause.offices, note=clause.note)
     fired_vetoes = [v for v in vetoes if v.fired]
     if fired_vetoes:
-        words = "；".join(f"否决条件“{v.condition}”成立（{_facts_text(v.facts, scheme)}）：{v.reason}"
+        words = "；".join(f"否决条件“{v.condition}”成立（{facts_text(v.facts, scheme)}）：{v.reason}"
                          for v in fired_vetoes)
         return ClauseResult(points=ZERO, status="vetoed", explanation=f"{words}。本项不得分，计0{u}", **common)
     if missing:
@@ -401,7 +402,7 @@ def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: st
         if f"{SCHEME_GROUP}/!{veto.id}" in fired:
             facts = _facts_of(veto.when, values)
             vetoes.append(GradeVetoResult(veto.id, veto.effect, veto.grade, veto.reason, veto.when_text,
-                                          facts, _facts_text(facts, scheme)))
+                                          facts, facts_text(facts, scheme)))
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
         scheme=scheme.id, scheme_title=scheme.title, version=scheme.version, unit=unit, total=total,

@@ -70,6 +70,8 @@ def render(result, ranking_entry=None) -> str:
         if clause.offices:
             lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
         lines.append(f"{indent}  原文：{_short(clause.source)}")
+        if clause.note:
+            lines.append(f"{indent}  解读：{_short(clause.note, 200)}")
         for rule in clause.rules:
             mark = "✓" if rule.fired else "·"
             title = f"{rule.title}：" if rule.title else ""

@@ -21,6 +21,7 @@ this module in worker processes and contains them.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -62,6 +63,29 @@ def dumps(value) -> str:
     if value is None:
         return "null"
     raise TypeError(f"cannot send {type(value).__name__} to the engine")
+
+
+@functools.lru_cache(maxsize=65536)
+def _key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False) + ":"
+
+
+def dumps_fact(fact: dict) -> str:
+    """``dumps`` for the flat facts of an evaluation (the hot path): same output, less work."""
+    parts = []
+    for name, value in fact.items():
+        if value is True:
+            text = "true"
+        elif value is False:
+            text = "false"
+        elif isinstance(value, Decimal):
+            text = plain(value)
+        elif isinstance(value, str):
+            text = json.dumps(value, ensure_ascii=False)
+        else:
+            text = dumps(value)
+        parts.append(_key(name) + text)
+    return "{" + ",".join(parts) + "}"
 
 
 def _test(cond: Condition) -> dict:
@@ -139,7 +163,7 @@ class Ruleset:
         return fired
 
     def evaluate(self, facts: Sequence[dict]) -> set:
-        return self.evaluate_raw([dumps(f) for f in facts])
+        return self.evaluate_raw([dumps_fact(f) for f in facts])
 
 
 class InProcessMatcher:

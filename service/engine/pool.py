@@ -186,6 +186,7 @@ class EnginePool:
                 worker = self._replace(worker)
                 raise self._incident("hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程") from None
             except (EOFError, OSError, BrokenPipeError) as err:
+                worker.process.join(timeout=2)  # the pipe closes before the exit status is reaped
                 code = worker.process.exitcode
                 worker = self._replace(worker)
                 raise self._incident("crash", "规则引擎进程意外退出，已重启引擎进程",
@@ -199,9 +200,9 @@ class EnginePool:
             self._idle.put(worker)
 
     def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
-        from service.engine.durable import dumps
+        from service.engine.durable import dumps_fact
         key, definition = scheme.program_name, self._definition(scheme)
-        payload = [[dumps(f) for f in facts] for facts in batch]
+        payload = [[dumps_fact(f) for f in facts] for facts in batch]
         if len(payload) < 2 * self.split_at or self.size < 2:
             return self.match_raw(key, definition, payload)
         # a large batch is shared out over the workers, which run side by side

@@ -270,6 +270,10 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
         if _check_expr(v["when"], types, ex.BOOLEAN, file, chk, "when"):
             vetoes.append(ClauseVeto(v["id"], v["when"].tree, v["when"].text, v["reason"]))
     kind = cat.kind
+    if kind == DEDUCTION:
+        for r in d["rules"]:
+            if r.get("kind") in ("scaled", "assessed", "maturity"):
+                chk.err(file, r.at("kind"), f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 fixed、bands、per_unit 或 steps，并把分值写成负数")
     start = d.get("start", "zero")
     if start == "full" and kind != STANDARD:
         chk.err(file, d.at("start"), "只有基本分条款才能从满分扣起（start: full）；加分项、扣分项从0分起")
@@ -292,7 +296,7 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
                     source=_source(d), offices=tuple(d.get("offices") or ()), deadline=d.get("deadline", ""),
                     tasks=tuple((t["task"], t.get("deadline", ""), tuple(t.get("offices") or ())) for t in d.get("tasks") or ()),
                     evidence=tuple(d.get("evidence") or ()), facts=tuple(own.values()), reads=tuple(reads),
-                    rules=tuple(rules), vetoes=tuple(vetoes), file=file)
+                    rules=tuple(rules), vetoes=tuple(vetoes), file=file, note=d.get("note", ""))
     all_facts.update(own)
     ids = {r.id for r in rules} | {f"!{v.id}" for v in vetoes}
     tests = []
@@ -327,6 +331,8 @@ def _categories(items, file: str, chk: _Checker, parent: Optional[Category], ind
             continue
         if kind == STANDARD and "points" not in d:
             chk.err(file, d.at(), f"基本分类别“{d['id']} {d['title']}”须写明分值 points")
+        if kind != STANDARD and "points" in d:
+            chk.err(file, d.at("points", value=False), "加分、扣分类别不设 points；总计上限请写 cap（如 加分项总计不超5分：cap: 5）")
         if kind == STANDARD and "cap" in d:
             chk.err(file, d.at("cap", value=False), "基本分类别不设 cap；其上限就是 points")
         cat = Category(d["id"], d["title"], kind, d.get("points"), d.get("cap"), parent=parent.id if parent else None)

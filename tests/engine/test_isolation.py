@@ -1,7 +1,7 @@
 """durable-rules failures are contained: no dead caller, no wrong score, next call served.
 
 The inputs are real C-level failures reproduced on this machine:
-- 256 rules with an identical condition: SIGSEGV inside assert (notes, limit 6);
+- 256 or more rules with an identical condition: SIGSEGV inside assert (notes, limit 6);
 - 600 distinct first-level tests: create_ruleset loops forever holding the GIL;
 - a number in exponent form inside a batch: the engine silently drops it and
   every fact after it (notes, failure 3).
@@ -16,12 +16,16 @@ from decimal import Decimal
 import pytest
 
 from service.domain.scoring import prepare, score_unit
-from service.engine.durable import compile_ruleset, dumps
+from service.engine.durable import compile_ruleset, dumps, dumps_fact
 from service.engine.pool import EngineUnavailable
 
 from ..unit.test_scoring import FULL
 
-SEGFAULT_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)})
+_MARKERS = {"$open": {"all": [{"m": {"$t": "$open"}}]}, "$close": {"all": [{"m": {"$t": "$close"}}]}}
+# 256 identical conditions: a bare call crashes every time (20 of 20 fresh processes);
+# under the adapter's session pattern the crash comes in 8 of 20 evaluations
+BARE_SEGFAULT_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)})
+SEGFAULT_RULESET = json.dumps({**_MARKERS, **{f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)}})
 HANG_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": f"v{i}"}}]} for i in range(600)})
 
 
@@ -33,22 +37,58 @@ def _good_call(pool, scheme):
 def test_the_segfault_input_really_kills_a_bare_process():
     code = textwrap.dedent(f"""
         import durable_rules_engine as e
-        h = e.create_ruleset("x", {SEGFAULT_RULESET!r})
+        h = e.create_ruleset("x", {BARE_SEGFAULT_RULESET!r})
         e.assert_fact(h, '{{"sid":"a","id":"1","k":1}}')
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
-    assert proc.returncode == -11  # SIGSEGV: what the pool must contain
+    # nearly always SIGSEGV (20 of 20 in one measurement); a lucky heap can survive it
+    codes = []
+    for _ in range(10):
+        codes.append(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode)
+        if codes[-1] < 0:
+            break
+    assert codes[-1] in (-11, -6), codes  # killed by a signal: what the pool must contain
 
 
 def test_a_crash_in_the_engine_is_contained(fresh_engine, minimal):
-    before = fresh_engine.pids()
-    with pytest.raises(EngineUnavailable) as err:
-        fresh_engine.match_raw("segfault", SEGFAULT_RULESET, [['{"k":1}']])
-    assert err.value.kind == "crash"
+    """The real crash input, sent until it kills the worker: never a score, always contained."""
+    for attempt in range(30):
+        before = fresh_engine.pids()
+        try:
+            fired = fresh_engine.match_raw(f"segfault{attempt}", SEGFAULT_RULESET, [['{"k":1}']])
+        except EngineUnavailable as err:
+            assert err.kind == "crash"
+            break
+        # when the engine survives this input, its answer is still the right one
+        assert fired == [{f"r{i}" for i in range(256)}]
+    else:
+        pytest.fail("the crash input did not crash the engine in 30 tries")
     # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
     assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
-    assert len(err.value.incident) == 12 and err.value.incident in str(err.value)
     assert fresh_engine.pids() != before  # replaced
+    _good_call(fresh_engine, minimal)
+
+
+def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
+    """Deterministic: SIGSEGV delivered to a worker stuck in the C loop."""
+    import signal
+    import threading
+    import time
+    pid = fresh_engine.pids()[0]
+    caught = []
+
+    def call():
+        try:
+            fresh_engine.match_raw("hang", HANG_RULESET, [['{"k":"v1"}']])
+        except EngineUnavailable as err:
+            caught.append(err)
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGSEGV)
+    t.join(timeout=30)
+    assert [e.kind for e in caught] == ["crash"]
+    assert fresh_engine.incidents[-1]["detail"].startswith("exit code -11")
     _good_call(fresh_engine, minimal)
 
 
@@ -80,16 +120,17 @@ def test_unmatched_facts_on_a_new_session_are_safe(fresh_engine, minimal):
 
 
 def test_numbers_never_reach_the_engine_in_exponent_form():
-    assert dumps({"x": Decimal("1E+16"), "y": Decimal("1E-5")}) == '{"x":10000000000000000,"y":0.00001}'
+    fact = {"x": Decimal("1E+16"), "y": Decimal("1E-5"), "标志": True, "s": "引号\"文字"}
+    assert dumps(fact) == '{"x":10000000000000000,"y":0.00001,"标志":true,"s":"引号\\"文字"}'
+    assert dumps_fact(fact) == dumps(fact)
     assert dumps([True, False, "文字"]) == '[true,false,"文字"]'
     with pytest.raises(TypeError):
         dumps(float("nan"))
 
 
-def test_the_caller_process_survives(fresh_engine):
-    # after the crash and hang tests above in this process, we are still here
-    assert os.getpid() == os.getpid()
-    for _ in range(2):
+def test_the_caller_process_survives_repeated_failures(fresh_engine, minimal):
+    for _ in range(3):
         with pytest.raises(EngineUnavailable):
-            fresh_engine.match_raw("segfault", SEGFAULT_RULESET, [['{"k":1}']])
-    assert fresh_engine.spawned == 3
+            fresh_engine.match_raw("hang", HANG_RULESET, [['{"k":"v1"}']])
+    assert fresh_engine.spawned == 4  # the first worker and three replacements
+    _good_call(fresh_engine, minimal)
