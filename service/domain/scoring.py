@@ -10,9 +10,10 @@ The flow for one unit:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Mapping, Optional, Protocol, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from . import expressions as ex
 from .facts import validate_facts
@@ -30,8 +31,26 @@ class Matcher(Protocol):
 
 # --- results ------------------------------------------------------------------
 
+class _Worded:
+    """``explanation`` is written on first access: scoring a batch computes the
+    numbers and the structured trace; the sentences cost nothing until read."""
+
+    TEXT = ("explanation",)
+
+    @property
+    def explanation(self) -> str:
+        if self._explanation is None:
+            self._explanation = self._write() if self._write is not None else ""
+            self._write = None
+        return self._explanation
+
+    @explanation.setter
+    def explanation(self, text: str) -> None:
+        self._explanation, self._write = text, None
+
+
 @dataclass
-class RuleOutcome:
+class RuleOutcome(_Worded):
     rule: str
     kind: str
     title: str
@@ -39,10 +58,11 @@ class RuleOutcome:
     amount: Decimal = ZERO
     raw: Optional[Decimal] = None  # before the rule's own cap
     capped: bool = False
-    explanation: str = ""
     facts: dict = field(default_factory=dict)
     band: Optional[int] = None
     note: str = ""
+    _explanation: Optional[str] = field(default=None, repr=False, compare=False)
+    _write: Optional[Callable] = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -55,7 +75,7 @@ class VetoOutcome:
 
 
 @dataclass
-class ClauseResult:
+class ClauseResult(_Worded):
     id: str
     title: str
     category: str
@@ -70,11 +90,12 @@ class ClauseResult:
     missing: list
     facts: dict
     source: str
-    explanation: str
     clamped: str = ""
     file: str = ""
     offices: tuple = ()
     note: str = ""
+    _explanation: Optional[str] = field(default=None, repr=False, compare=False)
+    _write: Optional[Callable] = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -209,7 +230,9 @@ def _unit_of(rule: Rule, scheme: Scheme) -> str:
     return ""
 
 
-def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping) -> RuleOutcome:
+def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping,
+             words: bool = False) -> RuleOutcome:
+    """The rule's points and structured trace; its sentence too when ``words``."""
     key = f"{clause.id}/{rule.id}"
     u = scheme.unit
     out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
@@ -219,15 +242,18 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         guard = f"条件“{rule.when_text}”"
     absent = [n for n, v in out.facts.items() if v is None]
     if absent and key not in fired:
-        out.explanation = f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
+        if words:
+            out.explanation = f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
         return out
     if rule.kind == "fixed":
         out.fired = key in fired
         if out.fired:
             out.amount = rule.points
-            out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
+            if words:
+                out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
         else:
-            out.explanation = f"{guard}不成立（{facts_text(out.facts, scheme)}），不计分"
+            if words:
+                out.explanation = f"{guard}不成立（{facts_text(out.facts, scheme)}），不计分"
         return out
 
     if rule.kind in ("bands", "per_unit", "steps"):
@@ -236,7 +262,8 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         try:
             m = _measure(rule.measure, values)
         except ex.Undefined as why:
-            out.explanation = f"{label}无法计算（{why.reason}），不计分"
+            if words:
+                out.explanation = f"{label}无法计算（{why.reason}），不计分"
             return out
         unit = _unit_of(rule, scheme)
         shown = f"{label}为{measure_words(m)}{unit}"
@@ -244,39 +271,44 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
             hit = [i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired]
             if not hit:
                 why = f"，{guard}不成立" if guard else "，不在任何档内"
-                out.explanation = f"{shown}{why}，不计分"
+                if words:
+                    out.explanation = f"{shown}{why}，不计分"
                 return out
             band = rule.bands[hit[0] - 1]
             out.fired, out.band, out.amount = True, hit[0], band.points
             name = f"“{band.label}”" if band.label else ""
-            out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points, u)}"
+            if words:
+                out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points, u)}"
             return out
         out.fired = key in fired
         if not out.fired:
             if rule.kind == "per_unit":
                 reason = f"{guard}不成立" if guard and m > 0 else "为0"
-                out.explanation = f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
+                if words:
+                    out.explanation = f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
             else:
                 threshold = f"不足{plain(rule.step)}{unit}" if rule.whole_steps else "未超过0"
-                out.explanation = f"{shown}，{threshold if not (guard and m > 0) else guard + '不成立'}，不计分"
+                if words:
+                    out.explanation = f"{shown}，{threshold if not (guard and m > 0) else guard + '不成立'}，不计分"
             return out
         if rule.kind == "per_unit":
             raw = CONTEXT.multiply(m, rule.each)
-            words = f"{shown}，每{unit or '项'}{_signed(rule.each, u)}，计{plain(raw)}{u}"
+            text = f"{shown}，每{unit or '项'}{_signed(rule.each, u)}，计{plain(raw)}{u}"
         elif rule.whole_steps:
             steps = CONTEXT.divide_int(m, rule.step)
             raw = CONTEXT.multiply(steps, rule.each)
-            words = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
+            text = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
                      f"满{plain(steps)}个整档，计{plain(raw)}{u}")
         else:
             raw = CONTEXT.multiply(CONTEXT.divide(m, rule.step), rule.each)
-            words = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each, u)}，按比例计{plain(raw)}{u}"
+            text = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each, u)}，按比例计{plain(raw)}{u}"
         out.raw = raw
         out.amount, out.capped = _cap(raw, rule.cap)
         if out.capped:
-            words += f"，超过本规则上限{plain(rule.cap)}{u}，按{plain(out.amount)}{u}计"
+            text += f"，超过本规则上限{plain(rule.cap)}{u}，按{plain(out.amount)}{u}计"
         out.fired = True
-        out.explanation = words
+        if words:
+            out.explanation = text
         return out
 
     # scaled, assessed, maturity read one value fact
@@ -286,33 +318,39 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
     if rule.kind == "assessed" and rule.reason:
         out.facts[rule.reason] = values.get(rule.reason)
     if v is None:
-        out.explanation = f"{spec.label}缺失，不计分"
+        if words:
+            out.explanation = f"{spec.label}缺失，不计分"
         return out
     if rule.kind == "maturity":
         hit = [i for i in range(1, len(rule.levels) + 1) if f"{key}/{i}" in fired]
         if not hit:
-            out.explanation = f"{spec.label}为{plain(v)}%，{guard + '不成立' if guard else '不在任何成熟度档内'}，不计分"
+            if words:
+                out.explanation = f"{spec.label}为{plain(v)}%，{guard + '不成立' if guard else '不在任何成熟度档内'}，不计分"
             return out
         level = rule.levels[hit[0] - 1]
         amount = CONTEXT.divide(CONTEXT.multiply(clause.points, v), Decimal(100))
         out.fired, out.band, out.amount = True, hit[0], amount
         text = f"：{level.text}" if level.text else ""
-        out.explanation = (f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
-                           f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}")
+        if words:
+            out.explanation = (f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
+                               f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}")
         return out
     out.fired = key in fired
     if not out.fired:
-        out.explanation = f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
+        if words:
+            out.explanation = f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
         return out
     if rule.kind == "scaled":
         amount = CONTEXT.divide(CONTEXT.multiply(v, rule.scale_to), rule.scale_from)
         out.amount = amount
-        out.explanation = (f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
-                           f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}")
+        if words:
+            out.explanation = (f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
+                               f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}")
     else:
         out.amount = v
         reason = values.get(rule.reason) if rule.reason else None
-        out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{reason}" if reason else "")
+        if words:
+            out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{reason}" if reason else "")
     out.fired = True
     return out
 
@@ -330,7 +368,11 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) ->
     for veto in clause.vetoes:
         hit = f"{clause.id}/!{veto.id}" in fired
         vetoes.append(VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values)))
-    outcomes = [_outcome(scheme, clause, rule, fired, values) for rule in clause.rules]
+    outcomes = []
+    for rule in clause.rules:
+        outcome = _outcome(scheme, clause, rule, fired, values)
+        outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
+        outcomes.append(outcome)
     raw = start + sum((o.amount for o in outcomes), ZERO)
     common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
                   maximum=clause.points, start=start, raw=raw, rules=outcomes, vetoes=vetoes,
@@ -338,32 +380,47 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) ->
                   offices=clause.offices, note=clause.note)
     fired_vetoes = [v for v in vetoes if v.fired]
     if fired_vetoes:
+        result = ClauseResult(points=ZERO, status="vetoed", **common)
+    elif missing:
+        result = ClauseResult(points=ZERO, status="incomplete", **common)
+    else:
+        points = clamp(raw, clause.low, clause.high)
+        clamped = ""
+        if points != raw:
+            if clause.kind == DEDUCTION:
+                clamped = f"合计{plain(raw)}{u}，超过本项最多扣{plain(clause.points)}{u}，按{plain(points)}{u}计"
+            elif raw < clause.low:
+                clamped = f"合计{plain(raw)}{u}，扣完为止，按{plain(points)}{u}计"
+            else:
+                clamped = f"合计{plain(raw)}{u}，超过本项上限{plain(clause.points)}{u}，按{plain(points)}{u}计"
+        result = ClauseResult(points=points, status="scored", clamped=clamped, **common)
+    result._write = functools.partial(_clause_words, scheme, clause, result)
+    return result
+
+
+def _rule_words(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping) -> str:
+    return _outcome(scheme, clause, rule, fired, values, words=True).explanation
+
+
+def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
+    u = scheme.unit
+    if result.status == "vetoed":
         words = "；".join(f"否决条件“{v.condition}”成立（{facts_text(v.facts, scheme)}）：{v.reason}"
-                         for v in fired_vetoes)
-        return ClauseResult(points=ZERO, status="vetoed", explanation=f"{words}。本项不得分，计0{u}", **common)
-    if missing:
-        labels = "、".join(scheme.facts[n].label for n in missing)
-        return ClauseResult(points=ZERO, status="incomplete",
-                            explanation=f"缺少事实：{labels}（缺失不等于0），本项暂计0{u}", **common)
-    points = clamp(raw, clause.low, clause.high)
-    clamped = ""
-    if points != raw:
-        if clause.kind == DEDUCTION:
-            clamped = f"合计{plain(raw)}{u}，超过本项最多扣{plain(clause.points)}{u}，按{plain(points)}{u}计"
-        elif raw < clause.low:
-            clamped = f"合计{plain(raw)}{u}，扣完为止，按{plain(points)}{u}计"
-        else:
-            clamped = f"合计{plain(raw)}{u}，超过本项上限{plain(clause.points)}{u}，按{plain(points)}{u}计"
-    base = f"起始{plain(start)}{u}；" if clause.start == "full" else ""
-    fired_words = "；".join(o.explanation for o in outcomes if o.fired) or "无规则适用"
+                         for v in result.vetoes if v.fired)
+        return f"{words}。本项不得分，计0{u}"
+    if result.status == "incomplete":
+        labels = "、".join(scheme.facts[n].label for n in result.missing)
+        return f"缺少事实：{labels}（缺失不等于0），本项暂计0{u}"
+    points = result.points
+    base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
+    fired_words = "；".join(o.explanation for o in result.rules if o.fired) or "无规则适用"
     if clause.kind == DEDUCTION:
         outcome = f"本项扣{plain(-points)}{u}（最多扣{plain(clause.points)}{u}）"
     elif clause.kind == BONUS:
         outcome = f"本项加{plain(points)}{u}（最多加{plain(clause.points)}{u}）"
     else:
         outcome = f"本项得{plain(points)}{u}（满分{plain(clause.points)}{u}）"
-    explanation = f"{base}{fired_words}" + (f"；{clamped}" if clamped else "") + f"。{outcome}"
-    return ClauseResult(points=points, status="scored", clamped=clamped, explanation=explanation, **common)
+    return f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
 
 
 def _categories(scheme: Scheme, clause_results: dict) -> list:

@@ -13,7 +13,11 @@ KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
 def to_data(value):
     """Dataclasses, decimals and collections as JSON-ready data (decimals as exact strings)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data = {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.startswith("_")}
+        for name in getattr(value, "TEXT", ()):  # sentences written on first access
+            data[name] = getattr(value, name)
+        return data
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):

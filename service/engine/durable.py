@@ -26,6 +26,7 @@ import itertools
 import json
 import threading
 from decimal import Decimal
+from json.decoder import scanstring
 from typing import Sequence
 
 import durable_rules_engine as _engine
@@ -136,8 +137,12 @@ class Ruleset:
         fired = []
         result = _engine.start_action_for_state(self.handle, state_handle)
         while result:
-            message = json.loads(result[1])
-            fired.extend(message.keys())
+            # a message is {"<rule name>": {<the matched fact>}}: read only the name
+            message = result[1]
+            if message.startswith('{"'):
+                fired.append(scanstring(message, 2)[0])
+            else:  # pragma: no cover - never seen; decode it the slow way
+                fired.extend(json.loads(message).keys())
             following = _engine.complete_and_start_action(self.handle, state_handle)
             result = (None, following) if following else None
         return fired

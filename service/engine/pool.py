@@ -54,7 +54,14 @@ def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
 
     rulesets: dict[str, durable.Ruleset] = {}
     released = 0
+    import time
+
     while True:
+        # a caller scoring units one after another comes back within a few
+        # milliseconds: wait for it awake briefly, then block
+        spin_until = time.perf_counter() + 0.003
+        while time.perf_counter() < spin_until and not conn.poll(0):
+            pass
         try:
             msg = conn.recv()
         except (EOFError, KeyboardInterrupt):
@@ -110,8 +117,11 @@ class EnginePool:
     def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn"):
         self.size, self.deadline, self.per_unit = size, deadline, per_unit
         self.split_at = 50  # batches of at least 2 x this many units are shared out over the workers
+        self.spin = 0.002  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
         self._ctx = mp.get_context(start_method)
-        self._idle: "queue.Queue[_Worker]" = queue.Queue()
+        # last in, first out: a caller scoring one unit after another gets the worker
+        # that just served it, still awake; concurrent callers still get one each
+        self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
         self._retired: set[str] = set()
         self._pending_retire: dict[int, set] = {}
         self._definitions: dict[str, str] = {}
@@ -163,6 +173,12 @@ class EnginePool:
 
     def _call(self, worker: _Worker, message, timeout: float):
         worker.conn.send(message)
+        # most answers come within a few milliseconds: wait for them awake (a
+        # blocked reader is slow to wake on this kind of machine), then block
+        spin_until = time.perf_counter() + self.spin
+        while time.perf_counter() < spin_until:
+            if worker.conn.poll(0):
+                return worker.conn.recv()
         if not worker.conn.poll(timeout):
             raise TimeoutError
         return worker.conn.recv()
