@@ -6,6 +6,7 @@ compared in the printout, not enforced as timed tests).
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 import statistics
@@ -146,7 +147,7 @@ def _measure(label, scheme, load_seconds, pool, oracle, n_units, runs):
     return rows
 
 
-def run(units: int = 1000, runs: int = 200) -> None:
+def run(units: int = 1000, runs: int = 1000) -> None:
     me = psutil.Process(os.getpid())
     settings = from_environment()
     print(f"机器：{os.cpu_count()} 核；Python 进程 RSS {me.memory_info().rss / MIB:.1f} MiB")
@@ -160,20 +161,25 @@ def run(units: int = 1000, runs: int = 200) -> None:
     largest_load = time.perf_counter() - t0
     oracle = OracleMatcher()
     with EnginePool(size=2, deadline=30) as pool, tempfile.TemporaryDirectory() as tmp:
-        rss_start = me.memory_info().rss
-        worker_start = sum(s["rss"] for s in pool.stats())
         seed_rows = _measure(f"最大的种子细则 {largest.id}", largest, largest_load, pool, oracle, units, runs)
         folder = synthetic_scheme(Path(tmp) / "synthetic")
         t0 = time.perf_counter()
         synthetic = load_scheme(folder, Path(tmp))
         synthetic_load = time.perf_counter() - t0
         _measure("合成细则", synthetic, synthetic_load, pool, oracle, units, runs)
-        for _ in range(3):  # memory across repeated runs
-            _many_units(largest, pool, [random_facts(largest, random.Random(i)) for i in range(units)])
-        rss_end = me.memory_info().rss
-        worker_end = sum(s["rss"] for s in pool.stats())
+        pool.retire(synthetic.program_name)
+        # memory: the same 1,000 units scored again and again, each batch's results let go
+        batch = [random_facts(largest, random.Random(i)) for i in range(units)]
+        caller, workers = [], []
+        for _ in range(6):
+            elapsed, results = _many_units(largest, pool, batch)
+            del results
+            gc.collect()
+            caller.append(me.memory_info().rss / MIB)
+            workers.append(sum(s["rss"] for s in pool.stats()) / MIB)
     name, median, p99, elapsed, rate = seed_rows[0]
-    print(f"\n内存：主进程 RSS {rss_start / MIB:.1f} → {rss_end / MIB:.1f} MiB；"
-          f"引擎进程合计 {worker_start / MIB:.1f} → {worker_end / MIB:.1f} MiB")
+    print(f"\n内存（{largest.id} 的{units}个单位连续评分6轮，每轮之后）：")
+    print("   主进程 RSS " + " → ".join(f"{x:.1f}" for x in caller) + " MiB")
+    print("   引擎进程合计 RSS " + " → ".join(f"{x:.1f}" for x in workers) + " MiB")
     print(f"对照目标：种子细则全部加载 {load_all_seconds * 1000:.0f} ms（< 1000）；"
           f"最大种子细则单个单位中位数 {median:.2f} ms（< 3）；{units} 个单位 {elapsed:.2f} s（< 2.5）")

@@ -157,7 +157,7 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
 
 @main.command()
 @click.option("--units", default=1000, show_default=True, help="批量评分的单位数")
-@click.option("--runs", default=200, show_default=True, help="单个单位评分的重复次数")
+@click.option("--runs", default=1000, show_default=True, help="单个单位评分的重复次数")
 def bench(units, runs):
     """基准测试：加载、编译与评分的耗时（durable-rules 与纯 Python 对照）。"""
     from service.benchmark import run

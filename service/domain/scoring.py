@@ -36,6 +36,7 @@ class _Worded:
     numbers and the structured trace; the sentences cost nothing until read."""
 
     TEXT = ("explanation",)
+    __slots__ = ()
 
     @property
     def explanation(self) -> str:
@@ -49,7 +50,7 @@ class _Worded:
         self._explanation, self._write = text, None
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleOutcome(_Worded):
     rule: str
     kind: str
@@ -65,7 +66,7 @@ class RuleOutcome(_Worded):
     _write: Optional[Callable] = field(default=None, repr=False, compare=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class VetoOutcome:
     id: str
     fired: bool
@@ -74,7 +75,7 @@ class VetoOutcome:
     facts: dict = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class ClauseResult(_Worded):
     id: str
     title: str
@@ -98,7 +99,7 @@ class ClauseResult(_Worded):
     _write: Optional[Callable] = field(default=None, repr=False, compare=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class CategoryResult:
     id: str
     title: str
@@ -112,7 +113,7 @@ class CategoryResult:
     parent: Optional[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class GradeVetoResult:
     id: str
     effect: str
