@@ -109,6 +109,8 @@ _YAML_PROBLEMS = [
     ("cannot start any token", "含有不能出现在这里的字符（如制表符），缩进请用空格"),
     ("could not find expected ':'", "缺少冒号“:”"),
     ("expected <block end>", "缩进不一致，同一层的键要对齐"),
+    ("did not find expected key", "多半是某一行比同一层的其他键多缩进了，请用空格对齐"),
+    ("did not find expected '-' indicator", "列表的各项要对齐，每项以“- ”开头"),
     ("found duplicate anchor", "锚点重复"),
     ("found undefined alias", "引用了未定义的锚点"),
     ("while scanning a quoted scalar", "引号没有配对"),
