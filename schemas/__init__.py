@@ -1,0 +1,222 @@
+"""marshmallow schemas of the HTTP API: what goes in, what comes out.
+
+Points and decimal facts travel as JSON numbers on the way in (parsed as
+exact decimals) and as strings of exact digits on the way out ("3.625").
+"""
+from marshmallow import Schema, fields, validate
+
+ROLE_CHOICES = ("self", "review")
+UNIT_KINDS = ("street", "town", "park")
+
+
+class ErrorBody(Schema):
+    status = fields.Integer(required=True)
+    code = fields.String(required=True, metadata={"description": "机器可读的错误代码"})
+    message = fields.String(required=True, metadata={"description": "给人看的说明"})
+    incident = fields.String(allow_none=True, metadata={"description": "服务端事件编号（引擎故障等）"})
+    field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields",
+                               metadata={"description": "出错的字段及其说明"})
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class TokenRequest(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TokenResponse(Schema):
+    token = fields.String(required=True)
+    role = fields.String(required=True)
+    unit = fields.String(allow_none=True)
+
+
+class SchemeSummary(Schema):
+    id = fields.String()
+    title = fields.String()
+    year = fields.String()
+    issuer = fields.String()
+    total = fields.Decimal(as_string=True)
+    unit = fields.String()
+    version = fields.String()
+    clauses = fields.Integer()
+    grading = fields.String()
+
+
+class FactOut(Schema):
+    name = fields.String()
+    type = fields.String()
+    label = fields.String()
+    unit = fields.String()
+    help = fields.String()
+    min = fields.Decimal(as_string=True, allow_none=True)
+    max = fields.Decimal(as_string=True, allow_none=True)
+    choices = fields.List(fields.String())
+    required = fields.Boolean()
+
+
+class ClauseOut(Schema):
+    id = fields.String()
+    title = fields.String()
+    category = fields.String()
+    kind = fields.String()
+    points = fields.Decimal(as_string=True)
+    start = fields.String()
+    source = fields.String()
+    source_ref = fields.String()
+    offices = fields.List(fields.String())
+    deadline = fields.String()
+    evidence = fields.List(fields.String())
+    note = fields.String()
+    facts = fields.List(fields.String(), metadata={"description": "本条款读取的事实名"})
+    rules = fields.List(fields.Dict())
+
+
+class CategoryOut(Schema):
+    id = fields.String()
+    title = fields.String()
+    kind = fields.String()
+    points = fields.Decimal(as_string=True, allow_none=True)
+    cap = fields.Decimal(as_string=True, allow_none=True)
+    clauses = fields.List(fields.String())
+    categories = fields.List(fields.Nested(lambda: CategoryOut()))
+
+
+class SchemeDetail(SchemeSummary):
+    source = fields.String()
+    note = fields.String()
+    categories = fields.List(fields.Nested(CategoryOut))
+    clause_list = fields.List(fields.Nested(ClauseOut), data_key="clause_details")
+    facts = fields.List(fields.Nested(FactOut))
+    grading_detail = fields.Dict(data_key="grading_policy")
+
+
+class EvaluateRequest(Schema):
+    facts = fields.Dict(keys=fields.String(), required=True, metadata={"description": "事实名到取值"})
+
+
+class ScoreTrace(Schema):
+    result = fields.Dict(required=True, metadata={"description": "结构化的计分轨迹"})
+    text = fields.String(required=True, metadata={"description": "可读的中文计分说明"})
+
+
+class UnitIn(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
+    district = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class UnitOut(Schema):
+    code = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    district = fields.String()
+
+
+class SubmissionIn(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLE_CHOICES),
+                         metadata={"description": "self 自评；review 评审"})
+    facts = fields.Dict(keys=fields.String(), required=True)
+    evidence = fields.Dict(keys=fields.String(), values=fields.List(fields.String(validate=validate.Length(max=500))),
+                           load_default=dict, metadata={"description": "事实名到佐证材料编号或链接"})
+    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+                           metadata={"description": "更正已提交的事实时必填"})
+
+
+class SubmissionOut(Schema):
+    unit = fields.String()
+    scheme = fields.String()
+    version = fields.Integer()
+    role = fields.String()
+    author = fields.String()
+    created_at = fields.DateTime()
+    facts = fields.Dict()
+    evidence = fields.Dict()
+    reason = fields.String()
+
+
+class CompareOut(Schema):
+    to = fields.Integer()
+    changes = fields.List(fields.Dict())
+    reason = fields.String()
+    role = fields.String()
+
+
+class CompareArgs(Schema):
+    a = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
+    b = fields.Integer(required=True, data_key="to", validate=validate.Range(min=1))
+
+
+class ScoreRequest(Schema):
+    submission_version = fields.Integer(load_default=None, validate=validate.Range(min=1),
+                                        metadata={"description": "默认用最新一版提交"})
+
+
+class ScoreOut(Schema):
+    id = fields.Integer()
+    unit = fields.String()
+    scheme = fields.String()
+    total = fields.Decimal(as_string=True)
+    grade = fields.String(allow_none=True)
+    complete = fields.Boolean()
+    rules_version = fields.String()
+    submission_version = fields.Integer()
+    engine_version = fields.String()
+    computed_by = fields.String()
+    created_at = fields.DateTime()
+    trace = fields.Dict()
+    text = fields.String()
+
+
+class ReplayOut(Schema):
+    score = fields.Integer()
+    rules_version = fields.String()
+    reproduced = fields.Boolean()
+    stored_total = fields.String()
+    replayed_total = fields.String()
+    differences = fields.List(fields.String())
+
+
+class RankingOut(Schema):
+    scheme = fields.String()
+    version = fields.String()
+    method = fields.String()
+    entries = fields.List(fields.Dict())
+
+
+class RulesValidateIn(Schema):
+    files = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                        validate=validate.Length(min=1, max=1000),
+                        metadata={"description": "细则文件夹内的相对路径到文件内容，如 scheme.yaml、clauses/01-x.yaml"})
+
+
+class RulesValidateOut(Schema):
+    valid = fields.Boolean()
+    errors = fields.List(fields.Dict())
+    schemes = fields.List(fields.Dict())
+
+
+class ReloadOut(Schema):
+    changes = fields.Dict()
+
+
+class RuleVersionOut(Schema):
+    version = fields.String()
+    scheme = fields.String()
+    title = fields.String()
+    loaded_at = fields.String()
+    serving = fields.Boolean()
+
+
+class JournalOut(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor = fields.String()
+    role = fields.String()
+    action = fields.String()
+    target = fields.String()
+    outcome = fields.String()
+    detail = fields.Dict()

@@ -1,0 +1,117 @@
+"""评分引擎: the scoring engine service.
+
+``create_app()`` builds the Flask application: configuration from the
+environment (``service.config``), the database adapter, the rules registry
+(loaded all-or-nothing at start), the contained durable-rules engine (one
+pool per process, started on first use so it survives gunicorn's fork), the
+API blueprints and the admin pages, one JSON error shape, and the CLI.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from decimal import Decimal
+
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+
+class _DecimalJSON(DefaultJSONProvider):
+    """Request numbers are read as exact decimals; decimals are written as exact strings."""
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_float", Decimal)
+        return super().loads(s, **kwargs)
+
+
+class LazyEnginePool:
+    """The engine pool of this process, started on first use (after gunicorn forks)."""
+
+    def __init__(self, workers: int, deadline: float):
+        self.workers, self.deadline = workers, deadline
+        self._pool, self._pid, self._lock = None, None, threading.Lock()
+        self._retired: list = []
+
+    @property
+    def pool(self):
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    from service.engine.pool import EnginePool
+                    self._pool, self._pid = EnginePool(size=self.workers, deadline=self.deadline), os.getpid()
+                    for key in self._retired:
+                        self._pool.retire(key)
+        return self._pool
+
+    @property
+    def name(self) -> str:
+        from service.engine.pool import EnginePool
+        return EnginePool.name
+
+    def match(self, scheme, batch):
+        return self.pool.match(scheme, batch)
+
+    def retire(self, key: str) -> None:
+        self._retired.append(key)
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.retire(key)
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+            self._pool = None
+
+
+def create_app(settings=None, engine=None) -> Flask:
+    from flask_smorest import Api
+    from sqlalchemy import inspect
+
+    from . import errors
+    from .api import admin as admin_api, schemes as schemes_api, units as units_api
+    from .config import from_environment
+    from .db import Database
+    from .operations import Context, persist_versions
+    from .registry import Registry
+
+    settings = settings or from_environment()
+    app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.json = _DecimalJSON(app)
+    app.json.ensure_ascii = False  # Chinese as it is, not \\u escapes
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="评分引擎 API",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        PROPAGATE_EXCEPTIONS=False,
+        SCORING_SETTINGS=settings,
+    )
+    logging.basicConfig(level=logging.INFO)
+    os.makedirs(settings.instance_dir, exist_ok=True)
+
+    engine = engine or LazyEnginePool(settings.engine_workers, settings.engine_deadline)
+    registry = Registry(settings.rules_dir, engine=engine)
+    registry.reload()  # a broken rules directory stops the start, with file:line:column errors
+    db = Database(settings.database_url)
+    ctx = Context(db=db, registry=registry, engine=engine,
+                  pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")))
+    app.extensions["scoring"] = ctx
+    if inspect(db.engine).has_table("rule_versions"):
+        persist_versions(ctx)
+
+    api = Api(app)
+    api.register_blueprint(schemes_api.blp)
+    api.register_blueprint(units_api.blp)
+    api.register_blueprint(admin_api.blp)
+    errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok", "schemes": len(registry.schemes())}
+
+    from .commands import register_commands
+    register_commands(app)
+    return app

@@ -54,3 +54,8 @@ class Registry:
 
     def by_version(self, version: str) -> Optional[Scheme]:
         return self._versions.get(version)
+
+    def remember(self, scheme: Scheme) -> None:
+        """Keep an old version (reloaded from the database) for replays."""
+        with self._lock:
+            self._versions.setdefault(scheme.version, scheme)

@@ -28,7 +28,30 @@ def to_data(value):
 
 
 def _pts(value) -> str:
-    return display(value) if value is not None else "—"
+    if value is None:
+        return "—"
+    return display(value if isinstance(value, Decimal) else Decimal(str(value)))
+
+
+class _Data:
+    """Attribute access over stored trace data, so a stored trace renders like a fresh one."""
+
+    def __init__(self, data: dict):
+        for key, value in data.items():
+            setattr(self, key, _wrap(value))
+
+
+def _wrap(value):
+    if isinstance(value, dict):
+        return _Data(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+def render_data(trace: dict) -> str:
+    """The readable text of a stored trace (as ``to_data`` wrote it)."""
+    return render(_Data(trace))
 
 
 def render(result, ranking_entry=None) -> str:

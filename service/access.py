@@ -1,0 +1,104 @@
+"""Who may do what, and the journal of every write and every denial.
+
+Roles:
+    admin      administrator: everything, including units and users
+    editor     policy editor: the rules (validate, reload, versions), schemes, what-if
+    reviewer   reviews facts (评审) for any unit; computes scores; reads rankings
+    submitter  self-assessment (自评) for their own unit only
+    auditor    reads everything (traces, history, journal), writes nothing
+
+``PERMISSIONS`` is the whole policy; ``tests/api/test_access_matrix.py`` walks
+every endpoint with every role on its own and on another unit.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy import select
+
+from .db import Database, JournalEntry, Token, Unit, User
+from .errors import ApiError
+
+ROLES = ("admin", "editor", "reviewer", "submitter", "auditor")
+ROLE_WORDS = {"admin": "管理员", "editor": "规则编辑", "reviewer": "评审人员", "submitter": "单位填报人",
+              "auditor": "审计人员"}
+
+ALL = set(ROLES)
+PERMISSIONS = {
+    "schemes.read": ALL,
+    "evaluate": ALL,  # what-if: computes, stores nothing
+    "units.read": ALL,  # a submitter sees only their own unit
+    "units.write": {"admin"},
+    "submissions.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
+    "submissions.write.self": {"admin", "submitter"},  # submitter: own unit
+    "submissions.write.review": {"admin", "reviewer"},
+    "scores.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
+    "scores.write": {"admin", "reviewer", "submitter"},  # submitter: own unit
+    "scores.replay": {"admin", "reviewer", "auditor"},  # writes nothing
+    "ranking.read": {"admin", "reviewer", "auditor", "editor"},
+    "rules.read": {"admin", "editor", "auditor"},
+    "rules.validate": {"admin", "editor"},
+    "rules.reload": {"admin", "editor"},
+    "journal.read": {"admin", "auditor"},
+}
+OWN_UNIT_ONLY = {"submitter"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    username: str
+    role: str
+    unit_id: Optional[int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.username}（{ROLE_WORDS.get(self.role, self.role)}）"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(db: Database, user_id: int, label: str = "") -> str:
+    token = secrets.token_urlsafe(32)
+    with db.transaction() as s:
+        s.add(Token(user_id=user_id, token_hash=hash_token(token), label=label))
+    return token
+
+
+def actor_for_token(db: Database, token: str) -> Optional[Actor]:
+    with db.transaction() as s:
+        row = s.execute(select(User).join(Token, Token.user_id == User.id)
+                        .where(Token.token_hash == hash_token(token), User.active.is_(True))).scalar_one_or_none()
+        if row is None:
+            return None
+        return Actor(row.id, row.username, row.role, row.unit_id)
+
+
+def journal(session, actor: Optional[Actor], action: str, target: str, outcome: str, **detail) -> None:
+    session.add(JournalEntry(actor=actor.username if actor else "（未登录）", role=actor.role if actor else "",
+                             action=action, target=target, outcome=outcome, detail=detail))
+
+
+def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: str, status: int = 403):
+    """Record the denial in its own transaction (the request itself will not commit) and raise."""
+    with db.transaction() as s:
+        journal(s, actor, action, target, "denied", reason=why)
+    if status == 401:
+        raise ApiError(401, "unauthenticated", why, headers={"WWW-Authenticate": "Bearer"})
+    raise ApiError(403, "forbidden", why)
+
+
+def check(db: Database, actor: Optional[Actor], permission: str, target: str,
+          unit: Optional[Unit] = None) -> None:
+    """Allow, or journal the denial and raise 401/403."""
+    if actor is None:
+        deny(db, None, permission, target, "需要登录（请在 Authorization 头中提供令牌）", status=401)
+    if actor.role not in PERMISSIONS[permission]:
+        deny(db, actor, permission, target, f"{ROLE_WORDS.get(actor.role, actor.role)}没有“{permission}”权限")
+    if unit is not None and actor.role in OWN_UNIT_ONLY and actor.unit_id != unit.id:
+        deny(db, actor, permission, target, "单位填报人只能访问本单位的数据")

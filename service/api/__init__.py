@@ -1,0 +1,1 @@
+"""HTTP API blueprints (flask-smorest): parse with a schema, call one operation, dump."""

@@ -1,0 +1,129 @@
+"""Units, their submissions (append-only, versioned) and their scores."""
+from __future__ import annotations
+
+from flask import request
+from flask_smorest import Blueprint
+
+from schemas import (CompareArgs, CompareOut, ReplayOut, ScoreOut, ScoreRequest, SubmissionIn, SubmissionOut,
+                     UnitIn, UnitOut)
+from service import operations as ops
+from service.db import Unit
+from service.domain.trace import render_data
+
+from .common import actor, ctx
+
+blp = Blueprint("units", __name__, url_prefix="/api", description="被考核单位、事实提交与评分")
+
+
+def _submission(row, unit_code: str) -> dict:
+    return {"unit": unit_code, "scheme": row.scheme_id, "version": row.version, "role": row.role,
+            "author": ops.author_name(ctx(), row.author_id), "created_at": row.created_at, "facts": row.facts,
+            "evidence": row.evidence, "reason": row.reason}
+
+
+def _score(row, unit_code: str) -> dict:
+    return {"id": row.id, "unit": unit_code, "scheme": row.scheme_id, "total": row.total, "grade": row.grade,
+            "complete": row.complete, "rules_version": row.rules_version,
+            "submission_version": row.submission_version, "engine_version": row.engine_version,
+            "computed_by": ops.author_name(ctx(), row.computed_by), "created_at": row.created_at,
+            "trace": row.trace, "text": render_data(row.trace)}
+
+
+@blp.route("/units")
+@blp.response(200, UnitOut(many=True))
+def list_units():
+    """被考核单位（单位填报人只看到本单位）。"""
+    return ops.list_units(ctx(), actor())
+
+
+@blp.route("/units", methods=["POST"])
+@blp.arguments(UnitIn)
+@blp.response(201, UnitOut)
+def create_unit(body):
+    """新增被考核单位（管理员）。"""
+    return ops.create_unit(ctx(), actor(), **body)
+
+
+@blp.route("/units/<code>")
+@blp.response(200, UnitOut)
+def get_unit(code):
+    return ops.read_unit(ctx(), actor(), code)
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions")
+@blp.response(200, SubmissionOut(many=True))
+def list_submissions(code, scheme_id):
+    """某单位某细则的全部提交，按版本排列（谁、何时、以何身份、理由）。"""
+    rows = ops.history(ctx(), actor(), code, scheme_id)
+    return [_submission(r, code) for r in rows]
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions", methods=["POST"])
+@blp.arguments(SubmissionIn)
+@blp.response(201, SubmissionOut)
+@blp.doc(parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"},
+                      "description": "当前版本的 ETag（如 \"3\"）；已有提交时必填"}])
+def submit(body, code, scheme_id):
+    """提交一版事实（自评或评审）。只追加不覆盖；并发修改时后到者得到 409。"""
+    row = ops.submit(ctx(), actor(), code, scheme_id, body["role"], body["facts"], body["evidence"],
+                     body["reason"], request.headers.get("If-Match"))
+    return _submission(row, code), 201, {"ETag": ops.etag(row.version)}
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions/latest")
+@blp.response(200, SubmissionOut)
+def latest_submission(code, scheme_id):
+    rows = ops.history(ctx(), actor(), code, scheme_id)
+    if not rows:
+        from service.errors import ApiError
+        raise ApiError(404, "no_submission", "该单位还没有提交这套细则的事实")
+    return _submission(rows[-1], code), 200, {"ETag": ops.etag(rows[-1].version)}
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int:version>")
+@blp.response(200, SubmissionOut)
+def get_submission(code, scheme_id, version):
+    row = ops.get_submission(ctx(), actor(), code, scheme_id, version)
+    return _submission(row, code), 200, {"ETag": ops.etag(version)}
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/compare")
+@blp.arguments(CompareArgs, location="query")
+@blp.response(200, CompareOut)
+def compare(args, code, scheme_id):
+    """比较任意两版提交的事实。"""
+    return ops.compare(ctx(), actor(), code, scheme_id, args["a"], args["b"])
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/scores", methods=["POST"])
+@blp.arguments(ScoreRequest)
+@blp.response(201, ScoreOut)
+def compute(body, code, scheme_id):
+    """按当前规则对一版提交评分并保存：分数、完整轨迹、规则版本、提交版本、引擎版本。"""
+    row = ops.compute_score(ctx(), actor(), code, scheme_id, body.get("submission_version"))
+    return _score(row, code)
+
+
+@blp.route("/units/<code>/schemes/<scheme_id>/scores")
+@blp.response(200, ScoreOut(many=True))
+def list_scores(code, scheme_id):
+    return [_score(r, code) for r in ops.list_scores(ctx(), actor(), code, scheme_id)]
+
+
+@blp.route("/scores/<int:score_id>")
+@blp.response(200, ScoreOut)
+def get_score(score_id):
+    row = ops.get_score(ctx(), actor(), score_id)
+    return _score(row, _unit_code(row.unit_id))
+
+
+@blp.route("/scores/<int:score_id>/replay", methods=["POST"])
+@blp.response(200, ReplayOut)
+def replay(score_id):
+    """按评分当时的规则版本重算，核对是否完全一致。"""
+    return ops.replay(ctx(), actor(), score_id)
+
+
+def _unit_code(unit_id: int) -> str:
+    with ctx().db.transaction() as s:
+        return s.get(Unit, unit_id).code

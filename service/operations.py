@@ -1,0 +1,387 @@
+"""The service layer: what the API (and later the admin page) can do.
+
+Each function takes plain values and the application's ``Context`` and does
+one unit of work: checks access, calls the scoring core, and writes in one
+transaction (with its journal entry), or raises ``ApiError``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .access import Actor, check, journal
+from .db import Database, RuleVersion, Score, Submission, Unit, User
+from .domain.facts import InvalidFacts, validate_facts
+from .domain.grading import rank_units
+from .domain.model import Scheme
+from .domain.scoring import GradeVetoResult, ScoreResult, score_units
+from .domain.trace import render, to_data
+from .engine.pool import EngineUnavailable
+from .errors import ApiError
+from .registry import Registry
+from .rulefiles import RuleSetError
+from .rulefiles.loader import load_all, load_scheme
+
+SUBMISSION_ROLES = {"self": "自评", "review": "评审"}
+
+
+@dataclass
+class Context:
+    db: Database
+    registry: Registry
+    engine: object  # a Matcher: the contained durable-rules pool
+    pause_in_submit: float = 0.0  # tests only: seconds to wait inside the submission transaction
+
+
+# --- rule versions -------------------------------------------------------------------
+
+def _files_of(scheme: Scheme) -> dict:
+    folder = Path(scheme.path)
+    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.yaml"))}
+
+
+def persist_versions(ctx: Context) -> None:
+    """Store every served scheme version's files, so scores made under it replay later."""
+    with ctx.db.transaction() as s:
+        known = set(s.scalars(select(RuleVersion.version)))
+        for scheme in ctx.registry.schemes().values():
+            if scheme.version not in known:
+                s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title,
+                                  files=_files_of(scheme)))
+
+
+def scheme_by_version(ctx: Context, version: str) -> Scheme:
+    scheme = ctx.registry.by_version(version)
+    if scheme is not None:
+        return scheme
+    with ctx.db.transaction() as s:
+        row = s.get(RuleVersion, version)
+        if row is None:
+            raise ApiError(404, "unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
+        files = dict(row.files)
+    folder = Path(tempfile.mkdtemp(prefix="rules-")) / "scheme"
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    scheme = load_scheme(folder, folder.parent)
+    if scheme.version != version:  # pragma: no cover - the hash covers exactly these files
+        raise ApiError(500, "rules_version_mismatch", "存档的规则文件与版本号不符")
+    ctx.registry.remember(scheme)
+    return scheme
+
+
+def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
+    scheme = ctx.registry.get(scheme_id)
+    if scheme is None:
+        raise ApiError(404, "unknown_scheme", f"没有编号为“{scheme_id}”的细则",
+                       {"scheme": [f"可用：{'、'.join(ctx.registry.schemes())}"]})
+    return scheme
+
+
+# --- scoring -------------------------------------------------------------------------
+
+def _check_facts(scheme: Scheme, facts) -> dict:
+    try:
+        return validate_facts(scheme, facts)
+    except InvalidFacts as err:
+        fields: dict = {}
+        for e in err.errors:
+            fields.setdefault(f"facts.{e.field}", []).append(e.message)
+        raise ApiError(422, "invalid_facts", "事实有误：" + "；".join(str(e) for e in err.errors), fields)
+
+
+def _score(ctx: Context, scheme: Scheme, unit: str, values: dict) -> ScoreResult:
+    try:
+        return score_units(scheme, {unit: values}, ctx.engine, ctx.engine.name)[0]
+    except EngineUnavailable as err:
+        raise ApiError(503, "engine_unavailable", err.message, incident=err.incident,
+                       headers={"Retry-After": "1"})
+
+
+def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> dict:
+    check(ctx.db, actor, "evaluate", f"scheme:{scheme_id}")
+    scheme = current_scheme(ctx, scheme_id)
+    result = _score(ctx, scheme, "（试算）", _check_facts(scheme, facts))
+    return {"result": to_data(result), "text": render(result)}
+
+
+# --- units ---------------------------------------------------------------------------
+
+def get_unit(ctx: Context, code: str) -> Unit:
+    with ctx.db.transaction() as s:
+        unit = s.scalar(select(Unit).where(Unit.code == code))
+    if unit is None:
+        raise ApiError(404, "unknown_unit", f"没有代码为“{code}”的单位")
+    return unit
+
+
+def list_units(ctx: Context, actor: Actor) -> list[Unit]:
+    check(ctx.db, actor, "units.read", "units")
+    with ctx.db.transaction() as s:
+        query = select(Unit).order_by(Unit.code)
+        if actor.role == "submitter":
+            query = query.where(Unit.id == actor.unit_id)
+        return list(s.scalars(query))
+
+
+def read_unit(ctx: Context, actor: Actor, code: str) -> Unit:
+    unit = get_unit(ctx, code)
+    check(ctx.db, actor, "units.read", f"unit:{code}", unit)
+    return unit
+
+
+def create_unit(ctx: Context, actor: Actor, code: str, name: str, kind: str, district: str) -> Unit:
+    check(ctx.db, actor, "units.write", f"unit:{code}")
+    try:
+        with ctx.db.transaction() as s:
+            unit = Unit(code=code, name=name, kind=kind, district=district)
+            s.add(unit)
+            s.flush()
+            journal(s, actor, "units.write", f"unit:{code}", "ok", name=name)
+    except IntegrityError:
+        raise ApiError(409, "duplicate_unit", f"单位代码“{code}”已存在", {"code": ["已存在"]})
+    return unit
+
+
+# --- submissions -----------------------------------------------------------------------
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _latest_version(s, unit_id: int, scheme_id: str) -> int:
+    return s.scalar(select(func.coalesce(func.max(Submission.version), 0))
+                    .where(Submission.unit_id == unit_id, Submission.scheme_id == scheme_id))
+
+
+def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str, facts: dict,
+           evidence: dict, reason: str, if_match: Optional[str]) -> Submission:
+    unit = get_unit(ctx, unit_code)
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    check(ctx.db, actor, "submissions.write.self" if role == "self" else "submissions.write.review", target, unit)
+    scheme = current_scheme(ctx, scheme_id)
+    values = _check_facts(scheme, facts)
+    unknown = [name for name in evidence if name not in scheme.facts]
+    if unknown:
+        raise ApiError(422, "invalid_evidence", "佐证材料对应的事实不存在",
+                       {f"evidence.{n}": ["不是本细则声明的事实"] for n in unknown})
+    try:
+        with ctx.db.transaction() as s:
+            latest = _latest_version(s, unit.id, scheme_id)
+            if latest:
+                if if_match is None:
+                    raise ApiError(428, "if_match_required", f"已有第{latest}版，修改须带 If-Match: {etag(latest)}",
+                                   {"If-Match": [f"应为 {etag(latest)}"]})
+                if if_match.strip() != etag(latest):
+                    raise ApiError(409, "version_conflict", f"提交基于 {if_match}，但当前已是第{latest}版；请重新读取后再改",
+                                   {"If-Match": [f"当前为 {etag(latest)}"]}, headers={"ETag": etag(latest)})
+                if not reason.strip():
+                    raise ApiError(422, "reason_required", "更正已提交的事实须写明理由", {"reason": ["更正时必填"]})
+            elif if_match not in (None, "*") and if_match.strip() != etag(0):
+                raise ApiError(409, "version_conflict", "还没有任何提交", {"If-Match": ["当前没有版本"]})
+            row = Submission(unit_id=unit.id, scheme_id=scheme_id, version=latest + 1, role=role,
+                             author_id=actor.user_id, facts=values, evidence=evidence, reason=reason)
+            s.add(row)
+            s.flush()
+            journal(s, actor, "submissions.write", target, "ok", version=latest + 1, role=role)
+            if ctx.pause_in_submit:  # tests: a window in which to kill the server mid-transaction
+                s.flush()
+                time.sleep(ctx.pause_in_submit)
+    except IntegrityError:  # a concurrent writer took this version number first
+        raise ApiError(409, "version_conflict", "另一位用户刚刚提交了新版本，请重新读取后再改")
+    return row
+
+
+def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
+    unit = get_unit(ctx, unit_code)
+    check(ctx.db, actor, "submissions.read", f"unit:{unit_code}/scheme:{scheme_id}", unit)
+    with ctx.db.transaction() as s:
+        return list(s.scalars(select(Submission).where(Submission.unit_id == unit.id,
+                                                       Submission.scheme_id == scheme_id)
+                              .order_by(Submission.version)))
+
+
+def get_submission(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, version: int) -> Submission:
+    for row in history(ctx, actor, unit_code, scheme_id):
+        if row.version == version:
+            return row
+    raise ApiError(404, "unknown_submission", f"没有第{version}版提交")
+
+
+def compare(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, a: int, b: int) -> dict:
+    rows = {r.version: r for r in history(ctx, actor, unit_code, scheme_id)}
+    for v in (a, b):
+        if v not in rows:
+            raise ApiError(404, "unknown_submission", f"没有第{v}版提交", {"from" if v == a else "to": ["不存在"]})
+    old, new = rows[a].facts, rows[b].facts
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            changes.append({"fact": name, "from": old.get(name), "to": new.get(name)})
+    return {"from": a, "to": b, "changes": changes, "reason": rows[b].reason, "role": rows[b].role}
+
+
+def author_name(ctx: Context, user_id: int) -> str:
+    with ctx.db.transaction() as s:
+        user = s.get(User, user_id)
+    return user.username if user else str(user_id)
+
+
+# --- scores ---------------------------------------------------------------------------
+
+def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
+                  version: Optional[int] = None) -> Score:
+    unit = get_unit(ctx, unit_code)
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    check(ctx.db, actor, "scores.write", target, unit)
+    scheme = current_scheme(ctx, scheme_id)
+    with ctx.db.transaction() as s:
+        query = select(Submission).where(Submission.unit_id == unit.id, Submission.scheme_id == scheme_id)
+        query = query.where(Submission.version == version) if version else query.order_by(Submission.version.desc())
+        submission = s.scalars(query.limit(1)).first()
+    if submission is None:
+        raise ApiError(404 if version else 409, "no_submission",
+                       f"没有第{version}版提交" if version else "该单位还没有提交这套细则的事实")
+    result = _score(ctx, scheme, unit.name, _check_facts(scheme, submission.facts))
+    trace = to_data(result)
+    with ctx.db.transaction() as s:
+        if s.get(RuleVersion, scheme.version) is None:
+            s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title, files=_files_of(scheme)))
+            s.flush()
+        row = Score(unit_id=unit.id, scheme_id=scheme_id, submission_id=submission.id,
+                    submission_version=submission.version, rules_version=scheme.version,
+                    engine_version=result.matcher, total=result.total, grade=result.grade,
+                    complete=result.complete, trace=trace, computed_by=actor.user_id)
+        s.add(row)
+        s.flush()
+        journal(s, actor, "scores.write", target, "ok", score=row.id, total=str(result.total),
+                rules_version=scheme.version, submission_version=submission.version)
+    return row
+
+
+def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = "scores.read") -> Score:
+    with ctx.db.transaction() as s:
+        row = s.get(Score, score_id)
+        unit = s.get(Unit, row.unit_id) if row else None
+    if row is None:
+        raise ApiError(404, "unknown_score", f"没有编号为 {score_id} 的评分")
+    check(ctx.db, actor, permission, f"score:{score_id}", unit)
+    return row
+
+
+def get_score(ctx: Context, actor: Actor, score_id: int) -> Score:
+    return _visible_score(ctx, actor, score_id)
+
+
+def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Score]:
+    unit = get_unit(ctx, unit_code)
+    check(ctx.db, actor, "scores.read", f"unit:{unit_code}/scheme:{scheme_id}", unit)
+    with ctx.db.transaction() as s:
+        return list(s.scalars(select(Score).where(Score.unit_id == unit.id, Score.scheme_id == scheme_id)
+                              .order_by(Score.id)))
+
+
+def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
+    """Recompute a stored score from its submission under its own rules version."""
+    row = _visible_score(ctx, actor, score_id, "scores.replay")
+    scheme = scheme_by_version(ctx, row.rules_version)
+    with ctx.db.transaction() as s:
+        submission = s.get(Submission, row.submission_id)
+        unit = s.get(Unit, row.unit_id)
+    result = _score(ctx, scheme, unit.name, _check_facts(scheme, submission.facts))
+    again = to_data(result)
+    stored = dict(row.trace)
+    differences = sorted(k for k in set(stored) | set(again) if stored.get(k) != again.get(k))
+    return {"score": row.id, "rules_version": row.rules_version, "reproduced": not differences,
+            "stored_total": stored.get("total"), "replayed_total": again.get("total"),
+            "differences": differences}
+
+
+# --- ranking --------------------------------------------------------------------------
+
+@dataclass
+class _Ranked:
+    unit: str
+    total: Decimal
+    grade_vetoes: list
+    grade: Optional[str] = None
+    distinctions: list = None
+    grade_explanation: str = ""
+
+
+def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
+    check(ctx.db, actor, "ranking.read", f"scheme:{scheme_id}")
+    scheme = current_scheme(ctx, scheme_id)
+    with ctx.db.transaction() as s:
+        latest = (select(Score.unit_id, func.max(Score.id).label("id")).where(Score.scheme_id == scheme_id)
+                  .group_by(Score.unit_id).subquery())
+        rows = list(s.execute(select(Score, Unit).join(latest, Score.id == latest.c.id)
+                              .join(Unit, Unit.id == Score.unit_id)))
+    ranked, info = [], {}
+    for score, unit in rows:
+        vetoes = [GradeVetoResult(**{k: v.get(k) for k in ("id", "effect", "grade", "reason", "condition", "facts",
+                                                               "facts_text")})
+                  for v in score.trace.get("grade_vetoes", [])]
+        ranked.append(_Ranked(unit.name, Decimal(str(score.total)), vetoes))
+        info[unit.name] = {"unit_code": unit.code, "score_id": score.id, "rules_version": score.rules_version,
+                           "submission_version": score.submission_version, "complete": score.complete}
+    entries = rank_units(scheme, ranked)
+    return {"scheme": scheme.id, "version": scheme.version, "method": scheme.grading.method,
+            "entries": [dict(to_data(e), **info[e.unit],
+                             current_rules=info[e.unit]["rules_version"] == scheme.version) for e in entries]}
+
+
+# --- rules -------------------------------------------------------------------------------
+
+def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
+    """Check a candidate scheme folder ({relative path: text}) without loading it."""
+    check(ctx.db, actor, "rules.validate", "rules")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "candidate"
+        for rel, text in files.items():
+            path = (root / rel).resolve()
+            if not str(path).startswith(str(root.resolve()) + os.sep) or not rel.endswith((".yaml", ".yml")):
+                raise ApiError(422, "invalid_path", f"文件路径“{rel}”不可用", {f"files.{rel}": ["应为细则文件夹内的 .yaml 相对路径"]})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        try:
+            schemes = load_all(root)
+        except RuleSetError as err:
+            return {"valid": False, "errors": [{"file": e.file, "line": e.line, "column": e.column,
+                                                "message": e.message} for e in err.errors]}
+    return {"valid": True, "errors": [], "schemes": [{"id": s.id, "version": s.version, "clauses": len(s.clauses)}
+                                                     for s in schemes.values()]}
+
+
+def reload_rules(ctx: Context, actor: Actor) -> dict:
+    check(ctx.db, actor, "rules.reload", "rules")
+    try:
+        changes = ctx.registry.reload()
+    except RuleSetError as err:
+        with ctx.db.transaction() as s:
+            journal(s, actor, "rules.reload", "rules", "failed", errors=len(err.errors))
+        raise ApiError(422, "invalid_rules", "规则目录有错误，未加载；当前规则继续使用",
+                       {f"{e.file}:{e.line}:{e.column}": [e.message] for e in err.errors})
+    persist_versions(ctx)
+    with ctx.db.transaction() as s:
+        journal(s, actor, "rules.reload", "rules", "ok", changes={k: list(v) for k, v in changes.items()})
+    return {"changes": {k: {"from": v[0], "to": v[1]} for k, v in changes.items()}}
+
+
+def rule_versions(ctx: Context, actor: Actor) -> list[dict]:
+    check(ctx.db, actor, "rules.read", "rules")
+    current = {s.version for s in ctx.registry.schemes().values()}
+    with ctx.db.transaction() as s:
+        rows = list(s.execute(select(RuleVersion.version, RuleVersion.scheme_id, RuleVersion.title,
+                                     RuleVersion.loaded_at).order_by(RuleVersion.loaded_at)))
+    return [{"version": v, "scheme": sid, "title": t, "loaded_at": at.isoformat(), "serving": v in current}
+            for v, sid, t, at in rows]
