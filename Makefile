@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench check install
+.PHONY: run demo test bench check install loadbench
 
 $(BIN)/scoring: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,27 @@ $(BIN)/scoring: setup.cfg pyproject.toml
 
 install: $(BIN)/scoring
 
-# Check the shipped rules and score every example unit, printing the explained scores.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# The service on its embedded default (SQLite in ./instance) with the seed schemes
+# and demonstration units; prints the demo users' API tokens the first time.
 run: install
 	$(BIN)/scoring check
+	$(BIN)/flask --app wsgi db-upgrade
+	$(BIN)/flask --app wsgi seed-demo
+	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+# Score every example unit on the command line, printing the explained scores.
+demo: install
 	@for f in examples/*.yaml; do id=$$(basename $$f .yaml); echo; echo "=== $$id"; $(BIN)/scoring score $$id $$f; done
 
-# The whole test suite (what CI runs).
+# The whole test suite (what CI runs).  PostgreSQL: SCORING_TEST_POSTGRES_URL if set,
+# else a local cluster started by .ci/postgres.sh where that can run (root, Debian);
+# without either, the PostgreSQL half of the API tests is skipped (never in CI).
 test: install
-	$(BIN)/python -m pytest -q
+	SCORING_TEST_POSTGRES_URL="$${SCORING_TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh 2>/dev/null || true)}" \
+		$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/scoring bench

@@ -159,7 +159,7 @@ class ScoreOut(Schema):
     id = fields.Integer()
     unit = fields.String()
     scheme = fields.String()
-    total = fields.Decimal(as_string=True)
+    total = fields.String(metadata={"description": "总分，精确的十进制数字"})
     grade = fields.String(allow_none=True)
     complete = fields.Boolean()
     rules_version = fields.String()

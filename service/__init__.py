@@ -77,7 +77,7 @@ def create_app(settings=None, engine=None) -> Flask:
     settings = settings or from_environment()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
     app.json = _DecimalJSON(app)
-    app.json.ensure_ascii = False  # Chinese as it is, not \\u escapes
+    app.json.ensure_ascii = False  # Chinese as it is, not escaped
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

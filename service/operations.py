@@ -331,7 +331,7 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
         vetoes = [GradeVetoResult(**{k: v.get(k) for k in ("id", "effect", "grade", "reason", "condition", "facts",
                                                                "facts_text")})
                   for v in score.trace.get("grade_vetoes", [])]
-        ranked.append(_Ranked(unit.name, Decimal(str(score.total)), vetoes))
+        ranked.append(_Ranked(unit.name, Decimal(score.trace["total"]), vetoes))
         info[unit.name] = {"unit_code": unit.code, "score_id": score.id, "rules_version": score.rules_version,
                            "submission_version": score.submission_version, "complete": score.complete}
     entries = rank_units(scheme, ranked)

@@ -1,0 +1,103 @@
+"""The HTTP API under test, on SQLite and on PostgreSQL.
+
+Every test that uses ``client`` runs twice: once on a fresh SQLite file and
+once on a fresh PostgreSQL schema (``SCORING_TEST_POSTGRES_URL``; CI sets it
+and fails if it cannot; elsewhere the PostgreSQL half is skipped when unset).
+Each run migrates an empty database with Alembic, seeds three units and one
+user per role, and shares the session's contained durable-rules engine.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from service import create_app
+from service.commands import add_user, upgrade
+from service.config import Settings
+from service.db import Unit
+
+from ..conftest import MINIMAL, RULES
+
+POSTGRES_URL = os.environ.get("SCORING_TEST_POSTGRES_URL")
+DATABASES = ["sqlite", "postgresql"]
+
+UNITS = [("gucun", "顾村镇", "town"), ("dachang", "大场镇", "town"), ("bsip", "宝山工业园区", "park")]
+#: one user per role; the submitter belongs to gucun
+USERS = [("admin", "admin", None), ("editor", "editor", None), ("reviewer", "reviewer", None),
+         ("auditor", "auditor", None), ("submitter", "submitter", "gucun")]
+
+
+def _fresh_postgres() -> str:
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("SCORING_TEST_POSTGRES_URL is not set: CI must test PostgreSQL")
+        pytest.skip("SCORING_TEST_POSTGRES_URL not set")
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
+@dataclass
+class Api:
+    """A test client that signs requests as one of the seeded users."""
+    client: object
+    tokens: dict
+    app: object
+
+    def call(self, method: str, path: str, as_: str | None = None, headers: dict | None = None, **kwargs):
+        headers = dict(headers or {})
+        if as_ is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[as_]}"
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path, as_=None, **kw):
+        return self.call("GET", path, as_, **kw)
+
+    def post(self, path, as_=None, **kw):
+        return self.call("POST", path, as_, **kw)
+
+    @property
+    def ctx(self):
+        return self.app.extensions["scoring"]
+
+
+def make_api(tmp_path: Path, database: str, engine, rules_dir: Path = RULES) -> Api:
+    url = f"sqlite:///{tmp_path / 'scoring.db'}" if database == "sqlite" else _fresh_postgres()
+    upgrade(url)
+    settings = Settings(rules_dir=rules_dir, engine_workers=1, engine_deadline=10, database_url=url,
+                        secret_key="test", instance_dir=tmp_path / "instance", max_body_bytes=256 * 1024)
+    app = create_app(settings, engine=engine)
+    app.config["TESTING"] = True
+    ctx = app.extensions["scoring"]
+    with ctx.db.transaction() as s:
+        for code, name, kind in UNITS:
+            s.add(Unit(code=code, name=name, kind=kind, district="宝山区"))
+    tokens = {username: add_user(ctx.db, username, role, unit, "secret") for username, role, unit in USERS}
+    return Api(app.test_client(), tokens, app)
+
+
+@pytest.fixture(params=DATABASES)
+def api(request, tmp_path, engine):
+    """The API on the shipped rules, once per database."""
+    made = make_api(tmp_path, request.param, engine)
+    yield made
+    made.ctx.db.engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def api_on_copy(request, tmp_path, engine):
+    """The API on a private copy of the small fixture scheme (for rules that change)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(MINIMAL, rules / "minimal")
+    made = make_api(tmp_path, request.param, engine, rules)
+    made.rules_dir = rules
+    yield made
+    made.ctx.db.engine.dispose()
