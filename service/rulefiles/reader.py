@@ -405,23 +405,32 @@ def _name_the_key(ctx: Context, before: int, where: tuple[int, int], key: str) -
             ctx.errors[i] = RuleFileError(e.file, e.line, e.column, f"{key}：{e.message}")
 
 
+def _entries(node, ctx: Context, what: str, item: str):
+    """A mapping with free keys: a ``Located`` to fill, and (key, value node) pairs, duplicates refused."""
+    if not isinstance(node, MappingNode):
+        ctx.error(pos(node), f"应为“{what}”的映射")
+        return None, []
+    out = Located()
+    out.line, out.column = pos(node)
+    pairs = []
+    for key_node, value_node in node.value:
+        key = key_node.value
+        if key in out.keys_at:
+            ctx.error(pos(key_node), f"{item}“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
+            continue
+        out.keys_at[key] = pos(key_node)
+        out.values_at[key] = pos(value_node)
+        pairs.append((key, value_node))
+    return out, pairs
+
+
 class FactValues(Spec):
     """A test case's facts: fact name -> value, kept as plain Python values."""
     words = "事实名到取值的映射"
 
     def read(self, node, ctx):
-        if not isinstance(node, MappingNode):
-            ctx.error(pos(node), "应为“事实名: 值”的映射")
-            return None
-        out = Located()
-        out.line, out.column = pos(node)
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out.keys_at:
-                ctx.error(pos(key_node), f"键“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
-                continue
-            out.keys_at[key] = pos(key_node)
-            out.values_at[key] = pos(value_node)
+        out, pairs = _entries(node, ctx, "事实名: 值", "键")
+        for key, value_node in pairs:
             if not isinstance(value_node, ScalarNode):
                 ctx.error(pos(value_node), f"事实“{key}”的值应为单个数值、文字或 true/false")
                 continue
@@ -445,18 +454,8 @@ class BandExpectations(Spec):
     words = "规则编号到档的映射"
 
     def read(self, node, ctx):
-        if not isinstance(node, MappingNode):
-            ctx.error(pos(node), "应为“规则编号: 档的名称或区间”的映射")
-            return None
-        out = Located()
-        out.line, out.column = pos(node)
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out.keys_at:
-                ctx.error(pos(key_node), f"规则“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
-                continue
-            out.keys_at[key] = pos(key_node)
-            out.values_at[key] = pos(value_node)
+        out, pairs = _entries(node, ctx, "规则编号: 档的名称或区间", "规则")
+        for key, value_node in pairs:
             if not isinstance(value_node, ScalarNode):
                 ctx.error(pos(value_node), "档应写成名称或区间文字，如 \"70%以上\" 或 \"[70, 100)\"")
                 continue
@@ -472,16 +471,7 @@ class Units(Spec):
         self.item = item
 
     def read(self, node, ctx):
-        if not isinstance(node, MappingNode):
-            ctx.error(pos(node), "应为“单位名: 内容”的映射")
-            return None
-        out = Located()
-        out.line, out.column = pos(node)
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out.keys_at:
-                ctx.error(pos(key_node), f"单位“{key}”重复出现")
-                continue
-            out.keys_at[key] = pos(key_node)
+        out, pairs = _entries(node, ctx, "单位名: 内容", "单位")
+        for key, value_node in pairs:
             out[key] = self.item.read(value_node, ctx)
         return out
