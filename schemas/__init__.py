@@ -139,6 +139,7 @@ class SubmissionOut(Schema):
 
 
 class CompareOut(Schema):
+    from_ = fields.Integer(attribute="from", data_key="from")  # "from" is a Python keyword
     to = fields.Integer()
     changes = fields.List(fields.Dict())
     reason = fields.String()
@@ -151,7 +152,7 @@ class CompareArgs(Schema):
 
 
 class ScoreRequest(Schema):
-    submission_version = fields.Integer(load_default=None, validate=validate.Range(min=1),
+    submission_version = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1),
                                         metadata={"description": "默认用最新一版提交"})
 
 

@@ -13,12 +13,24 @@ from datetime import datetime, timezone
 
 import simplejson
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, Numeric, String, Text,
-                        UniqueConstraint, create_engine, event)
+                        TypeDecorator, UniqueConstraint, create_engine, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that reads back with its UTC offset from every database (SQLite stores none)."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(timezone.utc) if value is not None and value.tzinfo is not None else value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
@@ -33,7 +45,7 @@ class Unit(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # street | town | park
     district: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class User(Base):
@@ -45,7 +57,7 @@ class User(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class Token(Base):
@@ -55,7 +67,7 @@ class Token(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class RuleVersion(Base):
@@ -65,7 +77,7 @@ class RuleVersion(Base):
     scheme_id: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(300))
     files: Mapped[dict] = mapped_column(JSON)  # relative path -> text
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class Submission(Base):
@@ -81,7 +93,7 @@ class Submission(Base):
     facts: Mapped[dict] = mapped_column(JSON)  # numbers kept as exact decimal strings
     evidence: Mapped[dict] = mapped_column(JSON)  # fact name -> list of references
     reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class Score(Base):
@@ -99,14 +111,14 @@ class Score(Base):
     complete: Mapped[bool] = mapped_column(Boolean)
     trace: Mapped[dict] = mapped_column(JSON)
     computed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class JournalEntry(Base):
     """Append-only record of every write and every denial."""
     __tablename__ = "journal"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     actor: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(100))

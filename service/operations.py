@@ -49,16 +49,27 @@ def _files_of(scheme: Scheme) -> dict:
 
 
 def persist_versions(ctx: Context) -> None:
-    """Store every served scheme version's files, so scores made under it replay later."""
+    """Store every served scheme version's files, so scores made under it replay later.
+
+    Every gunicorn worker runs this as it starts: a version that another worker
+    stored a moment earlier is not an error (it used to fail that worker's boot,
+    which stops the whole server)."""
     with ctx.db.transaction() as s:
         known = set(s.scalars(select(RuleVersion.version)))
-        for scheme in ctx.registry.schemes().values():
-            if scheme.version not in known:
+    for scheme in ctx.registry.schemes().values():
+        if scheme.version in known:
+            continue
+        try:
+            with ctx.db.transaction() as s:
                 s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title,
                                   files=_files_of(scheme)))
+        except IntegrityError:
+            pass  # stored meanwhile by another worker: the same version is the same files
 
 
-def scheme_by_version(ctx: Context, version: str) -> Scheme:
+def scheme_by_version(ctx: Context, version: str, folder: str = "scheme") -> Scheme:
+    """A scheme version, served or stored; ``folder``: where under the rules root it was served from
+    (the trace names each clause's file by that path, so a replay must load it there too)."""
     scheme = ctx.registry.by_version(version)
     if scheme is not None:
         return scheme
@@ -67,12 +78,12 @@ def scheme_by_version(ctx: Context, version: str) -> Scheme:
         if row is None:
             raise ApiError(404, "unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
         files = dict(row.files)
-    folder = Path(tempfile.mkdtemp(prefix="rules-")) / "scheme"
+    root = Path(tempfile.mkdtemp(prefix="rules-"))
     for rel, text in files.items():
-        path = folder / rel
+        path = root / folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    scheme = load_scheme(folder, folder.parent)
+    scheme = load_scheme(root / folder, root)
     if scheme.version != version:  # pragma: no cover - the hash covers exactly these files
         raise ApiError(500, "rules_version_mismatch", "存档的规则文件与版本号不符")
     ctx.registry.remember(scheme)
@@ -124,6 +135,15 @@ def get_unit(ctx: Context, code: str) -> Unit:
     return unit
 
 
+def _unit_for(ctx: Context, actor: Optional[Actor], permission: str, code: str, target: str) -> Unit:
+    """The unit, for a caller who may ask: the permission is checked before the lookup, so a caller
+    who may not ask learns nothing (not even whether the unit exists), then again for their own unit."""
+    check(ctx.db, actor, permission, target)
+    unit = get_unit(ctx, code)
+    check(ctx.db, actor, permission, target, unit)
+    return unit
+
+
 def list_units(ctx: Context, actor: Actor) -> list[Unit]:
     check(ctx.db, actor, "units.read", "units")
     with ctx.db.transaction() as s:
@@ -134,9 +154,7 @@ def list_units(ctx: Context, actor: Actor) -> list[Unit]:
 
 
 def read_unit(ctx: Context, actor: Actor, code: str) -> Unit:
-    unit = get_unit(ctx, code)
-    check(ctx.db, actor, "units.read", f"unit:{code}", unit)
-    return unit
+    return _unit_for(ctx, actor, "units.read", code, f"unit:{code}")
 
 
 def create_unit(ctx: Context, actor: Actor, code: str, name: str, kind: str, district: str) -> Unit:
@@ -165,9 +183,9 @@ def _latest_version(s, unit_id: int, scheme_id: str) -> int:
 
 def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str, facts: dict,
            evidence: dict, reason: str, if_match: Optional[str]) -> Submission:
-    unit = get_unit(ctx, unit_code)
     target = f"unit:{unit_code}/scheme:{scheme_id}"
-    check(ctx.db, actor, "submissions.write.self" if role == "self" else "submissions.write.review", target, unit)
+    unit = _unit_for(ctx, actor, "submissions.write.self" if role == "self" else "submissions.write.review",
+                     unit_code, target)
     scheme = current_scheme(ctx, scheme_id)
     values = _check_facts(scheme, facts)
     unknown = [name for name in evidence if name not in scheme.facts]
@@ -202,8 +220,7 @@ def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str
 
 
 def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
-    unit = get_unit(ctx, unit_code)
-    check(ctx.db, actor, "submissions.read", f"unit:{unit_code}/scheme:{scheme_id}", unit)
+    unit = _unit_for(ctx, actor, "submissions.read", unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
     with ctx.db.transaction() as s:
         return list(s.scalars(select(Submission).where(Submission.unit_id == unit.id,
                                                        Submission.scheme_id == scheme_id)
@@ -240,9 +257,8 @@ def author_name(ctx: Context, user_id: int) -> str:
 
 def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
                   version: Optional[int] = None) -> Score:
-    unit = get_unit(ctx, unit_code)
     target = f"unit:{unit_code}/scheme:{scheme_id}"
-    check(ctx.db, actor, "scores.write", target, unit)
+    unit = _unit_for(ctx, actor, "scores.write", unit_code, target)
     scheme = current_scheme(ctx, scheme_id)
     with ctx.db.transaction() as s:
         query = select(Submission).where(Submission.unit_id == unit.id, Submission.scheme_id == scheme_id)
@@ -269,6 +285,7 @@ def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
 
 
 def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = "scores.read") -> Score:
+    check(ctx.db, actor, permission, f"score:{score_id}")  # before the lookup: no existence oracle
     with ctx.db.transaction() as s:
         row = s.get(Score, score_id)
         unit = s.get(Unit, row.unit_id) if row else None
@@ -283,8 +300,7 @@ def get_score(ctx: Context, actor: Actor, score_id: int) -> Score:
 
 
 def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Score]:
-    unit = get_unit(ctx, unit_code)
-    check(ctx.db, actor, "scores.read", f"unit:{unit_code}/scheme:{scheme_id}", unit)
+    unit = _unit_for(ctx, actor, "scores.read", unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
     with ctx.db.transaction() as s:
         return list(s.scalars(select(Score).where(Score.unit_id == unit.id, Score.scheme_id == scheme_id)
                               .order_by(Score.id)))
@@ -293,7 +309,11 @@ def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> l
 def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     """Recompute a stored score from its submission under its own rules version."""
     row = _visible_score(ctx, actor, score_id, "scores.replay")
-    scheme = scheme_by_version(ctx, row.rules_version)
+    first_file = next((c.get("file", "") for c in row.trace.get("clauses", [])), "")
+    folder = first_file.rsplit("/clauses/", 1)[0] if "/clauses/" in first_file else "scheme"
+    if folder.startswith("/") or ".." in folder.split("/"):  # only ever a path inside a rules root
+        folder = "scheme"
+    scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
         unit = s.get(Unit, row.unit_id)

@@ -1,7 +1,6 @@
 """Sign-in, rules (validate, reload, versions) and the journal."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
@@ -12,7 +11,7 @@ from service.access import check, new_token
 from service.db import JournalEntry, Unit, User
 from service.errors import ApiError
 
-from .common import actor, ctx
+from .common import Blueprint, actor, ctx
 
 blp = Blueprint("admin", __name__, url_prefix="/api", description="登录、规则管理与操作日志")
 

@@ -1,9 +1,14 @@
 """What every view needs: the context and the caller."""
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Optional
 
+import flask_smorest
 from flask import current_app, g, request
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from service.access import Actor, actor_for_token
 from service.operations import Context
@@ -20,3 +25,23 @@ def actor() -> Optional[Actor]:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         g.actor = actor_for_token(ctx().db, token) if token else None
     return g.actor
+
+
+class ExactJSONParser(FlaskParser):
+    """Request bodies: numbers read as exact decimals (not through a float, which would round
+    1.99999999999999999 to 2 before the 15-digit check sees it), and a body that cannot be
+    read (bad UTF-8, nested thousands deep, an integer of thousands of digits) is a 400."""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return core.missing
+        try:
+            return json.loads(req.get_data(cache=True).decode("utf-8"), parse_float=Decimal)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as err:
+            raise json.JSONDecodeError(f"unreadable JSON body ({type(err).__name__})", " ", 0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ExactJSONParser()

@@ -1,14 +1,12 @@
 """Schemes, their facts as JSON Schema, and what-if evaluation."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from schemas import EvaluateRequest, SchemeDetail, SchemeSummary, ScoreTrace
 from service import operations as ops
 from service.access import check
 from service.domain.trace import to_data
 
-from .common import actor, ctx
+from .common import Blueprint, actor, ctx
 
 blp = Blueprint("schemes", __name__, url_prefix="/api/schemes", description="考核细则：条款、事实与试算")
 

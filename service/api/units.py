@@ -1,24 +1,31 @@
 """Units, their submissions (append-only, versioned) and their scores."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import request
-from flask_smorest import Blueprint
 
 from schemas import (CompareArgs, CompareOut, ReplayOut, ScoreOut, ScoreRequest, SubmissionIn, SubmissionOut,
                      UnitIn, UnitOut)
 from service import operations as ops
 from service.db import Unit
+from service.domain.numbers import plain
 from service.domain.trace import render_data
 
-from .common import actor, ctx
+from .common import Blueprint, actor, ctx
 
 blp = Blueprint("units", __name__, url_prefix="/api", description="被考核单位、事实提交与评分")
 
 
+def _exact(value):
+    """A number as the exact digits the API writes; a stored 96 reads back as an int, 87.5 as a Decimal."""
+    return plain(Decimal(value)) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else value
+
+
 def _submission(row, unit_code: str) -> dict:
     return {"unit": unit_code, "scheme": row.scheme_id, "version": row.version, "role": row.role,
-            "author": ops.author_name(ctx(), row.author_id), "created_at": row.created_at, "facts": row.facts,
-            "evidence": row.evidence, "reason": row.reason}
+            "author": ops.author_name(ctx(), row.author_id), "created_at": row.created_at,
+            "facts": {k: _exact(v) for k, v in row.facts.items()}, "evidence": row.evidence, "reason": row.reason}
 
 
 def _score(row, unit_code: str) -> dict:
@@ -94,7 +101,9 @@ def get_submission(code, scheme_id, version):
 @blp.response(200, CompareOut)
 def compare(args, code, scheme_id):
     """比较任意两版提交的事实。"""
-    return ops.compare(ctx(), actor(), code, scheme_id, args["a"], args["b"])
+    out = ops.compare(ctx(), actor(), code, scheme_id, args["a"], args["b"])
+    out["changes"] = [dict(c, **{"from": _exact(c["from"]), "to": _exact(c["to"])}) for c in out["changes"]]
+    return out
 
 
 @blp.route("/units/<code>/schemes/<scheme_id>/scores", methods=["POST"])
@@ -112,14 +121,15 @@ def list_scores(code, scheme_id):
     return [_score(r, code) for r in ops.list_scores(ctx(), actor(), code, scheme_id)]
 
 
-@blp.route("/scores/<int:score_id>")
+# an id beyond the databases' INTEGER is no score (404), not a database error (500)
+@blp.route("/scores/<int(max=2147483647):score_id>")
 @blp.response(200, ScoreOut)
 def get_score(score_id):
     row = ops.get_score(ctx(), actor(), score_id)
     return _score(row, _unit_code(row.unit_id))
 
 
-@blp.route("/scores/<int:score_id>/replay", methods=["POST"])
+@blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])
 @blp.response(200, ReplayOut)
 def replay(score_id):
     """按评分当时的规则版本重算，核对是否完全一致。"""

@@ -16,6 +16,8 @@ from .model import FactSpec, Scheme
 from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
 
 MAX_TEXT = 2000
+#: Smallest magnitude of a non-zero number: the engine compares doubles, so e.g. 1E-330 would be 0 to it.
+MIN_NONZERO = Decimal("1e-15")
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,10 @@ def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
         return None, f"应为{allowed(spec)}"
     if not value.is_finite():
         return None, f"应为{allowed(spec)}，不能是非有限数"
-    if abs(value) > MAX_MAGNITUDE:
+    if value.copy_abs() > MAX_MAGNITUDE:  # copy_abs, not abs(): no context, so 1E+400000000 is no Overflow
         return None, f"数值过大，应为{allowed(spec)}"
+    if not value.is_zero() and value.copy_abs() < MIN_NONZERO:  # a double would round it to 0, the exact value not
+        return None, f"非零数值的绝对值不能小于{plain(MIN_NONZERO)}，应为{allowed(spec)}"
     if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
         return None, f"有效数字不能超过{MATCH_DIGITS}位"
     if spec.type == "integer" and value != value.to_integral_value():

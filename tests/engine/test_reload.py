@@ -66,6 +66,7 @@ def test_a_broken_file_leaves_the_current_version_serving(rules_dir, fresh_engin
 def test_reloads_during_concurrent_scoring(rules_dir, engine):
     registry = Registry(rules_dir, engine=engine)
     registry.reload()
+    first = registry.get("minimal").program_name
     errors, done = [], threading.Event()
 
     def score_loop():
@@ -84,12 +85,14 @@ def test_reloads_during_concurrent_scoring(rules_dir, engine):
     for i in range(30):
         _set_award_points(rules_dir, i + 2)  # 30 distinct versions
         registry.reload()
-        versions.add(registry.get("minimal").version)
+        versions.add(registry.get("minimal").program_name)
     done.set()
     for t in threads:
         t.join()
     assert errors == [] and len(versions) == 30
     current = registry.get("minimal").program_name
+    retired = (versions | {first}) - {current}
     for stats in engine.stats():
-        mine = [k for k in stats["rulesets"] if k.startswith("minimal@")]
-        assert mine in ([], [current])  # every older version released in every worker
+        # every version this test replaced is released in every worker (the shared pool
+        # may hold other tests' versions of the fixture scheme; those are not ours to judge)
+        assert not set(stats["rulesets"]) & retired
