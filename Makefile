@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run demo test bench check install loadbench
+.PHONY: run demo test bench check install loadbench screenshots admin-bench
 
 $(BIN)/scoring: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,21 @@ test: install
 bench: install
 	$(BIN)/scoring bench
 
+# HTTP load benchmark: gunicorn on 127.0.0.1 in a temporary instance; what-if and
+# submit-then-score at 10 and 50 clients (wrk if installed, else a Python client)
+loadbench: install
+	$(BIN)/python -m service.loadbench
+
 check: install
 	$(BIN)/scoring check
 	$(BIN)/scoring test
+
+# Screenshots of every admin page (/admin) at 1366x768, in headless Chromium
+# (Debian's: apt-get install chromium fonts-noto-cjk), into $(OUT).
+OUT ?= screenshots
+screenshots: install
+	$(BIN)/python -m admin.screenshots $(OUT)
+
+# Render time of every admin page for the largest seed scheme (target < 200 ms a page).
+admin-bench: install
+	$(BIN)/python -m admin.bench

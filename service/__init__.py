@@ -67,6 +67,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from flask_smorest import Api
     from sqlalchemy import inspect
 
+    from admin import init_app as init_admin_pages
     from . import errors
     from .api import admin as admin_api, schemes as schemes_api, units as units_api
     from .config import from_environment
@@ -102,11 +103,17 @@ def create_app(settings=None, engine=None) -> Flask:
     if inspect(db.engine).has_table("rule_versions"):
         persist_versions(ctx)
 
-    api = Api(app)
+    from schemas import Error
+
+    class _Api(Api):
+        ERROR_SCHEMA = Error  # document the one error shape that errors.register() really returns
+
+    api = _Api(app)
     api.register_blueprint(schemes_api.blp)
     api.register_blueprint(units_api.blp)
     api.register_blueprint(admin_api.blp)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
+    init_admin_pages(app)  # the admin web pages under /admin (admin/)
 
     @app.get("/api/health")
     def health():

@@ -1,0 +1,144 @@
+"""Sign-in, sessions and CSRF on the admin pages (Flask test client)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.db import Submission, Unit
+
+from .conftest import SCHEME, csrf_token, session_cookie, sign_in
+
+
+def _session_files(app) -> set:
+    folder = Path(app.config["SCORING_SETTINGS"].instance_dir) / "admin-sessions"
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} if folder.is_dir() else set()
+
+
+def test_pages_need_sign_in(client):
+    r = client.get("/admin/units/gucun")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login?next=/admin/units/gucun")
+
+
+def test_a_post_without_the_token_is_refused(app, client):  # writes: gucun / baoshan-2022-b1
+    page = client.get("/admin/login")
+    refused = client.post("/admin/login", data={"username": "reviewer", "password": "secret"})
+    assert refused.status_code == 400 and "安全令牌" in refused.text
+    assert client.get("/admin/").status_code == 302  # not signed in
+
+    wrong = client.post("/admin/login", data={"username": "reviewer", "password": "secret", "csrf_token": "x" * 40})
+    assert wrong.status_code == 400
+
+    assert sign_in(client, "reviewer").status_code == 302
+    form = {"action": "review", "base_version": "0", "f.org_leadership_score": "3"}
+    r = client.post(f"/admin/units/gucun/schemes/{SCHEME}/facts", data=form)
+    assert r.status_code == 400 and "安全令牌" in r.text
+    with app.extensions["scoring"].db.transaction() as s:
+        stored = s.query(Submission).join(Unit, Unit.id == Submission.unit_id).filter(Unit.code == "gucun").count()
+    assert stored == 0  # nothing was stored
+    assert client.post("/admin/logout").status_code == 400  # sign-out is a form too
+    assert client.get("/admin/").status_code == 200  # still signed in
+
+    token = csrf_token(client.get(f"/admin/units/gucun/schemes/{SCHEME}/facts").text)
+    r = client.post(f"/admin/units/gucun/schemes/{SCHEME}/facts", data=dict(form, csrf_token=token))
+    assert r.status_code == 302  # the same form with the token goes through
+    assert page.status_code == 200
+
+
+def test_the_json_api_is_exempt_from_csrf_and_sets_no_cookie(client):  # writes: bsip / baoshan-2022-b1
+    r = client.post("/api/auth/token", json={"username": "reviewer", "password": "secret"})
+    assert r.status_code == 201, r.json
+    assert "Set-Cookie" not in r.headers
+    token = r.json["token"]
+    r = client.post(f"/api/units/bsip/schemes/{SCHEME}/submissions", headers={"Authorization": f"Bearer {token}"},
+                    json={"role": "review", "facts": {"org_leadership_score": 3}})
+    assert r.status_code == 201, r.json
+    assert "Set-Cookie" not in r.headers
+
+
+def test_the_session_is_renewed_at_sign_in(app, client):
+    existing = _session_files(app)
+    client.get("/admin/login")
+    before = session_cookie(client).value
+    assert len(_session_files(app) - existing) == 1
+    old_token = csrf_token(client.get("/admin/login").text)
+
+    r = sign_in(client, "reviewer")
+    assert r.status_code == 302 and r.headers["Location"] == "/admin/"
+    after = session_cookie(client).value
+    assert after != before
+    assert len(_session_files(app) - existing) == 1  # the pre-sign-in session is gone from the server
+
+    # the id from before sign-in gives nothing: an attacker who planted it is not signed in
+    other = app.test_client()
+    other.set_cookie("scoring_admin", before, path="/admin")
+    assert other.get("/admin/").status_code == 302
+    # and the token of the old session is worthless in the new one
+    assert client.post("/admin/logout", data={"csrf_token": old_token}).status_code == 400
+    assert client.get("/admin/").status_code == 200
+
+
+def test_cookie_flags(app, client):
+    page = client.get("/admin/login")
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
+    assert "Secure" not in cookie  # plain http on a developer machine
+    app.config["SESSION_COOKIE_SECURE"] = True  # production: SCORING_COOKIE_SECURE=1
+    try:
+        fresh = app.test_client().get("/admin/login")
+        assert "Secure" in fresh.headers["Set-Cookie"]
+    finally:
+        app.config["SESSION_COOKIE_SECURE"] = False
+
+
+def test_sign_out_ends_the_session_on_the_server(app, client):
+    existing = _session_files(app)
+    sign_in(client, "auditor")
+    cookie = session_cookie(client).value
+    assert len(_session_files(app) - existing) == 1
+    token = csrf_token(client.get("/admin/").text)
+    r = client.post("/admin/logout", data={"csrf_token": token})
+    assert r.status_code == 302 and "/admin/login" in r.headers["Location"]
+    assert _session_files(app) - existing == set()
+    replay = app.test_client()
+    replay.set_cookie("scoring_admin", cookie, path="/admin")
+    assert replay.get("/admin/").status_code == 302  # a copied cookie is worthless after sign-out
+
+
+def test_wrong_password_and_unknown_user(client):
+    r = sign_in(client, "reviewer", "wrong")
+    assert r.status_code == 401 and "用户名或密码不对" in r.text
+    r = sign_in(client, "nobody", "secret")
+    assert r.status_code == 401 and "用户名或密码不对" in r.text
+    assert client.get("/admin/").status_code == 302
+
+
+def test_no_open_redirect_after_sign_in(client):
+    page = client.get("/admin/login?next=https://evil.example/")
+    r = client.post("/admin/login", data={"username": "reviewer", "password": "secret", "next": "//evil.example/",
+                                          "csrf_token": csrf_token(page.text)})
+    assert r.headers["Location"] == "/admin/"
+    client.post("/admin/logout", data={"csrf_token": csrf_token(client.get("/admin/").text)})
+    page = client.get("/admin/login")
+    r = client.post("/admin/login", data={"username": "reviewer", "password": "secret",
+                                          "next": "/admin/units/gucun", "csrf_token": csrf_token(page.text)})
+    assert r.headers["Location"] == "/admin/units/gucun"
+
+
+def test_a_submitter_sees_only_their_own_unit(client):
+    sign_in(client, "submitter")
+    home = client.get("/admin/")
+    assert home.status_code == 302 and home.headers["Location"] == "/admin/units/gucun"
+    assert client.get("/admin/units/gucun").status_code == 200
+    for path in ("/admin/units/dachang", f"/admin/units/dachang/schemes/{SCHEME}/facts",
+                 f"/admin/units/dachang/schemes/{SCHEME}/score", f"/admin/units/dachang/schemes/{SCHEME}/history"):
+        r = client.get(path)
+        assert r.status_code == 403, path
+        assert "没有权限" in r.text and "只能访问本单位" in r.text
+    assert client.get(f"/admin/schemes/{SCHEME}/ranking").status_code == 403  # ranking is for the office
+
+
+def test_security_headers(client):
+    sign_in(client, "reviewer")
+    r = client.get("/admin/")
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["Cache-Control"] == "no-store"
