@@ -10,14 +10,35 @@ STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "
 KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
 
 
+_FIELDS: dict = {}  # class -> the names to_data writes for it (public fields, then its sentences)
+_PLAIN = (str, int, bool, float, type(None))
+
+
 def to_data(value):
-    """Dataclasses, decimals and collections as JSON-ready data (decimals as exact strings)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
-        for name in getattr(value, "TEXT", ()):  # sentences written on first access
-            data[name] = getattr(value, name)
-        return data
+    """Dataclasses, decimals and collections as JSON-ready data (decimals as exact strings).
+
+    This runs over every value of a trace on every API answer, so the common
+    types are tested first and each class's field names are worked out once.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is Decimal:
+        return plain(value)
+    if kind is dict:
+        return {str(k): to_data(v) for k, v in value.items()}
+    if kind is list or kind is tuple or kind is set:
+        return [to_data(v) for v in value]
+    names = _FIELDS.get(kind)
+    if names is None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = tuple(f.name for f in dataclasses.fields(value) if not f.name.startswith("_"))
+            names += tuple(getattr(kind, "TEXT", ()))  # sentences written on first access
+        else:
+            names = ()
+        _FIELDS[kind] = names
+    if names:
+        return {name: to_data(getattr(value, name)) for name in names}
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):

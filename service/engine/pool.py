@@ -46,7 +46,7 @@ def _rss() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
+def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs in the child process
     import json
     from decimal import Decimal
 
@@ -59,7 +59,7 @@ def worker_main(conn) -> None:  # pragma: no cover - runs in the child process
     while True:
         # a caller scoring units one after another comes back within a few
         # milliseconds: wait for it awake briefly, then block
-        spin_until = time.perf_counter() + 0.003
+        spin_until = time.perf_counter() + spin
         while time.perf_counter() < spin_until and not conn.poll(0):
             pass
         try:
@@ -114,10 +114,16 @@ class EnginePool:
 
     name = "durable-rules 2.0.28 (contained)"
 
-    def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn"):
+    def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn",
+                 spin: float = 0.002, worker_spin: float = 0.003):
+        """``spin``/``worker_spin``: seconds the caller and a worker wait awake for the
+        other before blocking.  They cut the latency of one unit after another (a
+        blocked process is slow to wake on this kind of machine) but burn CPU: a
+        server under load, which has other requests to run, sets both to 0."""
         self.size, self.deadline, self.per_unit = size, deadline, per_unit
         self.split_at = 50  # batches of at least 2 x this many units are shared out over the workers
-        self.spin = 0.002  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
+        self.spin = spin  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
+        self.worker_spin = worker_spin
         self._ctx = mp.get_context(start_method)
         # last in, first out: a caller scoring one unit after another gets the worker
         # that just served it, still awake; concurrent callers still get one each
@@ -136,7 +142,8 @@ class EnginePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=worker_main, args=(child,), daemon=True, name="durable-rules worker")
+        process = self._ctx.Process(target=worker_main, args=(child, self.worker_spin), daemon=True,
+                                    name="durable-rules worker")
         process.start()
         child.close()
         self.spawned += 1
