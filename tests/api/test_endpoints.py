@@ -57,15 +57,7 @@ def row_counts(api) -> dict:
 
 # --- reading the rule files directly, to check what the API says about them ----------------
 
-def _decimals(value):
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _decimals(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decimals(v) for v in value]
-    return value
-
+from service.cli import _decimals  # noqa: E402  (floats from YAML as exact decimals)
 
 def load_yaml(path: Path):
     return _decimals(YAML(typ="safe").load(path.read_text(encoding="utf-8")))
