@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Mapping, Optional
 
 from service.domain.numbers import display, plain
+from service.domain.scoring import value_words
 
 CST = timezone(timedelta(hours=8), "北京时间")
 STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "被否决"}
@@ -32,13 +33,7 @@ def pts(value) -> str:
 
 
 def num(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, Decimal):
-        return plain(value)
-    return str(value)
+    return value_words(value, missing="—")
 
 
 def when(value) -> str:

@@ -196,9 +196,10 @@ def _facts_of(expr: Optional[ex.Expr], values: Mapping, extra: Sequence[str] = (
     return {n: values.get(n) for n in [*names, *extra]}
 
 
-def _fmt(value) -> str:
+def value_words(value, missing: str = "（缺）") -> str:
+    """A fact's value as a person reads it: 是/否, exact digits, or the text; ``missing`` if absent."""
     if value is None:
-        return "（缺）"
+        return missing
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, Decimal):
@@ -207,7 +208,7 @@ def _fmt(value) -> str:
 
 
 def facts_text(facts: Mapping, scheme: Scheme) -> str:
-    return "，".join(f"{scheme.facts[n].label}={_fmt(v)}{scheme.facts[n].unit if v is not None else ''}"
+    return "，".join(f"{scheme.facts[n].label}={value_words(v)}{scheme.facts[n].unit if v is not None else ''}"
                     for n, v in facts.items() if n in scheme.facts)
 
 
