@@ -1,16 +1,14 @@
 """durable-rules failures are contained: no dead caller, no wrong score, next call served.
 
 The inputs are real C-level failures reproduced on this machine:
-- 256 or more rules with an identical condition: SIGSEGV inside assert (notes, limit 6);
+- 256 or more rules with an identical condition: SIGSEGV or SIGABRT inside assert, often but
+  not always, depending on the heap (notes, limit 6);
 - 600 distinct first-level tests: create_ruleset loops forever holding the GIL;
 - a number in exponent form inside a batch: the engine silently drops it and
   every fact after it (notes, failure 3).
 """
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from decimal import Decimal
 
 import pytest
@@ -22,9 +20,11 @@ from service.engine.pool import EngineUnavailable
 from ..unit.test_scoring import FULL
 
 _MARKERS = {"$open": {"all": [{"m": {"$t": "$open"}}]}, "$close": {"all": [{"m": {"$t": "$close"}}]}}
-# 256 identical conditions: a bare call crashes every time (20 of 20 fresh processes);
-# under the adapter's session pattern the crash comes in 8 of 20 evaluations
-BARE_SEGFAULT_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)})
+# 256 identical conditions: on the development machine a bare call crashed every time and the
+# adapter's session pattern crashed in 8 of 20 evaluations; on CI's machine the bare call survived
+# 10 of 10. Whether it crashes depends on the heap, so the tests below require only that every
+# outcome is either the right answer or a contained crash, and a signal delivered on purpose
+# proves the crash path deterministically.
 SEGFAULT_RULESET = json.dumps({**_MARKERS, **{f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)}})
 HANG_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": f"v{i}"}}]} for i in range(600)})
 
@@ -34,37 +34,24 @@ def _good_call(pool, scheme):
     assert result.total == Decimal(20)
 
 
-def test_the_segfault_input_really_kills_a_bare_process():
-    code = textwrap.dedent(f"""
-        import durable_rules_engine as e
-        h = e.create_ruleset("x", {BARE_SEGFAULT_RULESET!r})
-        e.assert_fact(h, '{{"sid":"a","id":"1","k":1}}')
-    """)
-    # nearly always SIGSEGV (20 of 20 in one measurement); a lucky heap can survive it
-    codes = []
-    for _ in range(10):
-        codes.append(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode)
-        if codes[-1] < 0:
-            break
-    assert codes[-1] in (-11, -6), codes  # killed by a signal: what the pool must contain
-
-
-def test_a_crash_in_the_engine_is_contained(fresh_engine, minimal):
-    """The real crash input, sent until it kills the worker: never a score, always contained."""
+def test_the_crash_input_gives_the_right_answer_or_a_contained_crash(fresh_engine, minimal):
+    """The real crash input, 30 times: never a wrong score, never a dead caller."""
+    crashes = 0
     for attempt in range(30):
         before = fresh_engine.pids()
         try:
             fired = fresh_engine.match_raw(f"segfault{attempt}", SEGFAULT_RULESET, [['{"k":1}']])
         except EngineUnavailable as err:
+            crashes += 1
             assert err.kind == "crash"
-            break
+            # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
+            assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
+            assert fresh_engine.pids() != before  # replaced
+            _good_call(fresh_engine, minimal)
+            continue
         # when the engine survives this input, its answer is still the right one
         assert fired == [{f"r{i}" for i in range(256)}]
-    else:
-        pytest.fail("the crash input did not crash the engine in 30 tries")
-    # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
-    assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
-    assert fresh_engine.pids() != before  # replaced
+    print(f"crash input: {crashes} crashes in 30 evaluations")
     _good_call(fresh_engine, minimal)
 
 
