@@ -94,7 +94,9 @@ class SchemeDetail(SchemeSummary):
 
 
 class EvaluateRequest(Schema):
-    facts = fields.Dict(keys=fields.String(), required=True, metadata={"description": "事实名到取值"})
+    # JSON keys are always strings, and the scoring core checks every name and value against the
+    # scheme (a 422 naming each bad field), so the schema does not walk the facts a second time
+    facts = fields.Dict(required=True, metadata={"description": "事实名到取值"})
 
 
 class ScoreTrace(Schema):
@@ -119,7 +121,7 @@ class UnitOut(Schema):
 class SubmissionIn(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLE_CHOICES),
                          metadata={"description": "self 自评；review 评审"})
-    facts = fields.Dict(keys=fields.String(), required=True)
+    facts = fields.Dict(required=True)  # checked against the scheme by the core, as for evaluate
     evidence = fields.Dict(keys=fields.String(), values=fields.List(fields.String(validate=validate.Length(max=500))),
                            load_default=dict, metadata={"description": "事实名到佐证材料编号或链接"})
     reason = fields.String(load_default="", validate=validate.Length(max=2000),

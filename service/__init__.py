@@ -11,18 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from decimal import Decimal
 
 from flask import Flask
-from flask.json.provider import DefaultJSONProvider
-
-
-class _DecimalJSON(DefaultJSONProvider):
-    """Request numbers are read as exact decimals; decimals are written as exact strings."""
-
-    def loads(self, s, **kwargs):
-        kwargs.setdefault("parse_float", Decimal)
-        return super().loads(s, **kwargs)
 
 
 class LazyEnginePool:
@@ -74,14 +64,13 @@ def create_app(settings=None, engine=None) -> Flask:
     from .api import admin as admin_api, schemes as schemes_api, units as units_api
     from .config import from_environment
     from .db import Database
+    from .jsonio import ExactJSON
     from .operations import Context, persist_versions
     from .registry import Registry
 
     settings = settings or from_environment()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
-    app.json = _DecimalJSON(app)
-    app.json.ensure_ascii = False  # Chinese as it is, not escaped
-    app.json.sort_keys = False  # keys in the order the trace writes them (and half the encoding cost)
+    app.json = ExactJSON(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

@@ -100,19 +100,26 @@ def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
 
 # --- scoring -------------------------------------------------------------------------
 
+def _invalid(err: InvalidFacts) -> ApiError:
+    fields: dict = {}
+    for e in err.errors:
+        fields.setdefault(f"facts.{e.field}", []).append(e.message)
+    return ApiError(422, "invalid_facts", "事实有误：" + "；".join(str(e) for e in err.errors), fields)
+
+
 def _check_facts(scheme: Scheme, facts) -> dict:
     try:
         return validate_facts(scheme, facts)
     except InvalidFacts as err:
-        fields: dict = {}
-        for e in err.errors:
-            fields.setdefault(f"facts.{e.field}", []).append(e.message)
-        raise ApiError(422, "invalid_facts", "事实有误：" + "；".join(str(e) for e in err.errors), fields)
+        raise _invalid(err) from None
 
 
-def _score(ctx: Context, scheme: Scheme, unit: str, values: dict) -> ScoreResult:
+def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
+    """The score of ``facts``; the core checks them first (a 422 naming each bad field)."""
     try:
-        return score_units(scheme, {unit: values}, ctx.engine, ctx.engine.name)[0]
+        return score_units(scheme, {unit: facts}, ctx.engine, ctx.engine.name)[0]
+    except InvalidFacts as err:
+        raise _invalid(err) from None
     except EngineUnavailable as err:
         raise ApiError(503, "engine_unavailable", err.message, incident=err.incident,
                        headers={"Retry-After": "1"})
@@ -121,7 +128,7 @@ def _score(ctx: Context, scheme: Scheme, unit: str, values: dict) -> ScoreResult
 def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> dict:
     check(ctx.db, actor, "evaluate", f"scheme:{scheme_id}")
     scheme = current_scheme(ctx, scheme_id)
-    result = _score(ctx, scheme, "（试算）", _check_facts(scheme, facts))
+    result = _score(ctx, scheme, "（试算）", facts)
     return {"result": to_data(result), "text": render(result)}
 
 
@@ -267,7 +274,7 @@ def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
     if submission is None:
         raise ApiError(404 if version else 409, "no_submission",
                        f"没有第{version}版提交" if version else "该单位还没有提交这套细则的事实")
-    result = _score(ctx, scheme, unit.name, _check_facts(scheme, submission.facts))
+    result = _score(ctx, scheme, unit.name, submission.facts)
     trace = to_data(result)
     with ctx.db.transaction() as s:
         if s.get(RuleVersion, scheme.version) is None:
@@ -317,7 +324,7 @@ def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
         unit = s.get(Unit, row.unit_id)
-    result = _score(ctx, scheme, unit.name, _check_facts(scheme, submission.facts))
+    result = _score(ctx, scheme, unit.name, submission.facts)
     again = to_data(result)
     stored = dict(row.trace)
     differences = sorted(k for k in set(stored) | set(again) if stored.get(k) != again.get(k))

@@ -10,6 +10,7 @@ compare the very same values and agree on every band edge.
 from __future__ import annotations
 
 import decimal
+import functools
 from decimal import Decimal
 
 #: Working precision for arithmetic on points and measures.
@@ -34,6 +35,7 @@ def to_match_precision(value: Decimal) -> Decimal:
     return ctx.plus(value).normalize(ctx) + ZERO  # + 0 turns -0 into 0
 
 
+@functools.lru_cache(maxsize=4096)  # a trace writes ~500 decimals, mostly the same few; equal decimals give equal text
 def plain(value: Decimal) -> str:
     """A decimal as plain digits, never in exponent form ("1E+1" -> "10")."""
     text = format(value, "f")

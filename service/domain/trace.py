@@ -25,10 +25,11 @@ def to_data(value):
         return value
     if kind is Decimal:
         return plain(value)
+    # most values are leaves: written inline, without a call each
     if kind is dict:
-        return {str(k): to_data(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _PLAIN else to_data(v) for k, v in value.items()}
     if kind is list or kind is tuple or kind is set:
-        return [to_data(v) for v in value]
+        return [v if type(v) in _PLAIN else to_data(v) for v in value]
     names = _FIELDS.get(kind)
     if names is None:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -38,7 +39,11 @@ def to_data(value):
             names = ()
         _FIELDS[kind] = names
     if names:
-        return {name: to_data(getattr(value, name)) for name in names}
+        out = {}
+        for name in names:
+            v = getattr(value, name)
+            out[name] = v if type(v) in _PLAIN else to_data(v)
+        return out
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):

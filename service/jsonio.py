@@ -1,0 +1,64 @@
+"""JSON in and out of the HTTP service.
+
+In: numbers are read as exact decimals (``parse_float=Decimal``), never through
+a binary float.  Out: decimals are written as exact strings in plain digits
+("10", never "1E+1"), keys in the order they were written, Chinese as UTF-8.
+
+Bodies are encoded with orjson: an explained score of the largest seed scheme
+is about 110 KB of JSON, and the standard library's encoder took about 1 ms of
+the server's CPU per what-if call against a tenth of that for orjson.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import orjson
+from flask.json.provider import JSONProvider
+
+from service.domain.numbers import plain
+
+
+def _default(value):
+    """What orjson does not write by itself."""
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _stdlib_default(value):
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps_bytes(value, pretty: bool = False) -> bytes:
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
+    try:
+        return orjson.dumps(value, default=_default, option=option)
+    except orjson.JSONEncodeError:
+        # orjson refuses what is not valid UTF-8 (a lone surrogate such as "\ud800", which a JSON
+        # request may carry and an error message may echo) and integers beyond 64 bits; the
+        # standard library writes both, escaping the surrogate, so the answer is still valid JSON
+        return json.dumps(value, default=_stdlib_default, ensure_ascii=True,
+                          indent=2 if pretty else None).encode("ascii")
+
+
+class ExactJSON(JSONProvider):
+    """Flask's JSON provider for the service (``app.json``)."""
+
+    def dumps(self, obj, **kwargs) -> str:
+        return dumps_bytes(obj).decode("utf-8")
+
+    def loads(self, s, **kwargs):
+        return json.loads(s, parse_float=Decimal)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(dumps_bytes(obj, pretty=self._app.debug), mimetype="application/json")
