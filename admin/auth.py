@@ -11,6 +11,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from service.access import PERMISSIONS, ROLE_WORDS, Actor
 from service.db import Unit, User
+from service.domain.facts import unstorable
 
 _DUMMY_HASH: list[str] = []
 
@@ -64,8 +65,10 @@ def current_actor() -> Optional[Actor]:
 
 def authenticate(username: str, password: str) -> Optional[int]:
     """The user's id if the password matches their Werkzeug hash; same work either way."""
-    with ctx().db.transaction() as s:
-        user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    user = None
+    if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
+        with ctx().db.transaction() as s:
+            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
     if user is None or not user.password_hash:
         if not _DUMMY_HASH:
             _DUMMY_HASH.append(generate_password_hash("not a password"))

@@ -3,10 +3,33 @@
 Points and decimal facts travel as JSON numbers on the way in (parsed as
 exact decimals) and as strings of exact digits on the way out ("3.625").
 """
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+from service.db import UNIT_CODE_PATTERN, is_unit_code
+from service.domain.facts import unstorable
 
 ROLE_CHOICES = ("self", "review")
 UNIT_KINDS = ("street", "town", "park")
+
+
+def _storable(text: str) -> None:
+    problem = unstorable(text)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _unit_code(text: str) -> None:
+    if not is_unit_code(text):
+        raise ValidationError("单位代码应为1到64个英文字母、数字、下划线或连字符")
+
+
+class Text(fields.String):
+    """Text that goes into the database or a file: a NUL or a lone surrogate is a 422 naming the
+    field, not a database error (500) after the fact."""
+
+    def __init__(self, *args, validate=None, **kwargs):
+        validators = [_storable] + ([validate] if callable(validate) else list(validate or []))
+        super().__init__(*args, validate=validators, **kwargs)
 
 
 class ErrorBody(Schema):
@@ -23,8 +46,8 @@ class Error(Schema):
 
 
 class TokenRequest(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    username = Text(required=True, validate=validate.Length(min=1, max=100))
+    password = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class TokenResponse(Schema):
@@ -105,10 +128,10 @@ class ScoreTrace(Schema):
 
 
 class UnitIn(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    code = fields.String(required=True, validate=_unit_code, metadata={"pattern": UNIT_CODE_PATTERN})
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
-    district = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    district = Text(required=True, validate=validate.Length(min=1, max=100))
 
 
 class UnitOut(Schema):
@@ -122,9 +145,9 @@ class SubmissionIn(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLE_CHOICES),
                          metadata={"description": "self 自评；review 评审"})
     facts = fields.Dict(required=True)  # checked against the scheme by the core, as for evaluate
-    evidence = fields.Dict(keys=fields.String(), values=fields.List(fields.String(validate=validate.Length(max=500))),
+    evidence = fields.Dict(keys=Text(), values=fields.List(Text(validate=validate.Length(max=500))),
                            load_default=dict, metadata={"description": "事实名到佐证材料编号或链接"})
-    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+    reason = Text(load_default="", validate=validate.Length(max=2000),
                            metadata={"description": "更正已提交的事实时必填"})
 
 
@@ -191,7 +214,7 @@ class RankingOut(Schema):
 
 
 class RulesValidateIn(Schema):
-    files = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+    files = fields.Dict(keys=Text(), values=Text(), required=True,
                         validate=validate.Length(min=1, max=1000),
                         metadata={"description": "细则文件夹内的相对路径到文件内容，如 scheme.yaml、clauses/01-x.yaml"})
 

@@ -7,6 +7,7 @@ transaction (with its journal entry), or raises ``ApiError``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .access import Actor, check, journal
-from .db import Database, RuleVersion, Score, Submission, Unit, User
+from .db import Database, RuleVersion, Score, Submission, Unit, User, is_unit_code
 from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
@@ -74,7 +75,7 @@ def scheme_by_version(ctx: Context, version: str, folder: str = "scheme") -> Sch
     if scheme is not None:
         return scheme
     with ctx.db.transaction() as s:
-        row = s.get(RuleVersion, version)
+        row = s.get(RuleVersion, version) if re.fullmatch(r"[0-9a-f]{64}", version) else None
         if row is None:
             raise ApiError(404, "unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
         files = dict(row.files)
@@ -135,8 +136,12 @@ def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> dict:
 # --- units ---------------------------------------------------------------------------
 
 def get_unit(ctx: Context, code: str) -> Unit:
-    with ctx.db.transaction() as s:
-        unit = s.scalar(select(Unit).where(Unit.code == code))
+    # a code that could not have been created is unknown without asking the database (which may
+    # refuse it outright: PostgreSQL cannot even compare text with a NUL, as in /api/units/%00)
+    unit = None
+    if is_unit_code(code):
+        with ctx.db.transaction() as s:
+            unit = s.scalar(select(Unit).where(Unit.code == code))
     if unit is None:
         raise ApiError(404, "unknown_unit", f"没有代码为“{code}”的单位")
     return unit

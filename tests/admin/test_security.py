@@ -108,6 +108,8 @@ def test_wrong_password_and_unknown_user(client):
     assert r.status_code == 401 and "用户名或密码不对" in r.text
     r = sign_in(client, "nobody", "secret")
     assert r.status_code == 401 and "用户名或密码不对" in r.text
+    r = sign_in(client, "review\x00er", "secret")  # a NUL PostgreSQL could not even look up
+    assert r.status_code == 401 and "用户名或密码不对" in r.text
     assert client.get("/admin/").status_code == 302
 
 

@@ -646,3 +646,50 @@ def test_ranking_grades_by_rank_with_ties_and_the_excellence_veto(web):
     assert again["顾村镇"]["submission_version"] == 2 and again["顾村镇"]["vetoes"] == []
     assert len(again) == len(EXAMPLE)
     assert_clean(api.get(f"/api/schemes/{B1}/ranking", "auditor"))
+
+
+# --- text no database can keep --------------------------------------------------------------
+
+def test_text_no_database_can_keep_is_refused_by_field(web):
+    """A NUL, another control character, or a lone surrogate ("\\ud800" is valid JSON but has no
+    UTF-8 form) is a 422 naming the field: PostgreSQL would refuse it only at the insert or even
+    the lookup (a 500), and SQLite would keep text that cannot be read back as UTF-8."""
+    api = web
+    before = row_counts(api)
+    facts = dict(EXAMPLE["顾村镇"])
+    b1 = f"/api/schemes/{B1}/evaluate"
+
+    def raw_post(path, as_, body_text):  # escapes written by hand: the test client would refuse them
+        return api.post(path, as_, data=body_text, content_type="application/json")
+
+    for bad, code_point in (("\\ud800", "U+D800"), ("\\u0000", "U+0000"), ("\\u001b", "U+001B")):
+        body = as_json({"facts": dict(facts, month_plan_summary_reason="PLACEHOLDER")})
+        response = raw_post(b1, "reviewer", body.replace("PLACEHOLDER", "材料" + bad))
+        error = assert_error(response, 422, "invalid_facts", ["facts.month_plan_summary_reason"])
+        assert f"第3个字符是无法保存的字符 {code_point}" in error["fields"]["facts.month_plan_summary_reason"][0]
+    # tabs and new lines are ordinary text
+    fine = post_json(api, b1, "reviewer", {"facts": dict(facts, month_plan_summary_reason="第一行\n\t第二行")})
+    assert fine.status_code == 200, fine.json
+
+    submissions = f"/api/units/gucun/schemes/{B1}/submissions"
+    for field, body in (
+        ("reason", '{"role": "self", "facts": {}, "reason": "a\\u0000b"}'),
+        ("evidence", '{"role": "self", "facts": {}, "evidence": {"work_plan_score": ["x\\ud800"]}}'),
+    ):
+        error = assert_error(raw_post(submissions, "submitter", body), 422, None, None)
+        assert any(name.startswith(field) for name in error["fields"]), error
+    error = assert_error(raw_post("/api/auth/token", None, '{"username": "ad\\u0000min", "password": "secret"}'),
+                         422, "invalid_request", ["username"])
+    assert "U+0000" in error["fields"]["username"][0]
+    assert_error(raw_post("/api/units", "admin", '{"code": "x1", "name": "\\udfff", "kind": "town", "district": "宝山区"}'),
+                 422, "invalid_request", ["name"])
+    assert_error(raw_post("/api/units", "admin", '{"code": "x1\\n", "name": "某镇", "kind": "town", "district": "宝山区"}'),
+                 422, "invalid_request", ["code"])
+    rules = raw_post("/api/rules/validate", "editor", '{"files": {"scheme.yaml": "id: x\\nname: \\ud800\\n"}}')
+    error = assert_error(rules, 422, "invalid_request")
+    assert "第2行第7列是无法保存的字符 U+D800" in json.dumps(error["fields"], ensure_ascii=False)
+    # unit codes that could not exist are unknown, without a query PostgreSQL would refuse
+    for code in ("%00", "gucun%0A", "%E6%97%A0"):
+        assert_error(api.get(f"/api/units/{code}", "admin"), 404, "unknown_unit")
+    assert_error(api.get(f"/api/units/%00/schemes/{B1}/submissions", "reviewer"), 404, "unknown_unit")
+    assert row_counts(api) == before  # nothing stored, not even half
