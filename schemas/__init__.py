@@ -226,7 +226,8 @@ class RulesValidateOut(Schema):
 
 
 class ReloadOut(Schema):
-    changes = fields.Dict()
+    changes = fields.Dict(metadata={"description": "细则编号到 {from, to}：变化前后的版本"})
+    rule_set = fields.Integer(metadata={"description": "现行规则集的编号（每个工作进程都按它计分）"})
 
 
 class RuleVersionOut(Schema):

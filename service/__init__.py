@@ -49,6 +49,11 @@ class LazyEnginePool:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.retire(key)
 
+    def serve(self, key: str) -> None:
+        self._retired = [k for k in self._retired if k != key]
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.serve(key)
+
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
@@ -65,7 +70,8 @@ def create_app(settings=None, engine=None) -> Flask:
     from .config import from_environment
     from .db import Database
     from .jsonio import ExactJSON
-    from .operations import Context, persist_versions
+    from .operations import Context, has_rule_set, publish_rules, sync_rules
+    from .rulefiles import RuleSetError
     from .registry import Registry
 
     settings = settings or from_environment()
@@ -87,13 +93,23 @@ def create_app(settings=None, engine=None) -> Flask:
 
     engine = engine or LazyEnginePool(settings.engine_workers, settings.engine_deadline)
     registry = Registry(settings.rules_dir, engine=engine)
-    registry.reload()  # a broken rules directory stops the start, with file:line:column errors
     db = Database(settings.database_url)
-    ctx = Context(db=db, registry=registry, engine=engine,
+    ctx = Context(db=db, registry=registry, engine=engine, rules_check_seconds=settings.rules_check_seconds,
                   pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")))
     app.extensions["scoring"] = ctx
-    if inspect(db.engine).has_table("rule_versions"):
-        persist_versions(ctx)
+    migrated = inspect(db.engine).has_table("rule_sets")  # not yet when the app is built for db-upgrade
+    try:
+        registry.reload()  # a start publishes the rules directory, as a reload does
+    except RuleSetError as err:
+        # a broken directory stops a first start, with file:line:column errors; a worker that
+        # gunicorn restarts later keeps serving the rule set in force, which the others serve too
+        if not migrated or not has_rule_set(ctx):
+            raise
+        logging.getLogger(__name__).error("规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err)
+        sync_rules(ctx, force=True)
+    else:
+        if migrated:
+            publish_rules(ctx)
 
     from schemas import Error
 
@@ -107,9 +123,14 @@ def create_app(settings=None, engine=None) -> Flask:
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)
 
+    if migrated:
+        @app.before_request
+        def _serve_the_rule_set_in_force():
+            sync_rules(ctx)  # at most every SCORING_RULES_CHECK_SECONDS
+
     @app.get("/api/health")
     def health():
-        return {"status": "ok", "schemes": len(registry.schemes())}
+        return {"status": "ok", "schemes": len(registry.schemes()), "rule_set": registry.generation}
 
     from .commands import register_commands
     register_commands(app)

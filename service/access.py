@@ -104,5 +104,12 @@ def check(db: Database, actor: Optional[Actor], permission: str, target: str,
         deny(db, None, permission, target, "需要登录（请在 Authorization 头中提供令牌）", status=401)
     if actor.role not in PERMISSIONS[permission]:
         deny(db, actor, permission, target, f"{ROLE_WORDS.get(actor.role, actor.role)}没有“{permission}”权限")
-    if unit is not None and actor.role in OWN_UNIT_ONLY and actor.unit_id != unit.id:
+    if unit is not None:
+        check_own_unit(db, actor, permission, target, unit)
+
+
+def check_own_unit(db: Database, actor: Actor, permission: str, target: str, unit: Optional[Unit]) -> None:
+    """A unit submitter reaches their own unit only: any other, or one that does not exist (None),
+    is the same 403, so the answer never tells which units or scores exist."""
+    if actor.role in OWN_UNIT_ONLY and (unit is None or actor.unit_id != unit.id):
         deny(db, actor, permission, target, "单位填报人只能访问本单位的数据")

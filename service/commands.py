@@ -61,8 +61,8 @@ def register_commands(app) -> None:
         """建立或升级数据库结构（Alembic 迁移）。"""
         settings = current_app.config["SCORING_SETTINGS"]
         upgrade(settings.database_url)
-        from .operations import persist_versions
-        persist_versions(current_app.extensions["scoring"])
+        from .operations import publish_rules
+        publish_rules(current_app.extensions["scoring"])  # the rules directory, archived and in force
         click.echo(f"数据库已是最新结构：{settings.database_url.split('@')[-1]}")
 
     @app.cli.command("create-user")

@@ -18,6 +18,30 @@ class Settings:
     secret_key: str = ""
     instance_dir: Path = PROJECT_ROOT / "instance"
     max_body_bytes: int = 1024 * 1024
+    rules_check_seconds: float = 1.0
+
+
+def instance_secret(instance: Path) -> str:
+    """The key in ``<instance>/secret_key``, made the first time it is asked for.
+
+    Every gunicorn worker builds its own app: a key drawn at random by each would make a form
+    signed by one worker fail its CSRF check on another, and sign everyone out at a restart.
+    The file is created whole (written aside, then linked into place, which fails if another
+    worker got there first), readable by its owner only."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        aside = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another worker made it first: use theirs
+        finally:
+            os.unlink(aside)
+    return path.read_text().strip()
 
 
 def from_environment(env=os.environ) -> Settings:
@@ -28,8 +52,9 @@ def from_environment(env=os.environ) -> Settings:
         engine_deadline=float(env.get("SCORING_ENGINE_DEADLINE", "5")),
         # SQLite in the instance folder unless a database URL is given (postgresql+psycopg://...)
         database_url=env.get("SCORING_DATABASE_URL", f"sqlite:///{instance / 'scoring.db'}"),
-        # without a configured key, a random one per start: sessions do not outlive a restart
-        secret_key=env.get("SCORING_SECRET_KEY") or secrets.token_hex(32),
+        secret_key=env.get("SCORING_SECRET_KEY") or instance_secret(instance),
         instance_dir=instance,
         max_body_bytes=int(env.get("SCORING_MAX_BODY_BYTES", str(1024 * 1024))),
+        # a reload in one gunicorn worker reaches the others within this many seconds
+        rules_check_seconds=float(env.get("SCORING_RULES_CHECK_SECONDS", "1")),
     )

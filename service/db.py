@@ -3,7 +3,7 @@
 SQLite in the instance folder is the embedded default; PostgreSQL is selected
 by the database URL.  The schema is created by Alembic migrations
 (``service/migrations``), never by ``create_all`` at run time.  Submissions,
-scores, rule versions and the journal are append-only: the migrations add
+scores, rule versions, served rule sets and the journal are append-only: the migrations add
 triggers that refuse UPDATE and DELETE on them, in both databases.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import simplejson
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, Numeric, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
                         TypeDecorator, UniqueConstraint, create_engine, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -90,6 +90,17 @@ class RuleVersion(Base):
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
+class RuleSet(Base):
+    """Which scheme versions the service serves, from when: every gunicorn worker serves the
+    newest row (a reload in one worker reaches the others), and an auditor can tell which rules
+    were in force at any moment."""
+    __tablename__ = "rule_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schemes: Mapped[dict] = mapped_column(JSON)  # scheme id -> {"version": hash, "folder": path under rules/}
+    actor: Mapped[str] = mapped_column(String(100))  # who published it ("（启动）" for a start)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
 class Submission(Base):
     """One version of a unit's facts for a scheme; never changed, only followed by a newer one."""
     __tablename__ = "submissions"
@@ -109,6 +120,7 @@ class Submission(Base):
 class Score(Base):
     """A computed score with everything needed to explain and replay it."""
     __tablename__ = "scores"
+    __table_args__ = (Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),)  # a unit's scores of a scheme
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     scheme_id: Mapped[str] = mapped_column(String(100))
@@ -137,7 +149,7 @@ class JournalEntry(Base):
     detail: Mapped[dict] = mapped_column(JSON)
 
 
-APPEND_ONLY = ("submissions", "scores", "rule_versions", "journal")
+APPEND_ONLY = ("submissions", "scores", "rule_versions", "journal", "rule_sets")
 
 
 def _json_dumps(value) -> str:

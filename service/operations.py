@@ -6,6 +6,7 @@ transaction (with its journal entry), or raises ``ApiError``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -18,8 +19,8 @@ from typing import Optional
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .access import Actor, check, journal
-from .db import Database, RuleVersion, Score, Submission, Unit, User, is_unit_code
+from .access import Actor, check, check_own_unit, journal
+from .db import Database, JournalEntry, RuleSet, RuleVersion, Score, Submission, Unit, User, is_unit_code
 from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
@@ -29,7 +30,9 @@ from .engine.pool import EngineUnavailable
 from .errors import ApiError
 from .registry import Registry
 from .rulefiles import RuleSetError
-from .rulefiles.loader import load_all, load_scheme
+from .rulefiles.loader import load_all, load_files
+
+log = logging.getLogger(__name__)
 
 SUBMISSION_ROLES = {"self": "自评", "review": "评审"}
 
@@ -40,13 +43,14 @@ class Context:
     registry: Registry
     engine: object  # a Matcher: the contained durable-rules pool
     pause_in_submit: float = 0.0  # tests only: seconds to wait inside the submission transaction
+    rules_check_seconds: float = 1.0  # how often a worker looks for a rule set another one published
+    rules_checked_at: float = float("-inf")
 
 
 # --- rule versions -------------------------------------------------------------------
 
 def _files_of(scheme: Scheme) -> dict:
-    folder = Path(scheme.path)
-    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.yaml"))}
+    return dict(scheme.texts)  # the very texts the version hashes, not the files as they are on disk now
 
 
 def persist_versions(ctx: Context) -> None:
@@ -79,16 +83,86 @@ def scheme_by_version(ctx: Context, version: str, folder: str = "scheme") -> Sch
         if row is None:
             raise ApiError(404, "unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
         files = dict(row.files)
-    root = Path(tempfile.mkdtemp(prefix="rules-"))
-    for rel, text in files.items():
-        path = root / folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    scheme = load_scheme(root / folder, root)
+    scheme = load_files(files, folder)
     if scheme.version != version:  # pragma: no cover - the hash covers exactly these files
         raise ApiError(500, "rules_version_mismatch", "存档的规则文件与版本号不符")
     ctx.registry.remember(scheme)
     return scheme
+
+
+# --- the rule set every worker serves ------------------------------------------------------
+#
+# Each gunicorn worker has its own registry.  The rule set in force is the newest row of
+# rule_sets: a start or a reload that serves something new publishes a row, and every worker
+# looks for a newer row at most every ``rules_check_seconds`` (before a request) and then
+# serves exactly those versions, from its own memory or from the archive (rule_versions), never
+# from the rules directory, which may have moved on meanwhile.
+
+def folder_of(scheme: Scheme) -> str:
+    """The scheme's folder under the rules root, as its files are named in traces."""
+    first = scheme.files[0] if scheme.files else ""
+    return first.rsplit("/", 1)[0] if "/" in first else ""
+
+
+def _latest_rule_set(connection):
+    return connection.execute(select(RuleSet.id, RuleSet.schemes).order_by(RuleSet.id.desc()).limit(1)).first()
+
+
+def _version_map(schemes: dict) -> dict:
+    return {sid: entry["version"] for sid, entry in schemes.items()}
+
+
+STARTUP = "（启动）"  # who publishes the rules directory a worker loads as it starts
+
+
+def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
+    """Make what this worker serves the rule set in force (its versions archived first); the id of
+    the row, a new one only if the newest row serves something else.  ``actor``: who reloaded the
+    rules; None for a worker's start."""
+    by = actor.username if actor is not None else STARTUP
+    persist_versions(ctx)
+    served = {sid: {"version": sc.version, "folder": folder_of(sc)} for sid, sc in ctx.registry.schemes().items()}
+    with ctx.db.transaction() as s:
+        latest = _latest_rule_set(s)
+        if latest is not None and _version_map(latest.schemes) == _version_map(served):
+            generation = latest.id
+        else:
+            row = RuleSet(schemes=served, actor=by)
+            s.add(row)
+            s.flush()
+            generation = row.id
+            before = _version_map(latest.schemes) if latest is not None else {}
+            changes = {sid: [before.get(sid), entry["version"]] for sid, entry in served.items()
+                       if before.get(sid) != entry["version"]}
+            changes.update({sid: [v, None] for sid, v in before.items() if sid not in served})
+            s.add(JournalEntry(actor=by, role=actor.role if actor is not None else "system", action="rules.publish",
+                               target=f"rule_set:{generation}", outcome="ok", detail={"changes": changes}))
+    ctx.registry.generation = generation
+    ctx.rules_checked_at = time.monotonic()
+    return generation
+
+
+def has_rule_set(ctx: Context) -> bool:
+    with ctx.db.engine.connect() as connection:
+        return _latest_rule_set(connection) is not None
+
+
+def sync_rules(ctx: Context, force: bool = False) -> None:
+    """Serve the rule set in force, if another worker published a newer one."""
+    now = time.monotonic()
+    if not force and now - ctx.rules_checked_at < ctx.rules_check_seconds:
+        return
+    ctx.rules_checked_at = now
+    with ctx.db.engine.connect() as connection:
+        latest = _latest_rule_set(connection)
+    if latest is None or latest.id == ctx.registry.generation:
+        return
+    if _version_map(latest.schemes) != ctx.registry.versions():
+        schemes = {sid: scheme_by_version(ctx, entry["version"], entry["folder"])
+                   for sid, entry in latest.schemes.items()}
+        changes = ctx.registry.swap(schemes)
+        log.info("serving rule set %s (published by another worker): %s", latest.id, changes)
+    ctx.registry.generation = latest.id
 
 
 def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
@@ -135,24 +209,24 @@ def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> dict:
 
 # --- units ---------------------------------------------------------------------------
 
-def get_unit(ctx: Context, code: str) -> Unit:
+def find_unit(ctx: Context, code: str) -> Optional[Unit]:
     # a code that could not have been created is unknown without asking the database (which may
     # refuse it outright: PostgreSQL cannot even compare text with a NUL, as in /api/units/%00)
-    unit = None
-    if is_unit_code(code):
-        with ctx.db.transaction() as s:
-            unit = s.scalar(select(Unit).where(Unit.code == code))
-    if unit is None:
-        raise ApiError(404, "unknown_unit", f"没有代码为“{code}”的单位")
-    return unit
+    if not is_unit_code(code):
+        return None
+    with ctx.db.transaction() as s:
+        return s.scalar(select(Unit).where(Unit.code == code))
 
 
 def _unit_for(ctx: Context, actor: Optional[Actor], permission: str, code: str, target: str) -> Unit:
-    """The unit, for a caller who may ask: the permission is checked before the lookup, so a caller
-    who may not ask learns nothing (not even whether the unit exists), then again for their own unit."""
+    """The unit, for a caller who may ask.  The permission is checked before the lookup, so a caller
+    who may not ask learns nothing, not even whether the unit exists; a unit submitter asking about
+    any unit but their own gets the same 403 whether that unit exists or not."""
     check(ctx.db, actor, permission, target)
-    unit = get_unit(ctx, code)
-    check(ctx.db, actor, permission, target, unit)
+    unit = find_unit(ctx, code)
+    check_own_unit(ctx.db, actor, permission, target, unit)
+    if unit is None:
+        raise ApiError(404, "unknown_unit", f"没有代码为“{code}”的单位")
     return unit
 
 
@@ -231,23 +305,37 @@ def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str
     return row
 
 
-def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
+def _submissions(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, versions=None, latest=False):
     unit = _unit_for(ctx, actor, "submissions.read", unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
+    query = select(Submission).where(Submission.unit_id == unit.id, Submission.scheme_id == scheme_id)
+    if versions is not None:
+        query = query.where(Submission.version.in_(versions))
+    query = query.order_by(Submission.version.desc()).limit(1) if latest else query.order_by(Submission.version)
     with ctx.db.transaction() as s:
-        return list(s.scalars(select(Submission).where(Submission.unit_id == unit.id,
-                                                       Submission.scheme_id == scheme_id)
-                              .order_by(Submission.version)))
+        return list(s.scalars(query))
+
+
+def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
+    """Every version of a unit's facts for a scheme, oldest first."""
+    return _submissions(ctx, actor, unit_code, scheme_id)
+
+
+def latest_submission(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> Submission:
+    rows = _submissions(ctx, actor, unit_code, scheme_id, latest=True)
+    if not rows:
+        raise ApiError(404, "no_submission", "该单位还没有提交这套细则的事实")
+    return rows[0]
 
 
 def get_submission(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, version: int) -> Submission:
-    for row in history(ctx, actor, unit_code, scheme_id):
-        if row.version == version:
-            return row
-    raise ApiError(404, "unknown_submission", f"没有第{version}版提交")
+    rows = _submissions(ctx, actor, unit_code, scheme_id, versions=[version])
+    if not rows:
+        raise ApiError(404, "unknown_submission", f"没有第{version}版提交")
+    return rows[0]
 
 
 def compare(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, a: int, b: int) -> dict:
-    rows = {r.version: r for r in history(ctx, actor, unit_code, scheme_id)}
+    rows = {r.version: r for r in _submissions(ctx, actor, unit_code, scheme_id, versions=[a, b])}
     for v in (a, b):
         if v not in rows:
             raise ApiError(404, "unknown_submission", f"没有第{v}版提交", {"from" if v == a else "to": ["不存在"]})
@@ -301,9 +389,9 @@ def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = 
     with ctx.db.transaction() as s:
         row = s.get(Score, score_id)
         unit = s.get(Unit, row.unit_id) if row else None
+    check_own_unit(ctx.db, actor, permission, f"score:{score_id}", unit)  # 403 for a missing one too
     if row is None:
         raise ApiError(404, "unknown_score", f"没有编号为 {score_id} 的评分")
-    check(ctx.db, actor, permission, f"score:{score_id}", unit)
     return row
 
 
@@ -403,10 +491,11 @@ def reload_rules(ctx: Context, actor: Actor) -> dict:
             journal(s, actor, "rules.reload", "rules", "failed", errors=len(err.errors))
         raise ApiError(422, "invalid_rules", "规则目录有错误，未加载；当前规则继续使用",
                        {f"{e.file}:{e.line}:{e.column}": [e.message] for e in err.errors})
-    persist_versions(ctx)
+    generation = publish_rules(ctx, actor)
     with ctx.db.transaction() as s:
-        journal(s, actor, "rules.reload", "rules", "ok", changes={k: list(v) for k, v in changes.items()})
-    return {"changes": {k: {"from": v[0], "to": v[1]} for k, v in changes.items()}}
+        journal(s, actor, "rules.reload", "rules", "ok", changes={k: list(v) for k, v in changes.items()},
+                rule_set=generation)
+    return {"changes": {k: {"from": v[0], "to": v[1]} for k, v in changes.items()}, "rule_set": generation}
 
 
 def rule_versions(ctx: Context, actor: Actor) -> list[dict]:

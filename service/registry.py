@@ -23,10 +23,14 @@ class Registry:
         self._current: dict[str, Scheme] = {}
         self._versions: dict[str, Scheme] = {}  # version hash -> scheme
         self._lock = threading.Lock()
+        self.generation: Optional[int] = None  # the published rule set (database row) this one serves
 
     def reload(self) -> dict:
         """Load the rules directory; return {scheme id: (old version, new version)} of what changed."""
-        fresh = load_all(self.rules_dir)  # raises RuleSetError, leaving everything as it was
+        return self.swap(load_all(self.rules_dir))  # raises RuleSetError, leaving everything as it was
+
+    def swap(self, fresh: dict[str, Scheme]) -> dict:
+        """Serve ``fresh`` (scheme id -> scheme) from now on; what changed, as ``reload`` says it."""
         with self._lock:
             old = self._current
             changes = {}
@@ -35,16 +39,22 @@ class Registry:
                 after = fresh[sid].version if sid in fresh else None
                 if before != after:
                     changes[sid] = (before, after)
-            # keep the already-compiled object when nothing changed
-            merged = {sid: (old[sid] if sid in old and old[sid].version == s.version else s) for sid, s in fresh.items()}
+            # a version known already (still served, or served before) keeps its compiled object
+            merged = {sid: self._versions.get(s.version, s) for sid, s in fresh.items()}
             for s in merged.values():
                 self._versions.setdefault(s.version, s)
             self._current = merged
         if self.engine is not None:
-            for sid, (before, _after) in changes.items():
+            for sid, (before, after) in changes.items():
                 if before is not None:
                     self.engine.retire(old[sid].program_name)
+                if after is not None and hasattr(self.engine, "serve"):
+                    self.engine.serve(merged[sid].program_name)  # it may have been retired before
         return changes
+
+    def versions(self) -> dict[str, str]:
+        """scheme id -> version hash, of what is served now."""
+        return {sid: s.version for sid, s in self._current.items()}
 
     def schemes(self) -> dict[str, Scheme]:
         return dict(self._current)

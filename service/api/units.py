@@ -82,11 +82,8 @@ def submit(body, code, scheme_id):
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions/latest")
 @blp.response(200, SubmissionOut)
 def latest_submission(code, scheme_id):
-    rows = ops.history(ctx(), actor(), code, scheme_id)
-    if not rows:
-        from service.errors import ApiError
-        raise ApiError(404, "no_submission", "该单位还没有提交这套细则的事实")
-    return _submission(rows[-1], code), 200, {"ETag": ops.etag(rows[-1].version)}
+    row = ops.latest_submission(ctx(), actor(), code, scheme_id)
+    return _submission(row, code), 200, {"ETag": ops.etag(row.version)}
 
 
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int:version>")

@@ -280,6 +280,7 @@ class Scheme:
     grade_operands: tuple = ()
     grade_derived: dict = field(default_factory=dict)
     notes: str = ""
+    texts: dict = field(default_factory=dict, repr=False)  # path in the folder -> the text the version hashes
 
     @property
     def program_name(self) -> str:

@@ -197,6 +197,10 @@ class EnginePool:
         timeout = self.deadline + self.per_unit * len(batch)
         worker = self._idle.get()
         try:
+            if not worker.process.is_alive():  # died while idle (killed, out of memory): nobody's call lost
+                code = worker.process.exitcode
+                worker = self._replace(worker)
+                self._incident("crash", "空闲的规则引擎进程已退出，已重启引擎进程", f"exit code {code}; found idle")
             with self._lock:
                 retire = sorted(self._retired & worker.loaded)
             send_def = definition if key not in worker.loaded else None
@@ -255,6 +259,12 @@ class EnginePool:
         with self._lock:
             self._retired.add(key)
             self._definitions.pop(key, None)
+
+    def serve(self, key: str) -> None:
+        """A version served again (a rule set put back in force) is no longer retired: it would be
+        released after every call and compiled again before the next."""
+        with self._lock:
+            self._retired.discard(key)
 
     def stats(self) -> list[dict]:
         """Each worker's resident memory and loaded rulesets, after releasing retired versions."""

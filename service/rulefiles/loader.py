@@ -33,19 +33,39 @@ _FACT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RESERVED = {"group", "sid", "id", "and", "or", "not", "true", "false", *ex.FUNCTIONS}
 
 
-def version_of(folder: Path) -> str:
-    """Content hash of a scheme folder: every YAML file's relative path and bytes."""
+def _order(rel: str) -> tuple:
+    return tuple(rel.split("/"))  # folder by folder, as sorted() orders paths
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every rule file of a scheme folder (relative path -> bytes), each read once: the version is
+    the hash of these bytes, the scheme is parsed from them, and they are what gets archived, so
+    an edit on disk during a load can never give a version that does not match its files."""
+    folder = Path(folder)
+    found = [p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return {rel: (folder / rel).read_bytes()
+            for rel in sorted((p.relative_to(folder).as_posix() for p in found), key=_order)}
+
+
+def version_of_files(files: dict) -> str:
+    """Content hash of a scheme folder's files: every YAML file's relative path and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.yaml")):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for rel in sorted((r for r in files if r.endswith(".yaml")), key=_order):
+        data = files[rel]
+        digest.update(rel.encode() + b"\0")
+        digest.update((data.encode("utf-8") if isinstance(data, str) else data) + b"\0")
     return digest.hexdigest()
 
 
-def _read(path: Path, root: Path, objspec, errors: list) -> Optional[Located]:
-    ctx = Context(_display(path, root))
+def version_of(folder: Path) -> str:
+    """Content hash of a scheme folder on disk."""
+    return version_of_files(snapshot(folder))
+
+
+def _read(file: str, data: bytes, objspec, errors: list) -> Optional[Located]:
+    ctx = Context(file)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         errors.append(RuleFileError(ctx.file, 1, 1, f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8"))
         return None
@@ -65,8 +85,7 @@ def _display(path: Path, root: Path) -> str:
 class _Checker:
     """Semantic checks over the read files; collects errors with positions."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self):
         self.errors: list[RuleFileError] = []
 
     def err(self, file: str, where: tuple[int, int], message: str) -> None:
@@ -399,22 +418,36 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
 
 
 def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
-    """Read, check and compile one scheme folder; ``RuleSetError`` on any problem."""
+    """Read, check and compile one scheme folder; ``RuleSetError`` on any problem.
+
+    Files are named in messages and traces by their path under ``root`` (by default the
+    folder's parent, so "gumeilu/clauses/01.yaml")."""
     folder = Path(folder)
     root = Path(root) if root is not None else folder.parent
-    chk = _Checker(root)
-    scheme_path = folder / SCHEME_FILE
-    sfile = _display(scheme_path, root)
-    if not scheme_path.is_file():
+    return load_files(snapshot(folder), _display(folder, root), str(folder))
+
+
+def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
+    """Read, check and compile one scheme from its files ({path inside the scheme folder: bytes
+    or text}, as ``snapshot`` gives them or as the archive stores them); ``prefix``: the folder's
+    name in messages and traces; ``path``: where it lives on disk, if it does."""
+    files = {rel: (data.encode("utf-8") if isinstance(data, str) else data) for rel, data in files.items()}
+
+    def named(rel: str) -> str:
+        return rel if prefix in ("", ".") else f"{prefix}/{rel}"
+
+    chk = _Checker()
+    sfile = named(SCHEME_FILE)
+    if SCHEME_FILE not in files:
         raise RuleSetError([RuleFileError(sfile, 1, 1, "缺少 scheme.yaml：每个细则文件夹都要有一个 scheme.yaml")])
     raw_errors: list[RuleFileError] = []
-    s = _read(scheme_path, root, spec.SCHEME, raw_errors)
-    clause_paths = sorted((folder / CLAUSE_DIR).glob("*.yaml"))
-    stray = sorted(p for p in folder.rglob("*.yml"))
-    for p in stray:
-        raw_errors.append(RuleFileError(_display(p, root), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取"))
-    clause_docs = [(p, _read(p, root, spec.CLAUSE, raw_errors)) for p in clause_paths]
-    if not clause_paths:
+    s = _read(sfile, files[SCHEME_FILE], spec.SCHEME, raw_errors)
+    clause_rels = sorted(rel for rel in files if rel.startswith(CLAUSE_DIR + "/") and rel.count("/") == 1
+                         and rel.endswith(".yaml"))
+    for rel in sorted((r for r in files if r.endswith(".yml")), key=_order):
+        raw_errors.append(RuleFileError(named(rel), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取"))
+    clause_docs = [(named(rel), _read(named(rel), files[rel], spec.CLAUSE, raw_errors)) for rel in clause_rels]
+    if not clause_rels:
         raw_errors.append(RuleFileError(sfile, 1, 1, f"细则文件夹中没有条款文件（应放在 {CLAUSE_DIR}/ 下，每个条款一个 .yaml 文件）"))
     if s is None or raw_errors:
         raise RuleSetError(raw_errors)
@@ -431,8 +464,7 @@ def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
     all_facts = dict(scheme_facts)
     clauses: dict[str, Clause] = {}
     clause_at: dict[str, str] = {}
-    for path, d in clause_docs:
-        file = _display(path, root)
+    for file, d in clause_docs:
         if d["id"] in clauses:
             chk.err(file, d.at("id"), f"条款编号“{d['id']}”与 {clause_at[d['id']]} 重复")
             continue
@@ -458,8 +490,9 @@ def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
 
     scheme = Scheme(id=s["id"], title=s["title"], year=s["year"], issuer=s["issuer"], source=_source(s),
                     total=s["total"], unit=s.get("unit", "分"), categories=categories, clauses=clauses,
-                    facts=all_facts, grading=grading, path=str(folder), version=version_of(folder),
-                    files=tuple([sfile] + [_display(p, root) for p in clause_paths]), notes=s.get("note", ""))
+                    facts=all_facts, grading=grading, path=path, version=version_of_files(files),
+                    files=tuple([sfile] + [file for file, _d in clause_docs]), notes=s.get("note", ""),
+                    texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")})
     scheme._total_at = s.at("total")  # type: ignore[attr-defined]
     _check_sums(scheme, sfile, chk)
     tests = []

@@ -21,8 +21,9 @@ action = the permission, the target), and changes no data table; an allowed
 call changes only the tables its entry declares and journals exactly the write
 it made (or nothing, for a read).  The auditor's calls, taken together, change
 nothing and leave no journal row but denials.  A second test asks about units
-and scores that do not exist: who may not ask gets 401/403 there too, not a 404
-that would tell them what exists.
+and scores that do not exist: who may not ask gets 401/403 there too, and so
+does a unit submitter asking about anything but their own unit, not a 404 that
+would tell them what exists.
 """
 from __future__ import annotations
 
@@ -344,7 +345,8 @@ UNKNOWN = [
 
 
 def test_unknown_data_is_not_revealed_to_those_who_may_not_ask(api):
-    """Anonymous callers get 401 and roles without the permission 403, whether the unit or score exists or not."""
+    """Anonymous callers get 401, roles without the permission 403, and unit submitters 403 for any unit
+    or score not their own, whether it exists or not."""
     roles = dict((username, role) for username, role, _unit in USERS)
     failures = []
     for method, path, body, permission in UNKNOWN:
@@ -354,6 +356,8 @@ def test_unknown_data_is_not_revealed_to_those_who_may_not_ask(api):
                 want = 401
             elif role not in PERMISSIONS[permission]:
                 want = 403
+            elif role in OWN_UNIT_ONLY:
+                want = 403  # not their unit (or score), whether it exists or not
             else:
                 want = 404  # allowed to ask; there is nothing
             kwargs = {"json": body} if body is not None else {}

@@ -20,13 +20,7 @@ Every process is killed in a ``finally``; every wait is bounded.
 from __future__ import annotations
 
 import http.client
-import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -40,106 +34,13 @@ from service.commands import add_user, upgrade
 from service.db import Database, JournalEntry, Submission, Unit
 
 from .conftest import _fresh_postgres
+from .servers import REQUEST_TIMEOUT, START_TIMEOUT, Server
 
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 SCHEME = "gumeilu-2022"
 UNIT = "gucun"
 FACTS = {"leader_evaluation_score": 4.5, "leader_evaluation_reason": "工作扎实，进展顺利"}
 PAUSE = 2.0  # seconds the submission transaction stays open before committing
 KILL_AFTER = 0.7  # at least this long after sending, and only once the transaction is seen open
-START_TIMEOUT = 60.0  # seconds for the server to answer /api/health
-REQUEST_TIMEOUT = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """The service as a separate process group: gunicorn master and its one worker."""
-
-    def __init__(self, workdir: Path, url: str, pause: float = 0.0):
-        self.workdir, self.url, self.pause = workdir, url, pause
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.log_path = workdir / f"server-{uuid.uuid4().hex[:6]}.log"
-
-    def start(self) -> "Server":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-        env.update(SCORING_INSTANCE_DIR=str(self.workdir / "instance"), SCORING_DATABASE_URL=self.url,
-                   SCORING_ENGINE_WORKERS="1", SCORING_SECRET_KEY="crash-test", PYTHONUNBUFFERED="1")
-        if self.pause:
-            env["SCORING_TEST_PAUSE_IN_SUBMIT"] = str(self.pause)
-        for _attempt in range(3):  # the free port may be taken between choosing and binding it
-            self.port = _free_port()
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    [str(GUNICORN), "--workers", "1", "--bind", f"127.0.0.1:{self.port}", "--timeout", "60",
-                     "--graceful-timeout", "1", "--log-level", "info", "wsgi:app"],
-                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True)  # its own process group: one SIGKILL takes master and worker
-            if self._wait_ready():
-                return self
-            self.kill()
-        raise AssertionError(f"the server did not start; its log:\n{self.log()}")
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                status, _body = self.request("GET", "/api/health", timeout=2)
-                if status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = REQUEST_TIMEOUT):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            payload = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-            conn.request(method, path, body=payload,
-                         headers={"Content-Type": "application/json", **(headers or {})})
-            response = conn.getresponse()
-            data = response.read()
-            return response.status, (json.loads(data) if data else None)
-        finally:
-            conn.close()
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (master, worker, anything they started); wait for it to be gone."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the worker is gone too, not only the master
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:  # pragma: no cover
-            raise AssertionError("processes of the killed server are still alive")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-        except OSError:
-            return ""
 
 
 # --- evidence that the submission transaction is open, with its rows written ------------------------

@@ -127,7 +127,7 @@ def test_health_sign_in_and_protocol_errors(web, caplog):
 
     health = api.get("/api/health")
     assert health.status_code == 200
-    assert health.json == {"status": "ok", "schemes": len(scheme_folders())}
+    assert health.json == {"status": "ok", "schemes": len(scheme_folders()), "rule_set": 1}  # published at the start
 
     # sign-in: the password "secret" was set for every seeded user
     good = api.post("/api/auth/token", json={"username": "submitter", "password": "secret"})
@@ -431,8 +431,11 @@ def test_units_and_the_journal(web):
     for e in entries:
         aware(e["at"])
     writes = [e for e in entries if e["outcome"] == "ok"]
-    assert [(e["actor"], e["action"], e["target"], e["detail"]) for e in writes] == \
-           [("admin", "units.write", "unit:luodian", {"name": "罗店镇"})]
+    served = {sid: [None, s.version] for sid, s in api.ctx.registry.schemes().items()}
+    assert [(e["actor"], e["action"], e["target"], e["detail"]) for e in writes] == [
+        ("admin", "units.write", "unit:luodian", {"name": "罗店镇"}),
+        ("（启动）", "rules.publish", "rule_set:1", {"changes": served}),  # the start put the rules in force
+    ]
     denied = [(e["actor"], e["role"], e["action"], e["target"]) for e in entries if e["outcome"] == "denied"]
     assert ("submitter", "submitter", "units.write", "unit:x3") in denied
     assert ("submitter", "submitter", "units.read", "unit:dachang") in denied

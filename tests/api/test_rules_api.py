@@ -155,12 +155,12 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     v_changed = content_hash(folder)
     reloaded = api.post("/api/rules/reload", "editor")
     assert reloaded.status_code == 200, reloaded.json
-    assert reloaded.json == {"changes": {SCHEME: {"from": v_original, "to": v_changed}}}
+    assert reloaded.json == {"changes": {SCHEME: {"from": v_original, "to": v_changed}}, "rule_set": 2}
     assert served_version(api) == v_changed
     new_total = expected_total(folder, facts)
     assert new_total != old_total
     assert what_if(api, facts) == new_total
-    assert api.post("/api/rules/reload", "editor").json == {"changes": {}}  # nothing changed since
+    assert api.post("/api/rules/reload", "editor").json == {"changes": {}, "rule_set": 2}  # nothing changed since
 
     versions = api.get("/api/rules/versions", "auditor")
     assert versions.status_code == 200
@@ -210,7 +210,7 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     v_fixed = content_hash(folder)
     fixed = api.post("/api/rules/reload", "admin")
     assert fixed.status_code == 200, fixed.json
-    assert fixed.json == {"changes": {SCHEME: {"from": v_changed, "to": v_fixed}}}
+    assert fixed.json == {"changes": {SCHEME: {"from": v_changed, "to": v_fixed}}, "rule_set": 3}
     fixed_total = expected_total(folder, facts)
     assert fixed_total not in (old_total, new_total)
     assert what_if(api, facts) == fixed_total

@@ -79,6 +79,21 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
     _good_call(fresh_engine, minimal)
 
 
+def test_a_worker_that_died_while_idle_costs_no_call(fresh_engine, minimal):
+    """Killed between calls (an operator, the out-of-memory killer): found dead before use, replaced,
+    and the call that would have gone to it is served, with the death recorded as an incident."""
+    import signal
+    import time
+    for pid in fresh_engine.pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    before = len(fresh_engine.incidents)
+    _good_call(fresh_engine, minimal)
+    _good_call(fresh_engine, minimal)
+    found = fresh_engine.incidents[before:]
+    assert found and all(i["kind"] == "crash" and i["detail"] == "exit code -9; found idle" for i in found)
+
+
 def test_a_hang_in_the_engine_is_contained(fresh_engine, minimal):
     with pytest.raises(EngineUnavailable) as err:
         fresh_engine.match_raw("hang", HANG_RULESET, [['{"k":"v1"}']])

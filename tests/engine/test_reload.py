@@ -96,3 +96,24 @@ def test_reloads_during_concurrent_scoring(rules_dir, engine):
         # every version this test replaced is released in every worker (the shared pool
         # may hold other tests' versions of the fixture scheme; those are not ours to judge)
         assert not set(stats["rulesets"]) & retired
+
+
+def test_a_version_put_back_in_force_stays_loaded(rules_dir, fresh_engine):
+    """Back to the first version (a reload of reverted files, or another worker's rule set): it is
+    served again, so it is no longer released after each call and compiled again before the next."""
+    registry = Registry(rules_dir, engine=fresh_engine)
+    registry.reload()
+    first = registry.get("minimal")
+    score_unit(first, "甲", FULL, fresh_engine, "e")
+    _set_award_points(rules_dir, 2)
+    registry.reload()
+    assert fresh_engine.stats()[0]["rulesets"] == []  # the first version was released
+    _set_award_points(rules_dir, 1)
+    changes = registry.reload()
+    assert changes == {"minimal": (changes["minimal"][0], first.version)}
+    assert registry.get("minimal") is first  # the very object, already compiled
+    released = fresh_engine.stats()[0]["released"]
+    for _ in range(3):
+        assert score_unit(registry.get("minimal"), "甲", FULL, fresh_engine, "e").total == Decimal(20)
+    stats = fresh_engine.stats()[0]
+    assert stats["rulesets"] == [first.program_name] and stats["released"] == released

@@ -1,0 +1,40 @@
+"""The database itself, on SQLite and on PostgreSQL: the migrations build exactly the tables the
+code maps, and the append-only tables refuse every UPDATE and DELETE, whoever sends it."""
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from service.db import APPEND_ONLY, Base
+
+
+def test_the_migrations_build_what_the_models_map(api):
+    with api.ctx.db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_append_only_tables_refuse_updates_and_deletes(api):
+    # one row in each: a submission and its score (with their rule version), a journal entry,
+    # the rule set published at the start
+    api.post("/api/units/gucun/schemes/gumeilu-2022/submissions", "submitter",
+             json={"role": "self", "facts": {"leader_evaluation_score": 4}})
+    assert api.post("/api/units/gucun/schemes/gumeilu-2022/scores", "submitter", json={}).status_code == 201
+    db = api.ctx.db
+    for table in APPEND_ONLY:
+        with db.engine.connect() as connection:
+            rows = connection.execute(select(func.count()).select_from(text(table))).scalar()
+        assert rows >= 1, table
+        for statement in (f"UPDATE {table} SET {_a_column(table)} = {_a_column(table)}", f"DELETE FROM {table}"):
+            with pytest.raises(DBAPIError, match=f"{table} is append-only"):
+                with db.engine.begin() as connection:
+                    connection.execute(text(statement))
+        with db.engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(text(table))).scalar() == rows
+
+
+def _a_column(table: str) -> str:
+    return next(c.name for c in Base.metadata.tables[table].columns if not c.primary_key)
