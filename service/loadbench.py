@@ -107,6 +107,7 @@ class Result:
     engine_cpu: float = 0.0  # the part of server_cpu used by the durable-rules processes
     client_cpu: float = 0.0  # CPU seconds used by the load generator
     other_cpu: float = 0.0  # CPU seconds used by everything else on the machine (noise)
+    spread: str = ""  # for the median of repeated runs: how many, and their range
 
     @property
     def rate(self) -> float:
@@ -696,7 +697,7 @@ def print_table(results: list[Result], out) -> None:
         if r.conflicts:
             detail = (detail + ", " if detail else "") + f"409 冲突: {r.conflicts}"
         what = "请求" if r.name == "what-if" else "周期"
-        note = f"{r.tool}；按{what}计" + (f"；{detail}" if detail else "")
+        note = f"{r.tool}；按{what}计" + (f"；{r.spread}" if r.spread else "") + (f"；{detail}" if detail else "")
         row = [r.name, r.clients, f"{r.seconds:.1f}", r.count, f"{r.rate:.1f}", fmt_ms(r.p50_ms), fmt_ms(r.p99_ms),
                r.errors, f"{fmt_ms(r.server_ms)} ({fmt_ms(r.engine_ms)})", f"{100 * r.other_share:.0f}%"]
         out.write("".join(cell(v, n, left) for v, (_, n, left) in zip(row, COLUMNS)) + f"  {note}\n")
@@ -734,6 +735,7 @@ def parse_args(argv):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in a temporary folder)")
     p.add_argument("--duration", type=float, default=15, help="seconds per measured run")
+    p.add_argument("--repeat", type=int, default=3, help="what-if runs per client count (the median is reported)")
     p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up load after the start")
     p.add_argument("--clients", default="10,50", help="concurrent clients, comma-separated")
     p.add_argument("--workers", type=int, default=DEFAULT.workers, help="gunicorn workers")
@@ -812,11 +814,21 @@ def main(argv=None) -> int:
             out.flush()
             if "whatif" not in skip:
                 for n in clients:
-                    r = measure_whatif(server, instance, body, n, args.duration, wrk, args.quiet_wait, out)
+                    runs = []
+                    for _ in range(args.repeat):
+                        r = measure_whatif(server, instance, body, n, args.duration, wrk, args.quiet_wait, out)
+                        runs.append(r)
+                        out.write(f"  what-if，{n} 个客户端：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
+                                  f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}\n")
+                        out.flush()
+                    # this machine's speed drifts by ±15 % from minute to minute: the median run stands
+                    # for the setting, the range says how far apart the runs were, and errors of any run count
+                    runs.sort(key=lambda run: run.rate)
+                    r = runs[len(runs) // 2]
+                    if len(runs) > 1:
+                        r.spread = f"{len(runs)} 次取中位（{runs[0].rate:.0f}–{runs[-1].rate:.0f} 次/秒）"
+                        r.errors = sum(run.errors for run in runs)
                     results.append(r)
-                    out.write(f"  what-if，{n} 个客户端：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
-                              f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}\n")
-                    out.flush()
             if "cycle" not in skip:
                 offset = 0
                 for n in clients:  # each run on units of its own, each client on its own unit

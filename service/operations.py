@@ -192,7 +192,7 @@ def _check_facts(scheme: Scheme, facts) -> dict:
 def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
     """The score of ``facts``; the core checks them first (a 422 naming each bad field)."""
     try:
-        return score_units(scheme, {unit: facts}, ctx.engine, ctx.engine.name)[0]
+        return score_units(scheme, {unit: facts}, ctx.engine, ctx.engine.name, explain=True)[0]
     except InvalidFacts as err:
         raise _invalid(err) from None
     except EngineUnavailable as err:

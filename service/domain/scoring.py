@@ -361,7 +361,7 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
     return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
 
 
-def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) -> ClauseResult:
+def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False) -> ClauseResult:
     u = scheme.unit
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
@@ -372,8 +372,11 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping) ->
         vetoes.append(VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values)))
     outcomes = []
     for rule in clause.rules:
-        outcome = _outcome(scheme, clause, rule, fired, values)
-        outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
+        if explain:  # the sentence with the numbers, in one pass
+            outcome = _outcome(scheme, clause, rule, fired, values, words=True)
+        else:  # the sentence only if it is read, by working the rule out again then
+            outcome = _outcome(scheme, clause, rule, fired, values)
+            outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
         outcomes.append(outcome)
     raw = start + sum((o.amount for o in outcomes), ZERO)
     common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
@@ -449,9 +452,12 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     return out
 
 
-def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str) -> ScoreResult:
+def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str,
+             explain: bool = False) -> ScoreResult:
+    """The score of one unit from the rules that fired.  ``explain``: the caller will read every
+    sentence of the trace (an API answer, a stored score), so write them now, in the same pass."""
     from .grading import grade_alone
-    clause_results = {cid: score_clause(scheme, c, fired, values) for cid, c in scheme.clauses.items()}
+    clause_results = {cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()}
     categories = _categories(scheme, clause_results)
     tops = [r for r in categories if r.parent is None]
     total = sum((r.points for r in tops), ZERO)
@@ -479,12 +485,13 @@ def fired_rules(result: ScoreResult) -> dict:
             for c in result.clauses}
 
 
-def score_units(scheme: Scheme, units: Mapping[str, Mapping], matcher: Matcher, matcher_name: str) -> list:
-    """Check, match and score several units in one matcher call."""
+def score_units(scheme: Scheme, units: Mapping[str, Mapping], matcher: Matcher, matcher_name: str,
+                explain: bool = False) -> list:
+    """Check, match and score several units in one matcher call (``explain``: see ``assemble``)."""
     checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
     batch = [prepare(scheme, values) for values in checked.values()]
     fired = matcher.match(scheme, batch)
-    return [assemble(scheme, unit, values, hits, matcher_name)
+    return [assemble(scheme, unit, values, hits, matcher_name, explain)
             for (unit, values), hits in zip(checked.items(), fired)]
 
 

@@ -96,11 +96,15 @@ def render(result, ranking_entry=None) -> str:
     for cat in result.categories:
         children.setdefault(cat.parent, []).append(cat)
 
-    def first(item) -> int:
+    earliest: dict = {}
+
+    def first(item) -> int:  # where an item's first clause comes in the scheme: the order of the text
         if hasattr(item, "rules"):
             return position[item.id]
-        own = [position[c.id] for c in clauses_of.get(item.id, [])]
-        return min(own + [first(ch) for ch in children.get(item.id, [])], default=len(position))
+        if item.id not in earliest:
+            own = [position[c.id] for c in clauses_of.get(item.id, [])]
+            earliest[item.id] = min(own + [first(ch) for ch in children.get(item.id, [])], default=len(position))
+        return earliest[item.id]
 
     def category(cat, depth: int) -> None:
         indent = "  " * depth

@@ -12,7 +12,7 @@ from service.casebook import run_cases
 from service.cli import read_facts_file
 from service.domain.grading import rank_units
 from service.domain.scoring import score_units
-from service.domain.trace import render
+from service.domain.trace import render, to_data
 from service.rulefiles.loader import find_schemes, load_all
 
 from ..conftest import ROOT, RULES
@@ -66,3 +66,16 @@ def test_example_units_score_with_a_full_trace(scheme_id, engine, oracle):
 
 def test_one_scheme_folder_per_scheme():
     assert len(find_schemes(RULES)) == len(SCHEMES)
+
+
+@pytest.mark.parametrize("scheme_id", sorted(SCHEMES))
+def test_sentences_written_at_once_or_when_read_are_the_same(scheme_id, oracle):
+    """The API writes every sentence while scoring (explain=True); batch scoring writes one only
+    when it is read.  Both must give the same trace, on the example units and every clause case."""
+    scheme = SCHEMES[scheme_id]
+    fact_sets = list(read_facts_file(EXAMPLES / f"{scheme_id}.yaml").values())
+    fact_sets += [case.facts for clause in scheme.clauses.values() for case in clause.tests]
+    for facts in fact_sets:
+        when_read = score_units(scheme, {"甲": facts}, oracle, oracle.name)[0]
+        at_once = score_units(scheme, {"甲": facts}, oracle, oracle.name, explain=True)[0]
+        assert to_data(at_once) == to_data(when_read)
