@@ -123,8 +123,8 @@ class EvaluateRequest(Schema):
 
 
 class ScoreTrace(Schema):
-    result = fields.Dict(required=True, metadata={"description": "结构化的计分轨迹"})
-    text = fields.String(required=True, metadata={"description": "可读的中文计分说明"})
+    # the readable text of the same trace is the text/plain representation (Accept: text/plain)
+    result = fields.Dict(required=True, metadata={"description": "结构化的计分轨迹（每条规则、每个条款都有文字说明）"})
 
 
 class UnitIn(Schema):
@@ -193,8 +193,7 @@ class ScoreOut(Schema):
     engine_version = fields.String()
     computed_by = fields.String()
     created_at = fields.DateTime()
-    trace = fields.Dict()
-    text = fields.String()
+    trace = fields.Dict(metadata={"description": "完整的计分轨迹；可读文字用 Accept: text/plain 取得"})
 
 
 class ReplayOut(Schema):

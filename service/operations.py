@@ -25,7 +25,7 @@ from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
 from .domain.scoring import GradeVetoResult, ScoreResult, score_units
-from .domain.trace import render, to_data
+from .domain.trace import to_data
 from .engine.pool import EngineUnavailable
 from .errors import ApiError
 from .registry import Registry
@@ -200,11 +200,11 @@ def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
                        headers={"Retry-After": "1"})
 
 
-def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> dict:
+def evaluate(ctx: Context, actor: Actor, scheme_id: str, facts: dict) -> ScoreResult:
+    """What-if: the explained score of ``facts``; nothing is stored."""
     check(ctx.db, actor, "evaluate", f"scheme:{scheme_id}")
     scheme = current_scheme(ctx, scheme_id)
-    result = _score(ctx, scheme, "（试算）", facts)
-    return {"result": to_data(result), "text": render(result)}
+    return _score(ctx, scheme, "（试算）", facts)
 
 
 # --- units ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Optional
 
 import flask_smorest
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -45,3 +45,18 @@ class ExactJSONParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ExactJSONParser()
+
+
+#: the second representation of an explained score: the same trace as text, for people (curl)
+TEXT_DOC = {"schema": {"type": "string"}, "content_type": "text/plain", "success": True,
+            "description": "JSON：结构化的计分轨迹；text/plain（请求头 Accept: text/plain）：同一轨迹的可读中文文字"}
+
+
+def wants_text() -> bool:
+    """The caller asked for the text of a score (``Accept: text/plain``) rather than its JSON."""
+    return request.accept_mimetypes.best_match(["application/json", "text/plain"],
+                                               default="application/json") == "text/plain"
+
+
+def text_response(text: str, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(text + "\n", status=status, headers=headers, mimetype="text/plain")

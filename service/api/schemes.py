@@ -4,9 +4,9 @@ from __future__ import annotations
 from schemas import EvaluateRequest, SchemeDetail, SchemeSummary, ScoreTrace
 from service import operations as ops
 from service.access import check
-from service.domain.trace import to_data
+from service.domain.trace import render, to_data
 
-from .common import Blueprint, actor, ctx
+from .common import TEXT_DOC, Blueprint, actor, ctx, text_response, wants_text
 
 blp = Blueprint("schemes", __name__, url_prefix="/api/schemes", description="考核细则：条款、事实与试算")
 
@@ -107,9 +107,13 @@ def facts_schema(scheme_id):
 @blp.route("/<scheme_id>/evaluate", methods=["POST"])
 @blp.arguments(EvaluateRequest)
 @blp.response(200, ScoreTrace)
+@blp.alt_response(200, **TEXT_DOC)
 def evaluate(body, scheme_id):
-    """试算：按细则对提交的事实评分并说明每一分；不保存任何内容。"""
-    return ops.evaluate(ctx(), actor(), scheme_id, body["facts"])
+    """试算：按细则对提交的事实评分并说明每一分；不保存任何内容。
+
+    JSON 为结构化的计分轨迹；请求头 `Accept: text/plain` 则得到同一轨迹的可读中文文字。"""
+    result = ops.evaluate(ctx(), actor(), scheme_id, body["facts"])
+    return text_response(render(result)) if wants_text() else {"result": to_data(result)}
 
 
 @blp.route("/<scheme_id>/ranking")

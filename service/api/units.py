@@ -12,7 +12,7 @@ from service.db import Unit
 from service.domain.numbers import plain
 from service.domain.trace import render_data
 
-from .common import Blueprint, actor, ctx
+from .common import TEXT_DOC, Blueprint, actor, ctx, text_response, wants_text
 
 blp = Blueprint("units", __name__, url_prefix="/api", description="被考核单位、事实提交与评分")
 
@@ -35,7 +35,7 @@ def _score(row, unit_code: str) -> dict:
             "complete": row.complete, "rules_version": row.rules_version,
             "submission_version": row.submission_version, "engine_version": row.engine_version,
             "computed_by": ops.author_name(ctx(), row.computed_by), "created_at": row.created_at,
-            "trace": row.trace, "text": render_data(row.trace)}
+            "trace": row.trace}
 
 
 @blp.route("/units")
@@ -106,10 +106,11 @@ def compare(args, code, scheme_id):
 @blp.route("/units/<code>/schemes/<scheme_id>/scores", methods=["POST"])
 @blp.arguments(ScoreRequest)
 @blp.response(201, ScoreOut)
+@blp.alt_response(201, **TEXT_DOC)
 def compute(body, code, scheme_id):
     """按当前规则对一版提交评分并保存：分数、完整轨迹、规则版本、提交版本、引擎版本。"""
     row = ops.compute_score(ctx(), actor(), code, scheme_id, body.get("submission_version"))
-    return _score(row, code)
+    return text_response(render_data(row.trace), 201) if wants_text() else _score(row, code)
 
 
 @blp.route("/units/<code>/schemes/<scheme_id>/scores")
@@ -121,9 +122,11 @@ def list_scores(code, scheme_id):
 # an id beyond the databases' INTEGER is no score (404), not a database error (500)
 @blp.route("/scores/<int(max=2147483647):score_id>")
 @blp.response(200, ScoreOut)
+@blp.alt_response(200, **TEXT_DOC)
 def get_score(score_id):
+    """一个已保存的评分及其完整轨迹；`Accept: text/plain` 则为可读文字。"""
     row = ops.get_score(ctx(), actor(), score_id)
-    return _score(row, _unit_code(row.unit_id))
+    return text_response(render_data(row.trace)) if wants_text() else _score(row, _unit_code(row.unit_id))
 
 
 @blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])

@@ -10,40 +10,48 @@ STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "
 KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
 
 
-_FIELDS: dict = {}  # class -> the names to_data writes for it (public fields, then its sentences)
+_WRITERS: dict = {}  # class -> a function writing one of its objects as a dict (made once per class)
 _PLAIN = (str, int, bool, float, type(None))
+
+
+def _writer(kind):
+    """A function that writes a dataclass's public fields, then its sentences (``TEXT``), as a dict.
+
+    A trace has some 650 objects, so it is worth one straight-line function per class,
+    made once from the field list, over a loop that looks each field up by name."""
+    names = [f.name for f in dataclasses.fields(kind) if not f.name.startswith("_")]
+    names += list(getattr(kind, "TEXT", ()))
+    items = ", ".join(f"{n!r}: (x if type(x := v.{n}) in P else to_data(x))" for n in names)
+    namespace = {"P": _PLAIN, "to_data": to_data}
+    exec(f"def write(v):\n    return {{{items}}}\n", namespace)  # names are identifiers: dataclass fields
+    return namespace["write"]
 
 
 def to_data(value):
     """Dataclasses, decimals and collections as JSON-ready data (decimals as exact strings).
 
     This runs over every value of a trace on every API answer, so the common
-    types are tested first and each class's field names are worked out once.
+    types are tested first, and leaves are written inline, without a call each.
     """
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is Decimal:
         return plain(value)
-    # most values are leaves: written inline, without a call each
     if kind is dict:
         return {str(k): v if type(v) in _PLAIN else to_data(v) for k, v in value.items()}
     if kind is list or kind is tuple or kind is set:
         return [v if type(v) in _PLAIN else to_data(v) for v in value]
-    names = _FIELDS.get(kind)
-    if names is None:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            names = tuple(f.name for f in dataclasses.fields(value) if not f.name.startswith("_"))
-            names += tuple(getattr(kind, "TEXT", ()))  # sentences written on first access
+    write = _WRITERS.get(kind)
+    if write is None:
+        if dataclasses.is_dataclass(kind):
+            write = _WRITERS[kind] = _writer(kind)
         else:
-            names = ()
-        _FIELDS[kind] = names
-    if names:
-        out = {}
-        for name in names:
-            v = getattr(value, name)
-            out[name] = v if type(v) in _PLAIN else to_data(v)
-        return out
+            write = _WRITERS[kind] = _other
+    return write(value)
+
+
+def _other(value):
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):

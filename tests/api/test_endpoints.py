@@ -334,7 +334,8 @@ def test_what_if_explains_every_point_and_stores_nothing(web):
     before = row_counts(api)
     response = post_json(api, f"/api/schemes/{B1}/evaluate", "editor", {"facts": facts})
     assert response.status_code == 200, response.json
-    result, text = response.json["result"], response.json["text"]
+    assert set(response.json) == {"result"}  # the structured trace; its text is the text/plain answer
+    result = response.json["result"]
     assert Decimal(result["total"]) == expected["total"]
     assert Decimal(result["bonus"]) == expected["bonus"]
     assert Decimal(result["deduction"]) == -expected["deduction"]  # written as the points it takes off
@@ -352,7 +353,18 @@ def test_what_if_explains_every_point_and_stores_nothing(web):
     # rank grading needs the other units: no grade on one's own, and the barring veto is reported
     assert result["grade"] is None and "排名" in result["grade_explanation"]
     assert [v["id"] for v in result["grade_vetoes"]] == ["major_incident"]
+    # the same score as text, for people: Accept: text/plain
+    as_text = post_json(api, f"/api/schemes/{B1}/evaluate", "editor", {"facts": facts},
+                        headers={"Accept": "text/plain"})
+    assert as_text.status_code == 200 and as_text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    text = as_text.get_data(as_text=True)
     assert f"总分：{expected['total']:.2f}" in text and "加分项" in text
+    for clause in result["clauses"]:
+        assert f"{clause['id']} {clause['title']}" in text and clause["explanation"] in text
+    # a client that takes both, or anything, gets JSON
+    for accept in ("application/json, text/plain;q=0.5", "*/*", "image/png"):
+        answer = post_json(api, f"/api/schemes/{B1}/evaluate", "editor", {"facts": facts}, headers={"Accept": accept})
+        assert answer.status_code == 200 and answer.json["result"] == result, accept
     assert row_counts(api) == before  # nothing stored: no score, no submission, no journal entry
 
     # incomplete facts are scored as missing, not as zero
@@ -543,7 +555,7 @@ def test_submissions_are_versioned_and_scores_replay(web):
     assert s2["rules_version"] == detail["version"] and s2["engine_version"] == EnginePool.name
     assert s2["complete"] is True and s2["grade"] is None  # rank grading: graded in the ranking
     assert Decimal(s2["trace"]["total"]) == Decimal(s2["total"]) and s2["trace"]["version"] == detail["version"]
-    assert f"总分：{Decimal(s2['total']):.2f}" in s2["text"]
+    assert "text" not in s2  # the stored score's text is its text/plain answer
     after = row_counts(api)
     assert after["scores"] == before["scores"] + 1 and after["journal"] == before["journal"] + 1
     first_score = api.post(f"{path}/scores", "admin", json={"submission_version": 1})
@@ -556,7 +568,11 @@ def test_submissions_are_versioned_and_scores_replay(web):
     assert [(s["id"], s["submission_version"]) for s in listed.json] == [(s2["id"], 2), (s1["id"], 1)]
     read = api.get(f"/api/scores/{s2['id']}", "auditor")
     assert read.status_code == 200
-    assert read.json["trace"] == s2["trace"] and read.json["text"] == s2["text"]
+    assert read.json["trace"] == s2["trace"]
+    read_text = api.get(f"/api/scores/{s2['id']}", "auditor", headers={"Accept": "text/plain"})
+    assert read_text.status_code == 200 and read_text.mimetype == "text/plain"
+    assert f"总分：{Decimal(s2['total']):.2f}" in read_text.get_data(as_text=True)
+    assert f"细则版本：{s2['rules_version'][:16]}" in read_text.get_data(as_text=True)
     assert Decimal(read.json["total"]) == Decimal(s2["total"]) and read.json["rules_version"] == s2["rules_version"]
     assert aware(read.json["created_at"]) == aware(s2["created_at"])
     assert_error(api.get("/api/scores/999999", "auditor"), 404, "unknown_score")
@@ -572,6 +588,11 @@ def test_submissions_are_versioned_and_scores_replay(web):
     assert [(e["action"], e["detail"].get("score")) for e in journal if e["action"] == "scores.write"] == \
            [("scores.write", s1["id"]), ("scores.write", s2["id"])]
     assert [e["detail"]["version"] for e in journal if e["action"] == "submissions.write"] == [2, 1]
+    # computing a score can answer with its text too; stored all the same
+    third = api.post(f"{path}/scores", "reviewer", json={}, headers={"Accept": "text/plain"})
+    assert third.status_code == 201 and third.mimetype == "text/plain"
+    assert third.get_data(as_text=True) == read_text.get_data(as_text=True)  # same facts and rules: same text
+    assert row_counts(api)["scores"] == after["scores"] + 2
 
 
 # --- ranking: rank grading by the rules of table B.1 -----------------------------------------------
