@@ -3,8 +3,9 @@
 Every test that uses ``client`` runs twice: once on a fresh SQLite file and
 once on a fresh PostgreSQL schema (``SCORING_TEST_POSTGRES_URL``; CI sets it
 and fails if it cannot; elsewhere the PostgreSQL half is skipped when unset).
-Each run migrates an empty database with Alembic, seeds three units and one
-user per role, and shares the session's contained durable-rules engine.
+Each run builds the app as tests/apps.py does (a migrated empty database,
+three units, one user per role with an API token) and shares the session's
+contained durable-rules engine.
 """
 from __future__ import annotations
 
@@ -16,21 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from service import create_app
-from service.commands import add_user, upgrade
-from service.config import Settings
-from service.db import Unit
-
+from ..apps import USERS, make_app  # noqa: F401  (USERS: the roles the matrix walks)
 from ..conftest import MINIMAL, RULES
 
 POSTGRES_URL = os.environ.get("SCORING_TEST_POSTGRES_URL")
 DATABASES = ["sqlite", "postgresql"]
-
-UNITS = [("gucun", "顾村镇", "town"), ("dachang", "大场镇", "town"), ("bsip", "宝山工业园区", "park")]
-#: one user per role; the submitter belongs to gucun
-USERS = [("admin", "admin", None), ("editor", "editor", None), ("reviewer", "reviewer", None),
-         ("auditor", "auditor", None), ("submitter", "submitter", "gucun")]
-
 
 def _fresh_postgres() -> str:
     if not POSTGRES_URL:
@@ -71,16 +62,7 @@ class Api:
 
 def make_api(tmp_path: Path, database: str, engine, rules_dir: Path = RULES) -> Api:
     url = f"sqlite:///{tmp_path / 'scoring.db'}" if database == "sqlite" else _fresh_postgres()
-    upgrade(url)
-    settings = Settings(rules_dir=rules_dir, engine_workers=1, engine_deadline=10, database_url=url,
-                        secret_key="test", instance_dir=tmp_path / "instance", max_body_bytes=256 * 1024)
-    app = create_app(settings, engine=engine)
-    app.config["TESTING"] = True
-    ctx = app.extensions["scoring"]
-    with ctx.db.transaction() as s:
-        for code, name, kind in UNITS:
-            s.add(Unit(code=code, name=name, kind=kind, district="宝山区"))
-    tokens = {username: add_user(ctx.db, username, role, unit, "secret") for username, role, unit in USERS}
+    app, tokens = make_app(tmp_path, url, engine, rules_dir, max_body_bytes=256 * 1024)
     return Api(app.test_client(), tokens, app)
 
 
