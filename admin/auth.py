@@ -7,13 +7,10 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, session
 from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from service import operations as ops
 from service.access import PERMISSIONS, ROLE_WORDS, Actor
 from service.db import Unit, User
-from service.domain.facts import unstorable
-
-_DUMMY_HASH: list[str] = []
 
 
 def ctx():
@@ -65,16 +62,8 @@ def current_actor() -> Optional[Actor]:
 
 def authenticate(username: str, password: str) -> Optional[int]:
     """The user's id if the password matches their Werkzeug hash; same work either way."""
-    user = None
-    if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
-        with ctx().db.transaction() as s:
-            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
-    if user is None or not user.password_hash:
-        if not _DUMMY_HASH:
-            _DUMMY_HASH.append(generate_password_hash("not a password"))
-        check_password_hash(_DUMMY_HASH[0], password)
-        return None
-    return user.id if check_password_hash(user.password_hash, password) else None
+    user = ops.authenticate(ctx(), username, password)
+    return user.id if user is not None else None
 
 
 def sign_in(user_id: int) -> None:

@@ -96,6 +96,9 @@ class RuleSet(Base):
     were in force at any moment."""
     __tablename__ = "rule_sets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the row it replaces (0 for the first): unique, so two workers publishing at once cannot both
+    # follow the same row; the loser reads the winner's row and serves it, or follows it
+    follows: Mapped[int] = mapped_column(Integer, unique=True)
     schemes: Mapped[dict] = mapped_column(JSON)  # scheme id -> {"version": hash, "folder": path under rules/}
     actor: Mapped[str] = mapped_column(String(100))  # who published it ("（启动）" for a start)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

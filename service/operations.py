@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Optional
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from .access import Actor, check, check_own_unit, journal
+from .access import Actor, check, check_own_unit, journal, new_token
 from .db import Database, JournalEntry, RuleSet, RuleVersion, Score, Submission, Unit, User, is_unit_code
-from .domain.facts import InvalidFacts, validate_facts
+from .domain.facts import InvalidFacts, unstorable, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
 from .domain.scoring import GradeVetoResult, ScoreResult, score_units
@@ -112,6 +114,43 @@ def _version_map(schemes: dict) -> dict:
     return {sid: entry["version"] for sid, entry in schemes.items()}
 
 
+# --- signing in, and the journal ---------------------------------------------------------
+
+_NO_USER_HASH: list = []  # a password hash to check when there is no such user: the same work either way
+
+
+def authenticate(ctx: Context, username: str, password: str) -> Optional[User]:
+    """The active user whose Werkzeug password hash matches; None otherwise, after the same work
+    for an unknown user as for a wrong password (the time taken tells nothing)."""
+    user = None
+    if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
+        with ctx.db.transaction() as s:
+            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if user is None or not user.password_hash:
+        if not _NO_USER_HASH:
+            _NO_USER_HASH.append(generate_password_hash(secrets.token_hex(16)))
+        check_password_hash(_NO_USER_HASH[0], password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def issue_token(ctx: Context, username: str, password: str) -> dict:
+    """A new API token for the user; 401, the same for an unknown user as for a wrong password."""
+    user = authenticate(ctx, username, password)
+    if user is None:
+        raise ApiError(401, "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]})
+    with ctx.db.transaction() as s:
+        unit = s.get(Unit, user.unit_id) if user.unit_id else None
+    return {"token": new_token(ctx.db, user.id, "sign-in"), "role": user.role, "unit": unit.code if unit else None}
+
+
+def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEntry]:
+    """The newest entries of the journal: every write and every denial."""
+    check(ctx.db, actor, "journal.read", "journal")
+    with ctx.db.transaction() as s:
+        return list(s.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
+
+
 STARTUP = "（启动）"  # who publishes the rules directory a worker loads as it starts
 
 
@@ -122,21 +161,33 @@ def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
     by = actor.username if actor is not None else STARTUP
     persist_versions(ctx)
     served = {sid: {"version": sc.version, "folder": folder_of(sc)} for sid, sc in ctx.registry.schemes().items()}
-    with ctx.db.transaction() as s:
-        latest = _latest_rule_set(s)
-        if latest is not None and _version_map(latest.schemes) == _version_map(served):
-            generation = latest.id
-        else:
-            row = RuleSet(schemes=served, actor=by)
-            s.add(row)
-            s.flush()
-            generation = row.id
-            before = _version_map(latest.schemes) if latest is not None else {}
-            changes = {sid: [before.get(sid), entry["version"]] for sid, entry in served.items()
-                       if before.get(sid) != entry["version"]}
-            changes.update({sid: [v, None] for sid, v in before.items() if sid not in served})
-            s.add(JournalEntry(actor=by, role=actor.role if actor is not None else "system", action="rules.publish",
-                               target=f"rule_set:{generation}", outcome="ok", detail={"changes": changes}))
+    for _attempt in range(20):
+        try:
+            with ctx.db.transaction() as s:
+                latest = _latest_rule_set(s)
+                if latest is not None and _version_map(latest.schemes) == _version_map(served):
+                    generation = latest.id
+                    break
+                row = RuleSet(follows=latest.id if latest is not None else 0, schemes=served, actor=by)
+                s.add(row)
+                s.flush()
+                generation = row.id
+                before = _version_map(latest.schemes) if latest is not None else {}
+                changes = {sid: [before.get(sid), entry["version"]] for sid, entry in served.items()
+                           if before.get(sid) != entry["version"]}
+                changes.update({sid: [v, None] for sid, v in before.items() if sid not in served})
+                s.add(JournalEntry(actor=by, role=actor.role if actor is not None else "system",
+                                   action="rules.publish", target=f"rule_set:{generation}", outcome="ok",
+                                   detail={"changes": changes}))
+                break
+        except (IntegrityError, OperationalError) as err:
+            # another worker published meanwhile (PostgreSQL: the unique "follows"; SQLite: that,
+            # or a read snapshot that can no longer become a write): look again
+            if isinstance(err, OperationalError) and "locked" not in str(err) and "busy" not in str(err):
+                raise
+            continue
+    else:  # pragma: no cover - twenty publications in a row by others
+        raise ApiError(503, "rules_busy", "规则正在被其他进程发布，请稍后重试", headers={"Retry-After": "1"})
     ctx.registry.generation = generation
     ctx.rules_checked_at = time.monotonic()
     return generation

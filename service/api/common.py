@@ -10,7 +10,7 @@ from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from service.access import Actor, actor_for_token
+from service.access import Actor, actor_for_token, deny
 from service.operations import Context
 
 
@@ -45,6 +45,19 @@ class ExactJSONParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ExactJSONParser()
+
+    def __init__(self, *args, public: tuple = (), **kwargs):
+        """``public``: the views anybody may call; every other one needs a valid token."""
+        super().__init__(*args, **kwargs)
+        self.public = {f"{self.name}.{view}" for view in public}
+        self.before_request(self._require_sign_in)
+
+    def _require_sign_in(self):
+        # before the body is read: a caller who is not signed in learns nothing from a 422
+        # about the body of a call they may not make; the journal names the request itself
+        if request.endpoint not in self.public and actor() is None:
+            deny(ctx().db, None, "authenticate", f"{request.method} {request.path}",
+                 "需要登录（请在 Authorization 头中提供令牌）", status=401)
 
 
 #: the second representation of an explained score: the same trace as text, for people (curl)

@@ -17,7 +17,9 @@ endpoint cannot ship without a decision about who may call it.
 
 Besides the status, each call is checked against the database: every denial
 leaves exactly one journal row (outcome "denied", the actor, the role, the
-action = the permission, the target), and changes no data table; an allowed
+action = the permission, the target; for a caller without a valid token,
+refused before the request body is read, the action "authenticate" and the
+request line), and changes no data table; an allowed
 call changes only the tables its entry declares and journals exactly the write
 it made (or nothing, for a read).  The auditor's calls, taken together, change
 nothing and leave no journal row but denials.  A second test asks about units
@@ -292,10 +294,15 @@ def test_every_route_every_role_every_unit(api):
                 problems.append(f"a denied call changed {sorted(changed)}")
             if len(entries) != 1:
                 problems.append(f"expected exactly one journal row, got {[(e.action, e.outcome) for e in entries]}")
+            elif call.role is None:  # refused before the body is read: the journal names the request
+                e = entries[0]
+                sent = (f"{call.method} {response.request.path}")
+                if (e.outcome, e.actor, e.role, e.action, e.target) != ("denied", ANONYMOUS, "", "authenticate", sent):
+                    problems.append(f"journal row {(e.outcome, e.actor, e.role, e.action, e.target)}, expected {sent}")
             else:
                 e = entries[0]
-                if (e.outcome, e.actor, e.role, e.action) != ("denied", call.username or ANONYMOUS,
-                                                              call.role or "", call.case.permission):
+                if (e.outcome, e.actor, e.role, e.action) != ("denied", call.username, call.role,
+                                                              call.case.permission):
                     problems.append(f"journal row {(e.outcome, e.actor, e.role, e.action)}")
                 if call.unit is not None and "code" in _params(call.rule) and f"unit:{call.unit}" not in e.target:
                     problems.append(f"journal target {e.target!r} does not name unit {call.unit}")

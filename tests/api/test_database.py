@@ -38,3 +38,40 @@ def test_append_only_tables_refuse_updates_and_deletes(api):
 
 def _a_column(table: str) -> str:
     return next(c.name for c in Base.metadata.tables[table].columns if not c.primary_key)
+
+
+def test_workers_publishing_at_once_agree_on_one_rule_set(api, tmp_path):
+    """Eight workers start at once with the same new rules: one row is published, all serve it."""
+    import shutil
+    import threading
+
+    from service.operations import Context, publish_rules
+    from service.registry import Registry
+
+    from ..conftest import MINIMAL
+
+    shutil.copytree(MINIMAL, tmp_path / "rules" / "minimal")
+    contexts = []
+    for _ in range(8):
+        registry = Registry(tmp_path / "rules")
+        registry.reload()
+        contexts.append(Context(db=api.ctx.db, registry=registry, engine=None))
+    start, results, errors = threading.Barrier(8), [], []
+
+    def publish(ctx):
+        try:
+            start.wait()
+            results.append(publish_rules(ctx))
+        except Exception as err:  # re-raised below
+            errors.append(err)
+
+    threads = [threading.Thread(target=publish, args=(c,)) for c in contexts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert results == [2] * 8  # the start published 1; the eight agree on 2
+    with api.ctx.db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, follows FROM rule_sets ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, 0), (2, 1)]

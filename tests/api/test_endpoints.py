@@ -156,6 +156,11 @@ def test_health_sign_in_and_protocol_errors(web, caplog):
     assert anonymous.headers["WWW-Authenticate"] == "Bearer"
     forged = api.get("/api/units", headers={"Authorization": "Bearer not-a-token"})
     assert_error(forged, 401, "unauthenticated")
+    # who is not signed in hears nothing about the body of a call they may not make
+    for body in ({"facts": {"not_a_fact": "x"}}, {"facts": [1]}, {}):
+        assert_error(api.post("/api/schemes/gumeilu-2022/evaluate", json=body), 401, "unauthenticated")
+    assert_error(api.post("/api/schemes/gumeilu-2022/evaluate", data="{not json", content_type="application/json"),
+                 401, "unauthenticated")
 
     # malformed JSON, wrong method, unknown path, a body over the limit (the harness sets 256 KiB)
     broken = api.post("/api/schemes/gumeilu-2022/evaluate", "admin", data='{"facts": {"x": 1',
@@ -451,7 +456,7 @@ def test_units_and_the_journal(web):
     denied = [(e["actor"], e["role"], e["action"], e["target"]) for e in entries if e["outcome"] == "denied"]
     assert ("submitter", "submitter", "units.write", "unit:x3") in denied
     assert ("submitter", "submitter", "units.read", "unit:dachang") in denied
-    assert ("（未登录）", "", "units.write", "unit:x4") in denied
+    assert ("（未登录）", "", "authenticate", "POST /api/units") in denied  # refused before the body is read
     assert all(e["detail"].get("reason") for e in entries if e["outcome"] == "denied")
     assert api.get("/api/journal", "auditor").json[0]["id"] >= entries[0]["id"]  # auditors read it too
     assert_error(api.get("/api/journal", "editor"), 403, "forbidden")

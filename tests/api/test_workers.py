@@ -81,8 +81,15 @@ def test_two_workers_serve_as_one(tmp_path, database):
     })
     try:
         server.start()
-        workers = server.worker_pids()
-        assert len(workers) == 2
+        # gunicorn forks its workers one after the other, and the first may answer before the
+        # second has started: wait (bounded) until both have answered
+        deadline = time.monotonic() + 60
+        while True:
+            workers = server.worker_pids()
+            if len(workers) == 2 and server.served_by("GET", "/api/health") >= workers:
+                break
+            assert time.monotonic() < deadline, server.log()
+            _in_parallel(lambda: server.request("GET", "/api/health"), rounds=1)
 
         # 1. sign-in forms, each served by one worker and posted to whichever takes it
         assert set(_in_parallel(lambda: _sign_in(server))) == {302}

@@ -16,6 +16,7 @@ def upgrade():
     op.create_table(
         "rule_sets",
         sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("follows", sa.Integer, nullable=False, unique=True),
         sa.Column("schemes", sa.JSON, nullable=False),
         sa.Column("actor", sa.String(100), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
