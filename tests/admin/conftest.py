@@ -1,6 +1,6 @@
-"""The admin pages under test, on a fresh SQLite database with three units and one user per role.
+"""The admin pages under test, on a fresh database (SQLite, then PostgreSQL) with three units and one user per role.
 
-``make_app`` is tests/apps.py's on a SQLite file: a migrated empty database,
+``make_app`` is tests/apps.py's: a migrated empty database,
 顾村镇 / 大场镇 / 宝山工业园区 and the users admin, editor, reviewer, auditor and
 submitter (of 顾村镇), all with the password ``secret``; the session's contained
 durable-rules engine is shared.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ..api.conftest import DATABASES, _fresh_postgres
 from ..apps import PASSWORD, make_app as build_app  # noqa: F401  (PASSWORD: for the browser tests)
 from ..conftest import RULES
 
@@ -24,14 +25,16 @@ SCHEME = "baoshan-2022-b1"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def make_app(tmp_path: Path, engine, rules_dir: Path = RULES):
-    app, _tokens = build_app(tmp_path, f"sqlite:///{tmp_path / 'scoring.db'}", engine, rules_dir)
+def make_app(tmp_path: Path, engine, rules_dir: Path = RULES, database: str = "sqlite"):
+    url = f"sqlite:///{tmp_path / 'scoring.db'}" if database == "sqlite" else _fresh_postgres()
+    app, _tokens = build_app(tmp_path, url, engine, rules_dir)
     return app
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, engine):
-    made = make_app(tmp_path_factory.mktemp("admin"), engine)
+@pytest.fixture(scope="module", params=DATABASES)
+def app(request, tmp_path_factory, engine):
+    """One app per module and database: the module's tests all run on SQLite, then on PostgreSQL."""
+    made = make_app(tmp_path_factory.mktemp("admin"), engine, database=request.param)
     yield made
     made.extensions["scoring"].db.engine.dispose()
 
