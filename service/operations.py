@@ -209,8 +209,15 @@ def sync_rules(ctx: Context, force: bool = False) -> None:
     if latest is None or latest.id == ctx.registry.generation:
         return
     if _version_map(latest.schemes) != ctx.registry.versions():
-        schemes = {sid: scheme_by_version(ctx, entry["version"], entry["folder"])
-                   for sid, entry in latest.schemes.items()}
+        try:
+            schemes = {sid: scheme_by_version(ctx, entry["version"], entry["folder"])
+                       for sid, entry in latest.schemes.items()}
+        except (RuleSetError, ApiError) as err:
+            # e.g. a worker of an older release during an upgrade, whose loader refuses the new files:
+            # it keeps serving what it has (and says so) rather than failing every request
+            log.error("cannot serve rule set %s published by another worker, keeping rule set %s: %s",
+                      latest.id, ctx.registry.generation, err)
+            return
         changes = ctx.registry.swap(schemes)
         log.info("serving rule set %s (published by another worker): %s", latest.id, changes)
     ctx.registry.generation = latest.id

@@ -75,3 +75,21 @@ def test_workers_publishing_at_once_agree_on_one_rule_set(api, tmp_path):
     with api.ctx.db.engine.connect() as connection:
         rows = connection.execute(text("SELECT id, follows FROM rule_sets ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(1, 0), (2, 1)]
+
+
+def test_a_rule_set_this_worker_cannot_load_leaves_it_serving_what_it_has(api, caplog):
+    """Published by another worker (say, of a newer release whose files this one cannot read): this
+    worker says so in its log and keeps serving, instead of failing every request."""
+    from service.db import RuleSet
+
+    with api.ctx.db.transaction() as s:
+        s.add(RuleSet(follows=1, actor="other", schemes={"gumeilu-2022": {"version": "f" * 64, "folder": "x"}}))
+    api.ctx.rules_check_seconds = 0
+    served = api.ctx.registry.versions()
+    with caplog.at_level("ERROR", logger="service.operations"):
+        health = api.get("/api/health")
+        units = api.get("/api/units", "admin")
+    assert health.status_code == 200 and health.json["rule_set"] == 1
+    assert units.status_code == 200
+    assert api.ctx.registry.versions() == served
+    assert any("cannot serve rule set 2" in r.getMessage() for r in caplog.records)
