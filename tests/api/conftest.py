@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from ..apps import USERS, make_app  # noqa: F401  (USERS: the roles the matrix walks)
 from ..conftest import MINIMAL, RULES
@@ -23,17 +24,34 @@ from ..conftest import MINIMAL, RULES
 POSTGRES_URL = os.environ.get("SCORING_TEST_POSTGRES_URL")
 DATABASES = ["sqlite", "postgresql"]
 
+_SCHEMAS: list = []  # the schemas this run made, dropped when it ends
+
+
 def _fresh_postgres() -> str:
+    """A URL of an empty schema of its own in the test database: tests never touch anything they did
+    not make there (not even ``public``), and two runs on one database do not meet."""
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("SCORING_TEST_POSTGRES_URL is not set: CI must test PostgreSQL")
         pytest.skip("SCORING_TEST_POSTGRES_URL not set")
+    schema = f"scoring_test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(POSTGRES_URL)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    return POSTGRES_URL
+    _SCHEMAS.append(schema)
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _SCHEMAS:
+        return
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        for schema in _SCHEMAS:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 @dataclass
