@@ -35,7 +35,7 @@ repository, and nothing listens anywhere but 127.0.0.1):
 
 Server settings (``--workers``, ``--worker-class``, ``--threads``, ``--engine-workers``;
 ``--matrix`` compares several).  A what-if request is CPU-bound Python (about
-9 ms of CPU on this 2-core machine, see the report at the end of a run), so
+7 ms of CPU on this 2-core machine, see the report at the end of a run), so
 the number of processes doing Python work should equal the number of cores:
 ``-w 2`` sync workers.  Measured against ``-w 3`` sync and ``-w 2 -k gthread
 --threads 2|4``, throughput is the same within the noise, and sync workers
