@@ -31,6 +31,7 @@ NUMBER_TYPES = ("number", "integer", "percent")
 MAX_EVIDENCE = 500  # characters per reference, as the API accepts
 MAX_EVIDENCE_ITEMS = 50
 MAX_REASON = 2000
+MAX_FACT_REASON = 500  # characters of the reason for one corrected fact, as the API accepts
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Field:
     @property
     def evidence_key(self) -> str:
         return f"e.{self.name}"
+
+    @property
+    def reason_key(self) -> str:
+        return f"r.{self.name}"
 
     @property
     def dom_id(self) -> str:
@@ -193,6 +198,7 @@ class Posted:
     values: dict  # name -> the string as typed
     evidence: dict  # name -> the string as typed
     reason: str
+    reasons: dict  # name -> why this fact was corrected, as typed
     base: int  # the version the form was based on
     facts: dict  # name -> value for the service (missing facts left out)
     refs: dict  # name -> [reference, ...]
@@ -217,6 +223,13 @@ def parse(form_layout: FormLayout, form: Mapping) -> Posted:
             elif len(items) > MAX_EVIDENCE_ITEMS:
                 problems.setdefault(f"evidence.{name}", []).append(f"佐证材料不超过{MAX_EVIDENCE_ITEMS}条")
             refs[name] = items
+    reasons = {}
+    for name, f in form_layout.fields.items():
+        typed = form.get(f.reason_key, "").strip()
+        if typed:
+            reasons[name] = typed
+            if len(typed) > MAX_FACT_REASON:
+                problems.setdefault(f"reasons.{name}", []).append(f"理由不超过{MAX_FACT_REASON}字")
     reason = form.get("reason", "")
     if len(reason) > MAX_REASON:
         problems.setdefault("reason", []).append(f"理由不超过{MAX_REASON}字")
@@ -224,7 +237,7 @@ def parse(form_layout: FormLayout, form: Mapping) -> Posted:
         base = max(0, int(form.get("base_version", "0")))
     except ValueError:
         base = 0
-    return Posted(values, evidence, reason, base, facts, refs, problems)
+    return Posted(values, evidence, reason, reasons, base, facts, refs, problems)
 
 
 def field_errors(fields: Mapping) -> dict:
@@ -235,6 +248,8 @@ def field_errors(fields: Mapping) -> dict:
             name = key[len("facts."):]
         elif key.startswith("evidence."):
             name = "e." + key[len("evidence."):]
+        elif key.startswith("reasons."):
+            name = "r." + key[len("reasons."):]
         elif key == "reason":
             name = "reason"
         elif key == "If-Match":

@@ -166,13 +166,14 @@ def _draft_key(code, scheme_id):
 
 
 def _facts_page(unit, scheme, rows, values, evidence, reason, base, errors=None, status=200, notice=None,
-                draft=None, conflict=None):
+                draft=None, conflict=None, reasons=None):
     me = current_person()
     latest = rows[-1] if rows else None
     can_self = me.can("submissions.write.self")
     can_review = me.can("submissions.write.review")
     return render_template("admin/facts.html", unit=unit, scheme=scheme, layout=forms.layout(scheme), rows=rows,
-                           latest=latest, values=values, evidence=evidence, reason=reason, base=base,
+                           latest=latest, values=values, evidence=evidence, reason=reason, reasons=reasons or {},
+                           base=base,
                            errors=errors or {}, notice=notice, draft=draft, conflict=conflict,
                            can_self=can_self, can_review=can_review, readonly=not (can_self or can_review),
                            author=ops.author_name(ctx(), latest.author_id) if latest else None), status
@@ -188,7 +189,7 @@ def facts(code, scheme_id):
     draft = session.get("drafts", {}).get(_draft_key(code, scheme_id))
     if draft and not request.args.get("fresh"):
         return _facts_page(unit, scheme, rows, draft["values"], draft["evidence"], draft["reason"],
-                           latest.version if latest else 0, draft=draft)
+                           latest.version if latest else 0, draft=draft, reasons=draft.get("reasons"))
     values, evidence = forms.from_submission(latest.facts, latest.evidence) if latest else ({}, {})
     return _facts_page(unit, scheme, rows, values, evidence, "", latest.version if latest else 0,
                        draft=draft if draft else None)
@@ -210,6 +211,7 @@ def save_facts(code, scheme_id):
         ops.history(ctx(), actor, code, scheme_id)  # may this user see this unit's facts at all?
         drafts = dict(session.get("drafts", {}))
         drafts[key] = {"values": posted.values, "evidence": posted.evidence, "reason": posted.reason,
+                       "reasons": posted.reasons,
                        "base": posted.base, "saved": present.when(datetime.now(timezone.utc))}
         session["drafts"] = drafts
         flash("草稿已保存（只保存在本次登录中，尚未提交）。", "ok")
@@ -220,7 +222,7 @@ def save_facts(code, scheme_id):
         if posted.problems:
             raise ApiError(422, "invalid_form", "有内容超过长度限制", posted.problems)
         row = ops.submit(ctx(), actor, code, scheme_id, action, posted.facts, posted.refs, posted.reason,
-                         ops.etag(posted.base))
+                         ops.etag(posted.base), posted.reasons)
     except ApiError as err:
         if err.status not in (409, 422, 428):
             raise
@@ -228,7 +230,7 @@ def save_facts(code, scheme_id):
         conflict = rows[-1] if err.status in (409, 428) and rows else None
         return _facts_page(unit, scheme, rows, posted.values, posted.evidence, posted.reason, posted.base,
                            errors=forms.field_errors(err.fields), status=err.status, notice=err.message,
-                           conflict=conflict)
+                           conflict=conflict, reasons=posted.reasons)
     session["drafts"] = {k: v for k, v in session.get("drafts", {}).items() if k != key}
     flash(f"已提交第{row.version}版（{present.ROLE_WORDS[row.role]}）。", "ok")
     return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))

@@ -148,7 +148,10 @@ class SubmissionIn(Schema):
     evidence = fields.Dict(keys=Text(), values=fields.List(Text(validate=validate.Length(max=500))),
                            load_default=dict, metadata={"description": "事实名到佐证材料编号或链接"})
     reason = Text(load_default="", validate=validate.Length(max=2000),
-                           metadata={"description": "更正已提交的事实时必填"})
+                  metadata={"description": "更正理由：更正已提交的事实时，改动的每一项要么在 reasons 中有自己的理由，"
+                                           "要么由这里的总理由说明"})
+    reasons = fields.Dict(keys=Text(), values=Text(validate=validate.Length(max=500)), load_default=dict,
+                          metadata={"description": "事实名到该项的更正理由"})
 
 
 class SubmissionOut(Schema):
@@ -161,6 +164,7 @@ class SubmissionOut(Schema):
     facts = fields.Dict()
     evidence = fields.Dict()
     reason = fields.String()
+    reasons = fields.Dict(metadata={"description": "事实名到该项的更正理由"})
 
 
 class CompareOut(Schema):

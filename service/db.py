@@ -117,6 +117,7 @@ class Submission(Base):
     facts: Mapped[dict] = mapped_column(JSON)  # numbers kept as exact decimal strings
     evidence: Mapped[dict] = mapped_column(JSON)  # fact name -> list of references
     reason: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[dict] = mapped_column(JSON, default=dict)  # fact name -> why this value was corrected
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 

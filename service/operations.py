@@ -326,7 +326,9 @@ def _latest_version(s, unit_id: int, scheme_id: str) -> int:
 
 
 def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str, facts: dict,
-           evidence: dict, reason: str, if_match: Optional[str]) -> Submission:
+           evidence: dict, reason: str, if_match: Optional[str], reasons: Optional[dict] = None) -> Submission:
+    """Append a version of a unit's facts.  A correction (there is a version already) must say why
+    for each fact it changes: that fact's own entry in ``reasons``, or the general ``reason``."""
     target = f"unit:{unit_code}/scheme:{scheme_id}"
     unit = _unit_for(ctx, actor, "submissions.write.self" if role == "self" else "submissions.write.review",
                      unit_code, target)
@@ -336,6 +338,11 @@ def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str
     if unknown:
         raise ApiError(422, "invalid_evidence", "佐证材料对应的事实不存在",
                        {f"evidence.{n}": ["不是本细则声明的事实"] for n in unknown})
+    reasons = {name: text.strip() for name, text in (reasons or {}).items() if text.strip()}
+    unknown = [name for name in reasons if name not in scheme.facts]
+    if unknown:
+        raise ApiError(422, "invalid_reasons", "更正理由对应的事实不存在",
+                       {f"reasons.{n}": ["不是本细则声明的事实"] for n in unknown})
     try:
         with ctx.db.transaction() as s:
             latest = _latest_version(s, unit.id, scheme_id)
@@ -347,11 +354,20 @@ def submit(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, role: str
                     raise ApiError(409, "version_conflict", f"提交基于 {if_match}，但当前已是第{latest}版；请重新读取后再改",
                                    {"If-Match": [f"当前为 {etag(latest)}"]}, headers={"ETag": etag(latest)})
                 if not reason.strip():
-                    raise ApiError(422, "reason_required", "更正已提交的事实须写明理由", {"reason": ["更正时必填"]})
+                    before = s.scalar(select(Submission.facts).where(
+                        Submission.unit_id == unit.id, Submission.scheme_id == scheme_id, Submission.version == latest))
+                    changed = sorted(n for n in set(before) | set(values) if before.get(n) != values.get(n))
+                    unexplained = [n for n in changed if n not in reasons]
+                    if not changed:
+                        raise ApiError(422, "reason_required", "更正已提交的事实须写明理由", {"reason": ["更正时必填"]})
+                    if unexplained:
+                        raise ApiError(422, "reason_required", "更正的每一项都须写明理由（逐项填写，或填写总的更正理由）",
+                                       {f"reasons.{n}": ["改动了此项，须写明理由"] for n in unexplained})
             elif if_match not in (None, "*") and if_match.strip() != etag(0):
                 raise ApiError(409, "version_conflict", "还没有任何提交", {"If-Match": ["当前没有版本"]})
             row = Submission(unit_id=unit.id, scheme_id=scheme_id, version=latest + 1, role=role,
-                             author_id=actor.user_id, facts=values, evidence=evidence, reason=reason)
+                             author_id=actor.user_id, facts=values, evidence=evidence, reason=reason,
+                             reasons=reasons)
             s.add(row)
             s.flush()
             journal(s, actor, "submissions.write", target, "ok", version=latest + 1, role=role)
@@ -401,7 +417,9 @@ def compare(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, a: int, 
     changes = []
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
-            changes.append({"fact": name, "from": old.get(name), "to": new.get(name)})
+            # why: the newer version's own reason for this fact, else its general reason
+            why = (rows[b].reasons or {}).get(name) or rows[b].reason if b > a else ""
+            changes.append({"fact": name, "from": old.get(name), "to": new.get(name), "reason": why})
     return {"from": a, "to": b, "changes": changes, "reason": rows[b].reason, "role": rows[b].role}
 
 

@@ -25,7 +25,8 @@ def _exact(value):
 def _submission(row, unit_code: str) -> dict:
     return {"unit": unit_code, "scheme": row.scheme_id, "version": row.version, "role": row.role,
             "author": ops.author_name(ctx(), row.author_id), "created_at": row.created_at,
-            "facts": {k: _exact(v) for k, v in row.facts.items()}, "evidence": row.evidence, "reason": row.reason}
+            "facts": {k: _exact(v) for k, v in row.facts.items()}, "evidence": row.evidence, "reason": row.reason,
+            "reasons": row.reasons or {}}
 
 
 def _score(row, unit_code: str) -> dict:
@@ -75,7 +76,7 @@ def list_submissions(code, scheme_id):
 def submit(body, code, scheme_id):
     """提交一版事实（自评或评审）。只追加不覆盖；并发修改时后到者得到 409。"""
     row = ops.submit(ctx(), actor(), code, scheme_id, body["role"], body["facts"], body["evidence"],
-                     body["reason"], request.headers.get("If-Match"))
+                     body["reason"], request.headers.get("If-Match"), body["reasons"])
     return _submission(row, code), 201, {"ETag": ops.etag(row.version)}
 
 

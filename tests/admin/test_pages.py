@@ -90,11 +90,19 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
     assert row.facts["org_leadership_score"] == 3 and row.role == "review"
     assert row.evidence == {"four_brands_score": ["品牌培育名单", "宝质办〔2022〕8号"]}
 
-    # a correction needs a reason, and the form is based on the version it was read from
+    # a correction says why for each fact it changes, beside that fact, or in one general reason;
+    # the form is based on the version it was read from
     r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2.5"}))
-    assert r.status_code == 422 and "更正时必填" in r.text
-    assert 'value="2.5"' in r.text
-    r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2.5", "reason": "会议签到不全"}))
+    assert r.status_code == 422 and 'value="2.5"' in r.text
+    box = html.unescape(r.text).split('id="f-org_leadership_score-box"')[1].split('<div class="field')[0]
+    assert "改动了此项，须写明理由" in box and 'name="r.org_leadership_score"' in box
+    r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2.5",
+                                                             "r.org_leadership_score": "会议签到不全"}))
+    assert r.status_code == 302
+    row = ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)[-1]
+    assert row.reasons == {"org_leadership_score": "会议签到不全"} and row.reason == ""
+    r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2", "base_version": "2",
+                                                             "reason": "按复核意见恢复"}))
     assert r.status_code == 302
 
 

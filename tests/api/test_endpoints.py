@@ -503,7 +503,9 @@ def test_submissions_are_versioned_and_scores_replay(web):
     assert stale.headers["ETag"] == '"1"'  # says what is current
     no_reason = post_json(api, f"{path}/submissions", "reviewer", dict(correction, reason="  "),
                           headers={"If-Match": '"1"'})
-    assert_error(no_reason, 422, "reason_required", ["reason"])
+    # each fact the correction changes must say why: here neither does
+    error = assert_error(no_reason, 422, "reason_required")
+    assert set(error["fields"]) == {"reasons.major_quality_incident", "reasons.quality_tools_score"}
     assert [s["version"] for s in api.get(f"{path}/submissions", "auditor").json] == [1]
 
     second = post_json(api, f"{path}/submissions", "reviewer", correction, headers={"If-Match": '"1"'})
@@ -598,6 +600,49 @@ def test_submissions_are_versioned_and_scores_replay(web):
     assert third.status_code == 201 and third.mimetype == "text/plain"
     assert third.get_data(as_text=True) == read_text.get_data(as_text=True)  # same facts and rules: same text
     assert row_counts(api)["scores"] == after["scores"] + 2
+
+
+def test_a_correction_says_why_for_each_fact_it_changes(web):
+    api = web
+    path = f"/api/units/dachang/schemes/{B1}"
+    v1 = dict(EXAMPLE["大场镇"])
+    v2 = dict(v1, quality_tools_score=Decimal(1), major_quality_incident=not v1["major_quality_incident"])
+    assert post_json(api, f"{path}/submissions", "reviewer", {"role": "review", "facts": v1}).status_code == 201
+    before = row_counts(api)
+
+    def correct(**extra):
+        return post_json(api, f"{path}/submissions", "reviewer", dict({"role": "review", "facts": v2}, **extra),
+                         headers={"If-Match": '"1"'})
+
+    error = assert_error(correct(), 422, "reason_required")
+    assert error["fields"] == {"reasons.major_quality_incident": ["改动了此项，须写明理由"],
+                               "reasons.quality_tools_score": ["改动了此项，须写明理由"]}
+    one = {"quality_tools_score": "现场核查仅见一种质量工具的运用记录"}
+    error = assert_error(correct(reasons=one), 422, "reason_required")
+    assert list(error["fields"]) == ["reasons.major_quality_incident"]  # only the unexplained one
+    error = assert_error(correct(reasons=dict(one, not_a_fact="x")), 422, "invalid_reasons", ["reasons.not_a_fact"])
+    blank = dict(one, major_quality_incident="   ")  # blank is no reason
+    assert list(assert_error(correct(reasons=blank), 422, "reason_required")["fields"]) == \
+           ["reasons.major_quality_incident"]
+    assert row_counts(api) == before  # nothing written by any of these
+
+    both = dict(one, major_quality_incident="经区市场监管局复核，该事件不属于重大质量事件")
+    second = correct(reasons=both)
+    assert second.status_code == 201, second.json
+    assert second.json["reasons"] == both and second.json["reason"] == ""
+    compared = api.get(f"{path}/compare?from=1&to=2", "auditor").json
+    assert {c["fact"]: c["reason"] for c in compared["changes"]} == both
+    # a correction that changes nothing must still say why it was made
+    error = post_json(api, f"{path}/submissions", "reviewer", {"role": "review", "facts": v2},
+                      headers={"If-Match": '"2"'})
+    assert_error(error, 422, "reason_required", ["reason"])
+    # a general reason speaks for every change it does not explain one by one
+    third = post_json(api, f"{path}/submissions", "reviewer",
+                      {"role": "review", "facts": v1, "reason": "撤回第2版的更正", "reasons": {"quality_tools_score": "恢复原分"}},
+                      headers={"If-Match": '"2"'})
+    assert third.status_code == 201, third.json
+    changes = {c["fact"]: c["reason"] for c in api.get(f"{path}/compare?from=2&to=3", "auditor").json["changes"]}
+    assert changes == {"quality_tools_score": "恢复原分", "major_quality_incident": "撤回第2版的更正"}
 
 
 # --- ranking: rank grading by the rules of table B.1 -----------------------------------------------
