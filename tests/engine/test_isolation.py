@@ -43,15 +43,16 @@ def test_the_crash_input_gives_the_right_answer_or_a_contained_crash(fresh_engin
             fired = fresh_engine.match_raw(f"segfault{attempt}", SEGFAULT_RULESET, [['{"k":1}']])
         except EngineUnavailable as err:
             crashes += 1
-            assert err.kind == "crash"
-            # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
-            assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
-            assert fresh_engine.pids() != before  # replaced
+            assert err.kind in ("crash", "error"), err.kind  # an error is contained too: no score given
+            if err.kind == "crash":
+                # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
+                assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
+                assert fresh_engine.pids() != before  # replaced
             _good_call(fresh_engine, minimal)
             continue
         # when the engine survives this input, its answer is still the right one
         assert fired == [{f"r{i}" for i in range(256)}]
-    print(f"crash input: {crashes} crashes in 30 evaluations")
+    print(f"crash input: {crashes} contained failures in 30 evaluations")
     _good_call(fresh_engine, minimal)
 
 
