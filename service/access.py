@@ -20,7 +20,7 @@ from typing import Optional
 from sqlalchemy import bindparam, select
 
 from .db import Database, JournalEntry, Token, Unit, User
-from .errors import ApiError
+from .errors import MESSAGES, ApiError
 
 ROLES = ("admin", "editor", "reviewer", "submitter", "auditor")
 ROLE_WORDS = {"admin": "管理员", "editor": "规则编辑", "reviewer": "评审人员", "submitter": "单位填报人",
@@ -88,8 +88,11 @@ def journal(session, actor: Optional[Actor], action: str, target: str, outcome: 
                              action=action, target=target, outcome=outcome, detail=detail))
 
 
-def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: str, status: int = 403):
-    """Record the denial in its own transaction (the request itself will not commit) and raise."""
+def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: Optional[str] = None,
+         status: int = 403):
+    """Record the denial in its own transaction (the request itself will not commit) and raise;
+    ``why`` defaults to the service's words for the status (for 401: sign in with a token)."""
+    why = why or MESSAGES[status]
     with db.transaction() as s:
         journal(s, actor, action, target, "denied", reason=why)
     if status == 401:
@@ -97,15 +100,12 @@ def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: st
     raise ApiError(403, "forbidden", why)
 
 
-def check(db: Database, actor: Optional[Actor], permission: str, target: str,
-          unit: Optional[Unit] = None) -> None:
-    """Allow, or journal the denial and raise 401/403."""
+def check(db: Database, actor: Optional[Actor], permission: str, target: str) -> None:
+    """Allow, or journal the denial and raise 401/403 (a unit submitter's own unit: ``check_own_unit``)."""
     if actor is None:
-        deny(db, None, permission, target, "需要登录（请在 Authorization 头中提供令牌）", status=401)
+        deny(db, None, permission, target, status=401)
     if actor.role not in PERMISSIONS[permission]:
         deny(db, actor, permission, target, f"{ROLE_WORDS.get(actor.role, actor.role)}没有“{permission}”权限")
-    if unit is not None:
-        check_own_unit(db, actor, permission, target, unit)
 
 
 def check_own_unit(db: Database, actor: Actor, permission: str, target: str, unit: Optional[Unit]) -> None:

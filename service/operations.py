@@ -36,9 +36,6 @@ from .rulefiles.loader import load_all, load_files
 
 log = logging.getLogger(__name__)
 
-SUBMISSION_ROLES = {"self": "自评", "review": "评审"}
-
-
 @dataclass
 class Context:
     db: Database
@@ -114,51 +111,15 @@ def _version_map(schemes: dict) -> dict:
     return {sid: entry["version"] for sid, entry in schemes.items()}
 
 
-# --- signing in, and the journal ---------------------------------------------------------
-
-_NO_USER_HASH: list = []  # a password hash to check when there is no such user: the same work either way
-
-
-def authenticate(ctx: Context, username: str, password: str) -> Optional[User]:
-    """The active user whose Werkzeug password hash matches; None otherwise, after the same work
-    for an unknown user as for a wrong password (the time taken tells nothing)."""
-    user = None
-    if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
-        with ctx.db.transaction() as s:
-            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
-    if user is None or not user.password_hash:
-        if not _NO_USER_HASH:
-            _NO_USER_HASH.append(generate_password_hash(secrets.token_hex(16)))
-        check_password_hash(_NO_USER_HASH[0], password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
-def issue_token(ctx: Context, username: str, password: str) -> dict:
-    """A new API token for the user; 401, the same for an unknown user as for a wrong password."""
-    user = authenticate(ctx, username, password)
-    if user is None:
-        raise ApiError(401, "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]})
-    with ctx.db.transaction() as s:
-        unit = s.get(Unit, user.unit_id) if user.unit_id else None
-    return {"token": new_token(ctx.db, user.id, "sign-in"), "role": user.role, "unit": unit.code if unit else None}
-
-
-def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEntry]:
-    """The newest entries of the journal: every write and every denial."""
-    check(ctx.db, actor, "journal.read", "journal")
-    with ctx.db.transaction() as s:
-        return list(s.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
-
-
-STARTUP = "（启动）"  # who publishes the rules directory a worker loads as it starts
+#: who publishes the rules directory a worker loads as it starts, in the journal
+STARTUP = Actor(0, "（启动）", "system", None)
 
 
 def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
     """Make what this worker serves the rule set in force (its versions archived first); the id of
     the row, a new one only if the newest row serves something else.  ``actor``: who reloaded the
     rules; None for a worker's start."""
-    by = actor.username if actor is not None else STARTUP
+    by = actor if actor is not None else STARTUP
     persist_versions(ctx)
     served = {sid: {"version": sc.version, "folder": folder_of(sc)} for sid, sc in ctx.registry.schemes().items()}
     for _attempt in range(20):
@@ -168,7 +129,7 @@ def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
                 if latest is not None and _version_map(latest.schemes) == _version_map(served):
                     generation = latest.id
                     break
-                row = RuleSet(follows=latest.id if latest is not None else 0, schemes=served, actor=by)
+                row = RuleSet(follows=latest.id if latest is not None else 0, schemes=served, actor=by.username)
                 s.add(row)
                 s.flush()
                 generation = row.id
@@ -176,9 +137,7 @@ def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
                 changes = {sid: [before.get(sid), entry["version"]] for sid, entry in served.items()
                            if before.get(sid) != entry["version"]}
                 changes.update({sid: [v, None] for sid, v in before.items() if sid not in served})
-                s.add(JournalEntry(actor=by, role=actor.role if actor is not None else "system",
-                                   action="rules.publish", target=f"rule_set:{generation}", outcome="ok",
-                                   detail={"changes": changes}))
+                journal(s, by, "rules.publish", f"rule_set:{generation}", "ok", changes=changes)
                 break
         except (IntegrityError, OperationalError) as err:
             # another worker published meanwhile (PostgreSQL: the unique "follows"; SQLite: that,
@@ -229,6 +188,43 @@ def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
         raise ApiError(404, "unknown_scheme", f"没有编号为“{scheme_id}”的细则",
                        {"scheme": [f"可用：{'、'.join(ctx.registry.schemes())}"]})
     return scheme
+
+
+# --- signing in, and the journal ---------------------------------------------------------
+
+_NO_USER_HASH: list = []  # a password hash to check when there is no such user: the same work either way
+
+
+def authenticate(ctx: Context, username: str, password: str) -> Optional[User]:
+    """The active user whose Werkzeug password hash matches; None otherwise, after the same work
+    for an unknown user as for a wrong password (the time taken tells nothing)."""
+    user = None
+    if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
+        with ctx.db.transaction() as s:
+            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if user is None or not user.password_hash:
+        if not _NO_USER_HASH:
+            _NO_USER_HASH.append(generate_password_hash(secrets.token_hex(16)))
+        check_password_hash(_NO_USER_HASH[0], password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def issue_token(ctx: Context, username: str, password: str) -> dict:
+    """A new API token for the user; 401, the same for an unknown user as for a wrong password."""
+    user = authenticate(ctx, username, password)
+    if user is None:
+        raise ApiError(401, "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]})
+    with ctx.db.transaction() as s:
+        unit = s.get(Unit, user.unit_id) if user.unit_id else None
+    return {"token": new_token(ctx.db, user.id, "sign-in"), "role": user.role, "unit": unit.code if unit else None}
+
+
+def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEntry]:
+    """The newest entries of the journal: every write and every denial."""
+    check(ctx.db, actor, "journal.read", "journal")
+    with ctx.db.transaction() as s:
+        return list(s.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
 
 
 # --- scoring -------------------------------------------------------------------------

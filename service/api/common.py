@@ -56,8 +56,7 @@ class Blueprint(flask_smorest.Blueprint):
         # before the body is read: a caller who is not signed in learns nothing from a 422
         # about the body of a call they may not make; the journal names the request itself
         if request.endpoint not in self.public and actor() is None:
-            deny(ctx().db, None, "authenticate", f"{request.method} {request.path}",
-                 "需要登录（请在 Authorization 头中提供令牌）", status=401)
+            deny(ctx().db, None, "authenticate", f"{request.method} {request.path}", status=401)
 
 
 #: the second representation of an explained score: the same trace as text, for people (curl)
