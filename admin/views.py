@@ -311,7 +311,7 @@ def history(code, scheme_id):
 def _ranking_with_traces(scheme_id):
     actor = current_actor()
     ranking = ops.ranking(ctx(), actor, scheme_id)
-    traces = {e["unit_code"]: ops.get_score(ctx(), actor, e["score_id"]).trace for e in ranking["entries"]}
+    traces = {e["unit_code"]: ops.get_score(ctx(), actor, e["score_id"])[0].trace for e in ranking["entries"]}
     return ranking, traces
 
 

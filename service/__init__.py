@@ -70,7 +70,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .config import from_environment
     from .db import Database
     from .jsonio import ExactJSON
-    from .operations import Context, has_rule_set, publish_rules, sync_rules
+    from .operations import Context, publish_rules, sync_rules
     from .rulefiles import RuleSetError
     from .registry import Registry
 
@@ -103,10 +103,11 @@ def create_app(settings=None, engine=None) -> Flask:
     except RuleSetError as err:
         # a broken directory stops a first start, with file:line:column errors; a worker that
         # gunicorn restarts later keeps serving the rule set in force, which the others serve too
-        if not migrated or not has_rule_set(ctx):
+        if migrated:
+            sync_rules(ctx, force=True)
+        if registry.generation is None:  # no rule set in force to serve instead
             raise
         logging.getLogger(__name__).error("规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err)
-        sync_rules(ctx, force=True)
     else:
         if migrated:
             publish_rules(ctx)

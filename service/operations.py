@@ -48,8 +48,12 @@ class Context:
 
 # --- rule versions -------------------------------------------------------------------
 
-def _files_of(scheme: Scheme) -> dict:
-    return dict(scheme.texts)  # the very texts the version hashes, not the files as they are on disk now
+def _archive(s, scheme: Scheme) -> None:
+    """Store a scheme version's files, unless they are stored already: the very texts the version
+    hashes, not the files as they are on disk now."""
+    if s.get(RuleVersion, scheme.version) is None:
+        s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title, files=dict(scheme.texts)))
+        s.flush()
 
 
 def persist_versions(ctx: Context) -> None:
@@ -58,15 +62,10 @@ def persist_versions(ctx: Context) -> None:
     Every gunicorn worker runs this as it starts: a version that another worker
     stored a moment earlier is not an error (it used to fail that worker's boot,
     which stops the whole server)."""
-    with ctx.db.transaction() as s:
-        known = set(s.scalars(select(RuleVersion.version)))
     for scheme in ctx.registry.schemes().values():
-        if scheme.version in known:
-            continue
         try:
             with ctx.db.transaction() as s:
-                s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title,
-                                  files=_files_of(scheme)))
+                _archive(s, scheme)
         except IntegrityError:
             pass  # stored meanwhile by another worker: the same version is the same files
 
@@ -150,11 +149,6 @@ def publish_rules(ctx: Context, actor: Optional[Actor] = None) -> int:
     ctx.registry.generation = generation
     ctx.rules_checked_at = time.monotonic()
     return generation
-
-
-def has_rule_set(ctx: Context) -> bool:
-    with ctx.db.engine.connect() as connection:
-        return _latest_rule_set(connection) is not None
 
 
 def sync_rules(ctx: Context, force: bool = False) -> None:
@@ -442,9 +436,7 @@ def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
     result = _score(ctx, scheme, unit.name, submission.facts)
     trace = to_data(result)
     with ctx.db.transaction() as s:
-        if s.get(RuleVersion, scheme.version) is None:
-            s.add(RuleVersion(version=scheme.version, scheme_id=scheme.id, title=scheme.title, files=_files_of(scheme)))
-            s.flush()
+        _archive(s, scheme)
         row = Score(unit_id=unit.id, scheme_id=scheme_id, submission_id=submission.id,
                     submission_version=submission.version, rules_version=scheme.version,
                     engine_version=result.matcher, total=result.total, grade=result.grade,
@@ -456,7 +448,7 @@ def compute_score(ctx: Context, actor: Actor, unit_code: str, scheme_id: str,
     return row
 
 
-def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = "scores.read") -> Score:
+def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = "scores.read") -> tuple[Score, Unit]:
     check(ctx.db, actor, permission, f"score:{score_id}")  # before the lookup: no existence oracle
     with ctx.db.transaction() as s:
         row = s.get(Score, score_id)
@@ -464,10 +456,11 @@ def _visible_score(ctx: Context, actor: Actor, score_id: int, permission: str = 
     check_own_unit(ctx.db, actor, permission, f"score:{score_id}", unit)  # 403 for a missing one too
     if row is None:
         raise ApiError(404, "unknown_score", f"没有编号为 {score_id} 的评分")
-    return row
+    return row, unit
 
 
-def get_score(ctx: Context, actor: Actor, score_id: int) -> Score:
+def get_score(ctx: Context, actor: Actor, score_id: int) -> tuple[Score, Unit]:
+    """A stored score and its unit."""
     return _visible_score(ctx, actor, score_id)
 
 
@@ -480,15 +473,14 @@ def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> l
 
 def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     """Recompute a stored score from its submission under its own rules version."""
-    row = _visible_score(ctx, actor, score_id, "scores.replay")
+    row, unit = _visible_score(ctx, actor, score_id, "scores.replay")
+    # the folder the trace names the clause files by (archived versions load from memory, so it
+    # is only a name: replay names them the same way)
     first_file = next((c.get("file", "") for c in row.trace.get("clauses", [])), "")
     folder = first_file.rsplit("/clauses/", 1)[0] if "/clauses/" in first_file else "scheme"
-    if folder.startswith("/") or ".." in folder.split("/"):  # only ever a path inside a rules root
-        folder = "scheme"
     scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
-        unit = s.get(Unit, row.unit_id)
     result = _score(ctx, scheme, unit.name, submission.facts)
     again = to_data(result)
     stored = dict(row.trace)

@@ -8,7 +8,6 @@ from flask import request
 from schemas import (CompareArgs, CompareOut, ReplayOut, ScoreOut, ScoreRequest, SubmissionIn, SubmissionOut,
                      UnitIn, UnitOut)
 from service import operations as ops
-from service.db import Unit
 from service.domain.numbers import plain
 from service.domain.trace import render_data
 
@@ -126,8 +125,8 @@ def list_scores(code, scheme_id):
 @blp.alt_response(200, **TEXT_DOC)
 def get_score(score_id):
     """一个已保存的评分及其完整轨迹；`Accept: text/plain` 则为可读文字。"""
-    row = ops.get_score(ctx(), actor(), score_id)
-    return text_response(render_data(row.trace)) if wants_text() else _score(row, _unit_code(row.unit_id))
+    row, unit = ops.get_score(ctx(), actor(), score_id)
+    return text_response(render_data(row.trace)) if wants_text() else _score(row, unit.code)
 
 
 @blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])
@@ -135,8 +134,3 @@ def get_score(score_id):
 def replay(score_id):
     """按评分当时的规则版本重算，核对是否完全一致。"""
     return ops.replay(ctx(), actor(), score_id)
-
-
-def _unit_code(unit_id: int) -> str:
-    with ctx().db.transaction() as s:
-        return s.get(Unit, unit_id).code
