@@ -20,15 +20,7 @@ from service.domain.numbers import plain
 
 
 def _default(value):
-    """What orjson does not write by itself."""
-    if isinstance(value, Decimal):
-        return plain(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _stdlib_default(value):
+    """What the encoders do not write by themselves (orjson writes dates itself; json does not)."""
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, (set, frozenset)):
@@ -46,7 +38,7 @@ def dumps_bytes(value, pretty: bool = False) -> bytes:
         # orjson refuses what is not valid UTF-8 (a lone surrogate such as "\ud800", which a JSON
         # request may carry and an error message may echo) and integers beyond 64 bits; the
         # standard library writes both, escaping the surrogate, so the answer is still valid JSON
-        return json.dumps(value, default=_stdlib_default, ensure_ascii=True,
+        return json.dumps(value, default=_default, ensure_ascii=True,
                           indent=2 if pretty else None).encode("ascii")
 
 
