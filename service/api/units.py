@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import request
+from flask import g, request
 
 from schemas import (CompareArgs, CompareOut, ReplayOut, ScoreOut, ScoreRequest, SubmissionIn, SubmissionOut,
                      UnitIn, UnitOut)
@@ -21,9 +21,17 @@ def _exact(value):
     return plain(Decimal(value)) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else value
 
 
+def _author(user_id: int) -> str:
+    """A user's name, asked of the database once per request however many rows name them."""
+    names = g.setdefault("author_names", {})
+    if user_id not in names:
+        names[user_id] = ops.author_name(ctx(), user_id)
+    return names[user_id]
+
+
 def _submission(row, unit_code: str) -> dict:
     return {"unit": unit_code, "scheme": row.scheme_id, "version": row.version, "role": row.role,
-            "author": ops.author_name(ctx(), row.author_id), "created_at": row.created_at,
+            "author": _author(row.author_id), "created_at": row.created_at,
             "facts": {k: _exact(v) for k, v in row.facts.items()}, "evidence": row.evidence, "reason": row.reason,
             "reasons": row.reasons or {}}
 
@@ -34,7 +42,7 @@ def _score(row, unit_code: str) -> dict:
             "grade": row.grade,
             "complete": row.complete, "rules_version": row.rules_version,
             "submission_version": row.submission_version, "engine_version": row.engine_version,
-            "computed_by": ops.author_name(ctx(), row.computed_by), "created_at": row.created_at,
+            "computed_by": _author(row.computed_by), "created_at": row.created_at,
             "trace": row.trace}
 
 
