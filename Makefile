@@ -23,7 +23,7 @@ PORT ?= 8000
 run: install
 	$(BIN)/scoring check
 	$(BIN)/flask --app wsgi db-upgrade
-	$(BIN)/flask --app wsgi seed-demo
+	$(BIN)/python -m tools.demo
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 # Score every example unit on the command line, printing the explained scores.
@@ -38,12 +38,12 @@ test: install
 		$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/scoring bench
+	$(BIN)/python -m tools.bench
 
 # HTTP load benchmark: gunicorn on 127.0.0.1 in a temporary instance; what-if and
 # submit-then-score at 10 and 50 clients (wrk if installed, else a Python client)
 loadbench: install
-	$(BIN)/python -m service.loadbench
+	$(BIN)/python -m tools.loadbench
 
 check: install
 	$(BIN)/scoring check
@@ -53,8 +53,8 @@ check: install
 # (Debian's: apt-get install chromium fonts-noto-cjk), into $(OUT).
 OUT ?= screenshots
 screenshots: install
-	$(BIN)/python -m admin.screenshots $(OUT)
+	$(BIN)/python -m tools.screenshots $(OUT)
 
 # Render time of every admin page for the largest seed scheme (target < 200 ms a page).
 admin-bench: install
-	$(BIN)/python -m admin.bench
+	$(BIN)/python -m tools.admin_bench

@@ -14,6 +14,7 @@
 The pages call ``service.operations`` for everything they do, so access
 control, validation and the journal are the API's own.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,8 @@ def init_app(app) -> None:
     # a token lives as long as the server-side session it belongs to
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.session_interface = FileSessionInterface(os.path.join(settings.instance_dir, "admin-sessions"),
-                                                 cookie_path=bp.url_prefix)
+    app.session_interface = FileSessionInterface(
+        os.path.join(settings.instance_dir, "admin-sessions"), cookie_path=bp.url_prefix
+    )
     csrf.init_app(app)
     app.register_blueprint(bp)

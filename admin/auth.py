@@ -1,8 +1,8 @@
 """Who is signed in to the admin pages: the service's own users, roles and password hashes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import urlsplit
 
 from flask import current_app, g, session
@@ -20,10 +20,11 @@ def ctx():
 @dataclass(frozen=True)
 class Person:
     """The signed-in user as the pages show them."""
+
     actor: Actor
     display_name: str
-    unit_code: Optional[str]
-    unit_name: Optional[str]
+    unit_code: str | None
+    unit_name: str | None
 
     @property
     def role_words(self) -> str:
@@ -34,18 +35,23 @@ class Person:
         return self.actor.role in PERMISSIONS.get(permission, ())
 
 
-def _load(user_id: int) -> Optional[Person]:
+def _load(user_id: int) -> Person | None:
     with ctx().db.transaction() as s:
-        row = s.execute(select(User, Unit).outerjoin(Unit, Unit.id == User.unit_id)
-                        .where(User.id == user_id)).first()
+        row = s.execute(
+            select(User, Unit).outerjoin(Unit, Unit.id == User.unit_id).where(User.id == user_id)
+        ).first()
     if row is None or not row[0].active:
         return None
     user, unit = row
-    return Person(Actor(user.id, user.username, user.role, user.unit_id), user.display_name or user.username,
-                  unit.code if unit else None, unit.name if unit else None)
+    return Person(
+        Actor(user.id, user.username, user.role, user.unit_id),
+        user.display_name or user.username,
+        unit.code if unit else None,
+        unit.name if unit else None,
+    )
 
 
-def current_person() -> Optional[Person]:
+def current_person() -> Person | None:
     if "admin_person" not in g:
         uid = session.get("uid")
         person = _load(uid) if isinstance(uid, int) else None
@@ -55,12 +61,12 @@ def current_person() -> Optional[Person]:
     return g.admin_person
 
 
-def current_actor() -> Optional[Actor]:
+def current_actor() -> Actor | None:
     person = current_person()
     return person.actor if person else None
 
 
-def authenticate(username: str, password: str) -> Optional[int]:
+def authenticate(username: str, password: str) -> int | None:
     """The user's id if the password matches their Werkzeug hash; same work either way."""
     user = ops.authenticate(ctx(), username, password)
     return user.id if user is not None else None
@@ -80,11 +86,17 @@ def sign_out() -> None:
     g.pop("admin_person", None)
 
 
-def safe_next(target: Optional[str], prefix: str) -> Optional[str]:
+def safe_next(target: str | None, prefix: str) -> str | None:
     """Only a path on these pages (no scheme, no host, no //): never an open redirect."""
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith(prefix) or target.startswith("//") or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith(prefix)
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return None
     return target

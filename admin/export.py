@@ -5,13 +5,14 @@ One sheet 排名 (序号, 单位, 总分, 名次, 等级, 说明) and one sheet 
 each clause with its points and the explanation of the trace, then 合计.
 Points are numeric cells with exact decimals, shown to 2 places.
 """
+
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Mapping, Optional
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
@@ -35,21 +36,28 @@ RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明")
 RANK_WIDTHS = (7, 20, 10, 7, 12, 80)
 
 
-def _num(value) -> Optional[Decimal]:
+def _num(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
 def _styles(wb) -> None:
     """Named styles, registered once per workbook (cheap to apply to many cells)."""
+
     def named(name, bold=False, fill=None, align=WRAP, number=None):
-        style = NamedStyle(name=name, font=Font(name=FONT, bold=bold), border=BORDER, alignment=align)
+        style = NamedStyle(
+            name=name, font=Font(name=FONT, bold=bold), border=BORDER, alignment=align
+        )
         if fill is not None:
             style.fill = fill
         if number:
             style.number_format = number
         wb.add_named_style(style)
 
-    for kind, bold, fill in (("body", False, None), ("cat", True, CAT_FILL), ("sum", True, HEAD_FILL)):
+    for kind, bold, fill in (
+        ("body", False, None),
+        ("cat", True, CAT_FILL),
+        ("sum", True, HEAD_FILL),
+    ):
         named(kind, bold, fill)
         named(f"{kind}-c", bold, fill, CENTRE)
         named(f"{kind}-p", bold, fill, CENTRE, POINTS)
@@ -99,13 +107,17 @@ def sheet_name(name: str, taken: set) -> str:
     return out
 
 
-def unit_sheet(ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None) -> None:
+def unit_sheet(
+    ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
+) -> None:
     """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计."""
     u = trace.get("point_unit", "分")
     _title(ws, 1, f"{unit} · {scheme_title} 考核评分表", len(UNIT_HEADER))
     grade = meta.get("grade") or trace.get("grade") or "—"
-    info = (f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
-            f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版")
+    info = (
+        f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
+        f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
+    )
     _title(ws, 2, info, len(UNIT_HEADER), size=10)
     _header(ws, 4, UNIT_HEADER, UNIT_WIDTHS)
     by_id = {c["id"]: c for c in trace["clauses"]}
@@ -118,37 +130,77 @@ def unit_sheet(ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, fac
             top_n += 1
         else:
             label = f"{cat['id']} {cat['title']}" if cat["id"] not in cat["title"] else cat["title"]
-        if not continued and cat["kind"] != "standard" and depth == 0 and KIND_WORDS[cat["kind"]] not in cat["title"]:
+        if (
+            not continued
+            and cat["kind"] != "standard"
+            and depth == 0
+            and KIND_WORDS[cat["kind"]] not in cat["title"]
+        ):
             label += f"（{KIND_WORDS[cat['kind']]}）"
         if continued:
             _row(ws, row, ("", label, None, None, ""), "cat", points_cols=(3, 4))
         else:
-            maximum = _num(cat["maximum"]) if cat.get("maximum") is not None else _num(cat.get("cap"))
-            _row(ws, row, ("", label, maximum, _num(cat["points"]), humanize(cat["explanation"], facts or {})),
-                 "cat", points_cols=(3, 4))
+            maximum = (
+                _num(cat["maximum"]) if cat.get("maximum") is not None else _num(cat.get("cap"))
+            )
+            _row(
+                ws,
+                row,
+                (
+                    "",
+                    label,
+                    maximum,
+                    _num(cat["points"]),
+                    humanize(cat["explanation"], facts or {}),
+                ),
+                "cat",
+                points_cols=(3, 4),
+            )
         row += 1
         for cid in ids:
             c = by_id[cid]
             n += 1
             maximum = -_num(c["maximum"]) if c["kind"] == "deduction" else _num(c["maximum"])
             words = humanize(c["explanation"], facts or {})
-            _row(ws, row, (n, f"{c['id']} {c['title']}", maximum, _num(c["points"]), words), points_cols=(3, 4))
+            _row(
+                ws,
+                row,
+                (n, f"{c['id']} {c['title']}", maximum, _num(c["points"]), words),
+                points_cols=(3, 4),
+            )
             row += 1
-    _row(ws, row, ("", "合计", _num(trace["maximum"]), _num(trace["total"]),
-                   f"基本分 {Decimal(trace['standard']):.2f}{u}，加分 {Decimal(trace['bonus']):.2f}{u}，"
-                   f"扣分 {Decimal(trace['deduction']):.2f}{u}" + ("" if trace["complete"] else "；缺少事实，结果不完整")),
-         "sum", points_cols=(3, 4))
+    _row(
+        ws,
+        row,
+        (
+            "",
+            "合计",
+            _num(trace["maximum"]),
+            _num(trace["total"]),
+            f"基本分 {Decimal(trace['standard']):.2f}{u}，加分 {Decimal(trace['bonus']):.2f}{u}，"
+            f"扣分 {Decimal(trace['deduction']):.2f}{u}"
+            + ("" if trace["complete"] else "；缺少事实，结果不完整"),
+        ),
+        "sum",
+        points_cols=(3, 4),
+    )
     row += 1
     if trace.get("grade_explanation") or meta.get("explanation"):
-        _row(ws, row, ("", "等级", None, None, meta.get("explanation") or trace["grade_explanation"]),
-             points_cols=(3, 4))
+        _row(
+            ws,
+            row,
+            ("", "等级", None, None, meta.get("explanation") or trace["grade_explanation"]),
+            points_cols=(3, 4),
+        )
     _page(ws)
 
 
 def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
     _title(ws, 1, f"{scheme_title} 考核结果排名", len(RANK_HEADER))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
-    _title(ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(RANK_HEADER), size=10)
+    _title(
+        ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(RANK_HEADER), size=10
+    )
     _header(ws, 4, RANK_HEADER, RANK_WIDTHS)
     for i, e in enumerate(entries, start=1):
         grade = e.get("grade") or "—"
@@ -157,11 +209,18 @@ def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
         words = e.get("explanation", "")
         if not e.get("complete", True):
             words += "；缺少事实，结果不完整"
-        _row(ws, 4 + i, (i, e["unit"], _num(e["total"]), e["rank"], grade, words), points_cols=(3, 4, 5))
+        _row(
+            ws,
+            4 + i,
+            (i, e["unit"], _num(e["total"]), e["rank"], grade, words),
+            points_cols=(3, 4, 5),
+        )
     _page(ws, landscape=True)
 
 
-def ranking_workbook(scheme_title: str, version: str, entries: list, traces: Mapping, facts: Mapping = None) -> bytes:
+def ranking_workbook(
+    scheme_title: str, version: str, entries: list, traces: Mapping, facts: Mapping = None
+) -> bytes:
     """``traces``: unit code -> stored trace of the score the ranking used."""
     wb = Workbook()
     _styles(wb)
@@ -170,12 +229,20 @@ def ranking_workbook(scheme_title: str, version: str, entries: list, traces: Map
     ranking_sheet(ws, scheme_title, version, entries)
     taken = {"排名"}
     for e in entries:
-        unit_sheet(wb.create_sheet(sheet_name(e["unit"], taken)), scheme_title, e["unit"], traces[e["unit_code"]], e,
-                   facts)
+        unit_sheet(
+            wb.create_sheet(sheet_name(e["unit"], taken)),
+            scheme_title,
+            e["unit"],
+            traces[e["unit_code"]],
+            e,
+            facts,
+        )
     return _save(wb)
 
 
-def unit_workbook(scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None) -> bytes:
+def unit_workbook(
+    scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
+) -> bytes:
     wb = Workbook()
     _styles(wb)
     ws = wb.active

@@ -13,13 +13,14 @@ so the error beside the field is the domain's own message.  The posted strings
 are kept as they were typed, so nothing is lost when the form comes back with
 errors.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Mapping, Optional
 
 from service.domain.facts import allowed
 from service.domain.model import FactSpec, Scheme
@@ -84,8 +85,8 @@ class Section:
     id: str
     title: str
     kind: str
-    points: Optional[Decimal]
-    cap: Optional[Decimal]
+    points: Decimal | None
+    cap: Decimal | None
     depth: int
     clauses: list = field(default_factory=list)
     continued: bool = False  # the parent's clauses after a sub-category
@@ -104,8 +105,17 @@ class FormLayout:
 
 def _field(spec: FactSpec) -> Field:
     kind = "number" if spec.type in NUMBER_TYPES else spec.type
-    return Field(spec.name, spec.label, spec.type, kind, spec.unit, spec.help, allowed(spec), spec.required,
-                 tuple(spec.choices))
+    return Field(
+        spec.name,
+        spec.label,
+        spec.type,
+        kind,
+        spec.unit,
+        spec.help,
+        allowed(spec),
+        spec.required,
+        tuple(spec.choices),
+    )
 
 
 _LAYOUTS: dict[str, FormLayout] = {}
@@ -122,22 +132,36 @@ def layout(scheme: Scheme) -> FormLayout:
         fields[f.name] = f
     sections: list[Section] = []
     position = {cid: i for i, cid in enumerate(scheme.clauses)}
-    for cat, depth, ids, continued in outline(scheme.categories, lambda c: c.id, lambda c: c.children,
-                                               lambda c: c.clauses, position):
-        section = Section(cat.id, cat.title, cat.kind, cat.points, cat.cap, depth, continued=continued)
+    for cat, depth, ids, continued in outline(
+        scheme.categories, lambda c: c.id, lambda c: c.children, lambda c: c.clauses, position
+    ):
+        section = Section(
+            cat.id, cat.title, cat.kind, cat.points, cat.cap, depth, continued=continued
+        )
         sections.append(section)
         for cid in ids:
             clause = scheme.clauses[cid]
-            block = ClauseBlock(clause.id, clause.title, clause.kind, clause.points, clause.source.text,
-                                clause.source.ref, tuple(clause.evidence), tuple(clause.offices),
-                                clause.deadline, clause.note)
+            block = ClauseBlock(
+                clause.id,
+                clause.title,
+                clause.kind,
+                clause.points,
+                clause.source.text,
+                clause.source.ref,
+                tuple(clause.evidence),
+                tuple(clause.offices),
+                clause.deadline,
+                clause.note,
+            )
             own = {f.name for f in clause.facts}
             for spec in clause.facts:
                 block.fields.append(fields.setdefault(spec.name, _field(spec)))
             block.also_reads = [scheme.facts[n] for n in clause.reads if n not in own]
             section.clauses.append(block)
 
-    made = FormLayout(scheme.id, scheme.version, scheme.title, scheme.unit, shared, sections, fields)
+    made = FormLayout(
+        scheme.id, scheme.version, scheme.title, scheme.unit, shared, sections, fields
+    )
     if len(_LAYOUTS) > 64:
         _LAYOUTS.clear()
     _LAYOUTS[scheme.version] = made
@@ -145,6 +169,7 @@ def layout(scheme: Scheme) -> FormLayout:
 
 
 # --- stored values -> form strings --------------------------------------------------------
+
 
 def to_text(value) -> str:
     if value is None:
@@ -158,7 +183,9 @@ def to_text(value) -> str:
 
 def from_submission(facts: Mapping, evidence: Mapping) -> tuple[dict, dict]:
     values = {name: to_text(v) for name, v in (facts or {}).items() if v is not None}
-    refs = {name: "；".join(str(r) for r in items) for name, items in (evidence or {}).items() if items}
+    refs = {
+        name: "；".join(str(r) for r in items) for name, items in (evidence or {}).items() if items
+    }
     return values, refs
 
 
@@ -219,9 +246,13 @@ def parse(form_layout: FormLayout, form: Mapping) -> Posted:
             evidence[name] = typed
             items = [x.strip() for x in _SPLIT.split(typed) if x.strip()]
             if any(len(x) > MAX_EVIDENCE for x in items):
-                problems.setdefault(f"evidence.{name}", []).append(f"每条佐证材料不超过{MAX_EVIDENCE}字")
+                problems.setdefault(f"evidence.{name}", []).append(
+                    f"每条佐证材料不超过{MAX_EVIDENCE}字"
+                )
             elif len(items) > MAX_EVIDENCE_ITEMS:
-                problems.setdefault(f"evidence.{name}", []).append(f"佐证材料不超过{MAX_EVIDENCE_ITEMS}条")
+                problems.setdefault(f"evidence.{name}", []).append(
+                    f"佐证材料不超过{MAX_EVIDENCE_ITEMS}条"
+                )
             refs[name] = items
     reasons = {}
     for name, f in form_layout.fields.items():
@@ -245,11 +276,11 @@ def field_errors(fields: Mapping) -> dict:
     out: dict = {}
     for key, messages in (fields or {}).items():
         if key.startswith("facts."):
-            name = key[len("facts."):]
+            name = key[len("facts.") :]
         elif key.startswith("evidence."):
-            name = "e." + key[len("evidence."):]
+            name = "e." + key[len("evidence.") :]
         elif key.startswith("reasons."):
-            name = "r." + key[len("reasons."):]
+            name = "r." + key[len("reasons.") :]
         elif key == "reason":
             name = "reason"
         elif key == "If-Match":
@@ -258,4 +289,3 @@ def field_errors(fields: Mapping) -> dict:
             name = "_"
         out.setdefault(name, []).extend(messages if isinstance(messages, list) else [str(messages)])
     return out
-

@@ -7,13 +7,14 @@
 - ``rule_words``/``condition_words``: a rule file's rules in plain Chinese;
 - ``when``: times in China Standard Time.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Mapping, Optional
 
 from service.domain.numbers import display, plain
 from service.domain.scoring import value_words
@@ -42,11 +43,12 @@ def when(value) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:  # SQLite gives back naive UTC
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(CST).strftime("%Y-%m-%d %H:%M")
 
 
 # --- categories and clauses in the order of the document -------------------------------------
+
 
 def outline(roots, key, children, own, position) -> list:
     """[(category, depth, [clause ids], continued)] in document order.
@@ -61,15 +63,20 @@ def outline(roots, key, children, own, position) -> list:
     def first_of(cat) -> int:
         k = key(cat)
         if k not in first:
-            first[k] = min([position[c] for c in own(cat)] + [first_of(ch) for ch in children(cat)],
-                           default=len(position))
+            first[k] = min(
+                [position[c] for c in own(cat)] + [first_of(ch) for ch in children(cat)],
+                default=len(position),
+            )
         return first[k]
 
     out: list = []
 
     def walk(cat, depth):
-        items = sorted([(position[c], 0, c) for c in own(cat)] + [(first_of(ch), 1, ch) for ch in children(cat)],
-                       key=lambda item: (item[0], item[1]))
+        items = sorted(
+            [(position[c], 0, c) for c in own(cat)]
+            + [(first_of(ch), 1, ch) for ch in children(cat)],
+            key=lambda item: (item[0], item[1]),
+        )
         run, started = [], False
         for _pos, is_cat, item in items:
             if not is_cat:
@@ -88,6 +95,7 @@ def outline(roots, key, children, own, position) -> list:
 
 
 # --- the explained score ----------------------------------------------------------------------
+
 
 @dataclass
 class ClauseView:
@@ -138,21 +146,31 @@ def score_view(trace: dict, facts: Mapping) -> ScoreView:
     """``facts``: the scheme version's FactSpecs by name (for labels)."""
     views = {}
     for c in trace["clauses"]:
-        views[c["id"]] = ClauseView(c, Decimal(c["points"]), Decimal(c["maximum"]),
-                                    [_label(facts, n) for n in c["missing"]],
-                                    [r for r in c["rules"] if r["fired"]], [r for r in c["rules"] if not r["fired"]],
-                                    [x for x in c["vetoes"] if x["fired"]])
-    blocks = [Block(cat, depth, [views[c] for c in ids], continued)
-              for cat, depth, ids, continued in trace_outline(trace)]
+        views[c["id"]] = ClauseView(
+            c,
+            Decimal(c["points"]),
+            Decimal(c["maximum"]),
+            [_label(facts, n) for n in c["missing"]],
+            [r for r in c["rules"] if r["fired"]],
+            [r for r in c["rules"] if not r["fired"]],
+            [x for x in c["vetoes"] if x["fired"]],
+        )
+    blocks = [
+        Block(cat, depth, [views[c] for c in ids], continued)
+        for cat, depth, ids, continued in trace_outline(trace)
+    ]
     scored = [v for v in views.values() if v.status == "scored"]
     return ScoreView(
-        trace=trace, blocks=blocks, total=Decimal(trace["total"]),
+        trace=trace,
+        blocks=blocks,
+        total=Decimal(trace["total"]),
         incomplete=[v for v in views.values() if v.status == "incomplete"],
         vetoed=[v for v in views.values() if v.status == "vetoed"],
         lost=[v for v in scored if v.data["kind"] == "standard" and v.points < v.maximum],
         no_bonus=[v for v in scored if v.data["kind"] == "bonus" and v.points == 0],
         deducted=[v for v in scored if v.data["kind"] == "deduction" and v.points != 0],
-        missing=[_label(facts, n) for n in trace.get("missing", [])])
+        missing=[_label(facts, n) for n in trace.get("missing", [])],
+    )
 
 
 def trace_outline(trace: dict) -> list:
@@ -164,14 +182,29 @@ def trace_outline(trace: dict) -> list:
     for c in trace["clauses"]:
         own.setdefault(c["category"], []).append(c["id"])
     position = {c["id"]: i for i, c in enumerate(trace["clauses"])}
-    return outline(children.get(None, []), lambda c: c["id"], lambda c: children.get(c["id"], []),
-                   lambda c: own.get(c["id"], []), position)
+    return outline(
+        children.get(None, []),
+        lambda c: c["id"],
+        lambda c: children.get(c["id"], []),
+        lambda c: own.get(c["id"], []),
+        position,
+    )
 
 
 # --- the ranking chart ------------------------------------------------------------------------
 
-PALETTE = ["#2f6db5", "#62a3d9", "#3f9c8f", "#8bbf6a", "#d9a43b", "#8e7cc3", "#c9716b", "#6b8fb3", "#b08d57",
-           "#5f7d95"]
+PALETTE = [
+    "#2f6db5",
+    "#62a3d9",
+    "#3f9c8f",
+    "#8bbf6a",
+    "#d9a43b",
+    "#8e7cc3",
+    "#c9716b",
+    "#6b8fb3",
+    "#b08d57",
+    "#5f7d95",
+]
 BONUS_COLOUR = "#2e9d5b"
 
 
@@ -207,7 +240,9 @@ class Chart:
     row: int
 
 
-def ranking_chart(entries: list, traces: Mapping, point_unit: str, maximum: Decimal) -> Optional[Chart]:
+def ranking_chart(
+    entries: list, traces: Mapping, point_unit: str, maximum: Decimal
+) -> Chart | None:
     """One horizontal bar per unit, one coloured segment per top-level category (bonus green),
     a deduction hatched in red over the end of the bar it takes away from."""
     if not entries:
@@ -231,9 +266,11 @@ def ranking_chart(entries: list, traces: Mapping, point_unit: str, maximum: Deci
     positive = []
     for e in entries:
         tops = [c for c in traces[e["unit_code"]]["categories"] if c["parent"] is None]
-        positive.append(sum((Decimal(c["points"]) for c in tops if Decimal(c["points"]) > 0), Decimal(0)))
+        positive.append(
+            sum((Decimal(c["points"]) for c in tops if Decimal(c["points"]) > 0), Decimal(0))
+        )
     top = max([maximum, *positive]) or Decimal(1)
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10 ** 9) if top / s <= 10)
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if top / s <= 10)
     scale_max = float(((top + step - 1) // step) * step) if top % step else float(top)
     left, plot, row = 190, 700, 30
     width, top_pad = left + plot + 80, 56
@@ -247,21 +284,44 @@ def ranking_chart(entries: list, traces: Mapping, point_unit: str, maximum: Deci
             p = float(Decimal(c["points"]))
             if p > 0:
                 maxi = f"/{pts(c['maximum'])}" if c.get("maximum") is not None else ""
-                segs.append(Segment(left + x * k, p * k, colours[c["id"]],
-                                    f"{c['title']}：{pts(c['points'])}{maxi}{point_unit}"))
+                segs.append(
+                    Segment(
+                        left + x * k,
+                        p * k,
+                        colours[c["id"]],
+                        f"{c['title']}：{pts(c['points'])}{maxi}{point_unit}",
+                    )
+                )
                 x += p
         end = x
         for c in tops:
             p = float(Decimal(c["points"]))
             if p < 0:
                 w = min(-p, end) * k
-                segs.append(Segment(left + end * k - w, w, colours[c["id"]],
-                                    f"{c['title']}：{pts(c['points'])}{point_unit}", deduction=True))
+                segs.append(
+                    Segment(
+                        left + end * k - w,
+                        w,
+                        colours[c["id"]],
+                        f"{c['title']}：{pts(c['points'])}{point_unit}",
+                        deduction=True,
+                    )
+                )
                 end += p
         grade = e.get("grade") or ""
         extra = "·".join(e.get("distinctions") or [])
         note = " ".join(x for x in (grade, extra) if x)
-        bars.append(Bar(top_pad + n * row, e["unit"], e["rank"], pts(e["total"]), left + max(x, 0) * k, segs, note))
+        bars.append(
+            Bar(
+                top_pad + n * row,
+                e["unit"],
+                e["rank"],
+                pts(e["total"]),
+                left + max(x, 0) * k,
+                segs,
+                note,
+            )
+        )
     ticks = []
     t = 0
     while t <= scale_max + 1e-9:
@@ -274,8 +334,22 @@ def ranking_chart(entries: list, traces: Mapping, point_unit: str, maximum: Deci
 # --- rules in words -----------------------------------------------------------------------------
 
 _TOKEN = re.compile(r'"[^"]*"|\'[^\']*\'|[A-Za-z_][A-Za-z0-9_]*|>=|<=|==|!=|[<>]|\S')
-_OPS = {"and": "且", "or": "或", "not": "并非", "true": "是", "false": "否", ">=": "≥", "<=": "≤", "==": "等于",
-        "!=": "不等于", ">": "＞", "<": "＜", "*": "×", "/": "÷", "-": "−"}
+_OPS = {
+    "and": "且",
+    "or": "或",
+    "not": "并非",
+    "true": "是",
+    "false": "否",
+    ">=": "≥",
+    "<=": "≤",
+    "==": "等于",
+    "!=": "不等于",
+    ">": "＞",
+    "<": "＜",
+    "*": "×",
+    "/": "÷",
+    "-": "−",
+}
 
 
 def condition_words(text: str, facts: Mapping) -> str:
@@ -310,11 +384,19 @@ def humanize(text: str, facts: Mapping) -> str:
         if names and all(n in facts for n in names):
             return condition_words(expr, facts)
         return m.group(0)
+
     return _QUOTED.sub(one, text)
 
 
-RULE_KIND_WORDS = {"fixed": "固定分值", "bands": "分档计分", "per_unit": "按件计分", "steps": "按幅度计分",
-                   "scaled": "折算", "assessed": "评审给分", "maturity": "成熟度"}
+RULE_KIND_WORDS = {
+    "fixed": "固定分值",
+    "bands": "分档计分",
+    "per_unit": "按件计分",
+    "steps": "按幅度计分",
+    "scaled": "折算",
+    "assessed": "评审给分",
+    "maturity": "成熟度",
+}
 
 
 def _signed(amount: Decimal, u: str) -> str:
@@ -336,8 +418,10 @@ def rule_words(rule, clause, facts: Mapping, u: str) -> str:
         how = f"每满{plain(rule.step)}" if rule.whole_steps else f"每{plain(rule.step)}（按比例）"
         return f"{cond}按{measure}，{how}{_signed(rule.each, u)}{cap}"
     if rule.kind == "scaled":
-        return (f"{cond}{_label(facts, rule.value)}（满分{plain(rule.scale_from)}）折算为本项分值："
-                f"×{plain(rule.scale_to)}÷{plain(rule.scale_from)}")
+        return (
+            f"{cond}{_label(facts, rule.value)}（满分{plain(rule.scale_from)}）折算为本项分值："
+            f"×{plain(rule.scale_to)}÷{plain(rule.scale_from)}"
+        )
     if rule.kind == "assessed":
         why = f"，并在「{_label(facts, rule.reason)}」中写明理由" if rule.reason else ""
         return f"{cond}评审在本项分值内给分（「{_label(facts, rule.value)}」）{why}"
@@ -347,13 +431,16 @@ def rule_words(rule, clause, facts: Mapping, u: str) -> str:
 
 
 def facts_words(values: Mapping, facts: Mapping) -> str:
-    return "，".join(f"{_label(facts, n)}＝{num(v)}{facts[n].unit if n in facts and v is not None else ''}"
-                    for n, v in values.items())
+    return "，".join(
+        f"{_label(facts, n)}＝{num(v)}{facts[n].unit if n in facts and v is not None else ''}"
+        for n, v in values.items()
+    )
 
 
 def fact_words(spec) -> str:
     """A fact's type and range in words, for the rules page."""
     from service.domain.facts import allowed
+
     unit = f"（{spec.unit}）" if spec.unit and spec.type in ("number", "integer", "percent") else ""
     return allowed(spec) + unit + ("" if spec.required else "，可不填")
 

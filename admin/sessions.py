@@ -13,6 +13,7 @@ on one host share sessions safely.  A session expires after
 ``ADMIN_SESSION_HOURS`` idle hours, and expired files are pruned from time to
 time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,6 +36,7 @@ class ServerSession(CallbackDict, SessionMixin):
     def __init__(self, initial=None, sid: str | None = None, seen: float = 0.0):
         def on_update(_self):
             _self.modified = True
+
         super().__init__(initial or {}, on_update)
         self.sid = sid
         self.seen = seen
@@ -127,9 +129,14 @@ class FileSessionInterface(SessionInterface):
             if session.sid:
                 self._delete(session.sid)
             if session.sid or session.discarded:
-                response.delete_cookie(name, domain=domain, path=path,
-                                       secure=self.get_cookie_secure(app), httponly=True,
-                                       samesite=self.get_cookie_samesite(app))
+                response.delete_cookie(
+                    name,
+                    domain=domain,
+                    path=path,
+                    secure=self.get_cookie_secure(app),
+                    httponly=True,
+                    samesite=self.get_cookie_samesite(app),
+                )
             return
         now = time.time()
         if not session.modified and session.sid and now - session.seen < TOUCH_AFTER:
@@ -140,7 +147,13 @@ class FileSessionInterface(SessionInterface):
             self._prune(self._idle(app))
         self._write(session.sid, {"data": dict(session), "seen": now})
         if fresh:
-            response.set_cookie(name, session.sid, domain=domain, path=path,
-                                httponly=True, secure=self.get_cookie_secure(app),
-                                samesite=self.get_cookie_samesite(app))
+            response.set_cookie(
+                name,
+                session.sid,
+                domain=domain,
+                path=path,
+                httponly=True,
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+            )
         response.vary.add("Cookie")

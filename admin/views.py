@@ -3,15 +3,26 @@
 Access control is the service's: an operation refused raises ``ApiError``
 (403 for a submitter on another unit's page), shown here as a page in Chinese.
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -24,14 +35,21 @@ from .auth import authenticate, ctx, current_actor, current_person, safe_next, s
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("admin_web", __name__, url_prefix="/admin", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+bp = Blueprint(
+    "admin_web",
+    __name__,
+    url_prefix="/admin",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 PUBLIC = {"admin_web.login", "admin_web.static"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # --- every request ---------------------------------------------------------------------------
+
 
 @bp.before_request
 def _guard():
@@ -47,9 +65,11 @@ def _headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                                "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
     return response
 
 
@@ -79,40 +99,71 @@ def _num(value):
 
 
 def _error_page(status: int, title: str, message: str, fields=None, incident=None):
-    return render_template("admin/error.html", status=status, title=title, message=message,
-                           fields=fields or {}, incident=incident), status
+    return render_template(
+        "admin/error.html",
+        status=status,
+        title=title,
+        message=message,
+        fields=fields or {},
+        incident=incident,
+    ), status
 
 
 @bp.errorhandler(ApiError)
 def _api_error(err: ApiError):
-    titles = {401: "请先登录", 403: "没有权限", 404: "没有找到", 409: "数据已被他人更新", 422: "内容有误",
-              503: "评分引擎暂时不可用"}
+    titles = {
+        401: "请先登录",
+        403: "没有权限",
+        404: "没有找到",
+        409: "数据已被他人更新",
+        422: "内容有误",
+        503: "评分引擎暂时不可用",
+    }
     if err.status == 401:
         return redirect(url_for("admin_web.login", next=request.full_path.rstrip("?")))
-    return _error_page(err.status, titles.get(err.status, "出错了"), err.message, err.fields, err.incident)
+    return _error_page(
+        err.status, titles.get(err.status, "出错了"), err.message, err.fields, err.incident
+    )
 
 
 @bp.errorhandler(CSRFError)
 def _csrf_error(err: CSRFError):
-    return _error_page(400, "页面已过期或来源不明",
-                       "为保护您的账号，本次提交没有被接受（缺少或不匹配的安全令牌）。"
-                       "请返回上一页，刷新后再提交；如已退出登录，请重新登录。")
+    return _error_page(
+        400,
+        "页面已过期或来源不明",
+        "为保护您的账号，本次提交没有被接受（缺少或不匹配的安全令牌）。"
+        "请返回上一页，刷新后再提交；如已退出登录，请重新登录。",
+    )
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException):
-    words = {400: "请求有误", 403: "没有权限", 404: "没有找到这个页面", 405: "不支持这种操作", 413: "提交的内容过大"}
-    return _error_page(err.code or 500, words.get(err.code, "出错了"), words.get(err.code, err.description or ""))
+    words = {
+        400: "请求有误",
+        403: "没有权限",
+        404: "没有找到这个页面",
+        405: "不支持这种操作",
+        413: "提交的内容过大",
+    }
+    return _error_page(
+        err.code or 500, words.get(err.code, "出错了"), words.get(err.code, err.description or "")
+    )
 
 
 @bp.errorhandler(Exception)
 def _unexpected(err: Exception):
     incident = uuid.uuid4().hex[:12]
     log.exception("incident %s: unexpected error on an admin page", incident)
-    return _error_page(500, "服务内部错误", "页面生成时出错，已记录。请稍后再试，或把事件编号告诉管理员。", incident=incident)
+    return _error_page(
+        500,
+        "服务内部错误",
+        "页面生成时出错，已记录。请稍后再试，或把事件编号告诉管理员。",
+        incident=incident,
+    )
 
 
 # --- sign-in ------------------------------------------------------------------------------------
+
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
@@ -121,8 +172,9 @@ def login():
         username = request.form.get("username", "").strip()
         user_id = authenticate(username, request.form.get("password", ""))
         if user_id is None:
-            return render_template("admin/login.html", username=username, target=target,
-                                   error="用户名或密码不对"), 401
+            return render_template(
+                "admin/login.html", username=username, target=target, error="用户名或密码不对"
+            ), 401
         sign_in(user_id)
         return redirect(target or url_for("admin_web.index"))
     if current_person() is not None:
@@ -138,13 +190,16 @@ def logout():
 
 # --- home and units ---------------------------------------------------------------------------
 
+
 @bp.get("/")
 def index():
     me = current_person()
     if me.actor.role == "submitter":
         return redirect(url_for("admin_web.unit", code=me.unit_code))
     units = ops.list_units(ctx(), me.actor)
-    return render_template("admin/index.html", units=units, schemes=ctx().registry.schemes().values())
+    return render_template(
+        "admin/index.html", units=units, schemes=ctx().registry.schemes().values()
+    )
 
 
 @bp.get("/units/<code>")
@@ -161,22 +216,51 @@ def unit(code):
 
 # --- fact entry ----------------------------------------------------------------------------------
 
+
 def _draft_key(code, scheme_id):
     return f"{code}|{scheme_id}"
 
 
-def _facts_page(unit, scheme, rows, values, evidence, reason, base, errors=None, status=200, notice=None,
-                draft=None, conflict=None, reasons=None):
+def _facts_page(
+    unit,
+    scheme,
+    rows,
+    values,
+    evidence,
+    reason,
+    base,
+    errors=None,
+    status=200,
+    notice=None,
+    draft=None,
+    conflict=None,
+    reasons=None,
+):
     me = current_person()
     latest = rows[-1] if rows else None
     can_self = me.can("submissions.write.self")
     can_review = me.can("submissions.write.review")
-    return render_template("admin/facts.html", unit=unit, scheme=scheme, layout=forms.layout(scheme), rows=rows,
-                           latest=latest, values=values, evidence=evidence, reason=reason, reasons=reasons or {},
-                           base=base,
-                           errors=errors or {}, notice=notice, draft=draft, conflict=conflict,
-                           can_self=can_self, can_review=can_review, readonly=not (can_self or can_review),
-                           author=ops.author_name(ctx(), latest.author_id) if latest else None), status
+    return render_template(
+        "admin/facts.html",
+        unit=unit,
+        scheme=scheme,
+        layout=forms.layout(scheme),
+        rows=rows,
+        latest=latest,
+        values=values,
+        evidence=evidence,
+        reason=reason,
+        reasons=reasons or {},
+        base=base,
+        errors=errors or {},
+        notice=notice,
+        draft=draft,
+        conflict=conflict,
+        can_self=can_self,
+        can_review=can_review,
+        readonly=not (can_self or can_review),
+        author=ops.author_name(ctx(), latest.author_id) if latest else None,
+    ), status
 
 
 @bp.get("/units/<code>/schemes/<scheme_id>/facts")
@@ -188,11 +272,28 @@ def facts(code, scheme_id):
     latest = rows[-1] if rows else None
     draft = session.get("drafts", {}).get(_draft_key(code, scheme_id))
     if draft and not request.args.get("fresh"):
-        return _facts_page(unit, scheme, rows, draft["values"], draft["evidence"], draft["reason"],
-                           latest.version if latest else 0, draft=draft, reasons=draft.get("reasons"))
+        return _facts_page(
+            unit,
+            scheme,
+            rows,
+            draft["values"],
+            draft["evidence"],
+            draft["reason"],
+            latest.version if latest else 0,
+            draft=draft,
+            reasons=draft.get("reasons"),
+        )
     values, evidence = forms.from_submission(latest.facts, latest.evidence) if latest else ({}, {})
-    return _facts_page(unit, scheme, rows, values, evidence, "", latest.version if latest else 0,
-                       draft=draft if draft else None)
+    return _facts_page(
+        unit,
+        scheme,
+        rows,
+        values,
+        evidence,
+        "",
+        latest.version if latest else 0,
+        draft=draft if draft else None,
+    )
 
 
 @bp.post("/units/<code>/schemes/<scheme_id>/facts")
@@ -210,9 +311,14 @@ def save_facts(code, scheme_id):
     if action == "draft":
         ops.history(ctx(), actor, code, scheme_id)  # may this user see this unit's facts at all?
         drafts = dict(session.get("drafts", {}))
-        drafts[key] = {"values": posted.values, "evidence": posted.evidence, "reason": posted.reason,
-                       "reasons": posted.reasons,
-                       "base": posted.base, "saved": present.when(datetime.now(timezone.utc))}
+        drafts[key] = {
+            "values": posted.values,
+            "evidence": posted.evidence,
+            "reason": posted.reason,
+            "reasons": posted.reasons,
+            "base": posted.base,
+            "saved": present.when(datetime.now(UTC)),
+        }
         session["drafts"] = drafts
         flash("草稿已保存（只保存在本次登录中，尚未提交）。", "ok")
         return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id) + "#top")
@@ -221,22 +327,44 @@ def save_facts(code, scheme_id):
     try:
         if posted.problems:
             raise ApiError(422, "invalid_form", "有内容超过长度限制", posted.problems)
-        row = ops.submit(ctx(), actor, code, scheme_id, action, posted.facts, posted.refs, posted.reason,
-                         ops.etag(posted.base), posted.reasons)
+        row = ops.submit(
+            ctx(),
+            actor,
+            code,
+            scheme_id,
+            action,
+            posted.facts,
+            posted.refs,
+            posted.reason,
+            ops.etag(posted.base),
+            posted.reasons,
+        )
     except ApiError as err:
         if err.status not in (409, 422, 428):
             raise
         rows = ops.history(ctx(), actor, code, scheme_id)
         conflict = rows[-1] if err.status in (409, 428) and rows else None
-        return _facts_page(unit, scheme, rows, posted.values, posted.evidence, posted.reason, posted.base,
-                           errors=forms.field_errors(err.fields), status=err.status, notice=err.message,
-                           conflict=conflict, reasons=posted.reasons)
+        return _facts_page(
+            unit,
+            scheme,
+            rows,
+            posted.values,
+            posted.evidence,
+            posted.reason,
+            posted.base,
+            errors=forms.field_errors(err.fields),
+            status=err.status,
+            notice=err.message,
+            conflict=conflict,
+            reasons=posted.reasons,
+        )
     session["drafts"] = {k: v for k, v in session.get("drafts", {}).items() if k != key}
     flash(f"已提交第{row.version}版（{present.ROLE_WORDS[row.role]}）。", "ok")
     return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))
 
 
 # --- explained score ------------------------------------------------------------------------------
+
 
 @bp.get("/units/<code>/schemes/<scheme_id>/score")
 def score(code, scheme_id):
@@ -245,7 +373,11 @@ def score(code, scheme_id):
     scores = ops.list_scores(ctx(), actor, code, scheme_id)
     rows = ops.history(ctx(), actor, code, scheme_id)
     wanted = request.args.get("id", type=int)
-    row = next((s for s in scores if s.id == wanted), None) if wanted else (scores[-1] if scores else None)
+    row = (
+        next((s for s in scores if s.id == wanted), None)
+        if wanted
+        else (scores[-1] if scores else None)
+    )
     if wanted and row is None:
         abort(404)
     scheme = ops.current_scheme(ctx(), scheme_id)
@@ -253,12 +385,29 @@ def score(code, scheme_id):
     if row is not None:
         facts = ops.scheme_by_version(ctx(), row.rules_version).facts
         view = present.score_view(row.trace, facts)
-        if scheme.grading.method == "rank" and current_person().can("ranking.read"):  # the grade needs the ranking
-            standing = next((e for e in ops.ranking(ctx(), actor, scheme_id)["entries"] if e["score_id"] == row.id),
-                            None)
-    return render_template("admin/score.html", unit=unit, scheme=scheme, row=row, view=view, scores=scores,
-                           latest=rows[-1] if rows else None, standing=standing, F=facts if row else {},
-                           computed_by=ops.author_name(ctx(), row.computed_by) if row else None)
+        if scheme.grading.method == "rank" and current_person().can(
+            "ranking.read"
+        ):  # the grade needs the ranking
+            standing = next(
+                (
+                    e
+                    for e in ops.ranking(ctx(), actor, scheme_id)["entries"]
+                    if e["score_id"] == row.id
+                ),
+                None,
+            )
+    return render_template(
+        "admin/score.html",
+        unit=unit,
+        scheme=scheme,
+        row=row,
+        view=view,
+        scores=scores,
+        latest=rows[-1] if rows else None,
+        standing=standing,
+        F=facts if row else {},
+        computed_by=ops.author_name(ctx(), row.computed_by) if row else None,
+    )
 
 
 @bp.post("/units/<code>/schemes/<scheme_id>/score")
@@ -274,23 +423,35 @@ def score_xlsx(code, scheme_id):
     unit = ops.read_unit(ctx(), actor, code)
     scores = ops.list_scores(ctx(), actor, code, scheme_id)
     wanted = request.args.get("id", type=int)
-    row = next((s for s in scores if s.id == wanted), None) if wanted else (scores[-1] if scores else None)
+    row = (
+        next((s for s in scores if s.id == wanted), None)
+        if wanted
+        else (scores[-1] if scores else None)
+    )
     if row is None:
         abort(404)
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
-    data = export.unit_workbook(row.trace["scheme_title"], unit.name, row.trace,
-                                {"submission_version": row.submission_version}, facts)
+    data = export.unit_workbook(
+        row.trace["scheme_title"],
+        unit.name,
+        row.trace,
+        {"submission_version": row.submission_version},
+        facts,
+    )
     return _download(data, f"{unit.name}-{scheme_id}-得分.xlsx")
 
 
 def _download(data: bytes, filename: str) -> Response:
     response = Response(data, mimetype=XLSX)
-    response.headers["Content-Disposition"] = (f"attachment; filename=\"{filename.encode('ascii', 'ignore').decode() or 'scores.xlsx'}\"; "
-                                               f"filename*=UTF-8''{quote(filename)}")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{filename.encode("ascii", "ignore").decode() or "scores.xlsx"}"; '
+        f"filename*=UTF-8''{quote(filename)}"
+    )
     return response
 
 
 # --- history ---------------------------------------------------------------------------------------
+
 
 @bp.get("/units/<code>/schemes/<scheme_id>/history")
 def history(code, scheme_id):
@@ -302,16 +463,28 @@ def history(code, scheme_id):
     b = request.args.get("to", type=int) or (rows[-1].version if len(rows) > 1 else None)
     diff = ops.compare(ctx(), actor, code, scheme_id, a, b) if a and b else None
     authors = {r.author_id: ops.author_name(ctx(), r.author_id) for r in rows}
-    return render_template("admin/history.html", unit=unit, scheme=scheme, rows=rows, diff=diff, a=a, b=b,
-                           authors=authors)
+    return render_template(
+        "admin/history.html",
+        unit=unit,
+        scheme=scheme,
+        rows=rows,
+        diff=diff,
+        a=a,
+        b=b,
+        authors=authors,
+    )
 
 
 # --- ranking -----------------------------------------------------------------------------------------
 
+
 def _ranking_with_traces(scheme_id):
     actor = current_actor()
     ranking = ops.ranking(ctx(), actor, scheme_id)
-    traces = {e["unit_code"]: ops.get_score(ctx(), actor, e["score_id"])[0].trace for e in ranking["entries"]}
+    traces = {
+        e["unit_code"]: ops.get_score(ctx(), actor, e["score_id"])[0].trace
+        for e in ranking["entries"]
+    }
     return ranking, traces
 
 
@@ -327,33 +500,49 @@ def ranking(scheme_id):
 def ranking_xlsx(scheme_id):
     data, traces = _ranking_with_traces(scheme_id)
     scheme = ops.current_scheme(ctx(), scheme_id)
-    return _download(export.ranking_workbook(scheme.title, data["version"], data["entries"], traces, scheme.facts),
-                     f"{scheme_id}-考核结果.xlsx")
+    return _download(
+        export.ranking_workbook(
+            scheme.title, data["version"], data["entries"], traces, scheme.facts
+        ),
+        f"{scheme_id}-考核结果.xlsx",
+    )
 
 
 # --- rules ----------------------------------------------------------------------------------------------
+
 
 @bp.get("/schemes/<scheme_id>/rules")
 def scheme_rules(scheme_id):
     actor = current_actor()
     check(ctx().db, actor, "schemes.read", f"scheme:{scheme_id}")
     scheme = ops.current_scheme(ctx(), scheme_id)
-    return render_template("admin/scheme_rules.html", scheme=scheme, words=present, layout=forms.layout(scheme))
+    return render_template(
+        "admin/scheme_rules.html", scheme=scheme, words=present, layout=forms.layout(scheme)
+    )
 
 
 def _rules_files() -> dict:
     root = Path(ctx().registry.rules_dir)
-    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
-            for p in sorted(root.rglob("*.y*ml")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(root.rglob("*.y*ml"))
+        if p.is_file()
+    }
 
 
 def _rules_page(check_result=None, reload_result=None, reload_errors=None, status=200):
     versions = ops.rule_versions(ctx(), current_actor())
     schemes = ctx().registry.schemes().values()
-    return render_template("admin/rules.html", versions=versions, schemes=schemes, serving={s.version for s in schemes},
-                           rules_dir=str(ctx().registry.rules_dir).rstrip("/") + "/",
-                           check_result=check_result, reload_result=reload_result,
-                           reload_errors=reload_errors), status
+    return render_template(
+        "admin/rules.html",
+        versions=versions,
+        schemes=schemes,
+        serving={s.version for s in schemes},
+        rules_dir=str(ctx().registry.rules_dir).rstrip("/") + "/",
+        check_result=check_result,
+        reload_result=reload_result,
+        reload_errors=reload_errors,
+    ), status
 
 
 @bp.get("/rules")

@@ -3,6 +3,7 @@
 Points and decimal facts travel as JSON numbers on the way in (parsed as
 exact decimals) and as strings of exact digits on the way out ("3.625").
 """
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from service.db import UNIT_CODE_PATTERN, is_unit_code
@@ -36,9 +37,15 @@ class ErrorBody(Schema):
     status = fields.Integer(required=True)
     code = fields.String(required=True, metadata={"description": "机器可读的错误代码"})
     message = fields.String(required=True, metadata={"description": "给人看的说明"})
-    incident = fields.String(allow_none=True, metadata={"description": "服务端事件编号（引擎故障等）"})
-    field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields",
-                               metadata={"description": "出错的字段及其说明"})
+    incident = fields.String(
+        allow_none=True, metadata={"description": "服务端事件编号（引擎故障等）"}
+    )
+    field_errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        data_key="fields",
+        metadata={"description": "出错的字段及其说明"},
+    )
 
 
 class Error(Schema):
@@ -124,11 +131,16 @@ class EvaluateRequest(Schema):
 
 class ScoreTrace(Schema):
     # the readable text of the same trace is the text/plain representation (Accept: text/plain)
-    result = fields.Dict(required=True, metadata={"description": "结构化的计分轨迹（每条规则、每个条款都有文字说明）"})
+    result = fields.Dict(
+        required=True,
+        metadata={"description": "结构化的计分轨迹（每条规则、每个条款都有文字说明）"},
+    )
 
 
 class UnitIn(Schema):
-    code = fields.String(required=True, validate=_unit_code, metadata={"pattern": UNIT_CODE_PATTERN})
+    code = fields.String(
+        required=True, validate=_unit_code, metadata={"pattern": UNIT_CODE_PATTERN}
+    )
     name = Text(required=True, validate=validate.Length(min=1, max=200))
     kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
     district = Text(required=True, validate=validate.Length(min=1, max=100))
@@ -142,16 +154,32 @@ class UnitOut(Schema):
 
 
 class SubmissionIn(Schema):
-    role = fields.String(required=True, validate=validate.OneOf(ROLE_CHOICES),
-                         metadata={"description": "self 自评；review 评审"})
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(ROLE_CHOICES),
+        metadata={"description": "self 自评；review 评审"},
+    )
     facts = fields.Dict(required=True)  # checked against the scheme by the core, as for evaluate
-    evidence = fields.Dict(keys=Text(), values=fields.List(Text(validate=validate.Length(max=500))),
-                           load_default=dict, metadata={"description": "事实名到佐证材料编号或链接"})
-    reason = Text(load_default="", validate=validate.Length(max=2000),
-                  metadata={"description": "更正理由：更正已提交的事实时，改动的每一项要么在 reasons 中有自己的理由，"
-                                           "要么由这里的总理由说明"})
-    reasons = fields.Dict(keys=Text(), values=Text(validate=validate.Length(max=500)), load_default=dict,
-                          metadata={"description": "事实名到该项的更正理由"})
+    evidence = fields.Dict(
+        keys=Text(),
+        values=fields.List(Text(validate=validate.Length(max=500))),
+        load_default=dict,
+        metadata={"description": "事实名到佐证材料编号或链接"},
+    )
+    reason = Text(
+        load_default="",
+        validate=validate.Length(max=2000),
+        metadata={
+            "description": "更正理由：更正已提交的事实时，改动的每一项要么在 reasons 中有自己的理由，"
+            "要么由这里的总理由说明"
+        },
+    )
+    reasons = fields.Dict(
+        keys=Text(),
+        values=Text(validate=validate.Length(max=500)),
+        load_default=dict,
+        metadata={"description": "事实名到该项的更正理由"},
+    )
 
 
 class SubmissionOut(Schema):
@@ -181,8 +209,11 @@ class CompareArgs(Schema):
 
 
 class ScoreRequest(Schema):
-    submission_version = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1),
-                                        metadata={"description": "默认用最新一版提交"})
+    submission_version = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "默认用最新一版提交"},
+    )
 
 
 class ScoreOut(Schema):
@@ -197,7 +228,9 @@ class ScoreOut(Schema):
     engine_version = fields.String()
     computed_by = fields.String()
     created_at = fields.DateTime()
-    trace = fields.Dict(metadata={"description": "完整的计分轨迹；可读文字用 Accept: text/plain 取得"})
+    trace = fields.Dict(
+        metadata={"description": "完整的计分轨迹；可读文字用 Accept: text/plain 取得"}
+    )
 
 
 class ReplayOut(Schema):
@@ -217,9 +250,15 @@ class RankingOut(Schema):
 
 
 class RulesValidateIn(Schema):
-    files = fields.Dict(keys=Text(), values=Text(), required=True,
-                        validate=validate.Length(min=1, max=1000),
-                        metadata={"description": "细则文件夹内的相对路径到文件内容，如 scheme.yaml、clauses/01-x.yaml"})
+    files = fields.Dict(
+        keys=Text(),
+        values=Text(),
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={
+            "description": "细则文件夹内的相对路径到文件内容，如 scheme.yaml、clauses/01-x.yaml"
+        },
+    )
 
 
 class RulesValidateOut(Schema):
@@ -230,7 +269,9 @@ class RulesValidateOut(Schema):
 
 class ReloadOut(Schema):
     changes = fields.Dict(metadata={"description": "细则编号到 {from, to}：变化前后的版本"})
-    rule_set = fields.Integer(metadata={"description": "现行规则集的编号（每个工作进程都按它计分）"})
+    rule_set = fields.Integer(
+        metadata={"description": "现行规则集的编号（每个工作进程都按它计分）"}
+    )
 
 
 class RuleVersionOut(Schema):

@@ -6,6 +6,7 @@ environment (``service.config``), the database adapter, the rules registry
 pool per process, started on first use so it survives gunicorn's fork), the
 API blueprints and the admin pages, one JSON error shape, and the CLI.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,11 @@ class LazyEnginePool:
             with self._lock:
                 if self._pool is None or self._pid != os.getpid():
                     from service.engine.pool import EnginePool
+
                     # no awake waiting in a server: its CPU belongs to the other requests
-                    self._pool = EnginePool(size=self.workers, deadline=self.deadline, spin=0, worker_spin=0)
+                    self._pool = EnginePool(
+                        size=self.workers, deadline=self.deadline, spin=0, worker_spin=0
+                    )
                     self._pid = os.getpid()
                     for key in self._retired:
                         self._pool.retire(key)
@@ -39,6 +43,7 @@ class LazyEnginePool:
     @property
     def name(self) -> str:
         from service.engine.pool import EnginePool
+
         return EnginePool.name
 
     def match(self, scheme, batch):
@@ -65,14 +70,17 @@ def create_app(settings=None, engine=None) -> Flask:
     from sqlalchemy import inspect
 
     from admin import init_app as init_admin_pages
+
     from . import errors
-    from .api import admin as admin_api, schemes as schemes_api, units as units_api
+    from .api import admin as admin_api
+    from .api import schemes as schemes_api
+    from .api import units as units_api
     from .config import from_environment
     from .db import Database
     from .jsonio import ExactJSON
     from .operations import Context, publish_rules, sync_rules
-    from .rulefiles import RuleSetError
     from .registry import Registry
+    from .rulefiles import RuleSetError
 
     settings = settings or from_environment()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
@@ -94,10 +102,17 @@ def create_app(settings=None, engine=None) -> Flask:
     engine = engine or LazyEnginePool(settings.engine_workers, settings.engine_deadline)
     registry = Registry(settings.rules_dir, engine=engine)
     db = Database(settings.database_url)
-    ctx = Context(db=db, registry=registry, engine=engine, rules_check_seconds=settings.rules_check_seconds,
-                  pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")))
+    ctx = Context(
+        db=db,
+        registry=registry,
+        engine=engine,
+        rules_check_seconds=settings.rules_check_seconds,
+        pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")),
+    )
     app.extensions["scoring"] = ctx
-    migrated = inspect(db.engine).has_table("rule_sets")  # not yet when the app is built for db-upgrade
+    migrated = inspect(db.engine).has_table(
+        "rule_sets"
+    )  # not yet when the app is built for db-upgrade
     try:
         registry.reload()  # a start publishes the rules directory, as a reload does
     except RuleSetError as err:
@@ -107,7 +122,9 @@ def create_app(settings=None, engine=None) -> Flask:
             sync_rules(ctx, force=True)
         if registry.generation is None:  # no rule set in force to serve instead
             raise
-        logging.getLogger(__name__).error("规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err)
+        logging.getLogger(__name__).error(
+            "规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err
+        )
     else:
         if migrated:
             publish_rules(ctx)
@@ -125,6 +142,7 @@ def create_app(settings=None, engine=None) -> Flask:
     init_admin_pages(app)  # the admin web pages under /admin (admin/)
 
     if migrated:
+
         @app.before_request
         def _serve_the_rule_set_in_force():
             sync_rules(ctx)  # at most every SCORING_RULES_CHECK_SECONDS
@@ -134,5 +152,6 @@ def create_app(settings=None, engine=None) -> Flask:
         return {"status": "ok", "schemes": len(registry.schemes()), "rule_set": registry.generation}
 
     from .commands import register_commands
+
     register_commands(app)
     return app

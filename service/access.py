@@ -10,12 +10,12 @@ Roles:
 ``PERMISSIONS`` is the whole policy; ``tests/api/test_access_matrix.py`` walks
 every endpoint with every role on its own and on another unit.
 """
+
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Optional
 
 from sqlalchemy import bindparam, select
 
@@ -23,8 +23,13 @@ from .db import Database, JournalEntry, Token, Unit, User
 from .errors import MESSAGES, ApiError
 
 ROLES = ("admin", "editor", "reviewer", "submitter", "auditor")
-ROLE_WORDS = {"admin": "管理员", "editor": "规则编辑", "reviewer": "评审人员", "submitter": "单位填报人",
-              "auditor": "审计人员"}
+ROLE_WORDS = {
+    "admin": "管理员",
+    "editor": "规则编辑",
+    "reviewer": "评审人员",
+    "submitter": "单位填报人",
+    "auditor": "审计人员",
+}
 
 ALL = set(ROLES)
 PERMISSIONS = {
@@ -52,7 +57,7 @@ class Actor:
     user_id: int
     username: str
     role: str
-    unit_id: Optional[int]
+    unit_id: int | None
 
     @property
     def label(self) -> str:
@@ -70,12 +75,14 @@ def new_token(db: Database, user_id: int, label: str = "") -> str:
     return token
 
 
-_ACTOR_OF_TOKEN = (select(User.id, User.username, User.role, User.unit_id)
-                   .join(Token, Token.user_id == User.id)
-                   .where(Token.token_hash == bindparam("token_hash"), User.active.is_(True)))
+_ACTOR_OF_TOKEN = (
+    select(User.id, User.username, User.role, User.unit_id)
+    .join(Token, Token.user_id == User.id)
+    .where(Token.token_hash == bindparam("token_hash"), User.active.is_(True))
+)
 
 
-def actor_for_token(db: Database, token: str) -> Optional[Actor]:
+def actor_for_token(db: Database, token: str) -> Actor | None:
     # runs on every API call: one row of plain columns on a bare connection (no ORM
     # session or identity map), which is a fifth of the cost of loading a User
     with db.engine.connect() as connection:
@@ -83,13 +90,27 @@ def actor_for_token(db: Database, token: str) -> Optional[Actor]:
     return Actor(*row) if row is not None else None
 
 
-def journal(session, actor: Optional[Actor], action: str, target: str, outcome: str, **detail) -> None:
-    session.add(JournalEntry(actor=actor.username if actor else "（未登录）", role=actor.role if actor else "",
-                             action=action, target=target, outcome=outcome, detail=detail))
+def journal(session, actor: Actor | None, action: str, target: str, outcome: str, **detail) -> None:
+    session.add(
+        JournalEntry(
+            actor=actor.username if actor else "（未登录）",
+            role=actor.role if actor else "",
+            action=action,
+            target=target,
+            outcome=outcome,
+            detail=detail,
+        )
+    )
 
 
-def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: Optional[str] = None,
-         status: int = 403):
+def deny(
+    db: Database,
+    actor: Actor | None,
+    action: str,
+    target: str,
+    why: str | None = None,
+    status: int = 403,
+):
     """Record the denial in its own transaction (the request itself will not commit) and raise;
     ``why`` defaults to the service's words for the status (for 401: sign in with a token)."""
     why = why or MESSAGES[status]
@@ -100,15 +121,23 @@ def deny(db: Database, actor: Optional[Actor], action: str, target: str, why: Op
     raise ApiError(403, "forbidden", why)
 
 
-def check(db: Database, actor: Optional[Actor], permission: str, target: str) -> None:
+def check(db: Database, actor: Actor | None, permission: str, target: str) -> None:
     """Allow, or journal the denial and raise 401/403 (a unit submitter's own unit: ``check_own_unit``)."""
     if actor is None:
         deny(db, None, permission, target, status=401)
     if actor.role not in PERMISSIONS[permission]:
-        deny(db, actor, permission, target, f"{ROLE_WORDS.get(actor.role, actor.role)}没有“{permission}”权限")
+        deny(
+            db,
+            actor,
+            permission,
+            target,
+            f"{ROLE_WORDS.get(actor.role, actor.role)}没有“{permission}”权限",
+        )
 
 
-def check_own_unit(db: Database, actor: Actor, permission: str, target: str, unit: Optional[Unit]) -> None:
+def check_own_unit(
+    db: Database, actor: Actor, permission: str, target: str, unit: Unit | None
+) -> None:
     """A unit submitter reaches their own unit only: any other, or one that does not exist (None),
     is the same 403, so the answer never tells which units or scores exist."""
     if actor.role in OWN_UNIT_ONLY and (unit is None or actor.unit_id != unit.id):

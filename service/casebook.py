@@ -5,17 +5,17 @@ scheme file may list whole-scheme cases (total, grade) and ranking cases.
 ``run_cases`` scores every case through the given matcher and reports each
 failure in words a policy officer can act on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
+from service.domain import expressions as ex
 from service.domain.grading import competition_ranks, decide
 from service.domain.model import Scheme
 from service.domain.numbers import plain
 from service.domain.program import SCHEME_GROUP
 from service.domain.scoring import GradeVetoResult, assemble, facts_text, fired_rules, prepare
-from service.domain import expressions as ex
 
 
 @dataclass
@@ -33,7 +33,9 @@ def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
     got = next(r for r in result.clauses if r.id == clause.id)
     problems = []
     if got.points != case.points:
-        problems.append(f"期望{plain(case.points)}分，实得{plain(got.points)}分（{got.explanation}）")
+        problems.append(
+            f"期望{plain(case.points)}分，实得{plain(got.points)}分（{got.explanation}）"
+        )
     if case.fired is not None:
         fired = fired_rules(result)[clause.id]
         if sorted(fired) != sorted(case.fired):
@@ -44,7 +46,9 @@ def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
         chosen = (rule.bands or rule.levels)[outcome.band - 1] if outcome.band else None
         label = chosen.label if chosen else None
         if chosen is None or wanted not in (chosen.label, chosen.range.text):
-            problems.append(f"规则{rid}期望落在“{wanted}”档，实际{'落在“' + (label or chosen.range.text) + '”档' if chosen else '没有落在任何档'}")
+            problems.append(
+                f"规则{rid}期望落在“{wanted}”档，实际{'落在“' + (label or chosen.range.text) + '”档' if chosen else '没有落在任何档'}"
+            )
     if case.status is not None and got.status != case.status:
         problems.append(f"期望状态 {case.status}，实际 {got.status}")
     return problems
@@ -66,23 +70,37 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
     jobs = []  # (file, name, facts, check(fired) -> problems)
     for clause in scheme.clauses.values():
         for case in clause.tests:
-            jobs.append((clause.file, f"{clause.id} {case.name}", case.facts,
-                         lambda fired, clause=clause, case=case: _clause_case(scheme, clause, case, fired)))
+            jobs.append(
+                (
+                    clause.file,
+                    f"{clause.id} {case.name}",
+                    case.facts,
+                    lambda fired, clause=clause, case=case: _clause_case(
+                        scheme, clause, case, fired
+                    ),
+                )
+            )
     sfile = scheme.files[0] if scheme.files else "scheme.yaml"
     for case in scheme.tests:
+
         def check(fired, case=case):
             result = assemble(scheme, case.name, case.facts, fired, "")
             problems = []
             if result.total != case.total:
                 problems.append(f"期望总分{plain(case.total)}，实得{plain(result.total)}")
             if case.grade is not None and result.grade != case.grade:
-                problems.append(f"期望等级{case.grade}，实得{result.grade}（{result.grade_explanation}）")
+                problems.append(
+                    f"期望等级{case.grade}，实得{result.grade}（{result.grade_explanation}）"
+                )
             return problems
+
         jobs.append((sfile, case.name, case.facts, check))
     facts_sets = [prepare(scheme, facts) for _, _, facts, _ in jobs]
     fired = matcher.match(scheme, facts_sets) if jobs else []
-    out = [CaseResult(scheme.id, file, name, not (p := check(hits)), p)
-           for (file, name, _, check), hits in zip(jobs, fired)]
+    out = [
+        CaseResult(scheme.id, file, name, not (p := check(hits)), p)
+        for (file, name, _, check), hits in zip(jobs, fired)
+    ]
     out += _ranking_cases(scheme, matcher, sfile)
     return out
 
@@ -91,7 +109,10 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
     out = []
     for case in scheme.ranking_tests:
         units = list(case.units)
-        batch = [[f for f in prepare(scheme, case.units[u]["facts"]) if f["group"] == SCHEME_GROUP] for u in units]
+        batch = [
+            [f for f in prepare(scheme, case.units[u]["facts"]) if f["group"] == SCHEME_GROUP]
+            for u in units
+        ]
         fired = matcher.match(scheme, batch)
         totals = [case.units[u]["total"] for u in units]
         ranks = competition_ranks(totals)
@@ -102,8 +123,17 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
             for v in scheme.grading.vetoes:
                 if f"{SCHEME_GROUP}/!{v.id}" in hits:
                     used = {n: facts.get(n) for n in ex.names(v.when)}
-                    vetoes.append(GradeVetoResult(v.id, v.effect, v.grade, v.reason, v.when_text, used,
-                                                  facts_text(used, scheme)))
+                    vetoes.append(
+                        GradeVetoResult(
+                            v.id,
+                            v.effect,
+                            v.grade,
+                            v.reason,
+                            v.when_text,
+                            used,
+                            facts_text(used, scheme),
+                        )
+                    )
             grade, distinctions, why = decide(scheme, total, rank, vetoes)
             want = case.expect.get(unit)
             if want is None:
@@ -111,6 +141,8 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
             got = {"rank": rank, "grade": grade, "distinctions": tuple(distinctions)}
             for k, words in (("rank", "名次"), ("grade", "等级"), ("distinctions", "称号")):
                 if want[k] is not None and want[k] != got[k]:
-                    problems.append(f"{unit}：期望{words}{_shown(want[k])}，实得{_shown(got[k])}（{why}）")
+                    problems.append(
+                        f"{unit}：期望{words}{_shown(want[k])}，实得{_shown(got[k])}（{why}）"
+                    )
         out.append(CaseResult(scheme.id, sfile, case.name, not problems, problems))
     return out

@@ -1,10 +1,11 @@
 """Command line: check a rules directory, run its test cases, score a facts file.
 
-    scoring check  [--rules DIR]
-    scoring test   [--rules DIR] [--oracle]
-    scoring score  SCHEME FACTS_FILE [--rules DIR] [--json] [--oracle]
-    scoring bench  [--units N]
+scoring check  [--rules DIR]
+scoring test   [--rules DIR] [--oracle]
+scoring score  SCHEME FACTS_FILE [--rules DIR] [--json] [--oracle]
+scoring bench  [--units N]
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ from service.config import from_environment
 
 
 def _rules_option(f):
-    return click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="规则目录（默认取环境变量 SCORING_RULES_DIR，或项目的 rules/）")(f)
+    return click.option(
+        "--rules",
+        "rules_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="规则目录（默认取环境变量 SCORING_RULES_DIR，或项目的 rules/）",
+    )(f)
 
 
 def _rules(rules_dir):
@@ -29,6 +35,7 @@ def _rules(rules_dir):
 def _load(rules_dir):
     from service.rulefiles import RuleSetError
     from service.rulefiles.loader import load_all
+
     try:
         return load_all(_rules(rules_dir))
     except RuleSetError as err:
@@ -41,8 +48,10 @@ def _load(rules_dir):
 def _matcher(oracle: bool):
     if oracle:
         from service.engine.oracle import OracleMatcher
+
         return OracleMatcher()
     from service.engine.pool import EnginePool
+
     settings = from_environment()
     return EnginePool(size=1, deadline=settings.engine_deadline)
 
@@ -58,7 +67,9 @@ def check(rules_dir):
     """检查规则目录：每个文件的格式、类型、引用与分值合计。"""
     schemes = _load(rules_dir)
     for s in schemes.values():
-        click.echo(f"✓ {s.id}  {s.title}  {len(s.clauses)}个条款  总分{s.total}{s.unit}  版本 {s.version[:16]}")
+        click.echo(
+            f"✓ {s.id}  {s.title}  {len(s.clauses)}个条款  总分{s.total}{s.unit}  版本 {s.version[:16]}"
+        )
     click.echo(f"全部 {len(schemes)} 套细则检查通过。")
 
 
@@ -68,6 +79,7 @@ def check(rules_dir):
 def test_cases(rules_dir, oracle):
     """运行规则文件自带的测试用例。"""
     from service.casebook import run_cases
+
     schemes = _load(rules_dir)
     matcher = _matcher(oracle)
     passed = failed = 0
@@ -95,6 +107,7 @@ def read_facts_file(path: Path) -> dict:
         data = json.loads(text, parse_float=Decimal)
     else:
         from ruamel.yaml import YAML
+
         data = YAML(typ="safe", pure=True).load(text)
         data = _decimals(data)
     if not isinstance(data, dict) or not ("facts" in data or "units" in data):
@@ -126,6 +139,7 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
     from service.domain.grading import rank_units
     from service.domain.scoring import score_units
     from service.domain.trace import render, render_ranking, to_data
+
     schemes = _load(rules_dir)
     scheme = schemes.get(scheme_id)
     if scheme is None:
@@ -141,11 +155,17 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
     finally:
         if hasattr(matcher, "close"):
             matcher.close()
-    entries = rank_units(scheme, results) if len(results) > 1 or scheme.grading.method == "rank" else None
+    entries = (
+        rank_units(scheme, results) if len(results) > 1 or scheme.grading.method == "rank" else None
+    )
     by_unit = {e.unit: e for e in entries} if entries else {}
     if as_json:
-        payload = {"scheme": scheme.id, "version": scheme.version, "results": to_data(results),
-                   "ranking": to_data(entries) if entries else None}
+        payload = {
+            "scheme": scheme.id,
+            "version": scheme.version,
+            "results": to_data(results),
+            "ranking": to_data(entries) if entries else None,
+        }
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     for r in results:
@@ -153,15 +173,6 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
         click.echo("")
     if entries and len(entries) > 1:
         click.echo(render_ranking(entries))
-
-
-@main.command()
-@click.option("--units", default=1000, show_default=True, help="批量评分的单位数")
-@click.option("--runs", default=1000, show_default=True, help="单个单位评分的重复次数")
-def bench(units, runs):
-    """基准测试：加载、编译与评分的耗时（durable-rules 与纯 Python 对照）。"""
-    from service.benchmark import run
-    run(units=units, runs=runs)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,9 @@
 """Flask CLI commands:  flask --app wsgi <command>
 
-    db-upgrade     apply the Alembic migrations (before the workers start)
-    create-user    add a user and print an API token
-    seed-demo      demonstration units, users and scored submissions
+db-upgrade     apply the Alembic migrations (before the workers start)
+create-user    add a user and print an API token
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,15 +19,19 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
 
 
-def add_user(db, username: str, role: str, unit_code: str | None, password: str | None, name: str = "") -> str:
+def add_user(
+    db, username: str, role: str, unit_code: str | None, password: str | None, name: str = ""
+) -> str:
     from .access import ROLES, new_token
     from .db import Unit, User
+
     if role not in ROLES:
         raise click.BadParameter(f"角色应为 {', '.join(ROLES)} 之一")
     with db.transaction() as s:
@@ -36,23 +40,18 @@ def add_user(db, username: str, role: str, unit_code: str | None, password: str 
             raise click.BadParameter(f"没有代码为 {unit_code} 的单位")
         if role == "submitter" and unit is None:
             raise click.BadParameter("单位填报人须指定 --unit")
-        user = User(username=username, display_name=name or username, role=role,
-                    unit_id=unit.id if unit else None,
-                    password_hash=generate_password_hash(password) if password else None, active=True)
+        user = User(
+            username=username,
+            display_name=name or username,
+            role=role,
+            unit_id=unit.id if unit else None,
+            password_hash=generate_password_hash(password) if password else None,
+            active=True,
+        )
         s.add(user)
         s.flush()
         user_id = user.id
     return new_token(db, user_id, "cli")
-
-
-DEMO_UNITS = [  # code, name, kind; their facts come from examples/baoshan-2022-b1.yaml
-    ("luodian", "罗店镇", "town"), ("gucun", "顾村镇", "town"), ("dachang", "大场镇", "town"),
-    ("youyilu", "友谊路街道", "street"), ("yanghang", "杨行镇", "town"), ("yuepu", "月浦镇", "town"),
-    ("bsip", "宝山工业园区", "park"), ("wusong", "吴淞街道", "street"), ("gaojing", "高境镇", "town"),
-    ("zhangmiao", "张庙街道", "street"),
-]
-DEMO_USERS = [("admin", "admin", None), ("editor", "editor", None), ("reviewer", "reviewer", None),
-              ("auditor", "auditor", None), ("gucun", "submitter", "gucun")]
 
 
 def register_commands(app) -> None:
@@ -62,7 +61,10 @@ def register_commands(app) -> None:
         settings = current_app.config["SCORING_SETTINGS"]
         upgrade(settings.database_url)
         from .operations import publish_rules
-        publish_rules(current_app.extensions["scoring"])  # the rules directory, archived and in force
+
+        publish_rules(
+            current_app.extensions["scoring"]
+        )  # the rules directory, archived and in force
         click.echo(f"数据库已是最新结构：{settings.database_url.split('@')[-1]}")
 
     @app.cli.command("create-user")
@@ -74,33 +76,3 @@ def register_commands(app) -> None:
         """新增用户并打印其 API 令牌。"""
         token = add_user(current_app.extensions["scoring"].db, username, role, unit_code, password)
         click.echo(token)
-
-    @app.cli.command("seed-demo")
-    def seed_demo():
-        """演示数据：宝山区十个单位、五个用户（密码 demo），以及按示例事实提交并评分。"""
-        from .access import Actor
-        from .cli import read_facts_file
-        from .config import PROJECT_ROOT
-        from .db import Unit, User
-        from .operations import compute_score, submit
-        ctx = current_app.extensions["scoring"]
-        with ctx.db.transaction() as s:
-            if s.scalar(select(Unit).limit(1)) is not None:
-                click.echo("已有数据，不再添加演示数据。")
-                return
-            for code, name, kind in DEMO_UNITS:
-                s.add(Unit(code=code, name=name, kind=kind, district="宝山区"))
-        tokens = {}
-        for username, role, unit in DEMO_USERS:
-            tokens[username] = add_user(ctx.db, username, role, unit, "demo")
-        with ctx.db.transaction() as s:
-            reviewer = s.scalar(select(User).where(User.username == "reviewer"))
-        actor = Actor(reviewer.id, reviewer.username, reviewer.role, None)
-        examples = read_facts_file(PROJECT_ROOT / "examples" / "baoshan-2022-b1.yaml")
-        for code, name, _ in DEMO_UNITS:
-            if name in examples:
-                submit(ctx, actor, code, "baoshan-2022-b1", "review", examples[name], {}, "", None)
-                compute_score(ctx, actor, code, "baoshan-2022-b1")
-        click.echo("演示用户（密码都是 demo）及其 API 令牌：")
-        for username, token in tokens.items():
-            click.echo(f"  {username:<10} {token}")

@@ -1,4 +1,5 @@
 """Configuration, read in one place from the environment, with safe defaults."""
+
 from __future__ import annotations
 
 import os

@@ -6,32 +6,48 @@ by the database URL.  The schema is created by Alembic migrations
 scores, rule versions, served rule sets and the journal are append-only: the migrations add
 triggers that refuse UPDATE and DELETE on them, in both databases.
 """
+
 from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import simplejson
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
-                        TypeDecorator, UniqueConstraint, create_engine, event)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
     """A timestamp that reads back with its UTC offset from every database (SQLite stores none)."""
+
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        return value.astimezone(timezone.utc) if value is not None and value.tzinfo is not None else value
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
 
     def process_result_value(self, value, dialect):
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
@@ -49,6 +65,7 @@ def is_unit_code(text: str) -> bool:
 
 class Unit(Base):
     """An assessed unit: a street (街道), town (镇) or industrial park (园区)."""
+
     __tablename__ = "units"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -72,6 +89,7 @@ class User(Base):
 
 class Token(Base):
     """An API token; only its SHA-256 is stored."""
+
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -82,6 +100,7 @@ class Token(Base):
 
 class RuleVersion(Base):
     """Every scheme version ever loaded, with its files, so old scores replay exactly."""
+
     __tablename__ = "rule_versions"
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
     scheme_id: Mapped[str] = mapped_column(String(100))
@@ -94,20 +113,26 @@ class RuleSet(Base):
     """Which scheme versions the service serves, from when: every gunicorn worker serves the
     newest row (a reload in one worker reaches the others), and an auditor can tell which rules
     were in force at any moment."""
+
     __tablename__ = "rule_sets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # the row it replaces (0 for the first): unique, so two workers publishing at once cannot both
     # follow the same row; the loser reads the winner's row and serves it, or follows it
     follows: Mapped[int] = mapped_column(Integer, unique=True)
-    schemes: Mapped[dict] = mapped_column(JSON)  # scheme id -> {"version": hash, "folder": path under rules/}
+    schemes: Mapped[dict] = mapped_column(
+        JSON
+    )  # scheme id -> {"version": hash, "folder": path under rules/}
     actor: Mapped[str] = mapped_column(String(100))  # who published it ("（启动）" for a start)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class Submission(Base):
     """One version of a unit's facts for a scheme; never changed, only followed by a newer one."""
+
     __tablename__ = "submissions"
-    __table_args__ = (UniqueConstraint("unit_id", "scheme_id", "version", name="uq_submission_version"),)
+    __table_args__ = (
+        UniqueConstraint("unit_id", "scheme_id", "version", name="uq_submission_version"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     scheme_id: Mapped[str] = mapped_column(String(100))
@@ -117,14 +142,19 @@ class Submission(Base):
     facts: Mapped[dict] = mapped_column(JSON)  # numbers kept as exact decimal strings
     evidence: Mapped[dict] = mapped_column(JSON)  # fact name -> list of references
     reason: Mapped[str] = mapped_column(Text, default="")
-    reasons: Mapped[dict] = mapped_column(JSON, default=dict)  # fact name -> why this value was corrected
+    reasons: Mapped[dict] = mapped_column(
+        JSON, default=dict
+    )  # fact name -> why this value was corrected
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class Score(Base):
     """A computed score with everything needed to explain and replay it."""
+
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),)  # a unit's scores of a scheme
+    __table_args__ = (
+        Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),
+    )  # a unit's scores of a scheme
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     scheme_id: Mapped[str] = mapped_column(String(100))
@@ -142,6 +172,7 @@ class Score(Base):
 
 class JournalEntry(Base):
     """Append-only record of every write and every denial."""
+
     __tablename__ = "journal"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
@@ -167,7 +198,9 @@ def _json_loads(text: str):
 def make_engine(url: str):
     json_options = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **json_options)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **json_options
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -176,6 +209,7 @@ def make_engine(url: str):
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **json_options)
 

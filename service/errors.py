@@ -6,6 +6,7 @@
 No stack trace ever reaches a client: unexpected errors are logged with an
 incident id and answered with that id only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,24 +18,46 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 MESSAGES = {
-    400: "请求格式不对", 401: "需要登录（请在 Authorization 头中提供令牌）", 403: "没有权限",
-    404: "没有找到", 405: "不支持这个方法", 409: "数据已被他人更新，请重新读取后再提交",
-    413: "请求体过大", 415: "请求体应为 JSON", 422: "提交的内容有误", 428: "修改已有数据时须带 If-Match 头",
-    500: "服务内部错误", 503: "评分引擎暂时不可用",
+    400: "请求格式不对",
+    401: "需要登录（请在 Authorization 头中提供令牌）",
+    403: "没有权限",
+    404: "没有找到",
+    405: "不支持这个方法",
+    409: "数据已被他人更新，请重新读取后再提交",
+    413: "请求体过大",
+    415: "请求体应为 JSON",
+    422: "提交的内容有误",
+    428: "修改已有数据时须带 If-Match 头",
+    500: "服务内部错误",
+    503: "评分引擎暂时不可用",
 }
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 incident: str | None = None, headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict | None = None,
+        incident: str | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields, self.incident, self.headers = fields or {}, incident, headers or {}
 
 
 def error_response(status: int, code: str, message: str, fields=None, incident=None, headers=None):
-    body = {"error": {"status": status, "code": code, "message": message, "fields": fields or {},
-                      "incident": incident}}
+    body = {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": message,
+            "fields": fields or {},
+            "incident": incident,
+        }
+    }
     response = jsonify(body)
     response.status_code = status
     for k, v in (headers or {}).items():
@@ -45,7 +68,9 @@ def error_response(status: int, code: str, message: str, fields=None, incident=N
 def register(app) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
-        return error_response(err.status, err.code, err.message, err.fields, err.incident, err.headers)
+        return error_response(
+            err.status, err.code, err.message, err.fields, err.incident, err.headers
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
@@ -57,13 +82,17 @@ def register(app) -> None:
             for _location, per_field in messages.items():
                 fields.update(_flatten(per_field))
         code = {422: "invalid_request"}.get(status, (err.name or "error").lower().replace(" ", "_"))
-        return error_response(status, code, MESSAGES.get(status, err.description or "出错了"), fields)
+        return error_response(
+            status, code, MESSAGES.get(status, err.description or "出错了"), fields
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
         incident = uuid.uuid4().hex[:12]
         log.exception("incident %s: unexpected error", incident)
-        return error_response(500, "internal_error", f"{MESSAGES[500]}（事件编号 {incident}）", incident=incident)
+        return error_response(
+            500, "internal_error", f"{MESSAGES[500]}（事件编号 {incident}）", incident=incident
+        )
 
 
 def _flatten(messages, prefix: str = "") -> dict:

@@ -6,11 +6,11 @@ set replaces the old in one assignment, and each scheme version no longer
 served is retired from the engine (its memory released).  Every version ever
 loaded stays known by its hash, so a stored score can be replayed.
 """
+
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Optional
 
 from service.domain.model import Scheme
 from service.rulefiles.loader import load_all
@@ -23,11 +23,13 @@ class Registry:
         self._current: dict[str, Scheme] = {}
         self._versions: dict[str, Scheme] = {}  # version hash -> scheme
         self._lock = threading.Lock()
-        self.generation: Optional[int] = None  # the published rule set (database row) this one serves
+        self.generation: int | None = None  # the published rule set (database row) this one serves
 
     def reload(self) -> dict:
         """Load the rules directory; return {scheme id: (old version, new version)} of what changed."""
-        return self.swap(load_all(self.rules_dir))  # raises RuleSetError, leaving everything as it was
+        return self.swap(
+            load_all(self.rules_dir)
+        )  # raises RuleSetError, leaving everything as it was
 
     def swap(self, fresh: dict[str, Scheme]) -> dict:
         """Serve ``fresh`` (scheme id -> scheme) from now on; what changed, as ``reload`` says it."""
@@ -59,10 +61,10 @@ class Registry:
     def schemes(self) -> dict[str, Scheme]:
         return dict(self._current)
 
-    def get(self, scheme_id: str) -> Optional[Scheme]:
+    def get(self, scheme_id: str) -> Scheme | None:
         return self._current.get(scheme_id)
 
-    def by_version(self, version: str) -> Optional[Scheme]:
+    def by_version(self, version: str) -> Scheme | None:
         return self._versions.get(version)
 
     def remember(self, scheme: Scheme) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: the fixture scheme, the shipped rules, both matchers."""
+
 from __future__ import annotations
 
 from pathlib import Path

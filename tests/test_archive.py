@@ -5,6 +5,7 @@ same version, whatever the files look like: Windows line ends, a byte-order
 mark, Chinese file names; and an edit on disk after loading changes nothing
 that was loaded.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,7 +26,9 @@ def test_archived_texts_give_back_the_same_version(tmp_path, shipped):
         again = load_files(scheme.texts, scheme.files[0].rsplit("/", 1)[0])
         assert again.version == scheme.version
         assert again.files == scheme.files  # the trace names the same files
-    assert sorted(shipped["gumeilu-2022"].texts) == sorted(snapshot(RULES / "minhang-gumeilu" / "2022"))
+    assert sorted(shipped["gumeilu-2022"].texts) == sorted(
+        snapshot(RULES / "minhang-gumeilu" / "2022")
+    )
 
 
 def test_windows_line_ends_and_a_byte_order_mark_survive_the_archive(tmp_path):
@@ -43,7 +46,8 @@ def test_an_edit_on_disk_after_loading_changes_nothing_loaded(tmp_path):
     folder = _copy(tmp_path)
     scheme = load_scheme(folder, tmp_path / "rules")
     before = dict(scheme.texts)
-    (folder / "scheme.yaml").write_text((folder / "scheme.yaml").read_text(encoding="utf-8") + "\n# 改过\n",
-                                        encoding="utf-8")
+    (folder / "scheme.yaml").write_text(
+        (folder / "scheme.yaml").read_text(encoding="utf-8") + "\n# 改过\n", encoding="utf-8"
+    )
     assert scheme.texts == before
     assert load_files(scheme.texts, "minimal").version == scheme.version != version_of(folder)

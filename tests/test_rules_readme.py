@@ -10,6 +10,7 @@ Whether the examples also pass ``scoring check`` / ``scoring test`` is checked
 by hand when the README is edited (see the README's preface); this test only
 guards the two properties above.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,17 +28,24 @@ RULE_FILE_BLOCKS = [b for b in YAML_BLOCKS if b.startswith("id:")]
 
 
 def test_every_accepted_key_is_documented_in_backticks():
-    missing = {obj: sorted(k for k in keys if f"`{k}`" not in TEXT) for obj, keys in all_keys().items()}
+    missing = {
+        obj: sorted(k for k in keys if f"`{k}`" not in TEXT) for obj, keys in all_keys().items()
+    }
     missing = {obj: keys for obj, keys in missing.items() if keys}
-    assert not missing, f"keys accepted by the loader but not written as `key` in rules/README.md: {missing}"
+    assert not missing, (
+        f"keys accepted by the loader but not written as `key` in rules/README.md: {missing}"
+    )
 
 
 def test_readme_has_rule_file_examples():
     assert len(RULE_FILE_BLOCKS) >= 10
 
 
-@pytest.mark.parametrize("block", RULE_FILE_BLOCKS,
-                         ids=[f"{i}-{b.splitlines()[0]}" for i, b in enumerate(RULE_FILE_BLOCKS)])
+@pytest.mark.parametrize(
+    "block",
+    RULE_FILE_BLOCKS,
+    ids=[f"{i}-{b.splitlines()[0]}" for i, b in enumerate(RULE_FILE_BLOCKS)],
+)
 def test_rule_file_example_parses_as_yaml(block):
     data = YAML(typ="safe", pure=True).load(block)
     assert isinstance(data, dict)

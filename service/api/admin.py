@@ -1,13 +1,23 @@
 """Sign-in, rules (validate, reload, versions) and the journal."""
+
 from __future__ import annotations
 
-from schemas import (JournalOut, ReloadOut, RulesValidateIn, RulesValidateOut, RuleVersionOut, TokenRequest,
-                     TokenResponse)
+from schemas import (
+    JournalOut,
+    ReloadOut,
+    RulesValidateIn,
+    RulesValidateOut,
+    RuleVersionOut,
+    TokenRequest,
+    TokenResponse,
+)
 from service import operations as ops
 
 from .common import Blueprint, actor, ctx
 
-blp = Blueprint("admin", __name__, url_prefix="/api", description="登录、规则管理与操作日志", public=("token",))
+blp = Blueprint(
+    "admin", __name__, url_prefix="/api", description="登录、规则管理与操作日志", public=("token",)
+)
 
 
 @blp.route("/auth/token", methods=["POST"])

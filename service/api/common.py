@@ -1,9 +1,9 @@
 """What every view needs: the context and the caller."""
+
 from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Optional
 
 import flask_smorest
 from flask import Response, current_app, g, request
@@ -18,7 +18,7 @@ def ctx() -> Context:
     return current_app.extensions["scoring"]
 
 
-def actor() -> Optional[Actor]:
+def actor() -> Actor | None:
     """The caller, from ``Authorization: Bearer <token>``; None if absent or unknown."""
     if "actor" not in g:
         header = request.headers.get("Authorization", "")
@@ -40,7 +40,9 @@ class ExactJSONParser(FlaskParser):
         except json.JSONDecodeError:
             raise
         except (ValueError, RecursionError) as err:
-            raise json.JSONDecodeError(f"unreadable JSON body ({type(err).__name__})", " ", 0) from None
+            raise json.JSONDecodeError(
+                f"unreadable JSON body ({type(err).__name__})", " ", 0
+            ) from None
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -60,14 +62,22 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 #: the second representation of an explained score: the same trace as text, for people (curl)
-TEXT_DOC = {"schema": {"type": "string"}, "content_type": "text/plain", "success": True,
-            "description": "JSON：结构化的计分轨迹；text/plain（请求头 Accept: text/plain）：同一轨迹的可读中文文字"}
+TEXT_DOC = {
+    "schema": {"type": "string"},
+    "content_type": "text/plain",
+    "success": True,
+    "description": "JSON：结构化的计分轨迹；text/plain（请求头 Accept: text/plain）：同一轨迹的可读中文文字",
+}
 
 
 def wants_text() -> bool:
     """The caller asked for the text of a score (``Accept: text/plain``) rather than its JSON."""
-    return request.accept_mimetypes.best_match(["application/json", "text/plain"],
-                                               default="application/json") == "text/plain"
+    return (
+        request.accept_mimetypes.best_match(
+            ["application/json", "text/plain"], default="application/json"
+        )
+        == "text/plain"
+    )
 
 
 def text_response(text: str, status: int = 200, headers: dict | None = None) -> Response:

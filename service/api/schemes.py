@@ -1,4 +1,5 @@
 """Schemes, their facts as JSON Schema, and what-if evaluation."""
+
 from __future__ import annotations
 
 from schemas import EvaluateRequest, SchemeDetail, SchemeSummary, ScoreTrace
@@ -8,17 +9,35 @@ from service.domain.trace import render, to_data
 
 from .common import TEXT_DOC, Blueprint, actor, ctx, text_response, wants_text
 
-blp = Blueprint("schemes", __name__, url_prefix="/api/schemes", description="考核细则：条款、事实与试算")
+blp = Blueprint(
+    "schemes", __name__, url_prefix="/api/schemes", description="考核细则：条款、事实与试算"
+)
 
 
 def _summary(s) -> dict:
-    return {"id": s.id, "title": s.title, "year": s.year, "issuer": s.issuer, "total": s.total, "unit": s.unit,
-            "version": s.version, "clauses": len(s.clauses), "grading": s.grading.method}
+    return {
+        "id": s.id,
+        "title": s.title,
+        "year": s.year,
+        "issuer": s.issuer,
+        "total": s.total,
+        "unit": s.unit,
+        "version": s.version,
+        "clauses": len(s.clauses),
+        "grading": s.grading.method,
+    }
 
 
 def _category(c) -> dict:
-    return {"id": c.id, "title": c.title, "kind": c.kind, "points": c.points, "cap": c.cap,
-            "clauses": list(c.clauses), "categories": [_category(x) for x in c.children]}
+    return {
+        "id": c.id,
+        "title": c.title,
+        "kind": c.kind,
+        "points": c.points,
+        "cap": c.cap,
+        "clauses": list(c.clauses),
+        "categories": [_category(x) for x in c.children],
+    }
 
 
 def _rule(r) -> dict:
@@ -28,9 +47,13 @@ def _rule(r) -> dict:
     if r.measure_text:
         data["measure"] = r.measure_text
     if r.bands:
-        data["bands"] = [{"range": b.range.text, "points": str(b.points), "label": b.label} for b in r.bands]
+        data["bands"] = [
+            {"range": b.range.text, "points": str(b.points), "label": b.label} for b in r.bands
+        ]
     if r.levels:
-        data["levels"] = [{"range": lv.range.text, "label": lv.label, "text": lv.text} for lv in r.levels]
+        data["levels"] = [
+            {"range": lv.range.text, "label": lv.label, "text": lv.text} for lv in r.levels
+        ]
     for key in ("points", "each", "step", "cap", "scale_from", "scale_to"):
         if getattr(r, key) is not None:
             data[key] = str(getattr(r, key))
@@ -38,19 +61,58 @@ def _rule(r) -> dict:
 
 
 def detail(s) -> dict:
-    return dict(_summary(s), source=s.source.text, note=s.notes,
-                categories=[_category(c) for c in s.categories],
-                clause_list=[{"id": c.id, "title": c.title, "category": c.category, "kind": c.kind,
-                              "points": c.points, "start": c.start, "source": c.source.text,
-                              "source_ref": c.source.ref, "offices": list(c.offices), "deadline": c.deadline,
-                              "evidence": list(c.evidence), "note": c.note, "facts": list(c.reads),
-                              "rules": [_rule(r) for r in c.rules]} for c in s.clauses.values()],
-                facts=[{"name": f.name, "type": f.type, "label": f.label, "unit": f.unit, "help": f.help,
-                        "min": f.minimum, "max": f.maximum, "choices": list(f.choices), "required": f.required}
-                       for f in s.facts.values()],
-                grading_detail=to_data(s.grading) | {"vetoes": [{"id": v.id, "when": v.when_text, "effect": v.effect,
-                                                                 "grade": v.grade, "reason": v.reason}
-                                                                for v in s.grading.vetoes]})
+    return dict(
+        _summary(s),
+        source=s.source.text,
+        note=s.notes,
+        categories=[_category(c) for c in s.categories],
+        clause_list=[
+            {
+                "id": c.id,
+                "title": c.title,
+                "category": c.category,
+                "kind": c.kind,
+                "points": c.points,
+                "start": c.start,
+                "source": c.source.text,
+                "source_ref": c.source.ref,
+                "offices": list(c.offices),
+                "deadline": c.deadline,
+                "evidence": list(c.evidence),
+                "note": c.note,
+                "facts": list(c.reads),
+                "rules": [_rule(r) for r in c.rules],
+            }
+            for c in s.clauses.values()
+        ],
+        facts=[
+            {
+                "name": f.name,
+                "type": f.type,
+                "label": f.label,
+                "unit": f.unit,
+                "help": f.help,
+                "min": f.minimum,
+                "max": f.maximum,
+                "choices": list(f.choices),
+                "required": f.required,
+            }
+            for f in s.facts.values()
+        ],
+        grading_detail=to_data(s.grading)
+        | {
+            "vetoes": [
+                {
+                    "id": v.id,
+                    "when": v.when_text,
+                    "effect": v.effect,
+                    "grade": v.grade,
+                    "reason": v.reason,
+                }
+                for v in s.grading.vetoes
+            ]
+        },
+    )
 
 
 @blp.route("")
@@ -99,9 +161,14 @@ def facts_schema(scheme_id):
             p["x-unit"] = f.unit
         p["x-needed-for-complete-score"] = f.required
         props[f.name] = p
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"{s.title}：事实",
-            "type": "object", "additionalProperties": False, "properties": props,
-            "x-scheme-version": s.version}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{s.title}：事实",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "x-scheme-version": s.version,
+    }
 
 
 @blp.route("/<scheme_id>/evaluate", methods=["POST"])

@@ -1,12 +1,22 @@
 """Units, their submissions (append-only, versioned) and their scores."""
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 from flask import g, request
 
-from schemas import (CompareArgs, CompareOut, ReplayOut, ScoreOut, ScoreRequest, SubmissionIn, SubmissionOut,
-                     UnitIn, UnitOut)
+from schemas import (
+    CompareArgs,
+    CompareOut,
+    ReplayOut,
+    ScoreOut,
+    ScoreRequest,
+    SubmissionIn,
+    SubmissionOut,
+    UnitIn,
+    UnitOut,
+)
 from service import operations as ops
 from service.domain.numbers import plain
 from service.domain.trace import render_data
@@ -18,7 +28,11 @@ blp = Blueprint("units", __name__, url_prefix="/api", description="被考核单�
 
 def _exact(value):
     """A number as the exact digits the API writes; a stored 96 reads back as an int, 87.5 as a Decimal."""
-    return plain(Decimal(value)) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else value
+    return (
+        plain(Decimal(value))
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool)
+        else value
+    )
 
 
 def _author(user_id: int) -> str:
@@ -30,20 +44,36 @@ def _author(user_id: int) -> str:
 
 
 def _submission(row, unit_code: str) -> dict:
-    return {"unit": unit_code, "scheme": row.scheme_id, "version": row.version, "role": row.role,
-            "author": _author(row.author_id), "created_at": row.created_at,
-            "facts": {k: _exact(v) for k, v in row.facts.items()}, "evidence": row.evidence, "reason": row.reason,
-            "reasons": row.reasons or {}}
+    return {
+        "unit": unit_code,
+        "scheme": row.scheme_id,
+        "version": row.version,
+        "role": row.role,
+        "author": _author(row.author_id),
+        "created_at": row.created_at,
+        "facts": {k: _exact(v) for k, v in row.facts.items()},
+        "evidence": row.evidence,
+        "reason": row.reason,
+        "reasons": row.reasons or {},
+    }
 
 
 def _score(row, unit_code: str) -> dict:
     # the exact total is the trace's (the column is for querying; databases pad or round it)
-    return {"id": row.id, "unit": unit_code, "scheme": row.scheme_id, "total": row.trace["total"],
-            "grade": row.grade,
-            "complete": row.complete, "rules_version": row.rules_version,
-            "submission_version": row.submission_version, "engine_version": row.engine_version,
-            "computed_by": _author(row.computed_by), "created_at": row.created_at,
-            "trace": row.trace}
+    return {
+        "id": row.id,
+        "unit": unit_code,
+        "scheme": row.scheme_id,
+        "total": row.trace["total"],
+        "grade": row.grade,
+        "complete": row.complete,
+        "rules_version": row.rules_version,
+        "submission_version": row.submission_version,
+        "engine_version": row.engine_version,
+        "computed_by": _author(row.computed_by),
+        "created_at": row.created_at,
+        "trace": row.trace,
+    }
 
 
 @blp.route("/units")
@@ -78,12 +108,30 @@ def list_submissions(code, scheme_id):
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions", methods=["POST"])
 @blp.arguments(SubmissionIn)
 @blp.response(201, SubmissionOut)
-@blp.doc(parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"},
-                      "description": "当前版本的 ETag（如 \"3\"）；已有提交时必填"}])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": "If-Match",
+            "schema": {"type": "string"},
+            "description": '当前版本的 ETag（如 "3"）；已有提交时必填',
+        }
+    ]
+)
 def submit(body, code, scheme_id):
     """提交一版事实（自评或评审）。只追加不覆盖；并发修改时后到者得到 409。"""
-    row = ops.submit(ctx(), actor(), code, scheme_id, body["role"], body["facts"], body["evidence"],
-                     body["reason"], request.headers.get("If-Match"), body["reasons"])
+    row = ops.submit(
+        ctx(),
+        actor(),
+        code,
+        scheme_id,
+        body["role"],
+        body["facts"],
+        body["evidence"],
+        body["reason"],
+        request.headers.get("If-Match"),
+        body["reasons"],
+    )
     return _submission(row, code), 201, {"ETag": ops.etag(row.version)}
 
 
@@ -107,7 +155,9 @@ def get_submission(code, scheme_id, version):
 def compare(args, code, scheme_id):
     """比较任意两版提交的事实。"""
     out = ops.compare(ctx(), actor(), code, scheme_id, args["a"], args["b"])
-    out["changes"] = [dict(c, **{"from": _exact(c["from"]), "to": _exact(c["to"])}) for c in out["changes"]]
+    out["changes"] = [
+        dict(c, **{"from": _exact(c["from"]), "to": _exact(c["to"])}) for c in out["changes"]
+    ]
     return out
 
 

@@ -8,11 +8,12 @@ durable-rules ruleset by the engine adapter and checked directly by
 ``holds`` (the plain-Python oracle).  One semantics for both: a test whose
 operand is missing is false, and so is its negation.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Mapping, Union
 
 from . import expressions as ex
 
@@ -24,7 +25,7 @@ FLIPPED = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
 class Comparison:
     operand: str
     op: str
-    value: Union[Decimal, bool, str]
+    value: Decimal | bool | str
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,13 @@ class AnyOf:
     parts: tuple
 
 
-Condition = Union[Comparison, AllOf, AnyOf]
+Condition = Comparison | AllOf | AnyOf
 ALWAYS = AllOf(())
 
 
-def compile_condition(node: ex.Expr, derive: Callable[[ex.Expr], str], negate: bool = False) -> Condition:
+def compile_condition(
+    node: ex.Expr, derive: Callable[[ex.Expr], str], negate: bool = False
+) -> Condition:
     """Turn a boolean expression into tests on operands.
 
     ``derive(expr)`` registers a numeric sub-expression as a derived measure
@@ -72,7 +75,9 @@ def compile_condition(node: ex.Expr, derive: Callable[[ex.Expr], str], negate: b
         # two variable sides (numbers only, the type check saw to that):
         # compare their difference with zero.
         return Comparison(derive(ex.Arith("-", left, right, node.column)), op, Decimal(0))
-    raise ex.ExprError("条件必须是比较、是/否事实或它们的 and/or/not 组合", getattr(node, "column", 1))
+    raise ex.ExprError(
+        "条件必须是比较、是/否事实或它们的 and/or/not 组合", getattr(node, "column", 1)
+    )
 
 
 def _is_constant(node) -> bool:

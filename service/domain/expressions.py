@@ -9,12 +9,13 @@ a rule file can name nothing but its declared facts.
 Values are ``Decimal`` (numbers), ``bool`` and ``str``.  A missing fact makes
 the expression *undefined* (missing is not zero); so does a division by zero.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Mapping, Union
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -79,6 +80,7 @@ class Undefined(Exception):
 
 # --- the tree ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Num:
     value: Decimal
@@ -87,7 +89,7 @@ class Num:
 
 @dataclass(frozen=True)
 class Const:
-    value: Union[bool, str]
+    value: bool | str
     column: int
 
 
@@ -99,23 +101,23 @@ class Name:
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Expr"
+    operand: Expr
     column: int
 
 
 @dataclass(frozen=True)
 class Arith:
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     column: int
 
 
 @dataclass(frozen=True)
 class Compare:
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     column: int
 
 
@@ -128,7 +130,7 @@ class Logic:
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Expr"
+    operand: Expr
     column: int
 
 
@@ -139,7 +141,7 @@ class Call:
     column: int
 
 
-Expr = Union[Num, Const, Name, Neg, Arith, Compare, Logic, Not, Call]
+Expr = Num | Const | Name | Neg | Arith | Compare | Logic | Not | Call
 
 
 @v_args(inline=True)
@@ -203,7 +205,9 @@ def parse(text: str) -> Expr:
     try:
         tree = _PARSER.parse(text)
     except UnexpectedCharacters as err:
-        raise ExprError(f"表达式中有无法识别的字符 “{text[err.pos_in_stream]}”", err.column) from None
+        raise ExprError(
+            f"表达式中有无法识别的字符 “{text[err.pos_in_stream]}”", err.column
+        ) from None
     except UnexpectedEOF:
         raise ExprError("表达式不完整（结尾缺少内容或右括号）", len(text) + 1) from None
     except UnexpectedToken as err:
@@ -227,9 +231,8 @@ def _names(node: Expr) -> tuple[str, ...]:
     found: list[str] = []
 
     def walk(n):
-        if isinstance(n, Name):
-            if n.name not in found:
-                found.append(n.name)
+        if isinstance(n, Name) and n.name not in found:
+            found.append(n.name)
         for child in _children(n):
             walk(child)
 
@@ -250,6 +253,7 @@ def _children(n) -> tuple:
 
 
 # --- types ------------------------------------------------------------------
+
 
 def infer(node: Expr, types: Mapping[str, str]) -> str:
     """The type of ``node`` given the declared facts' types; ``ExprError`` if ill-typed.
@@ -287,9 +291,16 @@ def infer(node: Expr, types: Mapping[str, str]) -> str:
             raise ExprError(f"不能比较{TYPE_NAMES[left]}与{TYPE_NAMES[right]}", node.column)
         if left != NUMBER and node.op not in ("==", "!="):
             raise ExprError(f"{TYPE_NAMES[left]}只能用 == 或 != 比较", node.column)
-        if left != NUMBER and not isinstance(node.left, (Num, Const)) and not isinstance(node.right, (Num, Const)):
+        if (
+            left != NUMBER
+            and not isinstance(node.left, (Num, Const))
+            and not isinstance(node.right, (Num, Const))
+        ):
             # the engine compares a fact with a constant; two numbers can be compared by their difference
-            raise ExprError(f"{TYPE_NAMES[left]}只能与写明的值比较（如 level == \"优\"），不能与另一个事实比较", node.column)
+            raise ExprError(
+                f'{TYPE_NAMES[left]}只能与写明的值比较（如 level == "优"），不能与另一个事实比较',
+                node.column,
+            )
         return BOOLEAN
     if isinstance(node, Logic):
         for operand in node.operands:
@@ -308,6 +319,7 @@ def _expect(node, types, wanted, where):
 
 
 # --- evaluation --------------------------------------------------------------
+
 
 def evaluate(node: Expr, values: Mapping[str, object]):
     """Value of ``node`` over ``values``; raises ``Undefined`` for missing facts or /0."""

@@ -5,13 +5,14 @@ finite decimal within its declared range (never a boolean, never a string),
 a yes/no fact is a boolean, a choice is one of its choices.  Each problem
 names the fact and says what is allowed.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
 
 from .model import FactSpec, Scheme
 from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
@@ -100,15 +101,21 @@ def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
         return None, f"应为{allowed(spec)}"
     if not value.is_finite():
         return None, f"应为{allowed(spec)}，不能是非有限数"
-    if value.copy_abs() > MAX_MAGNITUDE:  # copy_abs, not abs(): no context, so 1E+400000000 is no Overflow
+    if (
+        value.copy_abs() > MAX_MAGNITUDE
+    ):  # copy_abs, not abs(): no context, so 1E+400000000 is no Overflow
         return None, f"数值过大，应为{allowed(spec)}"
-    if not value.is_zero() and value.copy_abs() < MIN_NONZERO:  # a double would round it to 0, the exact value not
+    if (
+        not value.is_zero() and value.copy_abs() < MIN_NONZERO
+    ):  # a double would round it to 0, the exact value not
         return None, f"非零数值的绝对值不能小于{plain(MIN_NONZERO)}，应为{allowed(spec)}"
     if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
         return None, f"有效数字不能超过{MATCH_DIGITS}位"
     if spec.type == "integer" and value != value.to_integral_value():
         return None, f"应为{allowed(spec)}，不能有小数"
-    if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
+    if (spec.minimum is not None and value < spec.minimum) or (
+        spec.maximum is not None and value > spec.maximum
+    ):
         return None, f"{plain(value)}超出范围，应为{allowed(spec)}"
     return value + 0, None
 

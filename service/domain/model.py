@@ -3,19 +3,23 @@
 Everything here is plain data.  ``service.rulefiles`` builds it from YAML and
 checks it; ``service.domain.scoring`` evaluates it against facts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional, Union
 
 from . import expressions as ex
-from .conditions import Condition, Comparison, AllOf
+from .conditions import AllOf, Comparison, Condition
 
 # Fact types a rule file may declare, and the expression type each has.
 FACT_TYPES = {
-    "number": ex.NUMBER, "integer": ex.NUMBER, "percent": ex.NUMBER,
-    "boolean": ex.BOOLEAN, "text": ex.TEXT, "choice": ex.TEXT,
+    "number": ex.NUMBER,
+    "integer": ex.NUMBER,
+    "percent": ex.NUMBER,
+    "boolean": ex.BOOLEAN,
+    "text": ex.TEXT,
+    "choice": ex.TEXT,
 }
 
 # Clause kinds: how the clause's points are bounded.
@@ -32,18 +36,22 @@ class Source:
 @dataclass(frozen=True)
 class Interval:
     """A band's range on a measure, as written: "(3, 5]", "[94.5, inf)"."""
-    low: Optional[Decimal]
+
+    low: Decimal | None
     low_closed: bool
-    high: Optional[Decimal]
+    high: Decimal | None
     high_closed: bool
     text: str
 
     def contains(self, value: Decimal) -> bool:
-        if self.low is not None and (value < self.low or (value == self.low and not self.low_closed)):
+        if self.low is not None and (
+            value < self.low or (value == self.low and not self.low_closed)
+        ):
             return False
-        if self.high is not None and (value > self.high or (value == self.high and not self.high_closed)):
-            return False
-        return True
+        return not (
+            self.high is not None
+            and (value > self.high or value == self.high and not self.high_closed)
+        )
 
     def condition(self, operand: str) -> Condition:
         tests = []
@@ -67,6 +75,7 @@ class Interval:
 
 def _n(value: Decimal) -> str:
     from .numbers import plain
+
     return plain(value)
 
 
@@ -77,8 +86,8 @@ class FactSpec:
     label: str
     unit: str = ""
     help: str = ""
-    minimum: Optional[Decimal] = None
-    maximum: Optional[Decimal] = None
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
     choices: tuple = ()
     required: bool = True
     owner: str = ""  # clause id, or "" for a scheme-level fact
@@ -114,25 +123,26 @@ class Rule:
     assessed   -- points set by reviewers, ``value``, with a written ``reason``
     maturity   -- the clause's points × ``value`` %, the maturity ``levels`` naming the level
     """
+
     id: str
     kind: str
     title: str = ""
     note: str = ""
-    when: Optional[ex.Expr] = None
+    when: ex.Expr | None = None
     when_text: str = ""
-    points: Optional[Decimal] = None
-    measure: Optional[ex.Expr] = None
+    points: Decimal | None = None
+    measure: ex.Expr | None = None
     measure_text: str = ""
     measure_label: str = ""
     bands: tuple = ()
-    each: Optional[Decimal] = None
-    step: Optional[Decimal] = None
+    each: Decimal | None = None
+    step: Decimal | None = None
     whole_steps: bool = True
-    cap: Optional[Decimal] = None
+    cap: Decimal | None = None
     value: str = ""
     reason: str = ""
-    scale_from: Optional[Decimal] = None
-    scale_to: Optional[Decimal] = None
+    scale_from: Decimal | None = None
+    scale_to: Decimal | None = None
     levels: tuple = ()
 
 
@@ -149,14 +159,15 @@ class ClauseTest:
     name: str
     facts: dict
     points: Decimal
-    fired: Optional[tuple] = None
-    status: Optional[str] = None
+    fired: tuple | None = None
+    status: str | None = None
     bands: dict = field(default_factory=dict)  # rule id -> expected band or level (label or range)
 
 
 @dataclass(frozen=True)
 class MatchRule:
     """One condition the matcher evaluates; ``key`` names it in fired results."""
+
     key: str
     group: str
     condition: Condition
@@ -200,18 +211,18 @@ class Category:
     id: str
     title: str
     kind: str
-    points: Optional[Decimal]
-    cap: Optional[Decimal]
+    points: Decimal | None
+    cap: Decimal | None
     children: list = field(default_factory=list)  # Category
     clauses: list = field(default_factory=list)  # clause ids, in order
-    parent: Optional[str] = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
 class Tier:
     grade: str
-    min: Optional[Decimal] = None
-    top: Optional[int] = None
+    min: Decimal | None = None
+    top: int | None = None
     title: str = ""
 
 
@@ -219,8 +230,8 @@ class Tier:
 class Distinction:
     name: str
     grade: str
-    top: Optional[int] = None
-    min: Optional[Decimal] = None
+    top: int | None = None
+    min: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +259,7 @@ class SchemeTest:
     name: str
     facts: dict
     total: Decimal
-    grade: Optional[str] = None
+    grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,7 +291,9 @@ class Scheme:
     grade_operands: tuple = ()
     grade_derived: dict = field(default_factory=dict)
     notes: str = ""
-    texts: dict = field(default_factory=dict, repr=False)  # path in the folder -> the text the version hashes
+    texts: dict = field(
+        default_factory=dict, repr=False
+    )  # path in the folder -> the text the version hashes
 
     @property
     def program_name(self) -> str:
@@ -298,4 +311,4 @@ class Scheme:
         return out
 
 
-Value = Union[Decimal, bool, str]
+Value = Decimal | bool | str

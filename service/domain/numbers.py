@@ -7,6 +7,7 @@ any decimal of 15 significant digits exactly enough that the order between two
 such decimals survives the conversion, so the C engine and the Python oracle
 compare the very same values and agree on every band edge.
 """
+
 from __future__ import annotations
 
 import decimal
@@ -14,8 +15,11 @@ import functools
 from decimal import Decimal
 
 #: Working precision for arithmetic on points and measures.
-CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN,
-                          traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+CONTEXT = decimal.Context(
+    prec=34,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
 #: Precision of a measure as the matcher sees it.
 MATCH_DIGITS = 15
 #: Largest magnitude a fact or measure may have (well inside a double's exact integers).
@@ -35,7 +39,9 @@ def to_match_precision(value: Decimal) -> Decimal:
     return ctx.plus(value).normalize(ctx) + ZERO  # + 0 turns -0 into 0
 
 
-@functools.lru_cache(maxsize=4096)  # a trace writes ~500 decimals, mostly the same few; equal decimals give equal text
+@functools.lru_cache(
+    maxsize=4096
+)  # a trace writes ~500 decimals, mostly the same few; equal decimals give equal text
 def plain(value: Decimal) -> str:
     """A decimal as plain digits, never in exponent form ("1E+1" -> "10")."""
     text = format(value, "f")

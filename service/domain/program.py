@@ -6,12 +6,13 @@ becomes one ``MatchRule`` keyed ``clause/rule[/n]``; clause vetoes are keyed
 that is not a plain fact becomes a derived measure ``_dN`` of its group: the
 core computes it exactly, the matcher only compares it.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 from . import expressions as ex
-from .conditions import ALWAYS, AllOf, Condition, Comparison, compile_condition
+from .conditions import ALWAYS, AllOf, Comparison, Condition, compile_condition
 from .model import Clause, MatchRule, Rule, Scheme
 
 SCHEME_GROUP = "$scheme"
@@ -42,6 +43,7 @@ class _Group:
     def add(self, key: str, condition: Condition):
         self.matches.append(MatchRule(key, self.name, condition))
         from .conditions import operands
+
         for operand in operands(condition):
             if operand not in self.operands:
                 self.operands.append(operand)
@@ -60,7 +62,9 @@ def _with_guard(group: _Group, rule: Rule, condition: Condition) -> Condition:
 def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
     base = f"{clause.id}/{rule.id}"
     if rule.kind == "fixed":
-        group.add(base, compile_condition(rule.when, group.derive) if rule.when is not None else ALWAYS)
+        group.add(
+            base, compile_condition(rule.when, group.derive) if rule.when is not None else ALWAYS
+        )
     elif rule.kind == "bands":
         operand = group.derive(rule.measure)
         for i, band in enumerate(rule.bands, 1):
@@ -70,7 +74,11 @@ def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
         group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
     elif rule.kind == "steps":
         operand = group.derive(rule.measure)
-        test = Comparison(operand, ">=", rule.step) if rule.whole_steps else Comparison(operand, ">", Decimal(0))
+        test = (
+            Comparison(operand, ">=", rule.step)
+            if rule.whole_steps
+            else Comparison(operand, ">", Decimal(0))
+        )
         group.add(base, _with_guard(group, rule, test))
     elif rule.kind in ("scaled", "assessed"):
         spec = facts[rule.value]

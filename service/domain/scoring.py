@@ -8,13 +8,15 @@ The flow for one unit:
 3. ``assemble`` turns the fired conditions into points with exact decimals,
    applies caps, floors, vetoes and pools, and writes the trace.
 """
+
 from __future__ import annotations
 
 import functools
 import gc
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Protocol
 
 from . import expressions as ex
 from .facts import validate_facts
@@ -31,6 +33,7 @@ class Matcher(Protocol):
 
 
 # --- results ------------------------------------------------------------------
+
 
 class _Worded:
     """``explanation`` is written on first access: scoring a batch computes the
@@ -60,13 +63,13 @@ class RuleOutcome(_Worded):
     title: str
     fired: bool
     amount: Decimal = ZERO
-    raw: Optional[Decimal] = None  # before the rule's own cap
+    raw: Decimal | None = None  # before the rule's own cap
     capped: bool = False
     facts: dict = field(default_factory=dict)
-    band: Optional[int] = None
+    band: int | None = None
     note: str = ""
-    _explanation: Optional[str] = field(default=None, repr=False, compare=False)
-    _write: Optional[Callable] = field(default=None, repr=False, compare=False)
+    _explanation: str | None = field(default=None, repr=False, compare=False)
+    _write: Callable | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -98,8 +101,8 @@ class ClauseResult(_Worded):
     file: str = ""
     offices: tuple = ()
     note: str = ""
-    _explanation: Optional[str] = field(default=None, repr=False, compare=False)
-    _write: Optional[Callable] = field(default=None, repr=False, compare=False)
+    _explanation: str | None = field(default=None, repr=False, compare=False)
+    _write: Callable | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -107,13 +110,13 @@ class CategoryResult:
     id: str
     title: str
     kind: str
-    maximum: Optional[Decimal]
+    maximum: Decimal | None
     points: Decimal
     raw: Decimal
-    cap: Optional[Decimal]
+    cap: Decimal | None
     capped: bool
     explanation: str
-    parent: Optional[str]
+    parent: str | None
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ class ScoreResult:
     categories: list
     clauses: list
     grade_vetoes: list
-    grade: Optional[str]
+    grade: str | None
     distinctions: list
     grade_explanation: str
     missing: list
@@ -152,6 +155,7 @@ class ScoreResult:
 
 
 # --- step 1: facts for the matcher ------------------------------------------------
+
 
 def _measure(expr: ex.Expr, values: Mapping) -> Decimal:
     return ex.evaluate(expr, values)
@@ -188,13 +192,14 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
 
 # --- step 3: points and trace -----------------------------------------------------
 
+
 def _signed(amount: Decimal, u: str = "分") -> str:
     if amount < 0:
         return f"扣{plain(-amount)}{u}"
     return f"得{plain(amount)}{u}"
 
 
-def _facts_of(expr: Optional[ex.Expr], values: Mapping, extra: Sequence[str] = ()) -> dict:
+def _facts_of(expr: ex.Expr | None, values: Mapping, extra: Sequence[str] = ()) -> dict:
     names = ex.names(expr) if expr is not None else []
     return {n: values.get(n) for n in [*names, *extra]}
 
@@ -211,11 +216,14 @@ def value_words(value, missing: str = "（缺）") -> str:
 
 
 def facts_text(facts: Mapping, scheme: Scheme) -> str:
-    return "，".join(f"{scheme.facts[n].label}={value_words(v)}{scheme.facts[n].unit if v is not None else ''}"
-                    for n, v in facts.items() if n in scheme.facts)
+    return "，".join(
+        f"{scheme.facts[n].label}={value_words(v)}{scheme.facts[n].unit if v is not None else ''}"
+        for n, v in facts.items()
+        if n in scheme.facts
+    )
 
 
-def _cap(raw: Decimal, cap: Optional[Decimal]) -> tuple[Decimal, bool]:
+def _cap(raw: Decimal, cap: Decimal | None) -> tuple[Decimal, bool]:
     if cap is None or abs(raw) <= cap:
         return raw, False
     return (cap if raw > 0 else -cap), True
@@ -235,8 +243,9 @@ def _unit_of(rule: Rule, scheme: Scheme) -> str:
     return ""
 
 
-def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping,
-             words: bool = False) -> RuleOutcome:
+def _outcome(
+    scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping, words: bool = False
+) -> RuleOutcome:
     """The rule's points and structured trace; its sentence too when ``words``."""
     key = f"{clause.id}/{rule.id}"
     u = scheme.unit
@@ -248,7 +257,9 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
     absent = [n for n, v in out.facts.items() if v is None]
     if absent and key not in fired:
         if words:
-            out.explanation = f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
+            out.explanation = (
+                f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
+            )
         return out
     if rule.kind == "fixed":
         out.fired = key in fired
@@ -290,7 +301,9 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
             if rule.kind == "per_unit":
                 reason = f"{guard}不成立" if guard and m > 0 else "为0"
                 if words:
-                    out.explanation = f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
+                    out.explanation = (
+                        f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
+                    )
             else:
                 threshold = f"不足{plain(rule.step)}{unit}" if rule.whole_steps else "未超过0"
                 if words:
@@ -302,8 +315,10 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         elif rule.whole_steps:
             steps = CONTEXT.divide_int(m, rule.step)
             raw = CONTEXT.multiply(steps, rule.each)
-            text = (f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
-                     f"满{plain(steps)}个整档，计{plain(raw)}{u}")
+            text = (
+                f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
+                f"满{plain(steps)}个整档，计{plain(raw)}{u}"
+            )
         else:
             raw = CONTEXT.multiply(CONTEXT.divide(m, rule.step), rule.each)
             text = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each, u)}，按比例计{plain(raw)}{u}"
@@ -337,20 +352,26 @@ def _outcome(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Map
         out.fired, out.band, out.amount = True, hit[0], amount
         text = f"：{level.text}" if level.text else ""
         if words:
-            out.explanation = (f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
-                               f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}")
+            out.explanation = (
+                f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
+                f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}"
+            )
         return out
     out.fired = key in fired
     if not out.fired:
         if words:
-            out.explanation = f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
+            out.explanation = (
+                f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
+            )
         return out
     if rule.kind == "scaled":
         amount = CONTEXT.divide(CONTEXT.multiply(v, rule.scale_to), rule.scale_from)
         out.amount = amount
         if words:
-            out.explanation = (f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
-                               f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}")
+            out.explanation = (
+                f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
+                f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}"
+            )
     else:
         out.amount = v
         reason = values.get(rule.reason) if rule.reason else None
@@ -364,7 +385,9 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
     return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
 
 
-def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False) -> ClauseResult:
+def score_clause(
+    scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False
+) -> ClauseResult:
     u = scheme.unit
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
@@ -372,7 +395,9 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping, ex
     vetoes = []
     for veto in clause.vetoes:
         hit = f"{clause.id}/!{veto.id}" in fired
-        vetoes.append(VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values)))
+        vetoes.append(
+            VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values))
+        )
     outcomes = []
     for rule in clause.rules:
         if explain:  # the sentence with the numbers, in one pass
@@ -382,10 +407,23 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping, ex
             outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
         outcomes.append(outcome)
     raw = start + sum((o.amount for o in outcomes), ZERO)
-    common = dict(id=clause.id, title=clause.title, category=clause.category, kind=clause.kind,
-                  maximum=clause.points, start=start, raw=raw, rules=outcomes, vetoes=vetoes,
-                  missing=missing, facts=facts, source=clause.source.text, file=clause.file,
-                  offices=clause.offices, note=clause.note)
+    common = {
+        "id": clause.id,
+        "title": clause.title,
+        "category": clause.category,
+        "kind": clause.kind,
+        "maximum": clause.points,
+        "start": start,
+        "raw": raw,
+        "rules": outcomes,
+        "vetoes": vetoes,
+        "missing": missing,
+        "facts": facts,
+        "source": clause.source.text,
+        "file": clause.file,
+        "offices": clause.offices,
+        "note": clause.note,
+    }
     fired_vetoes = [v for v in vetoes if v.fired]
     if fired_vetoes:
         result = ClauseResult(points=ZERO, status="vetoed", **common)
@@ -406,15 +444,20 @@ def score_clause(scheme: Scheme, clause: Clause, fired: set, values: Mapping, ex
     return result
 
 
-def _rule_words(scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping, _asking=None) -> str:
+def _rule_words(
+    scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping, _asking=None
+) -> str:
     return _outcome(scheme, clause, rule, fired, values, words=True).explanation
 
 
 def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
     u = scheme.unit
     if result.status == "vetoed":
-        words = "；".join(f"否决条件“{v.condition}”成立（{facts_text(v.facts, scheme)}）：{v.reason}"
-                         for v in result.vetoes if v.fired)
+        words = "；".join(
+            f"否决条件“{v.condition}”成立（{facts_text(v.facts, scheme)}）：{v.reason}"
+            for v in result.vetoes
+            if v.fired
+        )
         return f"{words}。本项不得分，计0{u}"
     if result.status == "incomplete":
         labels = "、".join(scheme.facts[n].label for n in result.missing)
@@ -428,7 +471,9 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
         outcome = f"本项加{plain(points)}{u}（最多加{plain(clause.points)}{u}）"
     else:
         outcome = f"本项得{plain(points)}{u}（满分{plain(clause.points)}{u}）"
-    return f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
+    return (
+        f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
+    )
 
 
 def _categories(scheme: Scheme, clause_results: dict) -> list:
@@ -444,8 +489,23 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
         if capped:
             expl = f"{cat.title}合计{plain(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{plain(points)}{u}计"
         else:
-            expl = f"{cat.title}合计{plain(points)}{u}" + (f"（满分{plain(cat.points)}{u}）" if cat.points is not None else "")
-        out.append(CategoryResult(cat.id, cat.title, cat.kind, cat.points, points, raw, cat.cap, capped, expl, cat.parent))
+            expl = f"{cat.title}合计{plain(points)}{u}" + (
+                f"（满分{plain(cat.points)}{u}）" if cat.points is not None else ""
+            )
+        out.append(
+            CategoryResult(
+                cat.id,
+                cat.title,
+                cat.kind,
+                cat.points,
+                points,
+                raw,
+                cat.cap,
+                capped,
+                expl,
+                cat.parent,
+            )
+        )
         return points
 
     for top in scheme.categories:
@@ -455,41 +515,80 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     return out
 
 
-def assemble(scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str,
-             explain: bool = False) -> ScoreResult:
+def assemble(
+    scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str, explain: bool = False
+) -> ScoreResult:
     """The score of one unit from the rules that fired.  ``explain``: the caller will read every
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass."""
     from .grading import grade_alone
-    clause_results = {cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()}
+
+    clause_results = {
+        cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()
+    }
     categories = _categories(scheme, clause_results)
     tops = [r for r in categories if r.parent is None]
     total = sum((r.points for r in tops), ZERO)
-    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in ("standard", BONUS, DEDUCTION)}
+    by_kind = {
+        k: sum((r.points for r in tops if r.kind == k), ZERO)
+        for k in ("standard", BONUS, DEDUCTION)
+    }
     vetoes = []
     for veto in scheme.grading.vetoes:
         if f"{SCHEME_GROUP}/!{veto.id}" in fired:
             facts = _facts_of(veto.when, values)
-            vetoes.append(GradeVetoResult(veto.id, veto.effect, veto.grade, veto.reason, veto.when_text,
-                                          facts, facts_text(facts, scheme)))
+            vetoes.append(
+                GradeVetoResult(
+                    veto.id,
+                    veto.effect,
+                    veto.grade,
+                    veto.reason,
+                    veto.when_text,
+                    facts,
+                    facts_text(facts, scheme),
+                )
+            )
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
-        scheme=scheme.id, scheme_title=scheme.title, version=scheme.version, unit=unit, total=total,
-        maximum=scheme.total, point_unit=scheme.unit, complete=not missing, categories=categories,
-        clauses=list(clause_results.values()), grade_vetoes=vetoes, grade=None, distinctions=[],
-        grade_explanation="", missing=missing, facts=dict(values), matcher=matcher,
-        standard=by_kind["standard"], bonus=by_kind[BONUS], deduction=by_kind[DEDUCTION])
+        scheme=scheme.id,
+        scheme_title=scheme.title,
+        version=scheme.version,
+        unit=unit,
+        total=total,
+        maximum=scheme.total,
+        point_unit=scheme.unit,
+        complete=not missing,
+        categories=categories,
+        clauses=list(clause_results.values()),
+        grade_vetoes=vetoes,
+        grade=None,
+        distinctions=[],
+        grade_explanation="",
+        missing=missing,
+        facts=dict(values),
+        matcher=matcher,
+        standard=by_kind["standard"],
+        bonus=by_kind[BONUS],
+        deduction=by_kind[DEDUCTION],
+    )
     grade_alone(scheme, result)
     return result
 
 
 def fired_rules(result: ScoreResult) -> dict:
     """clause id -> ids of the rules (and vetoes, as "!id") that fired."""
-    return {c.id: [o.rule for o in c.rules if o.fired] + [f"!{v.id}" for v in c.vetoes if v.fired]
-            for c in result.clauses}
+    return {
+        c.id: [o.rule for o in c.rules if o.fired] + [f"!{v.id}" for v in c.vetoes if v.fired]
+        for c in result.clauses
+    }
 
 
-def score_units(scheme: Scheme, units: Mapping[str, Mapping], matcher: Matcher, matcher_name: str,
-                explain: bool = False) -> list:
+def score_units(
+    scheme: Scheme,
+    units: Mapping[str, Mapping],
+    matcher: Matcher,
+    matcher_name: str,
+    explain: bool = False,
+) -> list:
     """Check, match and score several units in one matcher call (``explain``: see ``assemble``)."""
     checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
     batch = [prepare(scheme, values) for values in checked.values()]
@@ -500,13 +599,16 @@ def score_units(scheme: Scheme, units: Mapping[str, Mapping], matcher: Matcher, 
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return [assemble(scheme, unit, values, hits, matcher_name, explain)
-                for (unit, values), hits in zip(checked.items(), fired)]
+        return [
+            assemble(scheme, unit, values, hits, matcher_name, explain)
+            for (unit, values), hits in zip(checked.items(), fired)
+        ]
     finally:
         if collecting:
             gc.enable()
 
 
-def score_unit(scheme: Scheme, unit: str, facts: Mapping, matcher: Matcher, matcher_name: str) -> ScoreResult:
+def score_unit(
+    scheme: Scheme, unit: str, facts: Mapping, matcher: Matcher, matcher_name: str
+) -> ScoreResult:
     return score_units(scheme, {unit: facts}, matcher, matcher_name)[0]
-

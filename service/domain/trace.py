@@ -1,4 +1,5 @@
 """The trace of a score: structured data for machines, Chinese text for people."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,9 @@ def _writer(kind):
     names += list(getattr(kind, "TEXT", ()))
     items = ", ".join(f"{n!r}: (x if type(x := v.{n}) in P else to_data(x))" for n in names)
     namespace = {"P": _PLAIN, "to_data": to_data}
-    exec(f"def write(v):\n    return {{{items}}}\n", namespace)  # names are identifiers: dataclass fields
+    exec(
+        f"def write(v):\n    return {{{items}}}\n", namespace
+    )  # names are identifiers: dataclass fields
     return namespace["write"]
 
 
@@ -106,19 +109,25 @@ def render(result, ranking_entry=None) -> str:
 
     earliest: dict = {}
 
-    def first(item) -> int:  # where an item's first clause comes in the scheme: the order of the text
+    def first(
+        item,
+    ) -> int:  # where an item's first clause comes in the scheme: the order of the text
         if hasattr(item, "rules"):
             return position[item.id]
         if item.id not in earliest:
             own = [position[c.id] for c in clauses_of.get(item.id, [])]
-            earliest[item.id] = min(own + [first(ch) for ch in children.get(item.id, [])], default=len(position))
+            earliest[item.id] = min(
+                own + [first(ch) for ch in children.get(item.id, [])], default=len(position)
+            )
         return earliest[item.id]
 
     def category(cat, depth: int) -> None:
         indent = "  " * depth
         maximum = f"/{_pts(cat.maximum)}" if cat.maximum is not None else ""
         cap = f"（总计上限{_pts(cat.cap)}）" if cat.cap is not None else ""
-        lines.append(f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}")
+        lines.append(
+            f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}"
+        )
         if cat.capped:
             lines.append(f"{indent}  ※ {cat.explanation}")
         items = sorted(clauses_of.get(cat.id, []) + children.get(cat.id, []), key=first)
@@ -130,8 +139,10 @@ def render(result, ranking_entry=None) -> str:
 
     def clause_lines(clause, indent: str) -> None:
         bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
-        lines.append(f"{indent}▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
-                     f"{STATUS_WORDS[clause.status]}）")
+        lines.append(
+            f"{indent}▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
+            f"{STATUS_WORDS[clause.status]}）"
+        )
         if clause.offices:
             lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
         lines.append(f"{indent}  原文：{_short(clause.source)}")
@@ -155,13 +166,17 @@ def render(result, ranking_entry=None) -> str:
     lines.append("")
     u = result.point_unit
     # the three blocks of the scheme; deductions inside a standard item are already in its points
-    lines.append(f"基本分类别合计 {_pts(result.standard)}{u}　加分项合计 {_pts(result.bonus)}{u}　"
-                 f"扣分项合计 {_pts(result.deduction)}{u}")
+    lines.append(
+        f"基本分类别合计 {_pts(result.standard)}{u}　加分项合计 {_pts(result.bonus)}{u}　"
+        f"扣分项合计 {_pts(result.deduction)}{u}"
+    )
     lines.append(f"总分：{_pts(result.total)}{u}（基本分满分{_pts(result.maximum)}{u}）")
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
     for veto in result.grade_vetoes:
-        lines.append(f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}")
+        lines.append(
+            f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}"
+        )
     grade = result.grade or "—"
     extra = f"（{'、'.join(result.distinctions)}）" if result.distinctions else ""
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
@@ -178,5 +193,7 @@ def render_ranking(entries) -> str:
     lines = ["名次  单位  总分  等级  说明"]
     for e in entries:
         extra = f"（{'、'.join(e.distinctions)}）" if e.distinctions else ""
-        lines.append(f"{e.rank:>3}  {e.unit}  {display(e.total)}  {e.grade or '—'}{extra}  {e.explanation}")
+        lines.append(
+            f"{e.rank:>3}  {e.unit}  {display(e.total)}  {e.grade or '—'}{extra}  {e.explanation}"
+        )
     return "\n".join(lines)

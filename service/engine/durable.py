@@ -19,19 +19,20 @@ following the pattern that held up under measurement:
 Crashes and hangs inside the C code cannot be caught here; ``pool.py`` runs
 this module in worker processes and contains them.
 """
+
 from __future__ import annotations
 
 import functools
 import itertools
 import json
 import threading
+from collections.abc import Sequence
 from decimal import Decimal
 from json.decoder import scanstring
-from typing import Sequence
 
 import durable_rules_engine as _engine
 
-from service.domain.conditions import AllOf, AnyOf, Condition, Comparison
+from service.domain.conditions import AllOf, Comparison, Condition
 from service.domain.numbers import plain
 
 OPEN, CLOSE = "$open", "$close"
@@ -58,7 +59,13 @@ def dumps(value) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ",".join(
+                f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()
+            )
+            + "}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(dumps(v) for v in value) + "]"
     if value is None:

@@ -3,9 +3,10 @@
 Used as a test oracle (differential tests against durable-rules) and as the
 baseline in the benchmark.  Production scoring goes through durable-rules.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from service.domain.conditions import holds
 from service.domain.model import Scheme

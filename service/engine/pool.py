@@ -15,6 +15,7 @@ way and its memory is then given back.
 Several threads may call ``match`` at once: each call takes a whole worker
 for itself, so facts of concurrent callers never meet in one engine session.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,8 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,12 @@ class EngineUnavailable(RuntimeError):
 
 # --- the worker side -----------------------------------------------------------------
 
+
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     import os
+
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
@@ -63,8 +66,11 @@ def keep_heap(limit: int = 64 << 20) -> bool:
     try:
         import ctypes
         import ctypes.util
+
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, limit))
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, limit)
+        )
     except (OSError, AttributeError, TypeError):
         return False
 
@@ -106,7 +112,9 @@ def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs i
                         conn.send(("need", key))
                         continue
                     # decimals stay decimals: a float threshold would be refused (and could round)
-                    rs = rulesets[key] = durable.Ruleset(key, json.loads(definition, parse_float=Decimal))
+                    rs = rulesets[key] = durable.Ruleset(
+                        key, json.loads(definition, parse_float=Decimal)
+                    )
                 out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
                 conn.send(("ok", out))
             except durable.EngineError as err:
@@ -126,6 +134,7 @@ def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs i
 
 # --- the parent side ------------------------------------------------------------------
 
+
 @dataclass
 class _Worker:
     process: mp.Process
@@ -139,20 +148,31 @@ class EnginePool:
 
     name = "durable-rules 2.0.28 (contained)"
 
-    def __init__(self, size: int = 2, deadline: float = 5.0, per_unit: float = 0.05, start_method: str = "spawn",
-                 spin: float = 0.002, worker_spin: float = 0.003):
+    def __init__(
+        self,
+        size: int = 2,
+        deadline: float = 5.0,
+        per_unit: float = 0.05,
+        start_method: str = "spawn",
+        spin: float = 0.002,
+        worker_spin: float = 0.003,
+    ):
         """``spin``/``worker_spin``: seconds the caller and a worker wait awake for the
         other before blocking.  They cut the latency of one unit after another (a
         blocked process is slow to wake on this kind of machine) but burn CPU: a
         server under load, which has other requests to run, sets both to 0."""
         self.size, self.deadline, self.per_unit = size, deadline, per_unit
-        self.split_at = 50  # batches of at least 2 x this many units are shared out over the workers
-        self.spin = spin  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
+        self.split_at = (
+            50  # batches of at least 2 x this many units are shared out over the workers
+        )
+        self.spin = (
+            spin  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
+        )
         self.worker_spin = worker_spin
         self._ctx = mp.get_context(start_method)
         # last in, first out: a caller scoring one unit after another gets the worker
         # that just served it, still awake; concurrent callers still get one each
-        self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._retired: set[str] = set()
         self._pending_retire: dict[int, set] = {}
         self._definitions: dict[str, str] = {}
@@ -167,8 +187,12 @@ class EnginePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=worker_main, args=(child, self.worker_spin), daemon=True,
-                                    name="durable-rules worker")
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(child, self.worker_spin),
+            daemon=True,
+            name="durable-rules worker",
+        )
         process.start()
         child.close()
         self.spawned += 1
@@ -188,8 +212,15 @@ class EnginePool:
 
     def _incident(self, kind: str, message: str, detail: str = "") -> EngineUnavailable:
         incident = uuid.uuid4().hex[:12]
-        self.incidents.append({"id": incident, "kind": kind, "message": message, "detail": detail,
-                               "time": time.time()})
+        self.incidents.append(
+            {
+                "id": incident,
+                "kind": kind,
+                "message": message,
+                "detail": detail,
+                "time": time.time(),
+            }
+        )
         log.error("engine incident %s (%s): %s %s", incident, kind, message, detail)
         return EngineUnavailable(message, incident, kind)
 
@@ -198,6 +229,7 @@ class EnginePool:
         text = self._definitions.get(key)
         if text is None:
             from service.engine.durable import compile_ruleset, dumps
+
             text = self._definitions[key] = dumps(compile_ruleset(scheme.matches))
         return text
 
@@ -222,10 +254,16 @@ class EnginePool:
         timeout = self.deadline + self.per_unit * len(batch)
         worker = self._idle.get()
         try:
-            if not worker.process.is_alive():  # died while idle (killed, out of memory): nobody's call lost
+            if (
+                not worker.process.is_alive()
+            ):  # died while idle (killed, out of memory): nobody's call lost
                 code = worker.process.exitcode
                 worker = self._replace(worker)
-                self._incident("crash", "空闲的规则引擎进程已退出，已重启引擎进程", f"exit code {code}; found idle")
+                self._incident(
+                    "crash",
+                    "空闲的规则引擎进程已退出，已重启引擎进程",
+                    f"exit code {code}; found idle",
+                )
             with self._lock:
                 retire = sorted(self._retired & worker.loaded)
             send_def = definition if key not in worker.loaded else None
@@ -236,13 +274,18 @@ class EnginePool:
                     reply = self._call(worker, ("match", key, definition, list(batch), []), timeout)
             except TimeoutError:
                 worker = self._replace(worker)
-                raise self._incident("hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程") from None
+                raise self._incident(
+                    "hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程"
+                ) from None
             except (EOFError, OSError, BrokenPipeError) as err:
                 worker.process.join(timeout=2)  # the pipe closes before the exit status is reaped
                 code = worker.process.exitcode
                 worker = self._replace(worker)
-                raise self._incident("crash", "规则引擎进程意外退出，已重启引擎进程",
-                                     f"exit code {code}; {type(err).__name__}") from None
+                raise self._incident(
+                    "crash",
+                    "规则引擎进程意外退出，已重启引擎进程",
+                    f"exit code {code}; {type(err).__name__}",
+                ) from None
             worker.loaded.add(key)
             worker.calls += 1
             if reply[0] == "error":
@@ -253,6 +296,7 @@ class EnginePool:
 
     def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
         from service.engine.durable import dumps_fact
+
         key, definition = scheme.program_name, self._definition(scheme)
         payload = [[dumps_fact(f) for f in facts] for facts in batch]
         if len(payload) < 2 * self.split_at or self.size < 2:
@@ -260,7 +304,7 @@ class EnginePool:
         # a large batch is shared out over the workers, which run side by side
         # (each chunk still has a whole worker, and its own sessions, to itself)
         size = -(-len(payload) // self.size)
-        chunks = [payload[i:i + size] for i in range(0, len(payload), size)]
+        chunks = [payload[i : i + size] for i in range(0, len(payload), size)]
         results: list = [None] * len(chunks)
         errors: list = []
 

@@ -1,4 +1,5 @@
 """Errors in rule files, each at a file, line and column."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

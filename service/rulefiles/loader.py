@@ -5,6 +5,7 @@ file, read in file-name order).  Loading either returns a complete ``Scheme``
 or raises ``RuleSetError`` listing every problem found, each with file, line
 and column; nothing partial is ever returned.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,14 +13,30 @@ import keyword
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 
 from service.domain import expressions as ex
 from service.domain import program
 from service.domain.facts import check_value
-from service.domain.model import (BONUS, DEDUCTION, STANDARD, Band, Category, Clause, ClauseTest, ClauseVeto,
-                                  Distinction, FactSpec, GradeVeto, Grading, Level, RankingTest, Rule, Scheme,
-                                  SchemeTest, Source, Tier)
+from service.domain.model import (
+    DEDUCTION,
+    STANDARD,
+    Band,
+    Category,
+    Clause,
+    ClauseTest,
+    ClauseVeto,
+    Distinction,
+    FactSpec,
+    GradeVeto,
+    Grading,
+    Level,
+    RankingTest,
+    Rule,
+    Scheme,
+    SchemeTest,
+    Source,
+    Tier,
+)
 from service.domain.numbers import ZERO, plain
 
 from . import spec
@@ -43,8 +60,10 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     an edit on disk during a load can never give a version that does not match its files."""
     folder = Path(folder)
     found = [p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
-    return {rel: (folder / rel).read_bytes()
-            for rel in sorted((p.relative_to(folder).as_posix() for p in found), key=_order)}
+    return {
+        rel: (folder / rel).read_bytes()
+        for rel in sorted((p.relative_to(folder).as_posix() for p in found), key=_order)
+    }
 
 
 def version_of_files(files: dict) -> str:
@@ -62,12 +81,16 @@ def version_of(folder: Path) -> str:
     return version_of_files(snapshot(folder))
 
 
-def _read(file: str, data: bytes, objspec, errors: list) -> Optional[Located]:
+def _read(file: str, data: bytes, objspec, errors: list) -> Located | None:
     ctx = Context(file)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        errors.append(RuleFileError(ctx.file, 1, 1, f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8"))
+        errors.append(
+            RuleFileError(
+                ctx.file, 1, 1, f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8"
+            )
+        )
         return None
     node = compose(text, ctx)
     data = objspec.read(node, ctx) if node is not None else None
@@ -96,16 +119,24 @@ def _source(d: Located) -> Source:
     return Source(d["source"]["document"], d["source"].get("ref", ""), d["source"]["text"])
 
 
-def _fact(d: Located, owner: str, file: str, chk: _Checker) -> Optional[FactSpec]:
+def _fact(d: Located, owner: str, file: str, chk: _Checker) -> FactSpec | None:
     name, ftype = d["name"], d["type"]
     ok = True
     if not _FACT_NAME.match(name) or name in _RESERVED or keyword.iskeyword(name):
-        chk.err(file, d.at("name"), f"事实名“{name}”不可用：须以英文字母开头，只含英文字母、数字和下划线，且不能是保留字")
+        chk.err(
+            file,
+            d.at("name"),
+            f"事实名“{name}”不可用：须以英文字母开头，只含英文字母、数字和下划线，且不能是保留字",
+        )
         ok = False
     lo, hi = d.get("min"), d.get("max")
     numeric = ftype in ("number", "integer", "percent")
     if not numeric and ("min" in d or "max" in d):
-        chk.err(file, d.at("min" if "min" in d else "max", value=False), f"{ftype} 类型的事实不能设 min/max")
+        chk.err(
+            file,
+            d.at("min" if "min" in d else "max", value=False),
+            f"{ftype} 类型的事实不能设 min/max",
+        )
         ok = False
     if ftype == "percent":
         lo = Decimal(0) if lo is None else lo
@@ -117,12 +148,22 @@ def _fact(d: Located, owner: str, file: str, chk: _Checker) -> Optional[FactSpec
         chk.err(file, d.at(), f"choice 类型的事实“{name}”须列出 choices")
         ok = False
     if ftype != "choice" and "choices" in d:
-        chk.err(file, d.at("choices", value=False), f"只有 choice 类型的事实才能设 choices")
+        chk.err(file, d.at("choices", value=False), "只有 choice 类型的事实才能设 choices")
         ok = False
     if not ok:
         return None
-    return FactSpec(name, ftype, d["label"], d.get("unit", ""), d.get("help", ""), lo, hi,
-                    tuple(d.get("choices") or ()), d.get("required", True), owner)
+    return FactSpec(
+        name,
+        ftype,
+        d["label"],
+        d.get("unit", ""),
+        d.get("help", ""),
+        lo,
+        hi,
+        tuple(d.get("choices") or ()),
+        d.get("required", True),
+        owner,
+    )
 
 
 def _check_expr(e: ExprText, types: dict, want: str, file: str, chk: _Checker, what: str) -> bool:
@@ -132,7 +173,11 @@ def _check_expr(e: ExprText, types: dict, want: str, file: str, chk: _Checker, w
         chk.err(file, e.at(err.column), err.message)
         return False
     if got != want:
-        chk.err(file, e.at(1), f"{what}应为{ex.TYPE_NAMES[want]}表达式，“{e.text}”是{ex.TYPE_NAMES[got]}")
+        chk.err(
+            file,
+            e.at(1),
+            f"{what}应为{ex.TYPE_NAMES[want]}表达式，“{e.text}”是{ex.TYPE_NAMES[got]}",
+        )
         return False
     return True
 
@@ -140,28 +185,46 @@ def _check_expr(e: ExprText, types: dict, want: str, file: str, chk: _Checker, w
 def _contiguous(items, file: str, chk: _Checker, where_of, what: str) -> bool:
     """Ranges must neither overlap nor leave gaps between them."""
     ranges = [(i, r) for i, r in enumerate(items)]
-    ordered = sorted(ranges, key=lambda ir: (ir[1].low is not None, ir[1].low or 0, not ir[1].low_closed))
+    ordered = sorted(
+        ranges, key=lambda ir: (ir[1].low is not None, ir[1].low or 0, not ir[1].low_closed)
+    )
     ok = True
-    for (i, a), (j, b) in zip(ordered, ordered[1:]):
-        if a.high is None or (b.low is not None and (b.low < a.high or (b.low == a.high and a.high_closed and b.low_closed))):
+    for (_i, a), (j, b) in zip(ordered, ordered[1:]):
+        if a.high is None or (
+            b.low is not None
+            and (b.low < a.high or (b.low == a.high and a.high_closed and b.low_closed))
+        ):
             chk.err(file, where_of(j), f"{what}“{b.text}”与“{a.text}”重叠：同一数值只能落在一档")
             ok = False
-        elif b.low is None or b.low > a.high or (b.low == a.high and not a.high_closed and not b.low_closed):
-            gap = plain(a.high) if b.low is None or b.low == a.high else f"{plain(a.high)}到{plain(b.low)}之间"
+        elif (
+            b.low is None
+            or b.low > a.high
+            or (b.low == a.high and not a.high_closed and not b.low_closed)
+        ):
+            gap = (
+                plain(a.high)
+                if b.low is None or b.low == a.high
+                else f"{plain(a.high)}到{plain(b.low)}之间"
+            )
             chk.err(file, where_of(j), f"{what}“{a.text}”与“{b.text}”之间有空档：{gap}不在任何一档")
             ok = False
     return ok
 
 
-def _rule(d: Located, clause_id: str, points: Decimal, types: dict, facts: dict, file: str,
-          chk: _Checker) -> Optional[Rule]:
+def _rule(
+    d: Located, clause_id: str, points: Decimal, types: dict, facts: dict, file: str, chk: _Checker
+) -> Rule | None:
     kind = d["kind"]
     required, optional = spec.KIND_FIELDS[kind]
     ok = True
     for key in d:
         if key in ("id", "kind", "title", "note") or key in required or key in optional:
             continue
-        chk.err(file, d.at(key, value=False), f"{kind} 类型的规则不使用键“{key}”（可用：{'、'.join(sorted(required | optional))}）")
+        chk.err(
+            file,
+            d.at(key, value=False),
+            f"{kind} 类型的规则不使用键“{key}”（可用：{'、'.join(sorted(required | optional))}）",
+        )
         ok = False
     for key in sorted(required - set(d)):
         chk.err(file, d.at(), f"{kind} 类型的规则缺少键“{key}”（{spec.RULE_FIELDS[key].doc}）")
@@ -171,21 +234,35 @@ def _rule(d: Located, clause_id: str, points: Decimal, types: dict, facts: dict,
     when = d.get("when")
     if when is not None and not _check_expr(when, types, ex.BOOLEAN, file, chk, "when"):
         return None
-    base = dict(id=d["id"], kind=kind, title=d.get("title", ""), note=d.get("note", ""),
-                when=when.tree if when else None, when_text=when.text if when else "", cap=d.get("cap"),
-                measure_label=d.get("measure_label", ""))
+    base = {
+        "id": d["id"],
+        "kind": kind,
+        "title": d.get("title", ""),
+        "note": d.get("note", ""),
+        "when": when.tree if when else None,
+        "when_text": when.text if when else "",
+        "cap": d.get("cap"),
+        "measure_label": d.get("measure_label", ""),
+    }
     if kind == "fixed":
         return Rule(points=d["points"], **base)
     if kind in ("bands", "steps", "per_unit"):
         m: ExprText = d["measure"] if kind != "per_unit" else d["count"]
-        if not _check_expr(m, types, ex.NUMBER, file, chk, "measure" if kind != "per_unit" else "count"):
+        if not _check_expr(
+            m, types, ex.NUMBER, file, chk, "measure" if kind != "per_unit" else "count"
+        ):
             return None
         base.update(measure=m.tree, measure_text=m.text)
         if kind == "bands":
             bands = d["bands"]
-            if not _contiguous([b["range"] for b in bands], file, chk, lambda j: bands[j].at("range"), "档"):
+            if not _contiguous(
+                [b["range"] for b in bands], file, chk, lambda j: bands[j].at("range"), "档"
+            ):
                 return None
-            return Rule(bands=tuple(Band(b["range"], b["points"], b.get("label", "")) for b in bands), **base)
+            return Rule(
+                bands=tuple(Band(b["range"], b["points"], b.get("label", "")) for b in bands),
+                **base,
+            )
         if d["each"] == 0:
             chk.err(file, d.at("each"), "each 不能为0")
             return None
@@ -202,33 +279,60 @@ def _rule(d: Located, clause_id: str, points: Decimal, types: dict, facts: dict,
         chk.err(file, d.at("value"), f"value 引用的事实“{name}”应为数值类型，这里是 {fact.type}")
         return None
     if kind == "scaled":
-        return Rule(value=name, scale_from=d["scale_from"], scale_to=d.get("scale_to", points), **base)
+        return Rule(
+            value=name, scale_from=d["scale_from"], scale_to=d.get("scale_to", points), **base
+        )
     if kind == "assessed":
-        if fact.minimum is None or fact.maximum is None or fact.minimum < 0 or fact.maximum > points:
-            chk.err(file, d.at("value"), f"评审给分的事实“{name}”须设 min 和 max，且在0到本条款分值{plain(points)}之间")
+        if (
+            fact.minimum is None
+            or fact.maximum is None
+            or fact.minimum < 0
+            or fact.maximum > points
+        ):
+            chk.err(
+                file,
+                d.at("value"),
+                f"评审给分的事实“{name}”须设 min 和 max，且在0到本条款分值{plain(points)}之间",
+            )
             return None
         reason = facts.get(d["reason"])
         if reason is None or reason.type != "text":
-            chk.err(file, d.at("reason"), f"reason 应引用一个 text 类型的事实（评审理由），“{d['reason']}”不是")
+            chk.err(
+                file,
+                d.at("reason"),
+                f"reason 应引用一个 text 类型的事实（评审理由），“{d['reason']}”不是",
+            )
             return None
         return Rule(value=name, reason=d["reason"], **base)
     # maturity
     if fact.type != "percent":
-        chk.err(file, d.at("value"), f"成熟度读取的事实“{name}”应为 percent 类型，这里是 {fact.type}")
+        chk.err(
+            file, d.at("value"), f"成熟度读取的事实“{name}”应为 percent 类型，这里是 {fact.type}"
+        )
         return None
     levels = d["levels"]
-    if not _contiguous([lv["range"] for lv in levels], file, chk, lambda j: levels[j].at("range"), "成熟度档"):
+    if not _contiguous(
+        [lv["range"] for lv in levels], file, chk, lambda j: levels[j].at("range"), "成熟度档"
+    ):
         return None
     ranges = [lv["range"] for lv in levels]
     # the levels are contiguous (checked above), so they cover the fact's range
     # exactly when its two ends each fall in some level, whatever the listing order
     if not all(any(r.contains(end) for r in ranges) for end in (fact.minimum, fact.maximum)):
-        chk.err(file, d.at("levels"), f"成熟度各档应覆盖事实“{name}”的全部取值（{plain(fact.minimum)}到{plain(fact.maximum)}）")
+        chk.err(
+            file,
+            d.at("levels"),
+            f"成熟度各档应覆盖事实“{name}”的全部取值（{plain(fact.minimum)}到{plain(fact.maximum)}）",
+        )
         return None
-    return Rule(value=name, levels=tuple(Level(lv["range"], lv["label"], lv.get("text", "")) for lv in levels), **base)
+    return Rule(
+        value=name,
+        levels=tuple(Level(lv["range"], lv["label"], lv.get("text", "")) for lv in levels),
+        **base,
+    )
 
 
-def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> Optional[dict]:
+def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | None:
     out, ok = {}, True
     for name, value in raw.items():
         fact = facts.get(name)
@@ -247,13 +351,18 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> Optional
     return out if ok else None
 
 
-def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _Checker,
-            all_facts: dict) -> Optional[Clause]:
+def _clause(
+    d: Located, file: str, scheme_facts: dict, categories: dict, chk: _Checker, all_facts: dict
+) -> Clause | None:
     n_errors = len(chk.errors)
     cid = d["id"]
     cat = categories.get(d["category"])
     if cat is None:
-        chk.err(file, d.at("category"), f"类别“{d['category']}”在 scheme.yaml 中没有定义（已有：{'、'.join(categories)}）")
+        chk.err(
+            file,
+            d.at("category"),
+            f"类别“{d['category']}”在 scheme.yaml 中没有定义（已有：{'、'.join(categories)}）",
+        )
         return None
     points = d["points"]
     own: dict[str, FactSpec] = {}
@@ -266,7 +375,11 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
         elif fact.name in all_facts:
             other = all_facts[fact.name]
             where = f"条款“{other.owner}”" if other.owner else " scheme.yaml "
-            chk.err(file, f.at("name"), f"事实“{fact.name}”已在{where}中声明，同一细则内事实名须唯一；共用的事实请在 scheme.yaml 的 facts 中声明")
+            chk.err(
+                file,
+                f.at("name"),
+                f"事实“{fact.name}”已在{where}中声明，同一细则内事实名须唯一；共用的事实请在 scheme.yaml 的 facts 中声明",
+            )
         else:
             own[fact.name] = fact
     facts = {**scheme_facts, **own}
@@ -292,10 +405,18 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
     if kind == DEDUCTION:
         for r in d["rules"]:
             if r.get("kind") in ("scaled", "assessed", "maturity"):
-                chk.err(file, r.at("kind"), f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 fixed、bands、per_unit 或 steps，并把分值写成负数")
+                chk.err(
+                    file,
+                    r.at("kind"),
+                    f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 fixed、bands、per_unit 或 steps，并把分值写成负数",
+                )
     start = d.get("start", "zero")
     if start == "full" and kind != STANDARD:
-        chk.err(file, d.at("start"), "只有基本分条款才能从满分扣起（start: full）；加分项、扣分项从0分起")
+        chk.err(
+            file,
+            d.at("start"),
+            "只有基本分条款才能从满分扣起（start: full）；加分项、扣分项从0分起",
+        )
     reads: list[str] = []
     for rule in rules:
         for tree in (rule.when, rule.measure):
@@ -305,17 +426,36 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
     for veto in vetoes:
         reads += ex.names(veto.when)
     reads = list(dict.fromkeys(reads))
-    rules_complete = len(chk.errors) == n_errors  # otherwise a fact may look unread only because its rule failed
-    for name, fact in own.items():
+    rules_complete = (
+        len(chk.errors) == n_errors
+    )  # otherwise a fact may look unread only because its rule failed
+    for name in own:
         if rules_complete and name not in reads:
             chk.err(file, d.at("facts"), f"事实“{name}”已声明，但没有任何规则读取它")
     if len(chk.errors) > n_errors:
         return None
-    clause = Clause(id=cid, title=d["title"], category=cat.id, kind=kind, points=points, start=start,
-                    source=_source(d), offices=tuple(d.get("offices") or ()), deadline=d.get("deadline", ""),
-                    tasks=tuple((t["task"], t.get("deadline", ""), tuple(t.get("offices") or ())) for t in d.get("tasks") or ()),
-                    evidence=tuple(d.get("evidence") or ()), facts=tuple(own.values()), reads=tuple(reads),
-                    rules=tuple(rules), vetoes=tuple(vetoes), file=file, note=d.get("note", ""))
+    clause = Clause(
+        id=cid,
+        title=d["title"],
+        category=cat.id,
+        kind=kind,
+        points=points,
+        start=start,
+        source=_source(d),
+        offices=tuple(d.get("offices") or ()),
+        deadline=d.get("deadline", ""),
+        tasks=tuple(
+            (t["task"], t.get("deadline", ""), tuple(t.get("offices") or ()))
+            for t in d.get("tasks") or ()
+        ),
+        evidence=tuple(d.get("evidence") or ()),
+        facts=tuple(own.values()),
+        reads=tuple(reads),
+        rules=tuple(rules),
+        vetoes=tuple(vetoes),
+        file=file,
+        note=d.get("note", ""),
+    )
     all_facts.update(own)
     ids = {r.id for r in rules} | {f"!{v.id}" for v in vetoes}
     tests = []
@@ -323,23 +463,42 @@ def _clause(d: Located, file: str, scheme_facts: dict, categories: dict, chk: _C
         values = _test_facts(t["facts"], facts, file, chk)
         for rid in t.get("fired") or []:
             if rid not in ids:
-                chk.err(file, t.at("fired"), f"测试用例“{t['name']}”期望触发的“{rid}”不是本条款的规则或否决（否决写 !编号）")
+                chk.err(
+                    file,
+                    t.at("fired"),
+                    f"测试用例“{t['name']}”期望触发的“{rid}”不是本条款的规则或否决（否决写 !编号）",
+                )
         for rid, wanted in (t.get("bands") or {}).items():
             rule = next((r for r in rules if r.id == rid), None)
             options = [(b.label, b.range.text) for b in (rule.bands or rule.levels)] if rule else []
             if not any(wanted in pair for pair in options):
-                chk.err(file, t["bands"].at(rid), f"测试用例“{t['name']}”期望的档“{wanted}”不是规则“{rid}”的档或成熟度档")
+                chk.err(
+                    file,
+                    t["bands"].at(rid),
+                    f"测试用例“{t['name']}”期望的档“{wanted}”不是规则“{rid}”的档或成熟度档",
+                )
         if not (clause.low <= t["points"] <= clause.high):
-            chk.err(file, t.at("points"), f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(clause.high)}）")
+            chk.err(
+                file,
+                t.at("points"),
+                f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(clause.high)}）",
+            )
         if values is not None:
-            tests.append(ClauseTest(t["name"], values, t["points"],
-                                    tuple(t["fired"]) if "fired" in t else None, t.get("status"),
-                                    dict(t.get("bands") or {})))
+            tests.append(
+                ClauseTest(
+                    t["name"],
+                    values,
+                    t["points"],
+                    tuple(t["fired"]) if "fired" in t else None,
+                    t.get("status"),
+                    dict(t.get("bands") or {}),
+                )
+            )
     clause.tests = tuple(tests)
     return clause
 
 
-def _categories(items, file: str, chk: _Checker, parent: Optional[Category], index: dict) -> list:
+def _categories(items, file: str, chk: _Checker, parent: Category | None, index: dict) -> list:
     out = []
     for d in items or []:
         kind = d.get("kind", parent.kind if parent else STANDARD)
@@ -351,10 +510,21 @@ def _categories(items, file: str, chk: _Checker, parent: Optional[Category], ind
         if kind == STANDARD and "points" not in d:
             chk.err(file, d.at(), f"基本分类别“{d['id']} {d['title']}”须写明分值 points")
         if kind != STANDARD and "points" in d:
-            chk.err(file, d.at("points", value=False), "加分、扣分类别不设 points；总计上限请写 cap（如 加分项总计不超5分：cap: 5）")
+            chk.err(
+                file,
+                d.at("points", value=False),
+                "加分、扣分类别不设 points；总计上限请写 cap（如 加分项总计不超5分：cap: 5）",
+            )
         if kind == STANDARD and "cap" in d:
             chk.err(file, d.at("cap", value=False), "基本分类别不设 cap；其上限就是 points")
-        cat = Category(d["id"], d["title"], kind, d.get("points"), d.get("cap"), parent=parent.id if parent else None)
+        cat = Category(
+            d["id"],
+            d["title"],
+            kind,
+            d.get("points"),
+            d.get("cap"),
+            parent=parent.id if parent else None,
+        )
         cat._at = d.at("points") if "points" in d else d.at()  # type: ignore[attr-defined]
         index[cat.id] = cat
         cat.children = _categories(d.get("categories"), file, chk, cat, index)
@@ -367,10 +537,16 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
         parts = [(c, scheme.clauses[c].points) for c in cat.clauses]
         total = sum((p for _, p in parts), ZERO) + sum((subtotal(ch) for ch in cat.children), ZERO)
         if cat.kind == STANDARD and cat.points is not None and total != cat.points:
-            listing = "，".join([f"条款{c} {plain(p)}分" for c, p in parts] +
-                               [f"类别{ch.id} {plain(ch.points or 0)}分" for ch in cat.children])
-            chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”的分值为{plain(cat.points)}分，"
-                                   f"但其下合计{plain(total)}分（{listing or '没有条款'}）")
+            listing = "，".join(
+                [f"条款{c} {plain(p)}分" for c, p in parts]
+                + [f"类别{ch.id} {plain(ch.points or 0)}分" for ch in cat.children]
+            )
+            chk.err(
+                file,
+                cat._at,
+                f"类别“{cat.id} {cat.title}”的分值为{plain(cat.points)}分，"
+                f"但其下合计{plain(total)}分（{listing or '没有条款'}）",
+            )
         if not cat.clauses and not cat.children:
             chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”下没有任何条款")
         return cat.points if cat.points is not None else total
@@ -381,7 +557,11 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
         if top.kind == STANDARD:
             standard += value
     if standard != scheme.total:
-        chk.err(file, scheme._total_at, f"细则总分为{plain(scheme.total)}分，但各基本分类别合计{plain(standard)}分")
+        chk.err(
+            file,
+            scheme._total_at,
+            f"细则总分为{plain(scheme.total)}分，但各基本分类别合计{plain(standard)}分",
+        )
 
 
 def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
@@ -390,7 +570,11 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
     for t in d.get("tiers") or []:
         has_min, has_top = "min" in t, "top" in t
         if method == "thresholds" and has_top or method == "rank" and has_min:
-            chk.err(file, t.at(), f"{method} 评级的等级应使用 {'min' if method == 'thresholds' else 'top'}")
+            chk.err(
+                file,
+                t.at(),
+                f"{method} 评级的等级应使用 {'min' if method == 'thresholds' else 'top'}",
+            )
         tiers.append(Tier(t["grade"], t.get("min"), t.get("top"), t.get("title", "")))
     if method != "none" and not tiers:
         chk.err(file, d.at(), f"{method} 评级须列出 tiers")
@@ -410,10 +594,23 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
     names = list(dict.fromkeys(grades + [x.name for x in distinctions]))
     for v in d.get("vetoes") or []:
         if v["effect"] == "bar" and v["grade"] not in names:
-            chk.err(file, v.at("grade"), f"不得评的“{v['grade']}”不是本细则的等级或称号（有：{'、'.join(names) or '无'}）")
+            chk.err(
+                file,
+                v.at("grade"),
+                f"不得评的“{v['grade']}”不是本细则的等级或称号（有：{'、'.join(names) or '无'}）",
+            )
         if _check_expr(v["when"], types, ex.BOOLEAN, file, chk, "when"):
-            vetoes.append(GradeVeto(v["id"], v["when"].tree, v["when"].text, v["effect"], v["grade"], v["reason"],
-                                    d.get("source", "")))
+            vetoes.append(
+                GradeVeto(
+                    v["id"],
+                    v["when"].tree,
+                    v["when"].text,
+                    v["effect"],
+                    v["grade"],
+                    v["reason"],
+                    d.get("source", ""),
+                )
+            )
     return Grading(method, tuple(tiers), tuple(distinctions), tuple(vetoes), d.get("note", ""))
 
 
@@ -431,7 +628,10 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     """Read, check and compile one scheme from its files ({path inside the scheme folder: bytes
     or text}, as ``snapshot`` gives them or as the archive stores them); ``prefix``: the folder's
     name in messages and traces; ``path``: where it lives on disk, if it does."""
-    files = {rel: (data.encode("utf-8") if isinstance(data, str) else data) for rel, data in files.items()}
+    files = {
+        rel: (data.encode("utf-8") if isinstance(data, str) else data)
+        for rel, data in files.items()
+    }
 
     def named(rel: str) -> str:
         return rel if prefix in ("", ".") else f"{prefix}/{rel}"
@@ -439,16 +639,32 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     chk = _Checker()
     sfile = named(SCHEME_FILE)
     if SCHEME_FILE not in files:
-        raise RuleSetError([RuleFileError(sfile, 1, 1, "缺少 scheme.yaml：每个细则文件夹都要有一个 scheme.yaml")])
+        raise RuleSetError(
+            [RuleFileError(sfile, 1, 1, "缺少 scheme.yaml：每个细则文件夹都要有一个 scheme.yaml")]
+        )
     raw_errors: list[RuleFileError] = []
     s = _read(sfile, files[SCHEME_FILE], spec.SCHEME, raw_errors)
-    clause_rels = sorted(rel for rel in files if rel.startswith(CLAUSE_DIR + "/") and rel.count("/") == 1
-                         and rel.endswith(".yaml"))
+    clause_rels = sorted(
+        rel
+        for rel in files
+        if rel.startswith(CLAUSE_DIR + "/") and rel.count("/") == 1 and rel.endswith(".yaml")
+    )
     for rel in sorted((r for r in files if r.endswith(".yml")), key=_order):
-        raw_errors.append(RuleFileError(named(rel), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取"))
-    clause_docs = [(named(rel), _read(named(rel), files[rel], spec.CLAUSE, raw_errors)) for rel in clause_rels]
+        raw_errors.append(
+            RuleFileError(named(rel), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取")
+        )
+    clause_docs = [
+        (named(rel), _read(named(rel), files[rel], spec.CLAUSE, raw_errors)) for rel in clause_rels
+    ]
     if not clause_rels:
-        raw_errors.append(RuleFileError(sfile, 1, 1, f"细则文件夹中没有条款文件（应放在 {CLAUSE_DIR}/ 下，每个条款一个 .yaml 文件）"))
+        raw_errors.append(
+            RuleFileError(
+                sfile,
+                1,
+                1,
+                f"细则文件夹中没有条款文件（应放在 {CLAUSE_DIR}/ 下，每个条款一个 .yaml 文件）",
+            )
+        )
     if s is None or raw_errors:
         raise RuleSetError(raw_errors)
 
@@ -474,7 +690,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
             clause_at[clause.id] = file
             index[clause.category].clauses.append(clause.id)
             if len(clause.rules) + len(clause.vetoes) > program.MAX_SIMULTANEOUS_MATCHES:
-                chk.err(file, d.at("rules"), f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款")
+                chk.err(
+                    file,
+                    d.at("rules"),
+                    f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
+                )
     if len(clause_docs) > MAX_CLAUSES:
         chk.err(sfile, s.at(), f"一套细则最多{MAX_CLAUSES}个条款，这里有{len(clause_docs)}个")
     types = {n: f.expr_type for n, f in scheme_facts.items()}
@@ -488,11 +708,24 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     if chk.errors:
         raise RuleSetError(chk.errors)
 
-    scheme = Scheme(id=s["id"], title=s["title"], year=s["year"], issuer=s["issuer"], source=_source(s),
-                    total=s["total"], unit=s.get("unit", "分"), categories=categories, clauses=clauses,
-                    facts=all_facts, grading=grading, path=path, version=version_of_files(files),
-                    files=tuple([sfile] + [file for file, _d in clause_docs]), notes=s.get("note", ""),
-                    texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")})
+    scheme = Scheme(
+        id=s["id"],
+        title=s["title"],
+        year=s["year"],
+        issuer=s["issuer"],
+        source=_source(s),
+        total=s["total"],
+        unit=s.get("unit", "分"),
+        categories=categories,
+        clauses=clauses,
+        facts=all_facts,
+        grading=grading,
+        path=path,
+        version=version_of_files(files),
+        files=tuple([sfile] + [file for file, _d in clause_docs]),
+        notes=s.get("note", ""),
+        texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
+    )
     scheme._total_at = s.at("total")  # type: ignore[attr-defined]
     _check_sums(scheme, sfile, chk)
     tests = []
@@ -510,8 +743,14 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         expect = {}
         for unit, e in t["expect"].items():
             if unit not in units:
-                chk.err(sfile, t["expect"].at(unit, value=False), f"期望中的单位“{unit}”不在 units 中")
-            expect[unit] = {"rank": e["rank"], "grade": e.get("grade"), "distinctions": tuple(e["distinctions"]) if "distinctions" in e else None}
+                chk.err(
+                    sfile, t["expect"].at(unit, value=False), f"期望中的单位“{unit}”不在 units 中"
+                )
+            expect[unit] = {
+                "rank": e["rank"],
+                "grade": e.get("grade"),
+                "distinctions": tuple(e["distinctions"]) if "distinctions" in e else None,
+            }
         rtests.append(RankingTest(t["name"], units, expect))
     scheme.ranking_tests = tuple(rtests)
     if chk.errors:
@@ -532,7 +771,9 @@ def load_all(root: Path | str) -> dict[str, Scheme]:
     errors: list[RuleFileError] = []
     folders = find_schemes(root)
     if not folders:
-        raise RuleSetError([RuleFileError(root.as_posix(), 1, 1, "规则目录中没有找到任何 scheme.yaml")])
+        raise RuleSetError(
+            [RuleFileError(root.as_posix(), 1, 1, "规则目录中没有找到任何 scheme.yaml")]
+        )
     where: dict[str, str] = {}
     for folder in folders:
         try:
@@ -541,8 +782,14 @@ def load_all(root: Path | str) -> dict[str, Scheme]:
             errors.extend(err.errors)
             continue
         if scheme.id in schemes:
-            errors.append(RuleFileError(_display(folder / SCHEME_FILE, root), 1, 1,
-                                        f"细则编号“{scheme.id}”与 {where[scheme.id]} 重复"))
+            errors.append(
+                RuleFileError(
+                    _display(folder / SCHEME_FILE, root),
+                    1,
+                    1,
+                    f"细则编号“{scheme.id}”与 {where[scheme.id]} 重复",
+                )
+            )
             continue
         schemes[scheme.id] = scheme
         where[scheme.id] = _display(folder / SCHEME_FILE, root)

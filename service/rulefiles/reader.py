@@ -5,13 +5,15 @@ source text and position: ``0.25`` becomes ``Decimal("0.25")`` straight from
 the text, never via a binary float.  Each field of each object is declared in
 ``service.rulefiles.spec``; anything else is an error with a suggestion.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -38,7 +40,7 @@ class Located(dict):
         self.values_at: dict[str, tuple[int, int]] = {}
         self.nodes: dict[str, Node] = {}
 
-    def at(self, key: Optional[str] = None, value: bool = True) -> tuple[int, int]:
+    def at(self, key: str | None = None, value: bool = True) -> tuple[int, int]:
         if key is None:
             return self.line, self.column
         table = self.values_at if value else self.keys_at
@@ -67,8 +69,10 @@ class Context:
         self.errors.append(RuleFileError(self.file, where[0], where[1], message))
 
 
-def compose(text: str, ctx: Context) -> Optional[Node]:
-    yaml = YAML(typ="safe")  # libyaml via ruamel.yaml.clib: ~7x faster; same marks and YAML 1.2 typing
+def compose(text: str, ctx: Context) -> Node | None:
+    yaml = YAML(
+        typ="safe"
+    )  # libyaml via ruamel.yaml.clib: ~7x faster; same marks and YAML 1.2 typing
     yaml.version = (1, 2)
     try:
         node = yaml.compose(text)
@@ -87,7 +91,7 @@ def compose(text: str, ctx: Context) -> Optional[Node]:
     return node
 
 
-def _first_alias(root: Node) -> Optional[Node]:
+def _first_alias(root: Node) -> Node | None:
     """A node reached twice is an alias (*name); refusing them also stops "billion laughs"."""
     seen: set[int] = set()
     stack = [root]
@@ -129,17 +133,21 @@ def _yaml_problem(problem: str) -> str:
 
 # --- value specs ----------------------------------------------------------------
 
+
 class Spec:
     """How to read one value.  ``words`` names the expected kind in errors and docs."""
+
     words = "值"
 
     def read(self, node: Node, ctx: Context) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def _scalar(node: Node, ctx: Context, words: str) -> Optional[ScalarNode]:
+def _scalar(node: Node, ctx: Context, words: str) -> ScalarNode | None:
     if not isinstance(node, ScalarNode):
-        ctx.error(pos(node), f"应为{words}，这里是{'列表' if isinstance(node, SequenceNode) else '映射'}")
+        ctx.error(
+            pos(node), f"应为{words}，这里是{'列表' if isinstance(node, SequenceNode) else '映射'}"
+        )
         return None
     return node
 
@@ -168,6 +176,7 @@ class Id(Spec):
 
     ``reference=True`` reads a reference to a rule or veto ("!v1") instead of a new code.
     """
+
     words = "编号"
 
     def __init__(self, reference: bool = False):
@@ -260,7 +269,9 @@ class OneOf(Spec):
         if node.value not in self.choices:
             hint = difflib.get_close_matches(node.value, self.choices, n=1)
             extra = f"，是否想写“{hint[0]}”？" if hint else ""
-            ctx.error(pos(node), f"“{node.value}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}")
+            ctx.error(
+                pos(node), f"“{node.value}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}"
+            )
             return None
         return node.value
 
@@ -268,6 +279,7 @@ class OneOf(Spec):
 @dataclass
 class ExprText:
     """An expression as written, parsed, with where it stands in the file."""
+
     text: str
     tree: ex.Expr
     line: int
@@ -298,11 +310,13 @@ class Expression(Spec):
         return ExprText(text, tree, line, col)
 
 
-_INTERVAL = re.compile(r"^\s*([\[(])\s*(-inf|[-+]?\d+(?:\.\d+)?)\s*,\s*(inf|[-+]?\d+(?:\.\d+)?)\s*([\])])\s*$")
+_INTERVAL = re.compile(
+    r"^\s*([\[(])\s*(-inf|[-+]?\d+(?:\.\d+)?)\s*,\s*(inf|[-+]?\d+(?:\.\d+)?)\s*([\])])\s*$"
+)
 
 
 class Range(Spec):
-    words = "区间，如 \"(3, 5]\""
+    words = '区间，如 "(3, 5]"'
 
     def read(self, node, ctx):
         node = _scalar(node, ctx, self.words)
@@ -310,8 +324,11 @@ class Range(Spec):
             return None
         m = _INTERVAL.match(node.value)
         if not m:
-            ctx.error(pos(node), f"区间“{node.value}”写法不对，应如 \"(3, 5]\"、\"[94.5, inf)\"："
-                                 "圆括号不含端点，方括号含端点，inf 表示无穷")
+            ctx.error(
+                pos(node),
+                f'区间“{node.value}”写法不对，应如 "(3, 5]"、"[94.5, inf)"：'
+                "圆括号不含端点，方括号含端点，inf 表示无穷",
+            )
             return None
         left, low, high, right = m.groups()
         low_v = None if low == "-inf" else Decimal(low)
@@ -319,8 +336,11 @@ class Range(Spec):
         if (low_v is None and left == "[") or (high_v is None and right == "]"):
             ctx.error(pos(node), f"区间“{node.value}”中无穷一端只能用圆括号")
             return None
-        if low_v is not None and high_v is not None and (
-                low_v > high_v or (low_v == high_v and not (left == "[" and right == "]"))):
+        if (
+            low_v is not None
+            and high_v is not None
+            and (low_v > high_v or (low_v == high_v and not (left == "[" and right == "]")))
+        ):
             ctx.error(pos(node), f"区间“{node.value}”是空的：下限应小于上限")
             return None
         return Interval(low_v, left == "[", high_v, right == "]", node.value.strip())
@@ -338,7 +358,7 @@ class ListOf(Spec):
             out.items_at.append(pos(node))
             return out
         if not isinstance(node, SequenceNode):
-            ctx.error(pos(node), f"应为列表（每项以“- ”开头）")
+            ctx.error(pos(node), "应为列表（每项以“- ”开头）")
             return None
         out = LocatedList()
         out.line, out.column = pos(node)
@@ -360,7 +380,7 @@ class Field:
 class Obj(Spec):
     """A mapping with declared keys; unknown and duplicate keys are errors."""
 
-    def __init__(self, name: str, fields: dict[str, Field], check: Optional[Callable] = None):
+    def __init__(self, name: str, fields: dict[str, Field], check: Callable | None = None):
         self.name, self.fields, self.check = name, fields, check
         self.words = f"{name}（映射）"
 
@@ -426,6 +446,7 @@ def _entries(node, ctx: Context, what: str, item: str):
 
 class FactValues(Spec):
     """A test case's facts: fact name -> value, kept as plain Python values."""
+
     words = "事实名到取值的映射"
 
     def read(self, node, ctx):
@@ -451,13 +472,14 @@ class FactValues(Spec):
 
 class BandExpectations(Spec):
     """rule id -> the band or level (its label or its range) a test expects to fire."""
+
     words = "规则编号到档的映射"
 
     def read(self, node, ctx):
         out, pairs = _entries(node, ctx, "规则编号: 档的名称或区间", "规则")
         for key, value_node in pairs:
             if not isinstance(value_node, ScalarNode):
-                ctx.error(pos(value_node), "档应写成名称或区间文字，如 \"70%以上\" 或 \"[70, 100)\"")
+                ctx.error(pos(value_node), '档应写成名称或区间文字，如 "70%以上" 或 "[70, 100)"')
                 continue
             out[key] = value_node.value
         return out
@@ -465,6 +487,7 @@ class BandExpectations(Spec):
 
 class Units(Spec):
     """unit name -> object, for ranking test cases."""
+
     words = "单位名到内容的映射"
 
     def __init__(self, item: Obj):

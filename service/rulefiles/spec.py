@@ -4,43 +4,70 @@ This table is the loader's whole vocabulary: a key not declared here is an
 error, and ``tests/test_rules_readme.py`` checks that each one is documented
 in ``rules/README.md``.
 """
+
 from __future__ import annotations
 
-from .reader import (BandExpectations, Expression, FactValues, Field, Flag, Id, ListOf, Number, Obj, OneOf, Range, Text,
-                     Units, Whole)
+from .reader import (
+    BandExpectations,
+    Expression,
+    FactValues,
+    Field,
+    Flag,
+    Id,
+    ListOf,
+    Number,
+    Obj,
+    OneOf,
+    Range,
+    Text,
+    Units,
+    Whole,
+)
 
 FACT_TYPES = ("number", "integer", "percent", "boolean", "text", "choice")
 RULE_KINDS = ("fixed", "bands", "per_unit", "steps", "scaled", "assessed", "maturity")
 
-SOURCE = Obj("出处（source）", {
-    "document": Field(Text(), True, "来源文件名"),
-    "ref": Field(Text(), False, "在来源文件中的位置，如“序号3”“表B.1 第2行”"),
-    "text": Field(Text(), True, "原文，逐字照录"),
-})
+SOURCE = Obj(
+    "出处（source）",
+    {
+        "document": Field(Text(), True, "来源文件名"),
+        "ref": Field(Text(), False, "在来源文件中的位置，如“序号3”“表B.1 第2行”"),
+        "text": Field(Text(), True, "原文，逐字照录"),
+    },
+)
 
-FACT = Obj("事实（fact）", {
-    "name": Field(Id(), True, "事实名，英文字母、数字和下划线"),
-    "type": Field(OneOf(*FACT_TYPES), True, "类型"),
-    "label": Field(Text(), True, "中文名称"),
-    "unit": Field(Text(), False, "单位，如 %、起、人、分"),
-    "help": Field(Text(), False, "填报说明"),
-    "min": Field(Number(), False, "允许的最小值"),
-    "max": Field(Number(), False, "允许的最大值"),
-    "choices": Field(ListOf(Text(), 1), False, "choice 类型的可选值"),
-    "required": Field(Flag(), False, "是否必填，默认 true"),
-})
+FACT = Obj(
+    "事实（fact）",
+    {
+        "name": Field(Id(), True, "事实名，英文字母、数字和下划线"),
+        "type": Field(OneOf(*FACT_TYPES), True, "类型"),
+        "label": Field(Text(), True, "中文名称"),
+        "unit": Field(Text(), False, "单位，如 %、起、人、分"),
+        "help": Field(Text(), False, "填报说明"),
+        "min": Field(Number(), False, "允许的最小值"),
+        "max": Field(Number(), False, "允许的最大值"),
+        "choices": Field(ListOf(Text(), 1), False, "choice 类型的可选值"),
+        "required": Field(Flag(), False, "是否必填，默认 true"),
+    },
+)
 
-BAND = Obj("档（band）", {
-    "range": Field(Range(), True, "区间"),
-    "points": Field(Number(), True, "落在本档时的分值，扣分写负数"),
-    "label": Field(Text(), False, "档的名称"),
-})
+BAND = Obj(
+    "档（band）",
+    {
+        "range": Field(Range(), True, "区间"),
+        "points": Field(Number(), True, "落在本档时的分值，扣分写负数"),
+        "label": Field(Text(), False, "档的名称"),
+    },
+)
 
-LEVEL = Obj("成熟度档（level）", {
-    "range": Field(Range(), True, "百分比区间"),
-    "label": Field(Text(), True, "档的名称，如“70%以上”"),
-    "text": Field(Text(), False, "该档的原文描述"),
-})
+LEVEL = Obj(
+    "成熟度档（level）",
+    {
+        "range": Field(Range(), True, "百分比区间"),
+        "label": Field(Text(), True, "档的名称，如“70%以上”"),
+        "text": Field(Text(), False, "该档的原文描述"),
+    },
+)
 
 RULE_FIELDS = {
     "id": Field(Id(), True, "规则编号，在条款内唯一"),
@@ -76,52 +103,72 @@ KIND_FIELDS = {
     "maturity": ({"value", "levels"}, {"when"}),
 }
 
-VETO = Obj("否决（veto）", {
-    "id": Field(Id(), True, "否决编号"),
-    "when": Field(Expression(), True, "否决条件"),
-    "reason": Field(Text(), True, "原文依据或理由"),
-    "note": Field(Text(), False, "解读说明"),
-})
+VETO = Obj(
+    "否决（veto）",
+    {
+        "id": Field(Id(), True, "否决编号"),
+        "when": Field(Expression(), True, "否决条件"),
+        "reason": Field(Text(), True, "原文依据或理由"),
+        "note": Field(Text(), False, "解读说明"),
+    },
+)
 
-CLAUSE_TEST = Obj("测试用例（test）", {
-    "name": Field(Text(), True, "用例名称"),
-    "facts": Field(FactValues(), True, "输入的事实"),
-    "points": Field(Number(), True, "期望得分"),
-    "fired": Field(ListOf(Id(reference=True)), False, "期望触发的规则编号（否决写 !编号）"),
-    "status": Field(OneOf("scored", "incomplete", "vetoed"), False, "期望状态"),
-    "bands": Field(BandExpectations(), False, "期望落入的档或成熟度档：规则编号到档的名称或区间"),
-    "note": Field(Text(), False, "说明"),
-})
+CLAUSE_TEST = Obj(
+    "测试用例（test）",
+    {
+        "name": Field(Text(), True, "用例名称"),
+        "facts": Field(FactValues(), True, "输入的事实"),
+        "points": Field(Number(), True, "期望得分"),
+        "fired": Field(ListOf(Id(reference=True)), False, "期望触发的规则编号（否决写 !编号）"),
+        "status": Field(OneOf("scored", "incomplete", "vetoed"), False, "期望状态"),
+        "bands": Field(
+            BandExpectations(), False, "期望落入的档或成熟度档：规则编号到档的名称或区间"
+        ),
+        "note": Field(Text(), False, "说明"),
+    },
+)
 
-TASK = Obj("工作任务（task）", {
-    "task": Field(Text(), True, "工作任务"),
-    "deadline": Field(Text(), False, "落实时限"),
-    "offices": Field(ListOf(Text(), 1), False, "落实部门"),
-})
+TASK = Obj(
+    "工作任务（task）",
+    {
+        "task": Field(Text(), True, "工作任务"),
+        "deadline": Field(Text(), False, "落实时限"),
+        "offices": Field(ListOf(Text(), 1), False, "落实部门"),
+    },
+)
 
-CLAUSE = Obj("条款文件", {
-    "id": Field(Id(), True, "条款编号，取原文序号"),
-    "title": Field(Text(), True, "条款名称"),
-    "category": Field(Id(), True, "所属类别编号"),
-    "points": Field(Number(positive=True), True, "分值；加分项、扣分项为最多加或扣的分数"),
-    "start": Field(OneOf("zero", "full"), False, "zero 从0分加起（默认）；full 从满分扣起"),
-    "source": Field(SOURCE, True, "出处与原文"),
-    "offices": Field(ListOf(Text(), 1), False, "责任部门"),
-    "deadline": Field(Text(), False, "落实时限"),
-    "tasks": Field(ListOf(TASK, 1), False, "工作任务分解"),
-    "evidence": Field(ListOf(Text(), 1), False, "需要的佐证材料"),
-    "note": Field(Text(), False, "解读说明"),
-    "facts": Field(ListOf(FACT), False, "本条款读取的事实"),
-    "rules": Field(ListOf(RULE, 1), True, "计分规则"),
-    "vetoes": Field(ListOf(VETO, 1), False, "本条款的否决（不得分）条件"),
-    "tests": Field(ListOf(CLAUSE_TEST, 1), True, "本条款的测试用例"),
-})
+CLAUSE = Obj(
+    "条款文件",
+    {
+        "id": Field(Id(), True, "条款编号，取原文序号"),
+        "title": Field(Text(), True, "条款名称"),
+        "category": Field(Id(), True, "所属类别编号"),
+        "points": Field(Number(positive=True), True, "分值；加分项、扣分项为最多加或扣的分数"),
+        "start": Field(OneOf("zero", "full"), False, "zero 从0分加起（默认）；full 从满分扣起"),
+        "source": Field(SOURCE, True, "出处与原文"),
+        "offices": Field(ListOf(Text(), 1), False, "责任部门"),
+        "deadline": Field(Text(), False, "落实时限"),
+        "tasks": Field(ListOf(TASK, 1), False, "工作任务分解"),
+        "evidence": Field(ListOf(Text(), 1), False, "需要的佐证材料"),
+        "note": Field(Text(), False, "解读说明"),
+        "facts": Field(ListOf(FACT), False, "本条款读取的事实"),
+        "rules": Field(ListOf(RULE, 1), True, "计分规则"),
+        "vetoes": Field(ListOf(VETO, 1), False, "本条款的否决（不得分）条件"),
+        "tests": Field(ListOf(CLAUSE_TEST, 1), True, "本条款的测试用例"),
+    },
+)
 
 CATEGORY_FIELDS = {
     "id": Field(Id(), True, "类别编号"),
     "title": Field(Text(), True, "类别名称"),
-    "kind": Field(OneOf("standard", "bonus", "deduction"), False, "standard 基本分（默认）、bonus 加分、deduction 扣分"),
-    "points": Field(Number(positive=True), False, "类别分值；standard 类别必填，须等于其下条款与子类别之和"),
+    "kind": Field(
+        OneOf("standard", "bonus", "deduction"),
+        False,
+        "standard 基本分（默认）、bonus 加分、deduction 扣分",
+    ),
+    "points": Field(
+        Number(positive=True), False, "类别分值；standard 类别必填，须等于其下条款与子类别之和"
+    ),
     "cap": Field(Number(positive=True), False, "加分或扣分总计上限"),
     "source": Field(Text(), False, "原文"),
     "note": Field(Text(), False, "解读说明"),
@@ -129,79 +176,110 @@ CATEGORY_FIELDS = {
 CATEGORY = Obj("类别（category）", CATEGORY_FIELDS)
 CATEGORY_FIELDS["categories"] = Field(ListOf(CATEGORY, 1), False, "子类别")
 
-TIER = Obj("等级（tier）", {
-    "grade": Field(Text(), True, "等级名称，如 A、B、优秀"),
-    "min": Field(Number(), False, "按分数：不低于该分"),
-    "top": Field(Whole(), False, "按名次：前若干名"),
-    "title": Field(Text(), False, "等级的全称，如“A档”"),
-})
+TIER = Obj(
+    "等级（tier）",
+    {
+        "grade": Field(Text(), True, "等级名称，如 A、B、优秀"),
+        "min": Field(Number(), False, "按分数：不低于该分"),
+        "top": Field(Whole(), False, "按名次：前若干名"),
+        "title": Field(Text(), False, "等级的全称，如“A档”"),
+    },
+)
 
-DISTINCTION = Obj("称号（distinction）", {
-    "name": Field(Text(), True, "称号，如 优秀"),
-    "grade": Field(Text(), True, "须先获得的等级"),
-    "top": Field(Whole(), False, "名次在前若干名"),
-    "min": Field(Number(), False, "分数不低于"),
-})
+DISTINCTION = Obj(
+    "称号（distinction）",
+    {
+        "name": Field(Text(), True, "称号，如 优秀"),
+        "grade": Field(Text(), True, "须先获得的等级"),
+        "top": Field(Whole(), False, "名次在前若干名"),
+        "min": Field(Number(), False, "分数不低于"),
+    },
+)
 
-GRADE_VETO = Obj("等级否决（grade veto）", {
-    "id": Field(Id(), True, "否决编号"),
-    "when": Field(Expression(), True, "否决条件"),
-    "effect": Field(OneOf("force", "bar"), True, "force 直接定为某级；bar 不得评某级或某称号"),
-    "grade": Field(Text(), True, "force 时定为的等级；bar 时不得评的等级或称号"),
-    "reason": Field(Text(), True, "原文依据"),
-    "note": Field(Text(), False, "解读说明"),
-})
+GRADE_VETO = Obj(
+    "等级否决（grade veto）",
+    {
+        "id": Field(Id(), True, "否决编号"),
+        "when": Field(Expression(), True, "否决条件"),
+        "effect": Field(OneOf("force", "bar"), True, "force 直接定为某级；bar 不得评某级或某称号"),
+        "grade": Field(Text(), True, "force 时定为的等级；bar 时不得评的等级或称号"),
+        "reason": Field(Text(), True, "原文依据"),
+        "note": Field(Text(), False, "解读说明"),
+    },
+)
 
-GRADING = Obj("评级办法（grading）", {
-    "method": Field(OneOf("none", "thresholds", "rank"), True, "none 不评级；thresholds 按分数线；rank 按名次"),
-    "tiers": Field(ListOf(TIER, 1), False, "各等级，自高到低"),
-    "distinctions": Field(ListOf(DISTINCTION, 1), False, "在等级之上另评的称号"),
-    "vetoes": Field(ListOf(GRADE_VETO, 1), False, "等级否决"),
-    "source": Field(Text(), False, "原文"),
-    "note": Field(Text(), False, "解读说明"),
-})
+GRADING = Obj(
+    "评级办法（grading）",
+    {
+        "method": Field(
+            OneOf("none", "thresholds", "rank"),
+            True,
+            "none 不评级；thresholds 按分数线；rank 按名次",
+        ),
+        "tiers": Field(ListOf(TIER, 1), False, "各等级，自高到低"),
+        "distinctions": Field(ListOf(DISTINCTION, 1), False, "在等级之上另评的称号"),
+        "vetoes": Field(ListOf(GRADE_VETO, 1), False, "等级否决"),
+        "source": Field(Text(), False, "原文"),
+        "note": Field(Text(), False, "解读说明"),
+    },
+)
 
-SCHEME_TEST = Obj("细则测试用例（scheme test）", {
-    "name": Field(Text(), True, "用例名称"),
-    "facts": Field(FactValues(), True, "全部事实"),
-    "total": Field(Number(), True, "期望总分"),
-    "grade": Field(Text(), False, "期望等级（按分数线评级时）"),
-    "note": Field(Text(), False, "说明"),
-})
+SCHEME_TEST = Obj(
+    "细则测试用例（scheme test）",
+    {
+        "name": Field(Text(), True, "用例名称"),
+        "facts": Field(FactValues(), True, "全部事实"),
+        "total": Field(Number(), True, "期望总分"),
+        "grade": Field(Text(), False, "期望等级（按分数线评级时）"),
+        "note": Field(Text(), False, "说明"),
+    },
+)
 
-RANKED_UNIT = Obj("参评单位（unit）", {
-    "total": Field(Number(), True, "总分"),
-    "facts": Field(FactValues(), False, "等级否决所读的事实"),
-})
+RANKED_UNIT = Obj(
+    "参评单位（unit）",
+    {
+        "total": Field(Number(), True, "总分"),
+        "facts": Field(FactValues(), False, "等级否决所读的事实"),
+    },
+)
 
-EXPECTED_PLACE = Obj("期望名次（expectation）", {
-    "rank": Field(Whole(), True, "期望名次"),
-    "grade": Field(Text(), False, "期望等级"),
-    "distinctions": Field(ListOf(Text()), False, "期望称号"),
-})
+EXPECTED_PLACE = Obj(
+    "期望名次（expectation）",
+    {
+        "rank": Field(Whole(), True, "期望名次"),
+        "grade": Field(Text(), False, "期望等级"),
+        "distinctions": Field(ListOf(Text()), False, "期望称号"),
+    },
+)
 
-RANKING_TEST = Obj("排名测试用例（ranking test）", {
-    "name": Field(Text(), True, "用例名称"),
-    "units": Field(Units(RANKED_UNIT), True, "各单位的总分与事实"),
-    "expect": Field(Units(EXPECTED_PLACE), True, "各单位期望的名次、等级、称号"),
-    "note": Field(Text(), False, "说明"),
-})
+RANKING_TEST = Obj(
+    "排名测试用例（ranking test）",
+    {
+        "name": Field(Text(), True, "用例名称"),
+        "units": Field(Units(RANKED_UNIT), True, "各单位的总分与事实"),
+        "expect": Field(Units(EXPECTED_PLACE), True, "各单位期望的名次、等级、称号"),
+        "note": Field(Text(), False, "说明"),
+    },
+)
 
-SCHEME = Obj("细则文件 scheme.yaml", {
-    "id": Field(Id(), True, "细则编号"),
-    "title": Field(Text(), True, "细则名称"),
-    "year": Field(Id(), True, "考核年度"),
-    "issuer": Field(Text(), True, "发布单位"),
-    "source": Field(SOURCE, True, "出处"),
-    "total": Field(Number(positive=True), True, "基本分总分"),
-    "unit": Field(Text(), False, "计分单位，默认“分”"),
-    "note": Field(Text(), False, "解读说明"),
-    "categories": Field(ListOf(CATEGORY, 1), True, "类别树"),
-    "facts": Field(ListOf(FACT, 1), False, "多个条款或评级共用的事实"),
-    "grading": Field(GRADING, True, "评级办法"),
-    "tests": Field(ListOf(SCHEME_TEST, 1), False, "整套细则的测试用例"),
-    "ranking_tests": Field(ListOf(RANKING_TEST, 1), False, "排名与评级的测试用例"),
-})
+SCHEME = Obj(
+    "细则文件 scheme.yaml",
+    {
+        "id": Field(Id(), True, "细则编号"),
+        "title": Field(Text(), True, "细则名称"),
+        "year": Field(Id(), True, "考核年度"),
+        "issuer": Field(Text(), True, "发布单位"),
+        "source": Field(SOURCE, True, "出处"),
+        "total": Field(Number(positive=True), True, "基本分总分"),
+        "unit": Field(Text(), False, "计分单位，默认“分”"),
+        "note": Field(Text(), False, "解读说明"),
+        "categories": Field(ListOf(CATEGORY, 1), True, "类别树"),
+        "facts": Field(ListOf(FACT, 1), False, "多个条款或评级共用的事实"),
+        "grading": Field(GRADING, True, "评级办法"),
+        "tests": Field(ListOf(SCHEME_TEST, 1), False, "整套细则的测试用例"),
+        "ranking_tests": Field(ListOf(RANKING_TEST, 1), False, "排名与评级的测试用例"),
+    },
+)
 
 
 def all_keys() -> dict[str, set[str]]:
@@ -217,9 +295,7 @@ def all_keys() -> dict[str, set[str]]:
             out[spec.name] = set(spec.fields)
             for f in spec.fields.values():
                 walk(f.spec)
-        elif isinstance(spec, ListOf):
-            walk(spec.item)
-        elif isinstance(spec, Units):
+        elif isinstance(spec, (ListOf, Units)):
             walk(spec.item)
 
     walk(SCHEME)

@@ -9,6 +9,7 @@ One app per test module (loading the shipped rules takes a few seconds); each
 test gets its own client, so its own cookies and session.  Tests that write
 use units and schemes no other test in the module depends on.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ..api.conftest import DATABASES, _fresh_postgres
-from ..apps import PASSWORD, make_app as build_app  # noqa: F401  (PASSWORD: for the browser tests)
+from ..apps import PASSWORD
+from ..apps import make_app as build_app
 from ..conftest import RULES
 
 SCHEME = "baoshan-2022-b1"
@@ -52,8 +54,10 @@ def csrf_token(html: str) -> str:
 
 def sign_in(client, username: str, password: str = PASSWORD):
     page = client.get("/admin/login")
-    return client.post("/admin/login", data={"username": username, "password": password,
-                                              "csrf_token": csrf_token(page.text)})
+    return client.post(
+        "/admin/login",
+        data={"username": username, "password": password, "csrf_token": csrf_token(page.text)},
+    )
 
 
 def session_cookie(client):

@@ -6,6 +6,7 @@ field with everything typed kept, corrects it, submits, computes and reads the e
 the ranking, downloads the workbook and checks its cells; then the unit's submitter is refused another
 unit's page with the 403 page.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ import pytest
 from openpyxl import load_workbook
 
 from admin import forms
-from admin.browser import CHROMIUM, chromium, serve, sign_in, sign_out
 from service import operations as ops
 from service.access import Actor
 from service.cli import read_facts_file
@@ -24,6 +24,7 @@ from service.db import User
 from service.domain.numbers import display
 from service.domain.scoring import score_units
 from service.engine.oracle import OracleMatcher
+from tools.browser import CHROMIUM, chromium, serve, sign_in, sign_out
 
 from .conftest import PASSWORD, SCHEME
 
@@ -68,6 +69,7 @@ def browser(site):
 def _expected():
     scheme_units = {name: EXAMPLES[name] for name in ("顾村镇", "大场镇", "宝山工业园区")}
     from service.rulefiles.loader import load_all
+
     scheme = load_all(PROJECT_ROOT / "rules")[SCHEME]
     results = score_units(scheme, scheme_units, OracleMatcher(), "oracle")
     totals = {r.unit: r.total for r in results}
@@ -118,7 +120,9 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
             assert page.input_value(f"#{f.dom_id}") == forms.to_text(value), name
     assert page.input_value("#f-four_brands_score-ev") == "宝山区品牌培育名单（2022）"
     assert page.input_value("#reason") == "年度考核评审"
-    assert ops.history(app.extensions["scoring"], Actor(0, "x", "admin", None), "gucun", SCHEME) == []
+    assert (
+        ops.history(app.extensions["scoring"], Actor(0, "x", "admin", None), "gucun", SCHEME) == []
+    )
 
     # correct it and submit
     page.fill("#f-org_leadership_score", str(facts["org_leadership_score"]))
@@ -137,7 +141,9 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
     assert scheme.version[:12] in page.inner_text(".scorehead")
     clause = page.locator("#c-1\\.1\\.1")
     assert "本项得3分（满分3分）" in clause.inner_text()
-    incident = page.locator('[id="c-减分1"]').inner_text()  # the deduction, and the veto of 优秀 above
+    incident = page.locator(
+        '[id="c-减分1"]'
+    ).inner_text()  # the deduction, and the veto of 优秀 above
     assert "本项扣5分" in incident
     assert "不得评优秀" in page.inner_text("main")
 

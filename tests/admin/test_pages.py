@@ -1,5 +1,6 @@
 """The admin pages through the Flask test client: generated forms, errors, versions, drafts, history,
 ranking, workbook and rules."""
+
 from __future__ import annotations
 
 import html
@@ -24,6 +25,7 @@ EXAMPLES = read_facts_file(PROJECT_ROOT / "examples" / f"{SCHEME}.yaml")
 
 def _actor(app, username):
     from service.db import User
+
     with app.extensions["scoring"].db.transaction() as s:
         user = s.query(User).filter_by(username=username).one()
     return Actor(user.id, user.username, user.role, user.unit_id)
@@ -64,14 +66,27 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
     sign_in(client, "reviewer")
     facts = dict(EXAMPLES["大场镇"])
     data = _form(facts)
-    data.update({"f.org_leadership_score": "3.5", "f.policy_funding_score": "两分", "action": "review",
-                 "e.four_brands_score": "品牌培育名单；宝质办〔2022〕8号"})
+    data.update(
+        {
+            "f.org_leadership_score": "3.5",
+            "f.policy_funding_score": "两分",
+            "action": "review",
+            "e.four_brands_score": "品牌培育名单；宝质办〔2022〕8号",
+        }
+    )
     r = _post_facts(client, "dachang", SCHEME, data)
     assert r.status_code == 422
     scheme = app.extensions["scoring"].registry.get(SCHEME)
     with pytest.raises(InvalidFacts) as err:
-        validate_facts(scheme, {"org_leadership_score": forms.value_of(forms.layout(scheme).fields["org_leadership_score"], "3.5"),
-                                "policy_funding_score": "两分"})
+        validate_facts(
+            scheme,
+            {
+                "org_leadership_score": forms.value_of(
+                    forms.layout(scheme).fields["org_leadership_score"], "3.5"
+                ),
+                "policy_funding_score": "两分",
+            },
+        )
     expected = {e.field: e.message for e in err.value.errors}
     text = html.unescape(r.text)
     for name, message in expected.items():  # the domain's own words, inside the field's box
@@ -83,9 +98,13 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
     assert "品牌培育名单；宝质办〔2022〕8号" in text  # and the evidence
     assert not ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)
 
-    data.update({"f.org_leadership_score": "３分", "f.policy_funding_score": "2"})  # full-width digits and a unit
+    data.update(
+        {"f.org_leadership_score": "３分", "f.policy_funding_score": "2"}
+    )  # full-width digits and a unit
     r = _post_facts(client, "dachang", SCHEME, data)
-    assert r.status_code == 302 and r.headers["Location"].endswith(f"/admin/units/dachang/schemes/{SCHEME}/score")
+    assert r.status_code == 302 and r.headers["Location"].endswith(
+        f"/admin/units/dachang/schemes/{SCHEME}/score"
+    )
     row = ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)[-1]
     assert row.facts["org_leadership_score"] == 3 and row.role == "review"
     assert row.evidence == {"four_brands_score": ["品牌培育名单", "宝质办〔2022〕8号"]}
@@ -94,15 +113,29 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
     # the form is based on the version it was read from
     r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2.5"}))
     assert r.status_code == 422 and 'value="2.5"' in r.text
-    box = html.unescape(r.text).split('id="f-org_leadership_score-box"')[1].split('<div class="field')[0]
+    box = (
+        html.unescape(r.text)
+        .split('id="f-org_leadership_score-box"')[1]
+        .split('<div class="field')[0]
+    )
     assert "改动了此项，须写明理由" in box and 'name="r.org_leadership_score"' in box
-    r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2.5",
-                                                             "r.org_leadership_score": "会议签到不全"}))
+    r = _post_facts(
+        client,
+        "dachang",
+        SCHEME,
+        dict(data, **{"f.org_leadership_score": "2.5", "r.org_leadership_score": "会议签到不全"}),
+    )
     assert r.status_code == 302
     row = ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)[-1]
     assert row.reasons == {"org_leadership_score": "会议签到不全"} and row.reason == ""
-    r = _post_facts(client, "dachang", SCHEME, dict(data, **{"f.org_leadership_score": "2", "base_version": "2",
-                                                             "reason": "按复核意见恢复"}))
+    r = _post_facts(
+        client,
+        "dachang",
+        SCHEME,
+        dict(
+            data, **{"f.org_leadership_score": "2", "base_version": "2", "reason": "按复核意见恢复"}
+        ),
+    )
     assert r.status_code == 302
 
 
@@ -111,22 +144,32 @@ def test_a_stale_form_gets_409_with_a_reload_link(app, client):
     page = client.get(f"/admin/units/bsip/schemes/{SCHEME}/facts")
     token = csrf_token(page.text)
     ctx = app.extensions["scoring"]
-    ops.submit(ctx, _actor(app, "admin"), "bsip", SCHEME, "review", EXAMPLES["宝山工业园区"], {}, "", None)  # meanwhile
+    ops.submit(
+        ctx, _actor(app, "admin"), "bsip", SCHEME, "review", EXAMPLES["宝山工业园区"], {}, "", None
+    )  # meanwhile
     data = _form(EXAMPLES["宝山工业园区"])
-    data.update({"csrf_token": token, "base_version": "0", "action": "review", "f.survey_tasks_score": "4"})
+    data.update(
+        {"csrf_token": token, "base_version": "0", "action": "review", "f.survey_tasks_score": "4"}
+    )
     r = client.post(f"/admin/units/bsip/schemes/{SCHEME}/facts", data=data)
     assert r.status_code == 409
     assert "已被更新" in r.text and "当前已是第1版" in r.text
     assert f"/admin/units/bsip/schemes/{SCHEME}/facts?fresh=1" in r.text
-    assert 'value="4"' in r.text.split('id="f-survey_tasks_score"')[1][:200]  # what was typed is still there
+    assert (
+        'value="4"' in r.text.split('id="f-survey_tasks_score"')[1][:200]
+    )  # what was typed is still there
     assert len(ops.history(ctx, _actor(app, "admin"), "bsip", SCHEME)) == 1
 
 
 def test_a_draft_is_kept_until_submitted_or_discarded(app, client):
     sign_in(client, "submitter")
     scheme = "zhenxing-2010"
-    r = _post_facts(client, "gucun", scheme, {"action": "draft", "f.dedicated_staff": "true",
-                                               "f.inspection_rate": "96.5"})
+    r = _post_facts(
+        client,
+        "gucun",
+        scheme,
+        {"action": "draft", "f.dedicated_staff": "true", "f.inspection_rate": "96.5"},
+    )
     if r.status_code != 302:
         pytest.fail(r.text[:2000])
     page = client.get(f"/admin/units/gucun/schemes/{scheme}/facts")
@@ -158,8 +201,12 @@ def test_score_history_ranking_and_workbook(app, client):
     sign_in(client, "reviewer")
     score = client.get(f"/admin/units/gucun/schemes/{scheme}/score")
     assert score.status_code == 200
-    assert "第2版提交" in score.text and "尚未计分" in score.text  # the newest version is not scored yet
-    r = client.post(f"/admin/units/gucun/schemes/{scheme}/score", data={"csrf_token": csrf_token(score.text)})
+    assert (
+        "第2版提交" in score.text and "尚未计分" in score.text
+    )  # the newest version is not scored yet
+    r = client.post(
+        f"/admin/units/gucun/schemes/{scheme}/score", data={"csrf_token": csrf_token(score.text)}
+    )
     assert r.status_code == 302
     score = client.get(r.headers["Location"])
     latest = ops.list_scores(ctx, reviewer, "gucun", scheme)[-1]
@@ -167,8 +214,12 @@ def test_score_history_ranking_and_workbook(app, client):
     assert f'id="total">{export.Decimal(latest.trace["total"]):.2f}<' in score.text
     assert latest.rules_version[:12] in score.text and "依据第2版提交" in score.text
     facts = ctx.registry.get(scheme).facts
-    for clause in latest.trace["clauses"]:  # every clause explained (quoted rule expressions put in words)
-        assert html.escape(present.humanize(clause["explanation"], facts), quote=False) in score.text
+    for clause in latest.trace[
+        "clauses"
+    ]:  # every clause explained (quoted rule expressions put in words)
+        assert (
+            html.escape(present.humanize(clause["explanation"], facts), quote=False) in score.text
+        )
 
     history = client.get(f"/admin/units/gucun/schemes/{scheme}/history")
     label = ctx.registry.get(scheme).facts[first].label
@@ -176,7 +227,9 @@ def test_score_history_ranking_and_workbook(app, client):
     assert "第1版 → 第2版" in history.text
 
     ranking = client.get(f"/admin/schemes/{scheme}/ranking")
-    assert ranking.status_code == 200 and ranking.text.count("<rect") >= 3 and "<svg" in ranking.text
+    assert (
+        ranking.status_code == 200 and ranking.text.count("<rect") >= 3 and "<svg" in ranking.text
+    )
     book = client.get(f"/admin/schemes/{scheme}/ranking.xlsx")
     assert book.status_code == 200 and book.mimetype.endswith("spreadsheetml.sheet")
     assert "attachment" in book.headers["Content-Disposition"]
@@ -227,12 +280,16 @@ def test_reload_reports_what_changed_and_refuses_broken_rules(tmp_path, engine):
         new = app.extensions["scoring"].registry.get("minimal").version
         assert new != old and old[:12] in r.text and new[:12] in r.text
 
-        clause.write_text(clause.read_text(encoding="utf-8").replace("points:", "pionts:", 1), encoding="utf-8")
+        clause.write_text(
+            clause.read_text(encoding="utf-8").replace("points:", "pionts:", 1), encoding="utf-8"
+        )
         checked = client.get("/admin/rules/check")
         assert "处错误" in checked.text and "04-review.yaml" in checked.text
         r = client.post("/admin/rules/reload", data={"csrf_token": csrf_token(checked.text)})
         assert r.status_code == 422 and "没有加载" in r.text and "04-review.yaml" in r.text
-        assert app.extensions["scoring"].registry.get("minimal").version == new  # the last good set keeps serving
+        assert (
+            app.extensions["scoring"].registry.get("minimal").version == new
+        )  # the last good set keeps serving
     finally:
         app.extensions["scoring"].db.engine.dispose()
 

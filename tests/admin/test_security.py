@@ -1,4 +1,5 @@
 """Sign-in, sessions and CSRF on the admin pages (Flask test client)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +11,18 @@ from .conftest import SCHEME, csrf_token, session_cookie, sign_in
 
 def _session_files(app) -> set:
     folder = Path(app.config["SCORING_SETTINGS"].instance_dir) / "admin-sessions"
-    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} if folder.is_dir() else set()
+    return (
+        {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        if folder.is_dir()
+        else set()
+    )
 
 
 def test_pages_need_sign_in(client):
     r = client.get("/admin/units/gucun")
-    assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login?next=/admin/units/gucun")
+    assert r.status_code == 302 and r.headers["Location"].startswith(
+        "/admin/login?next=/admin/units/gucun"
+    )
 
 
 def test_a_post_without_the_token_is_refused(app, client):  # writes: gucun / baoshan-2022-b1
@@ -24,7 +31,9 @@ def test_a_post_without_the_token_is_refused(app, client):  # writes: gucun / ba
     assert refused.status_code == 400 and "安全令牌" in refused.text
     assert client.get("/admin/").status_code == 302  # not signed in
 
-    wrong = client.post("/admin/login", data={"username": "reviewer", "password": "secret", "csrf_token": "x" * 40})
+    wrong = client.post(
+        "/admin/login", data={"username": "reviewer", "password": "secret", "csrf_token": "x" * 40}
+    )
     assert wrong.status_code == 400
 
     assert sign_in(client, "reviewer").status_code == 302
@@ -32,7 +41,12 @@ def test_a_post_without_the_token_is_refused(app, client):  # writes: gucun / ba
     r = client.post(f"/admin/units/gucun/schemes/{SCHEME}/facts", data=form)
     assert r.status_code == 400 and "安全令牌" in r.text
     with app.extensions["scoring"].db.transaction() as s:
-        stored = s.query(Submission).join(Unit, Unit.id == Submission.unit_id).filter(Unit.code == "gucun").count()
+        stored = (
+            s.query(Submission)
+            .join(Unit, Unit.id == Submission.unit_id)
+            .filter(Unit.code == "gucun")
+            .count()
+        )
     assert stored == 0  # nothing was stored
     assert client.post("/admin/logout").status_code == 400  # sign-out is a form too
     assert client.get("/admin/").status_code == 200  # still signed in
@@ -43,13 +57,18 @@ def test_a_post_without_the_token_is_refused(app, client):  # writes: gucun / ba
     assert page.status_code == 200
 
 
-def test_the_json_api_is_exempt_from_csrf_and_sets_no_cookie(client):  # writes: bsip / baoshan-2022-b1
+def test_the_json_api_is_exempt_from_csrf_and_sets_no_cookie(
+    client,
+):  # writes: bsip / baoshan-2022-b1
     r = client.post("/api/auth/token", json={"username": "reviewer", "password": "secret"})
     assert r.status_code == 201, r.json
     assert "Set-Cookie" not in r.headers
     token = r.json["token"]
-    r = client.post(f"/api/units/bsip/schemes/{SCHEME}/submissions", headers={"Authorization": f"Bearer {token}"},
-                    json={"role": "review", "facts": {"org_leadership_score": 3}})
+    r = client.post(
+        f"/api/units/bsip/schemes/{SCHEME}/submissions",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"role": "review", "facts": {"org_leadership_score": 3}},
+    )
     assert r.status_code == 201, r.json
     assert "Set-Cookie" not in r.headers
 
@@ -65,7 +84,9 @@ def test_the_session_is_renewed_at_sign_in(app, client):
     assert r.status_code == 302 and r.headers["Location"] == "/admin/"
     after = session_cookie(client).value
     assert after != before
-    assert len(_session_files(app) - existing) == 1  # the pre-sign-in session is gone from the server
+    assert (
+        len(_session_files(app) - existing) == 1
+    )  # the pre-sign-in session is gone from the server
 
     # the id from before sign-in gives nothing: an attacker who planted it is not signed in
     other = app.test_client()
@@ -115,13 +136,27 @@ def test_wrong_password_and_unknown_user(client):
 
 def test_no_open_redirect_after_sign_in(client):
     page = client.get("/admin/login?next=https://evil.example/")
-    r = client.post("/admin/login", data={"username": "reviewer", "password": "secret", "next": "//evil.example/",
-                                          "csrf_token": csrf_token(page.text)})
+    r = client.post(
+        "/admin/login",
+        data={
+            "username": "reviewer",
+            "password": "secret",
+            "next": "//evil.example/",
+            "csrf_token": csrf_token(page.text),
+        },
+    )
     assert r.headers["Location"] == "/admin/"
     client.post("/admin/logout", data={"csrf_token": csrf_token(client.get("/admin/").text)})
     page = client.get("/admin/login")
-    r = client.post("/admin/login", data={"username": "reviewer", "password": "secret",
-                                          "next": "/admin/units/gucun", "csrf_token": csrf_token(page.text)})
+    r = client.post(
+        "/admin/login",
+        data={
+            "username": "reviewer",
+            "password": "secret",
+            "next": "/admin/units/gucun",
+            "csrf_token": csrf_token(page.text),
+        },
+    )
     assert r.headers["Location"] == "/admin/units/gucun"
 
 
@@ -130,12 +165,18 @@ def test_a_submitter_sees_only_their_own_unit(client):
     home = client.get("/admin/")
     assert home.status_code == 302 and home.headers["Location"] == "/admin/units/gucun"
     assert client.get("/admin/units/gucun").status_code == 200
-    for path in ("/admin/units/dachang", f"/admin/units/dachang/schemes/{SCHEME}/facts",
-                 f"/admin/units/dachang/schemes/{SCHEME}/score", f"/admin/units/dachang/schemes/{SCHEME}/history"):
+    for path in (
+        "/admin/units/dachang",
+        f"/admin/units/dachang/schemes/{SCHEME}/facts",
+        f"/admin/units/dachang/schemes/{SCHEME}/score",
+        f"/admin/units/dachang/schemes/{SCHEME}/history",
+    ):
         r = client.get(path)
         assert r.status_code == 403, path
         assert "没有权限" in r.text and "只能访问本单位" in r.text
-    assert client.get(f"/admin/schemes/{SCHEME}/ranking").status_code == 403  # ranking is for the office
+    assert (
+        client.get(f"/admin/schemes/{SCHEME}/ranking").status_code == 403
+    )  # ranking is for the office
 
 
 def test_security_headers(client):

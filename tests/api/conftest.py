@@ -7,6 +7,7 @@ Each run builds the app as tests/apps.py does (a migrated empty database,
 three units, one user per role with an API token) and shares the session's
 contained durable-rules engine.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,11 +58,14 @@ def pytest_sessionfinish(session, exitstatus):
 @dataclass
 class Api:
     """A test client that signs requests as one of the seeded users."""
+
     client: object
     tokens: dict
     app: object
 
-    def call(self, method: str, path: str, as_: str | None = None, headers: dict | None = None, **kwargs):
+    def call(
+        self, method: str, path: str, as_: str | None = None, headers: dict | None = None, **kwargs
+    ):
         headers = dict(headers or {})
         if as_ is not None:
             headers["Authorization"] = f"Bearer {self.tokens[as_]}"

@@ -1,4 +1,5 @@
 """Checks shared by the API tests: the one error shape, and no stack trace in any body."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,7 +13,9 @@ def assert_clean(response) -> None:
     assert b'File "/' not in response.data, response.data[:2000]
 
 
-def assert_error(response, status: int, code: str | None = None, fields: list | None = None) -> dict:
+def assert_error(
+    response, status: int, code: str | None = None, fields: list | None = None
+) -> dict:
     """The response is the one JSON error shape with this status; return its ``error`` object.
 
     ``fields``: names that must each be reported in ``error.fields`` (others may be too).

@@ -27,11 +27,12 @@ and scores that do not exist: who may not ask gets 401/403 there too, and so
 does a unit submitter asking about anything but their own unit, not a 404 that
 would tell them what exists.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from sqlalchemy import func, select
 
@@ -50,31 +51,48 @@ PASSWORD = "secret"  # tests/api/conftest.py gives every seeded user this passwo
 #: the routes anybody may call, signed in or not
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/token"), ("GET", "/api/openapi.json")}
 
-DATA_TABLES = {"units": Unit, "users": User, "tokens": Token, "rule_versions": RuleVersion,
-               "submissions": Submission, "scores": Score}
+DATA_TABLES = {
+    "units": Unit,
+    "users": User,
+    "tokens": Token,
+    "rule_versions": RuleVersion,
+    "submissions": Submission,
+    "scores": Score,
+}
 
 
 @dataclass(frozen=True)
 class Case:
     """One kind of call to one route."""
-    permission: Optional[str]  # None: a public route
-    body: Optional[Callable] = None  # (call) -> JSON body
+
+    permission: str | None  # None: a public route
+    body: Callable | None = None  # (call) -> JSON body
     query: str = ""
-    if_match: bool = False  # send the unit's current ETag (a correction that would succeed if allowed)
+    if_match: bool = (
+        False  # send the unit's current ETag (a correction that would succeed if allowed)
+    )
     writes: frozenset = field(default_factory=frozenset)  # tables an allowed call may change
-    journals: Optional[str] = None  # the action of the "ok" journal row an allowed call writes
+    journals: str | None = None  # the action of the "ok" journal row an allowed call writes
     label: str = ""
 
 
 def _rules_files() -> dict:
-    return {p.relative_to(MINIMAL).as_posix(): p.read_text(encoding="utf-8") for p in sorted(MINIMAL.rglob("*.yaml"))}
+    return {
+        p.relative_to(MINIMAL).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(MINIMAL.rglob("*.yaml"))
+    }
 
 
 _unit_serial = iter(range(1, 10_000))
 
 
 def _new_unit(_call) -> dict:
-    return {"code": f"matrix-{next(_unit_serial)}", "name": "测试新单位", "kind": "park", "district": "宝山区"}
+    return {
+        "code": f"matrix-{next(_unit_serial)}",
+        "name": "测试新单位",
+        "kind": "park",
+        "district": "宝山区",
+    }
 
 
 def _submission(role: str):
@@ -85,37 +103,70 @@ def _submission(role: str):
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/health"): (Case(None),),
     ("GET", "/api/openapi.json"): (Case(None),),
-    ("POST", "/api/auth/token"): (Case(None, body=lambda call: {"username": call.username or "admin",
-                                                                "password": PASSWORD},
-                                       writes=frozenset({"tokens"})),),
+    ("POST", "/api/auth/token"): (
+        Case(
+            None,
+            body=lambda call: {"username": call.username or "admin", "password": PASSWORD},
+            writes=frozenset({"tokens"}),
+        ),
+    ),
     ("GET", "/api/schemes"): (Case("schemes.read"),),
     ("GET", "/api/schemes/<scheme_id>"): (Case("schemes.read"),),
     ("GET", "/api/schemes/<scheme_id>/facts-schema"): (Case("schemes.read"),),
-    ("POST", "/api/schemes/<scheme_id>/evaluate"): (Case("evaluate", body=lambda call: {"facts": FACTS}),),
+    ("POST", "/api/schemes/<scheme_id>/evaluate"): (
+        Case("evaluate", body=lambda call: {"facts": FACTS}),
+    ),
     ("GET", "/api/schemes/<scheme_id>/ranking"): (Case("ranking.read"),),
     ("GET", "/api/units"): (Case("units.read"),),
-    ("POST", "/api/units"): (Case("units.write", body=_new_unit, writes=frozenset({"units"}),
-                                  journals="units.write"),),
+    ("POST", "/api/units"): (
+        Case("units.write", body=_new_unit, writes=frozenset({"units"}), journals="units.write"),
+    ),
     ("GET", "/api/units/<code>"): (Case("units.read"),),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions"): (Case("submissions.read"),),
     ("POST", "/api/units/<code>/schemes/<scheme_id>/submissions"): (
-        Case("submissions.write.self", body=_submission("self"), if_match=True,
-             writes=frozenset({"submissions"}), journals="submissions.write", label="self"),
-        Case("submissions.write.review", body=_submission("review"), if_match=True,
-             writes=frozenset({"submissions"}), journals="submissions.write", label="review"),
+        Case(
+            "submissions.write.self",
+            body=_submission("self"),
+            if_match=True,
+            writes=frozenset({"submissions"}),
+            journals="submissions.write",
+            label="self",
+        ),
+        Case(
+            "submissions.write.review",
+            body=_submission("review"),
+            if_match=True,
+            writes=frozenset({"submissions"}),
+            journals="submissions.write",
+            label="review",
+        ),
     ),
-    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/latest"): (Case("submissions.read"),),
-    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/<version>"): (Case("submissions.read"),),
-    ("GET", "/api/units/<code>/schemes/<scheme_id>/compare"): (Case("submissions.read", query="?from=1&to=1"),),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/latest"): (
+        Case("submissions.read"),
+    ),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/<version>"): (
+        Case("submissions.read"),
+    ),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/compare"): (
+        Case("submissions.read", query="?from=1&to=1"),
+    ),
     ("POST", "/api/units/<code>/schemes/<scheme_id>/scores"): (
-        Case("scores.write", body=lambda call: {}, writes=frozenset({"scores", "rule_versions"}),
-             journals="scores.write"),),
+        Case(
+            "scores.write",
+            body=lambda call: {},
+            writes=frozenset({"scores", "rule_versions"}),
+            journals="scores.write",
+        ),
+    ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read"),),
     ("GET", "/api/scores/<score_id>"): (Case("scores.read"),),
     ("POST", "/api/scores/<score_id>/replay"): (Case("scores.replay"),),
-    ("POST", "/api/rules/validate"): (Case("rules.validate", body=lambda call: {"files": _rules_files()}),),
-    ("POST", "/api/rules/reload"): (Case("rules.reload", writes=frozenset({"rule_versions"}),
-                                         journals="rules.reload"),),
+    ("POST", "/api/rules/validate"): (
+        Case("rules.validate", body=lambda call: {"files": _rules_files()}),
+    ),
+    ("POST", "/api/rules/reload"): (
+        Case("rules.reload", writes=frozenset({"rule_versions"}), journals="rules.reload"),
+    ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
 }
@@ -135,11 +186,11 @@ class Call:
     method: str
     rule: str
     case: Case
-    username: Optional[str]  # None: anonymous
-    token: Optional[str]  # what goes in the Authorization header
-    role: Optional[str]
+    username: str | None  # None: anonymous
+    token: str | None  # what goes in the Authorization header
+    role: str | None
     scope: str  # "own" | "other" | "-" (the route is not about one unit)
-    unit: Optional[str]
+    unit: str | None
 
     @property
     def name(self) -> str:
@@ -166,8 +217,12 @@ PARAMETER = re.compile(r"<(?:[^:>]+:)?([^:>]+)>")  # <name>, <int:name>, <int(ma
 
 def api_routes(app) -> set[tuple[str, str]]:
     """(method, rule) of every route under /api, the rule written without converters: /api/scores/<score_id>."""
-    return {(method, PARAMETER.sub(r"<\1>", rule.rule)) for rule in app.url_map.iter_rules()
-            if rule.rule.startswith("/api") for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return {
+        (method, PARAMETER.sub(r"<\1>", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def _params(rule: str) -> list[str]:
@@ -175,11 +230,17 @@ def _params(rule: str) -> list[str]:
 
 
 def build_calls(api) -> list[Call]:
-    roles = dict((username, role) for username, role, _unit in USERS)
+    roles = {username: role for username, role, _unit in USERS}
     assert set(roles.values()) == set(ROLES), "the harness must seed one user per role"
-    assert set(PERMISSIONS) == {c.permission for cases in MATRIX.values() for c in cases} - {None}, \
+    assert set(PERMISSIONS) == {c.permission for cases in MATRIX.values() for c in cases} - {
+        None
+    }, (
         "every permission of the policy is exercised by some route, and no route names an unknown one"
-    identities = [(None, None, None), (None, "forged-" + "x" * 40, None)]  # no token; a token nobody holds
+    )
+    identities = [
+        (None, None, None),
+        (None, "forged-" + "x" * 40, None),
+    ]  # no token; a token nobody holds
     identities += [(username, api.tokens[username], role) for username, role in roles.items()]
     calls = []
     # the auditor last, so its whole block can be checked for writes as one
@@ -188,31 +249,42 @@ def build_calls(api) -> list[Call]:
         for (method, rule), cases in MATRIX.items():
             about_unit = bool(UNIT_PARAMS & set(_params(rule)))
             for case in cases:
-                for scope, unit in ((("own", OWN), ("other", OTHER)) if about_unit else (("-", None),)):
+                for scope, unit in (
+                    (("own", OWN), ("other", OTHER)) if about_unit else (("-", None),)
+                ):
                     calls.append(Call(method, rule, case, username, token, role, scope, unit))
     return calls
 
 
 def _snapshot(db) -> dict:
     """Row counts of the data tables and the last journal id, in one statement."""
-    columns = [select(func.count()).select_from(table).scalar_subquery().label(name)
-               for name, table in DATA_TABLES.items()]
-    columns.append(select(func.coalesce(func.max(JournalEntry.id), 0)).scalar_subquery().label("journal"))
+    columns = [
+        select(func.count()).select_from(table).scalar_subquery().label(name)
+        for name, table in DATA_TABLES.items()
+    ]
+    columns.append(
+        select(func.coalesce(func.max(JournalEntry.id), 0)).scalar_subquery().label("journal")
+    )
     with db.transaction() as s:
         return dict(s.execute(select(*columns)).one()._mapping)
 
 
 def _journal_after(db, last: int) -> list[JournalEntry]:
     with db.transaction() as s:
-        return list(s.scalars(select(JournalEntry).where(JournalEntry.id > last).order_by(JournalEntry.id)))
+        return list(
+            s.scalars(select(JournalEntry).where(JournalEntry.id > last).order_by(JournalEntry.id))
+        )
 
 
 def _set_up(api) -> dict:
     """A submission and a score on both units, by the admin."""
     world = {"scores": {}}
     for unit in (OWN, OTHER):
-        made = api.post(f"/api/units/{unit}/schemes/{SCHEME}/submissions", "admin",
-                        json={"role": "review", "facts": FACTS})
+        made = api.post(
+            f"/api/units/{unit}/schemes/{SCHEME}/submissions",
+            "admin",
+            json={"role": "review", "facts": FACTS},
+        )
         assert made.status_code == 201, made.json
         score = api.post(f"/api/units/{unit}/schemes/{SCHEME}/scores", "admin", json={})
         assert score.status_code == 201, score.json
@@ -245,7 +317,9 @@ def _perform(api, world, call: Call):
 def test_every_route_every_role_every_unit(api):
     routes = api_routes(api.app)
     missing, stale = routes - set(MATRIX), set(MATRIX) - routes
-    assert not missing, f"routes without an entry in the access matrix (decide who may call them): {sorted(missing)}"
+    assert not missing, (
+        f"routes without an entry in the access matrix (decide who may call them): {sorted(missing)}"
+    )
     assert not stale, f"matrix entries for routes that no longer exist: {sorted(stale)}"
 
     db = api.ctx.db
@@ -264,7 +338,9 @@ def test_every_route_every_role_every_unit(api):
         before = _snapshot(db)
         response = _perform(api, world, call)
         after = _snapshot(db)
-        entries = _journal_after(db, before["journal"]) if after["journal"] != before["journal"] else []
+        entries = (
+            _journal_after(db, before["journal"]) if after["journal"] != before["journal"] else []
+        )
         status, body = response.status_code, response.get_json(silent=True)
         changed = {t for t in DATA_TABLES if after[t] != before[t]}
         problems = []
@@ -272,14 +348,20 @@ def test_every_route_every_role_every_unit(api):
             if not 200 <= status < 300:
                 problems.append(f"expected success, got {status}: {_short(body)}")
             if any(e.outcome == "denied" for e in entries):
-                problems.append(f"allowed, yet a denial was journalled: {[(e.action, e.outcome) for e in entries]}")
+                problems.append(
+                    f"allowed, yet a denial was journalled: {[(e.action, e.outcome) for e in entries]}"
+                )
             if changed - call.case.writes:
                 problems.append(f"changed tables it may not: {sorted(changed - call.case.writes)}")
             if any(e.actor != call.username for e in entries):
                 problems.append(f"journal rows of another actor: {[e.actor for e in entries]}")
-            wanted = [(call.case.journals, "ok", call.username, call.role)] if call.case.journals else []
+            wanted = (
+                [(call.case.journals, "ok", call.username, call.role)] if call.case.journals else []
+            )
             if [(e.action, e.outcome, e.actor, e.role) for e in entries] != wanted:
-                problems.append(f"journal rows {[(e.action, e.outcome, e.actor) for e in entries]}, expected {wanted}")
+                problems.append(
+                    f"journal rows {[(e.action, e.outcome, e.actor) for e in entries]}, expected {wanted}"
+                )
         else:
             denials += 1
             if status != want:
@@ -287,28 +369,55 @@ def test_every_route_every_role_every_unit(api):
             else:
                 code = "unauthenticated" if want == 401 else "forbidden"
                 if set(body or {}) != {"error"} or body["error"]["code"] != code:
-                    problems.append(f"a denial must be the error shape only, code {code}: {_short(body)}")
+                    problems.append(
+                        f"a denial must be the error shape only, code {code}: {_short(body)}"
+                    )
                 if want == 401 and response.headers.get("WWW-Authenticate") != "Bearer":
                     problems.append("401 without WWW-Authenticate: Bearer")
             if changed:
                 problems.append(f"a denied call changed {sorted(changed)}")
             if len(entries) != 1:
-                problems.append(f"expected exactly one journal row, got {[(e.action, e.outcome) for e in entries]}")
-            elif call.role is None:  # refused before the body is read: the journal names the request
+                problems.append(
+                    f"expected exactly one journal row, got {[(e.action, e.outcome) for e in entries]}"
+                )
+            elif (
+                call.role is None
+            ):  # refused before the body is read: the journal names the request
                 e = entries[0]
-                sent = (f"{call.method} {response.request.path}")
-                if (e.outcome, e.actor, e.role, e.action, e.target) != ("denied", ANONYMOUS, "", "authenticate", sent):
-                    problems.append(f"journal row {(e.outcome, e.actor, e.role, e.action, e.target)}, expected {sent}")
+                sent = f"{call.method} {response.request.path}"
+                if (e.outcome, e.actor, e.role, e.action, e.target) != (
+                    "denied",
+                    ANONYMOUS,
+                    "",
+                    "authenticate",
+                    sent,
+                ):
+                    problems.append(
+                        f"journal row {(e.outcome, e.actor, e.role, e.action, e.target)}, expected {sent}"
+                    )
             else:
                 e = entries[0]
-                if (e.outcome, e.actor, e.role, e.action) != ("denied", call.username, call.role,
-                                                              call.case.permission):
+                if (e.outcome, e.actor, e.role, e.action) != (
+                    "denied",
+                    call.username,
+                    call.role,
+                    call.case.permission,
+                ):
                     problems.append(f"journal row {(e.outcome, e.actor, e.role, e.action)}")
-                if call.unit is not None and "code" in _params(call.rule) and f"unit:{call.unit}" not in e.target:
+                if (
+                    call.unit is not None
+                    and "code" in _params(call.rule)
+                    and f"unit:{call.unit}" not in e.target
+                ):
                     problems.append(f"journal target {e.target!r} does not name unit {call.unit}")
-                if "score_id" in _params(call.rule) and f"score:{world['scores'][call.unit]}" != e.target:
+                if (
+                    "score_id" in _params(call.rule)
+                    and f"score:{world['scores'][call.unit]}" != e.target
+                ):
                     problems.append(f"journal target {e.target!r} does not name the score")
-        if call.role == "auditor" and call.case.writes - {"tokens"}:  # signing in is not a write of data
+        if call.role == "auditor" and call.case.writes - {
+            "tokens"
+        }:  # signing in is not a write of data
             auditor_writes.append((call.name, status))
         if problems:
             failures.append(f"{call.name}: " + "; ".join(problems))
@@ -324,7 +433,9 @@ def test_every_route_every_role_every_unit(api):
     with db.transaction() as s:
         assert s.scalar(select(func.count()).where(Submission.author_id == auditor)) == 0
         assert s.scalar(select(func.count()).where(Score.computed_by == auditor)) == 0
-        outcomes = set(s.scalars(select(JournalEntry.outcome).where(JournalEntry.actor == "auditor")))
+        outcomes = set(
+            s.scalars(select(JournalEntry.outcome).where(JournalEntry.actor == "auditor"))
+        )
     assert outcomes == {"denied"}
 
     # a submitter sees only their own unit in the list
@@ -340,10 +451,18 @@ UNKNOWN = [
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/submissions/latest", None, "submissions.read"),
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/submissions/1", None, "submissions.read"),
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/compare?from=1&to=1", None, "submissions.read"),
-    ("POST", f"/api/units/nowhere/schemes/{SCHEME}/submissions", {"role": "review", "facts": FACTS},
-     "submissions.write.review"),
-    ("POST", f"/api/units/nowhere/schemes/{SCHEME}/submissions", {"role": "self", "facts": FACTS},
-     "submissions.write.self"),
+    (
+        "POST",
+        f"/api/units/nowhere/schemes/{SCHEME}/submissions",
+        {"role": "review", "facts": FACTS},
+        "submissions.write.review",
+    ),
+    (
+        "POST",
+        f"/api/units/nowhere/schemes/{SCHEME}/submissions",
+        {"role": "self", "facts": FACTS},
+        "submissions.write.self",
+    ),
     ("POST", f"/api/units/nowhere/schemes/{SCHEME}/scores", {}, "scores.write"),
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/scores", None, "scores.read"),
     ("GET", "/api/scores/999999", None, "scores.read"),
@@ -354,7 +473,7 @@ UNKNOWN = [
 def test_unknown_data_is_not_revealed_to_those_who_may_not_ask(api):
     """Anonymous callers get 401, roles without the permission 403, and unit submitters 403 for any unit
     or score not their own, whether it exists or not."""
-    roles = dict((username, role) for username, role, _unit in USERS)
+    roles = {username: role for username, role, _unit in USERS}
     failures = []
     for method, path, body, permission in UNKNOWN:
         for username in [None, *roles]:
@@ -370,5 +489,7 @@ def test_unknown_data_is_not_revealed_to_those_who_may_not_ask(api):
             kwargs = {"json": body} if body is not None else {}
             got = api.call(method, path, username, **kwargs).status_code
             if got != want:
-                failures.append(f"{method} {path} as {username or 'anonymous'}: expected {want}, got {got}")
+                failures.append(
+                    f"{method} {path} as {username or 'anonymous'}: expected {want}, got {got}"
+                )
     assert not failures, "\n".join(failures)

@@ -10,6 +10,7 @@ read the same latest version as the winner and to collide with it on the
 database's unique (unit, scheme, version) constraint rather than on a stale
 ``If-Match``.  Both databases: SQLite (WAL, busy_timeout) and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import threading
@@ -23,11 +24,16 @@ from service.db import JournalEntry, Submission, Unit
 N = 8
 SCHEME = "gumeilu-2022"
 RACE_TIMEOUT = 60  # seconds: no race may hang the suite
-LOST_RACE = "另一位用户刚刚提交了新版本"  # the 409 of the unique constraint (the insert itself collided)
+LOST_RACE = (
+    "另一位用户刚刚提交了新版本"  # the 409 of the unique constraint (the insert itself collided)
+)
 
 
 def _facts(i: int) -> dict:
-    return {"leader_evaluation_score": 1 + 0.25 * i, "leader_evaluation_reason": f"线程{i}"}  # exact in binary
+    return {
+        "leader_evaluation_score": 1 + 0.25 * i,
+        "leader_evaluation_reason": f"线程{i}",
+    }  # exact in binary
 
 
 def _race(api, prepare, send, n: int = N) -> list:
@@ -41,7 +47,7 @@ def _race(api, prepare, send, n: int = N) -> list:
             prepared = prepare(client, i)
             barrier.wait()
             results[i] = send(client, i, prepared)
-        except BaseException as err:  # noqa: BLE001 - reported below, never swallowed
+        except BaseException as err:
             barrier.abort()
             results[i] = err
 
@@ -59,7 +65,9 @@ def _race(api, prepare, send, n: int = N) -> list:
 def _same_facts(stored: dict, sent: dict) -> bool:
     """The database keeps numbers as exact decimal strings."""
     return set(stored) == set(sent) and all(
-        Decimal(stored[k]) == Decimal(repr(v)) if isinstance(v, float) else stored[k] == v for k, v in sent.items())
+        Decimal(stored[k]) == Decimal(repr(v)) if isinstance(v, float) else stored[k] == v
+        for k, v in sent.items()
+    )
 
 
 def _auth(api, username: str) -> dict:
@@ -69,15 +77,24 @@ def _auth(api, username: str) -> dict:
 def _history(api, unit: str) -> list[Submission]:
     with api.ctx.db.transaction() as s:
         unit_id = s.scalar(select(Unit.id).where(Unit.code == unit))
-        return list(s.scalars(select(Submission).where(Submission.unit_id == unit_id, Submission.scheme_id == SCHEME)
-                              .order_by(Submission.version)))
+        return list(
+            s.scalars(
+                select(Submission)
+                .where(Submission.unit_id == unit_id, Submission.scheme_id == SCHEME)
+                .order_by(Submission.version)
+            )
+        )
 
 
 def _ok_journal(api, unit: str) -> list[int]:
     with api.ctx.db.transaction() as s:
-        rows = s.scalars(select(JournalEntry).where(JournalEntry.action == "submissions.write",
-                                                    JournalEntry.outcome == "ok",
-                                                    JournalEntry.target == f"unit:{unit}/scheme:{SCHEME}"))
+        rows = s.scalars(
+            select(JournalEntry).where(
+                JournalEntry.action == "submissions.write",
+                JournalEntry.outcome == "ok",
+                JournalEntry.target == f"unit:{unit}/scheme:{SCHEME}",
+            )
+        )
         return sorted(row.detail["version"] for row in rows)
 
 
@@ -90,20 +107,28 @@ def _check_database(api) -> None:
 
 def _held_open(api, seconds: float):
     """While inside: every submission transaction waits ``seconds`` after its insert, before committing."""
+
     class _Hold:
         def __enter__(self):
             api.ctx.pause_in_submit = seconds
 
         def __exit__(self, *exc):
             api.ctx.pause_in_submit = 0.0
+
     return _Hold()
 
 
 def test_concurrent_corrections_one_wins_no_lost_update(api):
     _check_database(api)
     path = f"/api/units/gucun/schemes/{SCHEME}/submissions"
-    first = api.post(path, "submitter", json={"role": "self", "facts": {"leader_evaluation_score": 5,
-                                                                   "leader_evaluation_reason": "初次自评"}})
+    first = api.post(
+        path,
+        "submitter",
+        json={
+            "role": "self",
+            "facts": {"leader_evaluation_score": 5, "leader_evaluation_reason": "初次自评"},
+        },
+    )
     assert first.status_code == 201, first.json
     users = ["reviewer", "admin"]  # review-role corrections by two kinds of allowed writer
 
@@ -113,32 +138,47 @@ def test_concurrent_corrections_one_wins_no_lost_update(api):
         return latest.headers["ETag"]
 
     def send(client, i, etag):
-        return client.post(path, headers={**_auth(api, users[i % 2]), "If-Match": etag},
-                           json={"role": "review", "facts": _facts(i), "reason": f"评审更正{i}"})
+        return client.post(
+            path,
+            headers={**_auth(api, users[i % 2]), "If-Match": etag},
+            json={"role": "review", "facts": _facts(i), "reason": f"评审更正{i}"},
+        )
 
     lost_on_insert = 0
-    for held in (0.0, 0.0, 0.0, 1.0):  # three races as they come, one with the transactions held open
+    for held in (
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    ):  # three races as they come, one with the transactions held open
         before = _history(api, "gucun")
         with _held_open(api, held):
             responses = _race(api, prepare, send)
         statuses = Counter(r.status_code for r in responses)
-        assert statuses == {201: 1, 409: N - 1}, {s: [r.json for r in responses if r.status_code == s]
-                                                  for s in statuses}
+        assert statuses == {201: 1, 409: N - 1}, {
+            s: [r.json for r in responses if r.status_code == s] for s in statuses
+        }
         winner = next(i for i, r in enumerate(responses) if r.status_code == 201)
         after = _history(api, "gucun")
         assert [r.version for r in after] == [r.version for r in before] + [len(before) + 1]
         assert responses[winner].json["version"] == len(before) + 1
         assert responses[winner].headers["ETag"] == f'"{len(before) + 1}"'
-        assert _same_facts(after[-1].facts, _facts(winner)), after[-1].facts  # the winner's facts, whole
+        assert _same_facts(after[-1].facts, _facts(winner)), after[
+            -1
+        ].facts  # the winner's facts, whole
         assert after[-1].reason == f"评审更正{winner}"
         for r in responses:
             if r.status_code == 409:
                 assert r.json["error"]["code"] == "version_conflict", r.json
         if held:
-            lost_on_insert += sum(LOST_RACE in r.json["error"]["message"] for r in responses if r.status_code == 409)
+            lost_on_insert += sum(
+                LOST_RACE in r.json["error"]["message"] for r in responses if r.status_code == 409
+            )
     # with the transactions held open, the losers really did collide with the winner's uncommitted insert
     assert lost_on_insert >= 1
-    assert _ok_journal(api, "gucun") == [r.version for r in _history(api, "gucun")]  # one journal row per version
+    assert _ok_journal(api, "gucun") == [
+        r.version for r in _history(api, "gucun")
+    ]  # one journal row per version
 
 
 def test_concurrent_first_submissions_one_wins(api):
@@ -148,15 +188,19 @@ def test_concurrent_first_submissions_one_wins(api):
     for unit, held in (("dachang", 0.0), ("bsip", 1.0)):
         path = f"/api/units/{unit}/schemes/{SCHEME}/submissions"
 
-        def send(client, i, _prepared):
-            return client.post(path, headers=_auth(api, ("reviewer", "admin")[i % 2]),
-                               json={"role": "review", "facts": _facts(i)})
+        def send(client, i, _prepared, path=path):
+            return client.post(
+                path,
+                headers=_auth(api, ("reviewer", "admin")[i % 2]),
+                json={"role": "review", "facts": _facts(i)},
+            )
 
         with _held_open(api, held):
             responses = _race(api, lambda client, i: None, send)
         statuses = Counter(r.status_code for r in responses)
-        assert statuses[201] == 1 and set(statuses) <= {201, 409, 428}, \
-            {s: [r.json for r in responses if r.status_code == s] for s in statuses}
+        assert statuses[201] == 1 and set(statuses) <= {201, 409, 428}, {
+            s: [r.json for r in responses if r.status_code == s] for s in statuses
+        }
         winner = next(i for i, r in enumerate(responses) if r.status_code == 201)
         history = _history(api, unit)
         assert [r.version for r in history] == [1]
@@ -165,6 +209,8 @@ def test_concurrent_first_submissions_one_wins(api):
         for r in responses:
             if r.status_code != 201:
                 assert r.json["error"]["code"] in ("version_conflict", "if_match_required"), r.json
-        if held:  # everybody read "no version yet" before the winner committed: all lose on the insert
+        if (
+            held
+        ):  # everybody read "no version yet" before the winner committed: all lose on the insert
             assert statuses[409] >= 1
         assert _ok_journal(api, unit) == [1]

@@ -17,6 +17,7 @@ row is there, whole.
 
 Every process is killed in a ``finally``; every wait is bounded.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -44,6 +45,7 @@ KILL_AFTER = 0.7  # at least this long after sending, and only once the transact
 
 
 # --- evidence that the submission transaction is open, with its rows written ------------------------
+
 
 def _sqlite_write_locked(path: Path) -> bool:
     """True if another connection holds SQLite's write lock (a writer is inside its transaction)."""
@@ -74,10 +76,13 @@ def _postgres_sessions(db: Database, app_name: str, state: str | None = None) ->
 
 # --- the database, read directly -----------------------------------------------------------------------
 
+
 def _rows(db: Database):
     with db.transaction() as s:
         submissions = list(s.scalars(select(Submission)))
-        journal = list(s.scalars(select(JournalEntry).where(JournalEntry.action == "submissions.write")))
+        journal = list(
+            s.scalars(select(JournalEntry).where(JournalEntry.action == "submissions.write"))
+        )
     return submissions, journal
 
 
@@ -96,7 +101,9 @@ def _prepare(tmp_path: Path, database: str):
     with db.transaction() as s:
         s.add(Unit(code=UNIT, name="顾村镇", kind="town", district="宝山区"))
     token = add_user(db, "reviewer", "reviewer", None, None)
-    server_url = url + ("&" if "?" in url else "?") + f"application_name={app_name}" if app_name else url
+    server_url = (
+        url + ("&" if "?" in url else "?") + f"application_name={app_name}" if app_name else url
+    )
     return server_url, db, token, path, app_name
 
 
@@ -105,7 +112,11 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
     url, db, token, sqlite_path, app_name = _prepare(tmp_path, database)
     auth = {"Authorization": f"Bearer {token}"}
     path = f"/api/units/{UNIT}/schemes/{SCHEME}/submissions"
-    body = {"role": "review", "facts": FACTS, "evidence": {"leader_evaluation_score": ["评价表-2022-07"]}}
+    body = {
+        "role": "review",
+        "facts": FACTS,
+        "evidence": {"leader_evaluation_score": ["评价表-2022-07"]},
+    }
     servers: list[Server] = []
     try:
         # 1. killed in the middle of the transaction: nothing of it remains
@@ -115,8 +126,13 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
 
         def send():
             try:
-                outcome["response"] = server.request("POST", path, body, auth, timeout=REQUEST_TIMEOUT)
-            except (OSError, http.client.HTTPException) as err:  # the server died under us: expected
+                outcome["response"] = server.request(
+                    "POST", path, body, auth, timeout=REQUEST_TIMEOUT
+                )
+            except (
+                OSError,
+                http.client.HTTPException,
+            ) as err:  # the server died under us: expected
                 outcome["error"] = err
 
         client = threading.Thread(target=send, daemon=True)
@@ -129,16 +145,23 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         while time.monotonic() - sent < START_TIMEOUT and not outcome:
             probed = time.monotonic()
             if not seen_open:
-                seen_open = (_sqlite_write_locked(sqlite_path) if sqlite_path
-                             else _postgres_sessions(db, app_name, "idle in transaction") > 0)
+                seen_open = (
+                    _sqlite_write_locked(sqlite_path)
+                    if sqlite_path
+                    else _postgres_sessions(db, app_name, "idle in transaction") > 0
+                )
                 if not seen_open:
                     last_closed = probed
             if seen_open and time.monotonic() - sent >= KILL_AFTER:
                 break
             time.sleep(0.05)
-        assert seen_open, f"the submission transaction was never seen open ({outcome}); log:\n{server.log()}"
+        assert seen_open, (
+            f"the submission transaction was never seen open ({outcome}); log:\n{server.log()}"
+        )
         assert "response" not in outcome, f"the submission finished before the kill: {outcome}"
-        assert time.monotonic() < last_closed + PAUSE - 0.2, "too late to be sure the kill precedes the commit"
+        assert time.monotonic() < last_closed + PAUSE - 0.2, (
+            "too late to be sure the kill precedes the commit"
+        )
         server.kill()
         client.join(REQUEST_TIMEOUT)
         assert not client.is_alive(), "the client did not notice the server's death"
@@ -147,7 +170,9 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
             deadline = time.monotonic() + 15
             while _postgres_sessions(db, app_name) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert _postgres_sessions(db, app_name) == 0, "the killed server's session is still open"
+            assert _postgres_sessions(db, app_name) == 0, (
+                "the killed server's session is still open"
+            )
         db.engine.dispose()
         if sqlite_path:
             with sqlite3.connect(str(sqlite_path), timeout=5) as conn:
@@ -173,7 +198,9 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         assert Decimal(str(row.facts["leader_evaluation_score"])) == Decimal("4.5")
         assert row.facts["leader_evaluation_reason"] == FACTS["leader_evaluation_reason"]
         assert row.evidence == body["evidence"]
-        assert [(e.outcome, e.actor, e.detail["version"]) for e in journal] == [("ok", "reviewer", 1)]
+        assert [(e.outcome, e.actor, e.detail["version"]) for e in journal] == [
+            ("ok", "reviewer", 1)
+        ]
         with db.transaction() as s:
             assert s.scalar(select(func.count()).select_from(Submission)) == 1
     finally:

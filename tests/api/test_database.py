@@ -1,5 +1,6 @@
 """The database itself, on SQLite and on PostgreSQL: the migrations build exactly the tables the
 code maps, and the append-only tables refuse every UPDATE and DELETE, whoever sends it."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,20 +21,33 @@ def test_the_migrations_build_what_the_models_map(api):
 def test_append_only_tables_refuse_updates_and_deletes(api):
     # one row in each: a submission and its score (with their rule version), a journal entry,
     # the rule set published at the start
-    api.post("/api/units/gucun/schemes/gumeilu-2022/submissions", "submitter",
-             json={"role": "self", "facts": {"leader_evaluation_score": 4}})
-    assert api.post("/api/units/gucun/schemes/gumeilu-2022/scores", "submitter", json={}).status_code == 201
+    api.post(
+        "/api/units/gucun/schemes/gumeilu-2022/submissions",
+        "submitter",
+        json={"role": "self", "facts": {"leader_evaluation_score": 4}},
+    )
+    assert (
+        api.post("/api/units/gucun/schemes/gumeilu-2022/scores", "submitter", json={}).status_code
+        == 201
+    )
     db = api.ctx.db
     for table in APPEND_ONLY:
         with db.engine.connect() as connection:
             rows = connection.execute(select(func.count()).select_from(text(table))).scalar()
         assert rows >= 1, table
-        for statement in (f"UPDATE {table} SET {_a_column(table)} = {_a_column(table)}", f"DELETE FROM {table}"):
-            with pytest.raises(DBAPIError, match=f"{table} is append-only"):
-                with db.engine.begin() as connection:
-                    connection.execute(text(statement))
+        for statement in (
+            f"UPDATE {table} SET {_a_column(table)} = {_a_column(table)}",
+            f"DELETE FROM {table}",
+        ):
+            with (
+                pytest.raises(DBAPIError, match=f"{table} is append-only"),
+                db.engine.begin() as connection,
+            ):
+                connection.execute(text(statement))
         with db.engine.connect() as connection:
-            assert connection.execute(select(func.count()).select_from(text(table))).scalar() == rows
+            assert (
+                connection.execute(select(func.count()).select_from(text(table))).scalar() == rows
+            )
 
 
 def _a_column(table: str) -> str:
@@ -83,7 +97,13 @@ def test_a_rule_set_this_worker_cannot_load_leaves_it_serving_what_it_has(api, c
     from service.db import RuleSet
 
     with api.ctx.db.transaction() as s:
-        s.add(RuleSet(follows=1, actor="other", schemes={"gumeilu-2022": {"version": "f" * 64, "folder": "x"}}))
+        s.add(
+            RuleSet(
+                follows=1,
+                actor="other",
+                schemes={"gumeilu-2022": {"version": "f" * 64, "folder": "x"}},
+            )
+        )
     api.ctx.rules_check_seconds = 0
     served = api.ctx.registry.versions()
     with caplog.at_level("ERROR", logger="service.operations"):

@@ -13,6 +13,7 @@ really kills and replaces the worker and raises its real ``EngineUnavailable`` w
 incident id, and the service turns that into the HTTP answer under test.  Every later call
 goes straight to the same pool, now served by the fresh worker.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -66,13 +67,21 @@ def failing(request, tmp_path):
 
 def counts(api) -> dict:
     with api.ctx.db.transaction() as s:
-        return {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+        return {
+            t.name: s.scalar(select(func.count()).select_from(t))
+            for t in Base.metadata.sorted_tables
+        }
 
 
 def test_an_engine_hang_is_a_503_with_an_incident_and_nothing_stored(failing):
     api, pool = failing, failing.pool
     path = "/api/units/gucun/schemes/minimal"
-    assert api.post(f"{path}/submissions", "submitter", json={"role": "self", "facts": FULL}).status_code == 201
+    assert (
+        api.post(
+            f"{path}/submissions", "submitter", json={"role": "self", "facts": FULL}
+        ).status_code
+        == 201
+    )
     workers = pool.pids()
 
     # scoring a stored submission: the engine hangs in its worker
@@ -90,8 +99,12 @@ def test_an_engine_hang_is_a_503_with_an_incident_and_nothing_stored(failing):
     # the next request is served, by the same pool, with the right score
     served = api.post(f"{path}/scores", "reviewer", json={})
     assert served.status_code == 201, served.json
-    full_marks = Decimal(str(YAML(typ="safe").load((MINIMAL / "scheme.yaml").read_text(encoding="utf-8"))["total"]))
-    assert Decimal(served.json["total"]) == full_marks  # FULL meets every clause; no bonus, no deduction
+    full_marks = Decimal(
+        str(YAML(typ="safe").load((MINIMAL / "scheme.yaml").read_text(encoding="utf-8"))["total"])
+    )
+    assert (
+        Decimal(served.json["total"]) == full_marks
+    )  # FULL meets every clause; no bonus, no deduction
     assert served.json["engine_version"] == EnginePool.name
     after = counts(api)
     assert (after["scores"], after["journal"]) == (before["scores"] + 1, before["journal"] + 1)

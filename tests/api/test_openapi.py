@@ -1,4 +1,5 @@
 """The OpenAPI document describes the API that is actually served."""
+
 from __future__ import annotations
 
 import re
@@ -53,9 +54,17 @@ def test_the_openapi_document_is_valid_and_covers_every_route(api_on_copy):
         served.setdefault(openapi_path(rule.rule), set()).update(methods)
     assert len(served) >= 15  # units, submissions, scores, schemes, rules, journal, sign-in
     documented = {path: {m for m in item if m in METHODS} for path, item in doc["paths"].items()}
-    missing = {p: sorted(ms - documented.get(p, set())) for p, ms in served.items() if ms - documented.get(p, set())}
+    missing = {
+        p: sorted(ms - documented.get(p, set()))
+        for p, ms in served.items()
+        if ms - documented.get(p, set())
+    }
     assert not missing, f"served but not documented: {missing}"
-    extra = {p: sorted(ms - served.get(p, set())) for p, ms in documented.items() if ms - served.get(p, set())}
+    extra = {
+        p: sorted(ms - served.get(p, set()))
+        for p, ms in documented.items()
+        if ms - served.get(p, set())
+    }
     assert not extra, f"documented but not served: {extra}"
 
     for path, methods in served.items():
@@ -70,7 +79,9 @@ def test_the_openapi_document_is_valid_and_covers_every_route(api_on_copy):
 
     submit = doc["paths"]["/api/units/{code}/schemes/{scheme_id}/submissions"]["post"]
     assert "If-Match" in {p["name"] for p in submit["parameters"] if p["in"] == "header"}
-    compare = resolve(doc, response_schema(doc, "/api/units/{code}/schemes/{scheme_id}/compare", "get", "200"))
+    compare = resolve(
+        doc, response_schema(doc, "/api/units/{code}/schemes/{scheme_id}/compare", "get", "200")
+    )
     assert {"from", "to", "changes"} <= set(compare["properties"])
 
 
@@ -79,13 +90,31 @@ def test_documented_error_responses_match_the_errors_served(api_on_copy):
     api = api_on_copy
     doc = api.get("/api/openapi.json").json
     cases = [
-        ("/api/schemes/{scheme_id}/evaluate", "post", "422",
-         api.post("/api/schemes/minimal/evaluate", "editor", json={})),
-        ("/api/schemes/{scheme_id}/evaluate", "post", "422",
-         api.post("/api/schemes/minimal/evaluate", "editor", json={"facts": dict(FULL, coverage=101)})),
+        (
+            "/api/schemes/{scheme_id}/evaluate",
+            "post",
+            "422",
+            api.post("/api/schemes/minimal/evaluate", "editor", json={}),
+        ),
+        (
+            "/api/schemes/{scheme_id}/evaluate",
+            "post",
+            "422",
+            api.post(
+                "/api/schemes/minimal/evaluate", "editor", json={"facts": dict(FULL, coverage=101)}
+            ),
+        ),
         ("/api/schemes/{scheme_id}", "get", "404", api.get("/api/schemes/nope", "editor")),
-        ("/api/units", "post", "409",
-         api.post("/api/units", "admin", json={"code": "gucun", "name": "顾村镇", "kind": "town", "district": "宝山区"})),
+        (
+            "/api/units",
+            "post",
+            "409",
+            api.post(
+                "/api/units",
+                "admin",
+                json={"code": "gucun", "name": "顾村镇", "kind": "town", "district": "宝山区"},
+            ),
+        ),
         ("/api/journal", "get", "403", api.get("/api/journal", "editor")),
         ("/api/units", "get", "401", api.get("/api/units")),
     ]
@@ -95,7 +124,9 @@ def test_documented_error_responses_match_the_errors_served(api_on_copy):
         if status not in responses and "default" not in responses:
             continue  # not documented: nothing to contradict
         schema = response_schema(doc, path, method, status)
-        errors = sorted(str(e.message) for e in schema_validator(doc, schema).iter_errors(served.json))
+        errors = sorted(
+            str(e.message) for e in schema_validator(doc, schema).iter_errors(served.json)
+        )
         assert not errors, (method, path, status, served.json, errors)
         # and the document names the fields the error really has
         body = resolve(doc, resolve(doc, schema)["properties"]["error"])

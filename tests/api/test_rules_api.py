@@ -4,6 +4,7 @@ Runs on a private copy of the fixture scheme ``tests/fixtures/minimal`` (``api_o
 whose files each test edits.  Expected totals are computed from the rule files as they
 stand at each step (``expected_total``), not copied from responses.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,13 +27,18 @@ SCHEME = "minimal"
 
 
 def files_of(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.yaml"))}
+    return {
+        p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(folder.rglob("*.yaml"))
+    }
 
 
 def content_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*.yaml")):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(
+            path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0"
+        )
     return digest.hexdigest()
 
 
@@ -57,10 +63,18 @@ def expected_total(folder: Path, facts: dict) -> Decimal:
     yaml = YAML(typ="safe")
     scheme = yaml.load((folder / "scheme.yaml").read_text(encoding="utf-8"))
     awards = yaml.load((folder / "clauses/06-awards.yaml").read_text(encoding="utf-8"))["rules"][0]
-    accidents = yaml.load((folder / "clauses/07-accidents.yaml").read_text(encoding="utf-8"))["rules"][0]
-    pool_cap = next(Decimal(str(c["cap"])) for c in scheme["categories"] if c.get("kind") == "bonus")
-    bonus = min(pool_cap, min(Decimal(str(awards["cap"])), Decimal(str(awards["each"])) * facts["awards"]))
-    deduction = min(Decimal(str(accidents["cap"])), -Decimal(str(accidents["each"])) * facts["accidents"])
+    accidents = yaml.load((folder / "clauses/07-accidents.yaml").read_text(encoding="utf-8"))[
+        "rules"
+    ][0]
+    pool_cap = next(
+        Decimal(str(c["cap"])) for c in scheme["categories"] if c.get("kind") == "bonus"
+    )
+    bonus = min(
+        pool_cap, min(Decimal(str(awards["cap"])), Decimal(str(awards["each"])) * facts["awards"])
+    )
+    deduction = min(
+        Decimal(str(accidents["cap"])), -Decimal(str(accidents["each"])) * facts["accidents"]
+    )
     assert all(facts[k] == FULL[k] for k in FULL if k not in ("awards", "accidents"))
     return Decimal(scheme["total"]) + bonus - deduction
 
@@ -77,6 +91,7 @@ def served_version(api) -> str:
 
 # --- validate --------------------------------------------------------------------------------
 
+
 def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
     api = api_on_copy
     seen = check_every_response(api)
@@ -88,27 +103,47 @@ def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
 
     valid = api.post("/api/rules/validate", "editor", json={"files": good})
     assert valid.status_code == 200, valid.json
-    assert valid.json == {"valid": True, "errors": [],
-                          "schemes": [{"id": SCHEME, "version": content_hash(MINIMAL), "clauses": len(good) - 1}]}
+    assert valid.json == {
+        "valid": True,
+        "errors": [],
+        "schemes": [{"id": SCHEME, "version": content_hash(MINIMAL), "clauses": len(good) - 1}],
+    }
 
     # a broken clause: reported with its file, line, column and a message naming the problem
     broken_text = good["clauses/02-coverage.yaml"].replace("step: 5", "stepp: 5")
-    invalid = api.post("/api/rules/validate", "admin", json={"files": dict(good, **{"clauses/02-coverage.yaml": broken_text})})
+    invalid = api.post(
+        "/api/rules/validate",
+        "admin",
+        json={"files": dict(good, **{"clauses/02-coverage.yaml": broken_text})},
+    )
     assert invalid.status_code == 200, invalid.json
     assert invalid.json["valid"] is False and not invalid.json.get("schemes")
     (error,) = invalid.json["errors"]
     line, column = position(broken_text, "stepp")
-    assert (error["file"], error["line"], error["column"]) == ("clauses/02-coverage.yaml", line, column)
+    assert (error["file"], error["line"], error["column"]) == (
+        "clauses/02-coverage.yaml",
+        line,
+        column,
+    )
     assert "stepp" in error["message"] and "step" in error["message"].replace("stepp", "")
 
     # YAML that does not parse, and a clause that reads an undeclared fact
-    unparsable = api.post("/api/rules/validate", "editor",
-                          json={"files": dict(good, **{"clauses/04-review.yaml": "id: [4\n"})})
+    unparsable = api.post(
+        "/api/rules/validate",
+        "editor",
+        json={"files": dict(good, **{"clauses/04-review.yaml": "id: [4\n"})},
+    )
     assert unparsable.json["valid"] is False
-    assert any(e["file"] == "clauses/04-review.yaml" and e["line"] >= 1 and e["column"] >= 1
-               for e in unparsable.json["errors"])
+    assert any(
+        e["file"] == "clauses/04-review.yaml" and e["line"] >= 1 and e["column"] >= 1
+        for e in unparsable.json["errors"]
+    )
     dangling = good["clauses/02-coverage.yaml"].replace("coverage >= 0", "covrage >= 0")
-    reported = api.post("/api/rules/validate", "editor", json={"files": dict(good, **{"clauses/02-coverage.yaml": dangling})})
+    reported = api.post(
+        "/api/rules/validate",
+        "editor",
+        json={"files": dict(good, **{"clauses/02-coverage.yaml": dangling})},
+    )
     (error,) = reported.json["errors"]
     assert error["file"] == "clauses/02-coverage.yaml" and "covrage" in error["message"]
     assert (error["line"], error["column"]) == position(dangling, "covrage")
@@ -116,12 +151,24 @@ def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
     # paths that leave the folder, or are not rule files: refused before anything is written
     outside = tmp_path / "escaped.yaml"
     for bad_path in ("../x.yaml", "clauses/../../x.yaml", str(outside), "clauses/notes.txt"):
-        refused = api.post("/api/rules/validate", "editor", json={"files": dict(good, **{bad_path: "id: x\n"})})
+        refused = api.post(
+            "/api/rules/validate", "editor", json={"files": dict(good, **{bad_path: "id: x\n"})}
+        )
         assert_error(refused, 422, "invalid_path", [f"files.{bad_path}"])
-    assert_error(api.post("/api/rules/validate", "editor", json={"files": {}}), 422, "invalid_request", ["files"])
-    assert_error(api.post("/api/rules/validate", "editor", json={}), 422, "invalid_request", ["files"])
-    assert_error(api.post("/api/rules/validate", "editor", json={"files": {"scheme.yaml": 5}}), 422,
-                 "invalid_request")
+    assert_error(
+        api.post("/api/rules/validate", "editor", json={"files": {}}),
+        422,
+        "invalid_request",
+        ["files"],
+    )
+    assert_error(
+        api.post("/api/rules/validate", "editor", json={}), 422, "invalid_request", ["files"]
+    )
+    assert_error(
+        api.post("/api/rules/validate", "editor", json={"files": {"scheme.yaml": 5}}),
+        422,
+        "invalid_request",
+    )
 
     # validating changes nothing: the same version serves, no version was stored
     assert served_version(api) == before
@@ -132,6 +179,7 @@ def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
 
 
 # --- reload, versions, replay across versions, all-or-nothing ------------------------------------
+
 
 def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     api = api_on_copy
@@ -144,7 +192,12 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
 
     # a score under the original rules
     path = f"/api/units/gucun/schemes/{SCHEME}"
-    assert api.post(f"{path}/submissions", "submitter", json={"role": "self", "facts": facts}).status_code == 201
+    assert (
+        api.post(
+            f"{path}/submissions", "submitter", json={"role": "self", "facts": facts}
+        ).status_code
+        == 201
+    )
     old = api.post(f"{path}/scores", "submitter", json={})
     assert old.status_code == 201
     old_total = expected_total(folder, facts)
@@ -155,12 +208,18 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     v_changed = content_hash(folder)
     reloaded = api.post("/api/rules/reload", "editor")
     assert reloaded.status_code == 200, reloaded.json
-    assert reloaded.json == {"changes": {SCHEME: {"from": v_original, "to": v_changed}}, "rule_set": 2}
+    assert reloaded.json == {
+        "changes": {SCHEME: {"from": v_original, "to": v_changed}},
+        "rule_set": 2,
+    }
     assert served_version(api) == v_changed
     new_total = expected_total(folder, facts)
     assert new_total != old_total
     assert what_if(api, facts) == new_total
-    assert api.post("/api/rules/reload", "editor").json == {"changes": {}, "rule_set": 2}  # nothing changed since
+    assert api.post("/api/rules/reload", "editor").json == {
+        "changes": {},
+        "rule_set": 2,
+    }  # nothing changed since
 
     versions = api.get("/api/rules/versions", "auditor")
     assert versions.status_code == 200
@@ -177,7 +236,9 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     replay = api.post(f"/api/scores/{old.json['id']}/replay", "auditor")
     assert replay.status_code == 200
     assert replay.json["reproduced"] is True and replay.json["rules_version"] == v_original
-    assert Decimal(replay.json["stored_total"]) == Decimal(replay.json["replayed_total"]) == old_total
+    assert (
+        Decimal(replay.json["stored_total"]) == Decimal(replay.json["replayed_total"]) == old_total
+    )
     (entry,) = api.get(f"/api/schemes/{SCHEME}/ranking", "auditor").json["entries"]
     assert entry["current_rules"] is False and entry["rules_version"] == v_original
 
@@ -199,14 +260,23 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     assert "bogus_key" in error["fields"][f"{SCHEME}/clauses/05-maturity.yaml:{line}:{column}"][0]
     assert served_version(api) == v_changed
     assert what_if(api, facts) == new_total  # the valid accidents edit is not in force either
-    assert {v["version"] for v in api.get("/api/rules/versions", "editor").json} == {v_original, v_changed}
+    assert {v["version"] for v in api.get("/api/rules/versions", "editor").json} == {
+        v_original,
+        v_changed,
+    }
     journal = [e for e in api.get("/api/journal", "admin").json if e["action"] == "rules.reload"]
-    assert [(e["outcome"], e["actor"]) for e in journal] == [("failed", "editor"), ("ok", "editor"), ("ok", "editor")]
+    assert [(e["outcome"], e["actor"]) for e in journal] == [
+        ("failed", "editor"),
+        ("ok", "editor"),
+        ("ok", "editor"),
+    ]
     assert journal[0]["detail"] == {"errors": 1}
     assert journal[2]["detail"]["changes"] == {SCHEME: [v_original, v_changed]}
 
     # fixed: the reload goes through, with both edits
-    maturity.write_text(maturity.read_text(encoding="utf-8").replace("bogus_key: 1\n", ""), encoding="utf-8")
+    maturity.write_text(
+        maturity.read_text(encoding="utf-8").replace("bogus_key: 1\n", ""), encoding="utf-8"
+    )
     v_fixed = content_hash(folder)
     fixed = api.post("/api/rules/reload", "admin")
     assert fixed.status_code == 200, fixed.json
@@ -218,7 +288,10 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     assert serving == {v_original: False, v_changed: False, v_fixed: True}
 
     # and every stored score still replays under its own version
-    for score, version, total in ((old.json, v_original, old_total), (new.json, v_changed, new_total)):
+    for score, version, total in (
+        (old.json, v_original, old_total),
+        (new.json, v_changed, new_total),
+    ):
         replay = api.post(f"/api/scores/{score['id']}/replay", "reviewer")
         assert replay.json["reproduced"] is True and replay.json["rules_version"] == version
         assert Decimal(replay.json["replayed_total"]) == total
@@ -231,7 +304,12 @@ def test_old_versions_replay_in_a_process_that_never_loaded_them(api_on_copy, tm
     api = api_on_copy
     path = f"/api/units/gucun/schemes/{SCHEME}"
     facts = dict(FULL, awards=1, accidents=0)
-    assert api.post(f"{path}/submissions", "submitter", json={"role": "self", "facts": facts}).status_code == 201
+    assert (
+        api.post(
+            f"{path}/submissions", "submitter", json={"role": "self", "facts": facts}
+        ).status_code
+        == 201
+    )
     old = api.post(f"{path}/scores", "submitter", json={}).json
     v_original = old["rules_version"]
     old_total = expected_total(api.rules_dir / SCHEME, facts)
@@ -242,8 +320,15 @@ def test_old_versions_replay_in_a_process_that_never_loaded_them(api_on_copy, tm
     shutil.copytree(api.rules_dir, other)
     edit(other / SCHEME / "clauses/06-awards.yaml", "each: 1, cap: 3", "each: 2, cap: 3")
     shutil.rmtree(api.rules_dir)
-    settings = Settings(rules_dir=other, engine_workers=1, engine_deadline=10, database_url=api.ctx.db.url,
-                        secret_key="test", instance_dir=tmp_path / "instance2", max_body_bytes=256 * 1024)
+    settings = Settings(
+        rules_dir=other,
+        engine_workers=1,
+        engine_deadline=10,
+        database_url=api.ctx.db.url,
+        secret_key="test",
+        instance_dir=tmp_path / "instance2",
+        max_body_bytes=256 * 1024,
+    )
     app = create_app(settings, engine=engine)
     app.config["TESTING"] = True
     second = Api(app.test_client(), api.tokens, app)  # the same users and tokens: the same database
@@ -254,14 +339,20 @@ def test_old_versions_replay_in_a_process_that_never_loaded_them(api_on_copy, tm
         assert v_new == content_hash(other / SCHEME) != v_original
         assert what_if(second, facts) == expected_total(other / SCHEME, facts) != old_total
 
-        serving = {v["version"]: v["serving"] for v in second.get("/api/rules/versions", "auditor").json}
+        serving = {
+            v["version"]: v["serving"] for v in second.get("/api/rules/versions", "auditor").json
+        }
         assert serving == {v_original: False, v_new: True}
 
         replay = second.post(f"/api/scores/{old['id']}/replay", "auditor")
         assert replay.status_code == 200, replay.json
-        assert replay.json["reproduced"] is True and replay.json["rules_version"] == v_original, replay.json
+        assert replay.json["reproduced"] is True and replay.json["rules_version"] == v_original, (
+            replay.json
+        )
         assert Decimal(replay.json["replayed_total"]) == old_total
-        assert second.ctx.registry.by_version(v_original).version == v_original  # loaded from the database
+        assert (
+            second.ctx.registry.by_version(v_original).version == v_original
+        )  # loaded from the database
         read = second.get(f"/api/scores/{old['id']}", "auditor").json
         assert read["trace"] == old["trace"] and read["rules_version"] == v_original
         assert_all_well_formed(seen)

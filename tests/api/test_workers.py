@@ -13,6 +13,7 @@ the worker of every request, and the test checks both did):
 - a worker that gunicorn restarts while the rules directory is broken serves
   the rule set in force, like the other worker, instead of failing to start.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,12 @@ def _sign_in(server: Server) -> int:
     cookie = headers["Set-Cookie"].split(";", 1)[0]
     token = _CSRF.search(page.decode()).group(1)
     form = urlencode({"username": "admin", "password": "secret", "csrf_token": token}).encode()
-    status, headers, _page = server.raw("POST", "/admin/login", form,
-                                        {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, _page = server.raw(
+        "POST",
+        "/admin/login",
+        form,
+        {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     return status
 
 
@@ -75,10 +80,16 @@ def test_two_workers_serve_as_one(tmp_path, database):
     upgrade(url)
     token = add_user(Database(url), "admin", "admin", None, "secret")
     auth = {"Authorization": f"Bearer {token}"}
-    server = Server(tmp_path, url, workers=2, env={
-        "SCORING_RULES_DIR": str(rules), "SCORING_RULES_CHECK_SECONDS": "0",
-        "SCORING_SECRET_KEY": None,  # not configured: the instance folder's key
-    })
+    server = Server(
+        tmp_path,
+        url,
+        workers=2,
+        env={
+            "SCORING_RULES_DIR": str(rules),
+            "SCORING_RULES_CHECK_SECONDS": "0",
+            "SCORING_SECRET_KEY": None,  # not configured: the instance folder's key
+        },
+    )
     try:
         server.start()
         # gunicorn forks its workers one after the other, and the first may answer before the
@@ -94,13 +105,19 @@ def test_two_workers_serve_as_one(tmp_path, database):
         # 1. sign-in forms, each served by one worker and posted to whichever takes it
         assert set(_in_parallel(lambda: _sign_in(server))) == {302}
         assert server.served_by("POST", "/admin/login") == workers, server.log()
-        assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o077 == 0  # its owner's only
+        assert (
+            tmp_path / "instance" / "secret_key"
+        ).stat().st_mode & 0o077 == 0  # its owner's only
 
         # 2. a reload in one worker is what every worker serves
         first = server.request("GET", "/api/schemes/minimal", headers=auth)[1]["version"]
         scheme_file = rules / "minimal" / "scheme.yaml"
-        scheme_file.write_text(scheme_file.read_text(encoding="utf-8").replace("title: 测试用细则", "title: 测试用细则（修订）"),
-                               encoding="utf-8")
+        scheme_file.write_text(
+            scheme_file.read_text(encoding="utf-8").replace(
+                "title: 测试用细则", "title: 测试用细则（修订）"
+            ),
+            encoding="utf-8",
+        )
         status, reloaded = server.request("POST", "/api/rules/reload", headers=auth)
         assert status == 200, reloaded
         assert list(reloaded["changes"]) == ["minimal"] and reloaded["rule_set"] == 2
@@ -124,13 +141,19 @@ def test_two_workers_serve_as_one(tmp_path, database):
             pytest.fail(f"gunicorn did not replace the killed worker:\n{server.log()}")
         replacement = (now - workers).pop()
         health = []
-        while replacement not in server.served_by("GET", "/api/health"):  # it answers once it has started
+        while replacement not in server.served_by(
+            "GET", "/api/health"
+        ):  # it answers once it has started
             assert time.monotonic() < deadline, server.log()
             health += _in_parallel(lambda: server.request("GET", "/api/health")[1], rounds=2)
         health += _in_parallel(lambda: server.request("GET", "/api/health")[1], rounds=2)
         assert {(h["rule_set"], h["schemes"]) for h in health} == {(2, 1)}
-        assert "规则目录有错误，未加载；继续使用当前发布的规则" in server.log_path.read_text(encoding="utf-8")
-        assert {server.request("GET", "/api/schemes/minimal", headers=auth)[1]["version"]
-                for _ in range(6)} == {second}
+        assert "规则目录有错误，未加载；继续使用当前发布的规则" in server.log_path.read_text(
+            encoding="utf-8"
+        )
+        assert {
+            server.request("GET", "/api/schemes/minimal", headers=auth)[1]["version"]
+            for _ in range(6)
+        } == {second}
     finally:
         server.kill()

@@ -1,4 +1,5 @@
 """Concurrent callers never see each other's facts."""
+
 import random
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -12,8 +13,14 @@ def test_concurrent_callers_get_their_own_scores(engine, oracle, minimal):
     rng = random.Random(7)
     units = []
     for i in range(400):
-        facts = dict(FULL, actual=Decimal(rng.randint(700, 1000)) / 10, coverage=rng.randint(0, 100),
-                     accidents=rng.randint(0, 5), awards=rng.randint(0, 4), major_incident=rng.random() < 0.1)
+        facts = dict(
+            FULL,
+            actual=Decimal(rng.randint(700, 1000)) / 10,
+            coverage=rng.randint(0, 100),
+            accidents=rng.randint(0, 5),
+            awards=rng.randint(0, 4),
+            major_incident=rng.random() < 0.1,
+        )
         units.append((f"单位{i}", facts))
 
     def work(unit):
@@ -31,5 +38,7 @@ def test_concurrent_callers_get_their_own_scores(engine, oracle, minimal):
 
 
 def test_a_batch_keeps_units_apart(engine, oracle, minimal):
-    batch = [prepare(minimal, {"target": Decimal(95), "actual": Decimal(a)}) for a in (95, 94, 92, 80)]
+    batch = [
+        prepare(minimal, {"target": Decimal(95), "actual": Decimal(a)}) for a in (95, 94, 92, 80)
+    ]
     assert engine.match(minimal, batch) == oracle.match(minimal, batch)

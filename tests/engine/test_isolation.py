@@ -7,6 +7,7 @@ The inputs are real C-level failures reproduced on this machine:
 - a number in exponent form inside a batch: the engine silently drops it and
   every fact after it (notes, failure 3).
 """
+
 import json
 import os
 from decimal import Decimal
@@ -19,13 +20,18 @@ from service.engine.pool import EngineUnavailable
 
 from ..unit.test_scoring import FULL
 
-_MARKERS = {"$open": {"all": [{"m": {"$t": "$open"}}]}, "$close": {"all": [{"m": {"$t": "$close"}}]}}
+_MARKERS = {
+    "$open": {"all": [{"m": {"$t": "$open"}}]},
+    "$close": {"all": [{"m": {"$t": "$close"}}]},
+}
 # 256 identical conditions: on the development machine a bare call crashed every time and the
 # adapter's session pattern crashed in 8 of 20 evaluations; on CI's machine the bare call survived
 # 10 of 10. Whether it crashes depends on the heap, so the tests below require only that every
 # outcome is either the right answer or a contained crash, and a signal delivered on purpose
 # proves the crash path deterministically.
-SEGFAULT_RULESET = json.dumps({**_MARKERS, **{f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)}})
+SEGFAULT_RULESET = json.dumps(
+    {**_MARKERS, **{f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)}}
+)
 HANG_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": f"v{i}"}}]} for i in range(600)})
 
 
@@ -43,10 +49,14 @@ def test_the_crash_input_gives_the_right_answer_or_a_contained_crash(fresh_engin
             fired = fresh_engine.match_raw(f"segfault{attempt}", SEGFAULT_RULESET, [['{"k":1}']])
         except EngineUnavailable as err:
             crashes += 1
-            assert err.kind in ("crash", "error"), err.kind  # an error is contained too: no score given
+            assert err.kind in ("crash", "error"), (
+                err.kind
+            )  # an error is contained too: no score given
             if err.kind == "crash":
                 # SIGSEGV or SIGABRT ("free(): invalid pointer"), depending on the heap's state
-                assert fresh_engine.incidents[-1]["detail"].startswith(("exit code -11", "exit code -6"))
+                assert fresh_engine.incidents[-1]["detail"].startswith(
+                    ("exit code -11", "exit code -6")
+                )
                 assert fresh_engine.pids() != before  # replaced
             _good_call(fresh_engine, minimal)
             continue
@@ -61,6 +71,7 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
     import signal
     import threading
     import time
+
     pid = fresh_engine.pids()[0]
     caught = []
 
@@ -85,6 +96,7 @@ def test_a_worker_that_died_while_idle_costs_no_call(fresh_engine, minimal):
     and the call that would have gone to it is served, with the death recorded as an incident."""
     import signal
     import time
+
     for pid in fresh_engine.pids():
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
@@ -92,7 +104,9 @@ def test_a_worker_that_died_while_idle_costs_no_call(fresh_engine, minimal):
     _good_call(fresh_engine, minimal)
     _good_call(fresh_engine, minimal)
     found = fresh_engine.incidents[before:]
-    assert found and all(i["kind"] == "crash" and i["detail"] == "exit code -9; found idle" for i in found)
+    assert found and all(
+        i["kind"] == "crash" and i["detail"] == "exit code -9; found idle" for i in found
+    )
 
 
 def test_a_hang_in_the_engine_is_contained(fresh_engine, minimal):
@@ -123,7 +137,7 @@ def test_unmatched_facts_on_a_new_session_are_safe(fresh_engine, minimal):
 
 
 def test_numbers_never_reach_the_engine_in_exponent_form():
-    fact = {"x": Decimal("1E+16"), "y": Decimal("1E-5"), "标志": True, "s": "引号\"文字"}
+    fact = {"x": Decimal("1E+16"), "y": Decimal("1E-5"), "标志": True, "s": '引号"文字'}
     assert dumps(fact) == '{"x":10000000000000000,"y":0.00001,"标志":true,"s":"引号\\"文字"}'
     assert dumps_fact(fact) == dumps(fact)
     assert dumps([True, False, "文字"]) == '[true,false,"文字"]'

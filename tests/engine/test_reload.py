@@ -1,4 +1,5 @@
 """A changed rule set loads while the old one serves; the old one is released."""
+
 import re
 import shutil
 import threading
@@ -55,10 +56,14 @@ def test_a_broken_file_leaves_the_current_version_serving(rules_dir, fresh_engin
     registry.reload()
     serving = registry.get("minimal")
     path = rules_dir / "minimal" / "clauses" / "06-awards.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("each: 1,", "each: one,"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("each: 1,", "each: one,"), encoding="utf-8"
+    )
     with pytest.raises(RuleSetError) as err:
         registry.reload()
-    assert [str(e) for e in err.value.errors] == ["minimal/clauses/06-awards.yaml:9:51: each：应为数值，这里是“one”"]
+    assert [str(e) for e in err.value.errors] == [
+        "minimal/clauses/06-awards.yaml:9:51: each：应为数值，这里是“one”"
+    ]
     assert registry.get("minimal") is serving
     assert score_unit(serving, "甲", FULL, fresh_engine, "e").total == Decimal(20)
 
@@ -114,6 +119,8 @@ def test_a_version_put_back_in_force_stays_loaded(rules_dir, fresh_engine):
     assert registry.get("minimal") is first  # the very object, already compiled
     released = fresh_engine.stats()[0]["released"]
     for _ in range(3):
-        assert score_unit(registry.get("minimal"), "甲", FULL, fresh_engine, "e").total == Decimal(20)
+        assert score_unit(registry.get("minimal"), "甲", FULL, fresh_engine, "e").total == Decimal(
+            20
+        )
     stats = fresh_engine.stats()[0]
     assert stats["rulesets"] == [first.program_name] and stats["released"] == released

@@ -3,8 +3,6 @@
 The cases live in the rule files (OpenFisca style); this module runs each one
 as a pytest test, through durable-rules and through the oracle.
 """
-from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +17,14 @@ from ..conftest import ROOT, RULES
 
 SCHEMES = load_all(RULES)
 EXAMPLES = ROOT / "examples"
-SEED_SCHEMES = {"gumeilu-2022", "zhenxing-2010", "baoshan-2022-b1", "baoshan-2022-c1", "shuangtaizi-2016",
-                "zhuanqiao-2018"}
+SEED_SCHEMES = {
+    "gumeilu-2022",
+    "zhenxing-2010",
+    "baoshan-2022-b1",
+    "baoshan-2022-c1",
+    "shuangtaizi-2016",
+    "zhuanqiao-2018",
+}
 
 
 def test_all_five_seed_documents_are_encoded():

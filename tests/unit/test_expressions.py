@@ -29,27 +29,33 @@ def test_division_by_zero_is_undefined():
         value("a / b", a=Decimal(1), b=Decimal(0))
 
 
-@pytest.mark.parametrize("text, message, column", [
-    ("a >", "表达式不完整（结尾缺少内容或右括号）", 4),
-    ("a & b", "表达式中有无法识别的字符 “&”", 3),
-    ("a > > b", "表达式在 “>” 处语法有误", 5),
-    ("", "表达式为空", 1),
-])
+@pytest.mark.parametrize(
+    "text, message, column",
+    [
+        ("a >", "表达式不完整（结尾缺少内容或右括号）", 4),
+        ("a & b", "表达式中有无法识别的字符 “&”", 3),
+        ("a > > b", "表达式在 “>” 处语法有误", 5),
+        ("", "表达式为空", 1),
+    ],
+)
 def test_syntax_errors_name_the_column(text, message, column):
     with pytest.raises(ex.ExprError) as err:
         ex.parse(text)
     assert (err.value.message, err.value.column) == (message, column)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("level > 3", "不能比较文字与数值"),
-    ("ok + 1", "运算符 + 需要数值，这里是是/否"),
-    ("level < \"x\"", "文字只能用 == 或 != 比较"),
-    ("c > 1", "表达式引用了未声明的事实 “c”"),
-    ("a and ok", "and 需要是/否，这里是数值"),
-    ("round(a)", "未知的函数 “round”（可用：min、max、abs）"),
-    ("__import__(a)", "未知的函数 “__import__”（可用：min、max、abs）"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("level > 3", "不能比较文字与数值"),
+        ("ok + 1", "运算符 + 需要数值，这里是是/否"),
+        ('level < "x"', "文字只能用 == 或 != 比较"),
+        ("c > 1", "表达式引用了未声明的事实 “c”"),
+        ("a and ok", "and 需要是/否，这里是数值"),
+        ("round(a)", "未知的函数 “round”（可用：min、max、abs）"),
+        ("__import__(a)", "未知的函数 “__import__”（可用：min、max、abs）"),
+    ],
+)
 def test_type_errors(text, message):
     with pytest.raises(ex.ExprError) as err:
         ex.infer(ex.parse(text), TYPES)
@@ -70,6 +76,7 @@ def _compile(text):
         key = f"_d{len(derived) + 1}"
         derived[key] = node
         return key
+
     return compile_condition(ex.parse(text), derive), derived
 
 

@@ -1,4 +1,5 @@
 """Ranking and grades by the 宝山 policy (reading 7), on synthetic totals."""
+
 from decimal import Decimal
 
 from service.domain.grading import competition_ranks, decide
@@ -7,8 +8,19 @@ from service.domain.scoring import GradeVetoResult
 
 
 def scheme(grading):
-    return Scheme(id="g", title="g", year="2022", issuer="", source=Source("", "", ""), total=Decimal(100),
-                  unit="分", categories=[], clauses={}, facts={}, grading=grading)
+    return Scheme(
+        id="g",
+        title="g",
+        year="2022",
+        issuer="",
+        source=Source("", "", ""),
+        total=Decimal(100),
+        unit="分",
+        categories=[],
+        clauses={},
+        facts={},
+        grading=grading,
+    )
 
 
 RANKED = scheme(Grading("rank", (Tier("A", top=6), Tier("B")), (Distinction("优秀", "A", top=3),)))
@@ -44,8 +56,18 @@ def test_force_replaces_grade_and_distinctions():
 
 
 def test_thresholds():
-    s = scheme(Grading("thresholds", (Tier("优秀", min=Decimal(90)), Tier("合格", min=Decimal(60)), Tier("不合格"))))
-    assert [decide(s, Decimal(t), None, [])[0] for t in (90, "89.99", 60, 59)] == ["优秀", "合格", "合格", "不合格"]
+    s = scheme(
+        Grading(
+            "thresholds",
+            (Tier("优秀", min=Decimal(90)), Tier("合格", min=Decimal(60)), Tier("不合格")),
+        )
+    )
+    assert [decide(s, Decimal(t), None, [])[0] for t in (90, "89.99", 60, 59)] == [
+        "优秀",
+        "合格",
+        "合格",
+        "不合格",
+    ]
 
 
 def test_rank_grading_waits_for_the_ranking():

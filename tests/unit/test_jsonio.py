@@ -1,4 +1,5 @@
 """The service's JSON writer: exact decimals, and valid JSON even for what orjson refuses."""
+
 import json
 from decimal import Decimal
 
@@ -6,8 +7,16 @@ from service.jsonio import dumps_bytes
 
 
 def test_decimals_are_exact_strings_in_plain_digits():
-    data = json.loads(dumps_bytes({"a": Decimal("1E+1"), "b": Decimal("0.10"), "c": Decimal("-0"),
-                                   "d": Decimal("123456789012.345678")}))
+    data = json.loads(
+        dumps_bytes(
+            {
+                "a": Decimal("1E+1"),
+                "b": Decimal("0.10"),
+                "c": Decimal("-0"),
+                "d": Decimal("123456789012.345678"),
+            }
+        )
+    )
     assert data == {"a": "10", "b": "0.1", "c": "0", "d": "123456789012.345678"}
 
 

@@ -1,4 +1,5 @@
 """Points, caps, floors, pools, vetoes and the trace, on the fixture scheme."""
+
 from decimal import Decimal
 
 import pytest
@@ -7,9 +8,19 @@ from service.domain.facts import InvalidFacts
 from service.domain.scoring import score_unit
 from service.domain.trace import render, to_data
 
-FULL = {"target": 95, "actual": 96, "coverage": 100, "report_done": True, "bureau_score": 100,
-        "review_points": 2, "review_reason": "材料齐全", "maturity": 100, "awards": 0, "accidents": 0,
-        "major_incident": False}
+FULL = {
+    "target": 95,
+    "actual": 96,
+    "coverage": 100,
+    "report_done": True,
+    "bureau_score": 100,
+    "review_points": 2,
+    "review_reason": "材料齐全",
+    "maturity": 100,
+    "awards": 0,
+    "accidents": 0,
+    "major_incident": False,
+}
 
 
 def score(scheme, matcher, **changes):
@@ -104,7 +115,9 @@ def test_maturity_level_and_arithmetic(minimal, matcher):
 
 
 def test_assessed_points_carry_the_reason(minimal, matcher):
-    c = clause(score(minimal, matcher, review_points=Decimal("1.25"), review_reason="计划未落实"), "4")
+    c = clause(
+        score(minimal, matcher, review_points=Decimal("1.25"), review_reason="计划未落实"), "4"
+    )
     assert c.points == Decimal("1.25") and "理由：计划未落实" in c.explanation
 
 
@@ -118,17 +131,20 @@ def test_trace_text_and_data(minimal, matcher):
     assert data["facts"]["actual"] == "93.8"  # exact decimal text, no float
 
 
-@pytest.mark.parametrize("facts, field, words", [
-    ({"actual": float("nan")}, "actual", "非有限数"),
-    ({"actual": float("inf")}, "actual", "非有限数"),
-    ({"actual": True}, "actual", "不能是是/否"),
-    ({"actual": "95"}, "actual", "不能是文字"),
-    ({"actual": 101}, "actual", "超出范围"),
-    ({"awards": Decimal("1.5")}, "awards", "不能有小数"),
-    ({"report_done": 1}, "report_done", "应为是（true）或否（false）"),
-    ({"nonsense": 1}, "nonsense", "不是本细则声明的事实"),
-    ({"actual": Decimal("1.0000000000000001")}, "actual", "有效数字不能超过15位"),
-])
+@pytest.mark.parametrize(
+    "facts, field, words",
+    [
+        ({"actual": float("nan")}, "actual", "非有限数"),
+        ({"actual": float("inf")}, "actual", "非有限数"),
+        ({"actual": True}, "actual", "不能是是/否"),
+        ({"actual": "95"}, "actual", "不能是文字"),
+        ({"actual": 101}, "actual", "超出范围"),
+        ({"awards": Decimal("1.5")}, "awards", "不能有小数"),
+        ({"report_done": 1}, "report_done", "应为是（true）或否（false）"),
+        ({"nonsense": 1}, "nonsense", "不是本细则声明的事实"),
+        ({"actual": Decimal("1.0000000000000001")}, "actual", "有效数字不能超过15位"),
+    ],
+)
 def test_bad_facts_are_rejected_naming_the_field(minimal, oracle, facts, field, words):
     with pytest.raises(InvalidFacts) as err:
         score_unit(minimal, "x", {**FULL, **facts}, oracle, "test")

@@ -4,6 +4,7 @@ Used by the screenshots command and the end-to-end tests.  The browser is
 always ``/usr/bin/chromium`` (Debian's package; no browser is downloaded), on a
 fresh profile, with the launch flags this machine needs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,16 @@ import threading
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("SCORING_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1366, "height": 768}
 
 
@@ -40,12 +49,20 @@ def serve(app):
 def chromium():
     """A Playwright browser context on Debian's Chromium with a fresh user-data-dir (Chinese locale, 1366×768)."""
     from playwright.sync_api import sync_playwright
+
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     try:
         with sync_playwright() as p:
             context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport=VIEWPORT,
-                locale="zh-CN", timezone_id="Asia/Shanghai", accept_downloads=True)
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=FLAGS,
+                viewport=VIEWPORT,
+                locale="zh-CN",
+                timezone_id="Asia/Shanghai",
+                accept_downloads=True,
+            )
             context.set_default_timeout(15_000)
             try:
                 yield context

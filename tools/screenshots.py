@@ -1,22 +1,23 @@
 """Screenshots of every admin page at 1366×768 in headless Chromium.
 
-    /work/venv/bin/python -m admin.screenshots OUTDIR      (or: make screenshots OUT=OUTDIR)
+    .venv/bin/python -m tools.screenshots OUTDIR      (or: make screenshots OUT=OUTDIR)
 
-Builds the demonstration instance (``admin.demo``) on a temporary SQLite
+Builds the demonstration instance (``tools.demo``) on a temporary SQLite
 database, serves it on 127.0.0.1 and saves one PNG per page in OUTDIR: the
 first screen as a person sees it (``*-screen.png``, 1366×768) and, for long
 pages, the whole page (``*-full.png``, 1366 wide).  Also the fact form with an
 error, the score page as printed (A4 width, print CSS) and the 403 page a
 submitter gets for another unit.
 """
+
 from __future__ import annotations
 
 import sys
 import tempfile
 from pathlib import Path
 
-from .browser import chromium, serve, sign_in, sign_out
-from .demo import LARGEST, PASSWORD, RANKED, build
+from tools.browser import chromium, serve, sign_in, sign_out
+from tools.demo import LARGEST, PASSWORD, RANKED, build
 
 SHOTS = [  # name, path, whole page too
     ("02-home", "/admin/", False),
@@ -64,8 +65,10 @@ def take(out: Path) -> list[Path]:
             page.click("button[value=review]")
             page.wait_for_load_state()
             shot(page, "05-facts-error")
-            page.evaluate("document.getElementById('f-org_leadership_score-box')"
-                          ".scrollIntoView({block: 'center'})")
+            page.evaluate(
+                "document.getElementById('f-org_leadership_score-box')"
+                ".scrollIntoView({block: 'center'})"
+            )
             shot(page, "05-facts-error-field")
             # the explained score as printed on A4
             page.set_viewport_size({"width": 794, "height": 1123})

@@ -1,0 +1,153 @@
+"""Demonstration data: ``python -m tools.demo`` (what ``make run`` does before serving).
+
+``seed(app)`` adds ten 宝山 units, five users (password ``demo``) and the
+example facts of 宝山 表B.1, submitted by the reviewer and scored, to an empty
+database, and prints the users' API tokens.
+
+
+``build(folder)`` migrates a fresh SQLite database in ``folder``, adds the ten
+宝山 demonstration units and five users of ``flask seed-demo`` (password
+``demo``), submits and scores the example facts of 宝山 表B.1 for every unit
+and of the largest seed scheme (shuangtaizi-2016, 36 clauses) for three of
+them, and adds a reviewed correction to 顾村镇 (2.3.2) so its history has two versions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from sqlalchemy import select
+
+from service import create_app
+from service import operations as ops
+from service.access import Actor
+from service.cli import read_facts_file
+from service.commands import add_user, upgrade
+from service.config import PROJECT_ROOT, Settings
+from service.db import Unit, User
+
+DEMO_UNITS = [  # code, name, kind; their facts come from examples/baoshan-2022-b1.yaml
+    ("luodian", "罗店镇", "town"),
+    ("gucun", "顾村镇", "town"),
+    ("dachang", "大场镇", "town"),
+    ("youyilu", "友谊路街道", "street"),
+    ("yanghang", "杨行镇", "town"),
+    ("yuepu", "月浦镇", "town"),
+    ("bsip", "宝山工业园区", "park"),
+    ("wusong", "吴淞街道", "street"),
+    ("gaojing", "高境镇", "town"),
+    ("zhangmiao", "张庙街道", "street"),
+]
+DEMO_USERS = [
+    ("admin", "admin", None),
+    ("editor", "editor", None),
+    ("reviewer", "reviewer", None),
+    ("auditor", "auditor", None),
+    ("gucun", "submitter", "gucun"),
+]
+
+
+PASSWORD = "demo"
+LARGEST = "shuangtaizi-2016"
+RANKED = "baoshan-2022-b1"
+
+
+def build(folder: Path, engine=None):
+    folder = Path(folder)
+    url = f"sqlite:///{folder / 'scoring.db'}"
+    upgrade(url)
+    settings = Settings(
+        rules_dir=PROJECT_ROOT / "rules",
+        engine_workers=1,
+        engine_deadline=10,
+        database_url=url,
+        secret_key=secrets.token_hex(32),
+        instance_dir=folder / "instance",
+    )
+    app = create_app(settings, engine=engine)
+    ctx = app.extensions["scoring"]
+    with ctx.db.transaction() as s:
+        for code, name, kind in DEMO_UNITS:
+            s.add(Unit(code=code, name=name, kind=kind, district="宝山区"))
+    for username, role, unit in DEMO_USERS:
+        add_user(
+            ctx.db,
+            username,
+            role,
+            unit,
+            PASSWORD,
+            {
+                "admin": "系统管理员",
+                "editor": "规则编辑",
+                "reviewer": "评审组 王敏",
+                "auditor": "审计 李强",
+                "gucun": "顾村镇 张丽",
+            }[username],
+        )
+    with ctx.db.transaction() as s:
+        reviewer = s.scalar(select(User).where(User.username == "reviewer"))
+    actor = Actor(reviewer.id, reviewer.username, reviewer.role, None)
+    examples = PROJECT_ROOT / "examples"
+    ranked = read_facts_file(examples / f"{RANKED}.yaml")
+    for code, name, _ in DEMO_UNITS:
+        if name in ranked:
+            ops.submit(ctx, actor, code, RANKED, "review", ranked[name], {}, "", None)
+            ops.compute_score(ctx, actor, code, RANKED)
+    facts = dict(ranked["顾村镇"])
+    facts.update(own_training_score=2, own_training_reason="补充了专场培训签到表，材料齐全")
+    ops.submit(
+        ctx,
+        actor,
+        "gucun",
+        RANKED,
+        "review",
+        facts,
+        {"own_training_score": ["顾村镇质量专场培训签到表（2022-06）"]},
+        "补充了专场培训签到表，2.3.2 改为满分",
+        '"1"',
+    )
+    ops.compute_score(ctx, actor, "gucun", RANKED)
+    largest = list(read_facts_file(examples / f"{LARGEST}.yaml").values())
+    for (code, _name, _kind), facts in zip(DEMO_UNITS, largest):
+        ops.submit(ctx, actor, code, LARGEST, "review", facts, {}, "", None)
+        ops.compute_score(ctx, actor, code, LARGEST)
+    return app
+
+
+def seed(app) -> dict[str, str] | None:
+    """The demonstration units, users and scored 表B.1 submissions; None when data exists."""
+    ctx = app.extensions["scoring"]
+    with ctx.db.transaction() as s:
+        if s.scalar(select(Unit).limit(1)) is not None:
+            return None
+        for code, name, kind in DEMO_UNITS:
+            s.add(Unit(code=code, name=name, kind=kind, district="宝山区"))
+    tokens = {
+        username: add_user(ctx.db, username, role, unit, PASSWORD)
+        for username, role, unit in DEMO_USERS
+    }
+    with ctx.db.transaction() as s:
+        reviewer = s.scalar(select(User).where(User.username == "reviewer"))
+    actor = Actor(reviewer.id, reviewer.username, reviewer.role, None)
+    examples = read_facts_file(PROJECT_ROOT / "examples" / f"{RANKED}.yaml")
+    for code, name, _ in DEMO_UNITS:
+        if name in examples:
+            ops.submit(ctx, actor, code, RANKED, "review", examples[name], {}, "", None)
+            ops.compute_score(ctx, actor, code, RANKED)
+    return tokens
+
+
+def main() -> None:
+    app = create_app()
+    tokens = seed(app)
+    if tokens is None:
+        print("已有数据，不再添加演示数据。")
+        return
+    print("演示用户（密码都是 demo）及其 API 令牌：")
+    for username, token in tokens.items():
+        print(f"  {username:<10} {token}")
+
+
+if __name__ == "__main__":
+    main()
