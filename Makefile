@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run demo test bench check install loadbench screenshots admin-bench
+.PHONY: run demo test lint bench check install loadbench screenshots admin-bench
 
 $(BIN)/scoring: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ demo: install
 test: install
 	SCORING_TEST_POSTGRES_URL="$${SCORING_TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh 2>/dev/null || true)}" \
 		$(BIN)/python -m pytest -q
+
+# The lint gate (CI runs it before the tests): ruff lint and format, mypy on the core and the
+# rule-file reader, and the import contracts of .importlinter (layers, a core without frameworks).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m tools.bench

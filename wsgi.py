@@ -1,5 +1,5 @@
 """The WSGI entry point: ``gunicorn wsgi:app`` (after ``flask --app wsgi db-upgrade``)."""
 
-from service import create_app
+from service.app import create_app
 
 app = create_app()

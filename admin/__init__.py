@@ -1,6 +1,6 @@
 """考核管理网页 (the admin web page): server-rendered Chinese pages under ``/admin``.
 
-``init_app(app)`` is all ``service.create_app`` calls.  It sets:
+``init_app(app)`` is all ``service.app.create_app`` calls.  It sets:
 
 - server-side sessions (``admin.sessions``): the cookie holds a random id only,
   HttpOnly, SameSite=Lax, path ``/admin``, Secure when ``SCORING_COOKIE_SECURE=1``

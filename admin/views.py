@@ -1,7 +1,8 @@
 """The admin pages: each view parses its input, calls ``service.operations``, renders.
 
-Access control is the service's: an operation refused raises ``ApiError``
-(403 for a submitter on another unit's page), shown here as a page in Chinese.
+Access control is the service's: an operation refused raises one of ``service.exceptions``
+(``Forbidden`` for a submitter on another unit's page), shown here as a page in Chinese with
+the status the API would give (``service.errors.STATUS``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from werkzeug.exceptions import HTTPException
 
 from service import operations as ops
 from service.access import check
-from service.errors import ApiError
+from service.errors import status_of
+from service.exceptions import (
+    Conflict,
+    Invalid,
+    PreconditionRequired,
+    ServiceError,
+    Unauthenticated,
+)
 
 from . import csrf, export, forms, present
 from .auth import authenticate, ctx, current_actor, current_person, safe_next, sign_in, sign_out
@@ -109,21 +117,21 @@ def _error_page(status: int, title: str, message: str, fields=None, incident=Non
     ), status
 
 
-@bp.errorhandler(ApiError)
-def _api_error(err: ApiError):
+@bp.errorhandler(ServiceError)
+def _service_error(err: ServiceError):
     titles = {
         401: "请先登录",
         403: "没有权限",
         404: "没有找到",
         409: "数据已被他人更新",
         422: "内容有误",
+        429: "尝试次数过多",
         503: "评分引擎暂时不可用",
     }
-    if err.status == 401:
+    if isinstance(err, Unauthenticated):
         return redirect(url_for("admin_web.login", next=request.full_path.rstrip("?")))
-    return _error_page(
-        err.status, titles.get(err.status, "出错了"), err.message, err.fields, err.incident
-    )
+    status = status_of(err)
+    return _error_page(status, titles.get(status, "出错了"), err.message, err.fields, err.incident)
 
 
 @bp.errorhandler(CSRFError)
@@ -326,7 +334,7 @@ def save_facts(code, scheme_id):
         abort(400)
     try:
         if posted.problems:
-            raise ApiError(422, "invalid_form", "有内容超过长度限制", posted.problems)
+            raise Invalid("invalid_form", "有内容超过长度限制", posted.problems)
         row = ops.submit(
             ctx(),
             actor,
@@ -339,11 +347,9 @@ def save_facts(code, scheme_id):
             ops.etag(posted.base),
             posted.reasons,
         )
-    except ApiError as err:
-        if err.status not in (409, 422, 428):
-            raise
+    except (Conflict, Invalid, PreconditionRequired) as err:
         rows = ops.history(ctx(), actor, code, scheme_id)
-        conflict = rows[-1] if err.status in (409, 428) and rows else None
+        conflict = rows[-1] if not isinstance(err, Invalid) and rows else None
         return _facts_page(
             unit,
             scheme,
@@ -353,7 +359,7 @@ def save_facts(code, scheme_id):
             posted.reason,
             posted.base,
             errors=forms.field_errors(err.fields),
-            status=err.status,
+            status=status_of(err),
             notice=err.message,
             conflict=conflict,
             reasons=posted.reasons,
@@ -559,9 +565,7 @@ def rules_check():
 def rules_reload():
     try:
         result = ops.reload_rules(ctx(), current_actor())
-    except ApiError as err:
-        if err.status != 422:
-            raise
+    except Invalid as err:
         return _rules_page(reload_errors=err.fields, status=422)
     return _rules_page(reload_result=result)
 

@@ -6,8 +6,7 @@ exact decimals) and as strings of exact digits on the way out ("3.625").
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from service.db import UNIT_CODE_PATTERN, is_unit_code
-from service.domain.facts import unstorable
+from service.domain.text import UNIT_CODE_PATTERN, is_unit_code, unstorable
 
 ROLE_CHOICES = ("self", "review")
 UNIT_KINDS = ("street", "town", "park")

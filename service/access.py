@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from .db import Database, JournalEntry, Token, Unit, User
-from .errors import MESSAGES, ApiError
+from .exceptions import Forbidden, Unauthenticated
+
+NOT_SIGNED_IN = "需要登录（请在 Authorization 头中提供令牌）"
+NOT_ALLOWED = "没有权限"
 
 ROLES = ("admin", "editor", "reviewer", "submitter", "auditor")
 ROLE_WORDS = {
@@ -109,22 +112,22 @@ def deny(
     action: str,
     target: str,
     why: str | None = None,
-    status: int = 403,
+    unauthenticated: bool = False,
 ):
-    """Record the denial in its own transaction (the request itself will not commit) and raise;
-    ``why`` defaults to the service's words for the status (for 401: sign in with a token)."""
-    why = why or MESSAGES[status]
+    """Record the denial in its own transaction (the request itself will not commit) and raise
+    ``Unauthenticated`` (no valid credentials) or ``Forbidden``."""
+    why = why or (NOT_SIGNED_IN if unauthenticated else NOT_ALLOWED)
     with db.transaction() as s:
         journal(s, actor, action, target, "denied", reason=why)
-    if status == 401:
-        raise ApiError(401, "unauthenticated", why, headers={"WWW-Authenticate": "Bearer"})
-    raise ApiError(403, "forbidden", why)
+    if unauthenticated:
+        raise Unauthenticated("unauthenticated", why)
+    raise Forbidden("forbidden", why)
 
 
 def check(db: Database, actor: Actor | None, permission: str, target: str) -> None:
     """Allow, or journal the denial and raise 401/403 (a unit submitter's own unit: ``check_own_unit``)."""
     if actor is None:
-        deny(db, None, permission, target, status=401)
+        deny(db, None, permission, target, unauthenticated=True)
     if actor.role not in PERMISSIONS[permission]:
         deny(
             db,

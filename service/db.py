@@ -9,7 +9,6 @@ triggers that refuse UPDATE and DELETE on them, in both databases.
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -52,15 +51,6 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     pass
-
-
-#: what a unit's code may be (it appears in URLs and file names), as JSON Schema writes it; in
-#: JSON Schema's regular expressions "$" is the end of the text, in Python's also before a final "\n"
-UNIT_CODE_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
-
-
-def is_unit_code(text: str) -> bool:
-    return re.fullmatch("[A-Za-z0-9_-]{1,64}", text) is not None
 
 
 class Unit(Base):

@@ -15,6 +15,19 @@ import uuid
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from .exceptions import (
+    Conflict,
+    Forbidden,
+    Inconsistent,
+    Invalid,
+    NotFound,
+    PreconditionRequired,
+    ServiceError,
+    TooManyAttempts,
+    Unauthenticated,
+    Unavailable,
+)
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -27,25 +40,44 @@ MESSAGES = {
     413: "请求体过大",
     415: "请求体应为 JSON",
     422: "提交的内容有误",
+    423: "已过截止时间，不能再修改",
     428: "修改已有数据时须带 If-Match 头",
+    429: "尝试次数过多，请稍后再试",
     500: "服务内部错误",
     503: "评分引擎暂时不可用",
 }
 
 
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        fields: dict | None = None,
-        incident: str | None = None,
-        headers: dict | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields, self.incident, self.headers = fields or {}, incident, headers or {}
+# The one place the service layer's exceptions become HTTP statuses (the admin pages read it too).
+STATUS: dict[type[ServiceError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    PreconditionRequired: 428,
+    TooManyAttempts: 429,
+    Inconsistent: 500,
+    Unavailable: 503,
+}
+
+
+def status_of(err: ServiceError) -> int:
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def headers_of(err: ServiceError) -> dict:
+    headers = {}
+    if isinstance(err, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    if err.current_version is not None:
+        headers["ETag"] = err.current_version
+    return headers
 
 
 def error_response(status: int, code: str, message: str, fields=None, incident=None, headers=None):
@@ -66,10 +98,10 @@ def error_response(status: int, code: str, message: str, fields=None, incident=N
 
 
 def register(app) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(err: ApiError):
+    @app.errorhandler(ServiceError)
+    def _service_error(err: ServiceError):
         return error_response(
-            err.status, err.code, err.message, err.fields, err.incident, err.headers
+            status_of(err), err.code, err.message, err.fields, err.incident, headers_of(err)
         )
 
     @app.errorhandler(HTTPException)

@@ -2,7 +2,8 @@
 
 Each function takes plain values and the application's ``Context`` and does
 one unit of work: checks access, calls the scoring core, and writes in one
-transaction (with its journal entry), or raises ``ApiError``.
+transaction (with its journal entry), or raises one of ``service.exceptions``
+(no HTTP here: the API and the admin pages map them to what their callers see).
 """
 
 from __future__ import annotations
@@ -31,15 +32,24 @@ from .db import (
     Submission,
     Unit,
     User,
-    is_unit_code,
 )
-from .domain.facts import InvalidFacts, unstorable, validate_facts
+from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
 from .domain.scoring import GradeVetoResult, ScoreResult, score_units
+from .domain.text import is_unit_code, unstorable
 from .domain.trace import to_data
 from .engine.pool import EngineUnavailable
-from .errors import ApiError
+from .exceptions import (
+    Conflict,
+    Inconsistent,
+    Invalid,
+    NotFound,
+    PreconditionRequired,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from .registry import Registry
 from .rulefiles import RuleSetError
 from .rulefiles.loader import load_all, load_files
@@ -100,11 +110,11 @@ def scheme_by_version(ctx: Context, version: str, folder: str = "scheme") -> Sch
     with ctx.db.transaction() as s:
         row = s.get(RuleVersion, version) if re.fullmatch(r"[0-9a-f]{64}", version) else None
         if row is None:
-            raise ApiError(404, "unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
+            raise NotFound("unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
         files = dict(row.files)
     scheme = load_files(files, folder)
     if scheme.version != version:  # pragma: no cover - the hash covers exactly these files
-        raise ApiError(500, "rules_version_mismatch", "存档的规则文件与版本号不符")
+        raise Inconsistent("rules_version_mismatch", "存档的规则文件与版本号不符")
     ctx.registry.remember(scheme)
     return scheme
 
@@ -183,9 +193,7 @@ def publish_rules(ctx: Context, actor: Actor | None = None) -> int:
                 raise
             continue
     else:  # pragma: no cover - twenty publications in a row by others
-        raise ApiError(
-            503, "rules_busy", "规则正在被其他进程发布，请稍后重试", headers={"Retry-After": "1"}
-        )
+        raise Unavailable("rules_busy", "规则正在被其他进程发布，请稍后重试", retry_after=1)
     ctx.registry.generation = generation
     ctx.rules_checked_at = time.monotonic()
     return generation
@@ -207,7 +215,7 @@ def sync_rules(ctx: Context, force: bool = False) -> None:
                 sid: scheme_by_version(ctx, entry["version"], entry["folder"])
                 for sid, entry in latest.schemes.items()
             }
-        except (RuleSetError, ApiError) as err:
+        except (RuleSetError, ServiceError) as err:
             # e.g. a worker of an older release during an upgrade, whose loader refuses the new files:
             # it keeps serving what it has (and says so) rather than failing every request
             log.error(
@@ -225,8 +233,7 @@ def sync_rules(ctx: Context, force: bool = False) -> None:
 def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
     scheme = ctx.registry.get(scheme_id)
     if scheme is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "unknown_scheme",
             f"没有编号为“{scheme_id}”的细则",
             {"scheme": [f"可用：{'、'.join(ctx.registry.schemes())}"]},
@@ -258,8 +265,8 @@ def issue_token(ctx: Context, username: str, password: str) -> dict:
     """A new API token for the user; 401, the same for an unknown user as for a wrong password."""
     user = authenticate(ctx, username, password)
     if user is None:
-        raise ApiError(
-            401, "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]}
+        raise Unauthenticated(
+            "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]}
         )
     with ctx.db.transaction() as s:
         unit = s.get(Unit, user.unit_id) if user.unit_id else None
@@ -280,13 +287,11 @@ def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEn
 # --- scoring -------------------------------------------------------------------------
 
 
-def _invalid(err: InvalidFacts) -> ApiError:
+def _invalid(err: InvalidFacts) -> Invalid:
     fields: dict = {}
     for e in err.errors:
         fields.setdefault(f"facts.{e.field}", []).append(e.message)
-    return ApiError(
-        422, "invalid_facts", "事实有误：" + "；".join(str(e) for e in err.errors), fields
-    )
+    return Invalid("invalid_facts", "事实有误：" + "；".join(str(e) for e in err.errors), fields)
 
 
 def _check_facts(scheme: Scheme, facts) -> dict:
@@ -303,12 +308,11 @@ def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
     except InvalidFacts as err:
         raise _invalid(err) from None
     except EngineUnavailable as err:
-        raise ApiError(
-            503,
+        raise Unavailable(
             "engine_unavailable",
             err.message,
             incident=err.incident,
-            headers={"Retry-After": "1"},
+            retry_after=1,
         ) from None
 
 
@@ -339,7 +343,7 @@ def _unit_for(ctx: Context, actor: Actor | None, permission: str, code: str, tar
     unit = find_unit(ctx, code)
     check_own_unit(ctx.db, actor, permission, target, unit)
     if unit is None:
-        raise ApiError(404, "unknown_unit", f"没有代码为“{code}”的单位")
+        raise NotFound("unknown_unit", f"没有代码为“{code}”的单位")
     return unit
 
 
@@ -365,9 +369,7 @@ def create_unit(ctx: Context, actor: Actor, code: str, name: str, kind: str, dis
             s.flush()
             journal(s, actor, "units.write", f"unit:{code}", "ok", name=name)
     except IntegrityError:
-        raise ApiError(
-            409, "duplicate_unit", f"单位代码“{code}”已存在", {"code": ["已存在"]}
-        ) from None
+        raise Conflict("duplicate_unit", f"单位代码“{code}”已存在", {"code": ["已存在"]}) from None
     return unit
 
 
@@ -412,8 +414,7 @@ def submit(
     values = _check_facts(scheme, facts)
     unknown = [name for name in evidence if name not in scheme.facts]
     if unknown:
-        raise ApiError(
-            422,
+        raise Invalid(
             "invalid_evidence",
             "佐证材料对应的事实不存在",
             {f"evidence.{n}": ["不是本细则声明的事实"] for n in unknown},
@@ -421,8 +422,7 @@ def submit(
     reasons = {name: text.strip() for name, text in (reasons or {}).items() if text.strip()}
     unknown = [name for name in reasons if name not in scheme.facts]
     if unknown:
-        raise ApiError(
-            422,
+        raise Invalid(
             "invalid_reasons",
             "更正理由对应的事实不存在",
             {f"reasons.{n}": ["不是本细则声明的事实"] for n in unknown},
@@ -432,19 +432,17 @@ def submit(
             latest = _latest_version(s, unit.id, scheme_id)
             if latest:
                 if if_match is None:
-                    raise ApiError(
-                        428,
+                    raise PreconditionRequired(
                         "if_match_required",
                         f"已有第{latest}版，修改须带 If-Match: {etag(latest)}",
                         {"If-Match": [f"应为 {etag(latest)}"]},
                     )
                 if if_match.strip() != etag(latest):
-                    raise ApiError(
-                        409,
+                    raise Conflict(
                         "version_conflict",
                         f"提交基于 {if_match}，但当前已是第{latest}版；请重新读取后再改",
                         {"If-Match": [f"当前为 {etag(latest)}"]},
-                        headers={"ETag": etag(latest)},
+                        current_version=etag(latest),
                     )
                 if not reason.strip():
                     before = s.scalar(
@@ -459,23 +457,19 @@ def submit(
                     )
                     unexplained = [n for n in changed if n not in reasons]
                     if not changed:
-                        raise ApiError(
-                            422,
+                        raise Invalid(
                             "reason_required",
                             "更正已提交的事实须写明理由",
                             {"reason": ["更正时必填"]},
                         )
                     if unexplained:
-                        raise ApiError(
-                            422,
+                        raise Invalid(
                             "reason_required",
                             "更正的每一项都须写明理由（逐项填写，或填写总的更正理由）",
                             {f"reasons.{n}": ["改动了此项，须写明理由"] for n in unexplained},
                         )
             elif if_match not in (None, "*") and if_match.strip() != etag(0):
-                raise ApiError(
-                    409, "version_conflict", "还没有任何提交", {"If-Match": ["当前没有版本"]}
-                )
+                raise Conflict("version_conflict", "还没有任何提交", {"If-Match": ["当前没有版本"]})
             row = Submission(
                 unit_id=unit.id,
                 scheme_id=scheme_id,
@@ -494,9 +488,7 @@ def submit(
                 s.flush()
                 time.sleep(ctx.pause_in_submit)
     except IntegrityError:  # a concurrent writer took this version number first
-        raise ApiError(
-            409, "version_conflict", "另一位用户刚刚提交了新版本，请重新读取后再改"
-        ) from None
+        raise Conflict("version_conflict", "另一位用户刚刚提交了新版本，请重新读取后再改") from None
     return row
 
 
@@ -528,7 +520,7 @@ def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[
 def latest_submission(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> Submission:
     rows = _submissions(ctx, actor, unit_code, scheme_id, latest=True)
     if not rows:
-        raise ApiError(404, "no_submission", "该单位还没有提交这套细则的事实")
+        raise NotFound("no_submission", "该单位还没有提交这套细则的事实")
     return rows[0]
 
 
@@ -537,7 +529,7 @@ def get_submission(
 ) -> Submission:
     rows = _submissions(ctx, actor, unit_code, scheme_id, versions=[version])
     if not rows:
-        raise ApiError(404, "unknown_submission", f"没有第{version}版提交")
+        raise NotFound("unknown_submission", f"没有第{version}版提交")
     return rows[0]
 
 
@@ -545,8 +537,7 @@ def compare(ctx: Context, actor: Actor, unit_code: str, scheme_id: str, a: int, 
     rows = {r.version: r for r in _submissions(ctx, actor, unit_code, scheme_id, versions=[a, b])}
     for v in (a, b):
         if v not in rows:
-            raise ApiError(
-                404,
+            raise NotFound(
                 "unknown_submission",
                 f"没有第{v}版提交",
                 {"from" if v == a else "to": ["不存在"]},
@@ -589,11 +580,9 @@ def compute_score(
         )
         submission = s.scalars(query.limit(1)).first()
     if submission is None:
-        raise ApiError(
-            404 if version else 409,
-            "no_submission",
-            f"没有第{version}版提交" if version else "该单位还没有提交这套细则的事实",
-        )
+        if version:
+            raise NotFound("no_submission", f"没有第{version}版提交")
+        raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
     result = _score(ctx, scheme, unit.name, submission.facts)
     trace = to_data(result)
     with ctx.db.transaction() as s:
@@ -638,7 +627,7 @@ def _visible_score(
         ctx.db, actor, permission, f"score:{score_id}", unit
     )  # 403 for a missing one too
     if row is None:
-        raise ApiError(404, "unknown_score", f"没有编号为 {score_id} 的评分")
+        raise NotFound("unknown_score", f"没有编号为 {score_id} 的评分")
     return row, unit
 
 
@@ -761,8 +750,7 @@ def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
             if not str(path).startswith(str(root.resolve()) + os.sep) or not rel.endswith(
                 (".yaml", ".yml")
             ):
-                raise ApiError(
-                    422,
+                raise Invalid(
                     "invalid_path",
                     f"文件路径“{rel}”不可用",
                     {f"files.{rel}": ["应为细则文件夹内的 .yaml 相对路径"]},
@@ -795,8 +783,7 @@ def reload_rules(ctx: Context, actor: Actor) -> dict:
     except RuleSetError as err:
         with ctx.db.transaction() as s:
             journal(s, actor, "rules.reload", "rules", "failed", errors=len(err.errors))
-        raise ApiError(
-            422,
+        raise Invalid(
             "invalid_rules",
             "规则目录有错误，未加载；当前规则继续使用",
             {f"{e.file}:{e.line}:{e.column}": [e.message] for e in err.errors},

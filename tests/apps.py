@@ -13,8 +13,8 @@ from pathlib import Path
 
 from werkzeug.security import generate_password_hash
 
-from service import create_app
 from service.access import new_token
+from service.app import create_app
 from service.commands import upgrade
 from service.config import Settings
 from service.db import Unit, User

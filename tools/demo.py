@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from service import create_app
 from service import operations as ops
 from service.access import Actor
+from service.app import create_app
 from service.cli import read_facts_file
 from service.commands import add_user, upgrade
 from service.config import PROJECT_ROOT, Settings

@@ -58,7 +58,13 @@ class Blueprint(flask_smorest.Blueprint):
         # before the body is read: a caller who is not signed in learns nothing from a 422
         # about the body of a call they may not make; the journal names the request itself
         if request.endpoint not in self.public and actor() is None:
-            deny(ctx().db, None, "authenticate", f"{request.method} {request.path}", status=401)
+            deny(
+                ctx().db,
+                None,
+                "authenticate",
+                f"{request.method} {request.path}",
+                unauthenticated=True,
+            )
 
 
 #: the second representation of an explained score: the same trace as text, for people (curl)

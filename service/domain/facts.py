@@ -9,33 +9,17 @@ names the fact and says what is allowed.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .model import FactSpec, Scheme
 from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
+from .text import unstorable
 
 MAX_TEXT = 2000
 #: Smallest magnitude of a non-zero number: the engine compares doubles, so e.g. 1E-330 would be 0 to it.
 MIN_NONZERO = Decimal("1e-15")
-
-# characters no database here can keep: NUL and the other C0 controls but tab and newlines
-# (PostgreSQL refuses NUL in text), and lone UTF-16 surrogates, which a JSON body can carry as
-# "\ud800" but which have no UTF-8 form
-_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-
-
-def unstorable(text: str) -> str | None:
-    """Where ``text`` has a character that cannot be stored, in words; None if it has none."""
-    found = _UNSTORABLE.search(text)
-    if found is None:
-        return None
-    line = text.count("\n", 0, found.start()) + 1
-    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
-    where = f"第{line}行第{column}列" if "\n" in text else f"第{column}个字符"
-    return f"{where}是无法保存的字符 U+{ord(found.group()):04X}，请删去后重新填写"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from service import create_app
+from service.app import create_app
 from service.config import Settings
 from service.db import RuleVersion
 

@@ -1,0 +1,157 @@
+"""The application factory: ``create_app()`` builds the Flask application.
+
+Configuration from the environment (``service.config``), the database adapter, the rules
+registry (loaded all-or-nothing at start), the contained durable-rules engine (one pool per
+process, started on first use so it survives gunicorn's fork), the API blueprints and the admin
+pages, one JSON error shape, and the CLI. This module is the composition root: it imports the
+adapters (``service.api``, ``admin``); nothing imports it but ``wsgi.py``, tools and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from flask import Flask
+
+
+class LazyEnginePool:
+    """The engine pool of this process, started on first use (after gunicorn forks)."""
+
+    def __init__(self, workers: int, deadline: float):
+        self.workers, self.deadline = workers, deadline
+        self._pool, self._pid, self._lock = None, None, threading.Lock()
+        self._retired: list = []
+
+    @property
+    def pool(self):
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    from service.engine.pool import EnginePool
+
+                    # no awake waiting in a server: its CPU belongs to the other requests
+                    self._pool = EnginePool(
+                        size=self.workers, deadline=self.deadline, spin=0, worker_spin=0
+                    )
+                    self._pid = os.getpid()
+                    for key in self._retired:
+                        self._pool.retire(key)
+        return self._pool
+
+    @property
+    def name(self) -> str:
+        from service.engine.pool import EnginePool
+
+        return EnginePool.name
+
+    def match(self, scheme, batch):
+        return self.pool.match(scheme, batch)
+
+    def retire(self, key: str) -> None:
+        self._retired.append(key)
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.retire(key)
+
+    def serve(self, key: str) -> None:
+        self._retired = [k for k in self._retired if k != key]
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.serve(key)
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+            self._pool = None
+
+
+def create_app(settings=None, engine=None) -> Flask:
+    from flask_smorest import Api
+    from sqlalchemy import inspect
+
+    from admin import init_app as init_admin_pages
+
+    from . import errors
+    from .api import admin as admin_api
+    from .api import schemes as schemes_api
+    from .api import units as units_api
+    from .config import from_environment
+    from .db import Database
+    from .jsonio import ExactJSON
+    from .operations import Context, publish_rules, sync_rules
+    from .registry import Registry
+    from .rulefiles import RuleSetError
+
+    settings = settings or from_environment()
+    app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.json = ExactJSON(app)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="评分引擎 API",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        PROPAGATE_EXCEPTIONS=False,
+        SCORING_SETTINGS=settings,
+    )
+    logging.basicConfig(level=logging.INFO)
+    os.makedirs(settings.instance_dir, exist_ok=True)
+
+    engine = engine or LazyEnginePool(settings.engine_workers, settings.engine_deadline)
+    registry = Registry(settings.rules_dir, engine=engine)
+    db = Database(settings.database_url)
+    ctx = Context(
+        db=db,
+        registry=registry,
+        engine=engine,
+        rules_check_seconds=settings.rules_check_seconds,
+        pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")),
+    )
+    app.extensions["scoring"] = ctx
+    migrated = inspect(db.engine).has_table(
+        "rule_sets"
+    )  # not yet when the app is built for db-upgrade
+    try:
+        registry.reload()  # a start publishes the rules directory, as a reload does
+    except RuleSetError as err:
+        # a broken directory stops a first start, with file:line:column errors; a worker that
+        # gunicorn restarts later keeps serving the rule set in force, which the others serve too
+        if migrated:
+            sync_rules(ctx, force=True)
+        if registry.generation is None:  # no rule set in force to serve instead
+            raise
+        logging.getLogger(__name__).error(
+            "规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err
+        )
+    else:
+        if migrated:
+            publish_rules(ctx)
+
+    from schemas import Error
+
+    class _Api(Api):
+        ERROR_SCHEMA = Error  # document the one error shape that errors.register() really returns
+
+    api = _Api(app)
+    api.register_blueprint(schemes_api.blp)
+    api.register_blueprint(units_api.blp)
+    api.register_blueprint(admin_api.blp)
+    errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
+    init_admin_pages(app)  # the admin web pages under /admin (admin/)
+
+    if migrated:
+
+        @app.before_request
+        def _serve_the_rule_set_in_force():
+            sync_rules(ctx)  # at most every SCORING_RULES_CHECK_SECONDS
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok", "schemes": len(registry.schemes()), "rule_set": registry.generation}
+
+    from .commands import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,33 @@
+"""Text the service keeps: what a database can store, and what a unit code may be.
+
+Pure rules shared by the fact checks of the core, the API's schemas and the service layer.
+"""
+
+from __future__ import annotations
+
+import re
+
+# characters no database here can keep: NUL and the other C0 controls but tab and newlines
+# (PostgreSQL refuses NUL in text), and lone UTF-16 surrogates, which a JSON body can carry as
+# "\ud800" but which have no UTF-8 form
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """Where ``text`` has a character that cannot be stored, in words; None if it has none."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    where = f"第{line}行第{column}列" if "\n" in text else f"第{column}个字符"
+    return f"{where}是无法保存的字符 U+{ord(found.group()):04X}，请删去后重新填写"
+
+
+#: what a unit's code may be (it appears in URLs and file names), as JSON Schema writes it; in
+#: JSON Schema's regular expressions "$" is the end of the text, in Python's also before a final "\n"
+UNIT_CODE_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+
+
+def is_unit_code(text: str) -> bool:
+    return re.fullmatch("[A-Za-z0-9_-]{1,64}", text) is not None
