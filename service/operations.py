@@ -270,7 +270,10 @@ def authenticate(
     address costs one indexed read); every sign-in is journaled with the client address: ok and
     failed one row each (failures are bounded by the throttle), throttled ones the first per
     address and window (the rest counted in ``denial_counts``)."""
-    limits, target = ctx.sign_in, f"user:{username[:200]}"
+    # the name as the journal and the counters can keep it (a NUL: a stand-in, the counters hash it)
+    shown = username[:200] if not unstorable(username) else "（无法保存的用户名）"
+    limits, target = ctx.sign_in, f"user:{shown}"
+    address = address if not unstorable(address) else "?"
     wait = sign_in_wait(ctx.db, limits, username, address)
     if wait:
         with ctx.db.transaction() as s:
@@ -309,7 +312,7 @@ def authenticate(
             s,
             Actor(user.id, user.username, user.role, user.unit_id) if user else None,
             "sign-in",
-            "user:" + (username[:200] if not unstorable(username) else "（无法保存的用户名）"),
+            target,
             "ok" if user else "failed",
             address=address,
             via=via,

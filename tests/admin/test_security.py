@@ -275,3 +275,43 @@ def test_sign_in_on_the_page_is_throttled_and_journaled(app):
     assert [(e.outcome, e.detail["address"], e.detail["via"]) for e in rows][-limit - 1 :] == [
         ("failed", "10.20.30.40", "admin")
     ] * limit + [("throttled", "10.20.30.40", "admin")]
+
+
+def test_a_locked_name_no_database_can_store_is_a_429_not_a_500(app):
+    """A NUL in the name (PostgreSQL refuses it in any text) is counted and journaled under a
+    stand-in, also once the name is locked."""
+    address = {"REMOTE_ADDR": "10.20.30.41"}
+    client = app.test_client()
+    statuses = []
+    for _ in range(app.extensions["scoring"].sign_in.per_account + 1):
+        page = client.get("/admin/login", environ_base=address)
+        r = client.post(
+            "/admin/login",
+            data={"username": "edi\x00tor", "password": "x", "csrf_token": csrf_token(page.text)},
+            environ_base=address,
+        )
+        statuses.append(r.status_code)
+    assert statuses[-2:] == [401, 429]
+
+
+def test_ended_sessions_are_purged(app):
+    db = app.extensions["scoring"].db
+    moment = now()
+    with db.transaction() as s:
+        for i in range(3):
+            s.add(
+                AdminSession(
+                    id=f"{i:064d}",
+                    user_id=None,
+                    data={},
+                    created_at=moment - timedelta(hours=20),
+                    seen_at=moment - timedelta(hours=9),
+                    expires_at=moment - timedelta(hours=1),
+                )
+            )
+    app.session_interface._last_prune = float("-inf")  # the sweep is due (it runs every 10 min)
+    client = app.test_client()
+    sign_in(client, "auditor")
+    left = _session_files(app)
+    assert not {f"{i:064d}" for i in range(3)} & left
+    assert _row_of(session_cookie(client).value) in left

@@ -16,12 +16,14 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from service import operations as ops
 from service.access import SignInLimits
 from service.db import AdminSession, DenialCount, JournalEntry, SignInCounter, Token, User, now
 
+from .conftest import _fresh_postgres
 from .shapes import assert_error
 
 PASSWORD = "secret"
@@ -305,3 +307,56 @@ def aware(text: str):
     from datetime import datetime
 
     return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_upgrade_gives_old_tokens_an_end_and_revokes_those_of_disabled_users(
+    tmp_path, database
+):
+    """Tokens made before 0004 never expired: after the upgrade they end in 30 days; a user
+    disabled in SQL before it is disabled as of the upgrade, their tokens revoked."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from service.access import actor_for_token, hash_token
+    from service.commands import MIGRATIONS
+    from service.db import Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else _fresh_postgres()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "0003")
+    db = Database(url)
+    with db.engine.begin() as c:
+        for uid, name, active in ((1, "kept", True), (2, "gone", False)):
+            c.execute(
+                text(
+                    "INSERT INTO users (id, username, display_name, role, active, created_at)"
+                    " VALUES (:id, :name, :name, 'auditor', :active, :at)"
+                ),
+                {"id": uid, "name": name, "active": active, "at": now()},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO tokens (user_id, token_hash, label, created_at)"
+                    " VALUES (:id, :hash, 'old', :at)"
+                ),
+                {"id": uid, "hash": hash_token(f"token-of-{name}"), "at": now()},
+            )
+    command.upgrade(config, "head")
+    kept = actor_for_token(db, "token-of-kept")
+    assert kept is not None and kept.username == "kept"
+    assert actor_for_token(db, "token-of-gone") is None
+    with db.transaction() as s:
+        ends = {t.user_id: t for t in s.scalars(select(Token))}
+        gone = s.scalar(select(User).where(User.username == "gone"))
+    assert timedelta(days=29) < ends[1].expires_at - now() <= timedelta(days=30)
+    assert ends[1].revoked_at is None and ends[2].revoked_at is not None
+    assert gone.disabled_at is not None
+    # enabling the user again revives nothing
+    with db.transaction() as s:
+        s.execute(update(User).where(User.id == 2).values(active=True, disabled_at=None))
+    assert actor_for_token(db, "token-of-gone") is None
+    db.engine.dispose()
