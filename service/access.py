@@ -45,9 +45,8 @@ from .db import (
 from .domain.text import unstorable
 from .exceptions import Forbidden, Invalid, NotFound, TooManyAttempts, Unauthenticated
 
-CST = timezone(
-    timedelta(hours=8)
-)  # the time a locked-out user is told to come back, as they read it
+# a locked-out user is told when to come back in the time they read on their own clock
+CST = timezone(timedelta(hours=8))
 NOT_SIGNED_IN = "需要登录（请在 Authorization 头中提供令牌）"
 NOT_ALLOWED = "没有权限"
 
@@ -433,12 +432,18 @@ def revoke_token(db: Database, actor: Actor, token_id: int) -> None:
 def set_user_enabled(db: Database, actor: Actor, username: str, enabled: bool) -> User:
     """Disable an account (every token of theirs revoked, every admin session ended: nothing they
     held keeps working) or enable it again (which revives none of those: they sign in anew)."""
-    target = f"user:{username}"
+    storable = not unstorable(username)  # a NUL: nobody has that name (PostgreSQL cannot ask)
+    shown = username[:200] if storable else "（无法保存的用户名）"
+    target = f"user:{shown}"
     check(db, actor, "users.write", target)
     with db.transaction() as s:
-        user = s.scalar(select(User).where(User.username == username).with_for_update())
+        user = (
+            s.scalar(select(User).where(User.username == username).with_for_update())
+            if storable
+            else None
+        )
         if user is None:
-            raise NotFound("unknown_user", f"没有用户名为 {username} 的用户")
+            raise NotFound("unknown_user", f"没有用户名为 {shown} 的用户")
         if not enabled and user.id == actor.user_id:
             raise Invalid(
                 "cannot_disable_self", "不能停用自己的账号", {"username": ["不能停用自己的账号"]}

@@ -360,3 +360,8 @@ def test_the_upgrade_gives_old_tokens_an_end_and_revokes_those_of_disabled_users
         s.execute(update(User).where(User.id == 2).values(active=True, disabled_at=None))
     assert actor_for_token(db, "token-of-gone") is None
     db.engine.dispose()
+
+
+def test_a_user_name_no_database_can_store_is_a_404_not_a_500(api):
+    for verb in ("disable", "enable"):
+        assert_error(api.post(f"/api/users/no%00body/{verb}", "admin"), 404, "unknown_user")
