@@ -365,3 +365,41 @@ def test_the_upgrade_gives_old_tokens_an_end_and_revokes_those_of_disabled_users
 def test_a_user_name_no_database_can_store_is_a_404_not_a_500(api):
     for verb in ("disable", "enable"):
         assert_error(api.post(f"/api/users/no%00body/{verb}", "admin"), 404, "unknown_user")
+
+
+def test_behind_a_proxy_the_client_address_is_the_one_it_saw_and_the_key_is_stored(
+    tmp_path, engine
+):
+    """SCORING_PROXY_HOPS=1: the address the load balancer appended, not one the client wrote
+    itself; no SCORING_SECRET_KEY: the key kept in the database signs."""
+    from service.access import stored_secret
+    from service.app import create_app
+    from service.commands import add_user, upgrade
+    from service.config import Settings
+
+    from ..conftest import MINIMAL
+
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    upgrade(url)
+    settings = Settings(
+        rules_dir=MINIMAL,
+        engine_workers=1,
+        engine_deadline=10,
+        database_url=url,
+        instance_dir=tmp_path / "instance",
+        proxy_hops=1,
+    )
+    app = create_app(settings, engine=engine)
+    db = app.extensions["scoring"].db
+    add_user(db, "someone", "auditor", None, "long-enough-1")
+    assert app.secret_key == stored_secret(db)
+    client = app.test_client()
+    forwarded = {"X-Forwarded-For": "1.2.3.4, 203.0.113.9"}  # the client wrote 1.2.3.4
+    r = client.post(
+        "/api/auth/token", json={"username": "someone", "password": "nope"}, headers=forwarded
+    )
+    assert r.status_code == 401
+    with db.transaction() as s:
+        entry = s.scalars(select(JournalEntry).where(JournalEntry.action == "sign-in")).one()
+    assert entry.detail["address"] == "203.0.113.9"
+    db.engine.dispose()

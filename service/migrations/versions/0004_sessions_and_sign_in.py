@@ -12,6 +12,7 @@ the history of sign-ins, revocations and disabled accounts).
 Revision ID: 0004
 Revises: 0003
 """
+
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -41,7 +42,10 @@ def upgrade():
     # users disabled in SQL before this revision: disabled as of now, their tokens revoked, so
     # enabling them again revives none of them
     users = sa.table(
-        "users", sa.column("id", sa.Integer), sa.column("active", sa.Boolean), sa.column("disabled_at", WHEN)
+        "users",
+        sa.column("id", sa.Integer),
+        sa.column("active", sa.Boolean),
+        sa.column("disabled_at", WHEN),
     )
     revoke = sa.table("tokens", sa.column("user_id", sa.Integer), sa.column("revoked_at", WHEN))
     moment = datetime.now(UTC)
