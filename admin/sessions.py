@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from werkzeug.datastructures import CallbackDict
 
 from service.db import AdminSession, now
@@ -200,11 +200,3 @@ class DatabaseSessionInterface(SessionInterface):
             s.execute(
                 update(AdminSession).where(AdminSession.id == _key(session.sid)).values(**values)
             )
-
-
-def stored_sessions(db) -> int:
-    """How many sessions the database holds (tests and operators)."""
-    from sqlalchemy import func
-
-    with db.transaction() as s:
-        return s.scalar(select(func.count()).select_from(AdminSession)) or 0
