@@ -2,10 +2,12 @@
 
 ``init_app(app)`` is all ``service.app.create_app`` calls.  It sets:
 
-- server-side sessions (``admin.sessions``): the cookie holds a random id only,
+- sessions in the database (``admin.sessions``): the cookie holds a random id only,
   HttpOnly, SameSite=Lax, path ``/admin``, Secure when ``SCORING_COOKIE_SECURE=1``
   (set it in production behind HTTPS); renewed at sign-in, destroyed at sign-out,
-  expired after ``SCORING_SESSION_HOURS`` (default 8) idle hours;
+  ended after ``SCORING_SESSION_HOURS`` (default 8) idle hours and in any case
+  ``SCORING_SESSION_MAX_HOURS`` (default 12) after sign-in; nothing is stored for
+  someone who only reads the sign-in page;
 - CSRF tokens (Flask-WTF ``CSRFProtect``) checked on every form of these pages
   and never on the JSON API, which keeps its bearer tokens;
 - the blueprint (``admin.views``): sign-in, units, fact entry, explained scores,
@@ -17,19 +19,13 @@ control, validation and the journal are the API's own.
 
 from __future__ import annotations
 
-import os
-
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def init_app(app) -> None:
-    from .sessions import FileSessionInterface
+    from .sessions import DatabaseSessionInterface
     from .views import bp
 
     settings = app.config["SCORING_SETTINGS"]
@@ -37,15 +33,14 @@ def init_app(app) -> None:
         SESSION_COOKIE_NAME="scoring_admin",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=_flag(os.environ.get("SCORING_COOKIE_SECURE")),
-        ADMIN_SESSION_HOURS=float(os.environ.get("SCORING_SESSION_HOURS", "8")),
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        ADMIN_SESSION_HOURS=settings.session_idle_hours,
+        ADMIN_SESSION_MAX_HOURS=settings.session_hours,
     )
     # CSRF: checked by the admin blueprint only (the JSON API is exempt by construction);
     # a token lives as long as the server-side session it belongs to
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.session_interface = FileSessionInterface(
-        os.path.join(settings.instance_dir, "admin-sessions"), cookie_path=bp.url_prefix
-    )
+    app.session_interface = DatabaseSessionInterface(cookie_path=bp.url_prefix)
     csrf.init_app(app)
     app.register_blueprint(bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
 from sqlalchemy import select
 
 from service import operations as ops
@@ -40,7 +40,7 @@ def _load(user_id: int) -> Person | None:
         row = s.execute(
             select(User, Unit).outerjoin(Unit, Unit.id == User.unit_id).where(User.id == user_id)
         ).first()
-    if row is None or not row[0].active:
+    if row is None or not row[0].active or row[0].disabled_at is not None:
         return None
     user, unit = row
     return Person(
@@ -67,8 +67,10 @@ def current_actor() -> Actor | None:
 
 
 def authenticate(username: str, password: str) -> int | None:
-    """The user's id if the password matches their Werkzeug hash; same work either way."""
-    user = ops.authenticate(ctx(), username, password)
+    """The user's id if the password matches their Werkzeug hash; same work either way.  Raises
+    ``TooManyAttempts`` while the account or the client address is locked (journaled, throttled
+    as the API's sign-in is: the same counters)."""
+    user = ops.authenticate(ctx(), username, password, request.remote_addr or "", via="admin")
     return user.id if user is not None else None
 
 

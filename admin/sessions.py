@@ -1,116 +1,128 @@
-"""Server-side sessions for the admin pages.
+"""Sessions of the admin pages, kept in the database so that any host can serve any request.
 
-The browser holds only a random session id (256 bits) in an HttpOnly,
-SameSite=Lax cookie scoped to ``/admin``; the session's contents (who is
-signed in, the CSRF token, drafts of fact forms) stay on the server, one JSON
-file per session under ``instance/admin-sessions/``, named by the SHA-256 of the
-id.  So a draft may be large, signing out really ends the session (a copied
-cookie is worthless afterwards), and a new id is issued at sign-in
-(``regenerate``), so an id planted before sign-in never gains access.
+Two kinds, told apart by the cookie's value:
 
-Files are written atomically (write, then rename), so several gunicorn workers
-on one host share sessions safely.  A session expires after
-``ADMIN_SESSION_HOURS`` idle hours, and expired files are pruned from time to
-time.
+- **signed in**: the browser holds only a random id (256 bits) in an HttpOnly, SameSite=Lax
+  cookie scoped to ``/admin``; the session's contents (who is signed in, the CSRF token, drafts
+  of fact forms) are a row of ``admin_sessions`` keyed by the SHA-256 of the id.  So a draft may
+  be large, signing out really ends the session (a copied cookie is worthless afterwards), and a
+  new id is issued at sign-in (``regenerate``), so an id planted before sign-in never gains
+  access.  A session ends after ``ADMIN_SESSION_HOURS`` without a request and, in any case,
+  ``ADMIN_SESSION_MAX_HOURS`` after sign-in; ended rows are deleted from time to time by one
+  indexed statement.
+- **anonymous** (someone reading the sign-in page): nothing is stored on the server.  The only
+  thing such a session holds is the sign-in form's CSRF token, so it travels in the cookie
+  itself, signed with the service's secret key and refused after ``ANONYMOUS_SECONDS``: a
+  thousand anonymous page views add not one row anywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
-import tempfile
 import time
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, update
 from werkzeug.datastructures import CallbackDict
 
+from service.db import AdminSession, now
+
 TOUCH_AFTER = 60  # seconds: how stale "last seen" may get before it is written again
-PRUNE_EVERY = 600  # seconds between sweeps of expired files (per process)
+PRUNE_EVERY = 600  # seconds between sweeps of ended sessions (per process)
+ANONYMOUS_SECONDS = 2 * 3600  # a sign-in form older than this is refused (its CSRF token too)
+ANONYMOUS_SALT = "scoring-admin-anonymous"
 
 
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, sid: str | None = None, seen: float = 0.0):
+    def __init__(
+        self,
+        initial=None,
+        sid: str | None = None,
+        seen: datetime | None = None,
+        created: datetime | None = None,
+        had_cookie: bool = False,
+    ):
         def on_update(_self):
             _self.modified = True
 
         super().__init__(initial or {}, on_update)
         self.sid = sid
         self.seen = seen
+        self.created = created
+        self.had_cookie = had_cookie  # the request brought a cookie (an anonymous one included)
         self.modified = False
         self.discarded: list[str] = []  # ids to delete at the end of the request
 
 
-class FileSessionInterface(SessionInterface):
-    def __init__(self, folder: str, cookie_path: str = "/admin"):
-        self.folder = Path(folder)
+def _key(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class DatabaseSessionInterface(SessionInterface):
+    def __init__(self, cookie_path: str = "/admin"):
         self.cookie_path = cookie_path
         self._last_prune = 0.0
 
-    # --- storage -----------------------------------------------------------------------
-    def _file(self, sid: str) -> Path:
-        return self.folder / hashlib.sha256(sid.encode()).hexdigest()
-
-    def _read(self, sid: str):
-        try:
-            with open(self._file(sid), encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
-
-    def _write(self, sid: str, record: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, ensure_ascii=False)
-            os.replace(tmp, self._file(sid))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-
-    def _delete(self, sid: str) -> None:
-        try:
-            os.unlink(self._file(sid))
-        except OSError:
-            pass
-
-    def _prune(self, idle: float) -> None:
-        now = time.time()
-        if now - self._last_prune < PRUNE_EVERY or not self.folder.is_dir():
-            return
-        self._last_prune = now
-        for path in self.folder.iterdir():
-            try:
-                if now - path.stat().st_mtime > idle + TOUCH_AFTER:
-                    path.unlink()
-            except OSError:
-                pass
+    # --- settings and storage ------------------------------------------------------------
+    @staticmethod
+    def _db(app):
+        return app.extensions["scoring"].db
 
     @staticmethod
-    def _idle(app) -> float:
-        return float(app.config.get("ADMIN_SESSION_HOURS", 8)) * 3600
+    def _idle(app) -> timedelta:
+        return timedelta(hours=float(app.config.get("ADMIN_SESSION_HOURS", 8)))
+
+    @staticmethod
+    def _lifetime(app) -> timedelta:
+        return timedelta(hours=float(app.config.get("ADMIN_SESSION_MAX_HOURS", 12)))
+
+    def _ends(self, app, created: datetime, seen: datetime) -> datetime:
+        return min(created + self._lifetime(app), seen + self._idle(app))
+
+    def _signer(self, app) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(app.secret_key, salt=ANONYMOUS_SALT)
+
+    def _prune(self, app) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = time.monotonic()
+        with self._db(app).transaction() as s:
+            s.execute(delete(AdminSession).where(AdminSession.expires_at < now()))
 
     # --- the session interface --------------------------------------------------------
     def open_session(self, app, req):
-        sid = req.cookies.get(self.get_cookie_name(app))
-        if sid and 20 <= len(sid) <= 100:
-            record = self._read(sid)
-            if record is not None:
-                if time.time() - record.get("seen", 0) <= self._idle(app):
-                    return ServerSession(record.get("data"), sid, record.get("seen", 0))
-                self._delete(sid)
-        return ServerSession()
+        value = req.cookies.get(self.get_cookie_name(app))
+        if not value:
+            return ServerSession()
+        if "." in value:  # anonymous: the data itself, signed
+            try:
+                data = self._signer(app).loads(value, max_age=ANONYMOUS_SECONDS)
+            except BadSignature:
+                return ServerSession(had_cookie=True)
+            return ServerSession(data if isinstance(data, dict) else {}, had_cookie=True)
+        if not 20 <= len(value) <= 100:
+            return ServerSession(had_cookie=True)
+        db = self._db(app)
+        with db.transaction() as s:
+            row = s.get(AdminSession, _key(value))
+            if row is None:
+                return ServerSession(had_cookie=True)
+            moment = now()
+            if moment < self._ends(app, row.created_at, row.seen_at):
+                return ServerSession(row.data, value, row.seen_at, row.created_at, True)
+            s.delete(row)  # ended: idle too long, or past its absolute lifetime
+        return ServerSession(had_cookie=True)
 
     def regenerate(self, session: ServerSession) -> None:
         """A new id for this session (sign-in): the old id stops working at the end of the request."""
         if session.sid:
             session.discarded.append(session.sid)
         session.sid = None
+        session.created = None
         session.modified = True
 
     def destroy(self, session: ServerSession) -> None:
@@ -121,39 +133,70 @@ class FileSessionInterface(SessionInterface):
     def _path(self) -> str:
         return (request.script_root or "") + self.cookie_path
 
+    def _set_cookie(self, app, response, value: str) -> None:
+        response.set_cookie(
+            self.get_cookie_name(app),
+            value,
+            domain=self.get_cookie_domain(app),
+            path=self._path(),
+            httponly=True,
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+
     def save_session(self, app, session: ServerSession, response) -> None:
-        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self._path()
-        for old in session.discarded:
-            self._delete(old)
+        db = self._db(app)
+        gone = list(session.discarded)
+        signed_in = isinstance(session.get("uid"), int)
+        if session.sid and not signed_in:  # signed out or cleared: the row goes too
+            gone.append(session.sid)
+            session.sid = None
+        if gone:
+            with db.transaction() as s:
+                s.execute(delete(AdminSession).where(AdminSession.id.in_([_key(g) for g in gone])))
+        response.vary.add("Cookie")
         if not session:
-            if session.sid:
-                self._delete(session.sid)
-            if session.sid or session.discarded:
+            if session.had_cookie or gone:
                 response.delete_cookie(
-                    name,
-                    domain=domain,
-                    path=path,
+                    self.get_cookie_name(app),
+                    domain=self.get_cookie_domain(app),
+                    path=self._path(),
                     secure=self.get_cookie_secure(app),
                     httponly=True,
                     samesite=self.get_cookie_samesite(app),
                 )
             return
-        now = time.time()
-        if not session.modified and session.sid and now - session.seen < TOUCH_AFTER:
+        if not signed_in:  # nothing stored: the little there is travels signed in the cookie
+            if session.modified or not session.had_cookie:
+                self._set_cookie(app, response, self._signer(app).dumps(dict(session)))
             return
-        fresh = session.sid is None
-        if fresh:
+        moment = now()
+        if session.sid is None:  # signed in just now: a new id and a new row
             session.sid = secrets.token_urlsafe(32)
-            self._prune(self._idle(app))
-        self._write(session.sid, {"data": dict(session), "seen": now})
-        if fresh:
-            response.set_cookie(
-                name,
-                session.sid,
-                domain=domain,
-                path=path,
-                httponly=True,
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
+            with db.transaction() as s:
+                s.add(
+                    AdminSession(
+                        id=_key(session.sid),
+                        user_id=session["uid"],
+                        data=dict(session),
+                        created_at=moment,
+                        seen_at=moment,
+                        expires_at=self._ends(app, moment, moment),
+                    )
+                )
+            self._set_cookie(app, response, session.sid)
+            self._prune(app)
+            return
+        stale = session.seen is None or (moment - session.seen).total_seconds() >= TOUCH_AFTER
+        if not session.modified and not stale:
+            return
+        values = {
+            "seen_at": moment,
+            "expires_at": self._ends(app, session.created or moment, moment),
+        }
+        if session.modified:
+            values["data"] = dict(session)
+        with db.transaction() as s:
+            s.execute(
+                update(AdminSession).where(AdminSession.id == _key(session.sid)).values(**values)
             )
-        response.vary.add("Cookie")

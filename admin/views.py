@@ -35,6 +35,7 @@ from service.exceptions import (
     Invalid,
     PreconditionRequired,
     ServiceError,
+    TooManyAttempts,
     Unauthenticated,
 )
 
@@ -178,7 +179,13 @@ def login():
     target = safe_next(request.values.get("next"), bp.url_prefix)
     if request.method == "POST":
         username = request.form.get("username", "").strip()
-        user_id = authenticate(username, request.form.get("password", ""))
+        try:
+            user_id = authenticate(username, request.form.get("password", ""))
+        except TooManyAttempts as err:  # locked: the form again, saying until when, and 429
+            page = render_template(
+                "admin/login.html", username=username, target=target, error=err.message
+            )
+            return page, 429, {"Retry-After": str(err.retry_after)}
         if user_id is None:
             return render_template(
                 "admin/login.html", username=username, target=target, error="用户名或密码不对"

@@ -54,12 +54,35 @@ class Error(Schema):
 class TokenRequest(Schema):
     username = Text(required=True, validate=validate.Length(min=1, max=100))
     password = Text(required=True, validate=validate.Length(min=1, max=200))
+    label = Text(load_default="", validate=validate.Length(max=100))  # e.g. "报送脚本"
 
 
 class TokenResponse(Schema):
     token = fields.String(required=True)
     role = fields.String(required=True)
     unit = fields.String(allow_none=True)
+    id = (
+        fields.Integer()
+    )  # to list or revoke it: GET /api/auth/tokens, DELETE /api/auth/tokens/{id}
+    label = fields.String()
+    expires_at = fields.DateTime()
+
+
+class TokenOut(Schema):
+    """A token as its holder sees it in the list: never the secret."""
+
+    id = fields.Integer()
+    label = fields.String()
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime()
+
+
+class UserStateOut(Schema):
+    username = fields.String()
+    role = fields.String()
+    active = fields.Boolean()
+    disabled_at = fields.DateTime(allow_none=True)
 
 
 class SchemeSummary(Schema):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 
 from flask import Flask
@@ -72,7 +73,9 @@ def create_app(settings=None, engine=None) -> Flask:
     from admin import init_app as init_admin_pages
 
     from . import errors
+    from .access import SignInLimits, stored_secret
     from .api import admin as admin_api
+    from .api import auth as auth_api
     from .api import schemes as schemes_api
     from .api import units as units_api
     from .config import from_environment
@@ -85,8 +88,13 @@ def create_app(settings=None, engine=None) -> Flask:
     settings = settings or from_environment()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
     app.json = ExactJSON(app)
+    if settings.proxy_hops:  # behind a load balancer: the client address is the one it saw
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
     app.config.update(
-        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="评分引擎 API",
         API_VERSION="1",
@@ -108,11 +116,26 @@ def create_app(settings=None, engine=None) -> Flask:
         engine=engine,
         rules_check_seconds=settings.rules_check_seconds,
         pause_in_submit=float(os.environ.get("SCORING_TEST_PAUSE_IN_SUBMIT", "0")),
+        sign_in=SignInLimits(
+            window_seconds=settings.sign_in_window_seconds,
+            per_account=settings.sign_in_failures_per_account,
+            per_address=settings.sign_in_failures_per_address,
+            denial_window_seconds=settings.denial_window_seconds,
+        ),
+        token_days=settings.token_days,
     )
     app.extensions["scoring"] = ctx
-    migrated = inspect(db.engine).has_table(
-        "rule_sets"
-    )  # not yet when the app is built for db-upgrade
+    tables = inspect(db.engine)
+    migrated = tables.has_table("rule_sets")  # not yet when the app is built for db-upgrade
+    # the key that signs sessions and CSRF tokens: SCORING_SECRET_KEY, or else the one made once
+    # and kept in the database, the same for every worker of every host (no instance folder to
+    # share); an app built before the migrations (for db-upgrade) serves nothing and signs nothing
+    if settings.secret_key:
+        app.config["SECRET_KEY"] = settings.secret_key
+    elif tables.has_table("service_secrets"):
+        app.config["SECRET_KEY"] = stored_secret(db)
+    else:
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     try:
         registry.reload()  # a start publishes the rules directory, as a reload does
     except RuleSetError as err:
@@ -138,6 +161,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(schemes_api.blp)
     api.register_blueprint(units_api.blp)
     api.register_blueprint(admin_api.blp)
+    api.register_blueprint(auth_api.blp)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)
 

@@ -2,6 +2,8 @@
 
 db-upgrade     apply the Alembic migrations (before the workers start)
 create-user    add a user and print an API token
+disable-user   disable an account: every token revoked, every admin session ended
+enable-user    enable it again (it signs in anew: nothing it held before comes back)
 """
 
 from __future__ import annotations
@@ -27,13 +29,26 @@ def upgrade(url: str) -> None:
 
 
 def add_user(
-    db, username: str, role: str, unit_code: str | None, password: str | None, name: str = ""
+    db,
+    username: str,
+    role: str,
+    unit_code: str | None,
+    password: str | None,
+    name: str = "",
+    min_password_length: int = 10,
+    token_days: float = 30.0,
 ) -> str:
-    from .access import ROLES, new_token
+    from .access import ROLES, check_password_policy, new_token
     from .db import Unit, User
+    from .exceptions import Invalid
 
     if role not in ROLES:
         raise click.BadParameter(f"角色应为 {', '.join(ROLES)} 之一")
+    if password is not None:
+        try:
+            check_password_policy(password, min_password_length)
+        except Invalid as err:
+            raise click.BadParameter(err.message, param_hint="--password") from None
     with db.transaction() as s:
         unit = s.scalar(select(Unit).where(Unit.code == unit_code)) if unit_code else None
         if unit_code and unit is None:
@@ -51,7 +66,7 @@ def add_user(
         s.add(user)
         s.flush()
         user_id = user.id
-    return new_token(db, user_id, "cli")
+    return new_token(db, user_id, "cli", token_days)
 
 
 def register_commands(app) -> None:
@@ -74,5 +89,43 @@ def register_commands(app) -> None:
     @click.option("--password", default=None, help="用于网页登录（可不设）")
     def create_user(username, role, unit_code, password):
         """新增用户并打印其 API 令牌。"""
-        token = add_user(current_app.extensions["scoring"].db, username, role, unit_code, password)
+        settings = current_app.config["SCORING_SETTINGS"]
+        token = add_user(
+            current_app.extensions["scoring"].db,
+            username,
+            role,
+            unit_code,
+            password,
+            min_password_length=settings.password_min_length,
+            token_days=settings.token_days,
+        )
         click.echo(token)
+
+    @app.cli.command("disable-user")
+    @click.argument("username")
+    def disable_user(username):
+        """停用账号：其全部 API 令牌撤销、网页会话结束。"""
+        _set_enabled(username, False)
+        click.echo(f"已停用 {username}：其令牌已全部撤销，网页会话已结束")
+
+    @app.cli.command("enable-user")
+    @click.argument("username")
+    def enable_user(username):
+        """重新启用账号（停用前的令牌和会话不会恢复）。"""
+        _set_enabled(username, True)
+        click.echo(f"已启用 {username}：停用前的令牌和会话不会恢复，须重新登录")
+
+
+#: who the journal names for what an operator does on the command line
+OPERATOR = "（命令行）"
+
+
+def _set_enabled(username: str, enabled: bool) -> None:
+    from .access import Actor, set_user_enabled
+    from .exceptions import ServiceError
+
+    operator = Actor(0, OPERATOR, "admin", None)
+    try:
+        set_user_enabled(current_app.extensions["scoring"].db, operator, username, enabled)
+    except ServiceError as err:
+        raise click.ClickException(err.message) from None

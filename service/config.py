@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,33 +15,33 @@ class Settings:
     engine_workers: int
     engine_deadline: float
     database_url: str = ""
+    # empty: made once and kept in the database (``service_secrets``), so every host and worker
+    # signs sessions and CSRF tokens with the same key without sharing a folder
     secret_key: str = ""
     instance_dir: Path = PROJECT_ROOT / "instance"
     max_body_bytes: int = 1024 * 1024
     rules_check_seconds: float = 1.0
+    # sign-in throttle: failed sign-ins counted in the database (every host sees them) per account
+    # and per client address in a fixed window; at the limit, sign-ins are refused (429) before the
+    # password hash is computed, until the window ends
+    sign_in_window_seconds: int = 900
+    sign_in_failures_per_account: int = 5
+    sign_in_failures_per_address: int = 20
+    # anonymous denials (401) are counted per client address in windows of this many seconds:
+    # the first of a window is journaled, the rest only counted (``denial_counts``)
+    denial_window_seconds: int = 60
+    token_days: float = 30.0  # an API token ends this many days after it was made
+    session_idle_hours: float = 8.0  # an admin session ends after this long without a request
+    session_hours: float = 12.0  # and after this long in any case
+    password_min_length: int = 10
+    # reverse proxies (load balancers) in front of the service that append X-Forwarded-For: the
+    # client address for throttling is the one the nearest trusted proxy saw; 0 behind none
+    proxy_hops: int = 0
+    cookie_secure: bool = False
 
 
-def instance_secret(instance: Path) -> str:
-    """The key in ``<instance>/secret_key``, made the first time it is asked for.
-
-    Every gunicorn worker builds its own app: a key drawn at random by each would make a form
-    signed by one worker fail its CSRF check on another, and sign everyone out at a restart.
-    The file is created whole (written aside, then linked into place, which fails if another
-    worker got there first), readable by its owner only."""
-    path = instance / "secret_key"
-    if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        aside = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass  # another worker made it first: use theirs
-        finally:
-            os.unlink(aside)
-    return path.read_text().strip()
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def from_environment(env=os.environ) -> Settings:
@@ -53,9 +52,19 @@ def from_environment(env=os.environ) -> Settings:
         engine_deadline=float(env.get("SCORING_ENGINE_DEADLINE", "5")),
         # SQLite in the instance folder unless a database URL is given (postgresql+psycopg://...)
         database_url=env.get("SCORING_DATABASE_URL", f"sqlite:///{instance / 'scoring.db'}"),
-        secret_key=env.get("SCORING_SECRET_KEY") or instance_secret(instance),
+        secret_key=env.get("SCORING_SECRET_KEY", ""),
         instance_dir=instance,
         max_body_bytes=int(env.get("SCORING_MAX_BODY_BYTES", str(1024 * 1024))),
         # a reload in one gunicorn worker reaches the others within this many seconds
         rules_check_seconds=float(env.get("SCORING_RULES_CHECK_SECONDS", "1")),
+        sign_in_window_seconds=int(env.get("SCORING_SIGN_IN_WINDOW_SECONDS", "900")),
+        sign_in_failures_per_account=int(env.get("SCORING_SIGN_IN_FAILURES_PER_ACCOUNT", "5")),
+        sign_in_failures_per_address=int(env.get("SCORING_SIGN_IN_FAILURES_PER_ADDRESS", "20")),
+        denial_window_seconds=int(env.get("SCORING_DENIAL_WINDOW_SECONDS", "60")),
+        token_days=float(env.get("SCORING_TOKEN_DAYS", "30")),
+        session_idle_hours=float(env.get("SCORING_SESSION_HOURS", "8")),
+        session_hours=float(env.get("SCORING_SESSION_MAX_HOURS", "12")),
+        password_min_length=int(env.get("SCORING_PASSWORD_MIN_LENGTH", "10")),
+        proxy_hops=int(env.get("SCORING_PROXY_HOPS", "0")),
+        cookie_secure=_flag(env.get("SCORING_COOKIE_SECURE")),
     )

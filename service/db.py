@@ -75,16 +75,74 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # when an administrator disabled the account (None: enabled); disabling also revokes every
+    # token and ends every session, so enabling again revives none of them
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Token(Base):
-    """An API token; only its SHA-256 is stored."""
+    """An API token; only its SHA-256 is stored.  It serves until it expires or is revoked."""
 
     __tablename__ = "tokens"
+    __table_args__ = (Index("ix_tokens_user", "user_id"),)  # a user's tokens: listed, revoked
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # written at most once a minute per token, not on every call (see access.actor_for_token)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AdminSession(Base):
+    """A signed-in session of the admin pages.  The browser holds a random id; the row is keyed by
+    its SHA-256 (the table read by someone else signs nobody in).  Any host can serve any request."""
+
+    __tablename__ = "admin_sessions"
+    __table_args__ = (
+        Index("ix_admin_sessions_expires", "expires_at"),
+        Index("ix_admin_sessions_user", "user_id"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # the earlier of the idle end and the absolute end, as of the last write: what purging reads
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignInCounter(Base):
+    """Failed sign-ins of one account or one client address in the current fixed window."""
+
+    __tablename__ = "sign_in_counters"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # account:<name> | address:<ip>
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer)
+
+
+class DenialCount(Base):
+    """Anonymous refusals of one client address in one window: the first is journaled, the rest
+    only counted here, so anonymous traffic adds at most one journal row per client and window."""
+
+    __tablename__ = "denial_counts"
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_target: Mapped[str] = mapped_column(String(300))
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class ServiceSecret(Base):
+    """Secrets the service makes for itself once (the key that signs sessions and CSRF tokens when
+    SCORING_SECRET_KEY is not set): in the database, so every host uses the same one."""
+
+    __tablename__ = "service_secrets"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 

@@ -22,7 +22,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .access import Actor, check, check_own_unit, journal, new_token
+from .access import (
+    Actor,
+    SignInLimits,
+    check,
+    check_own_unit,
+    clear_failed_sign_ins,
+    count_anonymous,
+    count_failed_sign_in,
+    issue,
+    journal,
+    sign_in_wait,
+    throttled,
+)
 from .db import (
     Database,
     JournalEntry,
@@ -67,6 +79,8 @@ class Context:
         1.0  # how often a worker looks for a rule set another one published
     )
     rules_checked_at: float = float("-inf")
+    sign_in: SignInLimits = SignInLimits()  # the sign-in throttle (SCORING_SIGN_IN_*)
+    token_days: float = 30.0  # SCORING_TOKEN_DAYS
 
 
 # --- rule versions -------------------------------------------------------------------
@@ -246,34 +260,86 @@ def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
 _NO_USER_HASH: list = []  # a password hash to check when there is no such user: the same work either way
 
 
-def authenticate(ctx: Context, username: str, password: str) -> User | None:
+def authenticate(
+    ctx: Context, username: str, password: str, address: str = "", via: str = "api"
+) -> User | None:
     """The active user whose Werkzeug password hash matches; None otherwise, after the same work
-    for an unknown user as for a wrong password (the time taken tells nothing)."""
+    for an unknown user as for a wrong password (the time taken tells nothing).
+
+    Throttled first (``TooManyAttempts``, before any hash is computed: a locked account or
+    address costs one indexed read); every sign-in is journaled with the client address: ok and
+    failed one row each (failures are bounded by the throttle), throttled ones the first per
+    address and window (the rest counted in ``denial_counts``)."""
+    # the name as the journal and the counters can keep it (a NUL: a stand-in, the counters hash it)
+    shown = username[:200] if not unstorable(username) else "（无法保存的用户名）"
+    limits, target = ctx.sign_in, f"user:{shown}"
+    address = address if not unstorable(address) else "?"
+    wait = sign_in_wait(ctx.db, limits, username, address)
+    if wait:
+        with ctx.db.transaction() as s:
+            count_anonymous(
+                s,
+                address,
+                "sign-in",
+                target,
+                limits.denial_window_seconds,
+                outcome="throttled",
+                via=via,
+                retry_after=wait,
+            )
+        raise throttled(wait)
     user = None
     if not unstorable(username):  # a NUL would make PostgreSQL refuse the query itself
         with ctx.db.transaction() as s:
-            user = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
+            user = s.scalar(
+                select(User).where(
+                    User.username == username, User.active.is_(True), User.disabled_at.is_(None)
+                )
+            )
     if user is None or not user.password_hash:
         if not _NO_USER_HASH:
             _NO_USER_HASH.append(generate_password_hash(secrets.token_hex(16)))
         check_password_hash(_NO_USER_HASH[0], password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
+        user = None
+    elif not check_password_hash(user.password_hash, password):
+        user = None
+    if user is None:
+        count_failed_sign_in(ctx.db, limits, username, address)
+    else:
+        clear_failed_sign_ins(ctx.db, username)
+    with ctx.db.transaction() as s:
+        journal(
+            s,
+            Actor(user.id, user.username, user.role, user.unit_id) if user else None,
+            "sign-in",
+            target,
+            "ok" if user else "failed",
+            address=address,
+            via=via,
+        )
+    return user
 
 
-def issue_token(ctx: Context, username: str, password: str) -> dict:
-    """A new API token for the user; 401, the same for an unknown user as for a wrong password."""
-    user = authenticate(ctx, username, password)
+def issue_token(
+    ctx: Context, username: str, password: str, address: str = "", label: str = ""
+) -> dict:
+    """A new API token for the user, ending after ``ctx.token_days``; 401, the same for an unknown
+    user as for a wrong password; 429 while the account or address is locked."""
+    user = authenticate(ctx, username, password, address, via="api")
     if user is None:
         raise Unauthenticated(
             "bad_credentials", "用户名或密码不对", {"password": ["用户名或密码不对"]}
         )
     with ctx.db.transaction() as s:
         unit = s.get(Unit, user.unit_id) if user.unit_id else None
+    token, row = issue(ctx.db, user.id, label or "sign-in", ctx.token_days)
     return {
-        "token": new_token(ctx.db, user.id, "sign-in"),
+        "token": token,
         "role": user.role,
         "unit": unit.code if unit else None,
+        "id": row.id,
+        "label": row.label,
+        "expires_at": row.expires_at,
     }
 
 

@@ -48,7 +48,9 @@ DEMO_USERS = [
 ]
 
 
-PASSWORD = "demo"
+PASSWORD = (
+    "demo-password"  # at least SCORING_PASSWORD_MIN_LENGTH (10) characters, as every password
+)
 LARGEST = "shuangtaizi-2016"
 RANKED = "baoshan-2022-b1"
 
@@ -144,7 +146,7 @@ def main() -> None:
     if tokens is None:
         print("已有数据，不再添加演示数据。")
         return
-    print("演示用户（密码都是 demo）及其 API 令牌：")
+    print(f"演示用户（密码都是 {PASSWORD}）及其 API 令牌：")
     for username, token in tokens.items():
         print(f"  {username:<10} {token}")
 

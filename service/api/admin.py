@@ -13,7 +13,7 @@ from schemas import (
 )
 from service import operations as ops
 
-from .common import Blueprint, actor, ctx
+from .common import Blueprint, actor, client_address, ctx
 
 blp = Blueprint(
     "admin", __name__, url_prefix="/api", description="登录、规则管理与操作日志", public=("token",)
@@ -24,8 +24,11 @@ blp = Blueprint(
 @blp.arguments(TokenRequest)
 @blp.response(201, TokenResponse)
 def token(body):
-    """用户名和密码换取 API 令牌。"""
-    return ops.issue_token(ctx(), body["username"], body["password"])
+    """用户名和密码换取 API 令牌（有效期见 SCORING_TOKEN_DAYS）；每次登录都新发一个，可列出、可撤销。
+    登录失败过多时返回 429，Retry-After 说明多少秒后可再试。"""
+    return ops.issue_token(
+        ctx(), body["username"], body["password"], client_address(), body.get("label", "")
+    )
 
 
 @blp.route("/rules/validate", methods=["POST"])

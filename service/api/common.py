@@ -10,12 +10,17 @@ from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from service.access import Actor, actor_for_token, deny
+from service.access import Actor, actor_for_token, deny_anonymous
 from service.operations import Context
 
 
 def ctx() -> Context:
     return current_app.extensions["scoring"]
+
+
+def client_address() -> str:
+    """The client's address as the nearest trusted proxy saw it (SCORING_PROXY_HOPS)."""
+    return request.remote_addr or ""
 
 
 def actor() -> Actor | None:
@@ -56,14 +61,15 @@ class Blueprint(flask_smorest.Blueprint):
 
     def _require_sign_in(self):
         # before the body is read: a caller who is not signed in learns nothing from a 422
-        # about the body of a call they may not make; the journal names the request itself
+        # about the body of a call they may not make; the journal names the request itself, once
+        # per client and window, the rest only counted (anonymous traffic cannot grow the journal
+        # by a row per request: access.count_anonymous)
         if request.endpoint not in self.public and actor() is None:
-            deny(
+            deny_anonymous(
                 ctx().db,
-                None,
-                "authenticate",
+                client_address(),
                 f"{request.method} {request.path}",
-                unauthenticated=True,
+                ctx().sign_in.denial_window_seconds,
             )
 
 

@@ -1,21 +1,30 @@
-"""Sign-in, sessions and CSRF on the admin pages (Flask test client)."""
+"""Sign-in, sessions and CSRF on the admin pages (Flask test client).
+
+Sessions are rows of ``admin_sessions`` (any host serves any request); someone who only reads
+the sign-in page stores nothing; a session ends after its idle time and after its absolute
+lifetime; sign-in is throttled as the API's is.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
+from datetime import timedelta
 
-from service.db import Submission, Unit
+from sqlalchemy import select, update
+
+from service.db import AdminSession, JournalEntry, Submission, Unit, now
 
 from .conftest import SCHEME, csrf_token, session_cookie, sign_in
 
 
 def _session_files(app) -> set:
-    folder = Path(app.config["SCORING_SETTINGS"].instance_dir) / "admin-sessions"
-    return (
-        {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-        if folder.is_dir()
-        else set()
-    )
+    """The stored sessions (their keys), whatever holds them."""
+    with app.extensions["scoring"].db.transaction() as s:
+        return set(s.scalars(select(AdminSession.id)))
+
+
+def _row_of(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
 
 
 def test_pages_need_sign_in(client):
@@ -77,16 +86,14 @@ def test_the_session_is_renewed_at_sign_in(app, client):
     existing = _session_files(app)
     client.get("/admin/login")
     before = session_cookie(client).value
-    assert len(_session_files(app) - existing) == 1
+    assert _session_files(app) == existing  # reading the sign-in page stores nothing
     old_token = csrf_token(client.get("/admin/login").text)
 
     r = sign_in(client, "reviewer")
     assert r.status_code == 302 and r.headers["Location"] == "/admin/"
     after = session_cookie(client).value
     assert after != before
-    assert (
-        len(_session_files(app) - existing) == 1
-    )  # the pre-sign-in session is gone from the server
+    assert _session_files(app) - existing == {_row_of(after)}  # one row, under the new id only
 
     # the id from before sign-in gives nothing: an attacker who planted it is not signed in
     other = app.test_client()
@@ -185,3 +192,126 @@ def test_security_headers(client):
     assert r.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_anonymous_page_views_store_nothing_and_their_form_still_works(app):
+    existing = _session_files(app)
+    for _ in range(30):
+        page = app.test_client().get("/admin/login")
+        assert page.status_code == 200 and "Set-Cookie" in page.headers
+        assert app.test_client().get("/admin/units/gucun").status_code == 302
+    assert _session_files(app) == existing  # not one row for thirty visitors
+    # the anonymous cookie carries the form's CSRF token, signed: a forged one is refused
+    client = app.test_client()
+    page = client.get("/admin/login")
+    forged = app.test_client()
+    forged.set_cookie("scoring_admin", session_cookie(client).value[:-3] + "abc", path="/admin")
+    refused = forged.post(
+        "/admin/login",
+        data={"username": "auditor", "password": "secret", "csrf_token": csrf_token(page.text)},
+    )
+    assert refused.status_code == 400
+    r = client.post(
+        "/admin/login",
+        data={"username": "auditor", "password": "secret", "csrf_token": csrf_token(page.text)},
+    )
+    assert r.status_code == 302 and client.get("/admin/").status_code == 200
+
+
+def test_a_session_ends_after_its_absolute_lifetime_and_its_idle_time(app):
+    db = app.extensions["scoring"].db
+    for column, age in (
+        ("created_at", app.config["ADMIN_SESSION_MAX_HOURS"]),
+        ("seen_at", app.config["ADMIN_SESSION_HOURS"]),
+    ):
+        client = app.test_client()
+        sign_in(client, "auditor")
+        assert client.get("/admin/").status_code == 200
+        key = _row_of(session_cookie(client).value)
+        with db.transaction() as s:  # as if signed in (or last seen) that long ago, a minute more
+            s.execute(
+                update(AdminSession)
+                .where(AdminSession.id == key)
+                .values({column: now() - timedelta(hours=age, minutes=1)})
+            )
+        assert client.get("/admin/").status_code == 302, column
+        assert key not in _session_files(app)
+
+
+def test_sign_in_on_the_page_is_throttled_and_journaled(app):
+    address = {"REMOTE_ADDR": "10.20.30.40"}
+    client = app.test_client()
+    limit = app.extensions["scoring"].sign_in.per_account
+    for _ in range(limit):
+        page = client.get("/admin/login", environ_base=address)
+        r = client.post(
+            "/admin/login",
+            data={
+                "username": "editor",
+                "password": "wrong-guess",
+                "csrf_token": csrf_token(page.text),
+            },
+            environ_base=address,
+        )
+        assert r.status_code == 401
+    page = client.get("/admin/login", environ_base=address)
+    r = client.post(
+        "/admin/login",
+        data={"username": "editor", "password": "secret", "csrf_token": csrf_token(page.text)},
+        environ_base=address,
+    )
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 900
+    assert "登录失败次数过多" in r.text and "分钟后" in r.text
+    assert 'name="username"' in r.text  # the form again, with the name kept
+    assert client.get("/admin/").status_code == 302
+    with app.extensions["scoring"].db.transaction() as s:
+        rows = list(
+            s.scalars(
+                select(JournalEntry).where(
+                    JournalEntry.action == "sign-in", JournalEntry.target == "user:editor"
+                )
+            )
+        )
+    assert [(e.outcome, e.detail["address"], e.detail["via"]) for e in rows][-limit - 1 :] == [
+        ("failed", "10.20.30.40", "admin")
+    ] * limit + [("throttled", "10.20.30.40", "admin")]
+
+
+def test_a_locked_name_no_database_can_store_is_a_429_not_a_500(app):
+    """A NUL in the name (PostgreSQL refuses it in any text) is counted and journaled under a
+    stand-in, also once the name is locked."""
+    address = {"REMOTE_ADDR": "10.20.30.41"}
+    client = app.test_client()
+    statuses = []
+    for _ in range(app.extensions["scoring"].sign_in.per_account + 1):
+        page = client.get("/admin/login", environ_base=address)
+        r = client.post(
+            "/admin/login",
+            data={"username": "edi\x00tor", "password": "x", "csrf_token": csrf_token(page.text)},
+            environ_base=address,
+        )
+        statuses.append(r.status_code)
+    assert statuses[-2:] == [401, 429]
+
+
+def test_ended_sessions_are_purged(app):
+    db = app.extensions["scoring"].db
+    moment = now()
+    with db.transaction() as s:
+        for i in range(3):
+            s.add(
+                AdminSession(
+                    id=f"{i:064d}",
+                    user_id=None,
+                    data={},
+                    created_at=moment - timedelta(hours=20),
+                    seen_at=moment - timedelta(hours=9),
+                    expires_at=moment - timedelta(hours=1),
+                )
+            )
+    app.session_interface._last_prune = float("-inf")  # the sweep is due (it runs every 10 min)
+    client = app.test_client()
+    sign_in(client, "auditor")
+    left = _session_files(app)
+    assert not {f"{i:064d}" for i in range(3)} & left
+    assert _row_of(session_cookie(client).value) in left

@@ -10,6 +10,7 @@ running the code:
     anonymous (no token, or a token nobody holds)  -> 401 (except the public routes)
     a role without the permission                  -> 403
     a submitter on another unit's data             -> 403
+    anyone but an admin on another user's token    -> 403
     allowed                                        -> 2xx (the set-up makes the data exist)
 
 A route of the application without an entry here fails the test, so a new
@@ -19,7 +20,9 @@ Besides the status, each call is checked against the database: every denial
 leaves exactly one journal row (outcome "denied", the actor, the role, the
 action = the permission, the target; for a caller without a valid token,
 refused before the request body is read, the action "authenticate" and the
-request line), and changes no data table; an allowed
+request line: only the first of its client and minute, the others counted in
+``denial_counts`` instead, so anonymous traffic cannot grow the journal by a row
+per request), and changes no data table; an allowed
 call changes only the tables its entry declares and journals exactly the write
 it made (or nothing, for a read).  The auditor's calls, taken together, change
 nothing and leave no journal row but denials.  A second test asks about units
@@ -36,8 +39,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from service.access import OWN_UNIT_ONLY, PERMISSIONS, ROLES
-from service.db import JournalEntry, RuleVersion, Score, Submission, Token, Unit, User
+from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
+from service.db import (
+    DenialCount,
+    JournalEntry,
+    RuleVersion,
+    Score,
+    Submission,
+    Token,
+    Unit,
+    User,
+)
 
 from ..conftest import MINIMAL
 from .conftest import USERS
@@ -74,6 +86,8 @@ class Case:
     writes: frozenset = field(default_factory=frozenset)  # tables an allowed call may change
     journals: str | None = None  # the action of the "ok" journal row an allowed call writes
     label: str = ""
+    # who the "ok" journal row names, when not the caller: a sign-in names who signed in
+    journal_actor: Callable | None = None
 
 
 def _rules_files() -> dict:
@@ -108,8 +122,14 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             None,
             body=lambda call: {"username": call.username or "admin", "password": PASSWORD},
             writes=frozenset({"tokens"}),
+            journals="sign-in",
+            journal_actor=lambda call: call.username or "admin",
         ),
     ),
+    ("GET", "/api/auth/tokens"): (Case("tokens.read"),),
+    ("DELETE", "/api/auth/tokens/<token_id>"): (Case("tokens.revoke", journals="tokens.revoke"),),
+    ("POST", "/api/users/<username>/disable"): (Case("users.write", journals="users.disable"),),
+    ("POST", "/api/users/<username>/enable"): (Case("users.write", journals="users.enable"),),
     ("GET", "/api/schemes"): (Case("schemes.read"),),
     ("GET", "/api/schemes/<scheme_id>"): (Case("schemes.read"),),
     ("GET", "/api/schemes/<scheme_id>/facts-schema"): (Case("schemes.read"),),
@@ -171,14 +191,42 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/journal"): (Case("journal.read"),),
 }
 
-#: how to fill each URL parameter, given the unit the call is about
+
+def _token_of(call, world) -> str:
+    """A fresh token to revoke: the caller's own, or another user's (never the one the caller
+    is using, which the matrix goes on using)."""
+    if call.scope == "own" and call.username is not None:
+        holder = call.username
+    else:
+        holder = "reviewer" if call.username != "reviewer" else "editor"
+    _secret, row = issue(world["db"], world["user_ids"][holder], "matrix", 1)
+    return str(row.id)
+
+
+_user_serial = iter(range(1, 10_000))
+
+
+def _throwaway_user(call, world) -> str:
+    """A user of its own for each call that disables or enables one."""
+    username = f"matrix-user-{next(_user_serial)}"
+    with world["db"].transaction() as s:
+        s.add(User(username=username, display_name=username, role="auditor", active=True))
+    return username
+
+
+#: how to fill each URL parameter, given the call (and the unit it is about)
 PARAMS = {
-    "code": lambda unit, world: unit,
-    "scheme_id": lambda unit, world: SCHEME,
-    "version": lambda unit, world: "1",
-    "score_id": lambda unit, world: str(world["scores"][unit]),
+    "code": lambda call, world: call.unit,
+    "scheme_id": lambda call, world: SCHEME,
+    "version": lambda call, world: "1",
+    "score_id": lambda call, world: str(world["scores"][call.unit]),
+    "token_id": _token_of,
+    "username": _throwaway_user,
 }
 UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
+OWNED_PARAMS = {
+    "token_id"
+}  # parameters that make a route about the caller's own thing or another's
 
 
 @dataclass
@@ -207,8 +255,12 @@ def expected(call: Call):
         return 401
     if call.role not in PERMISSIONS[call.case.permission]:
         return 403
-    if call.role in OWN_UNIT_ONLY and call.scope == "other":
-        return 403
+    if call.scope == "other":
+        if "token_id" in _params(call.rule):
+            if call.role not in OTHERS_TOKENS:
+                return 403
+        elif call.role in OWN_UNIT_ONLY:
+            return 403
     return "allowed"
 
 
@@ -247,7 +299,7 @@ def build_calls(api) -> list[Call]:
     identities.sort(key=lambda ident: ident[2] == "auditor")
     for username, token, role in identities:
         for (method, rule), cases in MATRIX.items():
-            about_unit = bool(UNIT_PARAMS & set(_params(rule)))
+            about_unit = bool((UNIT_PARAMS | OWNED_PARAMS) & set(_params(rule)))
             for case in cases:
                 for scope, unit in (
                     (("own", OWN), ("other", OTHER)) if about_unit else (("-", None),)
@@ -264,6 +316,9 @@ def _snapshot(db) -> dict:
     ]
     columns.append(
         select(func.coalesce(func.max(JournalEntry.id), 0)).scalar_subquery().label("journal")
+    )
+    columns.append(
+        select(func.coalesce(func.sum(DenialCount.count), 0)).scalar_subquery().label("counted")
     )
     with db.transaction() as s:
         return dict(s.execute(select(*columns)).one()._mapping)
@@ -297,10 +352,11 @@ def _short(body) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _perform(api, world, call: Call):
+def _prepare(api, world, call: Call):
+    """The request of a call, with whatever it acts on made beforehand."""
     path = call.rule
     for name in _params(call.rule):
-        path = path.replace(f"<{name}>", PARAMS[name](call.unit, world))
+        path = path.replace(f"<{name}>", PARAMS[name](call, world))
     headers = {}
     if call.token is not None:
         headers["Authorization"] = f"Bearer {call.token}"
@@ -311,7 +367,7 @@ def _perform(api, world, call: Call):
     kwargs = {}
     if call.case.body is not None:
         kwargs["json"] = call.case.body(call)
-    return api.client.open(path + call.case.query, method=call.method, headers=headers, **kwargs)
+    return path + call.case.query, headers, kwargs
 
 
 def test_every_route_every_role_every_unit(api):
@@ -328,6 +384,7 @@ def test_every_route_every_role_every_unit(api):
     with db.transaction() as s:
         for user in s.scalars(select(User)):
             user_ids[user.username] = user.id
+    world.update(db=db, user_ids=user_ids)
 
     failures, denials, auditor_writes = [], 0, []
     auditor_before = None
@@ -335,8 +392,9 @@ def test_every_route_every_role_every_unit(api):
         if call.role == "auditor" and auditor_before is None:
             auditor_before = _snapshot(db)
         want = expected(call)
+        path, headers, kwargs = _prepare(api, world, call)
         before = _snapshot(db)
-        response = _perform(api, world, call)
+        response = api.client.open(path, method=call.method, headers=headers, **kwargs)
         after = _snapshot(db)
         entries = (
             _journal_after(db, before["journal"]) if after["journal"] != before["journal"] else []
@@ -353,12 +411,11 @@ def test_every_route_every_role_every_unit(api):
                 )
             if changed - call.case.writes:
                 problems.append(f"changed tables it may not: {sorted(changed - call.case.writes)}")
-            if any(e.actor != call.username for e in entries):
+            actor = call.case.journal_actor(call) if call.case.journal_actor else call.username
+            if any(e.actor != actor for e in entries):
                 problems.append(f"journal rows of another actor: {[e.actor for e in entries]}")
-            wanted = (
-                [(call.case.journals, "ok", call.username, call.role)] if call.case.journals else []
-            )
-            if [(e.action, e.outcome, e.actor, e.role) for e in entries] != wanted:
+            wanted = [(call.case.journals, "ok", actor)] if call.case.journals else []
+            if [(e.action, e.outcome, e.actor) for e in entries] != wanted:
                 problems.append(
                     f"journal rows {[(e.action, e.outcome, e.actor) for e in entries]}, expected {wanted}"
                 )
@@ -376,13 +433,16 @@ def test_every_route_every_role_every_unit(api):
                     problems.append("401 without WWW-Authenticate: Bearer")
             if changed:
                 problems.append(f"a denied call changed {sorted(changed)}")
-            if len(entries) != 1:
+            if call.role is None:  # anonymous: counted, and journaled if first of its window
+                if after["counted"] != before["counted"] + 1:
+                    problems.append("an anonymous refusal was not counted in denial_counts")
+                if len(entries) > 1:
+                    problems.append(f"more than one journal row: {[e.action for e in entries]}")
+            elif len(entries) != 1:
                 problems.append(
                     f"expected exactly one journal row, got {[(e.action, e.outcome) for e in entries]}"
                 )
-            elif (
-                call.role is None
-            ):  # refused before the body is read: the journal names the request
+            if call.role is None and entries:  # refused before the body is read: the request
                 e = entries[0]
                 sent = f"{call.method} {response.request.path}"
                 if (e.outcome, e.actor, e.role, e.action, e.target) != (
@@ -395,7 +455,7 @@ def test_every_route_every_role_every_unit(api):
                     problems.append(
                         f"journal row {(e.outcome, e.actor, e.role, e.action, e.target)}, expected {sent}"
                     )
-            else:
+            elif call.role is not None and entries:
                 e = entries[0]
                 if (e.outcome, e.actor, e.role, e.action) != (
                     "denied",
@@ -427,16 +487,27 @@ def test_every_route_every_role_every_unit(api):
     # the auditor wrote nothing: every write attempt denied, nothing authored, no journal row but denials
     assert auditor_writes and all(status == 403 for _name, status in auditor_writes), auditor_writes
     after = _snapshot(db)
-    data = set(DATA_TABLES) - {"tokens"}  # signing in adds a token; nothing else may change
+    # signing in adds a token, and the harness adds a user for each call that disables one;
+    # nothing else may change
+    data = set(DATA_TABLES) - {"tokens", "users"}
     assert {t: after[t] for t in data} == {t: auditor_before[t] for t in data}
     auditor = user_ids["auditor"]
     with db.transaction() as s:
+        assert s.scalar(
+            select(func.count()).where(~User.username.startswith("matrix-user-"))
+        ) == len(user_ids)
         assert s.scalar(select(func.count()).where(Submission.author_id == auditor)) == 0
         assert s.scalar(select(func.count()).where(Score.computed_by == auditor)) == 0
         outcomes = set(
-            s.scalars(select(JournalEntry.outcome).where(JournalEntry.actor == "auditor"))
+            s.execute(
+                select(JournalEntry.action, JournalEntry.outcome).where(
+                    JournalEntry.actor == "auditor", JournalEntry.outcome != "denied"
+                )
+            ).all()
         )
-    assert outcomes == {"denied"}
+    # besides denials, only what the auditor did to their own credentials: signing in, and
+    # revoking a token of their own
+    assert outcomes == {("sign-in", "ok"), ("tokens.revoke", "ok")}
 
     # a submitter sees only their own unit in the list
     listed = api.get("/api/units", "submitter")
