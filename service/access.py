@@ -14,6 +14,7 @@ every endpoint with every role on its own and on another unit.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -93,17 +94,34 @@ def actor_for_token(db: Database, token: str) -> Actor | None:
     return Actor(*row) if row is not None else None
 
 
+#: what ends a journal value cut to fit its column
+CUT = "…（已截断）"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text) and lone surrogates (UTF-8)
+
+
+def _fit(text: str, column, detail: dict, name: str) -> str:
+    """``text`` as its journal column can keep it: characters no database stores written as escapes,
+    and cut with a marker to the column's length (its full length kept in ``detail``), so a denial
+    of whatever a caller sent (a 400-character URL, a NUL) is journaled, never a 500."""
+    text = _UNSTORABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    limit = column.type.length
+    if len(text) > limit:
+        detail[f"{name}_length"] = len(text)
+        text = text[: limit - len(CUT)] + CUT
+    return text
+
+
 def journal(session, actor: Actor | None, action: str, target: str, outcome: str, **detail) -> None:
-    session.add(
-        JournalEntry(
-            actor=actor.username if actor else "（未登录）",
-            role=actor.role if actor else "",
-            action=action,
-            target=target,
-            outcome=outcome,
-            detail=detail,
-        )
-    )
+    columns = JournalEntry.__table__.c
+    values = {
+        "actor": actor.username if actor else "（未登录）",
+        "role": actor.role if actor else "",
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+    }
+    values = {name: _fit(text, columns[name], detail, name) for name, text in values.items()}
+    session.add(JournalEntry(detail=detail, **values))
 
 
 def deny(
