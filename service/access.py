@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from .db import Database, JournalEntry, Token, Unit, User
+from .db import Database, JournalEntry, Token, Unit, User, journal_subjects
 from .exceptions import Forbidden, Unauthenticated
 
 NOT_SIGNED_IN = "需要登录（请在 Authorization 头中提供令牌）"
@@ -111,7 +111,9 @@ def _fit(text: str, column, detail: dict, name: str) -> str:
     return text
 
 
-def journal(session, actor: Actor | None, action: str, target: str, outcome: str, **detail) -> None:
+def journal(
+    session, actor: Actor | None, action: str, target: str, outcome: str, **detail
+) -> JournalEntry:
     columns = JournalEntry.__table__.c
     values = {
         "actor": actor.username if actor else "（未登录）",
@@ -121,7 +123,10 @@ def journal(session, actor: Actor | None, action: str, target: str, outcome: str
         "outcome": outcome,
     }
     values = {name: _fit(text, columns[name], detail, name) for name, text in values.items()}
-    session.add(JournalEntry(detail=detail, **values))
+    unit, scheme = journal_subjects(target)
+    entry = JournalEntry(detail=detail, unit=unit, scheme=scheme, **values)
+    session.add(entry)
+    return entry
 
 
 def deny(

@@ -1,7 +1,8 @@
 """Flask CLI commands:  flask --app wsgi <command>
 
-db-upgrade     apply the Alembic migrations (before the workers start)
-create-user    add a user and print an API token
+db-upgrade       apply the Alembic migrations (before the workers start)
+create-user      add a user and print an API token
+verify-history   walk the history chain; exit status 1 and the first broken row if it is broken
 """
 
 from __future__ import annotations
@@ -76,3 +77,24 @@ def register_commands(app) -> None:
         """新增用户并打印其 API 令牌。"""
         token = add_user(current_app.extensions["scoring"].db, username, role, unit_code, password)
         click.echo(token)
+
+    @app.cli.command("verify-history")
+    def verify_history():
+        """核对历史链（事实提交、评分、操作日志）；有断裂时指出第一条并以状态 1 退出。"""
+        from .operations import verify_history as verify
+
+        result = verify(current_app.extensions["scoring"], None)
+        if result["ok"]:
+            click.echo(
+                f"历史链完好：核对了 {result['rows']} 条记录，用时 {result['seconds']} 秒；"
+                f"链头 {result['head_seq']} {result['head_hash']}"
+            )
+            return
+        problem = result["problem"]
+        click.echo(
+            f"历史链有断裂（{problem['kind']}）：{problem['message']}"
+            f"（表 {problem['table']}，编号 {problem['id']}，链上位置 {problem['seq']}）；"
+            f"此前 {result['rows']} 条记录完好",
+            err=True,
+        )
+        raise SystemExit(1)

@@ -277,11 +277,102 @@ def issue_token(ctx: Context, username: str, password: str) -> dict:
     }
 
 
-def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEntry]:
-    """The newest entries of the journal: every write and every denial."""
+#: the journal's page sizes: the default (what the journal showed before it had pages) and the most
+JOURNAL_PAGE, JOURNAL_PAGE_MAX = 500, 1000
+#: the journal's filters: name -> the column each compares equal
+JOURNAL_FILTERS = {
+    "actor": JournalEntry.actor,
+    "role": JournalEntry.role,
+    "unit": JournalEntry.unit,
+    "scheme": JournalEntry.scheme,
+    "action": JournalEntry.action,
+    "outcome": JournalEntry.outcome,
+}
+
+
+@dataclass
+class JournalPage:
+    entries: list
+    next_cursor: str | None  # the cursor of the next (older) page; None on the last page
+
+
+def read_journal(
+    ctx: Context,
+    actor: Actor,
+    limit: int = JOURNAL_PAGE,
+    cursor: str | None = None,
+    since=None,
+    until=None,
+    filters: dict | None = None,
+) -> JournalPage:
+    """A page of the journal, newest first: every write, every denial, every read of a unit's data
+    by others.  Keyset paging on the id (``cursor``: the id below which the page starts, as the
+    previous page gave it), so a page costs the same deep in the history as at its top, and rows
+    appended meanwhile neither shift nor repeat entries; ``filters``: ``JOURNAL_FILTERS`` names,
+    each equal; ``since``/``until``: times, ``since`` included, ``until`` not."""
     check(ctx.db, actor, "journal.read", "journal")
+    if not 1 <= limit <= JOURNAL_PAGE_MAX:
+        raise Invalid(
+            "invalid_limit",
+            f"每页条数应在1到{JOURNAL_PAGE_MAX}之间",
+            {"limit": [f"应为1到{JOURNAL_PAGE_MAX}"]},
+        )
+    query = select(JournalEntry)
+    if cursor is not None:
+        if not re.fullmatch(r"[1-9][0-9]{0,18}", cursor):
+            raise Invalid("invalid_cursor", "翻页位置无效", {"cursor": ["应为上一页给出的位置"]})
+        query = query.where(JournalEntry.id < int(cursor))
+    for name, value in (filters or {}).items():
+        if value is not None:
+            query = query.where(JOURNAL_FILTERS[name] == value)
+    if since is not None:
+        query = query.where(JournalEntry.at >= since)
+    if until is not None:
+        query = query.where(JournalEntry.at < until)
     with ctx.db.transaction() as s:
-        return list(s.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
+        # one row more than the page: whether there is a next page, without counting
+        rows = list(s.scalars(query.order_by(JournalEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JournalPage(rows, str(rows[-1].id) if more else None)
+
+
+def verify_history(ctx: Context, actor: Actor | None) -> dict:
+    """Walk the history chain (submissions, scores, journal) and journal the result; ``actor``
+    None: the command line.  The first broken row, if any, is named: table, id, what is wrong."""
+    if actor is not None:
+        check(ctx.db, actor, "journal.read", "history")
+    by = actor if actor is not None else Actor(0, "（命令行）", "system", None)
+    started = time.perf_counter()
+    result = ctx.db.verify_history()
+    result["ok"] = result["problem"] is None
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    with ctx.db.transaction() as s:
+        entry = journal(
+            s,
+            by,
+            "history.verify",
+            "history",
+            "ok" if result["ok"] else "failed",
+            rows=result["rows"],
+            head_seq=result["head_seq"],
+            problem=result["problem"],
+        )
+        s.flush()
+    result["checked_at"] = entry.at
+    return result
+
+
+def last_history_check(ctx: Context, actor: Actor) -> JournalEntry | None:
+    """The journal entry of the last check of the history chain (None: never checked)."""
+    check(ctx.db, actor, "journal.read", "history")
+    with ctx.db.transaction() as s:
+        return s.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.action == "history.verify")
+            .order_by(JournalEntry.id.desc())
+            .limit(1)
+        ).first()
 
 
 # --- scoring -------------------------------------------------------------------------
