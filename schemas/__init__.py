@@ -299,7 +299,8 @@ class JournalArgs(Schema):
 
     limit = fields.Integer(
         load_default=500,
-        validate=validate.Range(min=1, max=1000),
+        validate=validate.Range(min=1, max=1000, error="应为1到1000"),
+        error_messages={"invalid": "应为1到1000的整数"},
         metadata={"description": "每页条数（1到1000，默认500），最新的在前"},
     )
     cursor = fields.String(
@@ -311,7 +312,8 @@ class JournalArgs(Schema):
     role = fields.String(
         load_default=None,
         validate=validate.OneOf(
-            ("admin", "editor", "reviewer", "submitter", "auditor", "system", "")
+            ("admin", "editor", "reviewer", "submitter", "auditor", "system", ""),
+            error="应为 admin、editor、reviewer、submitter、auditor、system 之一，或空（未登录）",
         ),
         metadata={"description": "操作人的角色（未登录者为空字符串）"},
     )
@@ -323,17 +325,19 @@ class JournalArgs(Schema):
     )
     outcome = fields.String(
         load_default=None,
-        validate=validate.OneOf(("ok", "denied", "failed")),
+        validate=validate.OneOf(("ok", "denied", "failed"), error="应为 ok、denied、failed 之一"),
         metadata={"description": "结果：ok / denied / failed"},
     )
     since = fields.AwareDateTime(
         load_default=None,
         default_timezone=UTC,
+        error_messages={"invalid": "应为 ISO 8601 时间，如 2024-01-31T08:00:00+08:00"},
         metadata={"description": "起始时间（含），ISO 8601；不带时区按 UTC"},
     )
     until = fields.AwareDateTime(
         load_default=None,
         default_timezone=UTC,
+        error_messages={"invalid": "应为 ISO 8601 时间，如 2024-01-31T08:00:00+08:00"},
         metadata={"description": "截止时间（不含），ISO 8601；不带时区按 UTC"},
     )
 

@@ -3,6 +3,9 @@ whole history with filters."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import pytest
 from sqlalchemy import select
 
 from service.db import JournalEntry
@@ -40,3 +43,120 @@ def test_a_denial_naming_text_no_database_can_keep_is_journaled(api):
     assert response.status_code == 401, response.json
     entry = _last_entry(api)
     assert entry.outcome == "denied" and entry.target == "GET /api/units/ab\\x00cd"
+
+
+def _fill(api, n: int) -> None:
+    """``n`` journal entries by several actors about two units (one transaction: quick)."""
+    from service.access import Actor, journal
+
+    people = [Actor(0, "reviewer", "reviewer", None), Actor(0, "auditor", "auditor", None)]
+    with api.ctx.db.transaction() as s:
+        for i in range(n):
+            unit = ("gucun", "dachang")[i % 2]
+            journal(
+                s, people[i % 2 == 0 and i % 3 == 0], "submissions.read",
+                f"unit:{unit}/scheme:gumeilu-2022", "ok" if i % 5 else "denied", n=i,
+            )  # fmt: skip
+
+
+def test_the_journal_pages_through_the_whole_history(api):
+    """Beyond the newest 500 (all the journal used to show): keyset pages, each naming the next,
+    the pages together exactly the journal, newest first, none repeated."""
+    _fill(api, 540)
+    with api.ctx.db.transaction() as s:
+        everything = list(s.scalars(select(JournalEntry.id).order_by(JournalEntry.id.desc())))
+    assert len(everything) > 540
+
+    first = api.get("/api/journal", "auditor")
+    assert first.status_code == 200 and len(first.json) == 500  # the default page, as before
+    seen, url, pages = [], "/api/journal?limit=200", 0
+    while url:
+        page = api.get(url, "auditor")
+        assert page.status_code == 200, page.json
+        seen += [e["id"] for e in page.json]
+        pages += 1
+        cursor = page.headers.get("X-Next-Cursor")
+        if cursor is None:
+            assert "Link" not in page.headers
+            url = None
+        else:
+            assert (
+                page.headers["Link"].endswith('; rel="next"')
+                and f"cursor={cursor}" in page.headers["Link"]
+            )
+            url = page.headers["Link"][1 : page.headers["Link"].index(">")]
+    # the reads of the journal itself are not journaled: the pages are the journal as it was
+    assert seen == everything and pages == -(-len(everything) // 200)
+
+
+def test_the_journal_filters(api):
+    _fill(api, 40)
+    everything = []
+    url = "/api/journal?limit=1000"
+    everything = api.get(url, "admin").json
+
+    def ids(query):
+        response = api.get(f"/api/journal?{query}", "admin")
+        assert response.status_code == 200, response.json
+        return [e["id"] for e in response.json]
+
+    def expected(keep):
+        return [e["id"] for e in everything if keep(e)]
+
+    assert ids("actor=auditor") == expected(lambda e: e["actor"] == "auditor")
+    assert ids("role=reviewer") == expected(lambda e: e["role"] == "reviewer")
+    assert ids("unit=dachang") == expected(lambda e: "unit:dachang" in e["target"])
+    assert ids("unit=dachang&outcome=denied") == expected(
+        lambda e: "unit:dachang" in e["target"] and e["outcome"] == "denied"
+    )
+    assert ids("scheme=gumeilu-2022&action=submissions.read") == expected(
+        lambda e: "scheme:gumeilu-2022" in e["target"] and e["action"] == "submissions.read"
+    )
+    assert ids("action=rules.publish") == expected(lambda e: e["action"] == "rules.publish")
+    assert len(ids("unit=dachang")) == 20 and ids("actor=nobody") == []
+    # a time range: since included, until not; a time without a zone is UTC
+    middle = sorted(e["at"] for e in everything)[len(everything) // 2]
+    after = ids(f"since={quote(middle)}")
+    before = ids(f"until={quote(middle)}")
+    assert sorted(after + before, reverse=True) == [e["id"] for e in everything]
+    assert after and before
+    assert ids("since=2099-01-01T00:00:00") == [] and ids("until=2000-01-01") == []
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=abc", "cursor"),
+        ("cursor=0", "cursor"),
+        ("outcome=maybe", "outcome"),
+        ("since=yesterday", "since"),
+        ("actor=a%00b", "actor"),
+    ],
+)
+def test_bad_journal_queries_are_refused_by_field(api, query, field):
+    response = api.get(f"/api/journal?{query}", "admin")
+    assert response.status_code == 422, response.json
+    assert any(field in name for name in response.json["error"]["fields"]), response.json
+
+
+def test_the_journal_pages_and_filters_are_documented(api):
+    spec = api.get("/api/openapi.json").json
+    journal = spec["paths"]["/api/journal"]["get"]
+    names = {p["name"] for p in journal["parameters"]}
+    assert {
+        "limit",
+        "cursor",
+        "actor",
+        "role",
+        "unit",
+        "scheme",
+        "action",
+        "outcome",
+        "since",
+        "until",
+    } <= names
+    assert "X-Next-Cursor" in journal["responses"]["200"]["headers"]
+    assert "/api/journal/verify" in spec["paths"]
