@@ -336,3 +336,25 @@ def test_the_migration_chains_existing_history_in_order(database, tmp_path):
         with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as c:
             c.execute(text(f"UPDATE {table} SET id = id"))
     db.engine.dispose()
+
+
+def test_the_admin_home_page_shows_the_last_check(api):
+    from ..admin.conftest import sign_in
+
+    client = api.app.test_client()
+    assert sign_in(client, "auditor").status_code == 302
+    assert "历史链核对：" in client.get("/admin/").text and "尚未核对" in client.get("/admin/").text
+    api.app.test_cli_runner().invoke(args=["verify-history"])
+    page = client.get("/admin/").text
+    assert "由 （命令行） 核对" in page and "条记录完好" in page
+    last = _ids(api, JournalEntry)[0]
+    _owner_sql(
+        api, *_drop_append_only_trigger(api, "journal"), f"DELETE FROM journal WHERE id = {last}"
+    )
+    assert api.get("/api/journal/verify", "admin").json["ok"] is False
+    page = client.get("/admin/").text
+    assert "由 admin 核对发现断裂" in page and "被删除" in page
+
+    other = api.app.test_client()  # a reviewer is not shown the line
+    assert sign_in(other, "reviewer").status_code == 302
+    assert "历史链核对" not in other.get("/admin/").text
