@@ -14,6 +14,7 @@ import re
 import secrets
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .access import Actor, check, check_own_unit, journal, new_token
+from .access import OWN_UNIT_ONLY, Actor, check, check_own_unit, journal, new_token
 from .db import (
     Database,
     JournalEntry,
@@ -438,6 +439,34 @@ def _unit_for(ctx: Context, actor: Actor | None, permission: str, code: str, tar
     return unit
 
 
+# Reads of a unit's data (its submissions, history, comparisons, scores, replays) by anyone but the
+# unit's own submitter are journaled: one row per request and unit (the first read names it), so a
+# page that reads a unit's facts and scores for every scheme costs one row, not one per query.
+# The API and the admin pages open a request's scope (begin_reads) and close it (end_reads);
+# outside a request (the command line, tests calling operations) every read is a row.
+_READS: ContextVar[set | None] = ContextVar("unit_reads_this_request", default=None)
+
+
+def begin_reads() -> None:
+    _READS.set(set())
+
+
+def end_reads() -> None:
+    _READS.set(None)
+
+
+def _journal_read(s, actor: Actor, permission: str, unit: Unit, target: str) -> None:
+    """Journal, in the read's own transaction ``s``, that ``actor`` read ``unit``'s data."""
+    if actor.role in OWN_UNIT_ONLY:  # a unit's submitter reading their own unit (all they may read)
+        return
+    seen = _READS.get()
+    if seen is not None:
+        if unit.id in seen:
+            return
+        seen.add(unit.id)
+    journal(s, actor, permission, target, "ok")
+
+
 def list_units(ctx: Context, actor: Actor) -> list[Unit]:
     check(ctx.db, actor, "units.read", "units")
     with ctx.db.transaction() as s:
@@ -600,6 +629,7 @@ def _submissions(
         else query.order_by(Submission.version)
     )
     with ctx.db.transaction() as s:
+        _journal_read(s, actor, "submissions.read", unit, f"unit:{unit_code}/scheme:{scheme_id}")
         return list(s.scalars(query))
 
 
@@ -714,6 +744,9 @@ def _visible_score(
     with ctx.db.transaction() as s:
         row = s.get(Score, score_id)
         unit = s.get(Unit, row.unit_id) if row else None
+        if row is not None and unit is not None:  # a submitter's own unit is not journaled
+            where = f"unit:{unit.code}/scheme:{row.scheme_id}/score:{row.id}"
+            _journal_read(s, actor, permission, unit, where)
     check_own_unit(
         ctx.db, actor, permission, f"score:{score_id}", unit
     )  # 403 for a missing one too
@@ -728,8 +761,10 @@ def get_score(ctx: Context, actor: Actor, score_id: int) -> tuple[Score, Unit]:
 
 
 def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Score]:
-    unit = _unit_for(ctx, actor, "scores.read", unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    unit = _unit_for(ctx, actor, "scores.read", unit_code, target)
     with ctx.db.transaction() as s:
+        _journal_read(s, actor, "scores.read", unit, target)
         return list(
             s.scalars(
                 select(Score)

@@ -24,6 +24,18 @@ blp = Blueprint(
 )
 
 
+# The scope in which reads of a unit's data are journaled once per unit (operations.begin_reads):
+# every request of the application, the admin pages' included, hence app-wide hooks.
+@blp.before_app_request
+def _begin_reads():
+    ops.begin_reads()
+
+
+@blp.teardown_app_request
+def _end_reads(_error=None):
+    ops.end_reads()
+
+
 @blp.route("/auth/token", methods=["POST"])
 @blp.arguments(TokenRequest)
 @blp.response(201, TokenResponse)

@@ -160,3 +160,79 @@ def test_the_journal_pages_and_filters_are_documented(api):
     } <= names
     assert "X-Next-Cursor" in journal["responses"]["200"]["headers"]
     assert "/api/journal/verify" in spec["paths"]
+
+
+def _rows_after(api, last: int) -> list[tuple]:
+    with api.ctx.db.transaction() as s:
+        return [
+            (e.actor, e.action, e.unit, e.outcome)
+            for e in s.scalars(
+                select(JournalEntry).where(JournalEntry.id > last).order_by(JournalEntry.id)
+            )
+        ]
+
+
+def _last_id(api) -> int:
+    return _last_entry(api).id
+
+
+def test_reads_of_a_units_data_by_others_are_journaled_once_per_request(api):
+    """A reviewer, admin or auditor reading a unit's submissions, history, comparison or scores
+    leaves one row per request; the unit's own submitter reading their own unit leaves none."""
+    base = "/api/units/gucun/schemes/gumeilu-2022"
+    facts = {"leader_evaluation_score": 4}
+    assert (
+        api.post(
+            f"{base}/submissions", "submitter", json={"role": "self", "facts": facts}
+        ).status_code
+        == 201
+    )
+    score = api.post(f"{base}/scores", "submitter", json={}).json["id"]
+
+    last = _last_id(api)
+    for path in (
+        f"{base}/submissions",
+        f"{base}/submissions/latest",
+        f"{base}/scores",
+        f"/api/scores/{score}",
+    ):
+        assert api.get(path, "submitter").status_code == 200
+    assert _rows_after(api, last) == []  # their own unit: not journaled
+
+    reads = [
+        ("reviewer", "GET", f"{base}/submissions", "submissions.read"),
+        ("auditor", "GET", f"{base}/submissions/latest", "submissions.read"),
+        ("admin", "GET", f"{base}/submissions/1", "submissions.read"),
+        ("auditor", "GET", f"{base}/compare?from=1&to=1", "submissions.read"),
+        ("reviewer", "GET", f"{base}/scores", "scores.read"),
+        ("auditor", "GET", f"/api/scores/{score}", "scores.read"),
+        ("auditor", "POST", f"/api/scores/{score}/replay", "scores.replay"),
+    ]
+    for who, method, path, action in reads:
+        last = _last_id(api)
+        response = api.call(method, path, who)
+        assert response.status_code == 200, (path, response.json)
+        assert _rows_after(api, last) == [(who, action, "gucun", "ok")], path
+
+    # nothing read, nothing journaled: an unknown score, a unit without that submission
+    last = _last_id(api)
+    assert api.get("/api/scores/999999", "auditor").status_code == 404
+    assert (
+        api.get("/api/units/nowhere/schemes/gumeilu-2022/submissions", "auditor").status_code == 404
+    )
+    assert _rows_after(api, last) == []
+
+    # the admin page of a unit reads its facts and scores for every scheme: one row
+    from ..admin.conftest import sign_in
+
+    client = api.app.test_client()
+    assert sign_in(client, "auditor").status_code == 302
+    last = _last_id(api)
+    assert client.get("/admin/units/gucun").status_code == 200
+    assert _rows_after(api, last) == [("auditor", "submissions.read", "gucun", "ok")]
+    # and the filter finds who read gucun's data
+    readers = api.get("/api/journal?unit=gucun&outcome=ok&action=scores.read", "admin").json
+    assert [(e["actor"], e["target"]) for e in readers] == [
+        ("auditor", f"unit:gucun/scheme:gumeilu-2022/score:{score}"),
+        ("reviewer", "unit:gucun/scheme:gumeilu-2022"),
+    ]
