@@ -370,6 +370,14 @@ for _model in (Submission, Score, JournalEntry):
     event.listen(_model, "before_insert", _chain_row)
 
 
+def intact(row) -> bool:
+    """Whether a chained row as loaded (ORM, JSON parsed with exact decimals) still has the content
+    its hash was made of: a row rewritten in place since (or never chained) has not."""
+    table = row.__table__.name
+    values = {name: getattr(row, name) for name in CHAIN_COLUMNS[table]}
+    return row.row_hash is not None and row_hash(table, values) == row.row_hash
+
+
 @dataclass
 class ChainProblem:
     """The first row where the chain is broken."""

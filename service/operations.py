@@ -33,6 +33,7 @@ from .db import (
     Submission,
     Unit,
     User,
+    intact,
 )
 from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
@@ -445,14 +446,50 @@ def _unit_for(ctx: Context, actor: Actor | None, permission: str, code: str, tar
 # The API and the admin pages open a request's scope (begin_reads) and close it (end_reads);
 # outside a request (the command line, tests calling operations) every read is a row.
 _READS: ContextVar[set | None] = ContextVar("unit_reads_this_request", default=None)
+#: rows this request served whose content no longer matches their hash ("table:id")
+_TAMPERED: ContextVar[list | None] = ContextVar("tampered_rows_this_request", default=None)
 
 
 def begin_reads() -> None:
     _READS.set(set())
+    _TAMPERED.set([])
 
 
 def end_reads() -> None:
     _READS.set(None)
+    _TAMPERED.set(None)
+
+
+def tampered_rows() -> list[str]:
+    """The rows served in this request that were changed since they were written ("table:id")."""
+    return list(_TAMPERED.get() or [])
+
+
+def _served(ctx: Context, actor: Actor, rows: list, target: str) -> list:
+    """``rows`` (submissions, scores) as they are served, each checked against its own hash: one
+    rewritten in place since it was written (behind the triggers' back) is still served, as the
+    record shows it, but the response says so (the API: an X-History-Warning header), the log
+    names it and the journal keeps a "failed" history.check entry."""
+    broken = [f"{r.__table__.name}:{r.id}" for r in rows if not intact(r)]
+    if broken:
+        log.error("rows changed since they were written, served to %s: %s", actor.username, broken)
+        found = _TAMPERED.get()
+        if found is not None:
+            found.extend(broken)
+        with ctx.db.transaction() as s:
+            journal(s, actor, "history.check", target, "failed", rows=broken)
+    return rows
+
+
+def _refuse_tampered(ctx: Context, actor: Actor, row, target: str) -> None:
+    """Nothing is computed from a row that was changed since it was written: 409."""
+    if not intact(row):
+        _served(ctx, actor, [row], target)
+        raise Conflict(
+            "history_tampered",
+            f"第 {row.id} 号{'事实提交' if isinstance(row, Submission) else '评分'}"
+            "的内容与写入时不符（被改动过），不能据此计算；请管理员核对历史链",
+        )
 
 
 def _journal_read(s, actor: Actor, permission: str, unit: Unit, target: str) -> None:
@@ -628,9 +665,11 @@ def _submissions(
         if latest
         else query.order_by(Submission.version)
     )
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
     with ctx.db.transaction() as s:
-        _journal_read(s, actor, "submissions.read", unit, f"unit:{unit_code}/scheme:{scheme_id}")
-        return list(s.scalars(query))
+        _journal_read(s, actor, "submissions.read", unit, target)
+        rows = list(s.scalars(query))
+    return _served(ctx, actor, rows, target)
 
 
 def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
@@ -704,6 +743,7 @@ def compute_score(
         if version:
             raise NotFound("no_submission", f"没有第{version}版提交")
         raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
+    _refuse_tampered(ctx, actor, submission, target)
     result = _score(ctx, scheme, unit.name, submission.facts)
     trace = to_data(result)
     with ctx.db.transaction() as s:
@@ -752,7 +792,7 @@ def _visible_score(
     )  # 403 for a missing one too
     if row is None:
         raise NotFound("unknown_score", f"没有编号为 {score_id} 的评分")
-    return row, unit
+    return _served(ctx, actor, [row], f"score:{score_id}")[0], unit
 
 
 def get_score(ctx: Context, actor: Actor, score_id: int) -> tuple[Score, Unit]:
@@ -765,13 +805,14 @@ def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> l
     unit = _unit_for(ctx, actor, "scores.read", unit_code, target)
     with ctx.db.transaction() as s:
         _journal_read(s, actor, "scores.read", unit, target)
-        return list(
+        rows = list(
             s.scalars(
                 select(Score)
                 .where(Score.unit_id == unit.id, Score.scheme_id == scheme_id)
                 .order_by(Score.id)
             )
         )
+    return _served(ctx, actor, rows, target)
 
 
 def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
@@ -784,6 +825,7 @@ def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
+    _refuse_tampered(ctx, actor, submission, f"score:{score_id}")
     result = _score(ctx, scheme, unit.name, submission.facts)
     again = to_data(result)
     stored = dict(row.trace)

@@ -31,6 +31,17 @@ def _begin_reads():
     ops.begin_reads()
 
 
+@blp.after_app_request
+def _warn_of_tampered_rows(response):
+    # a row served as it is stored, though changed since it was written: say so (ASCII: a header)
+    rows = ops.tampered_rows()
+    if rows:
+        response.headers["X-History-Warning"] = (
+            f"rows changed since they were written (history chain): {', '.join(rows[:20])}"
+        )
+    return response
+
+
 @blp.teardown_app_request
 def _end_reads(_error=None):
     ops.end_reads()

@@ -65,7 +65,11 @@ def _drop_append_only_trigger(api, table: str) -> list[str]:
 
 
 def test_every_write_is_chained_and_the_chain_verifies(api):
-    _history(api)
+    made = _history(api)
+    base = f"/api/units/gucun/schemes/{SCHEME}"
+    for path in (f"{base}/submissions", f"{base}/scores", f"/api/scores/{made['score']}"):
+        served = api.get(path, "auditor")  # every row as written: no warning
+        assert served.status_code == 200 and "X-History-Warning" not in served.headers
     result = _verify(api)
     assert result["problem"] is None, result
     with api.ctx.db.transaction() as s:
@@ -101,7 +105,20 @@ def test_an_update_behind_a_dropped_trigger_is_found(api):
         *_drop_append_only_trigger(api, "submissions"),
         f"UPDATE submissions SET reason = '改过的理由' WHERE id = {first}",
     )
-    # the API itself serves the rewritten fact: only the chain tells
+    # served as stored, but the response says the row was changed, and nothing is computed from it
+    base = f"/api/units/gucun/schemes/{SCHEME}"
+    served = api.get(f"{base}/submissions", "reviewer")
+    assert served.status_code == 200 and served.json[0]["reason"] == "改过的理由"
+    assert f"submissions:{first}" in served.headers["X-History-Warning"]
+    assert "X-History-Warning" not in api.get(f"{base}/submissions/2", "reviewer").headers
+    refused = api.post(f"{base}/scores", "reviewer", json={"submission_version": 1})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "history_tampered"
+    checks = api.get("/api/journal?action=history.check", "admin").json
+    assert [(e["outcome"], e["detail"]["rows"]) for e in checks][-1] == (
+        "failed",
+        [f"submissions:{first}"],
+    )
+
     problem = _verify(api)["problem"]
     assert (problem["table"], problem["id"], problem["kind"]) == ("submissions", first, "changed")
     assert "内容被改动" in problem["message"]
