@@ -358,6 +358,8 @@ def verify_history(ctx: Context, actor: Actor | None) -> dict:
             "ok" if result["ok"] else "failed",
             rows=result["rows"],
             head_seq=result["head_seq"],
+            # worth noting down elsewhere: a chain worked out again from scratch ends elsewhere
+            head_hash=result["head_hash"],
             problem=result["problem"],
         )
         s.flush()

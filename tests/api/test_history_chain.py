@@ -363,7 +363,7 @@ def test_the_admin_home_page_shows_the_last_check(api):
     assert "历史链核对：" in client.get("/admin/").text and "尚未核对" in client.get("/admin/").text
     api.app.test_cli_runner().invoke(args=["verify-history"])
     page = client.get("/admin/").text
-    assert "由 （命令行） 核对" in page and "条记录完好" in page
+    assert "由 （命令行） 核对" in page and "条记录完好" in page and "（链头 " in page
     last = _ids(api, JournalEntry)[0]
     _owner_sql(
         api, *_drop_append_only_trigger(api, "journal"), f"DELETE FROM journal WHERE id = {last}"
