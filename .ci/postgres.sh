@@ -14,6 +14,12 @@ if ! pg_lsclusters -h | grep -q "^$version main"; then
 fi
 pg_ctlcluster "$version" main start >/dev/null 2>&1 || true  # "already running" is fine
 for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
-su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname='scoring'\" | grep -q 1 || psql -q -c \"CREATE ROLE scoring LOGIN PASSWORD 'scoring' CREATEDB\""
+# two roles, as in production: "scoring" owns the tables and runs the migrations
+# (SCORING_MIGRATION_DATABASE_URL); "scoring_service" is what the service connects as
+# (SCORING_DATABASE_URL): it owns nothing, and db-upgrade grants it only what it needs (it may add
+# to the history, never rewrite it).  CREATEROLE: the least-privilege test makes roles of its own.
+su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname='scoring'\" | grep -q 1 || psql -q -c \"CREATE ROLE scoring LOGIN PASSWORD 'scoring' CREATEDB CREATEROLE\""
+su postgres -c "psql -q -c \"ALTER ROLE scoring CREATEROLE\""
+su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname='scoring_service'\" | grep -q 1 || psql -q -c \"CREATE ROLE scoring_service LOGIN PASSWORD 'scoring_service' NOCREATEDB NOCREATEROLE\""
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname='scoring_test'\" | grep -q 1 || psql -q -c \"CREATE DATABASE scoring_test OWNER scoring\""
 echo "postgresql+psycopg://scoring:scoring@127.0.0.1:5432/scoring_test"

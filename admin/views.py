@@ -212,8 +212,12 @@ def index():
     if me.actor.role == "submitter":
         return redirect(url_for("admin_web.unit", code=me.unit_code))
     units = ops.list_units(ctx(), me.actor)
+    check = ops.last_history_check(ctx(), me.actor) if me.can("journal.read") else None
     return render_template(
-        "admin/index.html", units=units, schemes=ctx().registry.schemes().values()
+        "admin/index.html",
+        units=units,
+        schemes=ctx().registry.schemes().values(),
+        history_check=check,
     )
 
 

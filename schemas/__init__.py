@@ -4,6 +4,8 @@ Points and decimal facts travel as JSON numbers on the way in (parsed as
 exact decimals) and as strings of exact digits on the way out ("3.625").
 """
 
+from datetime import UTC
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from service.domain.text import UNIT_CODE_PATTERN, is_unit_code, unstorable
@@ -313,3 +315,75 @@ class JournalOut(Schema):
     target = fields.String()
     outcome = fields.String()
     detail = fields.Dict()
+
+
+class JournalArgs(Schema):
+    """The journal's page and filters (query string); every filter is an exact match."""
+
+    limit = fields.Integer(
+        load_default=500,
+        validate=validate.Range(min=1, max=1000, error="应为1到1000"),
+        error_messages={"invalid": "应为1到1000的整数"},
+        metadata={"description": "每页条数（1到1000，默认500），最新的在前"},
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[1-9][0-9]{0,18}$", error="应为上一页给出的位置"),
+        metadata={"description": "下一页的位置：上一页响应头 X-Next-Cursor 的值"},
+    )
+    actor = Text(load_default=None, metadata={"description": "操作人的用户名"})
+    role = fields.String(
+        load_default=None,
+        validate=validate.OneOf(
+            ("admin", "editor", "reviewer", "submitter", "auditor", "system", ""),
+            error="应为 admin、editor、reviewer、submitter、auditor、system 之一，或空（未登录）",
+        ),
+        metadata={"description": "操作人的角色（未登录者为空字符串）"},
+    )
+    unit = Text(load_default=None, metadata={"description": "单位代码"})
+    scheme = Text(load_default=None, metadata={"description": "细则编号"})
+    action = Text(
+        load_default=None,
+        metadata={"description": "动作，如 submissions.write、submissions.read、history.verify"},
+    )
+    outcome = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("ok", "denied", "failed"), error="应为 ok、denied、failed 之一"),
+        metadata={"description": "结果：ok / denied / failed"},
+    )
+    since = fields.AwareDateTime(
+        load_default=None,
+        default_timezone=UTC,
+        error_messages={"invalid": "应为 ISO 8601 时间，如 2024-01-31T08:00:00+08:00"},
+        metadata={"description": "起始时间（含），ISO 8601；不带时区按 UTC"},
+    )
+    until = fields.AwareDateTime(
+        load_default=None,
+        default_timezone=UTC,
+        error_messages={"invalid": "应为 ISO 8601 时间，如 2024-01-31T08:00:00+08:00"},
+        metadata={"description": "截止时间（不含），ISO 8601；不带时区按 UTC"},
+    )
+
+
+class HistoryProblemOut(Schema):
+    table = fields.String(metadata={"description": "表：submissions / scores / journal"})
+    id = fields.Integer(allow_none=True, metadata={"description": "出问题的记录编号"})
+    seq = fields.Integer(allow_none=True, metadata={"description": "它在链上的位置"})
+    kind = fields.String(
+        metadata={"description": "changed（内容被改）/ missing（记录缺失）/ inserted（插入的记录）"}
+    )
+    message = fields.String()
+
+
+class HistoryCheckOut(Schema):
+    ok = fields.Boolean(metadata={"description": "链完好"})
+    rows = fields.Integer(metadata={"description": "核对过的记录数"})
+    head_seq = fields.Integer(allow_none=True, metadata={"description": "链头所记的最后位置"})
+    head_hash = fields.String(
+        allow_none=True, metadata={"description": "链头哈希（可记下，供日后比对）"}
+    )
+    problem = fields.Nested(
+        HistoryProblemOut, allow_none=True, metadata={"description": "第一处断裂"}
+    )
+    seconds = fields.Float()
+    checked_at = fields.DateTime()

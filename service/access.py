@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from .db import (
     Token,
     Unit,
     User,
+    journal_subjects,
     now,
 )
 from .domain.text import unstorable
@@ -165,17 +167,39 @@ def actor_for_token(db: Database, token: str) -> Actor | None:
     return Actor(*row[:4])
 
 
-def journal(session, actor: Actor | None, action: str, target: str, outcome: str, **detail) -> None:
-    session.add(
-        JournalEntry(
-            actor=actor.username if actor else "（未登录）",
-            role=actor.role if actor else "",
-            action=action,
-            target=target,
-            outcome=outcome,
-            detail=detail,
-        )
-    )
+#: what ends a journal value cut to fit its column
+CUT = "…（已截断）"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text) and lone surrogates (UTF-8)
+
+
+def _fit(text: str, column, detail: dict, name: str) -> str:
+    """``text`` as its journal column can keep it: characters no database stores written as escapes,
+    and cut with a marker to the column's length (its full length kept in ``detail``), so a denial
+    of whatever a caller sent (a 400-character URL, a NUL) is journaled, never a 500."""
+    text = _UNSTORABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    limit = column.type.length
+    if len(text) > limit:
+        detail[f"{name}_length"] = len(text)
+        text = text[: limit - len(CUT)] + CUT
+    return text
+
+
+def journal(
+    session, actor: Actor | None, action: str, target: str, outcome: str, **detail
+) -> JournalEntry:
+    columns = JournalEntry.__table__.c
+    values = {
+        "actor": actor.username if actor else "（未登录）",
+        "role": actor.role if actor else "",
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+    }
+    values = {name: _fit(text, columns[name], detail, name) for name, text in values.items()}
+    unit, scheme = journal_subjects(target)
+    entry = JournalEntry(detail=detail, unit=unit, scheme=scheme, **values)
+    session.add(entry)
+    return entry
 
 
 def deny(
@@ -243,8 +267,8 @@ def count_anonymous(
     journal row and one counter row per window, not a thousand rows."""
     moment = now()
     window = _window_start(moment, window_seconds)
-    target = target[:300]
     table = DenialCount.__table__
+    kept = _fit(target, table.c.last_target, {}, "target")  # the journal row fits its own copy
     statement = _upsert(
         session,
         table,
@@ -253,11 +277,11 @@ def count_anonymous(
             "action": action,
             "window_start": window,
             "count": 1,
-            "last_target": target,
+            "last_target": kept,
             "last_at": moment,
         },
         ["address", "action", "window_start"],
-        {"count": table.c.count + 1, "last_target": target, "last_at": moment},
+        {"count": table.c.count + 1, "last_target": kept, "last_at": moment},
     ).returning(table.c.count)
     first = session.execute(statement).scalar_one() == 1
     if first:

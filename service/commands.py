@@ -1,9 +1,10 @@
 """Flask CLI commands:  flask --app wsgi <command>
 
-db-upgrade     apply the Alembic migrations (before the workers start)
-create-user    add a user and print an API token
-disable-user   disable an account: every token revoked, every admin session ended
-enable-user    enable it again (it signs in anew: nothing it held before comes back)
+db-upgrade       apply the Alembic migrations (before the workers start)
+create-user      add a user and print an API token
+disable-user     disable an account: every token revoked, every admin session ended
+enable-user      enable it again (it signs in anew: nothing it held before comes back)
+verify-history   walk the history chain; exit status 1 and the first broken row if it is broken
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from werkzeug.security import generate_password_hash
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, service_url: str | None = None) -> list[str]:
+    """Apply the migrations as ``url``'s user (the tables' owner); on PostgreSQL, when the service
+    connects as another role (``service_url``), grant that role what it needs.  Warnings to show."""
     from alembic import command
     from alembic.config import Config
 
@@ -26,6 +29,77 @@ def upgrade(url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+    if service_url and url.startswith("postgresql") and service_url.startswith("postgresql"):
+        return grant_service_role(url, service_url)
+    return []
+
+
+#: what the service's role may do beyond SELECT: add to history, never change or remove it
+HISTORY_PRIVILEGES = "SELECT, INSERT"
+HEAD_PRIVILEGES = "SELECT, UPDATE"  # history_head: the chain's head moves on with every write
+OTHER_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"  # units, users, tokens…: ordinary data
+
+
+def grant_service_role(owner_url: str, service_url: str) -> list[str]:
+    """On PostgreSQL: the service's role (the user of ``service_url``) may only SELECT and INSERT
+    the append-only tables (so TRUNCATE, UPDATE, DELETE and, owning nothing, ALTER/DROP TRIGGER are
+    refused to it), SELECT and UPDATE the chain head, and read and write the other tables; granted
+    afresh on every upgrade, so tables added later are covered.  Warnings: tables the service's role
+    owns (it could then do anything to them)."""
+    from sqlalchemy import create_engine, inspect, make_url, text
+
+    from .db import APPEND_ONLY
+
+    owner, service = make_url(owner_url).username, make_url(service_url).username
+    if not service or service == owner:
+        return [
+            f"服务与迁移使用同一数据库角色（{owner}）：服务可以改写历史；"
+            "请为服务另设一个角色（SCORING_MIGRATION_DATABASE_URL 用表的所有者）"
+        ]
+    engine = create_engine(owner_url)
+    warnings = []
+    try:
+        with engine.begin() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            role, where = _quote(connection, service), _quote(connection, schema)
+            tables = inspect(connection).get_table_names(schema=schema)
+            connection.execute(text(f"GRANT USAGE ON SCHEMA {where} TO {role}"))
+            connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {where} FROM {role}"))
+            for table in tables:
+                privileges = (
+                    HISTORY_PRIVILEGES
+                    if table in APPEND_ONLY
+                    else HEAD_PRIVILEGES
+                    if table == "history_head"
+                    else "SELECT"
+                    if table == "alembic_version"
+                    else OTHER_PRIVILEGES
+                )
+                name = f"{where}.{_quote(connection, table)}"
+                connection.execute(text(f"GRANT {privileges} ON {name} TO {role}"))
+            connection.execute(
+                text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {where} TO {role}")
+            )
+            owned = connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')"
+                    " AND pg_get_userbyid(c.relowner) = :service ORDER BY 1"
+                ),
+                {"schema": schema, "service": service},
+            ).scalars()
+            warnings += [
+                f"服务角色 {service} 拥有表 {name}，可以改写其中的历史；"
+                f"请改为迁移角色所有：ALTER TABLE {name} OWNER TO {owner}"
+                for name in owned
+            ]
+    finally:
+        engine.dispose()
+    return warnings
+
+
+def _quote(connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote_identifier(name)
 
 
 def add_user(
@@ -74,7 +148,10 @@ def register_commands(app) -> None:
     def db_upgrade():
         """建立或升级数据库结构（Alembic 迁移）。"""
         settings = current_app.config["SCORING_SETTINGS"]
-        upgrade(settings.database_url)
+        for warning in upgrade(
+            settings.migration_database_url or settings.database_url, settings.database_url
+        ):
+            click.echo(f"警告：{warning}", err=True)
         from .operations import publish_rules
 
         publish_rules(
@@ -100,6 +177,27 @@ def register_commands(app) -> None:
             token_days=settings.token_days,
         )
         click.echo(token)
+
+    @app.cli.command("verify-history")
+    def verify_history():
+        """核对历史链（事实提交、评分、操作日志）；有断裂时指出第一条并以状态 1 退出。"""
+        from .operations import verify_history as verify
+
+        result = verify(current_app.extensions["scoring"], None)
+        if result["ok"]:
+            click.echo(
+                f"历史链完好：核对了 {result['rows']} 条记录，用时 {result['seconds']} 秒；"
+                f"链头 {result['head_seq']} {result['head_hash']}"
+            )
+            return
+        problem = result["problem"]
+        click.echo(
+            f"历史链有断裂（{problem['kind']}）：{problem['message']}"
+            f"（表 {problem['table']}，编号 {problem['id']}，链上位置 {problem['seq']}）；"
+            f"此前 {result['rows']} 条记录完好",
+            err=True,
+        )
+        raise SystemExit(1)
 
     @app.cli.command("disable-user")
     @click.argument("username")

@@ -17,6 +17,8 @@ class Settings:
     database_url: str = ""
     # empty: made once and kept in the database (``service_secrets``), so every host and worker
     # signs sessions and CSRF tokens with the same key without sharing a folder
+    # who runs the migrations (owns the tables); the service's own role owns nothing (PostgreSQL)
+    migration_database_url: str = ""
     secret_key: str = ""
     instance_dir: Path = PROJECT_ROOT / "instance"
     max_body_bytes: int = 1024 * 1024
@@ -46,12 +48,16 @@ def _flag(value: str | None) -> bool:
 
 def from_environment(env=os.environ) -> Settings:
     instance = Path(env.get("SCORING_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+    database_url = env.get("SCORING_DATABASE_URL", f"sqlite:///{instance / 'scoring.db'}")
     return Settings(
         rules_dir=Path(env.get("SCORING_RULES_DIR", PROJECT_ROOT / "rules")),
         engine_workers=int(env.get("SCORING_ENGINE_WORKERS", "2")),
         engine_deadline=float(env.get("SCORING_ENGINE_DEADLINE", "5")),
         # SQLite in the instance folder unless a database URL is given (postgresql+psycopg://...)
-        database_url=env.get("SCORING_DATABASE_URL", f"sqlite:///{instance / 'scoring.db'}"),
+        database_url=database_url,
+        # db-upgrade connects with this one (the tables' owner) and grants the service's role,
+        # named by SCORING_DATABASE_URL, only what it needs: history it may add to, never rewrite
+        migration_database_url=env.get("SCORING_MIGRATION_DATABASE_URL") or database_url,
         secret_key=env.get("SCORING_SECRET_KEY", ""),
         instance_dir=instance,
         max_body_bytes=int(env.get("SCORING_MAX_BODY_BYTES", str(1024 * 1024))),

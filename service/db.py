@@ -5,12 +5,24 @@ by the database URL.  The schema is created by Alembic migrations
 (``service/migrations``), never by ``create_all`` at run time.  Submissions,
 scores, rule versions, served rule sets and the journal are append-only: the migrations add
 triggers that refuse UPDATE and DELETE on them, in both databases.
+
+Triggers stop the service, not whoever owns the tables (``DROP TRIGGER``, ``TRUNCATE``, SQLite's
+``INSERT OR REPLACE``), so submissions, scores and journal entries are also one hash chain: each
+row stores its place in the chain (``chain_seq``), the hash of the row before it and the hash of
+its own content (``row_hash``), and ``history_head`` the place and hash of the last row.  Rows are
+chained as they are flushed (``_chain_row``); ``Database.verify_history`` walks the chain and names
+the first row that was changed, removed or slipped in.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import simplejson
 from sqlalchemy import (
@@ -26,10 +38,16 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
     create_engine,
     event,
+    func,
+    select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from .domain.text import is_unit_code
 
 
 def now() -> datetime:
@@ -51,6 +69,27 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     pass
+
+
+class Chained:
+    """A row of the history chain (submissions, scores, journal): filled by ``_chain_row``."""
+
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    row_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class HistoryHead(Base):
+    """The one row that says where the history chain ends: the last row's place and hash (so rows
+    cut off the end, or a whole table emptied, are found missing).  Every writer that appends to
+    the chain updates it first, which also makes concurrent writers take turns."""
+
+    __tablename__ = "history_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    seq: Mapped[int] = mapped_column(BigInteger)  # the last row's place; 0 for an empty chain
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_table: Mapped[str] = mapped_column(String(20))
+    last_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Unit(Base):
@@ -174,12 +213,13 @@ class RuleSet(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
-class Submission(Base):
+class Submission(Chained, Base):
     """One version of a unit's facts for a scheme; never changed, only followed by a newer one."""
 
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("unit_id", "scheme_id", "version", name="uq_submission_version"),
+        Index("ix_submissions_chain_seq", "chain_seq", unique=True),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
@@ -196,13 +236,14 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
-class Score(Base):
+class Score(Chained, Base):
     """A computed score with everything needed to explain and replay it."""
 
     __tablename__ = "scores"
     __table_args__ = (
-        Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),
-    )  # a unit's scores of a scheme
+        Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),  # a unit's scores of a scheme
+        Index("ix_scores_chain_seq", "chain_seq", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     scheme_id: Mapped[str] = mapped_column(String(100))
@@ -218,16 +259,29 @@ class Score(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
-class JournalEntry(Base):
-    """Append-only record of every write and every denial."""
+class JournalEntry(Chained, Base):
+    """Append-only record of every write, every denial and every read of a unit's data by others."""
 
     __tablename__ = "journal"
+    __table_args__ = (
+        Index("ix_journal_chain_seq", "chain_seq", unique=True),
+        # the journal's filters, each newest first (keyset paging runs on id)
+        Index("ix_journal_actor", "actor", "id"),
+        Index("ix_journal_unit", "unit", "id"),
+        Index("ix_journal_scheme", "scheme", "id"),
+        Index("ix_journal_action", "action", "id"),
+        Index("ix_journal_outcome", "outcome", "id"),
+        Index("ix_journal_at", "at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     actor: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(300))
+    # the unit and the scheme the target names, if any, for filtering
+    unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    scheme: Mapped[str | None] = mapped_column(String(100), nullable=True)
     outcome: Mapped[str] = mapped_column(String(20))  # ok | denied | failed
     detail: Mapped[dict] = mapped_column(JSON)
 
@@ -241,6 +295,270 @@ def _json_dumps(value) -> str:
 
 def _json_loads(text: str):
     return simplejson.loads(text, use_decimal=True)
+
+
+_SUBJECT = re.compile(r"(?:^|/)(unit|scheme)s?[:/]([^/?#\s]+)")
+
+
+def journal_subjects(target: str) -> tuple[str | None, str | None]:
+    """The unit code and the scheme id a journal target names ("unit:gucun/scheme:x", or a
+    request line "GET /api/units/gucun/schemes/x/…"), for the journal's filters; None where it
+    names none, or nothing that could be one."""
+    found: dict = {}
+    for kind, value in _SUBJECT.findall(target):
+        found.setdefault(kind, value)
+    unit, scheme = found.get("unit"), found.get("scheme")
+    return (
+        unit if unit is not None and is_unit_code(unit) else None,
+        scheme if scheme is not None and len(scheme) <= 100 else None,
+    )
+
+
+# --- the history chain -------------------------------------------------------------------------
+
+#: the columns each chained row's hash covers, fixed here: a column added to one of these tables
+#: later is not covered (so old rows keep their hashes) unless it is added here with a migration
+#: that chains again.  row_hash itself is the hash of these.
+CHAIN_COLUMNS = {
+    "submissions": (
+        "id", "unit_id", "scheme_id", "version", "role", "author_id", "facts", "evidence",
+        "reason", "reasons", "created_at", "chain_seq", "prev_hash",
+    ),
+    "scores": (
+        "id", "unit_id", "scheme_id", "submission_id", "submission_version", "rules_version",
+        "engine_version", "total", "grade", "complete", "trace", "computed_by", "created_at",
+        "chain_seq", "prev_hash",
+    ),
+    "journal": (
+        "id", "at", "actor", "role", "action", "target", "unit", "scheme", "outcome", "detail",
+        "chain_seq", "prev_hash",
+    ),
+}  # fmt: skip
+CHAINED = tuple(CHAIN_COLUMNS)
+GENESIS = "0" * 64  # the "previous hash" of the first row
+
+
+def _canonical(column, value):
+    """A column's value as the chain hashes it: the same whether it was just written or read back
+    from SQLite or PostgreSQL (JSON values come here parsed, with exact decimals)."""
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
+        value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(column.type, Numeric):  # the databases pad or round: the column's own scale
+        return format(Decimal(value).quantize(Decimal(1).scaleb(-column.type.scale)), "f")
+    return value
+
+
+def row_hash(table: str, values: dict) -> str:
+    """SHA-256 of a chained row's content (``values``: column name -> value, JSON parsed)."""
+    columns = Base.metadata.tables[table].columns
+    content = {name: _canonical(columns[name], values[name]) for name in CHAIN_COLUMNS[table]}
+    data = simplejson.dumps(
+        {"table": table, "row": content},
+        sort_keys=True,
+        use_decimal=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _lock_head(connection, table):
+    """Take the chain head for this transaction (concurrent writers wait here until it commits or
+    rolls back, in both databases: a row lock on PostgreSQL, the write lock on SQLite, where this
+    UPDATE is the first write and so reads the newest head) and read it; on PostgreSQL the new
+    row's id comes with it (one round trip instead of two)."""
+    postgres = connection.dialect.name == "postgresql"
+    head = connection.execute(
+        text(
+            "UPDATE history_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash"
+            + (", nextval(pg_get_serial_sequence(:table, 'id')) AS new_id" if postgres else "")
+        ),
+        {"table": table.name} if postgres else {},
+    ).first()
+    if head is None:
+        raise RuntimeError("history_head has no row: the database is not migrated (db-upgrade)")
+    return head
+
+
+def _next_id(connection, table) -> int:
+    """SQLite: the new row's id, chosen before the INSERT because the hash covers it (under the
+    write lock): after the last row, and after any row of this flush that is not inserted yet
+    (SQLAlchemy runs every before_insert of a table before its INSERTs)."""
+    stored = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    pending = connection.info.setdefault("chain_ids", {})
+    new = max(stored, pending.get(table.name, 0)) + 1
+    pending[table.name] = new
+    return new
+
+
+def _chain_row(mapper, connection, target) -> None:
+    """Before a submission, score or journal entry is inserted: its defaults, id, place in the
+    chain, previous hash and own hash, and the head moved on to it."""
+    table = mapper.local_table
+    for column in table.columns:
+        key = mapper.get_property_by_column(column).key
+        if getattr(target, key) is None and column.default is not None:
+            default = column.default
+            setattr(target, key, default.arg(None) if default.is_callable else default.arg)
+    head = _lock_head(connection, table)
+    if target.id is None:
+        postgres = connection.dialect.name == "postgresql"
+        target.id = head.new_id if postgres else _next_id(connection, table)
+    target.chain_seq, target.prev_hash = head.seq, head.last_hash
+    values = {}
+    for name in CHAIN_COLUMNS[table.name]:
+        value = getattr(target, mapper.get_property_by_column(table.c[name]).key)
+        if isinstance(table.c[name].type, JSON):  # as it will read back: through the JSON text
+            value = _json_loads(_json_dumps(value))
+        values[name] = value
+    target.row_hash = row_hash(table.name, values)
+    connection.execute(
+        text(
+            "UPDATE history_head SET last_hash = :hash, last_table = :table, last_id = :id"
+            " WHERE id = 1"
+        ),
+        {"hash": target.row_hash, "table": table.name, "id": target.id},
+    )
+
+
+for _model in (Submission, Score, JournalEntry):
+    event.listen(_model, "before_insert", _chain_row)
+
+
+def intact(row) -> bool:
+    """Whether a chained row as loaded (ORM, JSON parsed with exact decimals) still has the content
+    its hash was made of: a row rewritten in place since (or never chained) has not."""
+    table = row.__table__.name
+    values = {name: getattr(row, name) for name in CHAIN_COLUMNS[table]}
+    return row.row_hash is not None and row_hash(table, values) == row.row_hash
+
+
+@dataclass
+class ChainProblem:
+    """The first row where the chain is broken."""
+
+    table: str
+    id: int | None
+    seq: int | None
+    kind: str  # changed | missing | inserted
+    message: str  # in Chinese, for the people who read the check's result
+
+    def as_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "id": self.id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "message": self.message,
+        }
+
+
+TABLE_WORDS = {"submissions": "事实提交", "scores": "评分", "journal": "操作日志"}
+
+
+def _where(table: str, row_id) -> str:
+    return f"{TABLE_WORDS.get(table, table)}（{table}）第 {row_id} 号记录"
+
+
+def _chained_rows(connection, table: str, upto: int, batch: int):
+    """(chain_seq, table, row) of a table's chained rows up to ``upto``, in chain order, read in
+    batches by key (no long transaction, no server-side cursor); JSON read as its stored text."""
+    t = Base.metadata.tables[table]
+    columns = [
+        cast(t.c[name], Text).label(name) if isinstance(t.c[name].type, JSON) else t.c[name]
+        for name in CHAIN_COLUMNS[table]
+    ] + [t.c.row_hash]
+    after = 0
+    while True:
+        rows = connection.execute(
+            select(*columns)
+            .where(t.c.chain_seq > after, t.c.chain_seq <= upto)
+            .order_by(t.c.chain_seq)
+            .limit(batch)
+        ).all()
+        for row in rows:
+            values = dict(row._mapping)
+            for name in CHAIN_COLUMNS[table]:
+                if isinstance(t.c[name].type, JSON) and values[name] is not None:
+                    values[name] = _json_loads(values[name])
+            yield values["chain_seq"], table, values
+        if len(rows) < batch:
+            return
+        after = rows[-1].chain_seq
+
+
+def verify_chain(connection, batch: int = 500) -> dict:
+    """Walk the history chain up to its head; the number of rows checked, the head, and the first
+    problem (None if there is none)."""
+    head = connection.execute(
+        select(HistoryHead.seq, HistoryHead.last_hash, HistoryHead.last_table, HistoryHead.last_id)
+    ).first()
+    result = {"rows": 0, "head_seq": head.seq if head else None, "head_hash": None, "problem": None}
+    if head is None:
+        result["problem"] = ChainProblem(
+            "history_head", None, None, "missing", "链头记录（history_head）缺失，无法核对"
+        ).as_dict()
+        return result
+    result["head_hash"] = head.last_hash
+    expected, previous, previous_at = 1, GENESIS, None
+    problem = None
+    streams = [_chained_rows(connection, table, head.seq, batch) for table in CHAINED]
+    for seq, table, values in heapq.merge(*streams, key=lambda item: item[0]):
+        row_id = values["id"]
+        if seq < expected:
+            problem = ChainProblem(
+                table, row_id, seq, "inserted",
+                f"{_where(table, row_id)}是插入的：它在链上的位置 {seq} 已有别的记录",
+            )  # fmt: skip
+        elif seq > expected:
+            problem = ChainProblem(
+                table, row_id, seq, "missing",
+                f"{_where(table, row_id)}之前缺少 {seq - expected} 条记录（链上第 {expected}"
+                f" 至 {seq - 1} 条被删除）",
+            )  # fmt: skip
+        elif row_hash(table, values) != values["row_hash"]:
+            problem = ChainProblem(
+                table, row_id, seq, "changed", f"{_where(table, row_id)}的内容被改动过（哈希不符）"
+            )
+        elif values["prev_hash"] != previous:
+            # the row before was rewritten with its own hash worked out again: it is the one changed
+            at_table, at_id = previous_at if previous_at else (table, row_id)
+            problem = ChainProblem(
+                at_table, at_id, seq - 1, "changed",
+                f"{_where(at_table, at_id)}的内容被改动过（它的哈希被重算，与下一条记录所记的不符）",
+            )  # fmt: skip
+        if problem is not None:
+            break
+        result["rows"] += 1
+        expected, previous, previous_at = seq + 1, values["row_hash"], (table, row_id)
+    if problem is None and expected - 1 < head.seq:
+        problem = ChainProblem(
+            head.last_table, head.last_id, expected, "missing",
+            f"链尾缺少 {head.seq - expected + 1} 条记录（链上第 {expected} 至 {head.seq} 条被删除，"
+            f"最后一条应为{_where(head.last_table, head.last_id)}）",
+        )  # fmt: skip
+    elif problem is None and previous != head.last_hash:
+        at_table, at_id = previous_at
+        problem = ChainProblem(
+            at_table, at_id, head.seq, "changed",
+            f"{_where(at_table, at_id)}的内容被改动过（它的哈希被重算，与链头所记的不符）",
+        )  # fmt: skip
+    if problem is None:  # rows that are in no place of the chain: slipped in without it
+        for table in CHAINED:
+            t = Base.metadata.tables[table]
+            stray = connection.execute(
+                select(t.c.id).where(t.c.chain_seq.is_(None)).order_by(t.c.id).limit(1)
+            ).scalar()
+            if stray is not None:
+                problem = ChainProblem(
+                    table, stray, None, "inserted", f"{_where(table, stray)}是插入的：它不在链上"
+                )
+                break
+    result["problem"] = problem.as_dict() if problem else None
+    return result
 
 
 def make_engine(url: str):
@@ -267,6 +585,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def verify_history(self, batch: int = 500) -> dict:
+        """Walk the history chain (see ``verify_chain``) in one read-only snapshot where the database
+        gives one (PostgreSQL: REPEATABLE READ, so rows appended meanwhile do not show)."""
+        engine = self.engine
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        with engine.connect() as connection, connection.begin():
+            return verify_chain(connection, batch)
 
     @contextmanager
     def transaction(self):

@@ -14,6 +14,7 @@ import re
 import secrets
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .access import (
+    OWN_UNIT_ONLY,
     Actor,
     SignInLimits,
     check,
@@ -44,6 +46,7 @@ from .db import (
     Submission,
     Unit,
     User,
+    intact,
 )
 from .domain.facts import InvalidFacts, validate_facts
 from .domain.grading import rank_units
@@ -343,11 +346,104 @@ def issue_token(
     }
 
 
-def read_journal(ctx: Context, actor: Actor, limit: int = 500) -> list[JournalEntry]:
-    """The newest entries of the journal: every write and every denial."""
+#: the journal's page sizes: the default (what the journal showed before it had pages) and the most
+JOURNAL_PAGE, JOURNAL_PAGE_MAX = 500, 1000
+#: the journal's filters: name -> the column each compares equal
+JOURNAL_FILTERS = {
+    "actor": JournalEntry.actor,
+    "role": JournalEntry.role,
+    "unit": JournalEntry.unit,
+    "scheme": JournalEntry.scheme,
+    "action": JournalEntry.action,
+    "outcome": JournalEntry.outcome,
+}
+
+
+@dataclass
+class JournalPage:
+    entries: list
+    next_cursor: str | None  # the cursor of the next (older) page; None on the last page
+
+
+def read_journal(
+    ctx: Context,
+    actor: Actor,
+    limit: int = JOURNAL_PAGE,
+    cursor: str | None = None,
+    since=None,
+    until=None,
+    filters: dict | None = None,
+) -> JournalPage:
+    """A page of the journal, newest first: every write, every denial, every read of a unit's data
+    by others.  Keyset paging on the id (``cursor``: the id below which the page starts, as the
+    previous page gave it), so a page costs the same deep in the history as at its top, and rows
+    appended meanwhile neither shift nor repeat entries; ``filters``: ``JOURNAL_FILTERS`` names,
+    each equal; ``since``/``until``: times, ``since`` included, ``until`` not."""
     check(ctx.db, actor, "journal.read", "journal")
+    if not 1 <= limit <= JOURNAL_PAGE_MAX:
+        raise Invalid(
+            "invalid_limit",
+            f"每页条数应在1到{JOURNAL_PAGE_MAX}之间",
+            {"limit": [f"应为1到{JOURNAL_PAGE_MAX}"]},
+        )
+    query = select(JournalEntry)
+    if cursor is not None:
+        if not re.fullmatch(r"[1-9][0-9]{0,18}", cursor):
+            raise Invalid("invalid_cursor", "翻页位置无效", {"cursor": ["应为上一页给出的位置"]})
+        query = query.where(JournalEntry.id < int(cursor))
+    for name, value in (filters or {}).items():
+        if value is not None:
+            query = query.where(JOURNAL_FILTERS[name] == value)
+    if since is not None:
+        query = query.where(JournalEntry.at >= since)
+    if until is not None:
+        query = query.where(JournalEntry.at < until)
     with ctx.db.transaction() as s:
-        return list(s.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
+        # one row more than the page: whether there is a next page, without counting
+        rows = list(s.scalars(query.order_by(JournalEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JournalPage(rows, str(rows[-1].id) if more else None)
+
+
+def verify_history(ctx: Context, actor: Actor | None) -> dict:
+    """Walk the history chain (submissions, scores, journal) and journal the result; ``actor``
+    None: the command line.  The first broken row, if any, is named: table, id, what is wrong."""
+    if actor is not None:
+        check(ctx.db, actor, "journal.read", "history")
+    by = actor if actor is not None else Actor(0, "（命令行）", "system", None)
+    started = time.perf_counter()
+    result = ctx.db.verify_history()
+    result["ok"] = result["problem"] is None
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    with ctx.db.transaction() as s:
+        entry = journal(
+            s,
+            by,
+            "history.verify",
+            "history",
+            "ok" if result["ok"] else "failed",
+            rows=result["rows"],
+            head_seq=result["head_seq"],
+            # worth noting down elsewhere: a chain worked out again from scratch ends elsewhere
+            head_hash=result["head_hash"],
+            problem=result["problem"],
+        )
+        s.flush()
+    result["checked_at"] = entry.at
+    return result
+
+
+def last_history_check(ctx: Context, actor: Actor) -> JournalEntry | None:
+    """The journal entry of the last check of the history chain (None: never checked)."""
+    check(ctx.db, actor, "journal.read", "history")
+    with ctx.db.transaction() as s:
+        return s.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.action == "history.verify")
+            .order_by(JournalEntry.id.desc())
+            .limit(1)
+        ).first()
 
 
 # --- scoring -------------------------------------------------------------------------
@@ -411,6 +507,70 @@ def _unit_for(ctx: Context, actor: Actor | None, permission: str, code: str, tar
     if unit is None:
         raise NotFound("unknown_unit", f"没有代码为“{code}”的单位")
     return unit
+
+
+# Reads of a unit's data (its submissions, history, comparisons, scores, replays) by anyone but the
+# unit's own submitter are journaled: one row per request and unit (the first read names it), so a
+# page that reads a unit's facts and scores for every scheme costs one row, not one per query.
+# The API and the admin pages open a request's scope (begin_reads) and close it (end_reads);
+# outside a request (the command line, tests calling operations) every read is a row.
+_READS: ContextVar[set | None] = ContextVar("unit_reads_this_request", default=None)
+#: rows this request served whose content no longer matches their hash ("table:id")
+_TAMPERED: ContextVar[list | None] = ContextVar("tampered_rows_this_request", default=None)
+
+
+def begin_reads() -> None:
+    _READS.set(set())
+    _TAMPERED.set([])
+
+
+def end_reads() -> None:
+    _READS.set(None)
+    _TAMPERED.set(None)
+
+
+def tampered_rows() -> list[str]:
+    """The rows served in this request that were changed since they were written ("table:id")."""
+    return list(_TAMPERED.get() or [])
+
+
+def _served(ctx: Context, actor: Actor, rows: list, target: str) -> list:
+    """``rows`` (submissions, scores) as they are served, each checked against its own hash: one
+    rewritten in place since it was written (behind the triggers' back) is still served, as the
+    record shows it, but the response says so (the API: an X-History-Warning header), the log
+    names it and the journal keeps a "failed" history.check entry."""
+    broken = [f"{r.__table__.name}:{r.id}" for r in rows if not intact(r)]
+    if broken:
+        log.error("rows changed since they were written, served to %s: %s", actor.username, broken)
+        found = _TAMPERED.get()
+        if found is not None:
+            found.extend(broken)
+        with ctx.db.transaction() as s:
+            journal(s, actor, "history.check", target, "failed", rows=broken)
+    return rows
+
+
+def _refuse_tampered(ctx: Context, actor: Actor, row, target: str) -> None:
+    """Nothing is computed from a row that was changed since it was written: 409."""
+    if not intact(row):
+        _served(ctx, actor, [row], target)
+        raise Conflict(
+            "history_tampered",
+            f"第 {row.id} 号{'事实提交' if isinstance(row, Submission) else '评分'}"
+            "的内容与写入时不符（被改动过），不能据此计算；请管理员核对历史链",
+        )
+
+
+def _journal_read(s, actor: Actor, permission: str, unit: Unit, target: str) -> None:
+    """Journal, in the read's own transaction ``s``, that ``actor`` read ``unit``'s data."""
+    if actor.role in OWN_UNIT_ONLY:  # a unit's submitter reading their own unit (all they may read)
+        return
+    seen = _READS.get()
+    if seen is not None:
+        if unit.id in seen:
+            return
+        seen.add(unit.id)
+    journal(s, actor, permission, target, "ok")
 
 
 def list_units(ctx: Context, actor: Actor) -> list[Unit]:
@@ -574,8 +734,11 @@ def _submissions(
         if latest
         else query.order_by(Submission.version)
     )
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
     with ctx.db.transaction() as s:
-        return list(s.scalars(query))
+        _journal_read(s, actor, "submissions.read", unit, target)
+        rows = list(s.scalars(query))
+    return _served(ctx, actor, rows, target)
 
 
 def history(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Submission]:
@@ -649,6 +812,7 @@ def compute_score(
         if version:
             raise NotFound("no_submission", f"没有第{version}版提交")
         raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
+    _refuse_tampered(ctx, actor, submission, target)
     result = _score(ctx, scheme, unit.name, submission.facts)
     trace = to_data(result)
     with ctx.db.transaction() as s:
@@ -689,12 +853,15 @@ def _visible_score(
     with ctx.db.transaction() as s:
         row = s.get(Score, score_id)
         unit = s.get(Unit, row.unit_id) if row else None
+        if row is not None and unit is not None:  # a submitter's own unit is not journaled
+            where = f"unit:{unit.code}/scheme:{row.scheme_id}/score:{row.id}"
+            _journal_read(s, actor, permission, unit, where)
     check_own_unit(
         ctx.db, actor, permission, f"score:{score_id}", unit
     )  # 403 for a missing one too
     if row is None:
         raise NotFound("unknown_score", f"没有编号为 {score_id} 的评分")
-    return row, unit
+    return _served(ctx, actor, [row], f"score:{score_id}")[0], unit
 
 
 def get_score(ctx: Context, actor: Actor, score_id: int) -> tuple[Score, Unit]:
@@ -703,15 +870,18 @@ def get_score(ctx: Context, actor: Actor, score_id: int) -> tuple[Score, Unit]:
 
 
 def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> list[Score]:
-    unit = _unit_for(ctx, actor, "scores.read", unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    unit = _unit_for(ctx, actor, "scores.read", unit_code, target)
     with ctx.db.transaction() as s:
-        return list(
+        _journal_read(s, actor, "scores.read", unit, target)
+        rows = list(
             s.scalars(
                 select(Score)
                 .where(Score.unit_id == unit.id, Score.scheme_id == scheme_id)
                 .order_by(Score.id)
             )
         )
+    return _served(ctx, actor, rows, target)
 
 
 def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
@@ -724,6 +894,7 @@ def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
+    _refuse_tampered(ctx, actor, submission, f"score:{score_id}")
     result = _score(ctx, scheme, unit.name, submission.facts)
     again = to_data(result)
     stored = dict(row.trace)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from flask import request, url_for
+
 from schemas import (
+    HistoryCheckOut,
+    JournalArgs,
     JournalOut,
     ReloadOut,
     RulesValidateIn,
@@ -18,6 +22,29 @@ from .common import Blueprint, actor, client_address, ctx
 blp = Blueprint(
     "admin", __name__, url_prefix="/api", description="登录、规则管理与操作日志", public=("token",)
 )
+
+
+# The scope in which reads of a unit's data are journaled once per unit (operations.begin_reads):
+# every request of the application, the admin pages' included, hence app-wide hooks.
+@blp.before_app_request
+def _begin_reads():
+    ops.begin_reads()
+
+
+@blp.after_app_request
+def _warn_of_tampered_rows(response):
+    # a row served as it is stored, though changed since it was written: say so (ASCII: a header)
+    rows = ops.tampered_rows()
+    if rows:
+        response.headers["X-History-Warning"] = (
+            f"rows changed since they were written (history chain): {', '.join(rows[:20])}"
+        )
+    return response
+
+
+@blp.teardown_app_request
+def _end_reads(_error=None):
+    ops.end_reads()
 
 
 @blp.route("/auth/token", methods=["POST"])
@@ -53,8 +80,35 @@ def versions():
     return ops.rule_versions(ctx(), actor())
 
 
+NEXT_PAGE_HEADERS = {
+    "X-Next-Cursor": {
+        "description": "下一页（更早的记录）的位置，作为 cursor 参数传回；最后一页没有此头",
+        "schema": {"type": "string"},
+    },
+    "Link": {"description": '下一页的完整地址（rel="next"）', "schema": {"type": "string"}},
+}
+
+
 @blp.route("/journal")
-@blp.response(200, JournalOut(many=True))
-def journal():
-    """操作日志：每一次写入与每一次拒绝（最近500条）。"""
-    return ops.read_journal(ctx(), actor())
+@blp.arguments(JournalArgs, location="query")
+@blp.response(200, JournalOut(many=True), headers=NEXT_PAGE_HEADERS)
+def journal(args):
+    """操作日志：每一次写入、每一次拒绝、其他角色每一次读取单位数据，最新的在前。
+
+    按 id 键集翻页：响应头 X-Next-Cursor 给出下一页的位置（cursor），可按操作人、角色、单位、
+    细则、动作、结果和时间段（since 含、until 不含）筛选。"""
+    filters = {name: args.pop(name) for name in ops.JOURNAL_FILTERS}
+    page = ops.read_journal(ctx(), actor(), filters=filters, **args)
+    headers = {}
+    if page.next_cursor is not None:
+        query = {k: v for k, v in request.args.items() if k != "cursor"}
+        link = url_for("admin.journal", **query, cursor=page.next_cursor)
+        headers = {"X-Next-Cursor": page.next_cursor, "Link": f'<{link}>; rel="next"'}
+    return page.entries, 200, headers
+
+
+@blp.route("/journal/verify")
+@blp.response(200, HistoryCheckOut)
+def verify_history():
+    """核对历史链（事实提交、评分、操作日志）：指出第一条被改动、被删除或被插入的记录。"""
+    return ops.verify_history(ctx(), actor())

@@ -50,6 +50,7 @@ from service.db import (
     Unit,
     User,
 )
+from service.operations import etag
 
 from ..conftest import MINIMAL
 from .conftest import USERS
@@ -85,6 +86,9 @@ class Case:
     )
     writes: frozenset = field(default_factory=frozenset)  # tables an allowed call may change
     journals: str | None = None  # the action of the "ok" journal row an allowed call writes
+    reads: bool = (
+        False  # reads a unit's data: journaled (permission, "ok") but by its own submitter
+    )
     label: str = ""
     # who the "ok" journal row names, when not the caller: a sign-in names who signed in
     journal_actor: Callable | None = None
@@ -142,7 +146,9 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case("units.write", body=_new_unit, writes=frozenset({"units"}), journals="units.write"),
     ),
     ("GET", "/api/units/<code>"): (Case("units.read"),),
-    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions"): (Case("submissions.read"),),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions"): (
+        Case("submissions.read", reads=True),
+    ),
     ("POST", "/api/units/<code>/schemes/<scheme_id>/submissions"): (
         Case(
             "submissions.write.self",
@@ -162,13 +168,13 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/latest"): (
-        Case("submissions.read"),
+        Case("submissions.read", reads=True),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/submissions/<version>"): (
-        Case("submissions.read"),
+        Case("submissions.read", reads=True),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/compare"): (
-        Case("submissions.read", query="?from=1&to=1"),
+        Case("submissions.read", query="?from=1&to=1", reads=True),
     ),
     ("POST", "/api/units/<code>/schemes/<scheme_id>/scores"): (
         Case(
@@ -178,9 +184,9 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             journals="scores.write",
         ),
     ),
-    ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read"),),
-    ("GET", "/api/scores/<score_id>"): (Case("scores.read"),),
-    ("POST", "/api/scores/<score_id>/replay"): (Case("scores.replay"),),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read", reads=True),),
+    ("GET", "/api/scores/<score_id>"): (Case("scores.read", reads=True),),
+    ("POST", "/api/scores/<score_id>/replay"): (Case("scores.replay", reads=True),),
     ("POST", "/api/rules/validate"): (
         Case("rules.validate", body=lambda call: {"files": _rules_files()}),
     ),
@@ -189,6 +195,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
+    ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
 }
 
 
@@ -360,10 +367,16 @@ def _prepare(api, world, call: Call):
     headers = {}
     if call.token is not None:
         headers["Authorization"] = f"Bearer {call.token}"
-    if call.case.if_match:
-        latest = api.get(f"/api/units/{call.unit}/schemes/{SCHEME}/submissions/latest", "admin")
-        assert latest.status_code == 200, latest.json
-        headers["If-Match"] = latest.headers["ETag"]
+    if (
+        call.case.if_match
+    ):  # the unit's current version, from the database (API reads are journaled)
+        with api.ctx.db.transaction() as s:
+            version = s.scalar(
+                select(func.max(Submission.version))
+                .join(Unit, Unit.id == Submission.unit_id)
+                .where(Unit.code == call.unit, Submission.scheme_id == SCHEME)
+            )
+        headers["If-Match"] = etag(version)
     kwargs = {}
     if call.case.body is not None:
         kwargs["json"] = call.case.body(call)
@@ -415,6 +428,10 @@ def test_every_route_every_role_every_unit(api):
             if any(e.actor != actor for e in entries):
                 problems.append(f"journal rows of another actor: {[e.actor for e in entries]}")
             wanted = [(call.case.journals, "ok", actor)] if call.case.journals else []
+            if (
+                call.case.reads and call.role not in OWN_UNIT_ONLY
+            ):  # a read of a unit's data by others
+                wanted = [(call.case.permission, "ok", actor)]
             if [(e.action, e.outcome, e.actor) for e in entries] != wanted:
                 problems.append(
                     f"journal rows {[(e.action, e.outcome, e.actor) for e in entries]}, expected {wanted}"
@@ -505,9 +522,16 @@ def test_every_route_every_role_every_unit(api):
                 )
             ).all()
         )
-    # besides denials, only what the auditor did to their own credentials: signing in, and
-    # revoking a token of their own
-    assert outcomes == {("sign-in", "ok"), ("tokens.revoke", "ok")}
+    # besides denials: what the auditor did to their own credentials (signing in, revoking a token
+    # of their own), its reads of units' data and its checks of the history chain; nothing written
+    reads = {c.permission for cases in MATRIX.values() for c in cases if c.reads}
+    assert {outcome for _action, outcome in outcomes} == {"ok"}
+    done = {action for action, _outcome in outcomes}
+    assert (
+        {"sign-in", "tokens.revoke"}
+        <= done
+        <= reads | {"history.verify", "sign-in", "tokens.revoke"}
+    )
 
     # a submitter sees only their own unit in the list
     listed = api.get("/api/units", "submitter")

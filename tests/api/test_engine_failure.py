@@ -107,7 +107,8 @@ def test_an_engine_hang_is_a_503_with_an_incident_and_nothing_stored(failing):
     )  # FULL meets every clause; no bonus, no deduction
     assert served.json["engine_version"] == EnginePool.name
     after = counts(api)
-    assert (after["scores"], after["journal"]) == (before["scores"] + 1, before["journal"] + 1)
+    # the score and its journal entry, and the reviewer's read of the unit's scores above
+    assert (after["scores"], after["journal"]) == (before["scores"] + 1, before["journal"] + 2)
 
     # and what-if is served too
     again = api.post("/api/schemes/minimal/evaluate", "editor", json={"facts": FULL})
