@@ -9,6 +9,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 from service.domain.text import UNIT_CODE_PATTERN, is_unit_code, unstorable
 
 ROLE_CHOICES = ("self", "review")
+
+#: the largest id or version number the databases' INTEGER columns hold: anything beyond is no row
+#: that can exist (a 4xx naming the field, or 404 in a path), never a database error (500)
+DB_INTEGER_MAX = 2**31 - 1
 UNIT_KINDS = ("street", "town", "park")
 
 
@@ -203,14 +207,18 @@ class CompareOut(Schema):
 
 
 class CompareArgs(Schema):
-    a = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
-    b = fields.Integer(required=True, data_key="to", validate=validate.Range(min=1))
+    a = fields.Integer(
+        required=True, data_key="from", validate=validate.Range(min=1, max=DB_INTEGER_MAX)
+    )
+    b = fields.Integer(
+        required=True, data_key="to", validate=validate.Range(min=1, max=DB_INTEGER_MAX)
+    )
 
 
 class ScoreRequest(Schema):
     submission_version = fields.Integer(
         load_default=None,
-        validate=validate.Range(min=1, max=2**31 - 1),
+        validate=validate.Range(min=1, max=DB_INTEGER_MAX),
         metadata={"description": "默认用最新一版提交"},
     )
 

@@ -685,7 +685,10 @@ class _Ranked:
     grade_explanation: str = ""
 
 
-def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
+def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = False) -> dict:
+    """Every unit's latest score ranked and graded; ``with_traces``: also ``traces``, unit code ->
+    the stored trace of the score ranked (the admin page's chart and workbook), under the same
+    permission as the ranking itself."""
     check(ctx.db, actor, "ranking.read", f"scheme:{scheme_id}")
     scheme = current_scheme(ctx, scheme_id)
     with ctx.db.transaction() as s:
@@ -722,7 +725,7 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
             "complete": score.complete,
         }
     entries = rank_units(scheme, ranked)
-    return {
+    result = {
         "scheme": scheme.id,
         "version": scheme.version,
         "method": scheme.grading.method,
@@ -735,6 +738,9 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
             for e in entries
         ],
     }
+    if with_traces:
+        result["traces"] = {unit.code: score.trace for score, unit in rows}
+    return result
 
 
 # --- rules -------------------------------------------------------------------------------

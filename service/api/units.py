@@ -142,7 +142,8 @@ def latest_submission(code, scheme_id):
     return _submission(row, code), 200, {"ETag": ops.etag(row.version)}
 
 
-@blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int:version>")
+# a version beyond the databases' INTEGER cannot exist: 404, not a database error (500)
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int(max=2147483647):version>")
 @blp.response(200, SubmissionOut)
 def get_submission(code, scheme_id, version):
     row = ops.get_submission(ctx(), actor(), code, scheme_id, version)
