@@ -4,9 +4,19 @@ Points and decimal facts travel as JSON numbers on the way in (parsed as
 exact decimals) and as strings of exact digits on the way out ("3.625").
 """
 
+from decimal import Decimal
+
 from marshmallow import Schema, ValidationError, fields, validate
 
-from service.domain.text import UNIT_CODE_PATTERN, is_unit_code, unstorable
+from service.domain.text import (
+    EVIDENCE_CHARS_MAX,
+    EVIDENCE_ITEMS_MAX,
+    FACT_REASON_CHARS_MAX,
+    REASON_CHARS_MAX,
+    UNIT_CODE_PATTERN,
+    is_unit_code,
+    unstorable,
+)
 
 ROLE_CHOICES = ("self", "review")
 
@@ -34,6 +44,20 @@ class Text(fields.String):
     def __init__(self, *args, validate=None, **kwargs):
         validators = [_storable] + ([validate] if callable(validate) else list(validate or []))
         super().__init__(*args, validate=validators, **kwargs)
+
+
+class WholeNumber(fields.Integer):
+    """An integer in a JSON body: 3 (or 3.0), never 1.5 read as 1, "1" or true."""
+
+    default_error_messages = {"invalid": "应为整数"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # JSON numbers arrive as int or, with a fraction or exponent, as an exact Decimal
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise self.make_error("invalid")
+        if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral()):
+            raise self.make_error("invalid")
+        return super()._deserialize(int(value), attr, data, **kwargs)
 
 
 class ErrorBody(Schema):
@@ -165,13 +189,18 @@ class SubmissionIn(Schema):
     facts = fields.Dict(required=True)  # checked against the scheme by the core, as for evaluate
     evidence = fields.Dict(
         keys=Text(),
-        values=fields.List(Text(validate=validate.Length(max=500))),
+        values=fields.List(
+            Text(
+                validate=validate.Length(max=EVIDENCE_CHARS_MAX, error="每条佐证材料不超过{max}字")
+            ),
+            validate=validate.Length(max=EVIDENCE_ITEMS_MAX, error="佐证材料不超过{max}条"),
+        ),
         load_default=dict,
         metadata={"description": "事实名到佐证材料编号或链接"},
     )
     reason = Text(
         load_default="",
-        validate=validate.Length(max=2000),
+        validate=validate.Length(max=REASON_CHARS_MAX),
         metadata={
             "description": "更正理由：更正已提交的事实时，改动的每一项要么在 reasons 中有自己的理由，"
             "要么由这里的总理由说明"
@@ -179,7 +208,7 @@ class SubmissionIn(Schema):
     )
     reasons = fields.Dict(
         keys=Text(),
-        values=Text(validate=validate.Length(max=500)),
+        values=Text(validate=validate.Length(max=FACT_REASON_CHARS_MAX)),
         load_default=dict,
         metadata={"description": "事实名到该项的更正理由"},
     )
@@ -216,7 +245,7 @@ class CompareArgs(Schema):
 
 
 class ScoreRequest(Schema):
-    submission_version = fields.Integer(
+    submission_version = WholeNumber(
         load_default=None,
         validate=validate.Range(min=1, max=DB_INTEGER_MAX),
         metadata={"description": "默认用最新一版提交"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .exceptions import (
@@ -98,6 +98,15 @@ def error_response(status: int, code: str, message: str, fields=None, incident=N
 
 
 def register(app) -> None:
+    @app.after_request
+    def _api_headers(response):
+        # every API answer: its type is what it says (no sniffing a text/plain score into HTML), and
+        # nothing of it is cached on the way, tokens, scores and errors alike
+        if request.path == "/api" or request.path.startswith("/api/"):
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.errorhandler(ServiceError)
     def _service_error(err: ServiceError):
         return error_response(
@@ -114,8 +123,10 @@ def register(app) -> None:
             for _location, per_field in messages.items():
                 fields.update(_flatten(per_field))
         code = {422: "invalid_request"}.get(status, (err.name or "error").lower().replace(" ", "_"))
+        # what the exception says beside its body: Allow on a 405, WWW-Authenticate on a 401
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         return error_response(
-            status, code, MESSAGES.get(status, err.description or "出错了"), fields
+            status, code, MESSAGES.get(status, err.description or "出错了"), fields, headers=headers
         )
 
     @app.errorhandler(Exception)

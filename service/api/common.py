@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import flask_smorest
 from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from service import jsonio
 from service.access import Actor, actor_for_token, deny
+from service.exceptions import Invalid
 from service.operations import Context
 
 
@@ -35,8 +37,21 @@ class ExactJSONParser(FlaskParser):
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
+        data = req.get_data(cache=True)
+        limit = req.max_content_length
+        if req.content_length is None and limit is not None and len(data) >= limit:
+            # a chunked body (no Content-Length) is cut at the limit by Werkzeug without a word;
+            # parsing the cut text would answer 400 for what is a body too large (a body of
+            # exactly the limit is refused too: the cut cannot be told from the end)
+            raise RequestEntityTooLarge()
         try:
-            return json.loads(req.get_data(cache=True).decode("utf-8"), parse_float=Decimal)
+            return jsonio.loads(data.decode("utf-8"))
+        except jsonio.DuplicateKey as err:
+            raise Invalid(
+                "duplicate_key",
+                f"请求体中的键“{err.key}”出现了不止一次，无法确定取哪一个值",
+                {err.key: ["同一对象中重复的键"]},
+            ) from None
         except json.JSONDecodeError:
             raise
         except (ValueError, RecursionError) as err:

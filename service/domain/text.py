@@ -24,6 +24,14 @@ def unstorable(text: str) -> str | None:
     return f"{where}是无法保存的字符 U+{ord(found.group()):04X}，请删去后重新填写"
 
 
+# how much a submission may say beside its facts: the API's schemas and the admin form both read
+# these, so a limit is the same whichever way the facts come in
+EVIDENCE_ITEMS_MAX = 50  # references for one fact
+EVIDENCE_CHARS_MAX = 500  # characters of one reference
+REASON_CHARS_MAX = 2000  # characters of the general reason for a correction
+FACT_REASON_CHARS_MAX = 500  # characters of the reason for one corrected fact
+
+
 #: what a unit's code may be (it appears in URLs and file names), as JSON Schema writes it; in
 #: JSON Schema's regular expressions "$" is the end of the text, in Python's also before a final "\n"
 UNIT_CODE_PATTERN = "^[A-Za-z0-9_-]{1,64}$"

@@ -91,3 +91,124 @@ def test_the_editor_reads_the_ranking_on_the_pages_as_on_the_api(api):
     submitter = _browser(api, "submitter")
     assert submitter.get(f"/admin/schemes/{GUMEILU}/ranking").status_code == 403
     assert submitter.get(f"/admin/schemes/{GUMEILU}/ranking.xlsx").status_code == 403
+
+
+# --- 4. headers and wire details ---------------------------------------------------------------------
+
+
+def _assert_api_headers(response):
+    assert response.headers.get("X-Content-Type-Options") == "nosniff", response.headers
+    assert "no-store" in response.headers.get("Cache-Control", ""), response.headers
+
+
+def test_every_api_answer_is_nosniff_and_no_store(api):
+    score = _submit_and_score(api)
+    answers = [
+        api.post("/api/auth/token", json={"username": "admin", "password": "secret"}),
+        api.post("/api/auth/token", json={"username": "admin", "password": "wrong"}),
+        api.get(f"/api/scores/{score}", "admin", headers={"Accept": "text/plain"}),
+        api.get(f"/api/scores/{score}", "admin"),
+        api.get("/api/units", "submitter"),
+        api.get("/api/units"),
+        api.get("/api/nothing-here", "admin"),
+        api.get("/api/openapi.json"),
+        api.get("/api/health"),
+        api.call("DELETE", "/api/units", "admin"),
+    ]
+    assert answers[0].status_code == 201 and answers[2].mimetype == "text/plain"
+    for response in answers:
+        _assert_api_headers(response)
+
+
+def test_a_405_says_which_methods_are_allowed(api):
+    refused = api.call("DELETE", "/api/units", "admin")
+    assert_error(refused, 405)
+    assert set(refused.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    refused = api.call("PUT", f"/api/schemes/{GUMEILU}/evaluate", "admin", json={})
+    assert_error(refused, 405)
+    assert "POST" in refused.headers["Allow"]
+
+
+def test_duplicate_json_keys_are_refused_naming_the_key(api):
+    before = api.get("/api/units", "admin").json
+    body = '{"code": "a1", "code": "b2", "name": "甲", "kind": "town", "district": "宝山区"}'
+    refused = api.post("/api/units", "admin", data=body, content_type="application/json")
+    error = assert_error(refused, 422, fields=["code"])
+    assert "code" in error["message"]
+    assert api.get("/api/units", "admin").json == before
+    # nested too: a fact given twice is not silently its last value
+    body = '{"facts": {"leader_evaluation_score": 1, "leader_evaluation_score": 4}}'
+    refused = api.post(
+        f"/api/schemes/{GUMEILU}/evaluate", "admin", data=body, content_type="application/json"
+    )
+    assert_error(refused, 422, fields=["leader_evaluation_score"])
+
+
+@pytest.mark.parametrize("value", ["1.5", "1.000001", "2.5e0", "true", '"1"'])
+def test_a_submission_version_must_be_an_integer(api, value):
+    _submit_and_score(api)
+    refused = api.post(
+        f"/api/units/gucun/schemes/{GUMEILU}/scores",
+        "admin",
+        data='{"submission_version": ' + value + "}",
+        content_type="application/json",
+    )
+    assert_error(refused, 422, fields=["submission_version"])
+
+
+def test_evidence_has_one_limit_for_the_api_and_the_form(api):
+    from admin import forms
+    from service.domain import text
+
+    assert forms.MAX_EVIDENCE_ITEMS == text.EVIDENCE_ITEMS_MAX
+    assert forms.MAX_EVIDENCE == text.EVIDENCE_CHARS_MAX
+    path = f"/api/units/gucun/schemes/{GUMEILU}/submissions"
+    facts = {"leader_evaluation_score": 4}
+    refused = api.post(
+        path,
+        "admin",
+        json={
+            "role": "self",
+            "facts": facts,
+            "evidence": {"leader_evaluation_score": ["文件"] * (text.EVIDENCE_ITEMS_MAX + 1)},
+        },
+    )
+    error = assert_error(refused, 422)
+    assert any(name.startswith("evidence.leader_evaluation_score") for name in error["fields"])
+    assert f"不超过{text.EVIDENCE_ITEMS_MAX}条" in str(error["fields"])
+    assert api.get(f"{path}", "admin").json == []
+    made = api.post(
+        path,
+        "admin",
+        json={
+            "role": "self",
+            "facts": facts,
+            "evidence": {"leader_evaluation_score": ["文件"] * text.EVIDENCE_ITEMS_MAX},
+        },
+    )
+    assert made.status_code == 201, made.json
+
+
+def test_a_chunked_body_over_the_limit_is_413(api):
+    limit = api.app.config["MAX_CONTENT_LENGTH"]
+    body = b'{"facts": {"x": "' + b"a" * (limit + 10) + b'"}}'
+    too_big = api.call(
+        "POST",
+        f"/api/schemes/{GUMEILU}/evaluate",
+        "admin",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        input_stream=io.BytesIO(body),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert_error(too_big, 413)
+    # a chunked body within the limit is read whole
+    small = b'{"facts": {"leader_evaluation_score": 4}}'
+    fine = api.call(
+        "POST",
+        f"/api/schemes/{GUMEILU}/evaluate",
+        "admin",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        input_stream=io.BytesIO(small),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert fine.status_code == 200, fine.json
