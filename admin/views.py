@@ -11,7 +11,6 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -450,10 +449,7 @@ def score_xlsx(code, scheme_id):
 
 def _download(data: bytes, filename: str) -> Response:
     response = Response(data, mimetype=XLSX)
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{filename.encode("ascii", "ignore").decode() or "scores.xlsx"}"; '
-        f"filename*=UTF-8''{quote(filename)}"
-    )
+    response.headers["Content-Disposition"] = export.attachment(filename)
     return response
 
 

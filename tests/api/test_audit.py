@@ -212,3 +212,97 @@ def test_a_chunked_body_over_the_limit_is_413(api):
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert fine.status_code == 200, fine.json
+
+
+# --- 2. spreadsheet injection and download headers ----------------------------------------------------
+
+FORMULA_STARTS = ["=1+2", "+SUM(1,2)", "-2+3", "@SUM(1)", "\t=1+2", "\r=1+2"]
+
+
+def _cells_with(book: bytes, needle: str) -> list:
+    wb = load_workbook(io.BytesIO(book))
+    return [
+        c
+        for ws in wb.worksheets
+        for row in ws.iter_rows()
+        for c in row
+        if needle in str(c.value or "")
+    ]
+
+
+@pytest.mark.parametrize("name", FORMULA_STARTS)
+def test_a_unit_name_that_looks_like_a_formula_is_text_in_the_workbooks(name):
+    from admin import export
+
+    trace = {
+        "scheme_title": "细则",
+        "point_unit": "分",
+        "total": "1",
+        "maximum": "100",
+        "standard": "1",
+        "bonus": "0",
+        "deduction": "0",
+        "complete": True,
+        "version": "v" * 64,
+        "categories": [],
+        "clauses": [],
+    }
+    entry = {"unit": name, "unit_code": "u1", "total": "1", "rank": 1, "grade": "A"}
+    books = [
+        export.unit_workbook("细则", name, trace, {"submission_version": 1}),
+        export.ranking_workbook("细则", "v" * 64, [entry], {"u1": trace}),
+    ]
+    for book in books:
+        wb = load_workbook(io.BytesIO(book))
+        found = [
+            c
+            for ws in wb.worksheets
+            for row in ws.iter_rows()
+            for c in row
+            if isinstance(c.value, str)
+            # XML reads a CR back as a newline
+            and c.value.lstrip("\t\r\n").startswith(name.lstrip("\t\r")[:2])
+        ]
+        assert found, [ws.title for ws in wb.worksheets]
+        for cell in found:
+            assert cell.data_type == "s", (cell.coordinate, cell.value, cell.data_type)
+            if cell.value[:1] in "=+-@\t\r\n":
+                assert cell.quotePrefix, (cell.coordinate, cell.value)
+
+
+def test_downloads_name_their_file_safely(api):
+    from admin.export import attachment
+
+    for name in ['顾村"镇.xlsx', "a\r\nSet-Cookie: x=1.xlsx", "得分;filename=evil.exe"]:
+        header = attachment(name)
+        assert "\r" not in header and "\n" not in header
+        fallback = header.split('filename="', 1)[1].split('"', 1)[0]
+        assert fallback.isascii() and '"' not in fallback and ";" not in fallback
+        assert "filename*=UTF-8''" in header
+        encoded = header.split("filename*=UTF-8''", 1)[1]
+        assert all(ch.isascii() and ch not in ' ";\\' for ch in encoded), encoded
+        from urllib.parse import unquote
+
+        assert unquote(encoded) == name.replace("\r", "").replace("\n", "")
+
+    # end to end: a unit whose name has a quote, and one named like a formula
+    for code, name in (("q1", '顾"村'), ("f1", '=HYPERLINK("http://x","点")')):
+        made = api.post(
+            "/api/units",
+            "admin",
+            json={"code": code, "name": name, "kind": "town", "district": "宝山区"},
+        )
+        assert made.status_code == 201, made.json
+        _submit_and_score(api, code=code)
+        client = _browser(api, "admin")
+        book = client.get(f"/admin/units/{code}/schemes/{GUMEILU}/score.xlsx")
+        assert book.status_code == 200
+        disposition = book.headers["Content-Disposition"]
+        assert disposition.count('"') == 2, disposition
+        cells = _cells_with(book.data, name)
+        assert cells and all(c.data_type == "s" for c in cells)
+    ranking = _browser(api, "admin").get(f"/admin/schemes/{GUMEILU}/ranking.xlsx")
+    assert ranking.status_code == 200
+    assert ranking.headers["Content-Disposition"].count('"') == 2
+    cells = _cells_with(ranking.data, "HYPERLINK")
+    assert cells and all(c.data_type == "s" for c in cells)
