@@ -14,7 +14,10 @@ from service.domain.text import (
     FACT_REASON_CHARS_MAX,
     REASON_CHARS_MAX,
     UNIT_CODE_PATTERN,
+    invisible,
     is_unit_code,
+    line_break,
+    normal,
     unstorable,
 )
 
@@ -44,6 +47,20 @@ class Text(fields.String):
     def __init__(self, *args, validate=None, **kwargs):
         validators = [_storable] + ([validate] if callable(validate) else list(validate or []))
         super().__init__(*args, validate=validators, **kwargs)
+
+
+class Label(Text):
+    """A unit's code, name or district: on one line, with no bidirectional control or zero-width
+    character (a 422 naming the field and the character), kept NFKC-normalised without spaces at
+    the ends (a full-width "ＧＵＣＵＮ" is the code "GUCUN")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        # on the text as sent: a line break at the end is refused, not trimmed away unseen
+        problems = [p for p in (invisible(text), line_break(text)) if p]
+        if problems:
+            raise ValidationError(problems)
+        return normal(text)
 
 
 class WholeNumber(fields.Integer):
@@ -165,12 +182,22 @@ class ScoreTrace(Schema):
 
 
 class UnitIn(Schema):
-    code = fields.String(
-        required=True, validate=_unit_code, metadata={"pattern": UNIT_CODE_PATTERN}
+    # a code is unique whatever its case, a name whatever its case, width or spacing (409)
+    code = Label(
+        required=True,
+        validate=_unit_code,
+        metadata={
+            "pattern": UNIT_CODE_PATTERN,
+            "description": "英文字母、数字、下划线或连字符；不区分大小写，全角字母按半角计",
+        },
     )
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Label(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "一行文字；不区分大小写、全角半角，不能与其他单位重名"},
+    )
     kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
-    district = Text(required=True, validate=validate.Length(min=1, max=100))
+    district = Label(required=True, validate=validate.Length(min=1, max=100))
 
 
 class UnitOut(Schema):

@@ -306,3 +306,137 @@ def test_downloads_name_their_file_safely(api):
     assert ranking.headers["Content-Disposition"].count('"') == 2
     cells = _cells_with(ranking.data, "HYPERLINK")
     assert cells and all(c.data_type == "s" for c in cells)
+
+
+# --- 3. unit codes and names --------------------------------------------------------------------------
+
+
+def _unit(code, name, district="宝山区"):
+    return {"code": code, "name": name, "kind": "town", "district": district}
+
+
+def test_unit_codes_and_names_are_unique_whatever_their_case_or_width(api):
+    before = api.get("/api/units", "admin").json
+    for body, field in (
+        (_unit("GUCUN", "另一个镇"), "code"),
+        (_unit("ＧＵＣＵＮ", "另一个镇"), "code"),  # full-width letters are the same code (NFKC)
+        (_unit("gucun2", "顾村镇"), "name"),
+        (_unit("gucun3", " 顾村镇 "), "name"),
+        (_unit("bsip2", "宝山工业园区"), "name"),
+        (_unit("x1", "ＡＢＣ镇"), None),  # made below, then "abc镇" clashes with it
+    ):
+        answer = api.post("/api/units", "admin", json=body)
+        if field is None:
+            assert answer.status_code == 201, answer.json
+            assert answer.json["name"] == "ABC镇"  # stored NFKC-normalised
+            continue
+        assert_error(answer, 409, "duplicate_unit", fields=[field])
+    assert_error(api.post("/api/units", "admin", json=_unit("x2", "abc镇")), 409, fields=["name"])
+    made = api.post("/api/units", "admin", json=_unit("ＹＵＥＰＵ", "月浦镇"))
+    assert made.status_code == 201 and made.json["code"] == "YUEPU", made.json
+    assert api.get("/api/units/YUEPU", "admin").status_code == 200
+    codes = {u["code"] for u in api.get("/api/units", "admin").json}
+    assert codes == {u["code"] for u in before} | {"x1", "YUEPU"}
+
+
+INVISIBLE = [
+    "\u202e",
+    "\u202a",
+    "\u2066",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u200b",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_bidi_controls_and_invisible_characters_are_refused_by_field(api, char):
+    before = api.get("/api/units", "admin").json
+    for body, field in (
+        (_unit(f"ab{char}c", "甲镇"), "code"),
+        (_unit("abc", f"甲{char}镇"), "name"),
+        (_unit("abc", "甲镇", f"宝山{char}区"), "district"),
+    ):
+        error = assert_error(api.post("/api/units", "admin", json=body), 422, fields=[field])
+        assert f"U+{ord(char):04X}" in error["fields"][field][0], error
+    assert api.get("/api/units", "admin").json == before
+
+
+def test_a_unit_name_is_one_line(api):
+    for name in ("甲\n镇", "甲\r镇", "甲\t镇"):
+        assert_error(api.post("/api/units", "admin", json=_unit("abc", name)), 422, fields=["name"])
+
+
+def test_two_creates_of_the_same_unit_at_once_leave_one(api):
+    """The database's unique keys decide, not a check before the write: both writes reach the
+    database (the service's own look-up is bypassed) and only one is kept."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from service.db import Unit
+
+    with api.ctx.db.transaction() as s:
+        s.add(Unit(code="twin", name="双子镇", kind="town", district="宝山区"))
+    for code, name in (("TWIN", "别的镇"), ("twin2", "双子镇"), ("twin3", "双子镇 ")):
+        with pytest.raises(IntegrityError), api.ctx.db.transaction() as s:
+            s.add(Unit(code=code, name=name, kind="town", district="宝山区"))
+    with api.ctx.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Unit).where(Unit.code_key == "twin")) == 1
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_unit_keys_migration_fills_the_keys_or_names_the_clashes(tmp_path, database):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from service.commands import MIGRATIONS
+
+    from .conftest import _fresh_postgres
+
+    def at(url, revision):
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        command.upgrade(config, revision)
+
+    for units, clash in (
+        ([("gucun", "顾村镇"), ("dachang", "ＡＢＣ  镇")], None),
+        ([("gucun", "顾村镇"), ("GUCUN", "另一镇")], "GUCUN"),
+        ([("gucun", "Ab镇"), ("x2", "aB镇 ")], "x2"),
+    ):
+        url = (
+            f"sqlite:///{tmp_path / (units[1][0] + '.db')}"
+            if database == "sqlite"
+            else _fresh_postgres()
+        )
+        at(url, "0003")
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            for code, name in units:
+                connection.execute(
+                    text(
+                        "INSERT INTO units (code, name, kind, district, created_at) "
+                        "VALUES (:code, :name, 'town', '宝山区', CURRENT_TIMESTAMP)"
+                    ),
+                    {"code": code, "name": name},
+                )
+        if clash is None:
+            at(url, "head")
+            with engine.connect() as connection:
+                keys = connection.execute(
+                    text("SELECT code_key, name_key FROM units ORDER BY id")
+                ).all()
+            assert [tuple(k) for k in keys] == [("gucun", "顾村镇"), ("dachang", "abc 镇")]
+        else:
+            with pytest.raises(RuntimeError, match=f"(?s)请先改名再升级.*{clash}"):
+                at(url, "head")
+            with engine.connect() as connection:  # nothing was changed
+                columns = connection.execute(text("SELECT * FROM units")).keys()
+            assert "code_key" not in columns
+        engine.dispose()
