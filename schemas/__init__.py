@@ -77,6 +77,20 @@ class WholeNumber(fields.Integer):
         return super()._deserialize(int(value), attr, data, **kwargs)
 
 
+class Exact(fields.Decimal):
+    """A decimal written as a string of its exact digits ("3.625", "96"), and documented so: the
+    OpenAPI type is a string of that pattern, not a number, which a client would read as a float."""
+
+    def __init__(self, **kwargs):
+        metadata = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+            "description": "精确的十进制数字（字符串）",
+        }
+        super().__init__(as_string=True, metadata=metadata | kwargs.pop("metadata", {}), **kwargs)
+
+
 class ErrorBody(Schema):
     status = fields.Integer(required=True)
     code = fields.String(required=True, metadata={"description": "机器可读的错误代码"})
@@ -112,7 +126,7 @@ class SchemeSummary(Schema):
     title = fields.String()
     year = fields.String()
     issuer = fields.String()
-    total = fields.Decimal(as_string=True)
+    total = Exact()
     unit = fields.String()
     version = fields.String()
     clauses = fields.Integer()
@@ -125,8 +139,8 @@ class FactOut(Schema):
     label = fields.String()
     unit = fields.String()
     help = fields.String()
-    min = fields.Decimal(as_string=True, allow_none=True)
-    max = fields.Decimal(as_string=True, allow_none=True)
+    min = Exact(allow_none=True)
+    max = Exact(allow_none=True)
     choices = fields.List(fields.String())
     required = fields.Boolean()
 
@@ -136,7 +150,7 @@ class ClauseOut(Schema):
     title = fields.String()
     category = fields.String()
     kind = fields.String()
-    points = fields.Decimal(as_string=True)
+    points = Exact()
     start = fields.String()
     source = fields.String()
     source_ref = fields.String()
@@ -152,8 +166,8 @@ class CategoryOut(Schema):
     id = fields.String()
     title = fields.String()
     kind = fields.String()
-    points = fields.Decimal(as_string=True, allow_none=True)
-    cap = fields.Decimal(as_string=True, allow_none=True)
+    points = Exact(allow_none=True)
+    cap = Exact(allow_none=True)
     clauses = fields.List(fields.String())
     categories = fields.List(fields.Nested(lambda: CategoryOut()))
 
