@@ -35,3 +35,22 @@ def test_the_api_answers_as_its_document_says(api):
     assert set(report.operations) == operations, operations - set(report.operations)
     assert report.cases >= 300, report.summary()
     assert {200, 201, 404, 422} <= set(report.statuses), report.summary()
+
+
+def test_the_harness_refuses_a_status_only_default_covers():
+    """The check the document's catch-all would hide: a 404 where only 200 and "default" are named."""
+    from types import SimpleNamespace
+
+    from tools.fuzz_api import documented_status
+
+    case = SimpleNamespace(
+        operation=SimpleNamespace(
+            definition=SimpleNamespace(raw={"responses": {"200": {}, "404": {}, "default": {}}})
+        )
+    )
+    assert documented_status(None, SimpleNamespace(status_code=404), case) is None
+    assert (
+        documented_status(None, SimpleNamespace(status_code=500), case) is None
+    )  # 5xx: its own check
+    with pytest.raises(AssertionError, match="status 409 is not documented"):
+        documented_status(None, SimpleNamespace(status_code=409), case)
