@@ -8,7 +8,6 @@ import flask_smorest
 from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import Error
 from service import jsonio
@@ -38,15 +37,9 @@ class ExactJSONParser(FlaskParser):
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
-        data = req.get_data(cache=True)
-        limit = req.max_content_length
-        if req.content_length is None and limit is not None and len(data) >= limit:
-            # a chunked body (no Content-Length) is cut at the limit by Werkzeug without a word;
-            # parsing the cut text would answer 400 for what is a body too large (a body of
-            # exactly the limit is refused too: the cut cannot be told from the end)
-            raise RequestEntityTooLarge()
         try:
-            return jsonio.loads(data.decode("utf-8"))
+            # a chunked body over the limit was refused whole before (service.errors)
+            return jsonio.loads(req.get_data(cache=True).decode("utf-8"))
         except jsonio.DuplicateKey as err:
             raise Invalid(
                 "duplicate_key",

@@ -440,3 +440,32 @@ def test_the_unit_keys_migration_fills_the_keys_or_names_the_clashes(tmp_path, d
                 columns = connection.execute(text("SELECT * FROM units")).keys()
             assert "code_key" not in columns
         engine.dispose()
+
+
+def test_a_chunked_form_over_the_limit_is_refused_not_cut_short(api):
+    """Werkzeug cuts a chunked body at the limit without a word: a form cut after its first fields
+    would still parse, and submit only some of the facts. It is a 413 and nothing is stored."""
+    from urllib.parse import urlencode
+
+    from ..admin.conftest import csrf_token
+
+    client = _browser(api, "submitter")
+    page = client.get(f"/admin/units/gucun/schemes/{GUMEILU}/facts")
+    fields = {
+        "csrf_token": csrf_token(page.text),
+        "action": "self",
+        "base_version": "0",
+        "f.leader_evaluation_score": "4",
+        "reason": "x" * api.app.config["MAX_CONTENT_LENGTH"],
+    }
+    refused = client.post(
+        f"/admin/units/gucun/schemes/{GUMEILU}/facts",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Transfer-Encoding": "chunked",
+        },
+        input_stream=io.BytesIO(urlencode(fields).encode()),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert refused.status_code == 413, refused.status_code
+    assert api.get(f"/api/units/gucun/schemes/{GUMEILU}/submissions", "admin").json == []
