@@ -22,6 +22,9 @@ listens on any port: requests go to the WSGI app in the process):
 
 ``tests/api/test_fuzz_api.py`` runs the same harness, bounded to about a minute, on SQLite and
 PostgreSQL in the test suite. schemathesis 4.32 (the version of the figures in the README).
+
+Measured on the 2-core machine, 600 s each (schemathesis 4.32.5, hypothesis 6.170):
+SQLite 23,951 cases, PostgreSQL 27,868 cases; 0 answers 5xx, 0 schema mismatches on either.
 """
 
 from __future__ import annotations
