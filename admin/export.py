@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
@@ -34,6 +35,35 @@ UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
 RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明")
 RANK_WIDTHS = (7, 20, 10, 7, 12, 80)
+
+
+# what a spreadsheet program may take for the start of a formula (OWASP's list, with the newline
+# XML turns a carriage return into): such text is written as a string cell marked as text
+# (quotePrefix), so it shows as typed and stays text when someone edits the cell
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _put(ws, row: int, column: int, value, style: str | None = None):
+    """A cell with ``value``; text is always text, never a formula (a unit named "=HYPERLINK(…)")."""
+    cell = ws.cell(row=row, column=column, value=value)
+    if style is not None:
+        cell.style = style  # first: a named style resets the cell's quotePrefix
+    if isinstance(value, str):
+        cell.data_type = "s"  # openpyxl makes every string starting with "=" a formula
+        if value.startswith(FORMULA_START):
+            cell.quotePrefix = True
+    return cell
+
+
+def attachment(filename: str) -> str:
+    """``Content-Disposition`` of a download (RFC 6266): an ASCII fallback any client reads safely,
+    and the real name in UTF-8 (RFC 5987). Nothing of the name can end the header (CR, LF) or the
+    quoted fallback (a quote, a backslash): a unit's name is typed by people."""
+    name = "".join(ch for ch in filename if ch.isprintable())
+    stem, dot, ext = name.rpartition(".")
+    fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", stem if dot else name).strip("._") or "download"
+    fallback += f".{re.sub(r'[^A-Za-z0-9]+', '', ext)}" if dot and ext.isascii() else ""
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _num(value) -> Decimal | None:
@@ -65,7 +95,7 @@ def _styles(wb) -> None:
 
 
 def _title(ws, row: int, text: str, columns: int, size: int = 14) -> None:
-    cell = ws.cell(row=row, column=1, value=text)
+    cell = _put(ws, row, 1, text)
     cell.font = Font(name=FONT, size=size, bold=size > 11)
     cell.alignment = Alignment(horizontal="center" if size > 11 else "left", wrap_text=True)
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=columns)
@@ -73,7 +103,7 @@ def _title(ws, row: int, text: str, columns: int, size: int = 14) -> None:
 
 def _header(ws, row: int, names, widths) -> None:
     for i, (name, width) in enumerate(zip(names, widths), start=1):
-        ws.cell(row=row, column=i, value=name).style = "head"
+        _put(ws, row, i, name, "head")
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = ws.cell(row=row + 1, column=1)
     ws.print_title_rows = f"{row}:{row}"
@@ -81,11 +111,11 @@ def _header(ws, row: int, names, widths) -> None:
 
 def _row(ws, row: int, values, kind: str = "body", points_cols=()) -> None:
     for i, value in enumerate(values, start=1):
-        cell = ws.cell(row=row, column=i, value=value)
         if i in points_cols:
-            cell.style = f"{kind}-p" if isinstance(value, Decimal) else f"{kind}-c"
+            style = f"{kind}-p" if isinstance(value, Decimal) else f"{kind}-c"
         else:
-            cell.style = f"{kind}-c" if i == 1 else kind
+            style = f"{kind}-c" if i == 1 else kind
+        _put(ws, row, i, value, style)
 
 
 def _page(ws, landscape: bool = False) -> None:

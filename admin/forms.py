@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from service.domain import text as limits
 from service.domain.facts import allowed
 from service.domain.model import FactSpec, Scheme
 from service.domain.numbers import plain
@@ -29,10 +30,11 @@ from service.domain.numbers import plain
 from .present import outline
 
 NUMBER_TYPES = ("number", "integer", "percent")
-MAX_EVIDENCE = 500  # characters per reference, as the API accepts
-MAX_EVIDENCE_ITEMS = 50
-MAX_REASON = 2000
-MAX_FACT_REASON = 500  # characters of the reason for one corrected fact, as the API accepts
+# the API's limits, from the one place both read them
+MAX_EVIDENCE = limits.EVIDENCE_CHARS_MAX  # characters per reference
+MAX_EVIDENCE_ITEMS = limits.EVIDENCE_ITEMS_MAX
+MAX_REASON = limits.REASON_CHARS_MAX
+MAX_FACT_REASON = limits.FACT_REASON_CHARS_MAX  # characters of the reason for one corrected fact
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -27,6 +26,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from schemas import DB_INTEGER_MAX
 from service import operations as ops
 from service.access import check
 from service.errors import status_of
@@ -460,14 +460,26 @@ def score_xlsx(code, scheme_id):
 
 def _download(data: bytes, filename: str) -> Response:
     response = Response(data, mimetype=XLSX)
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{filename.encode("ascii", "ignore").decode() or "scores.xlsx"}"; '
-        f"filename*=UTF-8''{quote(filename)}"
-    )
+    response.headers["Content-Disposition"] = export.attachment(filename)
     return response
 
 
 # --- history ---------------------------------------------------------------------------------------
+
+
+def _version_arg(name: str) -> int | None:
+    """A version number from the query (``?from=3``), or None if not given; a number no version
+    can have (beyond the databases' INTEGER, as the audit sent) is a 422 naming it, not a 500."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= DB_INTEGER_MAX:
+        raise Invalid(
+            "invalid_version",
+            f"版本号应为1到{DB_INTEGER_MAX}之间的整数",
+            {name: [f"“{text[:20]}”不是有效的版本号"]},
+        )
+    return int(text)
 
 
 @bp.get("/units/<code>/schemes/<scheme_id>/history")
@@ -476,8 +488,8 @@ def history(code, scheme_id):
     unit = ops.read_unit(ctx(), actor, code)
     rows = ops.history(ctx(), actor, code, scheme_id)
     scheme = ops.current_scheme(ctx(), scheme_id)
-    a = request.args.get("from", type=int) or (rows[-2].version if len(rows) > 1 else None)
-    b = request.args.get("to", type=int) or (rows[-1].version if len(rows) > 1 else None)
+    a = _version_arg("from") or (rows[-2].version if len(rows) > 1 else None)
+    b = _version_arg("to") or (rows[-1].version if len(rows) > 1 else None)
     diff = ops.compare(ctx(), actor, code, scheme_id, a, b) if a and b else None
     authors = {r.author_id: ops.author_name(ctx(), r.author_id) for r in rows}
     return render_template(
@@ -496,13 +508,10 @@ def history(code, scheme_id):
 
 
 def _ranking_with_traces(scheme_id):
-    actor = current_actor()
-    ranking = ops.ranking(ctx(), actor, scheme_id)
-    traces = {
-        e["unit_code"]: ops.get_score(ctx(), actor, e["score_id"])[0].trace
-        for e in ranking["entries"]
-    }
-    return ranking, traces
+    # the traces come with the ranking under its one permission ("ranking.read", as on the API):
+    # asking for each score on its own needed "scores.read" too, which the editor lacks
+    ranking = ops.ranking(ctx(), current_actor(), scheme_id, with_traces=True)
+    return ranking, ranking.pop("traces")
 
 
 @bp.get("/schemes/<scheme_id>/ranking")

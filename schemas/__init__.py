@@ -5,12 +5,28 @@ exact decimals) and as strings of exact digits on the way out ("3.625").
 """
 
 from datetime import UTC
+from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from service.domain.text import UNIT_CODE_PATTERN, is_unit_code, unstorable
+from service.domain.text import (
+    EVIDENCE_CHARS_MAX,
+    EVIDENCE_ITEMS_MAX,
+    FACT_REASON_CHARS_MAX,
+    REASON_CHARS_MAX,
+    UNIT_CODE_PATTERN,
+    invisible,
+    is_unit_code,
+    line_break,
+    normal,
+    unstorable,
+)
 
 ROLE_CHOICES = ("self", "review")
+
+#: the largest id or version number the databases' INTEGER columns hold: anything beyond is no row
+#: that can exist (a 4xx naming the field, or 404 in a path), never a database error (500)
+DB_INTEGER_MAX = 2**31 - 1
 UNIT_KINDS = ("street", "town", "park")
 
 
@@ -32,6 +48,48 @@ class Text(fields.String):
     def __init__(self, *args, validate=None, **kwargs):
         validators = [_storable] + ([validate] if callable(validate) else list(validate or []))
         super().__init__(*args, validate=validators, **kwargs)
+
+
+class Label(Text):
+    """A unit's code, name or district: on one line, with no bidirectional control or zero-width
+    character (a 422 naming the field and the character), kept NFKC-normalised without spaces at
+    the ends (a full-width "ＧＵＣＵＮ" is the code "GUCUN")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        # on the text as sent: a line break at the end is refused, not trimmed away unseen
+        problems = [p for p in (invisible(text), line_break(text)) if p]
+        if problems:
+            raise ValidationError(problems)
+        return normal(text)
+
+
+class WholeNumber(fields.Integer):
+    """An integer in a JSON body: 3 (or 3.0), never 1.5 read as 1, "1" or true."""
+
+    default_error_messages = {"invalid": "应为整数"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # JSON numbers arrive as int or, with a fraction or exponent, as an exact Decimal
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise self.make_error("invalid")
+        if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral()):
+            raise self.make_error("invalid")
+        return super()._deserialize(int(value), attr, data, **kwargs)
+
+
+class Exact(fields.Decimal):
+    """A decimal written as a string of its exact digits ("3.625", "96"), and documented so: the
+    OpenAPI type is a string of that pattern, not a number, which a client would read as a float."""
+
+    def __init__(self, **kwargs):
+        metadata = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+            "description": "精确的十进制数字（字符串）",
+        }
+        super().__init__(as_string=True, metadata=metadata | kwargs.pop("metadata", {}), **kwargs)
 
 
 class ErrorBody(Schema):
@@ -92,7 +150,7 @@ class SchemeSummary(Schema):
     title = fields.String()
     year = fields.String()
     issuer = fields.String()
-    total = fields.Decimal(as_string=True)
+    total = Exact()
     unit = fields.String()
     version = fields.String()
     clauses = fields.Integer()
@@ -105,8 +163,8 @@ class FactOut(Schema):
     label = fields.String()
     unit = fields.String()
     help = fields.String()
-    min = fields.Decimal(as_string=True, allow_none=True)
-    max = fields.Decimal(as_string=True, allow_none=True)
+    min = Exact(allow_none=True)
+    max = Exact(allow_none=True)
     choices = fields.List(fields.String())
     required = fields.Boolean()
 
@@ -116,7 +174,7 @@ class ClauseOut(Schema):
     title = fields.String()
     category = fields.String()
     kind = fields.String()
-    points = fields.Decimal(as_string=True)
+    points = Exact()
     start = fields.String()
     source = fields.String()
     source_ref = fields.String()
@@ -132,8 +190,8 @@ class CategoryOut(Schema):
     id = fields.String()
     title = fields.String()
     kind = fields.String()
-    points = fields.Decimal(as_string=True, allow_none=True)
-    cap = fields.Decimal(as_string=True, allow_none=True)
+    points = Exact(allow_none=True)
+    cap = Exact(allow_none=True)
     clauses = fields.List(fields.String())
     categories = fields.List(fields.Nested(lambda: CategoryOut()))
 
@@ -162,12 +220,22 @@ class ScoreTrace(Schema):
 
 
 class UnitIn(Schema):
-    code = fields.String(
-        required=True, validate=_unit_code, metadata={"pattern": UNIT_CODE_PATTERN}
+    # a code is unique whatever its case, a name whatever its case, width or spacing (409)
+    code = Label(
+        required=True,
+        validate=_unit_code,
+        metadata={
+            "pattern": UNIT_CODE_PATTERN,
+            "description": "英文字母、数字、下划线或连字符；不区分大小写，全角字母按半角计",
+        },
     )
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Label(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "一行文字；不区分大小写、全角半角，不能与其他单位重名"},
+    )
     kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
-    district = Text(required=True, validate=validate.Length(min=1, max=100))
+    district = Label(required=True, validate=validate.Length(min=1, max=100))
 
 
 class UnitOut(Schema):
@@ -186,13 +254,18 @@ class SubmissionIn(Schema):
     facts = fields.Dict(required=True)  # checked against the scheme by the core, as for evaluate
     evidence = fields.Dict(
         keys=Text(),
-        values=fields.List(Text(validate=validate.Length(max=500))),
+        values=fields.List(
+            Text(
+                validate=validate.Length(max=EVIDENCE_CHARS_MAX, error="每条佐证材料不超过{max}字")
+            ),
+            validate=validate.Length(max=EVIDENCE_ITEMS_MAX, error="佐证材料不超过{max}条"),
+        ),
         load_default=dict,
         metadata={"description": "事实名到佐证材料编号或链接"},
     )
     reason = Text(
         load_default="",
-        validate=validate.Length(max=2000),
+        validate=validate.Length(max=REASON_CHARS_MAX),
         metadata={
             "description": "更正理由：更正已提交的事实时，改动的每一项要么在 reasons 中有自己的理由，"
             "要么由这里的总理由说明"
@@ -200,7 +273,7 @@ class SubmissionIn(Schema):
     )
     reasons = fields.Dict(
         keys=Text(),
-        values=Text(validate=validate.Length(max=500)),
+        values=Text(validate=validate.Length(max=FACT_REASON_CHARS_MAX)),
         load_default=dict,
         metadata={"description": "事实名到该项的更正理由"},
     )
@@ -228,14 +301,18 @@ class CompareOut(Schema):
 
 
 class CompareArgs(Schema):
-    a = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
-    b = fields.Integer(required=True, data_key="to", validate=validate.Range(min=1))
+    a = fields.Integer(
+        required=True, data_key="from", validate=validate.Range(min=1, max=DB_INTEGER_MAX)
+    )
+    b = fields.Integer(
+        required=True, data_key="to", validate=validate.Range(min=1, max=DB_INTEGER_MAX)
+    )
 
 
 class ScoreRequest(Schema):
-    submission_version = fields.Integer(
+    submission_version = WholeNumber(
         load_default=None,
-        validate=validate.Range(min=1, max=2**31 - 1),
+        validate=validate.Range(min=1, max=DB_INTEGER_MAX),
         metadata={"description": "默认用最新一版提交"},
     )
 
@@ -385,5 +462,5 @@ class HistoryCheckOut(Schema):
     problem = fields.Nested(
         HistoryProblemOut, allow_none=True, metadata={"description": "第一处断裂"}
     )
-    seconds = fields.Float()
+    seconds = Exact(metadata={"description": "核对用时（秒）"})
     checked_at = fields.DateTime()

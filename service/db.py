@@ -45,9 +45,9 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker, validates
 
-from .domain.text import is_unit_code
+from .domain.text import identity_key, is_unit_code, normal
 
 
 def now() -> datetime:
@@ -93,15 +93,33 @@ class HistoryHead(Base):
 
 
 class Unit(Base):
-    """An assessed unit: a street (街道), town (镇) or industrial park (园区)."""
+    """An assessed unit: a street (街道), town (镇) or industrial park (园区).
+
+    Its code and its name are each unique as a reader sees them (``identity_key``: whatever the
+    case, the width or the spacing), by unique indexes on the keys, so two people creating the
+    same unit at once cannot both succeed; the keys follow the code and name whenever they are set.
+    """
 
     __tablename__ = "units"
+    __table_args__ = (
+        Index("uq_units_code_key", "code_key", unique=True),
+        Index("uq_units_name_key", "name_key", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # street | town | park
     district: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    code_key: Mapped[str] = mapped_column(String(64))
+    # case folding can lengthen a name (ß → ss): room for three times its 200 characters
+    name_key: Mapped[str] = mapped_column(String(600))
+
+    @validates("code", "name")
+    def _keep_keys(self, attribute: str, value: str) -> str:
+        value = normal(value)
+        setattr(self, f"{attribute}_key", identity_key(value))
+        return value
 
 
 class User(Base):

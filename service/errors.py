@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import jsonify
-from werkzeug.exceptions import HTTPException
+from flask import jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .exceptions import (
     Conflict,
@@ -98,6 +98,31 @@ def error_response(status: int, code: str, message: str, fields=None, incident=N
 
 
 def register(app) -> None:
+    @app.before_request
+    def _whole_body_or_413():
+        # a chunked body (no Content-Length) is cut at the size limit by Werkzeug without a word:
+        # JSON cut short answered 400 instead of 413, and a form cut after its first fields would
+        # still parse and submit some of the facts. Read it here (forms and JSON then read the
+        # cached bytes) and refuse it whole; a body of exactly the limit is refused too, as the
+        # cut cannot be told from the end
+        limit = request.max_content_length
+        if (
+            request.content_length is None
+            and limit is not None
+            and _chunked()
+            and len(request.get_data(cache=True)) >= limit
+        ):
+            raise RequestEntityTooLarge()
+
+    @app.after_request
+    def _api_headers(response):
+        # every API answer: its type is what it says (no sniffing a text/plain score into HTML), and
+        # nothing of it is cached on the way, tokens, scores and errors alike
+        if request.path == "/api" or request.path.startswith("/api/"):
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.errorhandler(ServiceError)
     def _service_error(err: ServiceError):
         return error_response(
@@ -114,8 +139,10 @@ def register(app) -> None:
             for _location, per_field in messages.items():
                 fields.update(_flatten(per_field))
         code = {422: "invalid_request"}.get(status, (err.name or "error").lower().replace(" ", "_"))
+        # what the exception says beside its body: Allow on a 405, WWW-Authenticate on a 401
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         return error_response(
-            status, code, MESSAGES.get(status, err.description or "出错了"), fields
+            status, code, MESSAGES.get(status, err.description or "出错了"), fields, headers=headers
         )
 
     @app.errorhandler(Exception)
@@ -125,6 +152,10 @@ def register(app) -> None:
         return error_response(
             500, "internal_error", f"{MESSAGES[500]}（事件编号 {incident}）", incident=incident
         )
+
+
+def _chunked() -> bool:
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def _flatten(messages, prefix: str = "") -> dict:

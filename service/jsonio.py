@@ -1,7 +1,7 @@
 """JSON in and out of the HTTP service.
 
 In: numbers are read as exact decimals (``parse_float=Decimal``), never through
-a binary float.  Out: decimals are written as exact strings in plain digits
+a binary float, and an object naming a key twice is refused.  Out: decimals are written as exact strings in plain digits
 ("10", never "1E+1"), keys in the order they were written, Chinese as UTF-8.
 
 Bodies are encoded with orjson: an explained score of the largest seed scheme
@@ -31,6 +31,32 @@ def _default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice: which value was meant cannot be known (a parser would
+    silently keep the last), so the body is refused, naming the key."""
+
+    def __init__(self, key: str):
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _object(pairs: list) -> dict:
+    made = dict(pairs)
+    if len(made) != len(pairs):
+        seen: set = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return made
+
+
+def loads(text: str | bytes):
+    """JSON in: numbers with a fraction or exponent as exact decimals, a duplicate key refused
+    (``DuplicateKey``, a ``ValueError``)."""
+    return json.loads(text, parse_float=Decimal, object_pairs_hook=_object)
+
+
 def dumps_bytes(value, pretty: bool = False) -> bytes:
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
     try:
@@ -51,7 +77,7 @@ class ExactJSON(JSONProvider):
         return dumps_bytes(obj).decode("utf-8")
 
     def loads(self, s, **kwargs):
-        return json.loads(s, parse_float=Decimal)
+        return loads(s)
 
     def response(self, *args, **kwargs):
         obj = self._prepare_response_obj(args, kwargs)

@@ -415,7 +415,7 @@ def verify_history(ctx: Context, actor: Actor | None) -> dict:
     started = time.perf_counter()
     result = ctx.db.verify_history()
     result["ok"] = result["problem"] is None
-    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["seconds"] = Decimal(time.perf_counter() - started).quantize(Decimal("0.001"))
     with ctx.db.transaction() as s:
         entry = journal(
             s,
@@ -586,16 +586,39 @@ def read_unit(ctx: Context, actor: Actor, code: str) -> Unit:
     return _unit_for(ctx, actor, "units.read", code, f"unit:{code}")
 
 
+def _same_unit(s, unit: Unit) -> dict:
+    """{field: [why]} for each of the code and the name that an existing unit already has (the
+    same whatever its case, width or spacing)."""
+    taken = {}
+    for field, key in (("code", Unit.code_key), ("name", Unit.name_key)):
+        mine = getattr(unit, f"{field}_key")
+        other = s.scalar(select(Unit).where(key == mine, Unit.id != unit.id))
+        if other is not None:
+            taken[field] = [f"已有单位“{other.name}”（{other.code}）使用这个{_WORDS[field]}"]
+    return taken
+
+
+_WORDS = {"code": "代码", "name": "名称"}
+
+
 def create_unit(ctx: Context, actor: Actor, code: str, name: str, kind: str, district: str) -> Unit:
     check(ctx.db, actor, "units.write", f"unit:{code}")
+    unit = Unit(code=code, name=name, kind=kind, district=district)  # keeps its keys
+    taken = {}
     try:
         with ctx.db.transaction() as s:
-            unit = Unit(code=code, name=name, kind=kind, district=district)
-            s.add(unit)
-            s.flush()
-            journal(s, actor, "units.write", f"unit:{code}", "ok", name=name)
+            taken = _same_unit(s, unit)
+            if not taken:
+                s.add(unit)
+                s.flush()
+                journal(s, actor, "units.write", f"unit:{unit.code}", "ok", name=unit.name)
     except IntegrityError:
-        raise Conflict("duplicate_unit", f"单位代码“{code}”已存在", {"code": ["已存在"]}) from None
+        # another request created it between the look-up and the write: the unique keys decided
+        with ctx.db.transaction() as s:
+            taken = _same_unit(s, Unit(code=code, name=name)) or {"code": ["已存在"]}
+    if taken:
+        what = "、".join(_WORDS[f] for f in taken)
+        raise Conflict("duplicate_unit", f"单位{what}已被使用：“{unit.code}” “{unit.name}”", taken)
     return unit
 
 
@@ -922,7 +945,10 @@ class _Ranked:
     grade_explanation: str = ""
 
 
-def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
+def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = False) -> dict:
+    """Every unit's latest score ranked and graded; ``with_traces``: also ``traces``, unit code ->
+    the stored trace of the score ranked (the admin page's chart and workbook), under the same
+    permission as the ranking itself."""
     check(ctx.db, actor, "ranking.read", f"scheme:{scheme_id}")
     scheme = current_scheme(ctx, scheme_id)
     with ctx.db.transaction() as s:
@@ -959,7 +985,7 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
             "complete": score.complete,
         }
     entries = rank_units(scheme, ranked)
-    return {
+    result = {
         "scheme": scheme.id,
         "version": scheme.version,
         "method": scheme.grading.method,
@@ -972,6 +998,9 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
             for e in entries
         ],
     }
+    if with_traces:
+        result["traces"] = {unit.code: score.trace for score, unit in rows}
+    return result
 
 
 # --- rules -------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def _end_reads(_error=None):
 
 @blp.route("/auth/token", methods=["POST"])
 @blp.arguments(TokenRequest)
+@blp.errors(400, 401, 413, 429)
 @blp.response(201, TokenResponse)
 def token(body):
     """用户名和密码换取 API 令牌（有效期见 SCORING_TOKEN_DAYS）；每次登录都新发一个，可列出、可撤销。
@@ -60,6 +61,7 @@ def token(body):
 
 @blp.route("/rules/validate", methods=["POST"])
 @blp.arguments(RulesValidateIn)
+@blp.errors(400, 401, 403, 413)
 @blp.response(200, RulesValidateOut)
 def validate(body):
     """检查候选的规则文件（一个细则文件夹）而不加载：错误带文件、行、列。"""
@@ -68,6 +70,7 @@ def validate(body):
 
 @blp.route("/rules/reload", methods=["POST"])
 @blp.response(200, ReloadOut)
+@blp.errors(401, 403, 422, 503)
 def reload():
     """重新加载规则目录，全有或全无：有错误时当前规则继续使用，并说明原因。"""
     return ops.reload_rules(ctx(), actor())
@@ -75,6 +78,7 @@ def reload():
 
 @blp.route("/rules/versions")
 @blp.response(200, RuleVersionOut(many=True))
+@blp.errors(401, 403)
 def versions():
     """加载过的全部规则版本（旧版本仍可用于重算）。"""
     return ops.rule_versions(ctx(), actor())
@@ -92,6 +96,7 @@ NEXT_PAGE_HEADERS = {
 @blp.route("/journal")
 @blp.arguments(JournalArgs, location="query")
 @blp.response(200, JournalOut(many=True), headers=NEXT_PAGE_HEADERS)
+@blp.errors(401, 403, 422)
 def journal(args):
     """操作日志：每一次写入、每一次拒绝、其他角色每一次读取单位数据，最新的在前。
 
@@ -109,6 +114,7 @@ def journal(args):
 
 @blp.route("/journal/verify")
 @blp.response(200, HistoryCheckOut)
+@blp.errors(401, 403)
 def verify_history():
     """核对历史链（事实提交、评分、操作日志）：指出第一条被改动、被删除或被插入的记录。"""
     return ops.verify_history(ctx(), actor())

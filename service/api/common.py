@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import flask_smorest
 from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from schemas import Error
+from service import jsonio
 from service.access import Actor, actor_for_token, deny_anonymous
+from service.exceptions import Invalid
 from service.operations import Context
 
 
@@ -41,13 +43,36 @@ class ExactJSONParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         try:
-            return json.loads(req.get_data(cache=True).decode("utf-8"), parse_float=Decimal)
+            # a chunked body over the limit was refused whole before (service.errors)
+            return jsonio.loads(req.get_data(cache=True).decode("utf-8"))
+        except jsonio.DuplicateKey as err:
+            raise Invalid(
+                "duplicate_key",
+                f"请求体中的键“{err.key}”出现了不止一次，无法确定取哪一个值",
+                {err.key: ["同一对象中重复的键"]},
+            ) from None
         except json.JSONDecodeError:
             raise
         except (ValueError, RecursionError) as err:
             raise json.JSONDecodeError(
                 f"unreadable JSON body ({type(err).__name__})", " ", 0
             ) from None
+
+
+#: what each error status means on this API, for the OpenAPI document
+ERROR_DOCS = {
+    400: "请求体不是可读的 JSON（无法解析、编码错误或嵌套过深）",
+    401: "未登录或令牌无效（Authorization: Bearer <令牌>）",
+    403: "没有权限（单位填报人只能访问本单位）",
+    404: "没有找到（单位、细则、提交或评分不存在）",
+    409: "与现有数据冲突：重复的单位，提交所基于的版本已不是最新（ETag 为当前版本），"
+    "或还没有可评分的提交",
+    413: "请求体过大",
+    422: "内容有误：fields 逐项说明",
+    428: "已有提交时修改须带 If-Match 头",
+    429: "尝试次数过多，请按 Retry-After 等待后再试",
+    503: "评分引擎或规则暂时不可用（incident 为服务端事件编号），可稍后重试",
+}
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -58,6 +83,17 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self.public = {f"{self.name}.{view}" for view in public}
         self.before_request(self._require_sign_in)
+
+    def errors(self, *statuses: int):
+        """Document the error answers a view really gives, each in the one error shape (every
+        status a caller should handle is named, not left to a catch-all "default")."""
+
+        def decorate(view):
+            for status in sorted(statuses, reverse=True):
+                view = self.alt_response(status, schema=Error, description=ERROR_DOCS[status])(view)
+            return view
+
+        return decorate
 
     def _require_sign_in(self):
         # before the body is read: a caller who is not signed in learns nothing from a 422

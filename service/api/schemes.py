@@ -117,6 +117,7 @@ def detail(s) -> dict:
 
 @blp.route("")
 @blp.response(200, SchemeSummary(many=True))
+@blp.errors(401)
 def list_schemes():
     """所有正在使用的细则。"""
     check(ctx().db, actor(), "schemes.read", "schemes")
@@ -125,6 +126,7 @@ def list_schemes():
 
 @blp.route("/<scheme_id>")
 @blp.response(200, SchemeDetail)
+@blp.errors(401, 404)
 def get_scheme(scheme_id):
     """一套细则：类别树、条款（原文、分值、责任部门、佐证材料）、每个事实的类型、单位、范围与说明、版本。"""
     check(ctx().db, actor(), "schemes.read", f"scheme:{scheme_id}")
@@ -133,6 +135,7 @@ def get_scheme(scheme_id):
 
 @blp.route("/<scheme_id>/facts-schema")
 @blp.response(200)
+@blp.errors(401, 404)
 def facts_schema(scheme_id):
     """细则全部事实的 JSON Schema，供表单和其他系统使用。"""
     check(ctx().db, actor(), "schemes.read", f"scheme:{scheme_id}")
@@ -173,6 +176,7 @@ def facts_schema(scheme_id):
 
 @blp.route("/<scheme_id>/evaluate", methods=["POST"])
 @blp.arguments(EvaluateRequest)
+@blp.errors(400, 401, 404, 413, 503)
 @blp.response(200, ScoreTrace)
 @blp.alt_response(200, **TEXT_DOC)
 def evaluate(body, scheme_id):
@@ -185,6 +189,7 @@ def evaluate(body, scheme_id):
 
 @blp.route("/<scheme_id>/ranking")
 @blp.response(200, __import__("schemas").RankingOut)
+@blp.errors(401, 403, 404)
 def ranking(scheme_id):
     """全部单位按最新评分排名，并按细则的评级办法评级（并列同名次、等级否决）。"""
     return ops.ranking(ctx(), actor(), scheme_id)

@@ -78,6 +78,7 @@ def _score(row, unit_code: str) -> dict:
 
 @blp.route("/units")
 @blp.response(200, UnitOut(many=True))
+@blp.errors(401)
 def list_units():
     """被考核单位（单位填报人只看到本单位）。"""
     return ops.list_units(ctx(), actor())
@@ -85,6 +86,7 @@ def list_units():
 
 @blp.route("/units", methods=["POST"])
 @blp.arguments(UnitIn)
+@blp.errors(400, 401, 403, 409, 413)
 @blp.response(201, UnitOut)
 def create_unit(body):
     """新增被考核单位（管理员）。"""
@@ -93,12 +95,14 @@ def create_unit(body):
 
 @blp.route("/units/<code>")
 @blp.response(200, UnitOut)
+@blp.errors(401, 403, 404)
 def get_unit(code):
     return ops.read_unit(ctx(), actor(), code)
 
 
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions")
 @blp.response(200, SubmissionOut(many=True))
+@blp.errors(401, 403, 404)
 def list_submissions(code, scheme_id):
     """某单位某细则的全部提交，按版本排列（谁、何时、以何身份、理由）。"""
     rows = ops.history(ctx(), actor(), code, scheme_id)
@@ -107,6 +111,7 @@ def list_submissions(code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions", methods=["POST"])
 @blp.arguments(SubmissionIn)
+@blp.errors(400, 401, 403, 404, 409, 413, 428)
 @blp.response(201, SubmissionOut)
 @blp.doc(
     parameters=[
@@ -137,13 +142,16 @@ def submit(body, code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions/latest")
 @blp.response(200, SubmissionOut)
+@blp.errors(401, 403, 404)
 def latest_submission(code, scheme_id):
     row = ops.latest_submission(ctx(), actor(), code, scheme_id)
     return _submission(row, code), 200, {"ETag": ops.etag(row.version)}
 
 
-@blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int:version>")
+# a version beyond the databases' INTEGER cannot exist: 404, not a database error (500)
+@blp.route("/units/<code>/schemes/<scheme_id>/submissions/<int(max=2147483647):version>")
 @blp.response(200, SubmissionOut)
+@blp.errors(401, 403, 404)
 def get_submission(code, scheme_id, version):
     row = ops.get_submission(ctx(), actor(), code, scheme_id, version)
     return _submission(row, code), 200, {"ETag": ops.etag(version)}
@@ -151,6 +159,7 @@ def get_submission(code, scheme_id, version):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/compare")
 @blp.arguments(CompareArgs, location="query")
+@blp.errors(401, 403, 404)
 @blp.response(200, CompareOut)
 def compare(args, code, scheme_id):
     """比较任意两版提交的事实。"""
@@ -163,6 +172,7 @@ def compare(args, code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/scores", methods=["POST"])
 @blp.arguments(ScoreRequest)
+@blp.errors(400, 401, 403, 404, 409, 413, 503)
 @blp.response(201, ScoreOut)
 @blp.alt_response(201, **TEXT_DOC)
 def compute(body, code, scheme_id):
@@ -173,6 +183,7 @@ def compute(body, code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/scores")
 @blp.response(200, ScoreOut(many=True))
+@blp.errors(401, 403, 404)
 def list_scores(code, scheme_id):
     return [_score(r, code) for r in ops.list_scores(ctx(), actor(), code, scheme_id)]
 
@@ -180,6 +191,7 @@ def list_scores(code, scheme_id):
 # an id beyond the databases' INTEGER is no score (404), not a database error (500)
 @blp.route("/scores/<int(max=2147483647):score_id>")
 @blp.response(200, ScoreOut)
+@blp.errors(401, 403, 404)
 @blp.alt_response(200, **TEXT_DOC)
 def get_score(score_id):
     """一个已保存的评分及其完整轨迹；`Accept: text/plain` 则为可读文字。"""
@@ -189,6 +201,7 @@ def get_score(score_id):
 
 @blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])
 @blp.response(200, ReplayOut)
+@blp.errors(401, 403, 404, 503)
 def replay(score_id):
     """按评分当时的规则版本重算，核对是否完全一致。"""
     return ops.replay(ctx(), actor(), score_id)

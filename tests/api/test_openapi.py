@@ -131,3 +131,153 @@ def test_documented_error_responses_match_the_errors_served(api_on_copy):
         # and the document names the fields the error really has
         body = resolve(doc, resolve(doc, schema)["properties"]["error"])
         assert set(body["properties"]) == {"status", "code", "message", "fields", "incident"}
+
+
+def _documented(doc: dict, path: str, method: str) -> set:
+    return set(doc["paths"][path][method]["responses"])
+
+
+def test_decimals_are_documented_as_the_strings_served(api):
+    """The document says what the server writes: points and bounds are strings of exact digits
+    (the audit found "total": "100" against a documented number, 7 such mismatches)."""
+    doc = api.get("/api/openapi.json").json
+    cases = [
+        ("/api/schemes", "get", api.get("/api/schemes", "admin")),
+        ("/api/schemes/{scheme_id}", "get", api.get("/api/schemes/gumeilu-2022", "admin")),
+        ("/api/schemes/{scheme_id}", "get", api.get("/api/schemes/baoshan-2022-b1", "admin")),
+    ]
+    for path, method, served in cases:
+        assert served.status_code == 200
+        schema = response_schema(doc, path, method, "200")
+        errors = sorted(
+            f"{list(e.absolute_path)}: {e.message}"
+            for e in schema_validator(doc, schema).iter_errors(served.json)
+        )
+        assert not errors, (path, errors[:10])
+    for name, body in doc["components"]["schemas"].items():
+        for prop, spec in body.get("properties", {}).items():
+            assert spec.get("type") != "number", f"{name}.{prop} is documented as a number"
+
+
+def test_every_error_status_served_is_documented_for_its_operation(api):
+    """Each status an operation really answers is named in its responses (not left to "default")."""
+    doc = api.get("/api/openapi.json").json
+    base = "/api/units/{code}/schemes/{scheme_id}"
+    unit = "/api/units/gucun/schemes/gumeilu-2022"
+    first = api.post(
+        f"{unit}/submissions",
+        "admin",
+        json={"role": "self", "facts": {"leader_evaluation_score": 4}},
+    )
+    assert first.status_code == 201
+    cases = [
+        (
+            f"{base}/submissions",
+            "post",
+            api.post(f"{unit}/submissions", "admin", json={"role": "self", "facts": {}}),
+        ),
+        (
+            f"{base}/submissions",
+            "post",
+            api.post(
+                f"{unit}/submissions",
+                "admin",
+                json={"role": "self", "facts": {}},
+                headers={"If-Match": '"9"'},
+            ),
+        ),
+        (
+            f"{base}/submissions",
+            "post",
+            api.post(f"{unit}/submissions", "submitter", data="{", content_type="application/json"),
+        ),
+        (
+            f"{base}/submissions",
+            "post",
+            api.post(
+                "/api/units/dachang/schemes/gumeilu-2022/submissions",
+                "submitter",
+                json={"role": "self", "facts": {}},
+            ),
+        ),
+        (f"{base}/submissions", "post", api.post(f"{unit}/submissions", json={})),
+        (
+            f"{base}/submissions",
+            "post",
+            api.post(
+                "/api/units/nope/schemes/gumeilu-2022/submissions",
+                "admin",
+                json={"role": "self", "facts": {}},
+            ),
+        ),
+        (
+            "/api/units",
+            "post",
+            api.post(
+                "/api/units",
+                "admin",
+                json={"code": "GUCUN", "name": "某镇", "kind": "town", "district": "宝山区"},
+            ),
+        ),
+        (
+            "/api/units",
+            "post",
+            api.post(
+                "/api/units",
+                "reviewer",
+                json={"code": "n1", "name": "某镇", "kind": "town", "district": "宝山区"},
+            ),
+        ),
+        (
+            "/api/units",
+            "post",
+            api.post(
+                "/api/units",
+                "admin",
+                json={"code": "a b", "name": "某镇", "kind": "town", "district": "宝山区"},
+            ),
+        ),
+        ("/api/units/{code}", "get", api.get("/api/units/dachang", "submitter")),
+        ("/api/units/{code}", "get", api.get("/api/units/nope", "admin")),
+        ("/api/units", "get", api.get("/api/units")),
+        (f"{base}/submissions/{{version}}", "get", api.get(f"{unit}/submissions/9", "admin")),
+        (f"{base}/compare", "get", api.get(f"{unit}/compare?from=1&to=9", "admin")),
+        (
+            f"{base}/scores",
+            "post",
+            api.post("/api/units/dachang/schemes/gumeilu-2022/scores", "admin", json={}),
+        ),
+        ("/api/scores/{score_id}", "get", api.get("/api/scores/99", "admin")),
+        ("/api/scores/{score_id}/replay", "post", api.post("/api/scores/99", "admin")),
+        (
+            "/api/schemes/{scheme_id}/ranking",
+            "get",
+            api.get("/api/schemes/gumeilu-2022/ranking", "submitter"),
+        ),
+        ("/api/schemes/{scheme_id}", "get", api.get("/api/schemes/nope", "admin")),
+        (
+            "/api/schemes/{scheme_id}/evaluate",
+            "post",
+            api.post("/api/schemes/nope/evaluate", "admin", json={"facts": {}}),
+        ),
+        (
+            "/api/auth/token",
+            "post",
+            api.post("/api/auth/token", json={"username": "admin", "password": "wrong"}),
+        ),
+        ("/api/rules/reload", "post", api.post("/api/rules/reload", "reviewer")),
+        ("/api/journal", "get", api.get("/api/journal", "editor")),
+    ]
+    for path, method, served in cases:
+        if path.endswith("/replay") and served.status_code == 405:
+            served = api.post("/api/scores/99/replay", "admin")
+        assert served.status_code >= 400, (path, served.status_code)
+        assert_error(served, served.status_code)
+        assert str(served.status_code) in _documented(doc, path, method), (
+            method,
+            path,
+            served.status_code,
+            sorted(_documented(doc, path, method)),
+        )
+    codes = {str(c[2].status_code) for c in cases}
+    assert {"400", "401", "403", "404", "409", "422", "428"} <= codes
