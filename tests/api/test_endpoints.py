@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
 from service.cli import read_facts_file
-from service.commands import DEMO_UNITS
+from tools.demo import DEMO_UNITS
 from service.db import Base
 from service.engine.pool import EnginePool
 
