@@ -22,9 +22,9 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
 from service.cli import read_facts_file
-from tools.demo import DEMO_UNITS
 from service.db import Base
 from service.engine.pool import EnginePool
+from tools.demo import DEMO_UNITS
 
 from ..conftest import ROOT, RULES
 from .shapes import assert_all_well_formed, assert_clean, assert_error, aware, check_every_response
