@@ -113,8 +113,9 @@ def test_a_worker_killed_while_idle_costs_no_call_even_at_once(fresh_engine, min
 
 def test_a_worker_that_dies_during_a_call_costs_that_call_only(fresh_engine, minimal):
     """A death after the worker took the call is not retried: the input may be what killed it."""
-    from .test_isolation import HANG_RULESET
+    from .test_isolation import HANG_RULESET, computing
 
+    score_unit(minimal, "甲", FULL, fresh_engine, "engine")  # up: it takes the next call at once
     (pid,) = fresh_engine.pids()
     caught = []
 
@@ -126,7 +127,7 @@ def test_a_worker_that_dies_during_a_call_costs_that_call_only(fresh_engine, min
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.5)
+    computing(pid)  # it took the call and is stuck in the engine
     os.kill(pid, signal.SIGKILL)
     t.join(timeout=30)
     assert [e.kind for e in caught] == ["crash"]

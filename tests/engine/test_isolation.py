@@ -35,6 +35,22 @@ SEGFAULT_RULESET = json.dumps(
 HANG_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": f"v{i}"}}]} for i in range(600)})
 
 
+def computing(pid: int, seconds: float = 0.3) -> None:
+    """Wait until the worker has spent ``seconds`` of CPU time since now: it took the call and is
+    stuck in the engine's loop (a fixed sleep failed on a loaded machine, where the worker had
+    not even taken the call yet; killed then, it would rightly be retried elsewhere)."""
+    import time
+
+    import psutil
+
+    process = psutil.Process(pid)
+    start = sum(process.cpu_times()[:2])
+    give_up = time.monotonic() + 30
+    while sum(process.cpu_times()[:2]) - start < seconds:
+        assert time.monotonic() < give_up, "the worker never started computing"
+        time.sleep(0.02)
+
+
 def _good_call(pool, scheme):
     result = score_unit(scheme, "甲", FULL, pool, "engine")
     assert result.total == Decimal(20)
@@ -70,8 +86,8 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
     """Deterministic: SIGSEGV delivered to a worker stuck in the C loop."""
     import signal
     import threading
-    import time
 
+    _good_call(fresh_engine, minimal)  # the worker is up: it takes the next call at once
     pid = fresh_engine.pids()[0]
     caught = []
 
@@ -83,7 +99,7 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.5)
+    computing(pid)
     os.kill(pid, signal.SIGSEGV)
     t.join(timeout=30)
     assert [e.kind for e in caught] == ["crash"]
