@@ -10,6 +10,13 @@ An empty SQLite database is migrated once per test session (Alembic, as in
 production) into a template file, and each app gets a byte copy of it: the
 same tables, triggers and ``alembic_version`` as running the migrations
 again, in a millisecond instead of a third of a second.
+
+PostgreSQL keeps running the migrations into each test's own schema (about
+0.25 s), because neither copy measured here was cheaper: a database per test
+from a migrated template (``CREATE DATABASE … TEMPLATE``) took 60–350 ms to
+create and about 1 s to drop (PostgreSQL 15 forces a checkpoint on every
+``DROP DATABASE``), and replaying the statements Alembic sent for the first
+schema took 231 ms against Alembic's 267 ms (the time is the server's DDL).
 """
 
 from __future__ import annotations
