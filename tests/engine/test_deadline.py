@@ -18,6 +18,7 @@ from service.domain.scoring import prepare, score_unit
 from service.engine.durable import compile_ruleset, dumps, dumps_fact
 from service.engine.pool import EnginePool, EngineUnavailable
 
+from ..conftest import START_METHOD
 from ..unit.test_scoring import FULL
 
 
@@ -31,7 +32,7 @@ def _kill(pid: int) -> None:
 @pytest.fixture()
 def tight_engine():
     """One worker, a 1 s deadline whatever the batch's size (so the size alone cannot excuse a wait)."""
-    pool = EnginePool(size=1, deadline=1.0, per_unit=0)
+    pool = EnginePool(size=1, deadline=1.0, per_unit=0, start_method=START_METHOD)
     pids = set(pool.pids())
     yield pool, pids
     # a worker left stopped by a failing test must not outlive it, nor keep a caller blocked
