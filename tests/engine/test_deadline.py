@@ -134,3 +134,39 @@ def test_a_worker_that_dies_during_a_call_costs_that_call_only(fresh_engine, min
     assert [e.kind for e in caught] == ["crash"]
     assert fresh_engine.spawned == 2  # replaced once, not retried on a second fresh worker
     assert score_unit(minimal, "甲", FULL, fresh_engine, "engine").total == Decimal(20)
+
+
+def test_an_answer_cut_off_half_way_costs_only_the_deadline():
+    """The receiving end: a worker stopped half-way through writing its answer (header sent,
+    body not) must not keep the caller past the deadline either.  Played here by a real socket
+    whose far end announces a megabyte and sends ten bytes of it."""
+    import socket
+
+    from service.engine.pool import _HEADER, _Worker
+
+    ours, theirs = socket.socketpair()
+    worker = _Worker(process=None, sock=ours, accepted=None)
+    theirs.sendall(_HEADER.pack(1 << 20) + b"0123456789")
+    try:
+        # the receive, then a request the far end never reads (a send that would block)
+        for attempt in (
+            lambda until: worker.receive(until, spin=0),
+            lambda until: worker.send(("match", "x" * (8 << 20)), until),
+        ):
+            outcome: list = []
+
+            def call(attempt=attempt, outcome=outcome):
+                try:
+                    attempt(time.monotonic() + 0.5)
+                except TimeoutError as err:
+                    outcome.append(err)
+
+            started = time.monotonic()
+            t = threading.Thread(target=call, daemon=True)
+            t.start()
+            t.join(timeout=5)  # a blocking read or write would never return: fail, not hang
+            assert not t.is_alive() and outcome, "blocked past its deadline"
+            assert time.monotonic() - started < 0.5 + 0.5
+    finally:
+        ours.close()  # also frees a thread left blocked by a regression
+        theirs.close()
