@@ -59,7 +59,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MINIMAL = FIXTURES / "minimal"
 #: engine workers forked from a server that has imported the engine already: a fresh pool or a
 #: replaced worker is ready in about 50 ms, not after starting an interpreter (0.3-0.6 s here),
-#: and the engine tests start and replace several hundred.  The pool's code is the same under
+#: and the engine tests start and replace dozens of them.  The pool's code is the same under
 #: both methods; the service's own "spawn" is exercised end to end by the gunicorn tests.
 START_METHOD = "forkserver"
 
