@@ -33,9 +33,12 @@ demo: install
 # The whole test suite (what CI runs).  PostgreSQL: SCORING_TEST_POSTGRES_URL if set,
 # else a local cluster started by .ci/postgres.sh where that can run (root, Debian);
 # without either, the PostgreSQL half of the API tests is skipped (never in CI).
+# Two pytest-xdist workers: the end-to-end tests mostly wait (servers starting, a browser,
+# deadlines), so two at a time took the suite from 154 s to 108 s on a 2-core machine.
+# Without the end-to-end tests (gunicorn, Chromium, SIGKILL): .venv/bin/python -m pytest -m "not e2e"
 test: install
 	SCORING_TEST_POSTGRES_URL="$${SCORING_TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh 2>/dev/null || true)}" \
-		$(BIN)/python -m pytest -q
+		$(BIN)/python -m pytest -q -n 2
 
 # The lint gate (CI runs it before the tests): ruff lint and format, mypy on the core and the
 # rule-file reader, and the import contracts of .importlinter (layers, a core without frameworks).

@@ -5,12 +5,29 @@ the given rules, three units of 宝山区 and one user per role.  Every user has
 the password ``secret`` and an API token; the submitter belongs to 顾村镇.
 Passwords are hashed with a cheap Werkzeug method (the production default,
 scrypt, is slow by design and would only slow the tests down).
+
+An empty SQLite database is migrated once per test session (Alembic, as in
+production) into a template file, and each app gets a byte copy of it: the
+same tables, triggers and ``alembic_version`` as running the migrations
+again, in a millisecond instead of a third of a second.
+
+PostgreSQL keeps running the migrations into each test's own schema (about
+0.25 s), because neither copy measured here was cheaper: a database per test
+from a migrated template (``CREATE DATABASE … TEMPLATE``) took 60–350 ms to
+create and about 1 s to drop (PostgreSQL 15 forces a checkpoint on every
+``DROP DATABASE``), and replaying the statements Alembic sent for the first
+schema took 231 ms against Alembic's 267 ms (the time is the server's DDL).
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+import threading
 from pathlib import Path
 
+from sqlalchemy import make_url
 from werkzeug.security import generate_password_hash
 
 from service.access import new_token
@@ -37,11 +54,37 @@ USERS = [
 PASSWORD = "secret"
 
 
+_template_lock = threading.Lock()
+_template: dict = {}  # "sqlite" -> the migrated template file of this test process
+
+
+def _sqlite_template() -> Path:
+    with _template_lock:
+        if "sqlite" not in _template:
+            folder = Path(tempfile.mkdtemp(prefix="scoring-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            upgrade(f"sqlite:///{folder / 'template.db'}")
+            _template["sqlite"] = folder / "template.db"
+        return _template["sqlite"]
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest migration: a new SQLite file is a copy of the
+    session's migrated template; anything else (PostgreSQL, an existing file) runs Alembic."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        target = Path(parsed.database)
+        if not target.exists():
+            shutil.copyfile(_sqlite_template(), target)
+            return
+    upgrade(url)
+
+
 def make_app(
     tmp_path: Path, url: str, engine, rules_dir: Path = RULES, max_body_bytes: int = 1024 * 1024
 ):
     """The app on a migrated database at ``url``, seeded; (app, {username: API token})."""
-    upgrade(url)
+    migrate(url)
     settings = Settings(
         rules_dir=rules_dir,
         engine_workers=1,

@@ -14,13 +14,32 @@ way and its memory is then given back.
 
 Several threads may call ``match`` at once: each call takes a whole worker
 for itself, so facts of concurrent callers never meet in one engine session.
+
+The deadline covers the whole call: sending the request, computing and
+receiving the answer.  The caller's end of each worker's socket is
+non-blocking and every wait polls against the call's deadline, so a stopped
+worker, or one that stops reading half-way through a request larger than the
+socket's buffer, costs the caller the deadline and no more (a blocking send
+waited for such a worker for ever, with other callers queued behind it).
+
+A worker counts every request it takes (``accepted``, in memory shared with
+the caller) before it computes anything.  A worker found dead before it took
+a call, even one killed an instant before the call (still unreaped, so it
+looked alive), has computed nothing for it: the call is retried once on a
+fresh worker and costs nothing.  Only a death after the worker took the call
+costs that call: its input may be what killed it, so it is never retried.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
+import pickle
 import queue
+import select
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -36,6 +55,10 @@ class EngineUnavailable(RuntimeError):
     def __init__(self, message: str, incident: str, kind: str):
         super().__init__(f"{message}（事件编号 {incident}）")
         self.message, self.incident, self.kind = message, incident, kind
+
+
+#: every message on a worker's socket: its length, then the pickled message
+_HEADER = struct.Struct("!Q")
 
 
 # --- the worker side -----------------------------------------------------------------
@@ -75,7 +98,20 @@ def keep_heap(limit: int = 64 << 20) -> bool:
         return False
 
 
-def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs in the child process
+def _read_exact(sock: socket.socket, size: int) -> bytearray:
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
+        if n == 0:
+            raise EOFError
+        got += n
+    return buf
+
+
+def worker_main(
+    sock: socket.socket, accepted, spin: float = 0.003
+) -> None:  # pragma: no cover - runs in the child process
     import json
     from decimal import Decimal
 
@@ -85,18 +121,26 @@ def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs i
 
     rulesets: dict[str, durable.Ruleset] = {}
     released = 0
-    import time
+    readable = select.poll()
+    readable.register(sock, select.POLLIN)
+
+    def send(message) -> None:
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        sock.sendall(_HEADER.pack(len(data)) + data)
 
     while True:
         # a caller scoring units one after another comes back within a few
         # milliseconds: wait for it awake briefly, then block
         spin_until = time.perf_counter() + spin
-        while time.perf_counter() < spin_until and not conn.poll(0):
+        while time.perf_counter() < spin_until and not readable.poll(0):
             pass
         try:
-            msg = conn.recv()
-        except (EOFError, KeyboardInterrupt):
+            (size,) = _HEADER.unpack(_read_exact(sock, _HEADER.size))
+            msg = pickle.loads(_read_exact(sock, size))
+        except (EOFError, OSError, KeyboardInterrupt):
             return
+        # taken: from here on the caller must not retry this call elsewhere
+        accepted.value += 1
         op = msg[0]
         if op == "match":
             _, key, definition, batch, retire = msg
@@ -109,25 +153,25 @@ def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs i
                 rs = rulesets.get(key)
                 if rs is None:
                     if definition is None:
-                        conn.send(("need", key))
+                        send(("need", key))
                         continue
                     # decimals stay decimals: a float threshold would be refused (and could round)
                     rs = rulesets[key] = durable.Ruleset(
                         key, json.loads(definition, parse_float=Decimal)
                     )
                 out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
-                conn.send(("ok", out))
+                send(("ok", out))
             except durable.EngineError as err:
-                conn.send(("error", str(err)))
+                send(("error", str(err)))
             except Exception as err:  # engine errors surface as plain exceptions
-                conn.send(("error", f"{type(err).__name__}: {err}"))
+                send(("error", f"{type(err).__name__}: {err}"))
         elif op == "stats":
             for old in msg[1]:
                 rs = rulesets.pop(old, None)
                 if rs is not None:
                     rs.release()
                     released += 1
-            conn.send(("ok", {"rss": _rss(), "rulesets": sorted(rulesets), "released": released}))
+            send(("ok", {"rss": _rss(), "rulesets": sorted(rulesets), "released": released}))
         elif op == "stop":
             return
 
@@ -135,12 +179,77 @@ def worker_main(conn, spin: float = 0.003) -> None:  # pragma: no cover - runs i
 # --- the parent side ------------------------------------------------------------------
 
 
+class _NotTaken(Exception):
+    """The worker died before it took the request: nothing was computed for it."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass
 class _Worker:
     process: mp.Process
-    conn: object
+    sock: socket.socket
+    accepted: object  # the worker's count of requests taken (shared memory)
+    sent: int = 0  # requests sent to it
     loaded: set = field(default_factory=set)
     calls: int = 0
+    readable: select.poll = field(default_factory=select.poll)
+    writable: select.poll = field(default_factory=select.poll)
+
+    def __post_init__(self):
+        self.sock.setblocking(False)
+        self.readable.register(self.sock, select.POLLIN)
+        self.writable.register(self.sock, select.POLLOUT)
+
+    def wait(self, poller: select.poll, until: float) -> None:
+        left = until - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        poller.poll(math.ceil(left * 1000))
+
+    def send(self, message, until: float) -> None:
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        view = memoryview(_HEADER.pack(len(data)) + data)
+        self.sent += 1
+        while True:
+            try:
+                view = view[self.sock.send(view) :]
+            except BlockingIOError:
+                pass
+            if not view:
+                return
+            self.wait(self.writable, until)
+
+    def receive(self, until: float, spin: float):
+        # most answers come within a few milliseconds: wait for them awake (a
+        # blocked reader is slow to wake on this kind of machine), then block
+        if spin:
+            spin_until = time.perf_counter() + spin
+            while time.perf_counter() < spin_until and not self.readable.poll(0):
+                pass
+        buf, need, size = bytearray(), _HEADER.size, -1
+        while True:
+            try:
+                chunk = self.sock.recv(max(need - len(buf), 65536) if size < 0 else need - len(buf))
+            except BlockingIOError:
+                self.wait(self.readable, until)
+                continue
+            if not chunk:
+                raise EOFError
+            buf += chunk
+            if size < 0 and len(buf) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(buf)
+                need = _HEADER.size + size
+            if len(buf) >= need:
+                return pickle.loads(memoryview(buf)[_HEADER.size : need])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover
+            pass
 
 
 class EnginePool:
@@ -170,6 +279,15 @@ class EnginePool:
         )
         self.worker_spin = worker_spin
         self._ctx = mp.get_context(start_method)
+        if start_method == "forkserver":
+            # a fresh worker is then a fork of one clean server process that has already
+            # imported the engine, so a replacement after a crash or hang is ready in
+            # about 50 ms instead of after starting an interpreter and importing durable-rules
+            # and Flask (via the service package) again: 0.3-0.6 s measured on this machine.
+            # The tests use it; the service keeps "spawn", under which every engine process is a
+            # direct child of its gunicorn worker (what tools/loadbench looks for).  The preload
+            # list is the process's, and applies if its fork server is not yet running.
+            self._ctx.set_forkserver_preload(["service.engine.pool", "service.engine.durable"])
         # last in, first out: a caller scoring one unit after another gets the worker
         # that just served it, still awake; concurrent callers still get one each
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
@@ -186,17 +304,22 @@ class EnginePool:
     # workers
 
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
+        # a socket pair rather than multiprocessing's pipe: the caller's end can be
+        # non-blocking, so no send or receive can outlast the call's deadline
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        accepted = self._ctx.RawValue("Q", 0)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self.worker_spin),
+            args=(child, accepted, self.worker_spin),
             daemon=True,
             name="durable-rules worker",
         )
-        process.start()
-        child.close()
+        try:
+            process.start()
+        finally:
+            child.close()
         self.spawned += 1
-        return _Worker(process, parent)
+        return _Worker(process, parent, accepted)
 
     def _replace(self, worker: _Worker) -> _Worker:
         try:
@@ -204,10 +327,7 @@ class EnginePool:
         except Exception:  # pragma: no cover - already gone
             pass
         worker.process.join(timeout=5)
-        try:
-            worker.conn.close()
-        except Exception:  # pragma: no cover
-            pass
+        worker.close()
         return self._spawn()
 
     def _incident(self, kind: str, message: str, detail: str = "") -> EngineUnavailable:
@@ -235,25 +355,41 @@ class EnginePool:
 
     # calls
 
-    def _call(self, worker: _Worker, message, timeout: float):
-        worker.conn.send(message)
-        # most answers come within a few milliseconds: wait for them awake (a
-        # blocked reader is slow to wake on this kind of machine), then block
-        spin_until = time.perf_counter() + self.spin
-        while time.perf_counter() < spin_until:
-            if worker.conn.poll(0):
-                return worker.conn.recv()
-        if not worker.conn.poll(timeout):
-            raise TimeoutError
-        return worker.conn.recv()
+    def _call(self, worker: _Worker, message, until: float):
+        """Send ``message`` and wait for the answer, all of it before ``until`` (monotonic)."""
+        try:
+            worker.send(message, until)
+            return worker.receive(until, self.spin)
+        except (EOFError, OSError) as err:
+            if isinstance(err, TimeoutError):
+                raise
+            worker.process.join(timeout=2)  # the socket closes before the exit status is reaped
+            detail = f"exit code {worker.process.exitcode}; {type(err).__name__}"
+            if worker.accepted.value < worker.sent:
+                raise _NotTaken(detail) from None
+            raise
+
+    def _attempt(self, worker: _Worker, key: str, definition: str, batch: list, until: float):
+        with self._lock:
+            retire = sorted(self._retired & worker.loaded)
+        send_def = definition if key not in worker.loaded else None
+        reply = self._call(worker, ("match", key, send_def, batch, retire), until)
+        worker.loaded -= set(retire)
+        if reply[0] == "need":  # the worker released it meanwhile: send it again
+            reply = self._call(worker, ("match", key, definition, batch, []), until)
+        worker.loaded.add(key)
+        worker.calls += 1
+        return reply
 
     def match_raw(self, key: str, definition: str, batch: Sequence[Sequence[str]]) -> list[set]:
         """Evaluate pre-serialised facts under the ruleset ``definition`` known as ``key``."""
         if self._closed:
             raise RuntimeError("engine pool is closed")
         timeout = self.deadline + self.per_unit * len(batch)
+        batch = list(batch)
         worker = self._idle.get()
         try:
+            until = time.monotonic() + timeout
             if (
                 not worker.process.is_alive()
             ):  # died while idle (killed, out of memory): nobody's call lost
@@ -264,30 +400,33 @@ class EnginePool:
                     "空闲的规则引擎进程已退出，已重启引擎进程",
                     f"exit code {code}; found idle",
                 )
-            with self._lock:
-                retire = sorted(self._retired & worker.loaded)
-            send_def = definition if key not in worker.loaded else None
             try:
-                reply = self._call(worker, ("match", key, send_def, list(batch), retire), timeout)
-                worker.loaded -= set(retire)
-                if reply[0] == "need":  # the worker released it meanwhile: send it again
-                    reply = self._call(worker, ("match", key, definition, list(batch), []), timeout)
+                try:
+                    reply = self._attempt(worker, key, definition, batch, until)
+                except _NotTaken as dead:
+                    # died before it took the call (killed an instant ago, not yet reaped):
+                    # nothing was computed, so a fresh worker serves the call, once
+                    worker = self._replace(worker)
+                    self._incident(
+                        "crash",
+                        "空闲的规则引擎进程已退出，已重启引擎进程",
+                        f"{dead.detail}; found dead before it took the call",
+                    )
+                    reply = self._attempt(worker, key, definition, batch, until)
             except TimeoutError:
                 worker = self._replace(worker)
                 raise self._incident(
                     "hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程"
                 ) from None
-            except (EOFError, OSError, BrokenPipeError) as err:
-                worker.process.join(timeout=2)  # the pipe closes before the exit status is reaped
-                code = worker.process.exitcode
+            except (_NotTaken, EOFError, OSError) as err:
+                detail = err.detail if isinstance(err, _NotTaken) else None
+                if detail is None:
+                    worker.process.join(timeout=2)
+                    detail = f"exit code {worker.process.exitcode}; {type(err).__name__}"
                 worker = self._replace(worker)
                 raise self._incident(
-                    "crash",
-                    "规则引擎进程意外退出，已重启引擎进程",
-                    f"exit code {code}; {type(err).__name__}",
+                    "crash", "规则引擎进程意外退出，已重启引擎进程", detail
                 ) from None
-            worker.loaded.add(key)
-            worker.calls += 1
             if reply[0] == "error":
                 raise self._incident("error", "规则引擎未能完整处理这些事实，本次不计分", reply[1])
             return [set(fired) for fired in reply[1]]
@@ -343,7 +482,7 @@ class EnginePool:
             for w in taken:
                 with self._lock:
                     retire = sorted(self._retired & w.loaded)
-                reply = self._call(w, ("stats", retire), self.deadline)
+                reply = self._call(w, ("stats", retire), time.monotonic() + self.deadline)
                 w.loaded -= set(retire)
                 out.append(dict(reply[1], pid=w.process.pid, calls=w.calls))
             return out
@@ -366,13 +505,14 @@ class EnginePool:
         for _ in range(self.size):
             w = self._idle.get()
             try:
-                w.conn.send(("stop",))
+                w.send(("stop",), time.monotonic() + 1)
             except Exception:
                 pass
             w.process.join(timeout=2)
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
+            w.close()
 
     def __enter__(self):
         return self

@@ -28,6 +28,9 @@ from tools.browser import CHROMIUM, chromium, serve, sign_in, sign_out
 
 from .conftest import PASSWORD, SCHEME
 
+# a real server and headless Chromium: `pytest -m "not e2e"` leaves it out
+pytestmark = pytest.mark.e2e
+
 EXAMPLES = read_facts_file(PROJECT_ROOT / "examples" / f"{SCHEME}.yaml")
 
 

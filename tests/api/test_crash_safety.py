@@ -37,6 +37,9 @@ from service.db import Database, JournalEntry, Submission, Unit
 from .conftest import _fresh_postgres
 from .servers import REQUEST_TIMEOUT, START_TIMEOUT, Server
 
+# a real gunicorn server, SIGKILLed: `pytest -m "not e2e"` leaves it out
+pytestmark = pytest.mark.e2e
+
 SCHEME = "gumeilu-2022"
 UNIT = "gucun"
 FACTS = {"leader_evaluation_score": 4.5, "leader_evaluation_reason": "工作扎实，进展顺利"}

@@ -3,7 +3,7 @@ and the next request is served.
 
 Why this is an honest test of the failure, not a simulation of it
 ------------------------------------------------------------------
-The app's engine is a real ``EnginePool`` (one durable-rules worker process, 3 s deadline).
+The app's engine is a real ``EnginePool`` (one durable-rules worker process, 1.5 s deadline).
 ``HangOnce`` is only a switch in front of it: for the first evaluation it sends the pool,
 through the pool's own ``match_raw``, the ruleset that really hangs durable-rules
 (``HANG_RULESET`` from tests/engine/test_isolation.py: 600 distinct first-level tests make
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from service.db import Base
 from service.engine.pool import EnginePool
 
-from ..conftest import MINIMAL
+from ..conftest import MINIMAL, START_METHOD
 from ..engine.test_isolation import HANG_RULESET
 from ..unit.test_scoring import FULL
 from .conftest import DATABASES, make_api
@@ -54,7 +54,8 @@ class HangOnce:
 
 @pytest.fixture(params=DATABASES)
 def failing(request, tmp_path):
-    pool = EnginePool(size=1, deadline=3)
+    # the hang costs the deadline; the replacement, forked ready-made, answers well within it
+    pool = EnginePool(size=1, deadline=1.5, start_method=START_METHOD)
     engine = HangOnce(pool)
     rules = tmp_path / "rules"
     shutil.copytree(MINIMAL, rules / "minimal")

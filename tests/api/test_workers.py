@@ -35,6 +35,8 @@ from ..conftest import MINIMAL
 from .conftest import _fresh_postgres
 from .servers import Server
 
+pytestmark = pytest.mark.e2e  # real gunicorn workers: `pytest -m "not e2e"` leaves it out
+
 THREADS, ROUNDS = 6, 4
 PASSWORD = "secret-password"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

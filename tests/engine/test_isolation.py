@@ -8,6 +8,7 @@ The inputs are real C-level failures reproduced on this machine:
   every fact after it (notes, failure 3).
 """
 
+import contextlib
 import json
 import os
 from decimal import Decimal
@@ -33,6 +34,34 @@ SEGFAULT_RULESET = json.dumps(
     {**_MARKERS, **{f"r{i}": {"all": [{"m": {"k": 1}}]} for i in range(256)}}
 )
 HANG_RULESET = json.dumps({f"r{i}": {"all": [{"m": {"k": f"v{i}"}}]} for i in range(600)})
+
+
+@contextlib.contextmanager
+def short_deadline(pool, seconds: float = 1.0):
+    """A hang costs its caller the whole deadline, so the call meant to hang gets 1 s; the calls
+    after it keep the pool's own 3 s, since their time includes starting a fresh worker (half a
+    second on this machine under load)."""
+    before, pool.deadline = pool.deadline, seconds
+    try:
+        yield
+    finally:
+        pool.deadline = before
+
+
+def computing(pid: int, seconds: float = 0.3) -> None:
+    """Wait until the worker has spent ``seconds`` of CPU time since now: it took the call and is
+    stuck in the engine's loop (a fixed sleep failed on a loaded machine, where the worker had
+    not even taken the call yet; killed then, it would rightly be retried elsewhere)."""
+    import time
+
+    import psutil
+
+    process = psutil.Process(pid)
+    start = sum(process.cpu_times()[:2])
+    give_up = time.monotonic() + 30
+    while sum(process.cpu_times()[:2]) - start < seconds:
+        assert time.monotonic() < give_up, "the worker never started computing"
+        time.sleep(0.02)
 
 
 def _good_call(pool, scheme):
@@ -70,8 +99,8 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
     """Deterministic: SIGSEGV delivered to a worker stuck in the C loop."""
     import signal
     import threading
-    import time
 
+    _good_call(fresh_engine, minimal)  # the worker is up: it takes the next call at once
     pid = fresh_engine.pids()[0]
     caught = []
 
@@ -83,7 +112,7 @@ def test_a_worker_killed_mid_evaluation_is_replaced(fresh_engine, minimal):
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.5)
+    computing(pid)
     os.kill(pid, signal.SIGSEGV)
     t.join(timeout=30)
     assert [e.kind for e in caught] == ["crash"]
@@ -110,7 +139,7 @@ def test_a_worker_that_died_while_idle_costs_no_call(fresh_engine, minimal):
 
 
 def test_a_hang_in_the_engine_is_contained(fresh_engine, minimal):
-    with pytest.raises(EngineUnavailable) as err:
+    with short_deadline(fresh_engine), pytest.raises(EngineUnavailable) as err:
         fresh_engine.match_raw("hang", HANG_RULESET, [['{"k":"v1"}']])
     assert err.value.kind == "hang"
     _good_call(fresh_engine, minimal)
@@ -147,7 +176,7 @@ def test_numbers_never_reach_the_engine_in_exponent_form():
 
 def test_the_caller_process_survives_repeated_failures(fresh_engine, minimal):
     for _ in range(3):
-        with pytest.raises(EngineUnavailable):
+        with short_deadline(fresh_engine), pytest.raises(EngineUnavailable):
             fresh_engine.match_raw("hang", HANG_RULESET, [['{"k":"v1"}']])
     assert fresh_engine.spawned == 4  # the first worker and three replacements
     _good_call(fresh_engine, minimal)
