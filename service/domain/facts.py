@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .model import FactSpec, Scheme
-from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
+from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, MIN_NONZERO, plain
 
 MAX_TEXT = 2000
-#: Smallest magnitude of a non-zero number: the engine compares doubles, so e.g. 1E-330 would be 0 to it.
-MIN_NONZERO = Decimal("1e-15")
 
 # characters no database here can keep: NUL and the other C0 controls but tab and newlines
 # (PostgreSQL refuses NUL in text), and lone UTF-16 surrogates, which a JSON body can carry as
