@@ -11,8 +11,8 @@ compare the very same values and agree on every band edge.
 from __future__ import annotations
 
 import decimal
-import re
 import functools
+import re
 from decimal import Decimal, InvalidOperation
 
 #: Working precision for arithmetic on points and measures.

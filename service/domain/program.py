@@ -54,14 +54,14 @@ def engine_problems(scheme: Scheme) -> list[EngineProblem]:
     groups = [(c.id, c.matches, c.operands) for c in scheme.clauses.values()]
     scheme_matches = tuple(m for m in scheme.matches if m.group == SCHEME_GROUP)
     groups.append((SCHEME_GROUP, scheme_matches, scheme.grade_operands))
-    for group, matches, operands in groups:
+    for group, matches, read in groups:
         where = "等级否决" if group == SCHEME_GROUP else "本条款"
-        if len(operands) > MAX_OPERANDS:
+        if len(read) > MAX_OPERANDS:
             out.append(
                 EngineProblem(
                     group,
                     None,
-                    f"{where}读取的事实与计算值共{len(operands)}个，规则引擎一次最多{MAX_OPERANDS}个，请拆分条款",
+                    f"{where}读取的事实与计算值共{len(read)}个，规则引擎一次最多{MAX_OPERANDS}个，请拆分条款",
                 )
             )
         if len(matches) > MAX_CLAUSE_MATCHES:

@@ -954,7 +954,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     if chk.errors:
         raise RuleSetError(chk.errors)
     program.build(scheme)
-    _check_engine_limits(scheme, sfile, s, {file: d for file, d in clause_docs}, chk)
+    _check_engine_limits(scheme, sfile, s, dict(clause_docs), chk)
     if chk.errors:
         raise RuleSetError(chk.errors)
     return scheme
