@@ -213,12 +213,9 @@ def compose(text: str, ctx: Context) -> Node | None:
         node = yaml.compose(text)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        if mark is None:
-            where = (1, 1)
-        elif odd:
-            where = where_in(text, mark.index)
-        else:
-            where = (mark.line + 1, mark.column + 1)
+        # from the character offset: libyaml puts the end of a file that does not end in a
+        # line break on a line after the last, which no editor shows
+        where = (1, 1) if mark is None else where_in(text, min(mark.index, len(text)))
         ctx.error(where, f"YAML 格式错误：{_yaml_problem(err.problem or err.context or '')}")
         return None
     except YAMLError as err:  # pragma: no cover - the pre-scan refuses what the reader would
