@@ -75,11 +75,12 @@ def _unloadable(label: str, why: str) -> RuleSetError:
     return RuleSetError([RuleFileError(label, 1, 1, f"规则文件无法解析：{why}；当前规则未受影响")])
 
 
-def _run(files: dict | None, root: str | None, label: str, deadline: float) -> dict:
+def _run(files: dict | None, root: str | None, label: str, deadline: float, target=_child) -> dict:
+    """``target`` (the loading child) is a parameter for the tests, which make it crash."""
     ctx = _mp_context()
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(  # type: ignore[attr-defined]  # BaseContext lacks the attribute in typeshed
-        target=_child, args=(child, files, root, label), daemon=True, name="rule loader"
+        target=target, args=(child, files, root, label), daemon=True, name="rule loader"
     )
     process.start()
     child.close()
