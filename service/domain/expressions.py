@@ -157,13 +157,18 @@ class Call:
 Expr = Num | Const | Name | Neg | Arith | Compare | Logic | Not | Call
 
 
+def _at(tok: Token) -> int:
+    """A token's 1-based column (lark types it optional; its lexer always sets it)."""
+    return tok.column if tok.column is not None else 1
+
+
 @v_args(inline=True)
 class _Build(Transformer):
     def number(self, tok: Token):
         value, problem = number_problem(str(tok))
         if value is None:
-            raise ExprError(f"数值{problem}", tok.column)
-        return Num(value, tok.column)
+            raise ExprError(f"数值{problem}", _at(tok))
+        return Num(value, _at(tok))
 
     def true(self, *_):
         return Const(True, 0)
@@ -172,13 +177,13 @@ class _Build(Transformer):
         return Const(False, 0)
 
     def string(self, tok: Token):
-        return Const(str(tok)[1:-1], tok.column)
+        return Const(str(tok)[1:-1], _at(tok))
 
     def name(self, tok: Token):
-        return Name(str(tok), tok.column)
+        return Name(str(tok), _at(tok))
 
     def call(self, tok: Token, *args):
-        return Call(str(tok), tuple(a for a in args if a is not None), tok.column)
+        return Call(str(tok), tuple(a for a in args if a is not None), _at(tok))
 
     def neg(self, operand):
         return Neg(operand, _column(operand))
@@ -223,9 +228,8 @@ def parse(text: str) -> Expr:
     try:
         tree = _PARSER.parse(text)
     except UnexpectedCharacters as err:
-        raise ExprError(
-            f"表达式中有无法识别的字符 “{text[err.pos_in_stream]}”", err.column
-        ) from None
+        at = err.pos_in_stream if err.pos_in_stream is not None else 0
+        raise ExprError(f"表达式中有无法识别的字符 “{text[at : at + 1]}”", err.column) from None
     except UnexpectedEOF:
         raise ExprError("表达式不完整（结尾缺少内容或右括号）", len(text) + 1) from None
     except UnexpectedToken as err:

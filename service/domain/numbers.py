@@ -69,7 +69,8 @@ def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
 
 def measure_words(value: Decimal) -> str:
     """A measure as shown in a trace: exact when short, else "约" and 4 places (1/3 -> 约0.3333)."""
-    if value.as_tuple().exponent >= -4:
+    exponent = value.as_tuple().exponent  # "n", "N" or "F" for a NaN or infinity
+    if not isinstance(exponent, int) or exponent >= -4:
         return plain(value)
     return "约" + plain(value.quantize(Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))
 

@@ -135,21 +135,22 @@ def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
         group.add(
             base, compile_condition(rule.when, group.derive) if rule.when is not None else ALWAYS
         )
-    elif rule.kind == "bands":
+    elif rule.kind in ("bands", "per_unit", "steps"):
+        if rule.measure is None:  # pragma: no cover - the loader admits no such rule
+            raise ValueError(f"{base} has no measure")
         operand = group.derive(rule.measure)
-        for i, band in enumerate(rule.bands, 1):
-            group.add(f"{base}/{i}", _with_guard(group, rule, band.range.condition(operand)))
-    elif rule.kind == "per_unit":
-        operand = group.derive(rule.measure)
-        group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
-    elif rule.kind == "steps":
-        operand = group.derive(rule.measure)
-        test = (
-            Comparison(operand, ">=", rule.step)
-            if rule.whole_steps
-            else Comparison(operand, ">", Decimal(0))
-        )
-        group.add(base, _with_guard(group, rule, test))
+        if rule.kind == "bands":
+            for i, band in enumerate(rule.bands, 1):
+                group.add(f"{base}/{i}", _with_guard(group, rule, band.range.condition(operand)))
+        elif rule.kind == "per_unit":
+            group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
+        else:
+            test = (
+                Comparison(operand, ">=", rule.step)
+                if rule.whole_steps and rule.step is not None
+                else Comparison(operand, ">", Decimal(0))
+            )
+            group.add(base, _with_guard(group, rule, test))
     elif rule.kind in ("scaled", "assessed"):
         spec = facts[rule.value]
         floor = spec.minimum if spec.minimum is not None else Decimal("-1e12")

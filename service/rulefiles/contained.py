@@ -36,6 +36,7 @@ def _mp_context() -> mp.context.BaseContext:
     global _context
     with _context_lock:
         if _context is None:
+            ctx: mp.context.BaseContext
             if "forkserver" in mp.get_all_start_methods():
                 ctx = mp.get_context("forkserver")
                 ctx.set_forkserver_preload(["service.rulefiles.loader"])

@@ -661,7 +661,13 @@ def _clause(
 
 
 def _categories(
-    items, file: str, chk: _Checker, parent: Category | None, index: dict, depth: int = 1
+    items,
+    file: str,
+    chk: _Checker,
+    parent: Category | None,
+    index: dict,
+    where: dict[str, tuple[int, int]],
+    depth: int = 1,
 ) -> list:
     out: list[Category] = []
     for d in items or []:
@@ -692,14 +698,22 @@ def _categories(
             d.get("cap"),
             parent=parent.id if parent else None,
         )
-        cat._at = d.at("points") if "points" in d else d.at()  # type: ignore[attr-defined]
+        where[cat.id] = d.at("points") if "points" in d else d.at()
         index[cat.id] = cat
-        cat.children = _categories(d.get("categories"), file, chk, cat, index, depth + 1)
+        cat.children = _categories(d.get("categories"), file, chk, cat, index, where, depth + 1)
         out.append(cat)
     return out
 
 
-def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
+def _check_sums(
+    scheme: Scheme,
+    file: str,
+    chk: _Checker,
+    where: dict[str, tuple[int, int]],
+    total_at: tuple[int, int],
+) -> None:
+    """Category points add up (positions: ``where`` by category id, and the total's)."""
+
     def subtotal(cat: Category) -> Decimal:
         parts = [(c, scheme.clauses[c].points) for c in cat.clauses]
         total = sum((p for _, p in parts), ZERO) + sum((subtotal(ch) for ch in cat.children), ZERO)
@@ -710,12 +724,12 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
             )
             chk.err(
                 file,
-                cat._at,
+                where[cat.id],
                 f"类别“{cat.id} {cat.title}”的分值为{plain(cat.points)}分，"
                 f"但其下合计{plain(total)}分（{listing or '没有条款'}）",
             )
         if not cat.clauses and not cat.children:
-            chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”下没有任何条款")
+            chk.err(file, where[cat.id], f"类别“{cat.id} {cat.title}”下没有任何条款")
         return cat.points if cat.points is not None else total
 
     standard = ZERO
@@ -726,7 +740,7 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
     if standard != scheme.total:
         chk.err(
             file,
-            scheme._total_at,
+            total_at,
             f"细则总分为{plain(scheme.total)}分，但各基本分类别合计{plain(standard)}分",
         )
 
@@ -867,9 +881,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         )
     if s is None or raw_errors:
         raise RuleSetError(raw_errors)
+    docs = [(file, d) for file, d in clause_docs if d is not None]  # all of them: no errors
 
     index: dict[str, Category] = {}
-    categories = _categories(s["categories"], sfile, chk, None, index)
+    category_at: dict[str, tuple[int, int]] = {}
+    categories = _categories(s["categories"], sfile, chk, None, index, category_at)
     scheme_facts: dict[str, FactSpec] = {}
     for f in s.get("facts") or []:
         fact = _fact(f, "", sfile, chk)
@@ -880,7 +896,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     all_facts = dict(scheme_facts)
     clauses: dict[str, Clause] = {}
     clause_at: dict[str, str] = {}
-    for file, d in clause_docs:
+    for file, d in docs:
         if d["id"] in clauses:
             chk.err(file, d.at("id"), f"条款编号“{d['id']}”与 {clause_at[d['id']]} 重复")
             continue
@@ -920,12 +936,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         grading=grading,
         path=path,
         version=version_of_files(files),
-        files=tuple([sfile] + [file for file, _d in clause_docs]),
+        files=tuple([sfile] + [file for file, _d in docs]),
         notes=s.get("note", ""),
         texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
     )
-    scheme._total_at = s.at("total")  # type: ignore[attr-defined]
-    _check_sums(scheme, sfile, chk)
+    _check_sums(scheme, sfile, chk, category_at, s.at("total"))
     tests = []
     for t in s.get("tests") or []:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
@@ -954,7 +969,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     if chk.errors:
         raise RuleSetError(chk.errors)
     program.build(scheme)
-    _check_engine_limits(scheme, sfile, s, dict(clause_docs), chk)
+    _check_engine_limits(scheme, sfile, s, dict(docs), chk)
     if chk.errors:
         raise RuleSetError(chk.errors)
     return scheme

@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -508,7 +509,7 @@ class Range(Spec):
             )
             return None
         left, low, high, right = m.groups()
-        edges = []
+        edges: list[Decimal | None] = []
         for text in (low, high):
             if text in ("-inf", "inf"):
                 edges.append(None)
