@@ -278,3 +278,52 @@ def test_whole_steps_true_in_capitals_scores_whole_steps(tmp_path, oracle):
     result = score_unit(scheme, "甲", facts, oracle, "test")
     points = next(c for c in result.clauses if c.id == "2").points
     assert points == Decimal("4.4")  # 2 whole steps of 1 % missing: 5 - 2 x 0.3
+
+
+def _clause_file(root: Path, name: str, text: str) -> None:
+    (root / "minimal" / "clauses" / name).write_text(text, encoding="utf-8")
+
+
+_HEAD = "id: {id}\ntitle: t\ncategory: B\npoints: 1\nsource: {{document: d, text: t}}\n"
+
+
+def test_what_the_engine_cannot_run_is_refused_at_load(tmp_path):
+    # regression: conditions.size() was never called; an `or` of 520 alternatives loaded and
+    # made every evaluation time out.  Each of the engine's limits (program.py) is checked.
+    from service.domain import program
+
+    root = _copy(tmp_path)
+    many = program.MAX_CLAUSE_MATCHES + 1
+    bands = (
+        "".join(f'      - {{range: "[{i}, {i + 1})", points: 0}}\n' for i in range(many - 1))
+        + f'      - {{range: "[{many - 1}, inf)", points: 1}}\n'
+    )
+    _clause_file(
+        root,
+        "08-bands.yaml",
+        _HEAD.format(id="b")
+        + "facts:\n  - {name: n, type: integer, label: n}\n"
+        + "rules:\n  - id: r\n    kind: bands\n    measure: n\n    bands:\n"
+        + bands
+        + "tests:\n  - {name: t, facts: {n: 0}, points: 0}\n",
+    )
+    names = [f"f{i}" for i in range(program.MAX_OPERANDS + 1)]
+    facts = "".join(f"  - {{name: {n}, type: boolean, label: {n}}}\n" for n in names)
+    rules = "".join(
+        f"  - {{id: r{j}, kind: fixed, points: 0, when: {' and '.join(names[j::5])}}}\n"
+        for j in range(5)
+    )
+    _clause_file(
+        root,
+        "09-operands.yaml",
+        _HEAD.format(id="o")
+        + "facts:\n"
+        + facts
+        + "rules:\n"
+        + rules
+        + "tests:\n  - {name: t, facts: {}, points: 0}\n",
+    )
+    assert _errors(root) == [
+        f"minimal/clauses/08-bands.yaml:9:3: 本条款的规则、档与否决共{many}个，规则引擎最多400个，请拆分条款",
+        "minimal/clauses/09-operands.yaml:209:3: 本条款读取的事实与计算值共201个，规则引擎一次最多200个，请拆分条款",
+    ]

@@ -413,9 +413,9 @@ def run(
             if value != seen:
                 workers[wid] = (p, counter, now, value, first)
                 continue
-            if msg is not None and msg[0] == "done" and wid not in workers:
-                continue
             died = not p.is_alive()
+            if died and p.exitcode == 0:
+                continue  # finished: its "done" is still in the queue
             if died or now - since > hang:
                 p.kill()
                 p.join(timeout=5)
