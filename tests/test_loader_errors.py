@@ -327,3 +327,23 @@ def test_what_the_engine_cannot_run_is_refused_at_load(tmp_path):
         f"minimal/clauses/08-bands.yaml:9:3: 本条款的规则、档与否决共{many}个，规则引擎最多400个，请拆分条款",
         "minimal/clauses/09-operands.yaml:209:3: 本条款读取的事实与计算值共201个，规则引擎一次最多200个，请拆分条款",
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "!!seq [" * 30000,
+        "a: " + "&x [" * 30000,
+        "a: " + "!!map {b: " * 30000,
+        "a: text - 'not a quote\nb: " + "[" * 30000,
+        "a: [x - 'not a quote, " + "[" * 30000,
+        "a: it's\nb: " + "{c: " * 30000,
+    ],
+    ids=["tags", "anchors", "tagged-maps", "quote-in-block-text", "quote-in-flow-text", "apostrophe"],
+)
+def test_nesting_cannot_hide_behind_tags_anchors_or_quotes_that_are_text(tmp_path, text):
+    # the pre-scan must never count too shallow: each of these is 30,000 deep to libyaml
+    root = _copy(tmp_path)
+    (root / "minimal" / "clauses" / "09-deep.yaml").write_text(text, encoding="utf-8")
+    (error,) = _errors(root)
+    assert "列表与映射嵌套过深" in error

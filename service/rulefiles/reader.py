@@ -187,19 +187,37 @@ def nesting_beyond(text: str, limit: int) -> int | None:
                 if at == 0 or line[at - 1] in " \t":
                     break  # a comment
             elif c in "[{":
-                if flow or not before or before[-1] in ":-?,[{":
+                # inside flow brackets every bracket is structure; outside, one that starts a
+                # node (after an indicator, a tag or an anchor) is; counting one that is text
+                # only errs towards too deep
+                if flow or not before or before[-1] in ":-?,[{" or _TAGGED.search(before):
                     flow += 1
                     if block_depth + flow > limit:
                         return start_of_line + at
             elif c in "]}":
                 flow = max(flow - 1, 0)
-            elif (
-                not before or before[-1] in "[{," or (before[-1] in ":?-" and line[at - 1] in " \t")
-            ):
-                # a quote opening a node starts a quoted scalar; inside a plain scalar it is text
-                # (then brackets after it are counted: too deep, never too shallow)
+            elif _opens_quote(before, line[at - 1] if at else "", flow):
                 quote = c
     return None
+
+
+_TAGGED = re.compile(r"(?:^|\s)[!&]\S*$")
+_BLOCK_INDICATORS = re.compile(r"(?:[-?](?:\s+|$))*")
+
+
+def _opens_quote(before: str, previous: str, flow: int) -> bool:
+    """Does a quote after ``before`` (the line up to it, trailing blanks cut) start a quoted
+    scalar?  Only where a node starts; a quote inside a plain scalar ("it's", "a - 'b") is
+    text.  Taking a starting quote for text counts brackets inside it: too deep, never too
+    shallow; taking text for a starting quote could hide brackets, so the rule is strict."""
+    if not before:
+        return True
+    last = before[-1]
+    if flow:
+        return last in "[{," or (last in ":?" and previous in " \t")
+    if last == ":" and previous in " \t":
+        return True  # a value; if the colon was inside a plain scalar, YAML stops there anyway
+    return previous in " \t" and _BLOCK_INDICATORS.fullmatch(before + " ") is not None
 
 
 def compose(text: str, ctx: Context) -> Node | None:
