@@ -340,7 +340,7 @@ class Text(Spec):
         if node is None:
             return None
         if node.tag != TAG + "str":
-            ctx.error(pos(node), f"应为文字，这里是“{node.value}”（若确为文字请加引号）")
+            ctx.error(pos(node), f"应为文字，这里是“{_shown(node.value)}”（若确为文字请加引号）")
             return None
         if self.non_empty and not node.value.strip():
             ctx.error(pos(node), "不能为空")
@@ -364,13 +364,13 @@ class Id(Spec):
         if node is None:
             return None
         if node.tag not in (TAG + "str", TAG + "int", TAG + "float"):
-            ctx.error(pos(node), f"应为编号（文字或数字），这里是“{node.value}”")
+            ctx.error(pos(node), f"应为编号（文字或数字），这里是“{_shown(node.value)}”")
             return None
         if not node.value.strip():
             ctx.error(pos(node), "编号不能为空")
             return None
         if not self.reference and ("/" in node.value or node.value.startswith(("!", "$"))):
-            ctx.error(pos(node), f"编号“{node.value}”不能含有“/”，也不能以“!”或“$”开头")
+            ctx.error(pos(node), f"编号“{_shown(node.value)}”不能含有“/”，也不能以“!”或“$”开头")
             return None
         return node.value
 
@@ -393,10 +393,10 @@ class Number(Spec):
             ctx.error(pos(node), problem or "")
             return None
         if self.positive and value <= 0:
-            ctx.error(pos(node), f"应为大于0的数值，这里是{node.value}")
+            ctx.error(pos(node), f"应为大于0的数值，这里是{_shown(node.value)}")
             return None
         if self.non_negative and value < 0:
-            ctx.error(pos(node), f"应为不小于0的数值，这里是{node.value}")
+            ctx.error(pos(node), f"应为不小于0的数值，这里是{_shown(node.value)}")
             return None
         return value
 
@@ -466,7 +466,8 @@ class OneOf(Spec):
             hint = difflib.get_close_matches(node.value, self.choices, n=1)
             extra = f"，是否想写“{hint[0]}”？" if hint else ""
             ctx.error(
-                pos(node), f"“{node.value}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}"
+                pos(node),
+                f"“{_shown(node.value)}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}",
             )
             return None
         return node.value
@@ -522,7 +523,7 @@ class Range(Spec):
         if not m:
             ctx.error(
                 pos(node),
-                f'区间“{node.value}”写法不对，应如 "(3, 5]"、"[94.5, inf)"：'
+                f'区间“{_shown(node.value)}”写法不对，应如 "(3, 5]"、"[94.5, inf)"：'
                 "圆括号不含端点，方括号含端点，inf 表示无穷",
             )
             return None
@@ -534,19 +535,19 @@ class Range(Spec):
                 continue
             value, problem = number_problem(text)
             if problem is not None:
-                ctx.error(pos(node), f"区间“{node.value}”的端点{problem}")
+                ctx.error(pos(node), f"区间“{_shown(node.value)}”的端点{problem}")
                 return None
             edges.append(value)
         low_v, high_v = edges
         if (low_v is None and left == "[") or (high_v is None and right == "]"):
-            ctx.error(pos(node), f"区间“{node.value}”中无穷一端只能用圆括号")
+            ctx.error(pos(node), f"区间“{_shown(node.value)}”中无穷一端只能用圆括号")
             return None
         if (
             low_v is not None
             and high_v is not None
             and (low_v > high_v or (low_v == high_v and not (left == "[" and right == "]")))
         ):
-            ctx.error(pos(node), f"区间“{node.value}”是空的：下限应小于上限")
+            ctx.error(pos(node), f"区间“{_shown(node.value)}”是空的：下限应小于上限")
             return None
         return Interval(low_v, left == "[", high_v, right == "]", node.value.strip())
 
@@ -602,7 +603,7 @@ class Obj(Spec):
                 continue
             if key in out.keys_at:
                 first = out.keys_at[key][0]
-                ctx.error(pos(key_node), f"键“{key}”重复出现（第{first}行已有）")
+                ctx.error(pos(key_node), f"键“{_shown(key)}”重复出现（第{first}行已有）")
                 continue
             out.keys_at[key] = pos(key_node)
             out.values_at[key] = pos(value_node)
@@ -611,7 +612,7 @@ class Obj(Spec):
             if fieldspec is None:
                 hint = difflib.get_close_matches(key, list(self.fields), n=1, cutoff=0.6)
                 extra = f"是否想写“{hint[0]}”？" if hint else "可用的键：" + "、".join(self.fields)
-                ctx.error(pos(key_node), f"{self.name}中没有键“{key}”。{extra}")
+                ctx.error(pos(key_node), f"{self.name}中没有键“{_shown(key)}”。{extra}")
                 continue
             before = len(ctx.errors)
             out[key] = fieldspec.spec.read(value_node, ctx)
@@ -644,7 +645,9 @@ def _entries(node, ctx: Context, what: str, item: str):
             continue
         key = key_node.value
         if key in out.keys_at:
-            ctx.error(pos(key_node), f"{item}“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
+            ctx.error(
+                pos(key_node), f"{item}“{_shown(key)}”重复出现（第{out.keys_at[key][0]}行已有）"
+            )
             continue
         out.keys_at[key] = pos(key_node)
         out.values_at[key] = pos(value_node)
@@ -661,7 +664,9 @@ class FactValues(Spec):
         out, pairs = _entries(node, ctx, "事实名: 值", "键")
         for key, value_node in pairs:
             if not isinstance(value_node, ScalarNode):
-                ctx.error(pos(value_node), f"事实“{key}”的值应为单个数值、文字或 true/false")
+                ctx.error(
+                    pos(value_node), f"事实“{_shown(key)}”的值应为单个数值、文字或 true/false"
+                )
                 continue
             tag, text = value_node.tag, value_node.value
             if tag == TAG + "bool":
@@ -669,14 +674,14 @@ class FactValues(Spec):
                 if flag is None:
                     ctx.error(
                         pos(value_node),
-                        f"事实“{key}”的值应为 true 或 false，这里是“{_shown(text)}”",
+                        f"事实“{_shown(key)}”的值应为 true 或 false，这里是“{_shown(text)}”",
                     )
                     continue
                 out[key] = flag
             elif tag in (TAG + "int", TAG + "float"):
                 value, problem = number_problem(text)
                 if problem is not None:
-                    ctx.error(pos(value_node), f"事实“{key}”的值{problem}")
+                    ctx.error(pos(value_node), f"事实“{_shown(key)}”的值{problem}")
                     continue
                 out[key] = value
             elif tag == TAG + "null":
