@@ -214,13 +214,17 @@ def make_input(corpus: Corpus, seed: int, worker: int, iteration: int):
     return prefix, dict(files, **{rel: data}), rel
 
 
-def check_load(prefix: str, files: dict[str, bytes]) -> str:
-    """'accepted' or 'rejected'; raises for anything else (the fuzzer's finding)."""
+def check_load(prefix: str, files: dict[str, bytes], engine: bool = False) -> str:
+    """'accepted' or 'rejected'; raises for anything else (the fuzzer's finding).
+
+    ``engine``: an accepted scheme's own test cases are also matched by durable-rules (in this
+    process) and by the plain-Python oracle, which must fire exactly the same conditions: a
+    scheme that loads must be one the engine runs, and runs as the oracle does."""
     from service.rulefiles import RuleSetError
     from service.rulefiles.loader import load_files
 
     try:
-        load_files(files, prefix)
+        scheme = load_files(files, prefix)
     except RuleSetError as err:
         if not err.errors:
             raise AssertionError("RuleSetError without any error") from None
@@ -241,7 +245,35 @@ def check_load(prefix: str, files: dict[str, bytes]) -> str:
                     f"an error outside its file ({lines} lines): {e.line}:{e.column}"
                 ) from None
         return "rejected"
+    if engine:
+        _match_both(scheme)
     return "accepted"
+
+
+_matchers: dict = {}
+
+
+def _match_both(scheme) -> None:
+    from service.domain.scoring import prepare
+    from service.engine.durable import InProcessMatcher
+    from service.engine.oracle import OracleMatcher
+
+    if not _matchers:
+        _matchers.update(engine=InProcessMatcher(), oracle=OracleMatcher())
+    cases = [case.facts for clause in scheme.clauses.values() for case in clause.tests]
+    cases += [case.facts for case in scheme.tests]
+    batch = [prepare(scheme, facts) for facts in cases]
+    try:
+        by_engine = _matchers["engine"].match(scheme, batch)
+    finally:
+        _matchers["engine"].release(scheme.program_name)
+    by_oracle = _matchers["oracle"].match(scheme, batch)
+    for facts, a, b in zip(cases, by_engine, by_oracle):
+        if a != b:
+            raise AssertionError(
+                f"durable-rules and the oracle disagree on {facts}: only durable-rules "
+                f"{sorted(a - b)}, only the oracle {sorted(b - a)}"
+            )
 
 
 # --- workers ------------------------------------------------------------------------------------
@@ -256,7 +288,14 @@ def _signature(exc_text: str) -> str:
 
 
 def _worker(
-    seed: int, worker: int, counter, results, stop_at: float, iterations: int, first: int = 0
+    engine: bool,
+    seed: int,
+    worker: int,
+    counter,
+    results,
+    stop_at: float,
+    iterations: int,
+    first: int = 0,
 ) -> None:  # pragma: no cover - child
     """Loads inputs ``first``, ``first + 1``, ... of this worker's stream until ``iterations``
     (0: no end) or ``stop_at``; ``counter`` shows the parent which input is being loaded."""
@@ -268,7 +307,7 @@ def _worker(
         counter.value = i
         prefix, files, rel = make_input(corpus, seed, worker, i)
         try:
-            if check_load(prefix, files) == "accepted":
+            if check_load(prefix, files, engine) == "accepted":
                 accepted += 1
             else:
                 rejected += 1
@@ -346,6 +385,7 @@ def run(
     out: Path | None = None,
     hang: float = 20.0,
     quiet: bool = False,
+    engine: bool = False,
 ) -> Report:
     """Fuzz; ``jobs=0`` runs in this process (no crash or hang containment: for tests)."""
     corpus = Corpus.shipped()
@@ -360,7 +400,7 @@ def run(
         ):
             prefix, files, _rel = make_input(corpus, seed, 0, i)
             try:
-                if check_load(prefix, files) == "accepted":
+                if check_load(prefix, files, engine) == "accepted":
                     report.accepted += 1
                 else:
                     report.rejected += 1
@@ -383,7 +423,7 @@ def run(
         counter = ctx.Value("q", 0, lock=False)
         p = ctx.Process(
             target=_worker,
-            args=(seed, wid, counter, results, stop_at, per_worker, first),
+            args=(engine, seed, wid, counter, results, stop_at, per_worker, first),
             daemon=True,
         )
         p.start()
@@ -469,11 +509,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hang", type=float, default=20.0, help="seconds without progress that count as a hang"
     )
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="also match each accepted scheme's test cases by durable-rules and by the oracle",
+    )
     args = parser.parse_args(argv)
     if not args.iterations and not args.seconds:
         args.seconds = 60.0
     sys.path.insert(0, str(ROOT))
-    report = run(args.iterations, args.seconds, args.seed, args.jobs, args.out, args.hang)
+    report = run(
+        args.iterations,
+        args.seconds,
+        args.seed,
+        args.jobs,
+        args.out,
+        args.hang,
+        engine=args.engine,
+    )
     print(
         f"\n{report.loads} loads in {report.seconds:.0f} s: {report.rate:.0f} loads/s "
         f"({report.rate / max(args.jobs, 1):.0f}/s per process); accepted {report.accepted}, "
