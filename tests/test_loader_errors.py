@@ -338,8 +338,21 @@ def test_what_the_engine_cannot_run_is_refused_at_load(tmp_path):
         "a: text - 'not a quote\nb: " + "[" * 30000,
         "a: [x - 'not a quote, " + "[" * 30000,
         "a: it's\nb: " + "{c: " * 30000,
+        "a:\r" + "- " * 30000 + "x",
+        "a:\u2028" + "- " * 30000 + "x",
+        "a: [[ b - |\n" + "   [" * 30000,
     ],
-    ids=["tags", "anchors", "tagged-maps", "quote-in-block-text", "quote-in-flow-text", "apostrophe"],
+    ids=[
+        "tags",
+        "anchors",
+        "tagged-maps",
+        "quote-in-block-text",
+        "quote-in-flow-text",
+        "apostrophe",
+        "items-after-a-lone-CR",
+        "items-after-U+2028",
+        "bar-in-flow-text",
+    ],
 )
 def test_nesting_cannot_hide_behind_tags_anchors_or_quotes_that_are_text(tmp_path, text):
     # the pre-scan must never count too shallow: each of these is 30,000 deep to libyaml

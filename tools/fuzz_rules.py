@@ -126,8 +126,9 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
             return data[: m.start(1)] + _enc(rng.choice(SCALARS)) + data[m.end(1) :]
     if kind == 6:  # deep nesting
         depth = rng.choice([5, 20, 39, 40, 41, 60, 200, 1000, 5000])
-        opener = rng.choice(["[", "{a: ", "- ", "[{x: "])
-        return data[:at] + _enc(opener * depth) + data[at:]
+        opener = rng.choice(["[", "{a: ", "- ", "[{x: ", "!!seq [", "&a [", "? ", "- - "])
+        lead = rng.choice(["", "", "\n", "\r", "\x85", "\u2028", "a: ", "a: b - '", "a: |"])
+        return data[:at] + _enc(lead + opener * depth) + data[at:]
     if kind == 7:  # rename a key
         found = list(_KEY_AT.finditer(data))
         if found:

@@ -129,7 +129,12 @@ _FLOW = re.compile(r"""[\[\]{}"'#]""")
 _DOUBLE_END = re.compile(r'(?:[^"\\]|\\.)*"')
 _SINGLE_END = re.compile(r"(?:[^']|'')*'")
 _COMPACT = re.compile(r"(?:[-?](?: +|$))+")
-_BLOCK_HEADER = re.compile(r"(?:^|[:-]\s+)[|>][-+0-9]*\s*(?:#.*)?$")
+# a block scalar's header (| or >) ending a line with no brackets or quotes before it
+_BLOCK_HEADER = re.compile(
+    r"^\s*(?:[-?]\s+)*(?:[^\s\[\]{}#'\"][^\[\]{}#'\"]*?:\s+)?[|>][-+0-9]*\s*(?:#.*)?$"
+)
+# every line break YAML knows (an editor shows fewer, see ``where_in``; nesting follows YAML)
+_BREAKS = re.compile("(\r\n|[\n\r\x85\u2028\u2029])")
 
 
 def nesting_beyond(text: str, limit: int) -> int | None:
@@ -144,9 +149,12 @@ def nesting_beyond(text: str, limit: int) -> int | None:
     indents: list[int] = []
     block_depth = 0
     literal_at: int | None = None  # indentation of a block scalar's header line
+    parts = _BREAKS.split(text)  # line, break, line, break, ..., line
     offset = 0
-    for line in text.split("\n"):
-        start_of_line, offset = offset, offset + len(line) + 1
+    for n in range(0, len(parts), 2):
+        line = parts[n]
+        start_of_line = offset
+        offset += len(line) + (len(parts[n + 1]) if n + 1 < len(parts) else 0)
         pos = 0
         if not quote and not flow:
             stripped = line.lstrip(" ")
@@ -166,7 +174,7 @@ def nesting_beyond(text: str, limit: int) -> int | None:
             block_depth = 2 * len(indents) + items
             if block_depth > limit:
                 return start_of_line + indent
-            if _BLOCK_HEADER.search(line):
+            if _BLOCK_HEADER.match(line):
                 literal_at = indent
                 continue
             pos = indent
