@@ -39,7 +39,7 @@ from .engine.pool import EngineUnavailable
 from .errors import ApiError
 from .registry import Registry
 from .rulefiles import RuleSetError, contained
-from .rulefiles.loader import load_files, path_problem, shown_name
+from .rulefiles.loader import load_files, path_problems, shown_name
 
 log = logging.getLogger(__name__)
 
@@ -751,13 +751,11 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str) -> dict:
 def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
     """Check a candidate scheme folder ({relative path: text}) without loading it."""
     check(ctx.db, actor, "rules.validate", "rules")
-    for rel in files:
-        problem = path_problem(rel, files)
-        if problem is not None:
-            shown = shown_name(rel)
-            raise ApiError(
-                422, "invalid_path", f"文件路径“{shown}”不可用", {f"files.{shown}": [problem]}
-            )
+    for rel, problem in path_problems(files)[:1]:
+        shown = shown_name(rel)
+        raise ApiError(
+            422, "invalid_path", f"文件路径“{shown}”不可用", {f"files.{shown}": [problem]}
+        )
     try:
         # in a child process: an upload that crashes or hangs the parser cannot take this worker
         schemes = contained.load_tree(files)

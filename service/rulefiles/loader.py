@@ -170,7 +170,17 @@ def read_tree(root: Path | str, prefix: str = "") -> dict[str, bytes]:
         raise RuleSetError(errors)
     files: dict[str, bytes] = {}
     for rel, _size in sorted(found, key=lambda f: _order(f[0])):
-        with open(root / rel, "rb") as f:
+        # opened without following a link and without blocking: the file may have been
+        # replaced by a link or a FIFO since it was looked at
+        try:
+            fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as err:
+            errors.append(RuleFileError(named(rel), 1, 1, f"无法读取：{err.strerror}"))
+            continue
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                errors.append(RuleFileError(named(rel), 1, 1, "不是普通文件，未读取"))
+                continue
             data = f.read(MAX_FILE_BYTES + 1)  # it may have grown since
         if len(data) > MAX_FILE_BYTES:
             errors.append(
@@ -182,25 +192,38 @@ def read_tree(root: Path | str, prefix: str = "") -> dict[str, bytes]:
     return files
 
 
-def path_problem(rel: str, others=()) -> str | None:
-    """Why ``rel`` cannot be a rule file's path inside a scheme folder, in words; None if it can.
-
-    For candidate files that arrive as data (the validate endpoint): the same bounds as on disk,
-    so what validates here can also be written into a rules directory."""
-    parts = rel.split("/")
-    if not rel.endswith(RULE_SUFFIXES) or rel.startswith("/") or "\\" in rel:
-        return "应为细则文件夹内的 .yaml 相对路径"
-    if any(p in ("", ".", "..") for p in parts) or "\0" in rel:
-        return "应为细则文件夹内的 .yaml 相对路径"
-    if any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
-        return f"文件名或文件夹名过长：每一段最多{MAX_NAME_BYTES}字节"
-    if shown_name(rel) != rel:
-        return "路径不是有效的 UTF-8 文字"
-    if len(parts) > MAX_FOLDER_DEPTH:
-        return f"文件夹层数过多：最多{MAX_FOLDER_DEPTH}层"
-    if any(other.startswith(rel + "/") for other in others):
-        return "同一位置既是文件又是文件夹"
-    return None
+def path_problems(rels) -> list[tuple[str, str]]:
+    """Each candidate path that cannot be a rule file's path inside a scheme folder, with why
+    in words.  For candidate files that arrive as data (the validate endpoint): the same bounds
+    as on disk, so that what validates here can also be written into a rules directory."""
+    rels = list(rels)
+    if len(rels) > MAX_FILES:
+        return [(rels[MAX_FILES], f"规则文件过多：最多{MAX_FILES}个")]
+    folders = {
+        rel.rsplit("/", i)[0]
+        for rel in rels
+        for i in range(1, min(rel.count("/"), MAX_FOLDER_DEPTH) + 1)
+    }
+    out = []
+    for rel in rels:
+        parts = rel.split("/")
+        if (
+            not rel.endswith(RULE_SUFFIXES)
+            or rel.startswith("/")
+            or "\\" in rel
+            or "\0" in rel
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            out.append((rel, "应为细则文件夹内的 .yaml 相对路径"))
+        elif any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
+            out.append((rel, f"文件名或文件夹名过长：每一段最多{MAX_NAME_BYTES}字节"))
+        elif shown_name(rel) != rel:
+            out.append((rel, "路径不是有效的 UTF-8 文字"))
+        elif len(parts) > MAX_FOLDER_DEPTH:
+            out.append((rel, f"文件夹层数过多：最多{MAX_FOLDER_DEPTH}层"))
+        elif rel in folders:
+            out.append((rel, "同一位置既是文件又是文件夹"))
+    return out
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
