@@ -155,7 +155,7 @@ def nesting_beyond(text: str, limit: int) -> int | None:
         line = parts[n]
         start_of_line = offset
         offset += len(line) + (len(parts[n + 1]) if n + 1 < len(parts) else 0)
-        pos = 0
+        pos = node_start = 0
         if not quote and not flow:
             stripped = line.lstrip(" ")
             indent = len(line) - len(stripped)
@@ -178,6 +178,11 @@ def nesting_beyond(text: str, limit: int) -> int | None:
                 literal_at = indent
                 continue
             pos = indent
+            node_start = indent + (len(compact.group()) if compact else 0)
+        tagged = _TAG_OR_ANCHOR.search(line)
+        tag_at = tagged.start() if tagged else len(line)
+        # each event below costs O(1) but for the blanks before it: a line of a megabyte is
+        # scanned in linear time whatever it holds
         while pos <= len(line):
             if quote:
                 end = (_DOUBLE_END if quote == '"' else _SINGLE_END).match(line, pos)
@@ -189,43 +194,48 @@ def nesting_beyond(text: str, limit: int) -> int | None:
             if m is None:
                 break
             c, at = m.group(), m.start()
-            before = line[:at].rstrip(" \t")
             pos = at + 1
+            j = at - 1  # the last character before this one that is not a blank
+            while j >= 0 and line[j] in " \t":
+                j -= 1
+            last = line[j] if j >= 0 else ""
+            previous = line[at - 1] if at else ""
             if c == "#":
-                if at == 0 or line[at - 1] in " \t":
+                if at == 0 or previous in " \t":
                     break  # a comment
             elif c in "[{":
                 # inside flow brackets every bracket is structure; outside, one that starts a
                 # node (after an indicator, a tag or an anchor) is; counting one that is text
-                # only errs towards too deep
-                if flow or not before or before[-1] in ":-?,[{" or _TAGGED.search(before):
+                # only errs towards too deep (so any tag or anchor earlier on the line will do)
+                if flow or not last or last in ":-?,[{" or tag_at < at:
                     flow += 1
                     if block_depth + flow > limit:
                         return start_of_line + at
             elif c in "]}":
                 flow = max(flow - 1, 0)
-            elif _opens_quote(before, line[at - 1] if at else "", flow):
+            elif _opens_quote(last, previous, flow, j < node_start):
                 quote = c
     return None
 
 
-_TAGGED = re.compile(r"(?:^|\s)[!&]\S*$")
-_BLOCK_INDICATORS = re.compile(r"(?:[-?](?:\s+|$))*")
+_TAG_OR_ANCHOR = re.compile(r"[!&]")
 
 
-def _opens_quote(before: str, previous: str, flow: int) -> bool:
-    """Does a quote after ``before`` (the line up to it, trailing blanks cut) start a quoted
-    scalar?  Only where a node starts; a quote inside a plain scalar ("it's", "a - 'b") is
-    text.  Taking a starting quote for text counts brackets inside it: too deep, never too
-    shallow; taking text for a starting quote could hide brackets, so the rule is strict."""
-    if not before:
+def _opens_quote(last: str, previous: str, flow: int, only_indicators: bool) -> bool:
+    """Does a quote start a quoted scalar?  ``last``: the last character before it that is not
+    a blank ("" if none); ``previous``: the character just before it; ``only_indicators``:
+    nothing but indentation and "- "/"? " indicators before it on its line.
+
+    Only where a node starts; a quote inside a plain scalar ("it's", "a - 'b") is text.  Taking
+    a starting quote for text counts brackets inside it: too deep, never too shallow; taking
+    text for a starting quote could hide brackets, so the rule is strict."""
+    if not last:
         return True
-    last = before[-1]
     if flow:
         return last in "[{," or (last in ":?" and previous in " \t")
     if last == ":" and previous in " \t":
         return True  # a value; if the colon was inside a plain scalar, YAML stops there anyway
-    return previous in " \t" and _BLOCK_INDICATORS.fullmatch(before + " ") is not None
+    return previous in " \t" and only_indicators
 
 
 def compose(text: str, ctx: Context) -> Node | None:
