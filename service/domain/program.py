@@ -24,6 +24,9 @@ SCHEME_GROUP = "$scheme"
 # of which the engine completes.  Measured on this machine (see shared/notes/durable-rules.md and
 # tools/fuzz_rules.py's history); each limit keeps well clear of where the engine fails.
 
+#: Clauses in one scheme: each clause is one group-equality test at the engine's first level,
+#: and durable-rules loops forever past 511 distinct first-level tests.
+MAX_CLAUSES = 400
 #: Conditions of one clause that may hold at once (bands and levels of one rule are exclusive,
 #: so count once): durable-rules reports error 303 and fires nothing past 64 matches of one fact.
 MAX_SIMULTANEOUS_MATCHES = 60

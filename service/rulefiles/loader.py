@@ -48,9 +48,7 @@ from .reader import Context, ExprText, Located, compose
 
 SCHEME_FILE = "scheme.yaml"
 CLAUSE_DIR = "clauses"
-#: Clauses in one scheme: each clause is one group-equality test at the engine's first level,
-#: and durable-rules loops forever past 511 distinct first-level tests.
-MAX_CLAUSES = 400
+MAX_CLAUSES = program.MAX_CLAUSES  # an engine limit, kept with the others
 #: Largest rule file.  The largest shipped file has 32 KB; a 256 MiB file took 805 MiB to read.
 MAX_FILE_BYTES = 1 << 20
 #: All rule files of one rules directory (or candidate) together.
