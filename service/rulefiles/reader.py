@@ -70,7 +70,7 @@ class Context:
 
 
 #: Deepest nesting of lists and mappings a rule file may have.  The deepest shipped file nests
-#: 9 levels (as the pre-scan below counts them); libyaml composes recursively in C, and 30,000
+#: 10 levels (as the pre-scan below counts them); libyaml composes recursively in C, and 30,000
 #: levels of ``[`` (a 60 KB file) overflow the C stack and kill the process outright.
 MAX_NESTING = 40
 
