@@ -274,7 +274,7 @@ def parse(form_layout: FormLayout, form: Mapping) -> Posted:
 
 
 def field_errors(fields: Mapping) -> dict:
-    """An ApiError's fields as the form shows them: {fact name or "reason"/"version"/"_": [message]}."""
+    """A service error's fields as the form shows them: {fact name or "reason"/"version"/"_": [message]}."""
     out: dict = {}
     for key, messages in (fields or {}).items():
         if key.startswith("facts."):

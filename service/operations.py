@@ -9,15 +9,12 @@ transaction (with its journal entry), or raises one of ``service.exceptions``
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
-import tempfile
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -66,8 +63,8 @@ from .exceptions import (
     Unavailable,
 )
 from .registry import Registry
-from .rulefiles import RuleSetError
-from .rulefiles.loader import load_all, load_files
+from .rulefiles import RuleSetError, contained
+from .rulefiles.loader import load_files, path_problems, shown_name
 
 log = logging.getLogger(__name__)
 
@@ -1009,30 +1006,20 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
 def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
     """Check a candidate scheme folder ({relative path: text}) without loading it."""
     check(ctx.db, actor, "rules.validate", "rules")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "candidate"
-        for rel, text in files.items():
-            path = (root / rel).resolve()
-            if not str(path).startswith(str(root.resolve()) + os.sep) or not rel.endswith(
-                (".yaml", ".yml")
-            ):
-                raise Invalid(
-                    "invalid_path",
-                    f"文件路径“{rel}”不可用",
-                    {f"files.{rel}": ["应为细则文件夹内的 .yaml 相对路径"]},
-                )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        try:
-            schemes = load_all(root)
-        except RuleSetError as err:
-            return {
-                "valid": False,
-                "errors": [
-                    {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
-                    for e in err.errors
-                ],
-            }
+    for rel, problem in path_problems(files)[:1]:
+        shown = shown_name(rel)
+        raise Invalid("invalid_path", f"文件路径“{shown}”不可用", {f"files.{shown}": [problem]})
+    try:
+        # in a child process: an upload that crashes or hangs the parser cannot take this worker
+        schemes = contained.load_tree(files)
+    except RuleSetError as err:
+        return {
+            "valid": False,
+            "errors": [
+                {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
+                for e in err.errors
+            ],
+        }
     return {
         "valid": True,
         "errors": [],
@@ -1045,7 +1032,8 @@ def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
 def reload_rules(ctx: Context, actor: Actor) -> dict:
     check(ctx.db, actor, "rules.reload", "rules")
     try:
-        changes = ctx.registry.reload()
+        # loaded in a child process (see validate_rules), served here all-or-nothing
+        changes = ctx.registry.swap(contained.load_all(ctx.registry.rules_dir))
     except RuleSetError as err:
         with ctx.db.transaction() as s:
             journal(s, actor, "rules.reload", "rules", "failed", errors=len(err.errors))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeGuard
 
 from . import expressions as ex
 
@@ -80,7 +81,7 @@ def compile_condition(
     )
 
 
-def _is_constant(node) -> bool:
+def _is_constant(node: ex.Expr) -> TypeGuard[ex.Num | ex.Const]:
     return isinstance(node, (ex.Num, ex.Const))
 
 

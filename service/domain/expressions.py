@@ -17,14 +17,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
-from .numbers import CONTEXT
+from .numbers import CONTEXT, number_problem
 
 NUMBER, BOOLEAN, TEXT = "number", "boolean", "text"
 TYPE_NAMES = {NUMBER: "数值", BOOLEAN: "是/否", TEXT: "文字"}
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}
+#: Longest expression text.  The longest shipped one has about 120 characters; an `or` of the
+#: most tests the engine runs in one condition (program.MAX_CONDITION_TESTS) fits.
+MAX_LENGTH = 4000
+#: Deepest nesting of an expression: brackets, not, minus signs, and operations in a row (a sum
+#: of n terms is n - 1 levels).  Checking, computing and compiling walk the tree recursively;
+#: a sum of 600 terms or 100 nested brackets exhausted Python's recursion limit.
+MAX_DEPTH = 60
 
 _GRAMMAR = r"""
 ?start: or_expr
@@ -52,7 +65,7 @@ _FALSE.2: "false"
 COMP_OP: "==" | "!=" | "<=" | ">=" | "<" | ">"
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/"
-NUMBER: /\d+(\.\d+)?/
+NUMBER: /[0-9]+(\.[0-9]+)?/
 STRING: /"[^"\\\n]*"/
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 %import common.WS
@@ -144,10 +157,18 @@ class Call:
 Expr = Num | Const | Name | Neg | Arith | Compare | Logic | Not | Call
 
 
+def _at(tok: Token) -> int:
+    """A token's 1-based column (lark types it optional; its lexer always sets it)."""
+    return tok.column if tok.column is not None else 1
+
+
 @v_args(inline=True)
 class _Build(Transformer):
     def number(self, tok: Token):
-        return Num(Decimal(str(tok)), tok.column)
+        value, problem = number_problem(str(tok))
+        if value is None:
+            raise ExprError(f"数值{problem}", _at(tok))
+        return Num(value, _at(tok))
 
     def true(self, *_):
         return Const(True, 0)
@@ -156,13 +177,13 @@ class _Build(Transformer):
         return Const(False, 0)
 
     def string(self, tok: Token):
-        return Const(str(tok)[1:-1], tok.column)
+        return Const(str(tok)[1:-1], _at(tok))
 
     def name(self, tok: Token):
-        return Name(str(tok), tok.column)
+        return Name(str(tok), _at(tok))
 
     def call(self, tok: Token, *args):
-        return Call(str(tok), tuple(a for a in args if a is not None), tok.column)
+        return Call(str(tok), tuple(a for a in args if a is not None), _at(tok))
 
     def neg(self, operand):
         return Neg(operand, _column(operand))
@@ -202,12 +223,13 @@ def parse(text: str) -> Expr:
         return _CACHE[text]
     if not text.strip():
         raise ExprError("表达式为空", 1)
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"表达式过长（{len(text)}个字符，最多{MAX_LENGTH}个），请拆分", 1)
     try:
         tree = _PARSER.parse(text)
     except UnexpectedCharacters as err:
-        raise ExprError(
-            f"表达式中有无法识别的字符 “{text[err.pos_in_stream]}”", err.column
-        ) from None
+        at = err.pos_in_stream if err.pos_in_stream is not None else 0
+        raise ExprError(f"表达式中有无法识别的字符 “{text[at : at + 1]}”", err.column) from None
     except UnexpectedEOF:
         raise ExprError("表达式不完整（结尾缺少内容或右括号）", len(text) + 1) from None
     except UnexpectedToken as err:
@@ -216,9 +238,33 @@ def parse(text: str) -> Expr:
         raise ExprError(f"表达式在 “{err.token}” 处语法有误", err.column) from None
     except UnexpectedInput as err:  # pragma: no cover - lark's other input errors
         raise ExprError("表达式语法有误", getattr(err, "column", 1)) from None
-    node = _Build().transform(tree)
+    if _depth(tree, lambda t: [c for c in t.children if isinstance(c, Tree)]) > MAX_DEPTH:
+        raise ExprError(f"表达式嵌套过深（括号、not、负号最多{MAX_DEPTH}层），请拆分", 1)
+    try:
+        node = _Build().transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, ExprError):
+            raise err.orig_exc from None
+        raise  # pragma: no cover - a bug, not a rule file's error
+    if _depth(node, _children) > MAX_DEPTH:
+        raise ExprError(
+            f"表达式的运算层数过多（最多{MAX_DEPTH}层，如连加最多{MAX_DEPTH}项），"
+            "请拆分或改用 min、max",
+            1,
+        )
     _CACHE[text] = node
     return node
+
+
+def _depth(root, children: Callable) -> int:
+    """Depth of a tree, walked without recursion (the point is to refuse deep ones)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            stack.extend((child, depth + 1) for child in children(node))
+    return deepest
 
 
 def names(node: Expr) -> list[str]:

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .model import FactSpec, Scheme
-from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, plain
+from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, MIN_NONZERO, plain
 from .text import unstorable
 
 MAX_TEXT = 2000
-#: Smallest magnitude of a non-zero number: the engine compares doubles, so e.g. 1E-330 would be 0 to it.
-MIN_NONZERO = Decimal("1e-15")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import decimal
 import functools
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 
 #: Working precision for arithmetic on points and measures.
 CONTEXT = decimal.Context(
@@ -24,6 +25,9 @@ CONTEXT = decimal.Context(
 MATCH_DIGITS = 15
 #: Largest magnitude a fact or measure may have (well inside a double's exact integers).
 MAX_MAGNITUDE = Decimal("1e12")
+
+#: Smallest magnitude of a non-zero number: the engine compares doubles, so e.g. 1E-330 would be 0 to it.
+MIN_NONZERO = Decimal("1e-15")
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -65,6 +69,39 @@ def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
 
 def measure_words(value: Decimal) -> str:
     """A measure as shown in a trace: exact when short, else "约" and 4 places (1/3 -> 约0.3333)."""
-    if value.as_tuple().exponent >= -4:
+    exponent = value.as_tuple().exponent  # "n", "N" or "F" for a NaN or infinity
+    if not isinstance(exponent, int) or exponent >= -4:
         return plain(value)
     return "约" + plain(value.quantize(Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))
+
+
+# YAML 1.2's decimal numbers in ASCII digits only (Python's Decimal and int also take
+# Arabic-Indic or full-width digits, and YAML's 0x/0o integers, which no policy text means)
+_DECIMAL = re.compile(r"[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?")
+#: Longest number literal read (a number of 15 significant digits needs far fewer characters).
+MAX_NUMBER_TEXT = 40
+
+
+def number_problem(text: str) -> tuple[Decimal | None, str | None]:
+    """(value, None) for a decimal number text a rule file may hold; (None, why) otherwise.
+
+    The same rule for every number a rule file writes (number fields, band edges, expression
+    constants): ASCII digits, finite, at most ``MAX_MAGNITUDE`` and ``MATCH_DIGITS`` significant
+    digits, since the engine compares doubles and must order these exactly as the oracle does."""
+    if len(text) > MAX_NUMBER_TEXT:
+        return None, f"“{text[:20]}…”过长，不是可用的数值"
+    plain_text = text.replace("_", "")
+    if not _DECIMAL.fullmatch(text) or not any(c.isdigit() for c in plain_text):
+        return None, f"“{text}”不是可用的数值（请用十进制阿拉伯数字书写，如 3、2.5、-1）"
+    try:
+        value = Decimal(plain_text)
+    except InvalidOperation:
+        return None, f"“{text}”不是可用的数值（请用十进制阿拉伯数字书写，如 3、2.5、-1）"
+    # copy_abs and compare need no context: 1e1000000 is refused, not a decimal.Overflow
+    if not value.is_finite() or value.copy_abs() > MAX_MAGNITUDE:
+        return None, f"“{text}”超出可用的数值范围（绝对值不超过{plain(MAX_MAGNITUDE)}）"
+    if not value.is_zero() and value.copy_abs() < MIN_NONZERO:
+        return None, f"“{text}”太接近0（非零数值的绝对值不能小于{plain(MIN_NONZERO)}）"
+    if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
+        return None, f"“{text}”的有效数字超过{MATCH_DIGITS}位"
+    return value + 0, None

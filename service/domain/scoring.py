@@ -16,7 +16,7 @@ import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import expressions as ex
 from .facts import validate_facts
@@ -35,25 +35,38 @@ class Matcher(Protocol):
 # --- results ------------------------------------------------------------------
 
 
+class _Words(Protocol):
+    _explanation: str | None
+    _write: Callable | None
+
+
 class _Worded:
     """``explanation`` is written on first access: scoring a batch computes the
     numbers and the structured trace; the sentences cost nothing until read."""
 
     TEXT = ("explanation",)
     __slots__ = ()
+    # fields of each subclass (a slotted dataclass), declared here for the type checker
+    _explanation: str | None
+    _write: Callable | None
 
     @property
     def explanation(self) -> str:
-        if self._explanation is None:
+        # the slots are the subclass's: written through the protocol, which the checker
+        # does not hold to this class's empty __slots__
+        state: _Words = self
+        text = state._explanation
+        if text is None:
             # the writer is given the object, not bound to it: no reference cycle, so a result
             # nobody reads is freed at once instead of waiting for the garbage collector
-            self._explanation = self._write(self) if self._write is not None else ""
-            self._write = None
-        return self._explanation
+            text = state._explanation = self._write(self) if self._write is not None else ""
+            state._write = None
+        return text
 
     @explanation.setter
     def explanation(self, text: str) -> None:
-        self._explanation, self._write = text, None
+        state: _Words = self
+        state._explanation, state._write = text, None
 
 
 @dataclass(slots=True)
@@ -229,6 +242,16 @@ def _cap(raw: Decimal, cap: Decimal | None) -> tuple[Decimal, bool]:
     return (cap if raw > 0 else -cap), True
 
 
+_T = TypeVar("_T")
+
+
+def _given(value: _T | None) -> _T:
+    """A rule's field that its kind requires (the loader refuses the rule without it)."""
+    if value is None:  # pragma: no cover - the loader admits no such rule
+        raise ValueError("a rule lacks a field its kind requires")
+    return value
+
+
 def _label(rule: Rule, scheme: Scheme) -> str:
     if rule.measure_label:
         return rule.measure_label
@@ -264,19 +287,22 @@ def _outcome(
     if rule.kind == "fixed":
         out.fired = key in fired
         if out.fired:
-            out.amount = rule.points
+            out.amount = points = _given(rule.points)
             if words:
-                out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(rule.points, u)}"
+                out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(points, u)}"
         else:
             if words:
                 out.explanation = f"{guard}不成立（{facts_text(out.facts, scheme)}），不计分"
         return out
 
     if rule.kind in ("bands", "per_unit", "steps"):
-        out.facts.update(_facts_of(rule.measure, values))
+        measure = rule.measure
+        if measure is None:  # pragma: no cover - the loader admits no such rule
+            raise ValueError("a rule lacks its measure")
+        out.facts.update(_facts_of(measure, values))
         label = _label(rule, scheme)
         try:
-            m = _measure(rule.measure, values)
+            m = _measure(measure, values)
         except ex.Undefined as why:
             if words:
                 out.explanation = f"{label}无法计算（{why.reason}），不计分"
@@ -286,9 +312,9 @@ def _outcome(
         if rule.kind == "bands":
             hit = [i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired]
             if not hit:
-                why = f"，{guard}不成立" if guard else "，不在任何档内"
+                missed = f"，{guard}不成立" if guard else "，不在任何档内"
                 if words:
-                    out.explanation = f"{shown}{why}，不计分"
+                    out.explanation = f"{shown}{missed}，不计分"
                 return out
             band = rule.bands[hit[0] - 1]
             out.fired, out.band, out.amount = True, hit[0], band.points
@@ -309,19 +335,22 @@ def _outcome(
                 if words:
                     out.explanation = f"{shown}，{threshold if not (guard and m > 0) else guard + '不成立'}，不计分"
             return out
+        each = _given(rule.each)
         if rule.kind == "per_unit":
-            raw = CONTEXT.multiply(m, rule.each)
-            text = f"{shown}，每{unit or '项'}{_signed(rule.each, u)}，计{plain(raw)}{u}"
+            raw = CONTEXT.multiply(m, each)
+            text = f"{shown}，每{unit or '项'}{_signed(each, u)}，计{plain(raw)}{u}"
         elif rule.whole_steps:
-            steps = CONTEXT.divide_int(m, rule.step)
-            raw = CONTEXT.multiply(steps, rule.each)
+            step = _given(rule.step)
+            steps = CONTEXT.divide_int(m, step)
+            raw = CONTEXT.multiply(steps, each)
             text = (
-                f"{shown}，每满{plain(rule.step)}{unit}{_signed(rule.each, u)}，"
+                f"{shown}，每满{plain(step)}{unit}{_signed(each, u)}，"
                 f"满{plain(steps)}个整档，计{plain(raw)}{u}"
             )
         else:
-            raw = CONTEXT.multiply(CONTEXT.divide(m, rule.step), rule.each)
-            text = f"{shown}，每{plain(rule.step)}{unit}{_signed(rule.each, u)}，按比例计{plain(raw)}{u}"
+            step = _given(rule.step)
+            raw = CONTEXT.multiply(CONTEXT.divide(m, step), each)
+            text = f"{shown}，每{plain(step)}{unit}{_signed(each, u)}，按比例计{plain(raw)}{u}"
         out.raw = raw
         out.amount, out.capped = _cap(raw, rule.cap)
         if out.capped:
@@ -365,7 +394,7 @@ def _outcome(
             )
         return out
     if rule.kind == "scaled":
-        amount = CONTEXT.divide(CONTEXT.multiply(v, rule.scale_to), rule.scale_from)
+        amount = CONTEXT.divide(CONTEXT.multiply(v, _given(rule.scale_to)), _given(rule.scale_from))
         out.amount = amount
         if words:
             out.explanation = (
@@ -374,9 +403,9 @@ def _outcome(
             )
     else:
         out.amount = v
-        reason = values.get(rule.reason) if rule.reason else None
+        given = values.get(rule.reason) if rule.reason else None
         if words:
-            out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{reason}" if reason else "")
+            out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{given}" if given else "")
     out.fired = True
     return out
 
@@ -407,7 +436,7 @@ def score_clause(
             outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
         outcomes.append(outcome)
     raw = start + sum((o.amount for o in outcomes), ZERO)
-    common = {
+    common: dict[str, Any] = {
         "id": clause.id,
         "title": clause.title,
         "category": clause.category,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import os
 import re
+import stat
+from collections import OrderedDict
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,25 +48,185 @@ from .reader import Context, ExprText, Located, compose
 
 SCHEME_FILE = "scheme.yaml"
 CLAUSE_DIR = "clauses"
-MAX_CLAUSES = 400  # durable-rules loops forever past 511 distinct first-level tests
+MAX_CLAUSES = program.MAX_CLAUSES  # an engine limit, kept with the others
+#: Largest rule file.  The largest shipped file has 32 KB; a 256 MiB file took 805 MiB to read.
+MAX_FILE_BYTES = 1 << 20
+#: All rule files of one rules directory (or candidate) together.
+MAX_TOTAL_BYTES = 64 << 20
+#: Rule files in one rules directory (or candidate): six schemes of at most 400 clauses each, and some.
+MAX_FILES = 4000
+#: Folders within a rules directory (rules/baoshan/2022-b1/clauses/x.yaml is 4 deep).
+MAX_FOLDER_DEPTH = 12
+#: Longest file or folder name, in bytes (what the file systems here allow).
+MAX_NAME_BYTES = 255
+#: Deepest category tree (the shipped schemes nest 3 levels).
+MAX_CATEGORY_DEPTH = 8
 _FACT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RESERVED = {"group", "sid", "id", "and", "or", "not", "true", "false", *ex.FUNCTIONS}
+RULE_SUFFIXES = (".yaml", ".yml")
 
 
 def _order(rel: str) -> tuple:
     return tuple(rel.split("/"))  # folder by folder, as sorted() orders paths
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every rule file of a scheme folder (relative path -> bytes), each read once: the version is
+def shown_name(name: str) -> str:
+    """A file name fit for a message: undecodable bytes (a name not in UTF-8) as \\xNN."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            raw = name.encode("utf-8", "surrogateescape")  # a name read from disk
+        except UnicodeEncodeError:
+            raw = name.encode("utf-8", "surrogatepass")  # a lone surrogate sent as JSON
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def read_tree(root: Path | str, prefix: str = "") -> dict[str, bytes]:
+    """Every rule file under ``root`` (relative path -> bytes), each read once: the version is
     the hash of these bytes, the scheme is parsed from them, and they are what gets archived, so
-    an edit on disk during a load can never give a version that does not match its files."""
-    folder = Path(folder)
-    found = [p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
-    return {
-        rel: (folder / rel).read_bytes()
-        for rel in sorted((p.relative_to(folder).as_posix() for p in found), key=_order)
+    an edit on disk during a load can never give a version that does not match its files.
+
+    Everything is checked before a byte is read: only folders and regular files (a symbolic link
+    could point anywhere, e.g. /proc/self/status, and its content would surface in messages),
+    names in UTF-8, bounded depth, size and number.  ``RuleSetError`` otherwise, files named
+    under ``prefix``."""
+    root = Path(root)
+    errors: list[RuleFileError] = []
+    found: list[tuple[str, int]] = []
+
+    def named(rel: str) -> str:
+        return shown_name(rel if prefix in ("", ".") else f"{prefix}/{rel}")
+
+    stack: list[tuple[Path, str, int]] = [(root, "", 0)]
+    while stack:
+        folder, rel_folder, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:
+            errors.append(
+                RuleFileError(named(rel_folder or "."), 1, 1, f"无法读取文件夹：{err.strerror}")
+            )
+            continue
+        for entry in entries:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            is_rule_file = entry.name.endswith(RULE_SUFFIXES)
+            try:
+                if entry.is_symlink():
+                    if is_rule_file or entry.is_dir():
+                        errors.append(
+                            RuleFileError(
+                                named(rel), 1, 1, "是符号链接：规则文件夹中只能有普通文件和文件夹"
+                            )
+                        )
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                st = entry.stat(follow_symlinks=False)
+            except OSError as err:
+                errors.append(RuleFileError(named(rel), 1, 1, f"无法读取：{err.strerror}"))
+                continue
+            if not is_dir and not is_rule_file:
+                continue  # notes, READMEs: not rule files, not read
+            if shown_name(entry.name) != entry.name:
+                errors.append(
+                    RuleFileError(named(rel), 1, 1, "文件名或文件夹名不是 UTF-8 编码，请重新命名")
+                )
+                continue
+            if is_dir:
+                if depth + 1 >= MAX_FOLDER_DEPTH:
+                    errors.append(
+                        RuleFileError(
+                            named(rel), 1, 1, f"文件夹层数过多：规则目录内最多{MAX_FOLDER_DEPTH}层"
+                        )
+                    )
+                else:
+                    stack.append((Path(entry.path), rel, depth + 1))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                errors.append(RuleFileError(named(rel), 1, 1, "不是普通文件，未读取"))
+            elif st.st_size > MAX_FILE_BYTES:
+                errors.append(
+                    RuleFileError(
+                        named(rel),
+                        1,
+                        1,
+                        f"文件过大（{st.st_size}字节）：一个规则文件最多{MAX_FILE_BYTES}字节",
+                    )
+                )
+            else:
+                found.append((rel, st.st_size))
+    if len(found) > MAX_FILES:
+        errors.append(
+            RuleFileError(named("."), 1, 1, f"规则文件过多（{len(found)}个）：最多{MAX_FILES}个")
+        )
+    elif sum(size for _rel, size in found) > MAX_TOTAL_BYTES:
+        errors.append(
+            RuleFileError(named("."), 1, 1, f"规则文件合计过大：最多{MAX_TOTAL_BYTES}字节")
+        )
+    if errors:
+        raise RuleSetError(errors)
+    files: dict[str, bytes] = {}
+    for rel, _size in sorted(found, key=lambda f: _order(f[0])):
+        # opened without following a link and without blocking: the file may have been
+        # replaced by a link or a FIFO since it was looked at
+        try:
+            fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as err:
+            errors.append(RuleFileError(named(rel), 1, 1, f"无法读取：{err.strerror}"))
+            continue
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                errors.append(RuleFileError(named(rel), 1, 1, "不是普通文件，未读取"))
+                continue
+            data = f.read(MAX_FILE_BYTES + 1)  # it may have grown since
+        if len(data) > MAX_FILE_BYTES:
+            errors.append(
+                RuleFileError(named(rel), 1, 1, f"文件过大：一个规则文件最多{MAX_FILE_BYTES}字节")
+            )
+        files[rel] = data
+    if errors:
+        raise RuleSetError(errors)
+    return files
+
+
+def path_problems(rels) -> list[tuple[str, str]]:
+    """Each candidate path that cannot be a rule file's path inside a scheme folder, with why
+    in words.  For candidate files that arrive as data (the validate endpoint): the same bounds
+    as on disk, so that what validates here can also be written into a rules directory."""
+    rels = list(rels)
+    if len(rels) > MAX_FILES:
+        return [(rels[MAX_FILES], f"规则文件过多：最多{MAX_FILES}个")]
+    folders = {
+        rel.rsplit("/", i)[0]
+        for rel in rels
+        for i in range(1, min(rel.count("/"), MAX_FOLDER_DEPTH) + 1)
     }
+    out = []
+    for rel in rels:
+        parts = rel.split("/")
+        if (
+            not rel.endswith(RULE_SUFFIXES)
+            or rel.startswith("/")
+            or "\\" in rel
+            or "\0" in rel
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            out.append((rel, "应为细则文件夹内的 .yaml 相对路径"))
+        elif any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
+            out.append((rel, f"文件名或文件夹名过长：每一段最多{MAX_NAME_BYTES}字节"))
+        elif shown_name(rel) != rel:
+            out.append((rel, "路径不是有效的 UTF-8 文字"))
+        elif len(parts) > MAX_FOLDER_DEPTH:
+            out.append((rel, f"文件夹层数过多：最多{MAX_FOLDER_DEPTH}层"))
+        elif rel in folders:
+            out.append((rel, "同一位置既是文件又是文件夹"))
+    return out
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every rule file of a scheme folder (relative path -> bytes); see ``read_tree``."""
+    return read_tree(folder)
 
 
 def version_of_files(files: dict) -> str:
@@ -81,21 +244,41 @@ def version_of(folder: Path) -> str:
     return version_of_files(snapshot(folder))
 
 
+#: Files read lately, by name and content: a reload, or a fuzzer changing one file of a scheme,
+#: parses only what changed.  What is kept is never modified by the checks that read it.
+_PARSED: OrderedDict[tuple, tuple[Located | None, list[RuleFileError]]] = OrderedDict()
+_PARSED_SIZE = 2048
+_PARSED_MAX_BYTES = 64 << 10  # larger files are parsed each time rather than kept
+
+
 def _read(file: str, data: bytes, objspec, errors: list) -> Located | None:
+    key = (file, data, id(objspec))
+    hit = _PARSED.get(key)
+    if hit is not None:
+        _PARSED.move_to_end(key)
+        errors.extend(hit[1])
+        return hit[0]
     ctx = Context(file)
+    result: Located | None = None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        errors.append(
+        ctx.errors.append(
             RuleFileError(
                 ctx.file, 1, 1, f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8"
             )
         )
-        return None
-    node = compose(text, ctx)
-    data = objspec.read(node, ctx) if node is not None else None
+    else:
+        node = compose(text, ctx)
+        result = objspec.read(node, ctx) if node is not None else None
+        if ctx.errors:
+            result = None
     errors.extend(ctx.errors)
-    return data if not ctx.errors else None
+    if len(data) <= _PARSED_MAX_BYTES:
+        _PARSED[key] = (result, list(ctx.errors))
+        if len(_PARSED) > _PARSED_SIZE:
+            _PARSED.popitem(last=False)
+    return result
 
 
 def _display(path: Path, root: Path) -> str:
@@ -498,9 +681,20 @@ def _clause(
     return clause
 
 
-def _categories(items, file: str, chk: _Checker, parent: Category | None, index: dict) -> list:
-    out = []
+def _categories(
+    items,
+    file: str,
+    chk: _Checker,
+    parent: Category | None,
+    index: dict,
+    where: dict[str, tuple[int, int]],
+    depth: int = 1,
+) -> list:
+    out: list[Category] = []
     for d in items or []:
+        if depth > MAX_CATEGORY_DEPTH:
+            chk.err(file, d.at(), f"类别层数过多：类别树最多{MAX_CATEGORY_DEPTH}层")
+            return out
         kind = d.get("kind", parent.kind if parent else STANDARD)
         if parent is not None and kind != parent.kind:
             chk.err(file, d.at("kind"), f"子类别的类型（{kind}）须与上级类别（{parent.kind}）相同")
@@ -525,14 +719,22 @@ def _categories(items, file: str, chk: _Checker, parent: Category | None, index:
             d.get("cap"),
             parent=parent.id if parent else None,
         )
-        cat._at = d.at("points") if "points" in d else d.at()  # type: ignore[attr-defined]
+        where[cat.id] = d.at("points") if "points" in d else d.at()
         index[cat.id] = cat
-        cat.children = _categories(d.get("categories"), file, chk, cat, index)
+        cat.children = _categories(d.get("categories"), file, chk, cat, index, where, depth + 1)
         out.append(cat)
     return out
 
 
-def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
+def _check_sums(
+    scheme: Scheme,
+    file: str,
+    chk: _Checker,
+    where: dict[str, tuple[int, int]],
+    total_at: tuple[int, int],
+) -> None:
+    """Category points add up (positions: ``where`` by category id, and the total's)."""
+
     def subtotal(cat: Category) -> Decimal:
         parts = [(c, scheme.clauses[c].points) for c in cat.clauses]
         total = sum((p for _, p in parts), ZERO) + sum((subtotal(ch) for ch in cat.children), ZERO)
@@ -543,12 +745,12 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
             )
             chk.err(
                 file,
-                cat._at,
+                where[cat.id],
                 f"类别“{cat.id} {cat.title}”的分值为{plain(cat.points)}分，"
                 f"但其下合计{plain(total)}分（{listing or '没有条款'}）",
             )
         if not cat.clauses and not cat.children:
-            chk.err(file, cat._at, f"类别“{cat.id} {cat.title}”下没有任何条款")
+            chk.err(file, where[cat.id], f"类别“{cat.id} {cat.title}”下没有任何条款")
         return cat.points if cat.points is not None else total
 
     standard = ZERO
@@ -559,7 +761,7 @@ def _check_sums(scheme: Scheme, file: str, chk: _Checker) -> None:
     if standard != scheme.total:
         chk.err(
             file,
-            scheme._total_at,
+            total_at,
             f"细则总分为{plain(scheme.total)}分，但各基本分类别合计{plain(standard)}分",
         )
 
@@ -621,7 +823,8 @@ def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
     folder's parent, so "gumeilu/clauses/01.yaml")."""
     folder = Path(folder)
     root = Path(root) if root is not None else folder.parent
-    return load_files(snapshot(folder), _display(folder, root), str(folder))
+    prefix = _display(folder, root)
+    return load_files(read_tree(folder, prefix), prefix, str(folder))
 
 
 def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
@@ -642,17 +845,49 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         raise RuleSetError(
             [RuleFileError(sfile, 1, 1, "缺少 scheme.yaml：每个细则文件夹都要有一个 scheme.yaml")]
         )
-    raw_errors: list[RuleFileError] = []
-    s = _read(sfile, files[SCHEME_FILE], spec.SCHEME, raw_errors)
     clause_rels = sorted(
         rel
         for rel in files
         if rel.startswith(CLAUSE_DIR + "/") and rel.count("/") == 1 and rel.endswith(".yaml")
     )
+    # bounds first, before any file is parsed: 1,000 clause files took 9 s to be refused
+    if len(clause_rels) > MAX_CLAUSES:
+        raise RuleSetError(
+            [
+                RuleFileError(
+                    sfile, 1, 1, f"一套细则最多{MAX_CLAUSES}个条款，这里有{len(clause_rels)}个"
+                )
+            ]
+        )
+    too_big = [
+        RuleFileError(
+            named(rel), 1, 1, f"文件过大（{len(data)}字节）：一个规则文件最多{MAX_FILE_BYTES}字节"
+        )
+        for rel, data in sorted(files.items(), key=lambda f: _order(f[0]))
+        if len(data) > MAX_FILE_BYTES
+    ]
+    if too_big:
+        raise RuleSetError(too_big)
+    raw_errors: list[RuleFileError] = []
+    s = _read(sfile, files[SCHEME_FILE], spec.SCHEME, raw_errors)
     for rel in sorted((r for r in files if r.endswith(".yml")), key=_order):
         raw_errors.append(
             RuleFileError(named(rel), 1, 1, "规则文件的扩展名应为 .yaml，该文件未被读取")
         )
+    for rel in sorted(files, key=_order):
+        # not parsed, but archived as text with the scheme: it must be text
+        if rel.endswith(".yaml") and rel != SCHEME_FILE and rel not in clause_rels:
+            try:
+                files[rel].decode("utf-8")
+            except UnicodeDecodeError as err:
+                raw_errors.append(
+                    RuleFileError(
+                        named(rel),
+                        1,
+                        1,
+                        f"文件不是 UTF-8 编码（第{err.start}字节），请另存为 UTF-8",
+                    )
+                )
     clause_docs = [
         (named(rel), _read(named(rel), files[rel], spec.CLAUSE, raw_errors)) for rel in clause_rels
     ]
@@ -667,9 +902,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         )
     if s is None or raw_errors:
         raise RuleSetError(raw_errors)
+    docs = [(file, d) for file, d in clause_docs if d is not None]  # all of them: no errors
 
     index: dict[str, Category] = {}
-    categories = _categories(s["categories"], sfile, chk, None, index)
+    category_at: dict[str, tuple[int, int]] = {}
+    categories = _categories(s["categories"], sfile, chk, None, index, category_at)
     scheme_facts: dict[str, FactSpec] = {}
     for f in s.get("facts") or []:
         fact = _fact(f, "", sfile, chk)
@@ -680,7 +917,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     all_facts = dict(scheme_facts)
     clauses: dict[str, Clause] = {}
     clause_at: dict[str, str] = {}
-    for file, d in clause_docs:
+    for file, d in docs:
         if d["id"] in clauses:
             chk.err(file, d.at("id"), f"条款编号“{d['id']}”与 {clause_at[d['id']]} 重复")
             continue
@@ -695,8 +932,6 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
                     d.at("rules"),
                     f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
                 )
-    if len(clause_docs) > MAX_CLAUSES:
-        chk.err(sfile, s.at(), f"一套细则最多{MAX_CLAUSES}个条款，这里有{len(clause_docs)}个")
     types = {n: f.expr_type for n, f in scheme_facts.items()}
     grading = _grading(s["grading"], types, sfile, chk)
     used = {n for c in clauses.values() for n in c.reads}
@@ -722,12 +957,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         grading=grading,
         path=path,
         version=version_of_files(files),
-        files=tuple([sfile] + [file for file, _d in clause_docs]),
+        files=tuple([sfile] + [file for file, _d in docs]),
         notes=s.get("note", ""),
         texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
     )
-    scheme._total_at = s.at("total")  # type: ignore[attr-defined]
-    _check_sums(scheme, sfile, chk)
+    _check_sums(scheme, sfile, chk, category_at, s.at("total"))
     tests = []
     for t in s.get("tests") or []:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
@@ -756,43 +990,80 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     if chk.errors:
         raise RuleSetError(chk.errors)
     program.build(scheme)
+    _check_engine_limits(scheme, sfile, s, dict(docs), chk)
+    if chk.errors:
+        raise RuleSetError(chk.errors)
     return scheme
+
+
+def _check_engine_limits(scheme: Scheme, sfile: str, s: Located, docs: dict, chk: _Checker) -> None:
+    """Refuse at load time what durable-rules cannot run (``program.ENGINE_LIMITS``): a
+    scheme that loads is one every evaluation of which the engine completes."""
+
+    def rule_at(clause: Clause, key: str) -> tuple[str, tuple[int, int]]:
+        d = docs[clause.file]
+        rule_id = key.split("/")[1]
+        for item in list(d["rules"]) + list(d.get("vetoes") or []):
+            if item["id"] == rule_id.lstrip("!"):
+                return clause.file, item.at("when") if "when" in item else item.at()
+        return clause.file, d.at()
+
+    for problem in program.engine_problems(scheme):
+        clause = scheme.clauses.get(problem.group)
+        if clause is None:  # the scheme's own group: grade vetoes
+            chk.err(sfile, s.at("grading"), problem.message)
+        elif problem.key is None:
+            chk.err(clause.file, docs[clause.file].at("rules"), problem.message)
+        else:
+            file, where = rule_at(clause, problem.key)
+            chk.err(file, where, problem.message)
 
 
 def find_schemes(root: Path | str) -> list[Path]:
     """Every scheme folder (one holding scheme.yaml) under ``root``."""
-    return sorted(p.parent for p in Path(root).rglob(SCHEME_FILE))
+    root = Path(root)
+    return [root / folder for folder in _scheme_folders(read_tree(root))]
+
+
+def _scheme_folders(files: dict) -> list[str]:
+    return sorted(
+        (rel.rpartition("/")[0] for rel in files if rel.rpartition("/")[2] == SCHEME_FILE),
+        key=lambda f: _order(f) if f else (),
+    )
 
 
 def load_all(root: Path | str) -> dict[str, Scheme]:
     """All schemes under ``root``, all or nothing: any error in any file fails the whole load."""
     root = Path(root)
+    return load_tree(read_tree(root), root.as_posix(), str(root))
+
+
+def load_tree(files: dict, label: str = ".", path: str = "") -> dict[str, Scheme]:
+    """All schemes of a rules directory given as its files ({relative path: bytes or text}, as
+    ``read_tree`` gives them or as a candidate arrives), all or nothing.  ``label`` names the
+    directory when it holds no scheme at all; ``path``, where it lives on disk, if it does."""
     schemes: dict[str, Scheme] = {}
     errors: list[RuleFileError] = []
-    folders = find_schemes(root)
+    folders = _scheme_folders(files)
     if not folders:
-        raise RuleSetError(
-            [RuleFileError(root.as_posix(), 1, 1, "规则目录中没有找到任何 scheme.yaml")]
-        )
+        raise RuleSetError([RuleFileError(label, 1, 1, "规则目录中没有找到任何 scheme.yaml")])
     where: dict[str, str] = {}
     for folder in folders:
+        inside = folder + "/" if folder else ""
+        own = {rel[len(inside) :]: data for rel, data in files.items() if rel.startswith(inside)}
         try:
-            scheme = load_scheme(folder, root)
+            scheme = load_files(own, folder, str(Path(path) / folder) if path else "")
         except RuleSetError as err:
             errors.extend(err.errors)
             continue
+        sfile = f"{inside}{SCHEME_FILE}"
         if scheme.id in schemes:
             errors.append(
-                RuleFileError(
-                    _display(folder / SCHEME_FILE, root),
-                    1,
-                    1,
-                    f"细则编号“{scheme.id}”与 {where[scheme.id]} 重复",
-                )
+                RuleFileError(sfile, 1, 1, f"细则编号“{scheme.id}”与 {where[scheme.id]} 重复")
             )
             continue
         schemes[scheme.id] = scheme
-        where[scheme.id] = _display(folder / SCHEME_FILE, root)
+        where[scheme.id] = sfile
     if errors:
         raise RuleSetError(errors)
     return schemes

@@ -12,16 +12,16 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from service.domain import expressions as ex
 from service.domain.model import Interval
-from service.domain.numbers import MATCH_DIGITS, MAX_MAGNITUDE
+from service.domain.numbers import number_problem
 
 from .errors import RuleFileError
 
@@ -69,26 +69,219 @@ class Context:
         self.errors.append(RuleFileError(self.file, where[0], where[1], message))
 
 
+#: Deepest nesting of lists and mappings a rule file may have.  The deepest shipped file nests
+#: 10 levels (as the pre-scan below counts them); libyaml composes recursively in C, and 30,000
+#: levels of ``[`` (a 60 KB file) overflow the C stack and kill the process outright.
+MAX_NESTING = 40
+
+# YAML's printable characters (YAML 1.2, 5.1); anything else the YAML reader refuses outright
+_UNPRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+# line breaks YAML counts but an editor does not show as a new line (see ``_editor_positions``)
+_ODD_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class _Mark:
+    line: int  # 0-based, as ruamel's marks
+    column: int
+    index: int
+
+
+def where_in(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` as an editor shows them.
+
+    A policy officer's editor starts a new line at LF (a CRLF pair is one line end); YAML also
+    breaks lines at a lone CR, NEL (U+0085), U+2028 and U+2029, which text pasted from Word or
+    a PDF carries, so its own line numbers drift by one at each of them.  Positions are
+    therefore counted here from the character offset: lines by LF only, columns in characters.
+    """
+    start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - start + 1
+
+
+def _problems_before_parsing(text: str, ctx: Context) -> bool:
+    """Refuse what the YAML parser must never see; True if the text may be parsed."""
+    found = 0
+    for m in _UNPRINTABLE.finditer(text):
+        ctx.error(
+            where_in(text, m.start()),
+            f"含有不允许的控制字符 U+{ord(m.group()):04X}（看不见，多见于从 Word 或 PDF 粘贴的文字），"
+            "请删去该字符",
+        )
+        found += 1
+        if found >= 10:
+            break
+    if found:
+        return False
+    deep = nesting_beyond(text, MAX_NESTING)
+    if deep is not None:
+        ctx.error(
+            where_in(text, deep),
+            f"列表与映射嵌套过深：规则文件最多嵌套{MAX_NESTING}层，请检查括号“[”“{{”是否配对、缩进是否正确",
+        )
+        return False
+    return True
+
+
+_FLOW = re.compile(r"""[\[\]{}"'#]""")
+_DOUBLE_END = re.compile(r'(?:[^"\\]|\\.)*"')
+_SINGLE_END = re.compile(r"(?:[^']|'')*'")
+_COMPACT = re.compile(r"(?:[-?](?: +|$))+")
+# a block scalar's header (| or >) ending a line with no brackets or quotes before it
+_BLOCK_HEADER = re.compile(
+    r"^\s*(?:[-?]\s+)*(?:[^\s\[\]{}#'\"][^\[\]{}#'\"]*?:\s+)?[|>][-+0-9]*\s*(?:#.*)?$"
+)
+# every line break YAML knows (an editor shows fewer, see ``where_in``; nesting follows YAML)
+_BREAKS = re.compile("(\r\n|[\n\r\x85\u2028\u2029])")
+
+
+def nesting_beyond(text: str, limit: int) -> int | None:
+    """Character offset where lists and mappings nest deeper than ``limit``, or None.
+
+    A cheap scan of the text, before any parsing: flow brackets outside quoted scalars and
+    comments, plus block nesting estimated from the indentation (two levels per indentation
+    step, since a list may stand at its key's indentation, and one per compact ``- `` item).
+    It errs towards counting too deep, never too shallow."""
+    flow = 0  # open flow brackets
+    quote = ""  # the quote of a quoted scalar continuing onto the next line
+    indents: list[int] = []
+    block_depth = 0
+    literal_at: int | None = None  # indentation of a block scalar's header line
+    parts = _BREAKS.split(text)  # line, break, line, break, ..., line
+    offset = 0
+    for n in range(0, len(parts), 2):
+        line = parts[n]
+        start_of_line = offset
+        offset += len(line) + (len(parts[n + 1]) if n + 1 < len(parts) else 0)
+        pos = node_start = 0
+        if not quote and not flow:
+            stripped = line.lstrip(" ")
+            indent = len(line) - len(stripped)
+            if literal_at is not None:
+                if not stripped.strip() or indent > literal_at:
+                    continue  # a line of a block scalar (| or >): text, not structure
+                literal_at = None
+            if not stripped.strip() or stripped.startswith("#"):
+                continue
+            while indents and indent < indents[-1]:
+                indents.pop()
+            if not indents or indent > indents[-1]:
+                indents.append(indent)
+            compact = _COMPACT.match(stripped)
+            items = compact.group().count("-") + compact.group().count("?") if compact else 0
+            block_depth = 2 * len(indents) + items
+            if block_depth > limit:
+                return start_of_line + indent
+            if _BLOCK_HEADER.match(line):
+                literal_at = indent
+                continue
+            pos = indent
+            node_start = indent + (len(compact.group()) if compact else 0)
+        tagged = _TAG_OR_ANCHOR.search(line)
+        tag_at = tagged.start() if tagged else len(line)
+        # each event below costs O(1) but for the blanks before it: a line of a megabyte is
+        # scanned in linear time whatever it holds
+        while pos <= len(line):
+            if quote:
+                end = (_DOUBLE_END if quote == '"' else _SINGLE_END).match(line, pos)
+                if end is None:
+                    break  # the quoted scalar goes on over the next line
+                quote, pos = "", end.end()
+                continue
+            m = _FLOW.search(line, pos)
+            if m is None:
+                break
+            c, at = m.group(), m.start()
+            pos = at + 1
+            j = at - 1  # the last character before this one that is not a blank
+            while j >= 0 and line[j] in " \t":
+                j -= 1
+            last = line[j] if j >= 0 else ""
+            previous = line[at - 1] if at else ""
+            if c == "#":
+                if at == 0 or previous in " \t":
+                    break  # a comment
+            elif c in "[{":
+                # inside flow brackets every bracket is structure; outside, one that starts a
+                # node (after an indicator, a tag or an anchor) is; counting one that is text
+                # only errs towards too deep (so any tag or anchor earlier on the line will do)
+                if flow or not last or last in ":-?,[{" or tag_at < at:
+                    flow += 1
+                    if block_depth + flow > limit:
+                        return start_of_line + at
+            elif c in "]}":
+                flow = max(flow - 1, 0)
+            elif _opens_quote(last, previous, flow, j < node_start):
+                quote = c
+    return None
+
+
+_TAG_OR_ANCHOR = re.compile(r"[!&]")
+
+
+def _opens_quote(last: str, previous: str, flow: int, only_indicators: bool) -> bool:
+    """Does a quote start a quoted scalar?  ``last``: the last character before it that is not
+    a blank ("" if none); ``previous``: the character just before it; ``only_indicators``:
+    nothing but indentation and "- "/"? " indicators before it on its line.
+
+    Only where a node starts; a quote inside a plain scalar ("it's", "a - 'b") is text.  Taking
+    a starting quote for text counts brackets inside it: too deep, never too shallow; taking
+    text for a starting quote could hide brackets, so the rule is strict."""
+    if not last:
+        return True
+    if flow:
+        return last in "[{," or (last in ":?" and previous in " \t")
+    if last == ":" and previous in " \t":
+        return True  # a value; if the colon was inside a plain scalar, YAML stops there anyway
+    return previous in " \t" and only_indicators
+
+
 def compose(text: str, ctx: Context) -> Node | None:
+    if not _problems_before_parsing(text, ctx):
+        return None
     yaml = YAML(
         typ="safe"
     )  # libyaml via ruamel.yaml.clib: ~7x faster; same marks and YAML 1.2 typing
     yaml.version = (1, 2)
+    odd = _ODD_BREAKS.search(text) is not None
     try:
         node = yaml.compose(text)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        # from the character offset: libyaml puts the end of a file that does not end in a
+        # line break on a line after the last, which no editor shows
+        where = (1, 1) if mark is None else where_in(text, min(mark.index, len(text)))
         ctx.error(where, f"YAML 格式错误：{_yaml_problem(err.problem or err.context or '')}")
+        return None
+    except YAMLError as err:  # pragma: no cover - the pre-scan refuses what the reader would
+        ctx.error((1, 1), f"YAML 格式错误：{_yaml_problem(str(err))}")
         return None
     if node is None:
         ctx.error((1, 1), "文件是空的")
         return None
+    if odd:
+        _editor_positions(node, text)
     alias = _first_alias(node)
     if alias is not None:
         ctx.error(pos(alias), "规则文件不支持锚点（&）与引用（*），请直接写出内容")
         return None
     return node
+
+
+def _editor_positions(root: Node, text: str) -> None:
+    """Give every node the line and column an editor shows (see ``where_in``)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        line, column = where_in(text, node.start_mark.index)
+        node.start_mark = _Mark(line - 1, column - 1, node.start_mark.index)
+        if isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
 
 
 def _first_alias(root: Node) -> Node | None:
@@ -143,11 +336,13 @@ class Spec:
         raise NotImplementedError
 
 
+def _kind_of(node: Node) -> str:
+    return "列表" if isinstance(node, SequenceNode) else "映射"
+
+
 def _scalar(node: Node, ctx: Context, words: str) -> ScalarNode | None:
     if not isinstance(node, ScalarNode):
-        ctx.error(
-            pos(node), f"应为{words}，这里是{'列表' if isinstance(node, SequenceNode) else '映射'}"
-        )
+        ctx.error(pos(node), f"应为{words}，这里是{_kind_of(node)}")
         return None
     return node
 
@@ -163,7 +358,7 @@ class Text(Spec):
         if node is None:
             return None
         if node.tag != TAG + "str":
-            ctx.error(pos(node), f"应为文字，这里是“{node.value}”（若确为文字请加引号）")
+            ctx.error(pos(node), f"应为文字，这里是“{_shown(node.value)}”（若确为文字请加引号）")
             return None
         if self.non_empty and not node.value.strip():
             ctx.error(pos(node), "不能为空")
@@ -187,13 +382,13 @@ class Id(Spec):
         if node is None:
             return None
         if node.tag not in (TAG + "str", TAG + "int", TAG + "float"):
-            ctx.error(pos(node), f"应为编号（文字或数字），这里是“{node.value}”")
+            ctx.error(pos(node), f"应为编号（文字或数字），这里是“{_shown(node.value)}”")
             return None
         if not node.value.strip():
             ctx.error(pos(node), "编号不能为空")
             return None
         if not self.reference and ("/" in node.value or node.value.startswith(("!", "$"))):
-            ctx.error(pos(node), f"编号“{node.value}”不能含有“/”，也不能以“!”或“$”开头")
+            ctx.error(pos(node), f"编号“{_shown(node.value)}”不能含有“/”，也不能以“!”或“$”开头")
             return None
         return node.value
 
@@ -209,26 +404,23 @@ class Number(Spec):
         if node is None:
             return None
         if node.tag not in (TAG + "int", TAG + "float"):
-            ctx.error(pos(node), f"应为数值，这里是“{node.value}”")
+            ctx.error(pos(node), f"应为数值，这里是“{_shown(node.value)}”")
             return None
-        try:
-            value = Decimal(node.value.replace("_", ""))
-        except InvalidOperation:
-            ctx.error(pos(node), f"“{node.value}”不是可用的数值")
-            return None
-        if not value.is_finite() or abs(value) > MAX_MAGNITUDE:
-            ctx.error(pos(node), f"“{node.value}”超出可用的数值范围")
-            return None
-        if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
-            ctx.error(pos(node), f"“{node.value}”的有效数字超过{MATCH_DIGITS}位")
+        value, problem = number_problem(node.value)
+        if problem is not None or value is None:
+            ctx.error(pos(node), problem or "")
             return None
         if self.positive and value <= 0:
-            ctx.error(pos(node), f"应为大于0的数值，这里是{node.value}")
+            ctx.error(pos(node), f"应为大于0的数值，这里是{_shown(node.value)}")
             return None
         if self.non_negative and value < 0:
-            ctx.error(pos(node), f"应为不小于0的数值，这里是{node.value}")
+            ctx.error(pos(node), f"应为不小于0的数值，这里是{_shown(node.value)}")
             return None
-        return value + 0
+        return value
+
+
+#: Largest whole number (a rank) read.
+MAX_WHOLE = 100_000
 
 
 class Whole(Spec):
@@ -238,10 +430,31 @@ class Whole(Spec):
         node = _scalar(node, ctx, self.words)
         if node is None:
             return None
-        if node.tag != TAG + "int" or int(node.value) <= 0:
-            ctx.error(pos(node), f"应为正整数，这里是“{node.value}”")
+        text = node.value.replace("_", "")
+        if (
+            node.tag != TAG + "int"
+            or not text.isascii()
+            or not text.lstrip("+").isdigit()
+            or len(text) > 9
+            or not 0 < int(text) <= MAX_WHOLE
+        ):
+            ctx.error(pos(node), f"应为不超过{MAX_WHOLE}的正整数，这里是“{_shown(node.value)}”")
             return None
-        return int(node.value)
+        return int(text)
+
+
+def _shown(text: str) -> str:
+    """A value quoted in a message, cut short if long."""
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def boolean(node: ScalarNode) -> bool | None:
+    """YAML 1.2's booleans exactly: true/false in any of its three spellings (true, True,
+    TRUE); None for anything else.  yes/no/on/off are YAML 1.1 words and text in YAML 1.2:
+    refused with a message, so that "yes" is never silently read as false."""
+    if node.tag != TAG + "bool":
+        return None
+    return {"true": True, "false": False}.get(node.value.lower())
 
 
 class Flag(Spec):
@@ -251,10 +464,11 @@ class Flag(Spec):
         node = _scalar(node, ctx, self.words)
         if node is None:
             return None
-        if node.tag != TAG + "bool":
-            ctx.error(pos(node), f"应为 true 或 false，这里是“{node.value}”")
+        value = boolean(node)
+        if value is None:
+            ctx.error(pos(node), f"应为 true 或 false，这里是“{_shown(node.value)}”")
             return None
-        return node.value == "true"
+        return value
 
 
 class OneOf(Spec):
@@ -270,7 +484,8 @@ class OneOf(Spec):
             hint = difflib.get_close_matches(node.value, self.choices, n=1)
             extra = f"，是否想写“{hint[0]}”？" if hint else ""
             ctx.error(
-                pos(node), f"“{node.value}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}"
+                pos(node),
+                f"“{_shown(node.value)}”不是可用的取值，应为{'、'.join(self.choices)}之一{extra}",
             )
             return None
         return node.value
@@ -311,7 +526,7 @@ class Expression(Spec):
 
 
 _INTERVAL = re.compile(
-    r"^\s*([\[(])\s*(-inf|[-+]?\d+(?:\.\d+)?)\s*,\s*(inf|[-+]?\d+(?:\.\d+)?)\s*([\])])\s*$"
+    r"^\s*([\[(])\s*(-inf|[-+]?[0-9]+(?:\.[0-9]+)?)\s*,\s*(inf|[-+]?[0-9]+(?:\.[0-9]+)?)\s*([\])])\s*$"
 )
 
 
@@ -326,22 +541,31 @@ class Range(Spec):
         if not m:
             ctx.error(
                 pos(node),
-                f'区间“{node.value}”写法不对，应如 "(3, 5]"、"[94.5, inf)"：'
+                f'区间“{_shown(node.value)}”写法不对，应如 "(3, 5]"、"[94.5, inf)"：'
                 "圆括号不含端点，方括号含端点，inf 表示无穷",
             )
             return None
         left, low, high, right = m.groups()
-        low_v = None if low == "-inf" else Decimal(low)
-        high_v = None if high == "inf" else Decimal(high)
+        edges: list[Decimal | None] = []
+        for text in (low, high):
+            if text in ("-inf", "inf"):
+                edges.append(None)
+                continue
+            value, problem = number_problem(text)
+            if problem is not None:
+                ctx.error(pos(node), f"区间“{_shown(node.value)}”的端点{problem}")
+                return None
+            edges.append(value)
+        low_v, high_v = edges
         if (low_v is None and left == "[") or (high_v is None and right == "]"):
-            ctx.error(pos(node), f"区间“{node.value}”中无穷一端只能用圆括号")
+            ctx.error(pos(node), f"区间“{_shown(node.value)}”中无穷一端只能用圆括号")
             return None
         if (
             low_v is not None
             and high_v is not None
             and (low_v > high_v or (low_v == high_v and not (left == "[" and right == "]")))
         ):
-            ctx.error(pos(node), f"区间“{node.value}”是空的：下限应小于上限")
+            ctx.error(pos(node), f"区间“{_shown(node.value)}”是空的：下限应小于上限")
             return None
         return Interval(low_v, left == "[", high_v, right == "]", node.value.strip())
 
@@ -397,7 +621,7 @@ class Obj(Spec):
                 continue
             if key in out.keys_at:
                 first = out.keys_at[key][0]
-                ctx.error(pos(key_node), f"键“{key}”重复出现（第{first}行已有）")
+                ctx.error(pos(key_node), f"键“{_shown(key)}”重复出现（第{first}行已有）")
                 continue
             out.keys_at[key] = pos(key_node)
             out.values_at[key] = pos(value_node)
@@ -406,7 +630,7 @@ class Obj(Spec):
             if fieldspec is None:
                 hint = difflib.get_close_matches(key, list(self.fields), n=1, cutoff=0.6)
                 extra = f"是否想写“{hint[0]}”？" if hint else "可用的键：" + "、".join(self.fields)
-                ctx.error(pos(key_node), f"{self.name}中没有键“{key}”。{extra}")
+                ctx.error(pos(key_node), f"{self.name}中没有键“{_shown(key)}”。{extra}")
                 continue
             before = len(ctx.errors)
             out[key] = fieldspec.spec.read(value_node, ctx)
@@ -434,9 +658,14 @@ def _entries(node, ctx: Context, what: str, item: str):
     out.line, out.column = pos(node)
     pairs = []
     for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode):
+            ctx.error(pos(key_node), f"{item}应写成单个名称（文字），这里是{_kind_of(key_node)}")
+            continue
         key = key_node.value
         if key in out.keys_at:
-            ctx.error(pos(key_node), f"{item}“{key}”重复出现（第{out.keys_at[key][0]}行已有）")
+            ctx.error(
+                pos(key_node), f"{item}“{_shown(key)}”重复出现（第{out.keys_at[key][0]}行已有）"
+            )
             continue
         out.keys_at[key] = pos(key_node)
         out.values_at[key] = pos(value_node)
@@ -453,16 +682,26 @@ class FactValues(Spec):
         out, pairs = _entries(node, ctx, "事实名: 值", "键")
         for key, value_node in pairs:
             if not isinstance(value_node, ScalarNode):
-                ctx.error(pos(value_node), f"事实“{key}”的值应为单个数值、文字或 true/false")
+                ctx.error(
+                    pos(value_node), f"事实“{_shown(key)}”的值应为单个数值、文字或 true/false"
+                )
                 continue
             tag, text = value_node.tag, value_node.value
             if tag == TAG + "bool":
-                out[key] = text == "true"
+                flag = boolean(value_node)
+                if flag is None:
+                    ctx.error(
+                        pos(value_node),
+                        f"事实“{_shown(key)}”的值应为 true 或 false，这里是“{_shown(text)}”",
+                    )
+                    continue
+                out[key] = flag
             elif tag in (TAG + "int", TAG + "float"):
-                try:
-                    out[key] = Decimal(text.replace("_", ""))
-                except InvalidOperation:
-                    out[key] = text
+                value, problem = number_problem(text)
+                if problem is not None:
+                    ctx.error(pos(value_node), f"事实“{_shown(key)}”的值{problem}")
+                    continue
+                out[key] = value
             elif tag == TAG + "null":
                 out[key] = None
             else:

@@ -178,6 +178,62 @@ def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
     assert_all_well_formed(seen)
 
 
+def test_validate_refuses_paths_no_folder_can_hold(api_on_copy):
+    # regression: a name over 255 bytes, a file and a folder of one name, or folders 2,000 deep
+    # were written to a temporary folder and the OSError answered 500
+    api = api_on_copy
+    good = files_of(MINIMAL)
+    long_name = "clauses/" + "长" * 86 + ".yaml"  # 263 bytes in UTF-8
+    deep = "/".join(["d"] * 2000) + "/x.yaml"
+    clash = "clauses/02-coverage.yaml/x.yaml"
+    for bad_path, blamed, words in (
+        (long_name, long_name, "文件名或文件夹名过长：每一段最多255字节"),
+        (deep, deep, "文件夹层数过多：最多12层"),
+        (clash, "clauses/02-coverage.yaml", "同一位置既是文件又是文件夹"),
+    ):
+        refused = api.post(
+            "/api/rules/validate", "editor", json={"files": dict(good, **{bad_path: "id: x\n"})}
+        )
+        assert_error(refused, 422, "invalid_path", [f"files.{blamed}"])
+        assert refused.json["error"]["fields"][f"files.{blamed}"] == [words]
+
+
+def test_validate_survives_what_killed_the_parser(api_on_copy):
+    # regression: 30,000 brackets killed the web worker (SIGSEGV in libyaml); the candidate is
+    # now bounded before parsing, and parsed in a child process in any case
+    api = api_on_copy
+    good = files_of(MINIMAL)
+    answer = api.post(
+        "/api/rules/validate",
+        "editor",
+        json={"files": dict(good, **{"clauses/09-deep.yaml": "[" * 30000})},
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["valid"] is False
+    assert answer.json["errors"] == [
+        {
+            "file": "clauses/09-deep.yaml",
+            "line": 1,
+            "column": 39,
+            "message": "列表与映射嵌套过深：规则文件最多嵌套40层，请检查括号“[”“{”是否配对、缩进是否正确",
+        }
+    ]
+    # a line separator pasted from Word: the line is still the one the editor shows
+    pasted = good["clauses/03-work.yaml"].replace("有报告得1分；", "有报告得1分；\u2028")
+    pasted = pasted.replace("scale_from:", "scale_fromm:")
+    answer = api.post(
+        "/api/rules/validate",
+        "editor",
+        json={"files": dict(good, **{"clauses/03-work.yaml": pasted})},
+    )
+    assert answer.status_code == 200, answer.json
+    (error,) = answer.json["errors"]
+    lines = pasted.split("\n")
+    line = next(i for i, text in enumerate(lines, 1) if "scale_fromm" in text)
+    assert (error["line"], error["column"]) == (line, lines[line - 1].index("scale_fromm") + 1)
+    assert api.post("/api/rules/validate", "editor", json={"files": good}).json["valid"] is True
+
+
 # --- reload, versions, replay across versions, all-or-nothing ------------------------------------
 
 

@@ -1,0 +1,118 @@
+"""Loading candidate rule files where a crash or a hang cannot take the caller with it.
+
+The loader parses text that an editor uploads.  Its YAML parser is C code (libyaml through
+ruamel.yaml.clib): the loader bounds what reaches it (size, nesting, characters), but a fault
+left in C code kills the whole process, and a web worker must not die of an upload.  So the web
+paths (validate, reload) load in a child process with a deadline and a memory ceiling, as
+``service/engine/pool.py`` contains durable-rules: the child returns the loaded schemes or the
+error list; a child that crashes, runs out of memory or misses its deadline becomes one clear
+error ("规则文件无法解析：…"), and the caller carries on.
+
+Children are forked from a small server process started once (multiprocessing's
+``forkserver``, with the loader imported in advance), so a load costs a fork and the transfer
+of its result, not a Python start-up: measured in ``tests/test_contained.py``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from pathlib import Path
+
+from .errors import RuleFileError, RuleSetError
+
+#: Seconds a load may take.  All six shipped schemes load in about 0.7 s.
+DEADLINE = 30.0
+#: Address space of the loading process.  Files are bounded at 1 MiB each (64 MiB together);
+#: the shipped rules load in about 300 MiB of address space.
+MEMORY_LIMIT = 2 << 30
+
+_context_lock = threading.Lock()
+_context: mp.context.BaseContext | None = None
+
+
+def _mp_context() -> mp.context.BaseContext:
+    global _context
+    with _context_lock:
+        if _context is None:
+            ctx: mp.context.BaseContext
+            if "forkserver" in mp.get_all_start_methods():
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(["service.rulefiles.loader"])
+            else:  # pragma: no cover - not Linux
+                ctx = mp.get_context("spawn")
+            _context = ctx
+        return _context
+
+
+def _child(
+    conn, files: dict | None, root: str | None, label: str
+) -> None:  # pragma: no cover - runs in the child
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    except (ImportError, ValueError, OSError):
+        pass
+    from .loader import load_all, load_tree
+
+    try:
+        schemes = load_all(root) if root is not None else load_tree(files or {}, label)
+        conn.send(("ok", schemes))
+    except RuleSetError as err:
+        conn.send(("errors", err.errors))
+    except MemoryError:
+        conn.send(("failed", "内存不足（规则文件过大或过于复杂）"))
+    except RecursionError:
+        conn.send(("failed", "规则文件嵌套过深"))
+    except Exception as err:  # a loader bug: said as such, never a dead worker
+        conn.send(("failed", f"读取规则时出现内部错误（{type(err).__name__}: {str(err)[:200]}）"))
+    finally:
+        conn.close()
+
+
+def _unloadable(label: str, why: str) -> RuleSetError:
+    return RuleSetError([RuleFileError(label, 1, 1, f"规则文件无法解析：{why}；当前规则未受影响")])
+
+
+def _run(files: dict | None, root: str | None, label: str, deadline: float, target=_child) -> dict:
+    """``target`` (the loading child) is a parameter for the tests, which make it crash."""
+    ctx = _mp_context()
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(  # type: ignore[attr-defined]  # BaseContext lacks the attribute in typeshed
+        target=target, args=(child, files, root, label), daemon=True, name="rule loader"
+    )
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(deadline):
+            raise _unloadable(label, f"读取超过{deadline:g}秒仍未完成，已中止")
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            process.join(timeout=5)
+            code = process.exitcode
+            signal_words = f"信号 {-code}" if code is not None and code < 0 else f"退出码 {code}"
+            raise _unloadable(label, f"读取规则的进程意外退出（{signal_words}）") from None
+    finally:
+        parent.close()
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+    if kind == "ok":
+        return payload
+    if kind == "errors":
+        raise RuleSetError(payload)
+    raise _unloadable(label, payload)
+
+
+def load_tree(files: dict, label: str = ".", deadline: float = DEADLINE) -> dict:
+    """``loader.load_tree`` in a child process: the schemes, or ``RuleSetError``."""
+    data = {rel: (d.encode("utf-8") if isinstance(d, str) else d) for rel, d in files.items()}
+    return _run(data, None, label, deadline)
+
+
+def load_all(root: Path | str, deadline: float = DEADLINE) -> dict:
+    """``loader.load_all`` in a child process: the schemes, or ``RuleSetError``."""
+    return _run(None, os.fspath(root), Path(root).as_posix(), deadline)
