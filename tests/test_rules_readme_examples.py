@@ -132,3 +132,18 @@ def test_readme_example_loads_and_passes_its_cases(files, engine):
     assert not failed, "oracle:\n" + "\n".join(failed)
     failed = _failures(scheme, engine)  # durable-rules, as `scoring test` runs them
     assert not failed, "durable-rules:\n" + "\n".join(failed)
+
+
+def test_a_clause_note_is_in_the_trace_as_section_3_5_says():
+    # 3.5 and the appendix both say a clause's note is shown in the explained score
+    assert (
+        "`note` | 否 | 文字 | 本条款的解读说明（整条的读法、分值来源等）。显示在计分说明中" in TEXT
+    )
+    from service.domain.scoring import score_unit
+    from service.domain.trace import render
+
+    key = next(k for k, b in CLAUSES.items() if "note" in _data(b) and k not in USED)
+    scheme = load_files(_alone(CLAUSES[key]), "example")
+    clause = scheme.clauses[key[0]]
+    text = render(score_unit(scheme, "甲", clause.tests[0].facts, OracleMatcher(), "oracle"))
+    assert "解读：" + " ".join(clause.note.split())[:30] in text
