@@ -885,7 +885,7 @@ def _check_tier_order(d: Located, tiers: list, file: str, chk: _Checker) -> None
             )
 
 
-def _highest_total(scheme: Scheme) -> Decimal | None:
+def _highest_total(scheme: Scheme) -> Decimal:
     """The most any unit can score: the standard total plus what the bonus items can add
     (a bonus category's cap, or its clauses' points when it has none)."""
 
@@ -900,20 +900,27 @@ def _highest_total(scheme: Scheme) -> Decimal | None:
 
 def _check_tiers_reachable(scheme: Scheme, s: Located, file: str, chk: _Checker) -> None:
     """A threshold above the highest possible total grades nobody: 90/80/60 copied from a
-    100-point scheme onto one totalling 4."""
-    if scheme.grading.method != "thresholds":
-        return
+    100-point scheme onto one totalling 4. The same for a distinction's ``min``."""
     highest = _highest_total(scheme)
     u = scheme.unit
-    for t, raw in zip(scheme.grading.tiers, s["grading"].get("tiers") or []):
-        if t.min is not None and highest is not None and t.min > highest:
+    most = (
+        f"本细则最高只能得{plain(highest)}{u}（基本分{plain(scheme.total)}{u}，"
+        f"加分最多{plain(highest - scheme.total)}{u}），没有单位能评上"
+    )
+    grading = s["grading"]
+    for t, raw in zip(scheme.grading.tiers, grading.get("tiers") or []):
+        if t.min is not None and t.min > highest:
             chk.err(
                 file,
                 raw.at("min"),
-                f"等级“{t.grade}”要求总分不低于{plain(t.min)}{u}，但本细则最高只能得"
-                f"{plain(highest)}{u}（基本分{plain(scheme.total)}{u}，加分最多"
-                f"{plain(highest - scheme.total)}{u}），没有单位能评上："
-                "请按本细则的总分重设 min",
+                f"等级“{t.grade}”要求总分不低于{plain(t.min)}{u}，但{most}：请按本细则的总分重设 min",
+            )
+    for x, raw in zip(scheme.grading.distinctions, grading.get("distinctions") or []):
+        if x.min is not None and x.min > highest:
+            chk.err(
+                file,
+                raw.at("min"),
+                f"称号“{x.name}”要求总分不低于{plain(x.min)}{u}，但{most}：请按本细则的总分重设 min",
             )
 
 
