@@ -299,11 +299,19 @@ class _Checker:
         self.declared_in: dict[str, str] = {}
         self.clause = ""  # the clause being checked
 
-    def declared_elsewhere(self, name: str) -> str | None:
-        """The message for a fact this clause reads but another clause declares, if it is one."""
+    def declared_elsewhere(self, name: str, in_test: bool = False) -> str | None:
+        """The message for a fact this clause reads (or, ``in_test``, one of its test cases
+        gives) but another clause declares, if it is one."""
         owner = self.declared_in.get(name)
         if owner is None or owner == self.clause:
             return None
+        if in_test:
+            return (
+                f"测试用例中的事实“{name}”声明在条款 {owner} 中，本条款不读取它：请从用例中删去；"
+                "若本条款也要读取，请把它移到 scheme.yaml 的 facts 中"
+            )
+        if not self.clause:
+            return f"事实“{name}”声明在条款 {owner} 中；等级否决读取的事实须写在 scheme.yaml 的 facts 中"
         return (
             f"事实“{name}”声明在条款 {owner} 中；"
             "被几个条款共同读取的事实请写在 scheme.yaml 的 facts 中"
@@ -548,7 +556,7 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
             chk.err(
                 file,
                 raw.at(name, value=False),
-                chk.declared_elsewhere(name) or f"测试用例中的事实“{name}”未声明",
+                chk.declared_elsewhere(name, in_test=True) or f"测试用例中的事实“{name}”未声明",
             )
             ok = False
             continue
@@ -1044,7 +1052,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
                     f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
                 )
     types = {n: f.expr_type for n, f in scheme_facts.items()}
+    chk.clause = ""  # a grade veto reads scheme facts only: a clause's fact is "elsewhere"
     grading = _grading(s["grading"], types, sfile, chk)
+    chk.declared_in = {}  # the scheme's test cases may give any clause's facts
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
