@@ -2,7 +2,7 @@
 
 scoring check  [--rules DIR]
 scoring test   [--rules DIR] [--oracle]
-scoring score  SCHEME FACTS_FILE [--rules DIR] [--json] [--oracle]
+scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
 """
 
@@ -113,8 +113,67 @@ def read_facts_file(path: Path) -> dict:
     if not isinstance(data, dict) or not ("facts" in data or "units" in data):
         raise click.ClickException("事实文件应包含 facts（一个单位）或 units（多个单位）")
     if "units" in data:
-        return data["units"]
+        units = data["units"]
+        if not isinstance(units, dict):
+            raise click.ClickException("units 应为“单位名: 该单位的事实”的映射")
+        for name, facts in units.items():
+            # the one-unit form's "facts:" carried over into the several-unit form
+            if isinstance(facts, dict) and isinstance(facts.get("facts"), dict):
+                raise click.ClickException(
+                    f"units 下的单位“{name}”又套了一层 facts：units 的写法直接列出事实，"
+                    f"如 units: {{{name}: {{事实名: 值, …}}}}，不写 facts"
+                )
+        return units
     return {data.get("unit", path.stem): data["facts"]}
+
+
+def _labelled(scheme, result):
+    """The result with its missing facts named by their labels, for the text a person reads
+    (the JSON keeps the names: they are the keys of the facts file). The clause sentences,
+    written lazily from the names, are written first."""
+    for clause in result.clauses:
+        _ = clause.explanation
+        clause.missing = [scheme.facts[n].label for n in clause.missing]
+    result.missing = [scheme.facts[n].label for n in result.missing]
+    return result
+
+
+def _clause_block(text: str, clause_id: str) -> str:
+    """The lines of one clause in a rendered trace: its "▶ id" line and those indented under it."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(f"▶ {clause_id} "):
+            depth = len(line) - len(line.lstrip())
+            block = [line[depth:]]
+            for more in lines[i + 1 :]:
+                if len(more) - len(more.lstrip()) <= depth:
+                    break
+                block.append(more[depth:])
+            return "\n".join(block)
+    raise click.ClickException(f"计分说明中没有条款“{clause_id}”")  # pragma: no cover
+
+
+def _print_clause(scheme, results, clause_id: str, as_json: bool) -> None:
+    """One clause of each unit's score: its rules, facts and points, and nothing else."""
+    from service.domain.trace import render, to_data
+
+    if as_json:
+        payload = {
+            "scheme": scheme.id,
+            "version": scheme.version,
+            "clause": clause_id,
+            "results": [
+                {"unit": r.unit, "clause": to_data(next(c for c in r.clauses if c.id == clause_id))}
+                for r in results
+            ],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for r in results:
+        if len(results) > 1:
+            click.echo(f"被考核单位：{r.unit}")
+        click.echo(_clause_block(render(_labelled(scheme, r)), clause_id))
+        click.echo("")
 
 
 def _decimals(value):
@@ -131,9 +190,10 @@ def _decimals(value):
 @click.argument("scheme_id")
 @click.argument("facts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_rules_option
+@click.option("--clause", "clause_id", default=None, help="只计算并输出这一个条款（条款编号）")
 @click.option("--json", "as_json", is_flag=True, help="输出结构化的 JSON 轨迹")
 @click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
-def score(scheme_id, facts_file, rules_dir, as_json, oracle):
+def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle):
     """按细则 SCHEME_ID 对事实文件中的单位评分，输出完整的计分说明。"""
     from service.domain.facts import InvalidFacts
     from service.domain.grading import rank_units
@@ -144,6 +204,10 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
     scheme = schemes.get(scheme_id)
     if scheme is None:
         raise click.ClickException(f"没有编号为“{scheme_id}”的细则（有：{'、'.join(schemes)}）")
+    if clause_id is not None and clause_id not in scheme.clauses:
+        raise click.ClickException(
+            f"细则“{scheme_id}”中没有编号为“{clause_id}”的条款（有：{'、'.join(scheme.clauses)}）"
+        )
     units = read_facts_file(facts_file)
     matcher = _matcher(oracle)
     try:
@@ -155,6 +219,9 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
     finally:
         if hasattr(matcher, "close"):
             matcher.close()
+    if clause_id is not None:
+        _print_clause(scheme, results, clause_id, as_json)
+        return
     entries = (
         rank_units(scheme, results) if len(results) > 1 or scheme.grading.method == "rank" else None
     )
@@ -169,7 +236,7 @@ def score(scheme_id, facts_file, rules_dir, as_json, oracle):
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     for r in results:
-        click.echo(render(r, by_unit.get(r.unit)))
+        click.echo(render(_labelled(scheme, r), by_unit.get(r.unit)))
         click.echo("")
     if entries and len(entries) > 1:
         click.echo(render_ranking(entries))

@@ -82,3 +82,96 @@ def test_score_rejects_bad_facts_naming_the_field(tmp_path):
     proc = run("score", "minimal", str(facts), "--rules", str(MINIMAL), "--oracle")
     assert proc.returncode == 2
     assert "事实有误 actual: 实际合格率应为0到100之间的数值，不能是文字" in proc.stderr
+
+
+FACTS = {
+    "target": 95,
+    "actual": 91.8,
+    "coverage": 100,
+    "report_done": True,
+    "review_points": 2,
+    "review_reason": "好",
+    "maturity": 100,
+    "awards": 0,
+    "accidents": 1,
+    "major_incident": False,
+}
+
+
+def _facts_file(tmp_path, data):
+    path = tmp_path / "unit.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def test_score_one_clause_prints_only_that_clause(tmp_path):
+    facts = _facts_file(tmp_path, {"unit": "甲街道", "facts": FACTS})  # bureau_score missing
+    proc = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle", "--clause", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "▶ 1 合格率：0.00（满分5.00，已计分）"
+    assert "扣5分" in lines[2] and lines[-1].startswith("  = 起始5分")
+    # nothing of the other clauses, the totals or the grade
+    assert "工作" not in proc.stdout and "总分" not in proc.stdout and "等级" not in proc.stdout
+    assert "缺少事实" not in proc.stdout  # clause 3's missing fact is not this clause's business
+    data = json.loads(
+        run(
+            "score",
+            "minimal",
+            facts,
+            "--rules",
+            str(MINIMAL),
+            "--oracle",
+            "--clause",
+            "1",
+            "--json",
+        ).stdout
+    )
+    assert [r["clause"]["id"] for r in data["results"]] == ["1"]
+    assert data["results"][0]["clause"]["points"] == "0"
+    unknown = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle", "--clause", "9")
+    assert (
+        unknown.returncode != 0
+        and "没有编号为“9”的条款（有：1、2、3、4、5、6、7）" in unknown.stderr
+    )
+
+
+def test_score_names_missing_facts_by_label(tmp_path):
+    facts = _facts_file(tmp_path, {"unit": "甲街道", "facts": FACTS})  # bureau_score missing
+    proc = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle")
+    assert proc.returncode == 0, proc.stderr
+    assert "注意：缺少事实 区局考核分数，相关条款暂计0分" in proc.stdout
+    assert "! 缺少事实：区局考核分数" in proc.stdout
+    assert "bureau_score" not in proc.stdout
+    one = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle", "--clause", "3")
+    assert "! 缺少事实：区局考核分数" in one.stdout and "bureau_score" not in one.stdout
+    # the JSON keeps the names: they are what the facts file is written in
+    data = json.loads(run("score", "minimal", facts, "--rules", str(MINIMAL), "--json").stdout)
+    assert data["results"][0]["missing"] == ["bureau_score"]
+
+
+def test_score_suggests_the_fact_name_meant(tmp_path):
+    facts = _facts_file(tmp_path, {"facts": {**FACTS, "bureau_scor": 90}})
+    proc = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle")
+    assert proc.returncode == 2
+    assert "事实有误 bureau_scor: 不是本细则声明的事实。是否想写“bureau_score”？" in proc.stderr
+    by_label = _facts_file(tmp_path, {"facts": {**FACTS, "区局考核分数": 90}})
+    proc = run("score", "minimal", by_label, "--rules", str(MINIMAL), "--oracle")
+    assert (
+        "事实有误 区局考核分数: 不是本细则声明的事实。“区局考核分数”是事实“bureau_score”的说明，"
+        "请写事实名“bureau_score”" in proc.stderr
+    )
+
+
+def test_score_units_form_takes_the_facts_directly(tmp_path):
+    facts = _facts_file(tmp_path, {"units": {"甲": {"facts": FACTS}}})
+    proc = run("score", "minimal", facts, "--rules", str(MINIMAL), "--oracle")
+    assert proc.returncode != 0
+    assert (
+        "units 下的单位“甲”又套了一层 facts：units 的写法直接列出事实，"
+        "如 units: {甲: {事实名: 值, …}}，不写 facts" in proc.stderr
+    )
+    good = _facts_file(tmp_path, {"units": {"甲": FACTS, "乙": FACTS}})
+    proc = run("score", "minimal", good, "--rules", str(MINIMAL), "--oracle", "--clause", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("▶ 1 合格率") == 2 and "被考核单位：乙" in proc.stdout

@@ -13,6 +13,7 @@ the expression *undefined* (missing is not zero); so does a division by zero.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -71,6 +72,10 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 %import common.WS
 %ignore WS
 """
+
+
+# a run of CJK letters, the start of a word the grammar cannot read
+_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 class ExprError(ValueError):
@@ -229,6 +234,13 @@ def parse(text: str) -> Expr:
         tree = _PARSER.parse(text)
     except UnexpectedCharacters as err:
         at = err.pos_in_stream if err.pos_in_stream is not None else 0
+        word = _WORD.match(text, at)
+        if word:  # a Chinese word written bare: meant as text, or as a fact by its label
+            raise ExprError(
+                f"表达式中的“{word.group()}”不是事实名（事实名只用英文字母、数字和下划线）；"
+                f'要与文字比较，请给文字加英文双引号，如 "{word.group()}"',
+                err.column,
+            ) from None
         raise ExprError(f"表达式中有无法识别的字符 “{text[at : at + 1]}”", err.column) from None
     except UnexpectedEOF:
         raise ExprError("表达式不完整（结尾缺少内容或右括号）", len(text) + 1) from None

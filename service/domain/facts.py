@@ -8,6 +8,7 @@ names the fact and says what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,18 @@ def _kind(raw) -> str:
     return type(raw).__name__
 
 
+def _nearest(scheme: Scheme, name) -> str:
+    """A hint naming the declared fact meant, as rule keys get one: a misspelt name, or a
+    fact's label written where its name belongs."""
+    if not isinstance(name, str):
+        return ""
+    by_label = [n for n, f in scheme.facts.items() if f.label == name]
+    if by_label:
+        return f"。“{name}”是事实“{by_label[0]}”的说明，请写事实名“{by_label[0]}”"
+    close = difflib.get_close_matches(name, list(scheme.facts), n=1, cutoff=0.6)
+    return f"。是否想写“{close[0]}”？" if close else ""
+
+
 def validate_facts(scheme: Scheme, raw: Mapping) -> dict:
     """Checked, typed facts; ``InvalidFacts`` naming every bad field otherwise.
 
@@ -126,7 +139,7 @@ def validate_facts(scheme: Scheme, raw: Mapping) -> dict:
     for name, item in raw.items():
         spec = scheme.facts.get(name) if isinstance(name, str) else None
         if spec is None:
-            errors.append(FactError(str(name), "不是本细则声明的事实"))
+            errors.append(FactError(str(name), "不是本细则声明的事实" + _nearest(scheme, name)))
             continue
         if item is None:
             continue

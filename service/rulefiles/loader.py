@@ -21,6 +21,7 @@ from service.domain import expressions as ex
 from service.domain import program
 from service.domain.facts import check_value
 from service.domain.model import (
+    BONUS,
     DEDUCTION,
     STANDARD,
     Band,
@@ -293,6 +294,28 @@ class _Checker:
 
     def __init__(self):
         self.errors: list[RuleFileError] = []
+        # fact name -> the clause declaring it, over every clause file: a fact read where it
+        # is not declared is usually one declared in a sibling clause, and "未声明" misleads
+        self.declared_in: dict[str, str] = {}
+        self.clause = ""  # the clause being checked
+
+    def declared_elsewhere(self, name: str, in_test: bool = False) -> str | None:
+        """The message for a fact this clause reads (or, ``in_test``, one of its test cases
+        gives) but another clause declares, if it is one."""
+        owner = self.declared_in.get(name)
+        if owner is None or owner == self.clause:
+            return None
+        if in_test:
+            return (
+                f"测试用例中的事实“{name}”声明在条款 {owner} 中，本条款不读取它：请从用例中删去；"
+                "若本条款也要读取，请把它移到 scheme.yaml 的 facts 中"
+            )
+        if not self.clause:
+            return f"事实“{name}”声明在条款 {owner} 中；等级否决读取的事实须写在 scheme.yaml 的 facts 中"
+        return (
+            f"事实“{name}”声明在条款 {owner} 中；"
+            "被几个条款共同读取的事实请写在 scheme.yaml 的 facts 中"
+        )
 
     def err(self, file: str, where: tuple[int, int], message: str) -> None:
         self.errors.append(RuleFileError(file, where[0], where[1], message))
@@ -349,11 +372,17 @@ def _fact(d: Located, owner: str, file: str, chk: _Checker) -> FactSpec | None:
     )
 
 
+_NAME_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _check_expr(e: ExprText, types: dict, want: str, file: str, chk: _Checker, what: str) -> bool:
     try:
         got = ex.infer(e.tree, types)
     except ex.ExprError as err:
-        chk.err(file, e.at(err.column), err.message)
+        # the unknown name stands at the error's column
+        named = _NAME_AT.match(e.text, max(err.column - 1, 0))
+        elsewhere = named and named.group() not in types and chk.declared_elsewhere(named.group())
+        chk.err(file, e.at(err.column), elsewhere or err.message)
         return False
     if got != want:
         chk.err(
@@ -456,7 +485,11 @@ def _rule(
     name = d["value"]
     fact = facts.get(name)
     if fact is None:
-        chk.err(file, d.at("value"), f"value 引用了未声明的事实“{name}”")
+        chk.err(
+            file,
+            d.at("value"),
+            chk.declared_elsewhere(name) or f"value 引用了未声明的事实“{name}”",
+        )
         return None
     if fact.expr_type != ex.NUMBER:
         chk.err(file, d.at("value"), f"value 引用的事实“{name}”应为数值类型，这里是 {fact.type}")
@@ -520,7 +553,11 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
     for name, value in raw.items():
         fact = facts.get(name)
         if fact is None:
-            chk.err(file, raw.at(name, value=False), f"测试用例中的事实“{name}”未声明")
+            chk.err(
+                file,
+                raw.at(name, value=False),
+                chk.declared_elsewhere(name, in_test=True) or f"测试用例中的事实“{name}”未声明",
+            )
             ok = False
             continue
         if value is None:
@@ -539,6 +576,7 @@ def _clause(
 ) -> Clause | None:
     n_errors = len(chk.errors)
     cid = d["id"]
+    chk.clause = cid
     cat = categories.get(d["category"])
     if cat is None:
         chk.err(
@@ -784,6 +822,7 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
         chk.err(file, d.at("tiers", value=False), "method 为 none 时不列 tiers")
     if tiers and (tiers[-1].min is not None or tiers[-1].top is not None):
         chk.err(file, d.at("tiers"), "最后一个等级应不设 min/top，作为其余单位的等级")
+    _check_tier_order(d, tiers, file, chk)
     grades = list(dict.fromkeys(t.grade for t in tiers))
     distinctions = []
     for x in d.get("distinctions") or []:
@@ -814,6 +853,83 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
                 )
             )
     return Grading(method, tuple(tiers), tuple(distinctions), tuple(vetoes), d.get("note", ""))
+
+
+def _check_tier_order(d: Located, tiers: list, file: str, chk: _Checker) -> None:
+    """Tiers are tried in the order written and the first that fits wins, so a tier listed
+    after a looser one (or after the catch-all) can never be given: "不设 min/top" obeyed
+    with the catch-all first, or thresholds written from low to high, grade every unit alike."""
+    for i, (t, raw) in enumerate(zip(tiers, d.get("tiers") or [])):
+        if i == len(tiers) - 1:
+            break
+        if t.min is None and t.top is None:
+            later = "、".join(f"“{x.grade}”" for x in tiers[i + 1 :])
+            chk.err(
+                file,
+                raw.at(),
+                f"等级“{t.grade}”不设 min/top，会把其余单位都评为“{t.grade}”，"
+                f"其后的{later}永远评不到：不设 min/top 的等级只能放在最后",
+            )
+            return
+    bound = [(t, raw) for t, raw in zip(tiers, d.get("tiers") or []) if t.min is not None]
+    for (prev, _), (t, raw) in zip(bound, bound[1:]):
+        if t.min >= prev.min:
+            chk.err(
+                file,
+                raw.at("min"),
+                f"等级“{t.grade}”（min {plain(t.min)}）排在“{prev.grade}”（min {plain(prev.min)}）之后，"
+                f"总分够{plain(t.min)}分的单位已先评为“{prev.grade}”，“{t.grade}”永远评不到："
+                "等级应按 min 从高到低排列",
+            )
+    ranked = [(t, raw) for t, raw in zip(tiers, d.get("tiers") or []) if t.top is not None]
+    for (prev, _), (t, raw) in zip(ranked, ranked[1:]):
+        if t.top <= prev.top:
+            chk.err(
+                file,
+                raw.at("top"),
+                f"等级“{t.grade}”（top {t.top}）排在“{prev.grade}”（top {prev.top}）之后，"
+                f"前{t.top}名已先评为“{prev.grade}”，“{t.grade}”永远评不到："
+                "等级应按 top 从小到大排列",
+            )
+
+
+def _highest_total(scheme: Scheme) -> Decimal:
+    """The most any unit can score: the standard total plus what the bonus items can add
+    (a bonus category's cap, or its clauses' points when it has none)."""
+
+    def most(cat: Category) -> Decimal:
+        inner = sum((scheme.clauses[c].high for c in cat.clauses), ZERO) + sum(
+            (most(ch) for ch in cat.children), ZERO
+        )
+        return min(inner, cat.cap) if cat.cap is not None else inner
+
+    return scheme.total + sum((most(top) for top in scheme.categories if top.kind == BONUS), ZERO)
+
+
+def _check_tiers_reachable(scheme: Scheme, s: Located, file: str, chk: _Checker) -> None:
+    """A threshold above the highest possible total grades nobody: 90/80/60 copied from a
+    100-point scheme onto one totalling 4. The same for a distinction's ``min``."""
+    highest = _highest_total(scheme)
+    u = scheme.unit
+    most = (
+        f"本细则最高只能得{plain(highest)}{u}（基本分{plain(scheme.total)}{u}，"
+        f"加分最多{plain(highest - scheme.total)}{u}），没有单位能评上"
+    )
+    grading = s["grading"]
+    for t, raw in zip(scheme.grading.tiers, grading.get("tiers") or []):
+        if t.min is not None and t.min > highest:
+            chk.err(
+                file,
+                raw.at("min"),
+                f"等级“{t.grade}”要求总分不低于{plain(t.min)}{u}，但{most}：请按本细则的总分重设 min",
+            )
+    for x, raw in zip(scheme.grading.distinctions, grading.get("distinctions") or []):
+        if x.min is not None and x.min > highest:
+            chk.err(
+                file,
+                raw.at("min"),
+                f"称号“{x.name}”要求总分不低于{plain(x.min)}{u}，但{most}：请按本细则的总分重设 min",
+            )
 
 
 def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
@@ -917,6 +1033,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     all_facts = dict(scheme_facts)
     clauses: dict[str, Clause] = {}
     clause_at: dict[str, str] = {}
+    for _file, d in docs:
+        for f in d.get("facts") or []:
+            chk.declared_in.setdefault(f["name"], d["id"])
     for file, d in docs:
         if d["id"] in clauses:
             chk.err(file, d.at("id"), f"条款编号“{d['id']}”与 {clause_at[d['id']]} 重复")
@@ -933,7 +1052,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
                     f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
                 )
     types = {n: f.expr_type for n, f in scheme_facts.items()}
+    chk.clause = ""  # a grade veto reads scheme facts only: a clause's fact is "elsewhere"
     grading = _grading(s["grading"], types, sfile, chk)
+    chk.declared_in = {}  # the scheme's test cases may give any clause's facts
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
@@ -962,6 +1083,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
     )
     _check_sums(scheme, sfile, chk, category_at, s.at("total"))
+    _check_tiers_reachable(scheme, s, sfile, chk)
     tests = []
     for t in s.get("tests") or []:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
