@@ -207,6 +207,7 @@ def test_enter_in_a_field_keeps_the_draft_which_another_browser_finds(app, site,
     rate = forms.layout(app.extensions["scoring"].registry.get(scheme)).fields["inspection_rate"]
     field = f"#{rate.dom_id}"
     facts = f"{site}/admin/units/gucun/schemes/{scheme}/facts"
+    browser.clear_cookies()  # whoever an earlier test left signed in
     page = browser.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
