@@ -200,3 +200,93 @@ def test_a_draft_gets_the_storable_text_and_length_checks_of_a_submission(app, c
             )
             == 0
         )
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_drafts_migration_moves_the_drafts_signed_in_sessions_held(tmp_path, database):
+    """Whoever was signed in with a draft when the service was upgraded still has it after."""
+    import json
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from service.commands import MIGRATIONS
+
+    from ..api.conftest import _fresh_postgres
+
+    def at(url, revision):
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        command.upgrade(config, revision)
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else _fresh_postgres()
+    at(url, "0006")
+    engine = create_engine(url)
+
+    def draft(rate):
+        return {
+            "values": {"inspection_rate": rate},
+            "evidence": {},
+            "reason": "草拟",
+            "reasons": {},
+            "base": 1,
+            "saved": "2026-11-29 10:00",
+        }
+
+    sessions = [  # id, user, seen, data
+        (
+            "a",
+            1,
+            "2026-11-29 09:00:00+00",
+            {"csrf": "t", "drafts": {"gucun|zhenxing-2010": draft("1")}},
+        ),
+        (
+            "b",
+            1,
+            "2026-11-29 11:00:00+00",
+            {"drafts": {"gucun|zhenxing-2010": draft("2"), "nosuch|zhenxing-2010": draft("3")}},
+        ),
+        ("c", None, "2026-11-29 12:00:00+00", {"drafts": {"gucun|zhenxing-2010": draft("4")}}),
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO units (code, name, kind, district, created_at, code_key, name_key) "
+                "VALUES ('gucun', '顾村镇', 'town', '宝山区', CURRENT_TIMESTAMP, 'gucun', '顾村镇')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, role, unit_id, active, created_at) "
+                "VALUES (1, 'submitter', '填报人', 'submitter', 1, true, CURRENT_TIMESTAMP)"
+            )
+        )
+        for sid, user, seen, data in sessions:
+            connection.execute(
+                text(
+                    "INSERT INTO admin_sessions (id, user_id, data, created_at, seen_at, "
+                    "expires_at) VALUES (:id, :user, :data, :seen, :seen, :seen)"
+                ),
+                {"id": sid, "user": user, "data": json.dumps(data), "seen": seen},
+            )
+    at(url, "head")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text('SELECT user_id, scheme_id, "values", reason, base_version FROM drafts')
+        ).all()
+        kept = dict(connection.execute(text("SELECT id, data FROM admin_sessions")).all())
+    engine.dispose()
+    assert len(rows) == 1  # one per user, unit and scheme: the session seen last
+    user_id, scheme_id, values, reason, base = rows[0]
+    values = json.loads(values) if isinstance(values, str) else values
+    assert (user_id, scheme_id, values, reason, base) == (
+        1,
+        "zhenxing-2010",
+        {"inspection_rate": "2"},
+        "草拟",
+        1,
+    )
+    a = kept["a"] if isinstance(kept["a"], dict) else json.loads(kept["a"])
+    assert a == {"csrf": "t"}  # the session keeps the rest of its data, without the drafts
