@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import (
@@ -20,7 +19,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_wtf.csrf import CSRFError
@@ -236,8 +234,23 @@ def unit(code):
 # --- fact entry ----------------------------------------------------------------------------------
 
 
-def _draft_key(code, scheme_id):
-    return f"{code}|{scheme_id}"
+def _draft_shown(row):
+    """A stored draft as the fact page shows it."""
+    if row is None:
+        return None
+    return {
+        "values": row.values,
+        "evidence": row.evidence,
+        "reason": row.reason,
+        "reasons": row.reasons,
+        "base": row.base_version,
+        "saved": present.when(row.saved_at),
+    }
+
+
+def _may_draft():
+    me = current_person()
+    return me.can("submissions.write.self") or me.can("submissions.write.review")
 
 
 def _facts_page(
@@ -289,7 +302,7 @@ def facts(code, scheme_id):
     scheme = ops.current_scheme(ctx(), scheme_id)
     rows = ops.history(ctx(), actor, code, scheme_id)
     latest = rows[-1] if rows else None
-    draft = session.get("drafts", {}).get(_draft_key(code, scheme_id))
+    draft = _draft_shown(ops.read_draft(ctx(), actor, code, scheme_id) if _may_draft() else None)
     if draft and not request.args.get("fresh"):
         return _facts_page(
             unit,
@@ -300,7 +313,7 @@ def facts(code, scheme_id):
             draft["reason"],
             latest.version if latest else 0,
             draft=draft,
-            reasons=draft.get("reasons"),
+            reasons=draft["reasons"],
         )
     values, evidence = forms.from_submission(latest.facts, latest.evidence) if latest else ({}, {})
     return _facts_page(
@@ -311,41 +324,38 @@ def facts(code, scheme_id):
         evidence,
         "",
         latest.version if latest else 0,
-        draft=draft if draft else None,
+        draft=draft,
     )
 
 
 @bp.post("/units/<code>/schemes/<scheme_id>/facts")
 def save_facts(code, scheme_id):
     actor = current_actor()
+    # only 保存草稿 and the submit buttons post here; discarding a draft has its own page that asks
+    # first, so no key press in this form (Enter submits with the first button) can discard one
     action = request.form.get("action", "")
-    key = _draft_key(code, scheme_id)
+    if action not in ("draft", "self", "review"):
+        abort(400)
     unit = ops.read_unit(ctx(), actor, code)
     scheme = ops.current_scheme(ctx(), scheme_id)
     posted = forms.parse(forms.layout(scheme), request.form)
-    if action == "discard":
-        session["drafts"] = {k: v for k, v in session.get("drafts", {}).items() if k != key}
-        flash("草稿已丢弃，显示的是已提交的最新版本。", "ok")
-        return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id))
-    if action == "draft":
-        ops.history(ctx(), actor, code, scheme_id)  # may this user see this unit's facts at all?
-        drafts = dict(session.get("drafts", {}))
-        drafts[key] = {
-            "values": posted.values,
-            "evidence": posted.evidence,
-            "reason": posted.reason,
-            "reasons": posted.reasons,
-            "base": posted.base,
-            "saved": present.when(datetime.now(UTC)),
-        }
-        session["drafts"] = drafts
-        flash("草稿已保存（只保存在本次登录中，尚未提交）。", "ok")
-        return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id) + "#top")
-    if action not in ("self", "review"):
-        abort(400)
     try:
         if posted.problems:
             raise Invalid("invalid_form", "有内容超过长度限制", posted.problems)
+        if action == "draft":
+            ops.save_draft(
+                ctx(),
+                actor,
+                code,
+                scheme_id,
+                posted.values,
+                posted.evidence,
+                posted.reason,
+                posted.reasons,
+                posted.base,
+            )
+            flash("草稿已保存在服务器上（尚未提交；退出登录或换一台电脑后仍可继续填写）。", "ok")
+            return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id) + "#top")
         row = ops.submit(
             ctx(),
             actor,
@@ -375,9 +385,33 @@ def save_facts(code, scheme_id):
             conflict=conflict,
             reasons=posted.reasons,
         )
-    session["drafts"] = {k: v for k, v in session.get("drafts", {}).items() if k != key}
     flash(f"已提交第{row.version}版（{present.ROLE_WORDS[row.role]}）。", "ok")
     return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))
+
+
+@bp.get("/units/<code>/schemes/<scheme_id>/facts/discard")
+def discard_draft_page(code, scheme_id):
+    """丢弃草稿 asks first, on a page of its own (works without script)."""
+    actor = current_actor()
+    unit = ops.read_unit(ctx(), actor, code)
+    scheme = ops.current_scheme(ctx(), scheme_id)
+    draft = _draft_shown(ops.read_draft(ctx(), actor, code, scheme_id))
+    if draft is None:
+        flash("没有可丢弃的草稿。", "warn")
+        return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id))
+    return render_template("admin/discard_draft.html", unit=unit, scheme=scheme, draft=draft)
+
+
+@bp.post("/units/<code>/schemes/<scheme_id>/facts/discard")
+def discard_draft(code, scheme_id):
+    actor = current_actor()
+    if request.form.get("confirm") != "yes":  # not from the page that asks: ask first
+        return redirect(url_for("admin_web.discard_draft_page", code=code, scheme_id=scheme_id))
+    if ops.discard_draft(ctx(), actor, code, scheme_id):
+        flash("草稿已丢弃，显示的是已提交的最新版本。", "ok")
+    else:
+        flash("没有可丢弃的草稿。", "warn")
+    return redirect(url_for("admin_web.facts", code=code, scheme_id=scheme_id))
 
 
 # --- explained score ------------------------------------------------------------------------------

@@ -254,6 +254,27 @@ class Submission(Chained, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
+class Draft(Base):
+    """A user's unsubmitted fact form for one unit and scheme, kept on the server so it survives
+    sign-out and another browser.  Not history: saving again replaces it, submitting deletes it
+    (in the submission's transaction), and it is in no hash chain.  The values are the strings as
+    typed (a draft may hold what is not yet a valid fact).  The review cycle will add the round:
+    a ``round_id`` column that joins ``uq_drafts_owner``, one draft per user, unit, scheme and round."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("user_id", "unit_id", "scheme_id", name="uq_drafts_owner"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    scheme_id: Mapped[str] = mapped_column(String(100))
+    values: Mapped[dict] = mapped_column(JSON)  # fact name -> the text as typed
+    evidence: Mapped[dict] = mapped_column(JSON)  # fact name -> the references as typed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[dict] = mapped_column(JSON, default=dict)  # fact name -> why it was corrected
+    base_version: Mapped[int] = mapped_column(Integer)  # the version the form was filled from
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
 class Score(Chained, Base):
     """A computed score with everything needed to explain and replay it."""
 

@@ -14,14 +14,16 @@ import secrets
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .access import (
     OWN_UNIT_ONLY,
+    PERMISSIONS,
     Actor,
     SignInLimits,
     check,
@@ -36,6 +38,7 @@ from .access import (
 )
 from .db import (
     Database,
+    Draft,
     JournalEntry,
     RuleSet,
     RuleVersion,
@@ -45,11 +48,18 @@ from .db import (
     User,
     intact,
 )
-from .domain.facts import InvalidFacts, validate_facts
+from .domain.facts import MAX_TEXT, InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
 from .domain.scoring import GradeVetoResult, ScoreResult, score_units
-from .domain.text import is_unit_code, unstorable
+from .domain.text import (
+    EVIDENCE_CHARS_MAX,
+    EVIDENCE_ITEMS_MAX,
+    FACT_REASON_CHARS_MAX,
+    REASON_CHARS_MAX,
+    is_unit_code,
+    unstorable,
+)
 from .domain.trace import to_data
 from .engine.pool import EngineUnavailable
 from .exceptions import (
@@ -730,12 +740,136 @@ def submit(
             s.add(row)
             s.flush()
             journal(s, actor, "submissions.write", target, "ok", version=latest + 1, role=role)
+            # the submitter's draft is done with: gone with the submission, kept if it is refused
+            s.execute(_own_draft(delete(Draft), actor, unit, scheme_id))
             if ctx.pause_in_submit:  # tests: a window in which to kill the server mid-transaction
                 s.flush()
                 time.sleep(ctx.pause_in_submit)
     except IntegrityError:  # a concurrent writer took this version number first
         raise Conflict("version_conflict", "另一位用户刚刚提交了新版本，请重新读取后再改") from None
     return row
+
+
+# --- drafts ------------------------------------------------------------------------------
+#
+# A draft is one user's unsubmitted fact form for a unit and scheme, kept on the server (it
+# survives sign-out and another browser).  Whoever may submit facts for the unit (自评 or 评审) may
+# keep a draft of them; nobody else sees it, not even an admin.  Saving and discarding are
+# journaled (one row each, without the draft's content): discarding destroys someone's typing, and
+# "my draft vanished" should be answerable.  Drafts themselves are not history (replaced, deleted).
+
+#: what the typed text of one evidence field may hold: as many references as a submission may have
+DRAFT_EVIDENCE_CHARS_MAX = EVIDENCE_ITEMS_MAX * (EVIDENCE_CHARS_MAX + 1)
+
+
+def _draft_unit(ctx: Context, actor: Actor | None, unit_code: str, scheme_id: str) -> Unit:
+    """The unit, for a user who may submit its facts (a draft is a submission not yet made)."""
+    permission = (
+        "submissions.write.review"
+        if actor is not None and actor.role in PERMISSIONS["submissions.write.review"]
+        else "submissions.write.self"
+    )
+    return _unit_for(ctx, actor, permission, unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
+
+
+def _own_draft(statement, actor: Actor, unit: Unit, scheme_id: str):
+    return statement.where(
+        Draft.user_id == actor.user_id, Draft.unit_id == unit.id, Draft.scheme_id == scheme_id
+    )
+
+
+def _draft_problems(scheme: Scheme, values, evidence, reason, reasons) -> dict:
+    """{field: [why]} for text a draft may not keep: the storable-text and length checks of a
+    submission, on the text as typed (a draft may hold a value that is not yet a valid fact)."""
+    problems: dict = {}
+
+    def look(key: str, text, limit: int) -> None:
+        if not isinstance(text, str):
+            problems.setdefault(key, []).append("应为文字")
+            return
+        why = unstorable(text)
+        if why:
+            problems.setdefault(key, []).append(why)
+        if len(text) > limit:
+            problems.setdefault(key, []).append(f"不超过{limit}字")
+
+    for prefix, texts, limit in (
+        ("facts", values, MAX_TEXT),
+        ("evidence", evidence, DRAFT_EVIDENCE_CHARS_MAX),
+        ("reasons", reasons, FACT_REASON_CHARS_MAX),
+    ):
+        for name, text in texts.items():
+            if name not in scheme.facts:
+                problems.setdefault(f"{prefix}.{name}", []).append("不是本细则声明的事实")
+            else:
+                look(f"{prefix}.{name}", text, limit)
+    look("reason", reason, REASON_CHARS_MAX)
+    return problems
+
+
+def save_draft(
+    ctx: Context,
+    actor: Actor,
+    unit_code: str,
+    scheme_id: str,
+    values: dict,
+    evidence: dict,
+    reason: str,
+    reasons: dict,
+    base_version: int,
+) -> Draft:
+    """Keep ``actor``'s draft of a unit's facts, replacing the one they had (one per user, unit and
+    scheme).  ``values``, ``evidence`` and ``reasons`` are {fact name: text as typed}."""
+    unit = _draft_unit(ctx, actor, unit_code, scheme_id)
+    scheme = current_scheme(ctx, scheme_id)
+    problems = _draft_problems(scheme, values, evidence, reason, reasons)
+    if problems:
+        raise Invalid("invalid_draft", "草稿中有无法保存的内容", problems)
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    content = {
+        "values": dict(values),
+        "evidence": dict(evidence),
+        "reason": reason,
+        "reasons": dict(reasons),
+        "base_version": max(0, int(base_version)),
+    }
+    for attempt in (1, 2):
+        try:
+            with ctx.db.transaction() as s:
+                row = s.scalar(_own_draft(select(Draft), actor, unit, scheme_id))
+                if row is None:
+                    row = Draft(user_id=actor.user_id, unit_id=unit.id, scheme_id=scheme_id)
+                    s.add(row)
+                for key, value in content.items():
+                    setattr(row, key, value)
+                row.saved_at = datetime.now(UTC)
+                s.flush()
+                journal(s, actor, "drafts.write", target, "ok", base_version=row.base_version)
+            return row
+        except IntegrityError:
+            # the same user saved from another tab between the look-up and the insert: that
+            # draft is there now, so the second attempt replaces it
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def read_draft(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> Draft | None:
+    """``actor``'s own draft of a unit's facts, or None (nobody reads another user's draft)."""
+    unit = _draft_unit(ctx, actor, unit_code, scheme_id)
+    with ctx.db.transaction() as s:
+        return s.scalar(_own_draft(select(Draft), actor, unit, scheme_id))
+
+
+def discard_draft(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> bool:
+    """Delete ``actor``'s draft of a unit's facts; whether there was one."""
+    unit = _draft_unit(ctx, actor, unit_code, scheme_id)
+    target = f"unit:{unit_code}/scheme:{scheme_id}"
+    with ctx.db.transaction() as s:
+        gone = s.execute(_own_draft(delete(Draft), actor, unit, scheme_id)).rowcount
+        if gone:
+            journal(s, actor, "drafts.discard", target, "ok")
+    return bool(gone)
 
 
 def _submissions(

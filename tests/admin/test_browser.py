@@ -197,3 +197,58 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
         assert "没有权限" in page.inner_text("h1")
         assert "单位填报人只能访问本单位的数据" in page.inner_text("main")
     page.close()
+
+
+def test_enter_in_a_field_keeps_the_draft_which_another_browser_finds(app, site, browser):
+    """Issue 9: Enter in a field used to post the form's first button, 丢弃草稿; now it saves the
+    draft, the draft is on the server (another browser, after sign-out, shows it), and discarding
+    asks on a page of its own."""
+    scheme = "zhenxing-2010"
+    rate = forms.layout(app.extensions["scoring"].registry.get(scheme)).fields["inspection_rate"]
+    field = f"#{rate.dom_id}"
+    facts = f"{site}/admin/units/gucun/schemes/{scheme}/facts"
+    browser.clear_cookies()  # whoever an earlier test left signed in
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, site, "submitter", PASSWORD)
+    page.goto(facts)
+    page.fill(field, "96.5")
+    page.click("button[value=draft]")
+    page.wait_for_load_state()
+    assert "草稿已保存" in page.inner_text(".flash.ok")
+    assert "正在显示您于" in page.inner_text("main")
+
+    # with the draft shown, change a field and press Enter in it
+    page.fill(field, "97")
+    with page.expect_navigation():
+        page.press(field, "Enter")
+    assert "草稿已保存" in page.inner_text(".flash.ok")
+    assert page.input_value(field) == "97"
+    assert "正在显示您于" in page.inner_text("main")
+    sign_out(page)
+    page.close()
+
+    # as another browser would come: no cookie of the first session (one Playwright per process,
+    # so the same browser, its cookies cleared; the pages keep nothing else in the browser)
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, site, "submitter", PASSWORD)
+    page.goto(facts)
+    assert page.input_value(field) == "97"
+    # 丢弃草稿 asks first; declining keeps the draft
+    page.click("#discard-draft")
+    page.wait_for_load_state()
+    assert "丢弃后无法恢复" in page.inner_text("main")
+    page.click("text=不丢弃，继续填写")
+    page.wait_for_load_state()
+    assert page.input_value(field) == "97"
+    page.click("#discard-draft")
+    page.wait_for_load_state()
+    page.click("#confirm-discard")
+    page.wait_for_load_state()
+    assert "草稿已丢弃" in page.inner_text(".flash.ok")
+    assert page.input_value(field) == ""
+    page.close()
+    assert dialogs == []  # nothing needed a script dialog

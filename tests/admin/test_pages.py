@@ -178,7 +178,12 @@ def test_a_draft_is_kept_until_submitted_or_discarded(app, client):
     assert 'value="true"' in radio and "checked" in radio
     fresh = client.get(f"/admin/units/gucun/schemes/{scheme}/facts?fresh=1")
     assert 'value="96.5"' not in fresh.text and "恢复草稿" in fresh.text
-    r = _post_facts(client, "gucun", scheme, {"action": "discard"})
+    ask = client.get(f"/admin/units/gucun/schemes/{scheme}/facts/discard")
+    assert "丢弃后无法恢复" in ask.text  # discarding asks first (tests/admin/test_drafts.py)
+    r = client.post(
+        f"/admin/units/gucun/schemes/{scheme}/facts/discard",
+        data={"csrf_token": csrf_token(ask.text), "confirm": "yes"},
+    )
     assert r.status_code == 302
     assert 'value="96.5"' not in client.get(f"/admin/units/gucun/schemes/{scheme}/facts").text
     assert not ops.history(app.extensions["scoring"], _actor(app, "submitter"), "gucun", scheme)
