@@ -59,6 +59,22 @@ def display(value: Decimal) -> str:
     return format(value.quantize(_CENT, rounding=decimal.ROUND_HALF_UP), "f")
 
 
+def points_words(value: Decimal) -> str:
+    """A computed number as a sentence shows it: exact up to 2 places, else rounded (half up) to 2.
+
+    Only the sentence is rounded; the number in the data stays exact."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= -2:
+        return plain(value)
+    return plain(value.quantize(_CENT, rounding=decimal.ROUND_HALF_UP))
+
+
+def equals_words(value: Decimal) -> str:
+    """ "=" and a computed result, or "≈" and it rounded to 2 places: an equation stays true."""
+    shown = points_words(value)
+    return f"={shown}" if shown == plain(value) else f"≈{shown}"
+
+
 def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
     if low is not None and value < low:
         return low

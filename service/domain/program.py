@@ -10,11 +10,11 @@ core computes it exactly, the matcher only compares it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from . import expressions as ex
-from .conditions import ALWAYS, AllOf, Comparison, Condition, compile_condition, operands, size
-from .model import Clause, MatchRule, Rule, Scheme
+from .blocks import BLOCKS
+from .conditions import Condition, compile_condition, operands, size
+from .model import Clause, MatchRule, Scheme
 
 SCHEME_GROUP = "$scheme"
 
@@ -98,7 +98,7 @@ def engine_problems(scheme: Scheme) -> list[EngineProblem]:
     return out
 
 
-class _Group:
+class Group:
     def __init__(self, name: str):
         self.name = name
         self.derived: dict[str, ex.Expr] = {}
@@ -123,47 +123,8 @@ class _Group:
                 self.operands.append(operand)
 
 
-def measure_key(group: _Group, expr: ex.Expr) -> str:
+def measure_key(group: Group, expr: ex.Expr) -> str:
     return group.derive(expr)
-
-
-def _with_guard(group: _Group, rule: Rule, condition: Condition) -> Condition:
-    if rule.when is None:
-        return condition
-    return AllOf((compile_condition(rule.when, group.derive), condition))
-
-
-def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
-    base = f"{clause.id}/{rule.id}"
-    if rule.kind == "fixed":
-        group.add(
-            base, compile_condition(rule.when, group.derive) if rule.when is not None else ALWAYS
-        )
-    elif rule.kind in ("bands", "per_unit", "steps"):
-        if rule.measure is None:  # pragma: no cover - the loader admits no such rule
-            raise ValueError(f"{base} has no measure")
-        operand = group.derive(rule.measure)
-        if rule.kind == "bands":
-            for i, band in enumerate(rule.bands, 1):
-                group.add(f"{base}/{i}", _with_guard(group, rule, band.range.condition(operand)))
-        elif rule.kind == "per_unit":
-            group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
-        else:
-            test = (
-                Comparison(operand, ">=", rule.step)
-                if rule.whole_steps and rule.step is not None
-                else Comparison(operand, ">", Decimal(0))
-            )
-            group.add(base, _with_guard(group, rule, test))
-    elif rule.kind in ("scaled", "assessed"):
-        spec = facts[rule.value]
-        floor = spec.minimum if spec.minimum is not None else Decimal("-1e12")
-        group.add(base, _with_guard(group, rule, Comparison(rule.value, ">=", floor)))
-    elif rule.kind == "maturity":
-        for i, level in enumerate(rule.levels, 1):
-            group.add(f"{base}/{i}", _with_guard(group, rule, level.range.condition(rule.value)))
-    else:  # pragma: no cover - the loader admits no other kind
-        raise ValueError(rule.kind)
 
 
 def simultaneous(clause: Clause) -> int:
@@ -175,16 +136,16 @@ def build(scheme: Scheme) -> None:
     """Fill in each clause's and the scheme's match rules, operands and derived measures."""
     everything: list[MatchRule] = []
     for clause in scheme.clauses.values():
-        group = _Group(clause.id)
+        group = Group(clause.id)
         for rule in clause.rules:
-            _rule_matches(group, clause, rule, scheme.facts)
+            BLOCKS[rule.kind].conditions(group, clause, rule, scheme.facts)
         for veto in clause.vetoes:
             group.add(f"{clause.id}/!{veto.id}", compile_condition(veto.when, group.derive))
         clause.derived = group.derived
         clause.matches = tuple(group.matches)
         clause.operands = tuple(group.operands)
         everything.extend(group.matches)
-    group = _Group(SCHEME_GROUP)
+    group = Group(SCHEME_GROUP)
     for veto in scheme.grading.vetoes:
         group.add(f"{SCHEME_GROUP}/!{veto.id}", compile_condition(veto.when, group.derive))
     scheme.grade_derived = group.derived

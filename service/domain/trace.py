@@ -144,9 +144,9 @@ def render(result, ranking_entry=None) -> str:
         indent = "  " * depth
         maximum = f"/{_pts(cat.maximum)}" if cat.maximum is not None else ""
         cap = f"（总计上限{_pts(cat.cap)}）" if cat.cap is not None else ""
-        lines.append(
-            f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}"
-        )
+        # many schemes name a group by its title alone: "【质量目标】", not "【质量目标 质量目标】"
+        name = cat.title if cat.id == cat.title else f"{cat.id} {cat.title}"
+        lines.append(f"{indent}【{name}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}")
         if cat.capped:
             lines.append(f"{indent}  ※ {cat.explanation}")
         items = sorted(clauses_of.get(cat.id, []) + children.get(cat.id, []), key=first)
@@ -166,13 +166,13 @@ def render(result, ranking_entry=None) -> str:
             lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
         lines.append(f"{indent}  原文：{_short(clause.source)}")
         if clause.note:
-            lines.append(f"{indent}  解读：{_short(clause.note, 200)}")
+            lines.append(f"{indent}  解读：{_short(_unheaded(clause.note), 200)}")
         for rule in clause.rules:
             mark = "✓" if rule.fired else "·"
             title = f"{rule.title}：" if rule.title else ""
             lines.append(f"{indent}  {mark} [{rule.rule}] {title}{rule.explanation}")
             if rule.note:
-                lines.append(f"{indent}      解读：{rule.note}")
+                lines.append(f"{indent}      解读：{_unheaded(rule.note)}")
         for veto in clause.vetoes:
             if veto.fired:
                 lines.append(f"{indent}  ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
@@ -201,6 +201,15 @@ def render(result, ranking_entry=None) -> str:
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
     lines.append(f"等级：{grade}{extra}{rank}　{result.grade_explanation}")
     return "\n".join(lines)
+
+
+def _unheaded(note: str) -> str:
+    """A note without its own "解读：" heading: the trace writes that heading itself."""
+    text = note.lstrip()
+    for heading in ("解读：", "解读:"):
+        if text.startswith(heading):
+            return text[len(heading) :].lstrip()
+    return note
 
 
 def _short(text: str, limit: int = 120) -> str:
