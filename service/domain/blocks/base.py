@@ -45,8 +45,13 @@ class RuleReading(Protocol):
     """A rule as written, as the loader shows it to a block's checks: the values of its keys,
     and a way to report a problem at a key (the loader adds file, line and column)."""
 
-    points: Decimal  # the clause's points
-    facts: Mapping[str, FactSpec]  # the facts the clause may read
+    @property
+    def points(self) -> Decimal:
+        """The clause's points."""
+
+    @property
+    def facts(self) -> Mapping[str, FactSpec]:
+        """The facts the clause may read."""
 
     def __contains__(self, key: str) -> bool: ...
     def __getitem__(self, key: str) -> Any: ...
