@@ -32,7 +32,7 @@ NUMBER, BOOLEAN, TEXT = "number", "boolean", "text"
 TYPE_NAMES = {NUMBER: "数值", BOOLEAN: "是/否", TEXT: "文字"}
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}
 #: Longest expression text.  The longest shipped one has about 120 characters; an `or` of the
-#: most tests the engine runs in one condition (program.MAX_CONDITION_TESTS) fits.
+#: most tests the engine runs in one condition (service/engine/limits.py) fits.
 MAX_LENGTH = 4000
 #: Deepest nesting of an expression: brackets, not, minus signs, and operations in a row (a sum
 #: of n terms is n - 1 levels).  Checking, computing and compiling walk the tree recursively;

@@ -40,6 +40,7 @@ from service.domain.model import (
     Tier,
 )
 from service.domain.numbers import ZERO, plain
+from service.engine import limits
 
 from . import spec
 from .errors import RuleFileError, RuleSetError
@@ -47,7 +48,7 @@ from .reader import Context, ExprText, Located, compose
 
 SCHEME_FILE = "scheme.yaml"
 CLAUSE_DIR = "clauses"
-MAX_CLAUSES = program.MAX_CLAUSES  # an engine limit, kept with the others
+MAX_CLAUSES = limits.MAX_CLAUSES  # an engine limit, kept with the others
 #: Largest rule file.  The largest shipped file has 32 KB; a 256 MiB file took 805 MiB to read.
 MAX_FILE_BYTES = 1 << 20
 #: All rule files of one rules directory (or candidate) together.
@@ -884,11 +885,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
             clauses[clause.id] = clause
             clause_at[clause.id] = file
             index[clause.category].clauses.append(clause.id)
-            if len(clause.rules) + len(clause.vetoes) > program.MAX_SIMULTANEOUS_MATCHES:
+            if limits.simultaneous(clause) > limits.MAX_SIMULTANEOUS_MATCHES:
                 chk.err(
                     file,
                     d.at("rules"),
-                    f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
+                    f"一个条款最多{limits.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
                 )
     types = {n: f.expr_type for n, f in scheme_facts.items()}
     grading = _grading(s["grading"], types, sfile, chk)
@@ -955,7 +956,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
 
 
 def _check_engine_limits(scheme: Scheme, sfile: str, s: Located, docs: dict, chk: _Checker) -> None:
-    """Refuse at load time what durable-rules cannot run (``program.ENGINE_LIMITS``): a
+    """Refuse at load time what durable-rules cannot run (``service.engine.limits``): a
     scheme that loads is one every evaluation of which the engine completes."""
 
     def rule_at(clause: Clause, key: str) -> tuple[str, tuple[int, int]]:
@@ -966,7 +967,7 @@ def _check_engine_limits(scheme: Scheme, sfile: str, s: Located, docs: dict, chk
                 return clause.file, item.at("when") if "when" in item else item.at()
         return clause.file, d.at()
 
-    for problem in program.engine_problems(scheme):
+    for problem in limits.engine_problems(scheme):
         clause = scheme.clauses.get(problem.group)
         if clause is None:  # the scheme's own group: grade vetoes
             chk.err(sfile, s.at("grading"), problem.message)
