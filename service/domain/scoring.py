@@ -170,25 +170,20 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
 def score_clause(
     scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False
 ) -> ClauseResult:
-    u = scheme.unit
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
     missing = _missing_for(clause, scheme, values)
-    vetoes = []
-    for veto in clause.vetoes:
-        hit = f"{clause.id}/!{veto.id}" in fired
-        vetoes.append(
-            VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values))
+    vetoes = [
+        VetoOutcome(
+            veto.id,
+            f"{clause.id}/!{veto.id}" in fired,
+            veto.when_text,
+            veto.reason,
+            _facts_of(veto.when, values),
         )
-    outcomes = []
-    for rule in clause.rules:
-        block = BLOCKS[rule.kind]
-        outcome = block.score(scheme, clause, rule, fired, values)
-        # the sentence is written from the outcome when it is read (now, if ``explain``)
-        outcome._write = functools.partial(block.words, scheme, clause, rule)
-        if explain:
-            outcome.explanation  # noqa: B018 - written now, in the same pass
-        outcomes.append(outcome)
+        for veto in clause.vetoes
+    ]
+    outcomes = _rule_outcomes(scheme, clause, fired, values, explain)
     raw = start + sum((o.amount for o in outcomes), ZERO)
     common: dict[str, Any] = {
         "id": clause.id,
@@ -207,24 +202,42 @@ def score_clause(
         "offices": clause.offices,
         "note": clause.note,
     }
-    fired_vetoes = [v for v in vetoes if v.fired]
-    if fired_vetoes:
+    if any(v.fired for v in vetoes):
         result = ClauseResult(points=ZERO, status="vetoed", **common)
     elif missing:
         result = ClauseResult(points=ZERO, status="incomplete", **common)
     else:
         points = clamp(raw, clause.low, clause.high)
-        clamped = ""
-        if points != raw:
-            if clause.kind == DEDUCTION:
-                clamped = f"合计{points_words(raw)}{u}，超过本项最多扣{plain(clause.points)}{u}，按{points_words(points)}{u}计"
-            elif raw < clause.low:
-                clamped = f"合计{points_words(raw)}{u}，扣完为止，按{points_words(points)}{u}计"
-            else:
-                clamped = f"合计{points_words(raw)}{u}，超过本项上限{plain(clause.points)}{u}，按{points_words(points)}{u}计"
+        clamped = _clamped_words(clause, raw, points, scheme.unit) if points != raw else ""
         result = ClauseResult(points=points, status="scored", clamped=clamped, **common)
     result._write = functools.partial(_clause_words, scheme, clause)
     return result
+
+
+def _rule_outcomes(
+    scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool
+) -> list[RuleOutcome]:
+    """Each rule's outcome from its building block."""
+    outcomes = []
+    for rule in clause.rules:
+        block = BLOCKS[rule.kind]
+        outcome = block.score(scheme, clause, rule, fired, values)
+        # the sentence is written from the outcome when it is read (now, if ``explain``)
+        outcome._write = functools.partial(block.words, scheme, clause, rule)
+        if explain:
+            outcome.explanation  # noqa: B018 - written now, in the same pass
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _clamped_words(clause: Clause, raw: Decimal, points: Decimal, u: str) -> str:
+    """Why a clause's points are not the sum of its rules'."""
+    total, counted = points_words(raw), points_words(points)
+    if clause.kind == DEDUCTION:
+        return f"合计{total}{u}，超过本项最多扣{plain(clause.points)}{u}，按{counted}{u}计"
+    if raw < clause.low:
+        return f"合计{total}{u}，扣完为止，按{counted}{u}计"
+    return f"合计{total}{u}，超过本项上限{plain(clause.points)}{u}，按{counted}{u}计"
 
 
 def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
@@ -309,21 +322,7 @@ def assemble(
         k: sum((r.points for r in tops if r.kind == k), ZERO)
         for k in ("standard", BONUS, DEDUCTION)
     }
-    vetoes = []
-    for veto in scheme.grading.vetoes:
-        if f"{SCHEME_GROUP}/!{veto.id}" in fired:
-            facts = _facts_of(veto.when, values)
-            vetoes.append(
-                GradeVetoResult(
-                    veto.id,
-                    veto.effect,
-                    veto.grade,
-                    veto.reason,
-                    veto.when_text,
-                    facts,
-                    facts_text(facts, scheme),
-                )
-            )
+    vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
         scheme=scheme.id,
@@ -349,6 +348,25 @@ def assemble(
     )
     grade_alone(scheme, result)
     return result
+
+
+def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVetoResult]:
+    out = []
+    for veto in scheme.grading.vetoes:
+        if f"{SCHEME_GROUP}/!{veto.id}" in fired:
+            facts = _facts_of(veto.when, values)
+            out.append(
+                GradeVetoResult(
+                    veto.id,
+                    veto.effect,
+                    veto.grade,
+                    veto.reason,
+                    veto.when_text,
+                    facts,
+                    facts_text(facts, scheme),
+                )
+            )
+    return out
 
 
 def fired_rules(result: ScoreResult) -> dict:
