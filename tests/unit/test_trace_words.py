@@ -35,7 +35,7 @@ def test_proportional_points_are_shown_to_two_places_and_kept_exact(shipped_by_d
     )
     rule = _clause(result, "6").rules[1]
     assert rule.raw == (100 - rate) * Decimal("-0.3")  # the exact value stays in the data
-    assert "按比例计-5.42分" in rule.explanation
+    assert "按比例计约-5.42分" in rule.explanation
     assert "5.4166" not in rule.explanation and "5.4166" not in render(result)
     data = next(c for c in to_data(result)["clauses"] if c["id"] == "6")
     assert data["rules"][1]["raw"] == str(rule.raw)
@@ -62,3 +62,23 @@ def test_a_group_header_does_not_repeat_an_id_equal_to_its_title(shipped_by_dir,
     assert "【质量目标 质量目标】" not in text
     assert "【质量目标】基本分" in text
     assert "【2 主要农产品质量安全监测合格率】" in text  # a different id is still shown
+
+
+def test_a_rounded_result_says_it_is_rounded_and_keeps_two_places(minimal, oracle):
+    facts = {
+        "target": 95,
+        "actual": 96,
+        "coverage": 100,
+        "report_done": True,
+        "bureau_score": 100,
+        "review_points": 2,
+        "review_reason": "材料齐全",
+        "maturity": Decimal("99.9"),
+        "awards": 0,
+        "accidents": 0,
+        "major_incident": False,
+    }
+    c = _clause(score_unit(minimal, "甲", facts, oracle, "test"), "5")
+    assert c.points == Decimal("3.996")  # 4 × 99.9 %, exact
+    assert "4×99.9%≈4.00分" in c.explanation  # not "=4分": 3.996 is not 4
+    assert "本项得约4.00分" in c.explanation
