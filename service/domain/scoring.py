@@ -222,10 +222,11 @@ def _rule_outcomes(
     for rule in clause.rules:
         block = BLOCKS[rule.kind]
         outcome = block.score(scheme, clause, rule, fired, values)
-        # the sentence is written from the outcome when it is read (now, if ``explain``)
-        outcome._write = functools.partial(block.words, scheme, clause, rule)
+        # the sentence is written from the outcome: now if ``explain``, else when it is read
         if explain:
-            outcome.explanation  # noqa: B018 - written now, in the same pass
+            outcome._explanation = block.words(scheme, clause, rule, outcome)
+        else:
+            outcome._write = functools.partial(block.words, scheme, clause, rule)
         outcomes.append(outcome)
     return outcomes
 
