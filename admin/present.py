@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from service.domain.blocks import BLOCKS, Description
 from service.domain.numbers import display, plain
 from service.domain.scoring import value_words
 
@@ -388,15 +389,8 @@ def humanize(text: str, facts: Mapping) -> str:
     return _QUOTED.sub(one, text)
 
 
-RULE_KIND_WORDS = {
-    "fixed": "固定分值",
-    "bands": "分档计分",
-    "per_unit": "按件计分",
-    "steps": "按幅度计分",
-    "scaled": "折算",
-    "assessed": "评审给分",
-    "maturity": "成熟度",
-}
+#: each building block's name on the admin pages, as its block gives it
+RULE_KIND_WORDS = {kind: block.title for kind, block in BLOCKS.items()}
 
 
 def _signed(amount: Decimal, u: str) -> str:
@@ -405,29 +399,19 @@ def _signed(amount: Decimal, u: str) -> str:
 
 def rule_words(rule, clause, facts: Mapping, u: str) -> str:
     """One sentence saying what a rule does (bands and levels are listed beside it)."""
+    block = BLOCKS.get(rule.kind)
     cond = f"当{condition_words(rule.when_text, facts)}时，" if rule.when_text else ""
-    measure = rule.measure_label or condition_words(rule.measure_text, facts)
-    cap = f"，最多{plain(rule.cap)}{u}" if rule.cap is not None else ""
-    if rule.kind == "fixed":
-        return f"{cond}{_signed(rule.points, u)}"
-    if rule.kind == "bands":
-        return f"{cond}按{measure}分档计分："
-    if rule.kind == "per_unit":
-        return f"{cond}按{measure}，每项{_signed(rule.each, u)}{cap}"
-    if rule.kind == "steps":
-        how = f"每满{plain(rule.step)}" if rule.whole_steps else f"每{plain(rule.step)}（按比例）"
-        return f"{cond}按{measure}，{how}{_signed(rule.each, u)}{cap}"
-    if rule.kind == "scaled":
-        return (
-            f"{cond}{_label(facts, rule.value)}（满分{plain(rule.scale_from)}）折算为本项分值："
-            f"×{plain(rule.scale_to)}÷{plain(rule.scale_from)}"
-        )
-    if rule.kind == "assessed":
-        why = f"，并在「{_label(facts, rule.reason)}」中写明理由" if rule.reason else ""
-        return f"{cond}评审在本项分值内给分（「{_label(facts, rule.value)}」）{why}"
-    if rule.kind == "maturity":
-        return f"{cond}按「{_label(facts, rule.value)}」的百分比计：{plain(clause.points)}{u}×百分比；成熟度档次："
-    return cond
+    if block is None:  # pragma: no cover - the loader admits no other kind
+        return cond
+    description = Description(
+        condition=cond,
+        measure=rule.measure_label or condition_words(rule.measure_text, facts),
+        cap=f"，最多{plain(rule.cap)}{u}" if rule.cap is not None else "",
+        unit=u,
+        label=lambda name: _label(facts, name),
+        signed=lambda amount: _signed(amount, u),
+    )
+    return block.describe(rule, clause, description)
 
 
 def facts_words(values: Mapping, facts: Mapping) -> str:

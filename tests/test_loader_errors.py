@@ -289,11 +289,11 @@ _HEAD = "id: {id}\ntitle: t\ncategory: B\npoints: 1\nsource: {{document: d, text
 
 def test_what_the_engine_cannot_run_is_refused_at_load(tmp_path):
     # regression: conditions.size() was never called; an `or` of 520 alternatives loaded and
-    # made every evaluation time out.  Each of the engine's limits (program.py) is checked.
-    from service.domain import program
+    # made every evaluation time out.  Each of the engine's limits (engine/limits.py) is checked.
+    from service.engine import limits
 
     root = _copy(tmp_path)
-    many = program.MAX_CLAUSE_MATCHES + 1
+    many = limits.MAX_CLAUSE_MATCHES + 1
     bands = (
         "".join(f'      - {{range: "[{i}, {i + 1})", points: 0}}\n' for i in range(many - 1))
         + f'      - {{range: "[{many - 1}, inf)", points: 1}}\n'
@@ -307,7 +307,7 @@ def test_what_the_engine_cannot_run_is_refused_at_load(tmp_path):
         + bands
         + "tests:\n  - {name: t, facts: {n: 0}, points: 0}\n",
     )
-    names = [f"f{i}" for i in range(program.MAX_OPERANDS + 1)]
+    names = [f"f{i}" for i in range(limits.MAX_OPERANDS + 1)]
     facts = "".join(f"  - {{name: {n}, type: boolean, label: {n}}}\n" for n in names)
     rules = "".join(
         f"  - {{id: r{j}, kind: fixed, points: 0, when: {' and '.join(names[j::5])}}}\n"

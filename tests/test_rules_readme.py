@@ -1,8 +1,10 @@
 """rules/README.md documents the rule-file format for policy staff.
 
-Two checks keep it honest:
+Three checks keep it honest:
 - every key the loader accepts (``service.rulefiles.spec.all_keys()``) is named
   in backticks somewhere in the README, so no key goes undocumented;
+- every building block in the one table of them (``service.domain.blocks.BLOCKS``) has its
+  section, a heading that names its kind, and each key its block declares is documented;
 - every ```yaml block that is a complete rule file (it starts with an ``id:``
   line) parses as YAML, so the worked examples can be copied as they are.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from service.domain.blocks import BLOCKS
 from service.rulefiles.spec import all_keys
 
 README = Path(__file__).resolve().parent.parent / "rules" / "README.md"
@@ -34,6 +37,20 @@ def test_every_accepted_key_is_documented_in_backticks():
     missing = {obj: keys for obj, keys in missing.items() if keys}
     assert not missing, (
         f"keys accepted by the loader but not written as `key` in rules/README.md: {missing}"
+    )
+
+
+HEADINGS = re.findall(r"^#+ .*$", TEXT, re.M)
+
+
+@pytest.mark.parametrize("kind", list(BLOCKS))
+def test_every_building_block_has_its_section(kind):
+    assert any(re.search(rf"\b{kind}\b", h) for h in HEADINGS), (
+        f"rules/README.md has no heading naming the building block {kind}"
+    )
+    undocumented = [k.name for k in BLOCKS[kind].keys if f"`{k.name}`" not in TEXT]
+    assert not undocumented, (
+        f"{kind}'s keys not written as `key` in rules/README.md: {undocumented}"
     )
 
 

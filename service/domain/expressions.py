@@ -33,7 +33,7 @@ NUMBER, BOOLEAN, TEXT = "number", "boolean", "text"
 TYPE_NAMES = {NUMBER: "数值", BOOLEAN: "是/否", TEXT: "文字"}
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}
 #: Longest expression text.  The longest shipped one has about 120 characters; an `or` of the
-#: most tests the engine runs in one condition (program.MAX_CONDITION_TESTS) fits.
+#: most tests the engine runs in one condition (service/engine/limits.py) fits.
 MAX_LENGTH = 4000
 #: Deepest nesting of an expression: brackets, not, minus signs, and operations in a row (a sum
 #: of n terms is n - 1 levels).  Checking, computing and compiling walk the tree recursively;
@@ -335,31 +335,9 @@ def infer(node: Expr, types: Mapping[str, str]) -> str:
         _expect(node.right, types, NUMBER, f"运算符 {node.op}")
         return NUMBER
     if isinstance(node, Call):
-        if node.function not in FUNCTIONS:
-            raise ExprError(f"未知的函数 “{node.function}”（可用：min、max、abs）", node.column)
-        least, most = FUNCTIONS[node.function]
-        if len(node.args) < least or (most is not None and len(node.args) > most):
-            raise ExprError(f"函数 {node.function} 的参数个数不对", node.column)
-        for arg in node.args:
-            _expect(arg, types, NUMBER, f"函数 {node.function}")
-        return NUMBER
+        return _infer_call(node, types)
     if isinstance(node, Compare):
-        left, right = infer(node.left, types), infer(node.right, types)
-        if left != right:
-            raise ExprError(f"不能比较{TYPE_NAMES[left]}与{TYPE_NAMES[right]}", node.column)
-        if left != NUMBER and node.op not in ("==", "!="):
-            raise ExprError(f"{TYPE_NAMES[left]}只能用 == 或 != 比较", node.column)
-        if (
-            left != NUMBER
-            and not isinstance(node.left, (Num, Const))
-            and not isinstance(node.right, (Num, Const))
-        ):
-            # the engine compares a fact with a constant; two numbers can be compared by their difference
-            raise ExprError(
-                f'{TYPE_NAMES[left]}只能与写明的值比较（如 level == "优"），不能与另一个事实比较',
-                node.column,
-            )
-        return BOOLEAN
+        return _infer_compare(node, types)
     if isinstance(node, Logic):
         for operand in node.operands:
             _expect(operand, types, BOOLEAN, node.op)
@@ -368,6 +346,36 @@ def infer(node: Expr, types: Mapping[str, str]) -> str:
         _expect(node.operand, types, BOOLEAN, "not")
         return BOOLEAN
     raise ExprError("无法识别的表达式", 1)  # pragma: no cover
+
+
+def _infer_call(node: Call, types: Mapping[str, str]) -> str:
+    if node.function not in FUNCTIONS:
+        raise ExprError(f"未知的函数 “{node.function}”（可用：min、max、abs）", node.column)
+    least, most = FUNCTIONS[node.function]
+    if len(node.args) < least or (most is not None and len(node.args) > most):
+        raise ExprError(f"函数 {node.function} 的参数个数不对", node.column)
+    for arg in node.args:
+        _expect(arg, types, NUMBER, f"函数 {node.function}")
+    return NUMBER
+
+
+def _infer_compare(node: Compare, types: Mapping[str, str]) -> str:
+    left, right = infer(node.left, types), infer(node.right, types)
+    if left != right:
+        raise ExprError(f"不能比较{TYPE_NAMES[left]}与{TYPE_NAMES[right]}", node.column)
+    if left != NUMBER and node.op not in ("==", "!="):
+        raise ExprError(f"{TYPE_NAMES[left]}只能用 == 或 != 比较", node.column)
+    if (
+        left != NUMBER
+        and not isinstance(node.left, (Num, Const))
+        and not isinstance(node.right, (Num, Const))
+    ):
+        # the engine compares a fact with a constant; two numbers can be compared by their difference
+        raise ExprError(
+            f'{TYPE_NAMES[left]}只能与写明的值比较（如 level == "优"），不能与另一个事实比较',
+            node.column,
+        )
+    return BOOLEAN
 
 
 def _expect(node, types, wanted, where):

@@ -113,7 +113,8 @@ class Level:
 
 @dataclass(frozen=True)
 class Rule:
-    """One scoring rule of a clause.  ``kind`` picks the building block:
+    """One scoring rule of a clause.  ``kind`` picks the building block (``blocks.BLOCKS``, one
+    module each in service/domain/blocks, owns everything a kind means):
 
     fixed      -- ``points`` when ``when`` holds (checklists)
     bands      -- one band of ``bands`` by the value of ``measure`` (tiers)

@@ -59,6 +59,32 @@ def display(value: Decimal) -> str:
     return format(value.quantize(_CENT, rounding=decimal.ROUND_HALF_UP), "f")
 
 
+@functools.lru_cache(maxsize=4096)  # as ``plain``: equal decimals give equal text
+def points_words(value: Decimal) -> str:
+    """A computed number as a sentence shows it: exact up to 2 places, else "约" and the number
+    rounded (half up) to 2 places, zeros kept ("约5.00": 4.995 is not 5).
+
+    Only the sentence is rounded; the number in the data stays exact."""
+    return _rounded(value, "约")
+
+
+@functools.lru_cache(maxsize=1024)
+def equals_words(value: Decimal) -> str:
+    """ "=" and a computed result, or "≈" and it rounded to 2 places: an equation stays true."""
+    return "=" + plain(value) if _exact(value) else _rounded(value, "≈")
+
+
+def _exact(value: Decimal) -> bool:
+    exponent = value.normalize().as_tuple().exponent
+    return not isinstance(exponent, int) or exponent >= -2
+
+
+def _rounded(value: Decimal, mark: str) -> str:
+    if _exact(value):
+        return plain(value)
+    return mark + format(value.quantize(_CENT, rounding=decimal.ROUND_HALF_UP), "f")
+
+
 def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
     if low is not None and value < low:
         return low

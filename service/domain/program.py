@@ -10,95 +10,43 @@ core computes it exactly, the matcher only compares it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from . import expressions as ex
-from .conditions import ALWAYS, AllOf, Comparison, Condition, compile_condition, operands, size
-from .model import Clause, MatchRule, Rule, Scheme
+from .blocks import BLOCKS
+from .conditions import Condition, compile_condition, operands, size
+from .model import MatchRule, Scheme
 
 SCHEME_GROUP = "$scheme"
 
-# --- what durable-rules 2.0.28 can run -------------------------------------------------------
-# Every limit of the engine a scheme must keep, in one place.  The loader refuses a scheme that
-# exceeds any of them (``engine_problems``), so that a scheme that loads is one every evaluation
-# of which the engine completes.  Measured on this machine (see shared/notes/durable-rules.md and
-# tools/fuzz_rules.py's history); each limit keeps well clear of where the engine fails.
-
-#: Clauses in one scheme: each clause is one group-equality test at the engine's first level,
-#: and durable-rules loops forever past 511 distinct first-level tests.
-MAX_CLAUSES = 400
-#: Conditions of one clause that may hold at once (bands and levels of one rule are exclusive,
-#: so count once): durable-rules reports error 303 and fires nothing past 64 matches of one fact.
-MAX_SIMULTANEOUS_MATCHES = 60
-#: Properties of one clause's fact (facts read plus derived measures): the engine allows 255 per
-#: fact, of which the session, id and group take three.
-MAX_OPERANDS = 200
-#: Tests in one condition (every comparison of its and/or/not, bands' two edges and a guard
-#: included): an ``or`` of 512 alternatives makes create_ruleset loop forever holding the GIL
-#: (511 works), an ``and`` of 250 tests on one fact killed the process with SIGSEGV (230 works).
-MAX_CONDITION_TESTS = 200
-#: Match rules (bands, levels, rules, vetoes) in one clause: all of them test one group, and 512
-#: distinct tests under one first-level test loop forever.
-MAX_CLAUSE_MATCHES = 400
-#: Match rules in one scheme: 4,000 compiled (in 0.8 s), 4,800 made create_ruleset fail with
-#: error 106 (as does 8,000), however few tests each had; 16,000 tests in 400 rules compiled.
-MAX_SCHEME_MATCHES = 4000
+# --- sizes a matcher must cope with ------------------------------------------------------------
+# The core knows nothing of any engine's limits; it reports the sizes of what it built, and the
+# engine adapter's limits (service/engine/limits.py) are checked against them at load time.
 
 
 @dataclass(frozen=True)
-class EngineProblem:
+class GroupSize:
+    """The size of one group's part of the program (a clause's, or the grade vetoes')."""
+
     group: str  # the clause's id, or SCHEME_GROUP
-    key: str | None  # the match rule's key, or None for the clause as a whole
-    message: str
+    operands: int  # facts read plus derived measures: properties of the group's one fact
+    matches: int  # match rules (bands and levels one each)
+    tests: tuple[tuple[str, int], ...]  # (match key, comparisons in its condition)
 
 
-def engine_problems(scheme: Scheme) -> list[EngineProblem]:
-    """What in a built scheme (``build``) durable-rules could not run, in words."""
-    out: list[EngineProblem] = []
+def sizes(scheme: Scheme) -> list[GroupSize]:
+    """The size of each group of a built scheme (``build``): the clauses', then the scheme's."""
     groups = [(c.id, c.matches, c.operands) for c in scheme.clauses.values()]
     scheme_matches = tuple(m for m in scheme.matches if m.group == SCHEME_GROUP)
     groups.append((SCHEME_GROUP, scheme_matches, scheme.grade_operands))
-    for group, matches, read in groups:
-        where = "等级否决" if group == SCHEME_GROUP else "本条款"
-        if len(read) > MAX_OPERANDS:
-            out.append(
-                EngineProblem(
-                    group,
-                    None,
-                    f"{where}读取的事实与计算值共{len(read)}个，规则引擎一次最多{MAX_OPERANDS}个，请拆分条款",
-                )
-            )
-        if len(matches) > MAX_CLAUSE_MATCHES:
-            out.append(
-                EngineProblem(
-                    group,
-                    None,
-                    f"{where}的规则、档与否决共{len(matches)}个，规则引擎最多{MAX_CLAUSE_MATCHES}个，请拆分条款",
-                )
-            )
-        for m in matches:
-            tests = size(m.condition)
-            if tests > MAX_CONDITION_TESTS:
-                out.append(
-                    EngineProblem(
-                        group,
-                        m.key,
-                        f"条件过于复杂：含{tests}个比较，规则引擎最多{MAX_CONDITION_TESTS}个"
-                        "（or 的每一项、and 的每一项各算一个），请拆分规则",
-                    )
-                )
-    if len(scheme.matches) > MAX_SCHEME_MATCHES:
-        out.append(
-            EngineProblem(
-                SCHEME_GROUP,
-                None,
-                f"整套细则的规则、档与否决共{len(scheme.matches)}个，规则引擎最多{MAX_SCHEME_MATCHES}个",
-            )
+    return [
+        GroupSize(
+            group, len(read), len(matches), tuple((m.key, size(m.condition)) for m in matches)
         )
-    return out
+        for group, matches, read in groups
+    ]
 
 
-class _Group:
+class Group:
     def __init__(self, name: str):
         self.name = name
         self.derived: dict[str, ex.Expr] = {}
@@ -123,68 +71,24 @@ class _Group:
                 self.operands.append(operand)
 
 
-def measure_key(group: _Group, expr: ex.Expr) -> str:
+def measure_key(group: Group, expr: ex.Expr) -> str:
     return group.derive(expr)
-
-
-def _with_guard(group: _Group, rule: Rule, condition: Condition) -> Condition:
-    if rule.when is None:
-        return condition
-    return AllOf((compile_condition(rule.when, group.derive), condition))
-
-
-def _rule_matches(group: _Group, clause: Clause, rule: Rule, facts: dict):
-    base = f"{clause.id}/{rule.id}"
-    if rule.kind == "fixed":
-        group.add(
-            base, compile_condition(rule.when, group.derive) if rule.when is not None else ALWAYS
-        )
-    elif rule.kind in ("bands", "per_unit", "steps"):
-        if rule.measure is None:  # pragma: no cover - the loader admits no such rule
-            raise ValueError(f"{base} has no measure")
-        operand = group.derive(rule.measure)
-        if rule.kind == "bands":
-            for i, band in enumerate(rule.bands, 1):
-                group.add(f"{base}/{i}", _with_guard(group, rule, band.range.condition(operand)))
-        elif rule.kind == "per_unit":
-            group.add(base, _with_guard(group, rule, Comparison(operand, ">", Decimal(0))))
-        else:
-            test = (
-                Comparison(operand, ">=", rule.step)
-                if rule.whole_steps and rule.step is not None
-                else Comparison(operand, ">", Decimal(0))
-            )
-            group.add(base, _with_guard(group, rule, test))
-    elif rule.kind in ("scaled", "assessed"):
-        spec = facts[rule.value]
-        floor = spec.minimum if spec.minimum is not None else Decimal("-1e12")
-        group.add(base, _with_guard(group, rule, Comparison(rule.value, ">=", floor)))
-    elif rule.kind == "maturity":
-        for i, level in enumerate(rule.levels, 1):
-            group.add(f"{base}/{i}", _with_guard(group, rule, level.range.condition(rule.value)))
-    else:  # pragma: no cover - the loader admits no other kind
-        raise ValueError(rule.kind)
-
-
-def simultaneous(clause: Clause) -> int:
-    """How many of a clause's conditions could hold at once (bands count once)."""
-    return len(clause.rules) + len(clause.vetoes)
 
 
 def build(scheme: Scheme) -> None:
     """Fill in each clause's and the scheme's match rules, operands and derived measures."""
     everything: list[MatchRule] = []
     for clause in scheme.clauses.values():
-        group = _Group(clause.id)
+        group = Group(clause.id)
         for rule in clause.rules:
-            _rule_matches(group, clause, rule, scheme.facts)
+            BLOCKS[rule.kind].conditions(group, clause, rule, scheme.facts)
         for veto in clause.vetoes:
             group.add(f"{clause.id}/!{veto.id}", compile_condition(veto.when, group.derive))
         clause.derived = group.derived
         clause.matches = tuple(group.matches)
         clause.operands = tuple(group.operands)
         everything.extend(group.matches)
-    group = _Group(SCHEME_GROUP)
+    group = Group(SCHEME_GROUP)
     for veto in scheme.grading.vetoes:
         group.add(f"{SCHEME_GROUP}/!{veto.id}", compile_condition(veto.when, group.derive))
     scheme.grade_derived = group.derived

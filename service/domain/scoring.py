@@ -16,13 +16,20 @@ import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from . import expressions as ex
+from .blocks import BLOCKS
 from .facts import validate_facts
-from .model import BONUS, DEDUCTION, Category, Clause, Rule, Scheme
-from .numbers import CONTEXT, ZERO, clamp, measure_words, plain, to_match_precision
+from .model import BONUS, DEDUCTION, Category, Clause, Scheme
+from .numbers import ZERO, clamp, plain, points_words, to_match_precision
+from .outcome import RuleOutcome, _Worded
 from .program import SCHEME_GROUP
+from .wording import cap as _cap
+from .wording import facts_of as _facts_of
+from .wording import facts_text, value_words
+
+__all__ = ["RuleOutcome", "facts_text", "value_words"]  # re-exported: their old home
 
 
 class Matcher(Protocol):
@@ -33,56 +40,6 @@ class Matcher(Protocol):
 
 
 # --- results ------------------------------------------------------------------
-
-
-class _Words(Protocol):
-    _explanation: str | None
-    _write: Callable | None
-
-
-class _Worded:
-    """``explanation`` is written on first access: scoring a batch computes the
-    numbers and the structured trace; the sentences cost nothing until read."""
-
-    TEXT = ("explanation",)
-    __slots__ = ()
-    # fields of each subclass (a slotted dataclass), declared here for the type checker
-    _explanation: str | None
-    _write: Callable | None
-
-    @property
-    def explanation(self) -> str:
-        # the slots are the subclass's: written through the protocol, which the checker
-        # does not hold to this class's empty __slots__
-        state: _Words = self
-        text = state._explanation
-        if text is None:
-            # the writer is given the object, not bound to it: no reference cycle, so a result
-            # nobody reads is freed at once instead of waiting for the garbage collector
-            text = state._explanation = self._write(self) if self._write is not None else ""
-            state._write = None
-        return text
-
-    @explanation.setter
-    def explanation(self, text: str) -> None:
-        state: _Words = self
-        state._explanation, state._write = text, None
-
-
-@dataclass(slots=True)
-class RuleOutcome(_Worded):
-    rule: str
-    kind: str
-    title: str
-    fired: bool
-    amount: Decimal = ZERO
-    raw: Decimal | None = None  # before the rule's own cap
-    capped: bool = False
-    facts: dict = field(default_factory=dict)
-    band: int | None = None
-    note: str = ""
-    _explanation: str | None = field(default=None, repr=False, compare=False)
-    _write: Callable | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -206,210 +163,6 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
 # --- step 3: points and trace -----------------------------------------------------
 
 
-def _signed(amount: Decimal, u: str = "分") -> str:
-    if amount < 0:
-        return f"扣{plain(-amount)}{u}"
-    return f"得{plain(amount)}{u}"
-
-
-def _facts_of(expr: ex.Expr | None, values: Mapping, extra: Sequence[str] = ()) -> dict:
-    names = ex.names(expr) if expr is not None else []
-    return {n: values.get(n) for n in [*names, *extra]}
-
-
-def value_words(value, missing: str = "（缺）") -> str:
-    """A fact's value as a person reads it: 是/否, exact digits, or the text; ``missing`` if absent."""
-    if value is None:
-        return missing
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, Decimal):
-        return plain(value)
-    return str(value)
-
-
-def facts_text(facts: Mapping, scheme: Scheme) -> str:
-    return "，".join(
-        f"{scheme.facts[n].label}={value_words(v)}{scheme.facts[n].unit if v is not None else ''}"
-        for n, v in facts.items()
-        if n in scheme.facts
-    )
-
-
-def _cap(raw: Decimal, cap: Decimal | None) -> tuple[Decimal, bool]:
-    if cap is None or abs(raw) <= cap:
-        return raw, False
-    return (cap if raw > 0 else -cap), True
-
-
-_T = TypeVar("_T")
-
-
-def _given(value: _T | None) -> _T:
-    """A rule's field that its kind requires (the loader refuses the rule without it)."""
-    if value is None:  # pragma: no cover - the loader admits no such rule
-        raise ValueError("a rule lacks a field its kind requires")
-    return value
-
-
-def _label(rule: Rule, scheme: Scheme) -> str:
-    if rule.measure_label:
-        return rule.measure_label
-    if isinstance(rule.measure, ex.Name):
-        return scheme.facts[rule.measure.name].label
-    return rule.measure_text
-
-
-def _unit_of(rule: Rule, scheme: Scheme) -> str:
-    if isinstance(rule.measure, ex.Name):
-        return scheme.facts[rule.measure.name].unit
-    return ""
-
-
-def _outcome(
-    scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping, words: bool = False
-) -> RuleOutcome:
-    """The rule's points and structured trace; its sentence too when ``words``."""
-    key = f"{clause.id}/{rule.id}"
-    u = scheme.unit
-    out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
-    guard = ""
-    if rule.when is not None:
-        out.facts.update(_facts_of(rule.when, values))
-        guard = f"条件“{rule.when_text}”"
-    absent = [n for n, v in out.facts.items() if v is None]
-    if absent and key not in fired:
-        if words:
-            out.explanation = (
-                f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
-            )
-        return out
-    if rule.kind == "fixed":
-        out.fired = key in fired
-        if out.fired:
-            out.amount = points = _given(rule.points)
-            if words:
-                out.explanation = f"{guard or '本项'}成立（{facts_text(out.facts, scheme)}），{_signed(points, u)}"
-        else:
-            if words:
-                out.explanation = f"{guard}不成立（{facts_text(out.facts, scheme)}），不计分"
-        return out
-
-    if rule.kind in ("bands", "per_unit", "steps"):
-        measure = rule.measure
-        if measure is None:  # pragma: no cover - the loader admits no such rule
-            raise ValueError("a rule lacks its measure")
-        out.facts.update(_facts_of(measure, values))
-        label = _label(rule, scheme)
-        try:
-            m = _measure(measure, values)
-        except ex.Undefined as why:
-            if words:
-                out.explanation = f"{label}无法计算（{why.reason}），不计分"
-            return out
-        unit = _unit_of(rule, scheme)
-        shown = f"{label}为{measure_words(m)}{unit}"
-        if rule.kind == "bands":
-            hit = [i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired]
-            if not hit:
-                missed = f"，{guard}不成立" if guard else "，不在任何档内"
-                if words:
-                    out.explanation = f"{shown}{missed}，不计分"
-                return out
-            band = rule.bands[hit[0] - 1]
-            out.fired, out.band, out.amount = True, hit[0], band.points
-            name = f"“{band.label}”" if band.label else ""
-            if words:
-                out.explanation = f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），{_signed(band.points, u)}"
-            return out
-        out.fired = key in fired
-        if not out.fired:
-            if rule.kind == "per_unit":
-                reason = f"{guard}不成立" if guard and m > 0 else "为0"
-                if words:
-                    out.explanation = (
-                        f"{shown}，{reason}，不计分" if reason != "为0" else f"{shown}，不计分"
-                    )
-            else:
-                threshold = f"不足{plain(rule.step)}{unit}" if rule.whole_steps else "未超过0"
-                if words:
-                    out.explanation = f"{shown}，{threshold if not (guard and m > 0) else guard + '不成立'}，不计分"
-            return out
-        each = _given(rule.each)
-        if rule.kind == "per_unit":
-            raw = CONTEXT.multiply(m, each)
-            text = f"{shown}，每{unit or '项'}{_signed(each, u)}，计{plain(raw)}{u}"
-        elif rule.whole_steps:
-            step = _given(rule.step)
-            steps = CONTEXT.divide_int(m, step)
-            raw = CONTEXT.multiply(steps, each)
-            text = (
-                f"{shown}，每满{plain(step)}{unit}{_signed(each, u)}，"
-                f"满{plain(steps)}个整档，计{plain(raw)}{u}"
-            )
-        else:
-            step = _given(rule.step)
-            raw = CONTEXT.multiply(CONTEXT.divide(m, step), each)
-            text = f"{shown}，每{plain(step)}{unit}{_signed(each, u)}，按比例计{plain(raw)}{u}"
-        out.raw = raw
-        out.amount, out.capped = _cap(raw, rule.cap)
-        if out.capped:
-            text += f"，超过本规则上限{plain(rule.cap)}{u}，按{plain(out.amount)}{u}计"
-        out.fired = True
-        if words:
-            out.explanation = text
-        return out
-
-    # scaled, assessed, maturity read one value fact
-    spec = scheme.facts[rule.value]
-    v = values.get(rule.value)
-    out.facts[rule.value] = v
-    if rule.kind == "assessed" and rule.reason:
-        out.facts[rule.reason] = values.get(rule.reason)
-    if v is None:
-        if words:
-            out.explanation = f"{spec.label}缺失，不计分"
-        return out
-    if rule.kind == "maturity":
-        hit = [i for i in range(1, len(rule.levels) + 1) if f"{key}/{i}" in fired]
-        if not hit:
-            if words:
-                out.explanation = f"{spec.label}为{plain(v)}%，{guard + '不成立' if guard else '不在任何成熟度档内'}，不计分"
-            return out
-        level = rule.levels[hit[0] - 1]
-        amount = CONTEXT.divide(CONTEXT.multiply(clause.points, v), Decimal(100))
-        out.fired, out.band, out.amount = True, hit[0], amount
-        text = f"：{level.text}" if level.text else ""
-        if words:
-            out.explanation = (
-                f"{spec.label}为{plain(v)}%，属“{level.label}”档{text}；"
-                f"{plain(clause.points)}×{plain(v)}%={plain(amount)}{u}"
-            )
-        return out
-    out.fired = key in fired
-    if not out.fired:
-        if words:
-            out.explanation = (
-                f"{guard}不成立，不计分" if guard else f"{spec.label}不在可用范围内，不计分"
-            )
-        return out
-    if rule.kind == "scaled":
-        amount = CONTEXT.divide(CONTEXT.multiply(v, _given(rule.scale_to)), _given(rule.scale_from))
-        out.amount = amount
-        if words:
-            out.explanation = (
-                f"{spec.label}为{plain(v)}（满分{plain(rule.scale_from)}），"
-                f"折算：{plain(v)}×{plain(rule.scale_to)}÷{plain(rule.scale_from)}={plain(amount)}{u}"
-            )
-    else:
-        out.amount = v
-        given = values.get(rule.reason) if rule.reason else None
-        if words:
-            out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{given}" if given else "")
-    out.fired = True
-    return out
-
-
 def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
     return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
 
@@ -417,24 +170,20 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
 def score_clause(
     scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False
 ) -> ClauseResult:
-    u = scheme.unit
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
     missing = _missing_for(clause, scheme, values)
-    vetoes = []
-    for veto in clause.vetoes:
-        hit = f"{clause.id}/!{veto.id}" in fired
-        vetoes.append(
-            VetoOutcome(veto.id, hit, veto.when_text, veto.reason, _facts_of(veto.when, values))
+    vetoes = [
+        VetoOutcome(
+            veto.id,
+            f"{clause.id}/!{veto.id}" in fired,
+            veto.when_text,
+            veto.reason,
+            _facts_of(veto.when, values),
         )
-    outcomes = []
-    for rule in clause.rules:
-        if explain:  # the sentence with the numbers, in one pass
-            outcome = _outcome(scheme, clause, rule, fired, values, words=True)
-        else:  # the sentence only if it is read, by working the rule out again then
-            outcome = _outcome(scheme, clause, rule, fired, values)
-            outcome._write = functools.partial(_rule_words, scheme, clause, rule, fired, values)
-        outcomes.append(outcome)
+        for veto in clause.vetoes
+    ]
+    outcomes = _rule_outcomes(scheme, clause, fired, values, explain)
     raw = start + sum((o.amount for o in outcomes), ZERO)
     common: dict[str, Any] = {
         "id": clause.id,
@@ -453,30 +202,43 @@ def score_clause(
         "offices": clause.offices,
         "note": clause.note,
     }
-    fired_vetoes = [v for v in vetoes if v.fired]
-    if fired_vetoes:
+    if any(v.fired for v in vetoes):
         result = ClauseResult(points=ZERO, status="vetoed", **common)
     elif missing:
         result = ClauseResult(points=ZERO, status="incomplete", **common)
     else:
         points = clamp(raw, clause.low, clause.high)
-        clamped = ""
-        if points != raw:
-            if clause.kind == DEDUCTION:
-                clamped = f"合计{plain(raw)}{u}，超过本项最多扣{plain(clause.points)}{u}，按{plain(points)}{u}计"
-            elif raw < clause.low:
-                clamped = f"合计{plain(raw)}{u}，扣完为止，按{plain(points)}{u}计"
-            else:
-                clamped = f"合计{plain(raw)}{u}，超过本项上限{plain(clause.points)}{u}，按{plain(points)}{u}计"
+        clamped = _clamped_words(clause, raw, points, scheme.unit) if points != raw else ""
         result = ClauseResult(points=points, status="scored", clamped=clamped, **common)
     result._write = functools.partial(_clause_words, scheme, clause)
     return result
 
 
-def _rule_words(
-    scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping, _asking=None
-) -> str:
-    return _outcome(scheme, clause, rule, fired, values, words=True).explanation
+def _rule_outcomes(
+    scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool
+) -> list[RuleOutcome]:
+    """Each rule's outcome from its building block."""
+    outcomes = []
+    for rule in clause.rules:
+        block = BLOCKS[rule.kind]
+        outcome = block.score(scheme, clause, rule, fired, values)
+        # the sentence is written from the outcome: now if ``explain``, else when it is read
+        if explain:
+            outcome._explanation = block.words(scheme, clause, rule, outcome)
+        else:
+            outcome._write = functools.partial(block.words, scheme, clause, rule)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _clamped_words(clause: Clause, raw: Decimal, points: Decimal, u: str) -> str:
+    """Why a clause's points are not the sum of its rules'."""
+    total, counted = points_words(raw), points_words(points)
+    if clause.kind == DEDUCTION:
+        return f"合计{total}{u}，超过本项最多扣{plain(clause.points)}{u}，按{counted}{u}计"
+    if raw < clause.low:
+        return f"合计{total}{u}，扣完为止，按{counted}{u}计"
+    return f"合计{total}{u}，超过本项上限{plain(clause.points)}{u}，按{counted}{u}计"
 
 
 def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
@@ -495,11 +257,11 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
     base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
     fired_words = "；".join(o.explanation for o in result.rules if o.fired) or "无规则适用"
     if clause.kind == DEDUCTION:
-        outcome = f"本项扣{plain(-points)}{u}（最多扣{plain(clause.points)}{u}）"
+        outcome = f"本项扣{points_words(-points)}{u}（最多扣{plain(clause.points)}{u}）"
     elif clause.kind == BONUS:
-        outcome = f"本项加{plain(points)}{u}（最多加{plain(clause.points)}{u}）"
+        outcome = f"本项加{points_words(points)}{u}（最多加{plain(clause.points)}{u}）"
     else:
-        outcome = f"本项得{plain(points)}{u}（满分{plain(clause.points)}{u}）"
+        outcome = f"本项得{points_words(points)}{u}（满分{plain(clause.points)}{u}）"
     return (
         f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
     )
@@ -516,9 +278,9 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
         if cat.kind == DEDUCTION and cat.cap is not None:
             points, capped = (max(raw, -cat.cap), raw < -cat.cap)
         if capped:
-            expl = f"{cat.title}合计{plain(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{plain(points)}{u}计"
+            expl = f"{cat.title}合计{points_words(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{points_words(points)}{u}计"
         else:
-            expl = f"{cat.title}合计{plain(points)}{u}" + (
+            expl = f"{cat.title}合计{points_words(points)}{u}" + (
                 f"（满分{plain(cat.points)}{u}）" if cat.points is not None else ""
             )
         out.append(
@@ -561,21 +323,7 @@ def assemble(
         k: sum((r.points for r in tops if r.kind == k), ZERO)
         for k in ("standard", BONUS, DEDUCTION)
     }
-    vetoes = []
-    for veto in scheme.grading.vetoes:
-        if f"{SCHEME_GROUP}/!{veto.id}" in fired:
-            facts = _facts_of(veto.when, values)
-            vetoes.append(
-                GradeVetoResult(
-                    veto.id,
-                    veto.effect,
-                    veto.grade,
-                    veto.reason,
-                    veto.when_text,
-                    facts,
-                    facts_text(facts, scheme),
-                )
-            )
+    vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
         scheme=scheme.id,
@@ -601,6 +349,25 @@ def assemble(
     )
     grade_alone(scheme, result)
     return result
+
+
+def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVetoResult]:
+    out = []
+    for veto in scheme.grading.vetoes:
+        if f"{SCHEME_GROUP}/!{veto.id}" in fired:
+            facts = _facts_of(veto.when, values)
+            out.append(
+                GradeVetoResult(
+                    veto.id,
+                    veto.effect,
+                    veto.grade,
+                    veto.reason,
+                    veto.when_text,
+                    facts,
+                    facts_text(facts, scheme),
+                )
+            )
+    return out
 
 
 def fired_rules(result: ScoreResult) -> dict:

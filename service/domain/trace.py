@@ -118,78 +118,93 @@ def render(result, ranking_entry=None) -> str:
         f"细则版本：{result.version[:16]}　计算引擎：{result.matcher}",
         "",
     ]
-    position = {c.id: i for i, c in enumerate(result.clauses)}
-    clauses_of: dict[str, list] = {}
-    for clause in result.clauses:
-        clauses_of.setdefault(clause.category, []).append(clause)
-    children: dict = {}
-    for cat in result.categories:
-        children.setdefault(cat.parent, []).append(cat)
+    _Layout(result, lines).write()
+    lines.append("")
+    lines.extend(_totals(result, ranking_entry))
+    return "\n".join(lines)
 
-    earliest: dict = {}
 
-    def first(
-        item,
-    ) -> int:  # where an item's first clause comes in the scheme: the order of the text
+class _Layout:
+    """The category tree of a trace, each group and clause where its text first comes."""
+
+    def __init__(self, result, lines: list[str]):
+        self.lines = lines
+        self.position = {c.id: i for i, c in enumerate(result.clauses)}
+        self.clauses_of: dict[str, list] = {}
+        for clause in result.clauses:
+            self.clauses_of.setdefault(clause.category, []).append(clause)
+        self.children: dict = {}
+        for cat in result.categories:
+            self.children.setdefault(cat.parent, []).append(cat)
+        self.earliest: dict = {}
+
+    def write(self) -> None:
+        for top in sorted(self.children.get(None, []), key=self.first):
+            self.category(top, 0)
+
+    def first(self, item) -> int:
+        """Where an item's first clause comes in the scheme: the order of the text."""
         if hasattr(item, "rules"):
-            return position[item.id]
-        if item.id not in earliest:
-            own = [position[c.id] for c in clauses_of.get(item.id, [])]
-            earliest[item.id] = min(
-                own + [first(ch) for ch in children.get(item.id, [])], default=len(position)
-            )
-        return earliest[item.id]
+            return self.position[item.id]
+        if item.id not in self.earliest:
+            own = [self.position[c.id] for c in self.clauses_of.get(item.id, [])]
+            inner = [self.first(ch) for ch in self.children.get(item.id, [])]
+            self.earliest[item.id] = min(own + inner, default=len(self.position))
+        return self.earliest[item.id]
 
-    def category(cat, depth: int) -> None:
+    def category(self, cat, depth: int) -> None:
         indent = "  " * depth
         maximum = f"/{_pts(cat.maximum)}" if cat.maximum is not None else ""
         cap = f"（总计上限{_pts(cat.cap)}）" if cat.cap is not None else ""
-        lines.append(
-            f"{indent}【{cat.id} {cat.title}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}"
+        # many schemes name a group by its title alone: "【质量目标】", not "【质量目标 质量目标】"
+        name = cat.title if cat.id == cat.title else f"{cat.id} {cat.title}"
+        self.lines.append(
+            f"{indent}【{name}】{KIND_WORDS[cat.kind]} {_pts(cat.points)}{maximum}{cap}"
         )
         if cat.capped:
-            lines.append(f"{indent}  ※ {cat.explanation}")
-        items = sorted(clauses_of.get(cat.id, []) + children.get(cat.id, []), key=first)
-        for item in items:
+            self.lines.append(f"{indent}  ※ {cat.explanation}")
+        items = self.clauses_of.get(cat.id, []) + self.children.get(cat.id, [])
+        for item in sorted(items, key=self.first):
             if hasattr(item, "rules"):
-                clause_lines(item, indent + "  ")
+                self.lines.extend(_clause_lines(item, indent + "  "))
             else:
-                category(item, depth + 1)
+                self.category(item, depth + 1)
 
-    def clause_lines(clause, indent: str) -> None:
-        bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
-        lines.append(
-            f"{indent}▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
-            f"{STATUS_WORDS[clause.status]}）"
-        )
-        if clause.offices:
-            lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
-        lines.append(f"{indent}  原文：{_short(clause.source)}")
-        if clause.note:
-            lines.append(f"{indent}  解读：{_short(clause.note, 200)}")
-        for rule in clause.rules:
-            mark = "✓" if rule.fired else "·"
-            title = f"{rule.title}：" if rule.title else ""
-            lines.append(f"{indent}  {mark} [{rule.rule}] {title}{rule.explanation}")
-            if rule.note:
-                lines.append(f"{indent}      解读：{rule.note}")
-        for veto in clause.vetoes:
-            if veto.fired:
-                lines.append(f"{indent}  ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
-        if clause.missing:
-            lines.append(f"{indent}  ! 缺少事实：{'、'.join(clause.missing)}")
-        lines.append(f"{indent}  = {clause.explanation}")
 
-    for top in sorted(children.get(None, []), key=first):
-        category(top, 0)
-    lines.append("")
+def _clause_lines(clause, indent: str) -> list[str]:
+    bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
+    lines = [
+        f"{indent}▶ {clause.id} {clause.title}：{_pts(clause.points)}（{bound}{_pts(clause.maximum)}，"
+        f"{STATUS_WORDS[clause.status]}）"
+    ]
+    if clause.offices:
+        lines.append(f"{indent}  责任部门：{'、'.join(clause.offices)}")
+    lines.append(f"{indent}  原文：{_short(clause.source)}")
+    if clause.note:
+        lines.append(f"{indent}  解读：{_short(_unheaded(clause.note), 200)}")
+    for rule in clause.rules:
+        mark = "✓" if rule.fired else "·"
+        title = f"{rule.title}：" if rule.title else ""
+        lines.append(f"{indent}  {mark} [{rule.rule}] {title}{rule.explanation}")
+        if rule.note:
+            lines.append(f"{indent}      解读：{_unheaded(rule.note)}")
+    for veto in clause.vetoes:
+        if veto.fired:
+            lines.append(f"{indent}  ✗ 否决[{veto.id}] “{veto.condition}”成立：{veto.reason}")
+    if clause.missing:
+        lines.append(f"{indent}  ! 缺少事实：{'、'.join(clause.missing)}")
+    lines.append(f"{indent}  = {clause.explanation}")
+    return lines
+
+
+def _totals(result, ranking_entry) -> list[str]:
     u = result.point_unit
     # the three blocks of the scheme; deductions inside a standard item are already in its points
-    lines.append(
+    lines = [
         f"基本分类别合计 {_pts(result.standard)}{u}　加分项合计 {_pts(result.bonus)}{u}　"
-        f"扣分项合计 {_pts(result.deduction)}{u}"
-    )
-    lines.append(f"总分：{_pts(result.total)}{u}（基本分满分{_pts(result.maximum)}{u}）")
+        f"扣分项合计 {_pts(result.deduction)}{u}",
+        f"总分：{_pts(result.total)}{u}（基本分满分{_pts(result.maximum)}{u}）",
+    ]
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
     for veto in result.grade_vetoes:
@@ -200,7 +215,16 @@ def render(result, ranking_entry=None) -> str:
     extra = f"（{'、'.join(result.distinctions)}）" if result.distinctions else ""
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
     lines.append(f"等级：{grade}{extra}{rank}　{result.grade_explanation}")
-    return "\n".join(lines)
+    return lines
+
+
+def _unheaded(note: str) -> str:
+    """A note without its own "解读：" heading: the trace writes that heading itself."""
+    text = note.lstrip()
+    for heading in ("解读：", "解读:"):
+        if text.startswith(heading):
+            return text[len(heading) :].lstrip()
+    return note
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from service.domain import expressions as ex
 from service.domain import program
+from service.domain.blocks import BLOCKS
 from service.domain.facts import check_value
 from service.domain.model import (
     BONUS,
     DEDUCTION,
     STANDARD,
-    Band,
     Category,
     Clause,
     ClauseTest,
@@ -33,7 +33,6 @@ from service.domain.model import (
     FactSpec,
     GradeVeto,
     Grading,
-    Level,
     RankingTest,
     Rule,
     Scheme,
@@ -42,6 +41,7 @@ from service.domain.model import (
     Tier,
 )
 from service.domain.numbers import ZERO, plain
+from service.engine import limits
 
 from . import spec
 from .errors import RuleFileError, RuleSetError
@@ -49,7 +49,7 @@ from .reader import Context, ExprText, Located, compose
 
 SCHEME_FILE = "scheme.yaml"
 CLAUSE_DIR = "clauses"
-MAX_CLAUSES = program.MAX_CLAUSES  # an engine limit, kept with the others
+MAX_CLAUSES = limits.MAX_CLAUSES  # an engine limit, kept with the others
 #: Largest rule file.  The largest shipped file has 32 KB; a 256 MiB file took 805 MiB to read.
 MAX_FILE_BYTES = 1 << 20
 #: All rule files of one rules directory (or candidate) together.
@@ -423,6 +423,14 @@ def _contiguous(items, file: str, chk: _Checker, where_of, what: str) -> bool:
     return ok
 
 
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{'、'.join(words[:-1])} 或 {words[-1]}"
+
+
+#: the kinds a deduction clause may use: "fixed、bands、per_unit 或 steps"
+_SIGNED_KINDS = _either([k for k, b in BLOCKS.items() if not b.positive_only])
+
+
 def _rule(
     d: Located, clause_id: str, points: Decimal, types: dict, facts: dict, file: str, chk: _Checker
 ) -> Rule | None:
@@ -456,96 +464,45 @@ def _rule(
         "cap": d.get("cap"),
         "measure_label": d.get("measure_label", ""),
     }
-    if kind == "fixed":
-        return Rule(points=d["points"], **base)
-    if kind in ("bands", "steps", "per_unit"):
-        m: ExprText = d["measure"] if kind != "per_unit" else d["count"]
-        if not _check_expr(
-            m, types, ex.NUMBER, file, chk, "measure" if kind != "per_unit" else "count"
-        ):
-            return None
-        base.update(measure=m.tree, measure_text=m.text)
-        if kind == "bands":
-            bands = d["bands"]
-            if not _contiguous(
-                [b["range"] for b in bands], file, chk, lambda j: bands[j].at("range"), "档"
-            ):
-                return None
-            return Rule(
-                bands=tuple(Band(b["range"], b["points"], b.get("label", "")) for b in bands),
-                **base,
-            )
-        if d["each"] == 0:
-            chk.err(file, d.at("each"), "each 不能为0")
-            return None
-        if kind == "per_unit":
-            return Rule(each=d["each"], **base)
-        return Rule(each=d["each"], step=d["step"], whole_steps=d.get("whole_steps", True), **base)
-    # scaled, assessed, maturity read one fact
-    name = d["value"]
-    fact = facts.get(name)
-    if fact is None:
-        chk.err(
-            file,
-            d.at("value"),
-            chk.declared_elsewhere(name) or f"value 引用了未声明的事实“{name}”",
-        )
-        return None
-    if fact.expr_type != ex.NUMBER:
-        chk.err(file, d.at("value"), f"value 引用的事实“{name}”应为数值类型，这里是 {fact.type}")
-        return None
-    if kind == "scaled":
-        return Rule(
-            value=name, scale_from=d["scale_from"], scale_to=d.get("scale_to", points), **base
-        )
-    if kind == "assessed":
-        if (
-            fact.minimum is None
-            or fact.maximum is None
-            or fact.minimum < 0
-            or fact.maximum > points
-        ):
-            chk.err(
-                file,
-                d.at("value"),
-                f"评审给分的事实“{name}”须设 min 和 max，且在0到本条款分值{plain(points)}之间",
-            )
-            return None
-        reason = facts.get(d["reason"])
-        if reason is None or reason.type != "text":
-            chk.err(
-                file,
-                d.at("reason"),
-                f"reason 应引用一个 text 类型的事实（评审理由），“{d['reason']}”不是",
-            )
-            return None
-        return Rule(value=name, reason=d["reason"], **base)
-    # maturity
-    if fact.type != "percent":
-        chk.err(
-            file, d.at("value"), f"成熟度读取的事实“{name}”应为 percent 类型，这里是 {fact.type}"
-        )
-        return None
-    levels = d["levels"]
-    if not _contiguous(
-        [lv["range"] for lv in levels], file, chk, lambda j: levels[j].at("range"), "成熟度档"
+    return BLOCKS[kind].check(_RuleReading(d, points, facts, types, file, chk), base)
+
+
+class _RuleReading:
+    """A rule as read from its file, shown to its building block's checks (``RuleReading``):
+    the block names a key, the problem is reported at that key's file, line and column."""
+
+    def __init__(
+        self, d: Located, points: Decimal, facts: dict, types: dict, file: str, chk: _Checker
     ):
-        return None
-    ranges = [lv["range"] for lv in levels]
-    # the levels are contiguous (checked above), so they cover the fact's range
-    # exactly when its two ends each fall in some level, whatever the listing order
-    if not all(any(r.contains(end) for r in ranges) for end in (fact.minimum, fact.maximum)):
-        chk.err(
-            file,
-            d.at("levels"),
-            f"成熟度各档应覆盖事实“{name}”的全部取值（{plain(fact.minimum)}到{plain(fact.maximum)}）",
-        )
-        return None
-    return Rule(
-        value=name,
-        levels=tuple(Level(lv["range"], lv["label"], lv.get("text", "")) for lv in levels),
-        **base,
-    )
+        self.d, self.points, self.facts, self.types = d, points, facts, types
+        self.file, self.chk = file, chk
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.d
+
+    def __getitem__(self, key: str):
+        return self.d[key]
+
+    def get(self, key: str, default=None):
+        return self.d.get(key, default)
+
+    def error(self, key: str, message: str) -> None:
+        self.chk.err(self.file, self.d.at(key), message)
+
+    def expression(self, key: str, numeric: bool) -> tuple[ex.Expr, str] | None:
+        e: ExprText = self.d[key]
+        want = ex.NUMBER if numeric else ex.BOOLEAN
+        if not _check_expr(e, self.types, want, self.file, self.chk, key):
+            return None
+        return e.tree, e.text
+
+    def undeclared(self, name: str) -> str:
+        return self.chk.declared_elsewhere(name) or f"value 引用了未声明的事实“{name}”"
+
+    def contiguous(self, key: str, what: str) -> bool:
+        items = self.d[key]
+        where = lambda j: items[j].at("range")  # noqa: E731
+        return _contiguous([i["range"] for i in items], self.file, self.chk, where, what)
 
 
 def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | None:
@@ -625,11 +582,12 @@ def _clause(
     kind = cat.kind
     if kind == DEDUCTION:
         for r in d["rules"]:
-            if r.get("kind") in ("scaled", "assessed", "maturity"):
+            block = BLOCKS.get(r.get("kind"))
+            if block is not None and block.positive_only:
                 chk.err(
                     file,
                     r.at("kind"),
-                    f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 fixed、bands、per_unit 或 steps，并把分值写成负数",
+                    f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 {_SIGNED_KINDS}，并把分值写成负数",
                 )
     start = d.get("start", "zero")
     if start == "full" and kind != STANDARD:
@@ -1045,11 +1003,11 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
             clauses[clause.id] = clause
             clause_at[clause.id] = file
             index[clause.category].clauses.append(clause.id)
-            if len(clause.rules) + len(clause.vetoes) > program.MAX_SIMULTANEOUS_MATCHES:
+            if limits.simultaneous(clause) > limits.MAX_SIMULTANEOUS_MATCHES:
                 chk.err(
                     file,
                     d.at("rules"),
-                    f"一个条款最多{program.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
+                    f"一个条款最多{limits.MAX_SIMULTANEOUS_MATCHES}条规则与否决，请拆分条款",
                 )
     types = {n: f.expr_type for n, f in scheme_facts.items()}
     chk.clause = ""  # a grade veto reads scheme facts only: a clause's fact is "elsewhere"
@@ -1119,7 +1077,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
 
 
 def _check_engine_limits(scheme: Scheme, sfile: str, s: Located, docs: dict, chk: _Checker) -> None:
-    """Refuse at load time what durable-rules cannot run (``program.ENGINE_LIMITS``): a
+    """Refuse at load time what durable-rules cannot run (``service.engine.limits``): a
     scheme that loads is one every evaluation of which the engine completes."""
 
     def rule_at(clause: Clause, key: str) -> tuple[str, tuple[int, int]]:
@@ -1130,7 +1088,7 @@ def _check_engine_limits(scheme: Scheme, sfile: str, s: Located, docs: dict, chk
                 return clause.file, item.at("when") if "when" in item else item.at()
         return clause.file, d.at()
 
-    for problem in program.engine_problems(scheme):
+    for problem in limits.engine_problems(scheme):
         clause = scheme.clauses.get(problem.group)
         if clause is None:  # the scheme's own group: grade vetoes
             chk.err(sfile, s.at("grading"), problem.message)

@@ -2,10 +2,13 @@
 
 This table is the loader's whole vocabulary: a key not declared here is an
 error, and ``tests/test_rules_readme.py`` checks that each one is documented
-in ``rules/README.md``.
+in ``rules/README.md``.  A rule's keys beyond the common four are declared by its
+building block (``service.domain.blocks``) as plain data; this module reads them.
 """
 
 from __future__ import annotations
+
+from service.domain.blocks import BLOCKS
 
 from .reader import (
     BandExpectations,
@@ -25,7 +28,7 @@ from .reader import (
 )
 
 FACT_TYPES = ("number", "integer", "percent", "boolean", "text", "choice")
-RULE_KINDS = ("fixed", "bands", "per_unit", "steps", "scaled", "assessed", "maturity")
+RULE_KINDS = tuple(BLOCKS)
 
 SOURCE = Obj(
     "出处（source）",
@@ -69,38 +72,49 @@ LEVEL = Obj(
     },
 )
 
-RULE_FIELDS = {
+#: What a building block's key holds (``Key.type``), as the reader reads it.
+KEY_TYPES = {
+    "expression": Expression(),
+    "number": Number(),
+    "positive": Number(positive=True),
+    "flag": Flag(),
+    "fact": Id(),
+    "text": Text(),
+    "bands": ListOf(BAND, 1),
+    "levels": ListOf(LEVEL, 1),
+}
+
+#: Keys every rule has, whatever its kind.
+COMMON_RULE_FIELDS = {
     "id": Field(Id(), True, "规则编号，在条款内唯一"),
     "kind": Field(OneOf(*RULE_KINDS), True, "积木类型"),
     "title": Field(Text(), False, "规则说明"),
     "note": Field(Text(), False, "解读说明：原文未写明处本规则采取的读法"),
-    "when": Field(Expression(), False, "条件表达式"),
-    "points": Field(Number(), False, "fixed：条件成立时的分值，扣分写负数"),
-    "measure": Field(Expression(), False, "bands/steps：被衡量的数值表达式"),
-    "measure_label": Field(Text(), False, "被衡量数值的中文名称"),
-    "bands": Field(ListOf(BAND, 1), False, "bands：各档"),
-    "count": Field(Expression(), False, "per_unit：件数表达式"),
-    "each": Field(Number(), False, "per_unit/steps：每件或每档的分值，扣分写负数"),
-    "step": Field(Number(positive=True), False, "steps：每档的大小"),
-    "whole_steps": Field(Flag(), False, "steps：true 只计满档（默认），false 按比例"),
-    "cap": Field(Number(positive=True), False, "本规则最多加或扣的分数"),
-    "value": Field(Id(), False, "scaled/assessed/maturity：读取的事实名"),
-    "reason": Field(Id(), False, "assessed：评审理由的事实名"),
-    "scale_from": Field(Number(positive=True), False, "scaled：来源分数的满分"),
-    "scale_to": Field(Number(positive=True), False, "scaled：折算后的满分，默认为本条款分值"),
-    "levels": Field(ListOf(LEVEL, 1), False, "maturity：各成熟度档"),
 }
+
+
+def _rule_fields() -> dict[str, Field]:
+    """The common keys, then every block's keys in the order the blocks first declare them."""
+    out = dict(COMMON_RULE_FIELDS)
+    for block in BLOCKS.values():
+        for key in block.keys:
+            # a key several kinds use (each, cap, value, …) must be read the same way by each
+            field = out.setdefault(key.name, Field(KEY_TYPES[key.type], False, key.doc))
+            if field.spec is not KEY_TYPES[key.type]:
+                raise TypeError(f"{block.kind}.{key.name} is read unlike another block's")
+    return out
+
+
+RULE_FIELDS = _rule_fields()
 RULE = Obj("规则（rule）", RULE_FIELDS)
 
 #: For each kind: the keys it requires and the keys it may use (besides id, kind, title, note).
 KIND_FIELDS = {
-    "fixed": ({"points"}, {"when"}),
-    "bands": ({"measure", "bands"}, {"measure_label", "when"}),
-    "per_unit": ({"count", "each"}, {"cap", "measure_label", "when"}),
-    "steps": ({"measure", "step", "each"}, {"whole_steps", "cap", "measure_label", "when"}),
-    "scaled": ({"value", "scale_from"}, {"scale_to", "when"}),
-    "assessed": ({"value", "reason"}, {"when"}),
-    "maturity": ({"value", "levels"}, {"when"}),
+    kind: (
+        {k.name for k in block.keys if k.required},
+        {k.name for k in block.keys if not k.required},
+    )
+    for kind, block in BLOCKS.items()
 }
 
 VETO = Obj(

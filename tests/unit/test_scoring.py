@@ -66,7 +66,8 @@ def test_whole_steps_and_floor(minimal, matcher):
 def test_scaled_score_is_exact(minimal, matcher):
     c = clause(score(minimal, matcher, bureau_score=Decimal("87.5")), "3")
     assert c.points == Decimal("3.625")
-    assert "87.5×3÷100=2.625分" in c.rules[1].explanation  # plus 1 for the report
+    assert "87.5×3÷100≈2.63分" in c.rules[1].explanation  # plus 1 for the report
+    assert c.rules[1].amount == Decimal("2.625")  # rounded in the sentence only
 
 
 def test_item_veto_zeroes_the_item_and_says_why(minimal, matcher):

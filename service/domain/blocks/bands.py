@@ -1,0 +1,55 @@
+"""bands: the points of the one band the measure falls in (tiers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..model import Band, Clause, Rule
+from ..outcome import RuleOutcome
+from ..wording import signed
+from .base import Description, Key, RuleReading, guarded
+from .measured import Measured
+
+
+class Bands(Measured):
+    kind = "bands"
+    title = "分档计分"
+    keys = (
+        Key("measure", "expression", True, "bands/steps：被衡量的数值表达式"),
+        Key("bands", "bands", True, "bands：各档"),
+        Key("measure_label", "text", False, "被衡量数值的中文名称"),
+        Key("when", "expression", False, "条件表达式"),
+    )
+
+    def check(self, rule: RuleReading, base: dict) -> Rule | None:
+        if not self.read_measure(rule, base) or not rule.contiguous("bands", "档"):
+            return None
+        bands = tuple(Band(b["range"], b["points"], b.get("label", "")) for b in rule["bands"])
+        return Rule(bands=bands, **base)
+
+    def conditions(self, group, clause: Clause, rule: Rule, facts: Mapping) -> None:
+        operand = group.derive(rule.measure)
+        base = f"{clause.id}/{rule.id}"
+        for i, band in enumerate(rule.bands, 1):
+            group.add(f"{base}/{i}", guarded(group, rule, band.range.condition(operand)))
+
+    def measured(self, out: RuleOutcome, rule: Rule, key: str, fired: set, m) -> None:
+        # the bands are exclusive: at most one holds
+        hit = next((i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired), None)
+        if hit is not None:
+            out.fired, out.band, out.amount = True, hit, rule.bands[hit - 1].points
+
+    def measured_words(self, scheme, rule: Rule, out: RuleOutcome, guard, shown, unit) -> str:
+        if out.band is None:
+            missed = f"，{guard}不成立" if guard else "，不在任何档内"
+            return f"{shown}{missed}，不计分"
+        band = rule.bands[out.band - 1]
+        name = f"“{band.label}”" if band.label else ""
+        return (
+            f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），"
+            f"{signed(band.points, scheme.unit)}"
+        )
+
+    def describe(self, rule: Rule, clause: Any, d: Description) -> str:
+        return f"{d.condition}按{d.measure}分档计分："

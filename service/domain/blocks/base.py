@@ -1,0 +1,152 @@
+"""What every building block of the rule format provides, and the parts several share.
+
+A block owns one ``kind`` of rule from end to end: the keys a rule of that kind is written
+with (``keys``, plain data the rule-file reader interprets), the checks on a rule as written
+(``check``, through the ``RuleReading`` the loader hands it), the conditions the rule compiles
+to (``conditions``), its points (``score``), the sentence saying how they came about
+(``words``, from the outcome alone) and how the admin pages describe the rule (``describe``).
+Adding a kind is one module here and one line in ``BLOCKS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from .. import expressions as ex
+from ..conditions import AllOf, Condition, compile_condition
+from ..model import Clause, FactSpec, Rule, Scheme
+from ..outcome import RuleOutcome
+from ..wording import facts_of
+
+if TYPE_CHECKING:
+    from ..program import Group
+
+#: ``RuleOutcome._why`` of a rule not judged because a fact its condition reads is missing
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key a rule of some kind may be written with.
+
+    ``type`` names what the key holds, in the reader's vocabulary: "expression", "number",
+    "positive" (a number above 0), "flag", "fact" (a fact name), "bands", "levels"."""
+
+    name: str
+    type: str
+    required: bool
+    doc: str
+
+
+class RuleReading(Protocol):
+    """A rule as written, as the loader shows it to a block's checks: the values of its keys,
+    and a way to report a problem at a key (the loader adds file, line and column)."""
+
+    @property
+    def points(self) -> Decimal:
+        """The clause's points."""
+
+    @property
+    def facts(self) -> Mapping[str, FactSpec]:
+        """The facts the clause may read."""
+
+    def __contains__(self, key: str) -> bool: ...
+    def __getitem__(self, key: str) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def error(self, key: str, message: str) -> None: ...
+    def expression(self, key: str, numeric: bool) -> tuple[ex.Expr, str] | None: ...
+    def contiguous(self, key: str, what: str) -> bool: ...
+    def undeclared(self, name: str) -> str:
+        """What to say of a fact the rule names that the clause may not read (declared in
+        another clause, or nowhere)."""
+
+
+@dataclass(frozen=True)
+class Description:
+    """What the admin pages have worked out about a rule before its block describes it."""
+
+    condition: str  # "当…时，" or ""
+    measure: str  # the measure in words
+    cap: str  # "，最多3分" or ""
+    unit: str  # the scheme's point unit
+    label: Callable[[str], str]  # a fact's label by its name
+    signed: Callable[[Decimal], str]  # "得2分" / "扣2分"
+
+
+class Block:
+    kind: ClassVar[str]
+    #: the kind's name on the admin pages
+    title: ClassVar[str]
+    keys: ClassVar[tuple[Key, ...]]
+    #: gives only points above 0, so a deduction clause cannot use it
+    positive_only: ClassVar[bool] = False
+
+    def check(self, rule: RuleReading, base: dict) -> Rule | None:
+        """The rule as the core holds it, or None after reporting what is wrong with it."""
+        raise NotImplementedError
+
+    def conditions(self, group: Group, clause: Clause, rule: Rule, facts: Mapping) -> None:
+        """Add to ``group`` the match rules this rule compiles to."""
+        raise NotImplementedError
+
+    def score(
+        self, scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping
+    ) -> RuleOutcome:
+        """The rule's points and structured trace (no sentence: ``words`` writes it)."""
+        key = f"{clause.id}/{rule.id}"
+        out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
+        if rule.when is not None:
+            out.facts.update(facts_of(rule.when, values))
+            absent = [n for n, v in out.facts.items() if v is None]
+            if absent and key not in fired:
+                out._why = (ABSENT, absent)
+                return out
+        self.points(out, scheme, clause, rule, key, fired, values)
+        return out
+
+    def points(
+        self,
+        out: RuleOutcome,
+        scheme: Scheme,
+        clause: Clause,
+        rule: Rule,
+        key: str,
+        fired: set,
+        values: Mapping,
+    ) -> None:
+        raise NotImplementedError
+
+    def words(self, scheme: Scheme, clause: Clause, rule: Rule, out: RuleOutcome) -> str:
+        """The sentence of an outcome ``score`` gave."""
+        guard = f"条件“{rule.when_text}”" if rule.when is not None else ""
+        if out._why and out._why[0] == ABSENT:
+            # the condition's text names facts; the missing ones are named by label, apart
+            labels = "、".join(f"“{scheme.facts[n].label}”" for n in out._why[1])
+            return f"{guard}：缺少事实{labels}，未判断，不计分"
+        return self.sentence(scheme, clause, rule, out, guard)
+
+    def sentence(
+        self, scheme: Scheme, clause: Clause, rule: Rule, out: RuleOutcome, guard: str
+    ) -> str:
+        raise NotImplementedError
+
+    def describe(self, rule: Rule, clause: Any, d: Description) -> str:
+        """One sentence saying what the rule does, for the admin pages."""
+        raise NotImplementedError
+
+
+def guarded(group: Group, rule: Rule, condition: Condition) -> Condition:
+    """``condition`` and the rule's own ``when``, if it has one."""
+    if rule.when is None:
+        return condition
+    return AllOf((compile_condition(rule.when, group.derive), condition))
+
+
+def given(value: Any) -> Any:
+    """A rule's field that its kind requires (the loader refuses the rule without it)."""
+    if value is None:  # pragma: no cover - the loader admits no such rule
+        raise ValueError("a rule lacks a field its kind requires")
+    return value
