@@ -67,11 +67,12 @@ def _sqlite_write_locked(path: Path) -> bool:
 
 
 def _postgres_sessions(db: Database, app_name: str, state: str | None = None) -> int:
-    """The server's sessions (optionally: in ``state``, last statement on the journal)."""
+    """The server's sessions (optionally: in ``state``, its last statement the transaction's last
+    write, the removal of the submitter's draft: the submission and its journal entry are written)."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
     params = {"app": app_name}
     if state:
-        query += " AND state = :state AND query ILIKE '%journal%'"
+        query += " AND state = :state AND query ILIKE '%drafts%'"
         params["state"] = state
     with db.engine.connect() as conn:
         return conn.execute(text(query), params).scalar()

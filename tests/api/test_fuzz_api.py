@@ -2,7 +2,8 @@
 admin and as a unit's submitter, on SQLite and PostgreSQL: no 5xx, and every answer has a status,
 content type and body the document gives for that operation.
 
-Bounded to about 35 s a database; ``python -m tools.fuzz_api --seconds 600`` is the longer run
+Bounded by count, not time (a busy machine would shorten a time cap): five cases of every
+operation, as each user, valid and invalid, with a generous time cap only as a safety net; ``python -m tools.fuzz_api --seconds 600`` is the longer run
 (the same harness, tools/fuzz_api.py)."""
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import pytest
 
 from tools.fuzz_api import fuzz
 
-SECONDS = 35
+EXAMPLES = 5  # per operation, user and mode
+SAFETY_SECONDS = 300
 
 
 def test_the_api_answers_as_its_document_says(api):
     pytest.importorskip("schemathesis")
     logging.disable(logging.ERROR)  # the harness counts 5xx; their stack traces are noise here
     try:
-        report = fuzz(api.app, api.tokens, max_examples=200, seconds=SECONDS)
+        report = fuzz(api.app, api.tokens, max_examples=EXAMPLES, seconds=SAFETY_SECONDS)
     finally:
         logging.disable(logging.NOTSET)
     print(report.summary())
@@ -33,7 +35,7 @@ def test_the_api_answers_as_its_document_says(api):
         if method in ("get", "post", "delete")
     }
     assert set(report.operations) == operations, operations - set(report.operations)
-    assert report.cases >= 300, report.summary()
+    assert report.cases >= 250, report.summary()
     assert {200, 201, 404, 422} <= set(report.statuses), report.summary()
 
 
