@@ -8,7 +8,11 @@ Readings the product takes (shared/seeds/README.md, reading 7):
   unit barred from it keeps its rank and grade, and the distinction is not
   passed down to the next unit;
 - a grade veto that forces a grade (D) replaces the grade and removes every
-  distinction; one that bars a grade or distinction only removes that.
+  distinction; one that bars a grade or distinction only removes that;
+- a grade veto whose facts are missing has not been decided either way (missing
+  is not "no", rules/README.md §4): what it could take away is 待定 -- the grade
+  for a "force" veto, the grade or distinction it bars for a "bar" veto, but
+  only when the unit would otherwise have it -- and never awarded meanwhile.
 """
 
 from __future__ import annotations
@@ -30,6 +34,25 @@ class RankEntry:
     distinctions: list
     explanation: str
     vetoes: list = field(default_factory=list)
+    #: the grade itself is 待定 (a "force" veto or a bar on this grade waits on missing facts)
+    grade_pending: bool = False
+    #: distinctions within reach but 待定, and why, in words naming the missing facts
+    pending_distinctions: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    grade: str | None
+    distinctions: list
+    explanation: str
+    grade_pending: bool = False
+    pending_distinctions: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+
+def _pending_words(veto) -> str:
+    return f"等级否决“{veto.condition}”缺少事实{veto.missing_text}，未能判断（缺失不等于“否”）"
 
 
 def competition_ranks(totals: Sequence[Decimal]) -> list[int]:
@@ -60,8 +83,19 @@ def _tier_for(
     return None, "没有适用的等级"
 
 
-def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tuple:
-    """(grade, distinctions, explanation) for one unit."""
+def decide(
+    scheme: Scheme, total: Decimal, rank: int | None, vetoes: list, pending: Sequence = ()
+) -> tuple:
+    """(grade, distinctions, explanation) for one unit; ``decision`` says what is 待定 too."""
+    d = decision(scheme, total, rank, vetoes, pending)
+    return d.grade, d.distinctions, d.explanation
+
+
+def decision(
+    scheme: Scheme, total: Decimal, rank: int | None, vetoes: list, pending: Sequence = ()
+) -> Decision:
+    """The grade and distinctions of one unit, explained.  ``pending``: the grade vetoes that
+    did not fire but read a missing fact (``scoring.GradePending``)."""
     grading = scheme.grading
     forced = [v for v in vetoes if v.effect == "force"]
     barred = {v.grade for v in vetoes if v.effect == "bar"}
@@ -71,7 +105,17 @@ def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tu
         words.append(
             f"等级否决成立（{veto.facts_text or veto.condition}），考核结果定为{veto.grade}（依据：{veto.reason}）"
         )
-        return veto.grade, [], "；".join(words)
+        return Decision(veto.grade, [], "；".join(words))
+    reasons = [_pending_words(p) for p in pending]
+    if any(p.effect == "force" for p in pending):
+        # the veto might replace whatever grade the points give: no grade until the facts are in
+        return Decision(
+            None,
+            [],
+            "；".join(reasons) + "，考核等级待定",
+            grade_pending=True,
+            pending=reasons,
+        )
     if grading.method == "none":
         grade, why = None, "本细则未规定按分数评定等级"
     elif grading.method == "rank" and rank is None:
@@ -84,7 +128,15 @@ def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tu
             words.append(
                 f"等级否决成立（{veto.facts_text or veto.condition}），不得评{veto.grade}（依据：{veto.reason}）"
             )
+    barred_pending = {p.grade: p for p in pending if p.effect == "bar"}
+    used: list = []
+    if grade is not None and grade in barred_pending:
+        p = barred_pending[grade]
+        used.append(_pending_words(p))
+        words.append(f"{used[-1]}，是否评{grade}待定")
+        return Decision(None, [], "；".join(words), grade_pending=True, pending=used)
     distinctions = []
+    held = []
     for d in grading.distinctions:
         if grade != d.grade:
             continue
@@ -100,19 +152,43 @@ def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tu
                 else f"分数达到{d.name}线，但因否决项不评{d.name}"
             )
             continue
+        if d.name in barred_pending:
+            p = barred_pending[d.name]
+            used.append(_pending_words(p))
+            words.append(
+                f"{'名次在前' + str(d.top) + '名内' if d.top else '分数达到' + d.name + '线'}，"
+                f"但{used[-1]}，{d.name}待定（不顺延给下一名）"
+            )
+            held.append(d.name)
+            continue
         distinctions.append(d.name)
         words.append(
             f"排名第{rank}，在{d.grade}档前{d.top}名内，评为{d.name}"
             if d.top
             else f"总分不低于{plain(d.min)}，评为{d.name}"
         )
-    return grade, distinctions, "；".join(words)
+    return Decision(grade, distinctions, "；".join(words), pending_distinctions=held, pending=used)
+
+
+def _apply(result, d: Decision) -> None:
+    result.grade, result.distinctions, result.grade_explanation = (
+        d.grade,
+        d.distinctions,
+        d.explanation,
+    )
+    result.grade_pending = d.grade_pending
+    result.pending_distinctions = d.pending_distinctions
+
+
+def _pending_of(result) -> list:
+    return getattr(result, "grade_pending_vetoes", None) or []
 
 
 def grade_alone(scheme: Scheme, result) -> None:
     """Grade one unit on its own (thresholds); rank grading waits for ``rank_units``."""
-    result.grade, result.distinctions, result.grade_explanation = decide(
-        scheme, result.total, None, result.grade_vetoes
+    _apply(
+        result,
+        decision(scheme, result.total, None, result.grade_vetoes, _pending_of(result)),
     )
 
 
@@ -121,17 +197,20 @@ def rank_units(scheme: Scheme, results: Sequence) -> list[RankEntry]:
     ranks = competition_ranks([r.total for r in results])
     entries = []
     for result, rank in zip(results, ranks):
-        grade, distinctions, why = decide(scheme, result.total, rank, result.grade_vetoes)
-        result.grade, result.distinctions, result.grade_explanation = grade, distinctions, why
+        d = decision(scheme, result.total, rank, result.grade_vetoes, _pending_of(result))
+        _apply(result, d)
         entries.append(
             RankEntry(
                 result.unit,
                 result.total,
                 rank,
-                grade,
-                distinctions,
-                why,
+                d.grade,
+                d.distinctions,
+                d.explanation,
                 [v.id for v in result.grade_vetoes],
+                d.grade_pending,
+                d.pending_distinctions,
+                d.pending,
             )
         )
     entries.sort(key=lambda e: (e.rank, e.unit))

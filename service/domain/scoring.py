@@ -143,6 +143,39 @@ class GradeVetoResult:
     facts_text: str = ""
 
 
+@dataclass(slots=True)
+class GradePending:
+    """A grade veto that did not fire because a fact it reads is missing: not decided either way."""
+
+    id: str
+    effect: str
+    grade: str
+    reason: str
+    condition: str
+    missing: list
+    missing_text: str = ""
+
+
+def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids) -> list:
+    """The scheme's grade vetoes that did not fire (``fired_ids``) and read a missing fact.
+
+    Missing is not "no" (rules/README.md §4): such a veto might have held, so what it could
+    take away is 待定 rather than awarded.  Also run on a stored trace's facts (the ranking)."""
+    out = []
+    for veto in scheme.grading.vetoes:
+        if veto.id in fired_ids:
+            continue
+        absent = [n for n in dict.fromkeys(ex.names(veto.when)) if values.get(n) is None]
+        if absent:
+            labels = "、".join(scheme.facts[n].label if n in scheme.facts else n for n in absent)
+            out.append(
+                GradePending(
+                    veto.id, veto.effect, veto.grade, veto.reason, veto.when_text, absent, labels
+                )
+            )
+    return out
+
+
 @dataclass
 class ScoreResult:
     scheme: str
@@ -165,6 +198,10 @@ class ScoreResult:
     bonus: Decimal = ZERO
     deduction: Decimal = ZERO
     standard: Decimal = ZERO
+    #: grade vetoes undecided for missing facts (``GradePending``), and what they leave 待定
+    grade_pending_vetoes: list = field(default_factory=list)
+    grade_pending: bool = False
+    pending_distinctions: list = field(default_factory=list)
 
 
 # --- step 1: facts for the matcher ------------------------------------------------
@@ -598,6 +635,7 @@ def assemble(
         standard=by_kind["standard"],
         bonus=by_kind[BONUS],
         deduction=by_kind[DEDUCTION],
+        grade_pending_vetoes=pending_grade_vetoes(scheme, values, {v.id for v in vetoes}),
     )
     grade_alone(scheme, result)
     return result
