@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
+from openpyxl import load_workbook
+
+from .test_audit import _browser
 from .test_endpoints import B1, CODE_OF, DEMO_UNITS, EXAMPLE, post_json, web  # noqa: F401
 
 
@@ -36,3 +41,13 @@ def test_ranking_marks_excellence_pending_when_the_incident_fact_is_missing(web)
     # the distinction is not passed down, and the other two of the top 3 are unchanged
     assert sum(1 for e in entries.values() if e["distinctions"]) == 1
     assert all(e["pending_distinctions"] == [] for n, e in entries.items() if n != "罗店镇")
+
+    # the page and the workbook say the same
+    client = _browser(api, "editor")
+    page = client.get(f"/admin/schemes/{B1}/ranking")
+    assert page.status_code == 200 and "优秀待定" in page.text
+    book = client.get(f"/admin/schemes/{B1}/ranking.xlsx")
+    ws = load_workbook(io.BytesIO(book.data)).worksheets[0]
+    rows = {r[1]: r for r in ws.iter_rows(min_row=5, values_only=True) if r[1]}
+    assert rows["罗店镇"][4] == "A（优秀待定）"
+    assert "待定" in rows["罗店镇"][5]
