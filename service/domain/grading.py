@@ -12,7 +12,11 @@ Readings the product takes (shared/seeds/README.md, reading 7):
 - a grade veto whose facts are missing has not been decided either way (missing
   is not "no", rules/README.md §4): what it could take away is 待定 -- the grade
   for a "force" veto, the grade or distinction it bars for a "bar" veto, but
-  only when the unit would otherwise have it -- and never awarded meanwhile.
+  only when the unit would otherwise have it -- and never awarded meanwhile;
+- a grade veto that lowers (降一级) moves the grade one tier down the order the
+  tiers are written in, once per veto that holds; the lowest tier stays lowest;
+  a lowered unit takes no distinction (it would belong to its new tier), and a
+  force veto wins over lowering.
 """
 
 from __future__ import annotations
@@ -128,8 +132,26 @@ def decision(
             words.append(
                 f"等级否决成立（{veto.facts_text or veto.condition}），不得评{veto.grade}（依据：{veto.reason}）"
             )
-    barred_pending = {p.grade: p for p in pending if p.effect == "bar"}
     used: list = []
+    lowered = False
+    order = list(dict.fromkeys(t.grade for t in grading.tiers))
+    for veto in vetoes:
+        if veto.effect != "lower" or grade not in order:
+            continue
+        place = order.index(grade)
+        said = f"等级否决成立（{veto.facts_text or veto.condition}），等级降一级（依据：{veto.reason}）"
+        if place + 1 < len(order):
+            # each lowering veto that holds takes one tier: two different ones take two
+            words.append(f"{said}：由{grade}降为{order[place + 1]}")
+            grade, lowered = order[place + 1], True
+        else:
+            words.append(f"{said}：{grade}已是最低等级，不再降低")
+    if grade in order[:-1] and any(p.effect == "lower" for p in pending):
+        # lowering might apply: the grade waits, unless it is the lowest already
+        used.extend(_pending_words(p) for p in pending if p.effect == "lower")
+        words.append(f"{used[-1]}，是否降一级待定，考核等级待定")
+        return Decision(None, [], "；".join(words), grade_pending=True, pending=used)
+    barred_pending = {p.grade: p for p in pending if p.effect == "bar"}
     if grade is not None and grade in barred_pending:
         p = barred_pending[grade]
         used.append(_pending_words(p))
@@ -144,6 +166,10 @@ def decision(
             d.min is not None and total >= d.min
         )
         if not eligible:
+            continue
+        if lowered:
+            # a distinction belongs to the grade earned, not to the one a unit was lowered to
+            words.append(f"已降级，不评{d.name}")
             continue
         if d.name in barred:
             words.append(

@@ -239,7 +239,7 @@ class GradeVeto:
     id: str
     when: ex.Expr
     when_text: str
-    effect: str  # "force" | "bar"
+    effect: str  # "force" | "bar" | "lower" (one tier down; grade is "" then)
     grade: str
     reason: str
     source: str = ""

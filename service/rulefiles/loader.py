@@ -834,7 +834,33 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
     vetoes = []
     names = list(dict.fromkeys(grades + [x.name for x in distinctions]))
     for v in d.get("vetoes") or []:
-        if v["effect"] == "bar" and v["grade"] not in names:
+        effect, grade = v["effect"], v.get("grade")
+        if effect == "lower":
+            # one tier down in the order the tiers are written: the tier is not named, so a
+            # grade written here would be a second, contradicting answer
+            if grade is not None:
+                chk.err(
+                    file,
+                    v.at("grade", value=False),
+                    "effect 为 lower（降一级）时不写 grade：降到哪一级按 tiers 的顺序定，请删去 grade",
+                )
+            if not tiers:
+                chk.err(
+                    file,
+                    v.at("effect"),
+                    "effect 为 lower（降一级）须有可降的等级：请写 tiers（method 为 thresholds 或 rank）",
+                )
+            grade = ""
+        elif grade is None:
+            chk.err(
+                file,
+                v.at(),
+                f"effect 为 {effect} 的等级否决须写 grade（"
+                + ("定为的等级" if effect == "force" else "不得评的等级或称号")
+                + "）",
+            )
+            continue
+        if effect == "bar" and grade not in names:
             chk.err(
                 file,
                 v.at("grade"),
@@ -846,8 +872,8 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
                     v["id"],
                     v["when"].tree,
                     v["when"].text,
-                    v["effect"],
-                    v["grade"],
+                    effect,
+                    grade,
                     v["reason"],
                     d.get("source", ""),
                 )

@@ -201,8 +201,13 @@ GRADE_VETO = Obj(
     {
         "id": Field(Id(), True, "否决编号"),
         "when": Field(Expression(), True, "否决条件"),
-        "effect": Field(OneOf("force", "bar"), True, "force 直接定为某级；bar 不得评某级或某称号"),
-        "grade": Field(Text(), True, "force 时定为的等级；bar 时不得评的等级或称号"),
+        "effect": Field(
+            OneOf("force", "bar", "lower"),
+            True,
+            "force 直接定为某级；bar 不得评某级或某称号；lower 等级降一级",
+        ),
+        # required for force and bar, forbidden for lower: checked by the loader, which knows effect
+        "grade": Field(Text(), False, "force 时定为的等级；bar 时不得评的等级或称号；lower 时不写"),
         "reason": Field(Text(), True, "原文依据"),
         "note": Field(Text(), False, "解读说明"),
     },
