@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from . import expressions as ex
-from .facts import validate_facts
+from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Rule, Scheme
 from .numbers import CONTEXT, ZERO, clamp, measure_words, plain, to_match_precision
 from .program import SCHEME_GROUP
@@ -202,6 +202,8 @@ class ScoreResult:
     grade_pending_vetoes: list = field(default_factory=list)
     grade_pending: bool = False
     pending_distinctions: list = field(default_factory=list)
+    #: facts whose applies_when does not hold: neither asked for nor missing
+    not_applicable: list = field(default_factory=list)
 
 
 # --- step 1: facts for the matcher ------------------------------------------------
@@ -218,6 +220,7 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     fact is missing, or whose measure is undefined, is left out, so no test on
     it can hold.
     """
+    values = applicable(scheme, values)
     groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
     if scheme.grade_operands:
         groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
@@ -448,7 +451,15 @@ def _outcome(
 
 
 def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
-    return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
+    # a fact that does not apply is not missing (applies_when's facts are never dropped, so
+    # asking again on the values left gives the same answer)
+    return [
+        n
+        for n in clause.reads
+        if scheme.facts[n].required
+        and values.get(n) is None
+        and applies(scheme.facts[n], values) is not False
+    ]
 
 
 def score_clause(
@@ -588,6 +599,8 @@ def assemble(
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass."""
     from .grading import grade_alone
 
+    not_applying = sorted(not_applicable(scheme, values))
+    values = applicable(scheme, values)
     clause_results = {
         cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()
     }
@@ -636,6 +649,7 @@ def assemble(
         bonus=by_kind[BONUS],
         deduction=by_kind[DEDUCTION],
         grade_pending_vetoes=pending_grade_vetoes(scheme, values, {v.id for v in vetoes}),
+        not_applicable=not_applying,
     )
     grade_alone(scheme, result)
     return result

@@ -192,6 +192,8 @@ def render(result, ranking_entry=None) -> str:
     lines.append(f"总分：{_pts(result.total)}{u}（基本分满分{_pts(result.maximum)}{u}）")
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
+    for name in getattr(result, "not_applicable", None) or []:
+        lines.append(f"不适用的事实：{name}（适用条件不成立，不必填报，不计分也不算缺少）")
     for veto in result.grade_vetoes:
         lines.append(
             f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}"

@@ -48,6 +48,7 @@ FACT = Obj(
         "max": Field(Number(), False, "允许的最大值"),
         "choices": Field(ListOf(Text(), 1), False, "choice 类型的可选值"),
         "required": Field(Flag(), False, "是否必填，默认 true"),
+        "applies_when": Field(Expression(), False, "只在该条件成立时适用（读取其他事实）"),
     },
 )
 

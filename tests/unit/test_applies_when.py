@@ -1,0 +1,57 @@
+"""A fact that applies only sometimes (``applies_when``): "没有成立扣5分，不是主要负责人担任主任委员扣2.5分"."""
+
+from decimal import Decimal
+
+from service.casebook import run_cases
+from service.domain.facts import applicable, not_applicable
+from service.domain.scoring import score_unit
+from service.domain.trace import render, render_data, to_data
+from service.rulefiles.loader import load_scheme
+
+from ..conftest import FIXTURES
+from .test_scoring import FULL
+
+APPLIES = FIXTURES / "applies"
+
+
+def test_the_clause_cases_pass_on_both_matchers(oracle, engine):
+    scheme = load_scheme(APPLIES)
+    assert scheme.facts["chair_is_principal"].applies_when_text == "committee_established"
+    for matcher in (oracle, engine):
+        results = run_cases(scheme, matcher)
+        assert len(results) >= 6 and all(r.ok for r in results), [r for r in results if not r.ok]
+
+
+def test_a_fact_that_does_not_apply_is_not_missing_and_reads_nothing(oracle):
+    scheme = load_scheme(APPLIES)
+    facts = {**FULL, "committee_established": False, "chair_is_principal": False}
+    assert not_applicable(scheme, facts) == {"chair_is_principal"}
+    assert "chair_is_principal" not in applicable(scheme, facts)
+    result = score_unit(scheme, "甲街道", facts, oracle, "test")
+    c = next(c for c in result.clauses if c.id == "8")
+    assert (c.status, c.points, c.missing) == ("scored", Decimal(-5), [])
+    assert result.complete and result.not_applicable == ["chair_is_principal"]
+    assert "不适用的事实：chair_is_principal" in render(result)
+    assert "不适用的事实：chair_is_principal" in render_data(to_data(result))
+
+
+def test_a_fact_whose_condition_is_undetermined_counts_as_missing(oracle):
+    scheme = load_scheme(APPLIES)
+    facts = {**FULL, "chair_is_principal": True}  # committee_established not given
+    assert not_applicable(scheme, facts) == set()
+    assert "chair_is_principal" not in applicable(scheme, facts)
+    result = score_unit(scheme, "甲街道", facts, oracle, "test")
+    c = next(c for c in result.clauses if c.id == "8")
+    assert c.status == "incomplete"
+    assert set(c.missing) == {"committee_established", "chair_is_principal"}
+    assert not result.complete
+
+
+def test_a_fact_that_applies_is_read_as_usual(oracle):
+    scheme = load_scheme(APPLIES)
+    facts = {**FULL, "committee_established": True, "chair_is_principal": False}
+    assert applicable(scheme, facts)["chair_is_principal"] is False
+    result = score_unit(scheme, "甲街道", facts, oracle, "test")
+    c = next(c for c in result.clauses if c.id == "8")
+    assert (c.status, c.points) == ("scored", Decimal("-2.5"))
+    assert result.not_applicable == []
