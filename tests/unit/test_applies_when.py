@@ -55,3 +55,17 @@ def test_a_fact_that_applies_is_read_as_usual(oracle):
     c = next(c for c in result.clauses if c.id == "8")
     assert (c.status, c.points) == ("scored", Decimal("-2.5"))
     assert result.not_applicable == []
+
+
+def test_the_form_marks_a_fact_that_does_not_apply():
+    from admin import forms
+
+    scheme = load_scheme(APPLIES)
+    chair = forms.layout(scheme).fields["chair_is_principal"]
+    assert chair.applies_words == "“成立质量工作委员会”"
+    assert forms.layout(scheme).fields["committee_established"].applies_words == ""
+    # as the form holds the values: strings as typed
+    assert forms.not_applying(scheme, {"committee_established": "false"}) == {"chair_is_principal"}
+    assert forms.not_applying(scheme, {"committee_established": "true"}) == set()
+    assert forms.not_applying(scheme, {}) == set()  # not yet known: asked for
+    assert forms.not_applying(scheme, {"committee_established": "也许"}) == set()
