@@ -320,9 +320,7 @@ def _outcome(
     absent = [n for n, v in out.facts.items() if v is None]
     if absent and key not in fired:
         if words:
-            out.explanation = (
-                f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
-            )
+            out.explanation = _absent_words(scheme, guard, absent, values)
         return out
     if rule.kind == "fixed":
         out.fired = key in fired
@@ -448,6 +446,15 @@ def _outcome(
             out.explanation = f"评审给分{plain(v)}{u}" + (f"，理由：{given}" if given else "")
     out.fired = True
     return out
+
+
+def _absent_words(scheme: Scheme, guard: str, absent: list, values: Mapping) -> str:
+    # a fact that does not apply (applies_when) is not "missing": say which it is
+    idle = [n for n in absent if applies(scheme.facts[n], values) is False]
+    if idle and len(idle) == len(absent):
+        labels = "、".join(scheme.facts[n].label for n in idle)
+        return f"{guard}读取的事实{labels}不适用，不计分"
+    return f"{guard}缺少事实{'、'.join(scheme.facts[n].label for n in absent)}，未判断，不计分"
 
 
 def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:

@@ -69,3 +69,13 @@ def test_the_form_marks_a_fact_that_does_not_apply():
     assert forms.not_applying(scheme, {"committee_established": "true"}) == set()
     assert forms.not_applying(scheme, {}) == set()  # not yet known: asked for
     assert forms.not_applying(scheme, {"committee_established": "也许"}) == set()
+
+
+def test_the_rule_reading_a_fact_that_does_not_apply_says_so(oracle):
+    scheme = load_scheme(APPLIES)
+    facts = {**FULL, "committee_established": False}
+    result = score_unit(scheme, "甲街道", facts, oracle, "test")
+    r2 = next(c for c in result.clauses if c.id == "8").rules[1]
+    assert not r2.fired
+    assert "由主要负责人担任主任委员不适用，不计分" in r2.explanation
+    assert "缺少事实" not in r2.explanation
