@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 from openpyxl import load_workbook
@@ -51,3 +52,7 @@ def test_ranking_marks_excellence_pending_when_the_incident_fact_is_missing(web)
     rows = {r[1]: r for r in ws.iter_rows(min_row=5, values_only=True) if r[1]}
     assert rows["罗店镇"][4] == "A（优秀待定）"
     assert "待定" in rows["罗店镇"][5]
+    # and the unit's score page: 优秀待定, not 优秀
+    shown = _browser(api, "reviewer").get(f"/admin/units/{CODE_OF['罗店镇']}/schemes/{B1}/score")
+    assert shown.status_code == 200, shown.status_code
+    assert "优秀待定" in html.unescape(shown.text)
