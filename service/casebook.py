@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.domain import expressions as ex
+from service.domain.facts import not_applicable
 from service.domain.grading import competition_ranks, decision
 from service.domain.model import Scheme
 from service.domain.numbers import plain
@@ -141,7 +142,9 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
                             facts_text(used, scheme),
                         )
                     )
-            pending = pending_grade_vetoes(scheme, facts, {v.id for v in vetoes})
+            pending = pending_grade_vetoes(
+                scheme, facts, {v.id for v in vetoes}, not_applicable(scheme, facts)
+            )
             d = decision(scheme, total, rank, vetoes, pending)
             grade = "待定" if d.grade_pending else d.grade
             distinctions, why = d.distinctions, d.explanation

@@ -1111,7 +1111,10 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
         # worked out again from the stored facts, not read from the trace: a score stored before
         # missing grade-veto facts were marked 待定 must not award the distinction either
         pending = pending_grade_vetoes(
-            scheme, score.trace.get("facts") or {}, {v.id for v in vetoes}
+            scheme,
+            score.trace.get("facts") or {},
+            {v.id for v in vetoes},
+            set(score.trace.get("not_applicable") or ()),
         )
         ranked.append(
             _Ranked(unit.name, Decimal(score.trace["total"]), vetoes, None, None, "", pending)

@@ -156,8 +156,9 @@ class GradePending:
     missing_text: str = ""
 
 
-def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids) -> list:
-    """The scheme's grade vetoes that did not fire (``fired_ids``) and read a missing fact.
+def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids, idle=()) -> list:
+    """The scheme's grade vetoes that did not fire (``fired_ids``) and read a missing fact
+    (``idle``: the facts that do not apply, which are not missing).
 
     Missing is not "no" (rules/README.md §4): such a veto might have held, so what it could
     take away is 待定 rather than awarded.  Also run on a stored trace's facts (the ranking)."""
@@ -165,7 +166,10 @@ def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids) -> list:
     for veto in scheme.grading.vetoes:
         if veto.id in fired_ids:
             continue
-        absent = [n for n in dict.fromkeys(ex.names(veto.when)) if values.get(n) is None]
+        # a fact that does not apply (``idle``) is not missing: nothing waits for it
+        absent = [
+            n for n in dict.fromkeys(ex.names(veto.when)) if values.get(n) is None and n not in idle
+        ]
         if absent:
             labels = "、".join(scheme.facts[n].label if n in scheme.facts else n for n in absent)
             out.append(
@@ -655,7 +659,9 @@ def assemble(
         standard=by_kind["standard"],
         bonus=by_kind[BONUS],
         deduction=by_kind[DEDUCTION],
-        grade_pending_vetoes=pending_grade_vetoes(scheme, values, {v.id for v in vetoes}),
+        grade_pending_vetoes=pending_grade_vetoes(
+            scheme, values, {v.id for v in vetoes}, set(not_applying)
+        ),
         not_applicable=not_applying,
     )
     grade_alone(scheme, result)

@@ -25,12 +25,13 @@ def test_the_clause_cases_pass_on_both_matchers(oracle, engine):
 def test_a_fact_that_does_not_apply_is_not_missing_and_reads_nothing(oracle):
     scheme = load_scheme(APPLIES)
     facts = {**FULL, "committee_established": False, "chair_is_principal": False}
-    assert not_applicable(scheme, facts) == {"chair_is_principal"}
+    # (incident_reported does not apply either: FULL has no major incident)
+    assert not_applicable(scheme, facts) == {"chair_is_principal", "incident_reported"}
     assert "chair_is_principal" not in applicable(scheme, facts)
     result = score_unit(scheme, "甲街道", facts, oracle, "test")
     c = next(c for c in result.clauses if c.id == "8")
     assert (c.status, c.points, c.missing) == ("scored", Decimal(-5), [])
-    assert result.complete and result.not_applicable == ["chair_is_principal"]
+    assert result.complete and result.not_applicable == ["chair_is_principal", "incident_reported"]
     assert "不适用的事实：chair_is_principal" in render(result)
     assert "不适用的事实：chair_is_principal" in render_data(to_data(result))
 
@@ -38,7 +39,7 @@ def test_a_fact_that_does_not_apply_is_not_missing_and_reads_nothing(oracle):
 def test_a_fact_whose_condition_is_undetermined_counts_as_missing(oracle):
     scheme = load_scheme(APPLIES)
     facts = {**FULL, "chair_is_principal": True}  # committee_established not given
-    assert not_applicable(scheme, facts) == set()
+    assert "chair_is_principal" not in not_applicable(scheme, facts)
     assert "chair_is_principal" not in applicable(scheme, facts)
     result = score_unit(scheme, "甲街道", facts, oracle, "test")
     c = next(c for c in result.clauses if c.id == "8")
@@ -54,7 +55,7 @@ def test_a_fact_that_applies_is_read_as_usual(oracle):
     result = score_unit(scheme, "甲街道", facts, oracle, "test")
     c = next(c for c in result.clauses if c.id == "8")
     assert (c.status, c.points) == ("scored", Decimal("-2.5"))
-    assert result.not_applicable == []
+    assert result.not_applicable == ["incident_reported"]
 
 
 def test_the_form_marks_a_fact_that_does_not_apply():
@@ -79,3 +80,15 @@ def test_the_rule_reading_a_fact_that_does_not_apply_says_so(oracle):
     assert not r2.fired
     assert "由主要负责人担任主任委员不适用，不计分" in r2.explanation
     assert "缺少事实" not in r2.explanation
+
+
+def test_a_grade_veto_on_a_fact_that_does_not_apply_neither_fires_nor_waits(oracle):
+    """incident_reported applies only after a major incident: without one, 优秀 is not 待定."""
+    scheme = load_scheme(APPLIES)
+    facts = {**FULL, "committee_established": True, "chair_is_principal": True}
+    result = score_unit(scheme, "甲街道", facts, oracle, "test")
+    assert result.not_applicable == ["incident_reported"]
+    assert (result.grade, result.grade_pending, result.grade_pending_vetoes) == ("优秀", False, [])
+    # with an incident the fact applies: the force veto decides (D), nothing waits on it
+    result = score_unit(scheme, "甲街道", {**facts, "major_incident": True}, oracle, "test")
+    assert result.grade == "D"
