@@ -1121,6 +1121,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
+    for fact in all_facts.values():  # a fact that decides whether another applies is read too
+        if fact.applies_when is not None:
+            used |= set(ex.names(fact.applies_when))
     for name in scheme_facts:
         if name not in used:
             chk.err(sfile, s.at("facts"), f"共用事实“{name}”已声明，但没有任何条款或等级否决读取它")

@@ -92,3 +92,30 @@ def test_a_grade_veto_on_a_fact_that_does_not_apply_neither_fires_nor_waits(orac
     # with an incident the fact applies: the force veto decides (D), nothing waits on it
     result = score_unit(scheme, "甲街道", {**facts, "major_incident": True}, oracle, "test")
     assert result.grade == "D"
+
+
+def test_a_shared_fact_read_only_by_a_condition_counts_as_read(tmp_path):
+    import shutil
+
+    folder = tmp_path / "applies"
+    shutil.copytree(APPLIES, folder)
+    scheme_yaml = folder / "scheme.yaml"
+    scheme_yaml.write_text(
+        scheme_yaml.read_text("utf-8").replace(
+            "  - {name: major_incident,",
+            "  - {name: has_plan, type: boolean, label: 有应急预案}\n"
+            "  - {name: plan_drilled, type: boolean, label: 预案已演练, applies_when: has_plan}\n"
+            "  - {name: major_incident,",
+        ),
+        "utf-8",
+    )
+    clause = folder / "clauses" / "08-committee.yaml"
+    clause.write_text(
+        clause.read_text("utf-8").replace(
+            "  - {id: r2,",
+            "  - {id: r3, kind: fixed, when: not plan_drilled, points: -1}\n  - {id: r2,",
+        ),
+        "utf-8",
+    )
+    scheme = load_scheme(folder)  # has_plan is read by plan_drilled's condition only: not unused
+    assert scheme.facts["plan_drilled"].applies_when_text == "has_plan"
