@@ -36,3 +36,21 @@ def test_the_form_marks_the_chair_not_applicable_without_a_committee(tmp_path, e
         assert "本项不适用，不必填写" in text
     finally:
         app.extensions["scoring"].db.engine.dispose()
+
+
+def test_the_api_lists_when_a_fact_applies(tmp_path, engine):
+    from ..apps import make_app as build_app
+
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURES / "applies", rules / "applies")
+    app, tokens = build_app(tmp_path, f"sqlite:///{tmp_path / 'scoring.db'}", engine, rules)
+    try:
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {tokens['editor']}"}
+        detail = client.get("/api/schemes/applies", headers=auth)
+        assert detail.status_code == 200, detail.json
+        facts = {f["name"]: f for f in detail.json["facts"]}
+        assert facts["chair_is_principal"]["applies_when"] == "committee_established"
+        assert facts["committee_established"]["applies_when"] is None
+    finally:
+        app.extensions["scoring"].db.engine.dispose()
