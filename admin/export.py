@@ -143,7 +143,10 @@ def unit_sheet(
     """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计."""
     u = trace.get("point_unit", "分")
     _title(ws, 1, f"{unit} · {scheme_title} 考核评分表", len(UNIT_HEADER))
-    grade = meta.get("grade") or trace.get("grade") or "—"
+    source = meta if (meta.get("grade") or meta.get("grade_pending")) else trace
+    grade = "待定" if source.get("grade_pending") else (source.get("grade") or "—")
+    if source.get("pending_distinctions"):
+        grade += "（" + "、".join(source["pending_distinctions"]) + "待定）"
     info = (
         f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
         f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
@@ -225,6 +228,17 @@ def unit_sheet(
     _page(ws)
 
 
+def grade_words(entry: Mapping) -> str:
+    """The grade as the workbook writes it: 待定 when a grade veto waits on a missing fact, and a
+    distinction within reach but undecided marked 待定, never shown as awarded."""
+    grade = "待定" if entry.get("grade_pending") else (entry.get("grade") or "—")
+    if entry.get("distinctions"):
+        grade += "（" + "、".join(entry["distinctions"]) + "）"
+    if entry.get("pending_distinctions"):
+        grade += "（" + "、".join(entry["pending_distinctions"]) + "待定）"
+    return grade
+
+
 def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
     _title(ws, 1, f"{scheme_title} 考核结果排名", len(RANK_HEADER))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
@@ -233,9 +247,7 @@ def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
     )
     _header(ws, 4, RANK_HEADER, RANK_WIDTHS)
     for i, e in enumerate(entries, start=1):
-        grade = e.get("grade") or "—"
-        if e.get("distinctions"):
-            grade += "（" + "、".join(e["distinctions"]) + "）"
+        grade = grade_words(e)
         words = e.get("explanation", "")
         if not e.get("complete", True):
             words += "；缺少事实，结果不完整"

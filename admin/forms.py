@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from service.domain import expressions as ex
 from service.domain import text as limits
-from service.domain.facts import allowed
+from service.domain.facts import allowed, check_value, not_applicable
 from service.domain.model import FactSpec, Scheme
 from service.domain.numbers import plain
 
@@ -48,6 +49,8 @@ class Field:
     allowed: str  # what it accepts, in the domain's words
     required: bool
     choices: tuple = ()
+    #: when the fact applies (applies_when), in words with the facts' labels; "" if always
+    applies_words: str = ""
 
     @property
     def key(self) -> str:
@@ -105,7 +108,7 @@ class FormLayout:
     fields: dict  # name -> Field, in form order
 
 
-def _field(spec: FactSpec) -> Field:
+def _field(spec: FactSpec, facts: Mapping) -> Field:
     kind = "number" if spec.type in NUMBER_TYPES else spec.type
     return Field(
         spec.name,
@@ -117,7 +120,31 @@ def _field(spec: FactSpec) -> Field:
         allowed(spec),
         spec.required,
         tuple(spec.choices),
+        _applies_words(spec, facts) if spec.applies_when is not None else "",
     )
+
+
+def _applies_words(spec: FactSpec, facts: Mapping) -> str:
+    words = spec.applies_when_text
+    for name in sorted(set(ex.names(spec.applies_when)), key=len, reverse=True):
+        if name in facts:
+            words = re.sub(rf"\b{re.escape(name)}\b", f"“{facts[name].label}”", words)
+    return words
+
+
+def not_applying(scheme: Scheme, values: Mapping) -> set:
+    """The facts that do not apply given what the form holds now (strings as typed): the form
+    marks them 不适用 and does not ask for them.  A value not yet valid counts as not given."""
+    form = layout(scheme)
+    typed = {}
+    for name, text in values.items():
+        f, spec = form.fields.get(name), scheme.facts.get(name)
+        if f is None or spec is None:
+            continue
+        value = value_of(f, text)
+        if value is not None and check_value(spec, value)[1] is None:
+            typed[name] = check_value(spec, value)[0]
+    return not_applicable(scheme, typed)
 
 
 _LAYOUTS: dict[str, FormLayout] = {}
@@ -129,7 +156,7 @@ def layout(scheme: Scheme) -> FormLayout:
     if cached is not None:
         return cached
     fields: dict[str, Field] = {}
-    shared = [_field(f) for f in scheme.facts.values() if not f.owner]
+    shared = [_field(f, scheme.facts) for f in scheme.facts.values() if not f.owner]
     for f in shared:
         fields[f.name] = f
     sections: list[Section] = []
@@ -157,7 +184,7 @@ def layout(scheme: Scheme) -> FormLayout:
             )
             own = {f.name for f in clause.facts}
             for spec in clause.facts:
-                block.fields.append(fields.setdefault(spec.name, _field(spec)))
+                block.fields.append(fields.setdefault(spec.name, _field(spec, scheme.facts)))
             block.also_reads = [scheme.facts[n] for n in clause.reads if n not in own]
             section.clauses.append(block)
 

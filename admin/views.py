@@ -280,6 +280,7 @@ def _facts_page(
         rows=rows,
         latest=latest,
         values=values,
+        not_applying=forms.not_applying(scheme, values),
         evidence=evidence,
         reason=reason,
         reasons=reasons or {},

@@ -167,6 +167,10 @@ class FactOut(Schema):
     max = Exact(allow_none=True)
     choices = fields.List(fields.String())
     required = fields.Boolean()
+    applies_when = fields.String(
+        allow_none=True,
+        metadata={"description": "只在该条件成立时适用（需要填报）；null 表示总是适用"},
+    )
 
 
 class ClauseOut(Schema):

@@ -11,11 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.domain import expressions as ex
-from service.domain.grading import competition_ranks, decide
+from service.domain.facts import not_applicable
+from service.domain.grading import competition_ranks, decision
 from service.domain.model import Scheme
 from service.domain.numbers import plain
 from service.domain.program import SCHEME_GROUP
-from service.domain.scoring import GradeVetoResult, assemble, facts_text, fired_rules, prepare
+from service.domain.scoring import (
+    GradeVetoResult,
+    assemble,
+    facts_text,
+    fired_rules,
+    pending_grade_vetoes,
+    prepare,
+)
 
 
 @dataclass
@@ -88,10 +96,10 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
             problems = []
             if result.total != case.total:
                 problems.append(f"期望总分{plain(case.total)}，实得{plain(result.total)}")
-            if case.grade is not None and result.grade != case.grade:
-                problems.append(
-                    f"期望等级{case.grade}，实得{result.grade}（{result.grade_explanation}）"
-                )
+            # a grade left undecided by a missing grade-veto fact is written `grade: 待定`
+            graded = "待定" if result.grade_pending else result.grade
+            if case.grade is not None and graded != case.grade:
+                problems.append(f"期望等级{case.grade}，实得{graded}（{result.grade_explanation}）")
             return problems
 
         jobs.append((sfile, case.name, case.facts, check))
@@ -134,7 +142,12 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
                             facts_text(used, scheme),
                         )
                     )
-            grade, distinctions, why = decide(scheme, total, rank, vetoes)
+            pending = pending_grade_vetoes(
+                scheme, facts, {v.id for v in vetoes}, not_applicable(scheme, facts)
+            )
+            d = decision(scheme, total, rank, vetoes, pending)
+            grade = "待定" if d.grade_pending else d.grade
+            distinctions, why = d.distinctions, d.explanation
             want = case.expect.get(unit)
             if want is None:
                 continue

@@ -51,7 +51,7 @@ from .db import (
 from .domain.facts import MAX_TEXT, InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
-from .domain.scoring import GradeVetoResult, ScoreResult, score_units
+from .domain.scoring import GradeVetoResult, ScoreResult, pending_grade_vetoes, score_units
 from .domain.text import (
     EVIDENCE_CHARS_MAX,
     EVIDENCE_ITEMS_MAX,
@@ -1074,6 +1074,7 @@ class _Ranked:
     grade: str | None = None
     distinctions: list = None
     grade_explanation: str = ""
+    grade_pending_vetoes: list = None
 
 
 def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = False) -> dict:
@@ -1107,7 +1108,17 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
             )
             for v in score.trace.get("grade_vetoes", [])
         ]
-        ranked.append(_Ranked(unit.name, Decimal(score.trace["total"]), vetoes))
+        # worked out again from the stored facts, not read from the trace: a score stored before
+        # missing grade-veto facts were marked 待定 must not award the distinction either
+        pending = pending_grade_vetoes(
+            scheme,
+            score.trace.get("facts") or {},
+            {v.id for v in vetoes},
+            set(score.trace.get("not_applicable") or ()),
+        )
+        ranked.append(
+            _Ranked(unit.name, Decimal(score.trace["total"]), vetoes, None, None, "", pending)
+        )
         info[unit.name] = {
             "unit_code": unit.code,
             "score_id": score.id,

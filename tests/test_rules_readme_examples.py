@@ -52,6 +52,8 @@ SCHEMES = {
     "shuangtaizi-demo": [("1", "质量目标")],
     # 6.14: "借用的是 6.1 的条款（10分）"
     "thresholds-demo": [("1", "质量振兴")],
+    # 6.13 降一级: "借用的是 6.1 的条款（10分）"
+    "lowering-demo": [("1", "质量振兴")],
 }
 KINDS = {"加分项": "bonus", "扣分项": "deduction", "减分项": "deduction"}
 

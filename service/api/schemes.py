@@ -96,6 +96,8 @@ def detail(s) -> dict:
                 "max": f.maximum,
                 "choices": list(f.choices),
                 "required": f.required,
+                # asked for only when this holds; null: always
+                "applies_when": f.applies_when_text or None,
             }
             for f in s.facts.values()
         ],
@@ -163,6 +165,8 @@ def facts_schema(scheme_id):
         if f.unit:
             p["x-unit"] = f.unit
         p["x-needed-for-complete-score"] = f.required
+        if f.applies_when_text:
+            p["x-applies-when"] = f.applies_when_text
         props[f.name] = p
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from . import expressions as ex
 from .model import FactSpec, Scheme
 from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, MIN_NONZERO, plain
 from .text import unstorable
@@ -151,3 +152,40 @@ def validate_facts(scheme: Scheme, raw: Mapping) -> dict:
     if errors:
         raise InvalidFacts(errors)
     return values
+
+
+# --- facts that apply only sometimes (applies_when) ---------------------------------------------
+
+
+def applies(spec: FactSpec, values: Mapping) -> bool | None:
+    """Whether ``spec`` applies to these facts: True, False, or None when its condition reads a
+    missing fact (then the fact itself counts as missing: it may well apply)."""
+    if spec.applies_when is None:
+        return True
+    try:
+        return bool(ex.evaluate(spec.applies_when, values))
+    except ex.Undefined:
+        return None
+
+
+def not_applicable(scheme: Scheme, values: Mapping) -> set:
+    """The facts whose condition does not hold: not asked for, not missing, read by nothing."""
+    return {
+        f.name
+        for f in scheme.facts.values()
+        if f.applies_when is not None and applies(f, values) is False
+    }
+
+
+def applicable(scheme: Scheme, values: Mapping) -> Mapping:
+    """``values`` without the facts that do not apply, or whose applying is undetermined: a rule
+    reading such a fact does not fire (a value given for it anyway counts for nothing).  The
+    conditions read only facts without a condition (the loader checks), so one pass decides."""
+    drop = [
+        f.name
+        for f in scheme.facts.values()
+        if f.applies_when is not None and f.name in values and applies(f, values) is not True
+    ]
+    if not drop:
+        return values
+    return {n: v for n, v in values.items() if n not in drop}

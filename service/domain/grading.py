@@ -8,7 +8,15 @@ Readings the product takes (shared/seeds/README.md, reading 7):
   unit barred from it keeps its rank and grade, and the distinction is not
   passed down to the next unit;
 - a grade veto that forces a grade (D) replaces the grade and removes every
-  distinction; one that bars a grade or distinction only removes that.
+  distinction; one that bars a grade or distinction only removes that;
+- a grade veto whose facts are missing has not been decided either way (missing
+  is not "no", rules/README.md §4): what it could take away is 待定 -- the grade
+  for a "force" veto, the grade or distinction it bars for a "bar" veto, but
+  only when the unit would otherwise have it -- and never awarded meanwhile;
+- a grade veto that lowers (降一级) moves the grade one tier down the order the
+  tiers are written in, once per veto that holds; the lowest tier stays lowest;
+  a lowered unit takes no distinction (it would belong to its new tier), and a
+  force veto wins over lowering.
 """
 
 from __future__ import annotations
@@ -30,6 +38,25 @@ class RankEntry:
     distinctions: list
     explanation: str
     vetoes: list = field(default_factory=list)
+    #: the grade itself is 待定 (a "force" veto or a bar on this grade waits on missing facts)
+    grade_pending: bool = False
+    #: distinctions within reach but 待定, and why, in words naming the missing facts
+    pending_distinctions: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    grade: str | None
+    distinctions: list
+    explanation: str
+    grade_pending: bool = False
+    pending_distinctions: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+
+def _pending_words(veto) -> str:
+    return f"等级否决“{veto.condition}”缺少事实{veto.missing_text}，未能判断（缺失不等于“否”）"
 
 
 def competition_ranks(totals: Sequence[Decimal]) -> list[int]:
@@ -60,32 +87,113 @@ def _tier_for(
     return None, "没有适用的等级"
 
 
-def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tuple:
-    """(grade, distinctions, explanation) for one unit."""
-    grading = scheme.grading
+def decide(
+    scheme: Scheme, total: Decimal, rank: int | None, vetoes: list, pending: Sequence = ()
+) -> tuple:
+    """(grade, distinctions, explanation) for one unit; ``decision`` says what is 待定 too."""
+    d = decision(scheme, total, rank, vetoes, pending)
+    return d.grade, d.distinctions, d.explanation
+
+
+def decision(
+    scheme: Scheme, total: Decimal, rank: int | None, vetoes: list, pending: Sequence = ()
+) -> Decision:
+    """The grade and distinctions of one unit, explained.  ``pending``: the grade vetoes that
+    did not fire but read a missing fact (``scoring.GradePending``)."""
     forced = [v for v in vetoes if v.effect == "force"]
-    barred = {v.grade for v in vetoes if v.effect == "bar"}
-    words = []
     if forced:
         veto = forced[0]
-        words.append(
-            f"等级否决成立（{veto.facts_text or veto.condition}），考核结果定为{veto.grade}（依据：{veto.reason}）"
+        return Decision(
+            veto.grade,
+            [],
+            f"等级否决成立（{veto.facts_text or veto.condition}），考核结果定为{veto.grade}（依据：{veto.reason}）",
         )
-        return veto.grade, [], "；".join(words)
-    if grading.method == "none":
-        grade, why = None, "本细则未规定按分数评定等级"
-    elif grading.method == "rank" and rank is None:
-        grade, why = None, "按名次评定等级，需与其他单位一同排名"
-    else:
-        grade, why = _tier_for(scheme, total, rank, barred)
-    words.append(why)
+    if any(p.effect == "force" for p in pending):
+        # the veto might replace whatever grade the points give: no grade until the facts are in
+        reasons = [_pending_words(p) for p in pending]
+        return Decision(
+            None, [], "；".join(reasons) + "，考核等级待定", grade_pending=True, pending=reasons
+        )
+    barred = {v.grade for v in vetoes if v.effect == "bar"}
+    grade, why = _points_grade(scheme, total, rank, barred)
+    words = [why]
+    words.extend(
+        f"等级否决成立（{veto.facts_text or veto.condition}），不得评{veto.grade}（依据：{veto.reason}）"
+        for veto in vetoes
+        if veto.effect == "bar"
+    )
+    grade, lowered = _lower(scheme, grade, vetoes, words)
+    waiting = _grade_waiting(scheme, grade, pending, words)
+    if waiting is not None:
+        return waiting
+    return _distinctions(scheme, grade, total, rank, lowered, barred, pending, words)
+
+
+def _points_grade(
+    scheme: Scheme, total: Decimal, rank: int | None, barred: set
+) -> tuple[str | None, str]:
+    """The grade the points (or the rank) give, before any lowering."""
+    if scheme.grading.method == "none":
+        return None, "本细则未规定按分数评定等级"
+    if scheme.grading.method == "rank" and rank is None:
+        return None, "按名次评定等级，需与其他单位一同排名"
+    return _tier_for(scheme, total, rank, barred)
+
+
+def _order(scheme: Scheme) -> list:
+    return list(dict.fromkeys(t.grade for t in scheme.grading.tiers))
+
+
+def _lower(scheme: Scheme, grade: str | None, vetoes: list, words: list) -> tuple:
+    """``grade`` after the lowering vetoes that hold (one tier each), and whether it moved."""
+    order, lowered = _order(scheme), False
     for veto in vetoes:
-        if veto.effect == "bar":
-            words.append(
-                f"等级否决成立（{veto.facts_text or veto.condition}），不得评{veto.grade}（依据：{veto.reason}）"
-            )
-    distinctions = []
-    for d in grading.distinctions:
+        if veto.effect != "lower" or grade not in order:
+            continue
+        place = order.index(grade)
+        said = f"等级否决成立（{veto.facts_text or veto.condition}），等级降一级（依据：{veto.reason}）"
+        if place + 1 < len(order):
+            # each lowering veto that holds takes one tier: two different ones take two
+            words.append(f"{said}：由{grade}降为{order[place + 1]}")
+            grade, lowered = order[place + 1], True
+        else:
+            words.append(f"{said}：{grade}已是最低等级，不再降低")
+    return grade, lowered
+
+
+def _grade_waiting(
+    scheme: Scheme, grade: str | None, pending: Sequence, words: list
+) -> Decision | None:
+    """A 待定 grade, when a lowering or barring veto waiting for a missing fact could change it."""
+    if grade in _order(scheme)[:-1] and any(p.effect == "lower" for p in pending):
+        # lowering might apply: the grade waits, unless it is the lowest already
+        used = [_pending_words(p) for p in pending if p.effect == "lower"]
+        words.append(f"{used[-1]}，是否降一级待定，考核等级待定")
+        return Decision(None, [], "；".join(words), grade_pending=True, pending=used)
+    barred_pending = {p.grade: p for p in pending if p.effect == "bar"}
+    if grade is not None and grade in barred_pending:
+        used = [_pending_words(barred_pending[grade])]
+        words.append(f"{used[-1]}，是否评{grade}待定")
+        return Decision(None, [], "；".join(words), grade_pending=True, pending=used)
+    return None
+
+
+def _distinctions(
+    scheme: Scheme,
+    grade: str | None,
+    total: Decimal,
+    rank: int | None,
+    lowered: bool,
+    barred: set,
+    pending: Sequence,
+    words: list,
+) -> Decision:
+    """The distinctions of ``grade`` the unit earns, bars or waits for."""
+    barred_pending = {p.grade: p for p in pending if p.effect == "bar"}
+    distinctions: list = []
+    held: list = []
+    used: list = []
+    for d in scheme.grading.distinctions:
         if grade != d.grade:
             continue
         eligible = (d.top is not None and rank is not None and rank <= d.top) or (
@@ -93,26 +201,51 @@ def decide(scheme: Scheme, total: Decimal, rank: int | None, vetoes: list) -> tu
         )
         if not eligible:
             continue
-        if d.name in barred:
+        if lowered:
+            # a distinction belongs to the grade earned, not to the one a unit was lowered to
+            words.append(f"已降级，不评{d.name}")
+        elif d.name in barred:
             words.append(
                 f"名次在前{d.top}名内，但因否决项不评{d.name}（不顺延给下一名）"
                 if d.top
                 else f"分数达到{d.name}线，但因否决项不评{d.name}"
             )
-            continue
-        distinctions.append(d.name)
-        words.append(
-            f"排名第{rank}，在{d.grade}档前{d.top}名内，评为{d.name}"
-            if d.top
-            else f"总分不低于{plain(d.min)}，评为{d.name}"
-        )
-    return grade, distinctions, "；".join(words)
+        elif d.name in barred_pending:
+            used.append(_pending_words(barred_pending[d.name]))
+            words.append(
+                f"{'名次在前' + str(d.top) + '名内' if d.top else '分数达到' + d.name + '线'}，"
+                f"但{used[-1]}，{d.name}待定（不顺延给下一名）"
+            )
+            held.append(d.name)
+        else:
+            distinctions.append(d.name)
+            words.append(
+                f"排名第{rank}，在{d.grade}档前{d.top}名内，评为{d.name}"
+                if d.top
+                else f"总分不低于{plain(d.min)}，评为{d.name}"
+            )
+    return Decision(grade, distinctions, "；".join(words), pending_distinctions=held, pending=used)
+
+
+def _apply(result, d: Decision) -> None:
+    result.grade, result.distinctions, result.grade_explanation = (
+        d.grade,
+        d.distinctions,
+        d.explanation,
+    )
+    result.grade_pending = d.grade_pending
+    result.pending_distinctions = d.pending_distinctions
+
+
+def _pending_of(result) -> list:
+    return getattr(result, "grade_pending_vetoes", None) or []
 
 
 def grade_alone(scheme: Scheme, result) -> None:
     """Grade one unit on its own (thresholds); rank grading waits for ``rank_units``."""
-    result.grade, result.distinctions, result.grade_explanation = decide(
-        scheme, result.total, None, result.grade_vetoes
+    _apply(
+        result,
+        decision(scheme, result.total, None, result.grade_vetoes, _pending_of(result)),
     )
 
 
@@ -121,17 +254,20 @@ def rank_units(scheme: Scheme, results: Sequence) -> list[RankEntry]:
     ranks = competition_ranks([r.total for r in results])
     entries = []
     for result, rank in zip(results, ranks):
-        grade, distinctions, why = decide(scheme, result.total, rank, result.grade_vetoes)
-        result.grade, result.distinctions, result.grade_explanation = grade, distinctions, why
+        d = decision(scheme, result.total, rank, result.grade_vetoes, _pending_of(result))
+        _apply(result, d)
         entries.append(
             RankEntry(
                 result.unit,
                 result.total,
                 rank,
-                grade,
-                distinctions,
-                why,
+                d.grade,
+                d.distinctions,
+                d.explanation,
                 [v.id for v in result.grade_vetoes],
+                d.grade_pending,
+                d.pending_distinctions,
+                d.pending,
             )
         )
     entries.sort(key=lambda e: (e.rank, e.unit))

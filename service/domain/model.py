@@ -91,6 +91,10 @@ class FactSpec:
     choices: tuple = ()
     required: bool = True
     owner: str = ""  # clause id, or "" for a scheme-level fact
+    #: the fact means something only when this holds ("主任委员" only if a committee exists);
+    #: it reads other facts that are always asked for, never itself (the loader checks)
+    applies_when: ex.Expr | None = None
+    applies_when_text: str = ""
 
     @property
     def expr_type(self) -> str:
@@ -240,7 +244,7 @@ class GradeVeto:
     id: str
     when: ex.Expr
     when_text: str
-    effect: str  # "force" | "bar"
+    effect: str  # "force" | "bar" | "lower" (one tier down; grade is "" then)
     grade: str
     reason: str
     source: str = ""

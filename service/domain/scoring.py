@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import expressions as ex
 from .blocks import BLOCKS
-from .facts import validate_facts
+from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
 from .numbers import ZERO, clamp, plain, points_words, to_match_precision
 from .outcome import RuleOutcome, _Worded
@@ -100,6 +100,43 @@ class GradeVetoResult:
     facts_text: str = ""
 
 
+@dataclass(slots=True)
+class GradePending:
+    """A grade veto that did not fire because a fact it reads is missing: not decided either way."""
+
+    id: str
+    effect: str
+    grade: str
+    reason: str
+    condition: str
+    missing: list
+    missing_text: str = ""
+
+
+def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids, idle=()) -> list:
+    """The scheme's grade vetoes that did not fire (``fired_ids``) and read a missing fact
+    (``idle``: the facts that do not apply, which are not missing).
+
+    Missing is not "no" (rules/README.md §4): such a veto might have held, so what it could
+    take away is 待定 rather than awarded.  Also run on a stored trace's facts (the ranking)."""
+    out = []
+    for veto in scheme.grading.vetoes:
+        if veto.id in fired_ids:
+            continue
+        # a fact that does not apply (``idle``) is not missing: nothing waits for it
+        absent = [
+            n for n in dict.fromkeys(ex.names(veto.when)) if values.get(n) is None and n not in idle
+        ]
+        if absent:
+            labels = "、".join(scheme.facts[n].label if n in scheme.facts else n for n in absent)
+            out.append(
+                GradePending(
+                    veto.id, veto.effect, veto.grade, veto.reason, veto.when_text, absent, labels
+                )
+            )
+    return out
+
+
 @dataclass
 class ScoreResult:
     scheme: str
@@ -122,6 +159,12 @@ class ScoreResult:
     bonus: Decimal = ZERO
     deduction: Decimal = ZERO
     standard: Decimal = ZERO
+    #: grade vetoes undecided for missing facts (``GradePending``), and what they leave 待定
+    grade_pending_vetoes: list = field(default_factory=list)
+    grade_pending: bool = False
+    pending_distinctions: list = field(default_factory=list)
+    #: facts whose applies_when does not hold: neither asked for nor missing
+    not_applicable: list = field(default_factory=list)
 
 
 # --- step 1: facts for the matcher ------------------------------------------------
@@ -138,6 +181,7 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     fact is missing, or whose measure is undefined, is left out, so no test on
     it can hold.
     """
+    values = applicable(scheme, values)
     groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
     if scheme.grade_operands:
         groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
@@ -164,7 +208,15 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
 
 
 def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
-    return [n for n in clause.reads if scheme.facts[n].required and values.get(n) is None]
+    # a fact that does not apply is not missing (applies_when's facts are never dropped, so
+    # asking again on the values left gives the same answer)
+    return [
+        n
+        for n in clause.reads
+        if scheme.facts[n].required
+        and values.get(n) is None
+        and applies(scheme.facts[n], values) is not False
+    ]
 
 
 def score_clause(
@@ -313,6 +365,8 @@ def assemble(
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass."""
     from .grading import grade_alone
 
+    not_applying = sorted(not_applicable(scheme, values))
+    values = applicable(scheme, values)
     clause_results = {
         cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()
     }
@@ -346,6 +400,10 @@ def assemble(
         standard=by_kind["standard"],
         bonus=by_kind[BONUS],
         deduction=by_kind[DEDUCTION],
+        grade_pending_vetoes=pending_grade_vetoes(
+            scheme, values, {v.id for v in vetoes}, set(not_applying)
+        ),
+        not_applicable=not_applying,
     )
     grade_alone(scheme, result)
     return result

@@ -207,12 +207,21 @@ def _totals(result, ranking_entry) -> list[str]:
     ]
     if not result.complete:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
+    for name in getattr(result, "not_applicable", None) or []:
+        lines.append(f"不适用的事实：{name}（适用条件不成立，不必填报，不计分也不算缺少）")
     for veto in result.grade_vetoes:
         lines.append(
             f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}"
         )
-    grade = result.grade or "—"
+    for pending in getattr(result, "grade_pending_vetoes", None) or []:
+        lines.append(
+            f"等级否决[{pending.id}]待定：缺少事实{pending.missing_text}；依据：{pending.reason}"
+        )
+    grade = "待定" if getattr(result, "grade_pending", False) else (result.grade or "—")
     extra = f"（{'、'.join(result.distinctions)}）" if result.distinctions else ""
+    held = getattr(result, "pending_distinctions", None)
+    if held:
+        extra += f"（{'、'.join(held)}待定）"
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
     lines.append(f"等级：{grade}{extra}{rank}　{result.grade_explanation}")
     return lines
@@ -236,7 +245,8 @@ def render_ranking(entries) -> str:
     lines = ["名次  单位  总分  等级  说明"]
     for e in entries:
         extra = f"（{'、'.join(e.distinctions)}）" if e.distinctions else ""
-        lines.append(
-            f"{e.rank:>3}  {e.unit}  {display(e.total)}  {e.grade or '—'}{extra}  {e.explanation}"
-        )
+        if e.pending_distinctions:
+            extra += f"（{'、'.join(e.pending_distinctions)}待定）"
+        grade = "待定" if e.grade_pending else (e.grade or "—")
+        lines.append(f"{e.rank:>3}  {e.unit}  {display(e.total)}  {grade}{extra}  {e.explanation}")
     return "\n".join(lines)

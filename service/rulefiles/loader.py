@@ -369,7 +369,39 @@ def _fact(d: Located, owner: str, file: str, chk: _Checker) -> FactSpec | None:
         tuple(d.get("choices") or ()),
         d.get("required", True),
         owner,
+        d["applies_when"].tree if "applies_when" in d else None,
+        d["applies_when"].text if "applies_when" in d else "",
     )
+
+
+def _check_applies_when(raw_facts, facts: dict, types: dict, file: str, chk: _Checker) -> None:
+    """A fact's ``applies_when`` is a yes/no condition on other declared facts that are always
+    asked for: not on itself (it would never be asked), nor on a fact with a condition of its
+    own (one pass over the facts then settles which apply)."""
+    for f in raw_facts or []:
+        e = f.get("applies_when")
+        fact = facts.get(f["name"])
+        if e is None or fact is None or fact.applies_when is None:
+            continue
+        reads = list(dict.fromkeys(ex.names(e.tree)))
+        if fact.name in reads:
+            chk.err(
+                file,
+                e.at(e.text.find(fact.name) + 1),
+                f"事实“{fact.name}”的 applies_when 不能读取它自己：请写出它在其他事实满足什么条件时才需要填报",
+            )
+            continue
+        chained = [n for n in reads if n in facts and facts[n].applies_when is not None]
+        if chained:
+            other = facts[chained[0]]
+            chk.err(
+                file,
+                e.at(e.text.find(other.name) + 1),
+                f"事实“{fact.name}”的 applies_when 读取的“{other.name}”本身也只在"
+                f"“{other.applies_when_text}”时适用；请直接写出所依据的条件",
+            )
+            continue
+        _check_expr(e, types, ex.BOOLEAN, file, chk, "applies_when ")
 
 
 _NAME_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -562,6 +594,7 @@ def _clause(
             own[fact.name] = fact
     facts = {**scheme_facts, **own}
     types = {n: f.expr_type for n, f in facts.items()}
+    _check_applies_when(d.get("facts"), facts, types, file, chk)
     rules, seen = [], {}
     for r in d["rules"]:
         if r["id"] in seen:
@@ -792,7 +825,33 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
     vetoes = []
     names = list(dict.fromkeys(grades + [x.name for x in distinctions]))
     for v in d.get("vetoes") or []:
-        if v["effect"] == "bar" and v["grade"] not in names:
+        effect, grade = v["effect"], v.get("grade")
+        if effect == "lower":
+            # one tier down in the order the tiers are written: the tier is not named, so a
+            # grade written here would be a second, contradicting answer
+            if grade is not None:
+                chk.err(
+                    file,
+                    v.at("grade", value=False),
+                    "effect 为 lower（降一级）时不写 grade：降到哪一级按 tiers 的顺序定，请删去 grade",
+                )
+            if not tiers:
+                chk.err(
+                    file,
+                    v.at("effect"),
+                    "effect 为 lower（降一级）须有可降的等级：请写 tiers（method 为 thresholds 或 rank）",
+                )
+            grade = ""
+        elif grade is None:
+            chk.err(
+                file,
+                v.at(),
+                f"effect 为 {effect} 的等级否决须写 grade（"
+                + ("定为的等级" if effect == "force" else "不得评的等级或称号")
+                + "）",
+            )
+            continue
+        if effect == "bar" and grade not in names:
             chk.err(
                 file,
                 v.at("grade"),
@@ -804,8 +863,8 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
                     v["id"],
                     v["when"].tree,
                     v["when"].text,
-                    v["effect"],
-                    v["grade"],
+                    effect,
+                    grade,
                     v["reason"],
                     d.get("source", ""),
                 )
@@ -988,6 +1047,10 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
             if fact.name in scheme_facts:
                 chk.err(sfile, f.at("name"), f"事实“{fact.name}”重复声明")
             scheme_facts[fact.name] = fact
+    # a shared fact's condition reads shared facts only: a clause's fact is "elsewhere"
+    _check_applies_when(
+        s.get("facts"), scheme_facts, {n: f.expr_type for n, f in scheme_facts.items()}, sfile, chk
+    )
     all_facts = dict(scheme_facts)
     clauses: dict[str, Clause] = {}
     clause_at: dict[str, str] = {}
@@ -1016,6 +1079,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
+    for fact in all_facts.values():  # a fact that decides whether another applies is read too
+        if fact.applies_when is not None:
+            used |= set(ex.names(fact.applies_when))
     for name in scheme_facts:
         if name not in used:
             chk.err(sfile, s.at("facts"), f"共用事实“{name}”已声明，但没有任何条款或等级否决读取它")

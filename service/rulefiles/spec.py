@@ -51,6 +51,7 @@ FACT = Obj(
         "max": Field(Number(), False, "允许的最大值"),
         "choices": Field(ListOf(Text(), 1), False, "choice 类型的可选值"),
         "required": Field(Flag(), False, "是否必填，默认 true"),
+        "applies_when": Field(Expression(), False, "只在该条件成立时适用（读取其他事实）"),
     },
 )
 
@@ -215,8 +216,13 @@ GRADE_VETO = Obj(
     {
         "id": Field(Id(), True, "否决编号"),
         "when": Field(Expression(), True, "否决条件"),
-        "effect": Field(OneOf("force", "bar"), True, "force 直接定为某级；bar 不得评某级或某称号"),
-        "grade": Field(Text(), True, "force 时定为的等级；bar 时不得评的等级或称号"),
+        "effect": Field(
+            OneOf("force", "bar", "lower"),
+            True,
+            "force 直接定为某级；bar 不得评某级或某称号；lower 等级降一级",
+        ),
+        # required for force and bar, forbidden for lower: checked by the loader, which knows effect
+        "grade": Field(Text(), False, "force 时定为的等级；bar 时不得评的等级或称号；lower 时不写"),
         "reason": Field(Text(), True, "原文依据"),
         "note": Field(Text(), False, "解读说明"),
     },

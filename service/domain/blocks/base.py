@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .. import expressions as ex
 from ..conditions import AllOf, Condition, compile_condition
+from ..facts import applies
 from ..model import Clause, FactSpec, Rule, Scheme
 from ..outcome import RuleOutcome
 from ..wording import facts_of
@@ -102,7 +103,9 @@ class Block:
             out.facts.update(facts_of(rule.when, values))
             absent = [n for n, v in out.facts.items() if v is None]
             if absent and key not in fired:
-                out._why = (ABSENT, absent)
+                # a fact that does not apply (applies_when) is not missing: the sentence says which
+                idle = [n for n in absent if applies(scheme.facts[n], values) is False]
+                out._why = (ABSENT, absent, idle)
                 return out
         self.points(out, scheme, clause, rule, key, fired, values)
         return out
@@ -124,7 +127,11 @@ class Block:
         guard = f"条件“{rule.when_text}”" if rule.when is not None else ""
         if out._why and out._why[0] == ABSENT:
             # the condition's text names facts; the missing ones are named by label, apart
-            labels = "、".join(f"“{scheme.facts[n].label}”" for n in out._why[1])
+            _, absent, idle = out._why
+            if idle and len(idle) == len(absent):
+                labels = "、".join(f"“{scheme.facts[n].label}”" for n in idle)
+                return f"{guard}：读取的事实{labels}不适用，不计分"
+            labels = "、".join(f"“{scheme.facts[n].label}”" for n in absent)
             return f"{guard}：缺少事实{labels}，未判断，不计分"
         return self.sentence(scheme, clause, rule, out, guard)
 
