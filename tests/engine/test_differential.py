@@ -148,7 +148,7 @@ def _schemes():
 
     from tools.bench import synthetic_scheme
 
-    out = [load_scheme(MINIMAL), load_scheme(FIXTURES / "weighted")]
+    out = [load_scheme(MINIMAL)] + [load_scheme(FIXTURES / f) for f in ("weighted", "shares")]
     out += list(load_all(RULES).values())
     folder = Path(tempfile.mkdtemp(prefix="synthetic-")) / "synthetic"
     out.append(
