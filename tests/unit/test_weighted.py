@@ -68,3 +68,14 @@ def test_the_cap_holds_and_says_so(oracle):
     result = _score(scheme, oracle, "2", {"award_score": "100"})
     assert result.points == 3
     assert result.rules[0].explanation == "表彰评分100×5%=5分，超过本规则上限3分，按3分计"
+
+
+def test_the_admin_pages_describe_the_parts_and_the_cap():
+    from admin.present import rule_words
+
+    scheme = load_scheme(WEIGHTED)
+    words = [rule_words(c.rules[0], c, scheme.facts, scheme.unit) for c in scheme.clauses.values()]
+    assert words == [
+        "加权计分：分管领导评价得分×20%+干部职工评价得分×40%+考核组评价得分×40%",
+        "加权计分：表彰评分×5%，最多3分",
+    ]
