@@ -116,6 +116,15 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One part of a ``weighted`` rule: a number fact, its weight, and the fact's maximum."""
+
+    fact: str
+    weight: Decimal
+    maximum: Decimal
+
+
+@dataclass(frozen=True)
 class Rule:
     """One scoring rule of a clause.  ``kind`` picks the building block (``blocks.BLOCKS``, one
     module each in service/domain/blocks, owns everything a kind means):
@@ -127,6 +136,7 @@ class Rule:
     scaled     -- a score from another body, ``value`` × ``scale_to`` / ``scale_from``
     assessed   -- points set by reviewers, ``value``, with a written ``reason``
     maturity   -- the clause's points × ``value`` %, the maturity ``levels`` naming the level
+    weighted   -- Σ ``weight`` × part over the ``parts`` (number facts), at most ``cap``
     """
 
     id: str
@@ -149,6 +159,7 @@ class Rule:
     scale_from: Decimal | None = None
     scale_to: Decimal | None = None
     levels: tuple = ()
+    parts: tuple = ()
 
 
 @dataclass(frozen=True)

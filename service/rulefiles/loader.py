@@ -634,7 +634,7 @@ def _clause(
         for tree in (rule.when, rule.measure):
             if tree is not None:
                 reads += ex.names(tree)
-        reads += [n for n in (rule.value, rule.reason) if n]
+        reads += [n for n in (rule.value, rule.reason) if n] + [p.fact for p in rule.parts]
     for veto in vetoes:
         reads += ex.names(veto.when)
     reads = list(dict.fromkeys(reads))

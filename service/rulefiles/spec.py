@@ -73,6 +73,14 @@ LEVEL = Obj(
     },
 )
 
+PART = Obj(
+    "加权部分（part）",
+    {
+        "fact": Field(Id(), True, "该部分读取的数值事实名"),
+        "weight": Field(Number(positive=True), True, "该部分的权重，20%写 0.2"),
+    },
+)
+
 #: What a building block's key holds (``Key.type``), as the reader reads it.
 KEY_TYPES = {
     "expression": Expression(),
@@ -83,6 +91,7 @@ KEY_TYPES = {
     "text": Text(),
     "bands": ListOf(BAND, 1),
     "levels": ListOf(LEVEL, 1),
+    "parts": ListOf(PART, 1),
 }
 
 #: Keys every rule has, whatever its kind.

@@ -29,7 +29,7 @@ from service.domain import conditions as cond
 from service.domain.scoring import prepare
 from service.rulefiles.loader import load_all, load_scheme
 
-from ..conftest import MINIMAL, RULES
+from ..conftest import FIXTURES, MINIMAL, RULES
 
 HAIR = Decimal("0.01")
 
@@ -148,7 +148,7 @@ def _schemes():
 
     from tools.bench import synthetic_scheme
 
-    out = [load_scheme(MINIMAL)]
+    out = [load_scheme(MINIMAL)] + [load_scheme(FIXTURES / f) for f in ("weighted", "shares")]
     out += list(load_all(RULES).values())
     folder = Path(tempfile.mkdtemp(prefix="synthetic-")) / "synthetic"
     out.append(

@@ -14,10 +14,20 @@ from .maturity import Maturity
 from .per_unit import PerUnit
 from .scaled import Scaled
 from .steps import Steps
+from .weighted import Weighted
 
 BLOCKS: dict[str, Block] = {
     block.kind: block
-    for block in (Fixed(), Bands(), PerUnit(), Steps(), Scaled(), Assessed(), Maturity())
+    for block in (
+        Fixed(),
+        Bands(),
+        PerUnit(),
+        Steps(),
+        Scaled(),
+        Assessed(),
+        Maturity(),
+        Weighted(),
+    )
 }
 
 __all__ = ["BLOCKS", "Block", "Description", "Key", "RuleReading"]
