@@ -561,6 +561,27 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
     return out if ok else None
 
 
+def _check_rules_can_pay(
+    d: Located, rules: list, points: Decimal, file: str, chk: _Checker
+) -> None:
+    """A base rule that alone gives more than the clause's points can never pay in full: the
+    clamp silently eats it.  Usually the original says "该项设有加分项(最多加N分)", which is a
+    clause bonus.  Only a rule's own maximum is compared, never a sum of rules: rules that
+    cannot fire together (tiers) or a clause-wide cap on purpose (6.10) are not errors."""
+    raw = {r["id"]: r for r in d["rules"]}
+    for rule in rules:
+        block = BLOCKS[rule.kind]
+        most = None if rule.bonus else block.most(rule)
+        if most is None or most <= points:
+            continue
+        chk.err(
+            file,
+            raw[rule.id].at(block.most_key),
+            f"规则“{rule.id}”最多可得{plain(most)}分，超过本条款分值{plain(points)}分，超出部分永远计不上；"
+            "若原文是“该项设有加分项(最多加N分)”，请在条款中写 bonus: {cap: N} 并把这条规则标为 bonus: true",
+        )
+
+
 def _clause(
     d: Located, file: str, scheme_facts: dict, categories: dict, chk: _Checker, all_facts: dict
 ) -> Clause | None:
@@ -643,6 +664,8 @@ def _clause(
                     f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 {_SIGNED_KINDS}，并把分值写成负数",
                 )
     start = d.get("start", "zero")
+    if kind == STANDARD and start == "zero":
+        _check_rules_can_pay(d, rules, points, file, chk)
     if start == "full" and kind != STANDARD:
         chk.err(
             file,
