@@ -160,6 +160,8 @@ class Rule:
     scale_to: Decimal | None = None
     levels: tuple = ()
     parts: tuple = ()
+    #: a bonus rule of its clause: counts beyond the clause's points, up to the clause's bonus cap
+    bonus: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ class Clause:
     derived: dict = field(default_factory=dict)  # operand key -> Expr
     matches: tuple = ()  # MatchRule
     operands: tuple = ()  # operand keys the matcher needs for this clause
+    #: "该项设有加分项(最多加N分)": the bonus rules' points count beyond ``points``, up to this
+    bonus_cap: Decimal | None = None
 
     @property
     def low(self) -> Decimal:

@@ -71,6 +71,12 @@ class ClauseResult(_Worded):
     file: str = ""
     offices: tuple = ()
     note: str = ""
+    #: a clause with a bonus (``Clause.bonus_cap``): its base points (clamped to ``maximum``) and
+    #: its bonus points (clamped to ``bonus_cap``), apart; ``points`` is their sum
+    base: Decimal = ZERO
+    bonus: Decimal = ZERO
+    bonus_raw: Decimal = ZERO
+    bonus_cap: Decimal | None = None
     _explanation: str | None = field(default=None, repr=False, compare=False)
     _write: Callable | None = field(default=None, repr=False, compare=False)
 
@@ -236,7 +242,10 @@ def score_clause(
         for veto in clause.vetoes
     ]
     outcomes = _rule_outcomes(scheme, clause, fired, values, explain)
-    raw = start + sum((o.amount for o in outcomes), ZERO)
+    raw = start + sum((o.amount for o, r in zip(outcomes, clause.rules) if not r.bonus), ZERO)
+    # bonus rules count beyond the clause's points, up to its own bonus cap (never clamped with
+    # the base rules, else "该项设有加分项(最多加5分)" would vanish into the clause's 5 points)
+    bonus_raw = sum((o.amount for o, r in zip(outcomes, clause.rules) if r.bonus), ZERO)
     common: dict[str, Any] = {
         "id": clause.id,
         "title": clause.title,
@@ -253,17 +262,31 @@ def score_clause(
         "file": clause.file,
         "offices": clause.offices,
         "note": clause.note,
+        "bonus_raw": bonus_raw,
+        "bonus_cap": clause.bonus_cap,
     }
     if any(v.fired for v in vetoes):
         result = ClauseResult(points=ZERO, status="vetoed", **common)
     elif missing:
         result = ClauseResult(points=ZERO, status="incomplete", **common)
     else:
-        points = clamp(raw, clause.low, clause.high)
-        clamped = _clamped_words(clause, raw, points, scheme.unit) if points != raw else ""
-        result = ClauseResult(points=points, status="scored", clamped=clamped, **common)
+        result = _scored(scheme, clause, raw, bonus_raw, common)
     result._write = functools.partial(_clause_words, scheme, clause)
     return result
+
+
+def _scored(
+    scheme: Scheme, clause: Clause, raw: Decimal, bonus_raw: Decimal, common: dict
+) -> ClauseResult:
+    """The base rules clamped to the clause's points, and its bonus, if any, to its bonus cap."""
+    points = clamp(raw, clause.low, clause.high)
+    clamped = _clamped_words(clause, raw, points, scheme.unit) if points != raw else ""
+    bonus = ZERO
+    if clause.bonus_cap is not None:
+        bonus = clamp(bonus_raw, ZERO, clause.bonus_cap)
+    return ClauseResult(
+        points=points + bonus, status="scored", clamped=clamped, base=points, bonus=bonus, **common
+    )
 
 
 def _rule_outcomes(
@@ -307,7 +330,32 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
         return f"缺少事实：{labels}（缺失不等于0），本项暂计0{u}"
     points = result.points
     base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
-    fired_words = "；".join(o.explanation for o in result.rules if o.fired) or "无规则适用"
+    fired_words = (
+        "；".join(
+            o.explanation for o, r in zip(result.rules, clause.rules) if o.fired and not r.bonus
+        )
+        or "无规则适用"
+    )
+    if clause.bonus_cap is not None:
+        bonus_words = (
+            "；".join(
+                o.explanation for o, r in zip(result.rules, clause.rules) if o.fired and r.bonus
+            )
+            or "无加分规则适用"
+        )
+        cap = plain(clause.bonus_cap)
+        over = (
+            f"，加分合计{points_words(result.bonus_raw)}{u}，超过加分上限{cap}{u}"
+            if result.bonus_raw > clause.bonus_cap
+            else ""
+        )
+        return (
+            f"{base}{fired_words}"
+            + (f"；{result.clamped}" if result.clamped else "")
+            + f"。基本分{points_words(result.base)}{u}（满分{plain(clause.points)}{u}）"
+            + f"；加分：{bonus_words}{over}，加{points_words(result.bonus)}{u}（最多加{cap}{u}）"
+            + f"。本项共得{points_words(points)}{u}"
+        )
     if clause.kind == DEDUCTION:
         outcome = f"本项扣{points_words(-points)}{u}（最多扣{plain(clause.points)}{u}）"
     elif clause.kind == BONUS:

@@ -470,7 +470,7 @@ def _rule(
     required, optional = spec.KIND_FIELDS[kind]
     ok = True
     for key in d:
-        if key in ("id", "kind", "title", "note") or key in required or key in optional:
+        if key in ("id", "kind", "title", "note", "bonus") or key in required or key in optional:
             continue
         chk.err(
             file,
@@ -495,6 +495,7 @@ def _rule(
         "when_text": when.text if when else "",
         "cap": d.get("cap"),
         "measure_label": d.get("measure_label", ""),
+        "bonus": bool(d.get("bonus", False)),
     }
     return BLOCKS[kind].check(_RuleReading(d, points, facts, types, file, chk), base)
 
@@ -560,6 +561,27 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
     return out if ok else None
 
 
+def _check_rules_can_pay(
+    d: Located, rules: list, points: Decimal, file: str, chk: _Checker
+) -> None:
+    """A base rule that alone gives more than the clause's points can never pay in full: the
+    clamp silently eats it.  Usually the original says "该项设有加分项(最多加N分)", which is a
+    clause bonus.  Only a rule's own maximum is compared, never a sum of rules: rules that
+    cannot fire together (tiers) or a clause-wide cap on purpose (6.10) are not errors."""
+    raw = {r["id"]: r for r in d["rules"]}
+    for rule in rules:
+        block = BLOCKS[rule.kind]
+        most = None if rule.bonus else block.most(rule)
+        if most is None or most <= points:
+            continue
+        chk.err(
+            file,
+            raw[rule.id].at(block.most_key),
+            f"规则“{rule.id}”最多可得{plain(most)}分，超过本条款分值{plain(points)}分，超出部分永远计不上；"
+            "若原文是“该项设有加分项(最多加N分)”，请在条款中写 bonus: {cap: N} 并把这条规则标为 bonus: true",
+        )
+
+
 def _clause(
     d: Located, file: str, scheme_facts: dict, categories: dict, chk: _Checker, all_facts: dict
 ) -> Clause | None:
@@ -595,13 +617,32 @@ def _clause(
     facts = {**scheme_facts, **own}
     types = {n: f.expr_type for n, f in facts.items()}
     _check_applies_when(d.get("facts"), facts, types, file, chk)
+    bonus = d.get("bonus")
+    bonus_cap = bonus["cap"] if bonus is not None else None
+    if bonus is not None and cat.kind != STANDARD:
+        chk.err(
+            file,
+            d.at("bonus", value=False),
+            "只有基本分条款才能另设加分项（bonus）；加分项、扣分项条款的分值本身就是上限",
+        )
     rules, seen = [], {}
     for r in d["rules"]:
         if r["id"] in seen:
             chk.err(file, r.at("id"), f"规则编号“{r['id']}”在本条款中重复")
             continue
         seen[r["id"]] = True
-        rule = _rule(r, cid, points, types, facts, file, chk)
+        is_bonus = r.get("bonus") is True
+        if is_bonus and bonus is None:
+            chk.err(
+                file,
+                r.at("bonus"),
+                f"规则“{r['id']}”标为加分规则（bonus: true），但本条款没有声明加分项；"
+                "请在条款中写 bonus: {cap: 最多加的分数}",
+            )
+            continue
+        # a bonus rule is bounded by the clause's bonus cap, not by its points
+        bound = bonus_cap if is_bonus and bonus_cap is not None else points
+        rule = _rule(r, cid, bound, types, facts, file, chk)
         if rule is not None:
             rules.append(rule)
     vetoes = []
@@ -623,6 +664,8 @@ def _clause(
                     f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 {_SIGNED_KINDS}，并把分值写成负数",
                 )
     start = d.get("start", "zero")
+    if kind == STANDARD and start == "zero":
+        _check_rules_can_pay(d, rules, points, file, chk)
     if start == "full" and kind != STANDARD:
         chk.err(
             file,
@@ -667,6 +710,7 @@ def _clause(
         vetoes=tuple(vetoes),
         file=file,
         note=d.get("note", ""),
+        bonus_cap=bonus_cap,
     )
     all_facts.update(own)
     ids = {r.id for r in rules} | {f"!{v.id}" for v in vetoes}
@@ -689,11 +733,12 @@ def _clause(
                     t["bands"].at(rid),
                     f"测试用例“{t['name']}”期望的档“{wanted}”不是规则“{rid}”的档或成熟度档",
                 )
-        if not (clause.low <= t["points"] <= clause.high):
+        high = clause.high + (clause.bonus_cap or ZERO)  # the clause's bonus counts beyond it
+        if not (clause.low <= t["points"] <= high):
             chk.err(
                 file,
                 t.at("points"),
-                f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(clause.high)}）",
+                f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(high)}）",
             )
         if values is not None:
             tests.append(
@@ -912,7 +957,9 @@ def _check_tier_order(d: Located, tiers: list, file: str, chk: _Checker) -> None
 
 def _highest_total(scheme: Scheme) -> Decimal:
     """The most any unit can score: the standard total plus what the bonus items can add
-    (a bonus category's cap, or its clauses' points when it has none)."""
+    (a bonus category's cap, or its clauses' points when it has none) plus the clauses' own
+    bonuses (``bonus: {cap}``, outside any category's cap)."""
+    own = sum((c.bonus_cap or ZERO for c in scheme.clauses.values()), ZERO)
 
     def most(cat: Category) -> Decimal:
         inner = sum((scheme.clauses[c].high for c in cat.clauses), ZERO) + sum(
@@ -920,7 +967,8 @@ def _highest_total(scheme: Scheme) -> Decimal:
         )
         return min(inner, cat.cap) if cat.cap is not None else inner
 
-    return scheme.total + sum((most(top) for top in scheme.categories if top.kind == BONUS), ZERO)
+    bonus_items = sum((most(top) for top in scheme.categories if top.kind == BONUS), ZERO)
+    return scheme.total + bonus_items + own
 
 
 def _check_tiers_reachable(scheme: Scheme, s: Located, file: str, chk: _Checker) -> None:

@@ -100,6 +100,9 @@ COMMON_RULE_FIELDS = {
     "kind": Field(OneOf(*RULE_KINDS), True, "积木类型"),
     "title": Field(Text(), False, "规则说明"),
     "note": Field(Text(), False, "解读说明：原文未写明处本规则采取的读法"),
+    "bonus": Field(
+        Flag(), False, "true：本条款的加分规则，得分在条款分值之外另计，受条款 bonus.cap 限制"
+    ),
 }
 
 
@@ -161,6 +164,11 @@ TASK = Obj(
     },
 )
 
+CLAUSE_BONUS = Obj(
+    "条款加分（bonus）",
+    {"cap": Field(Number(positive=True), True, "本条款加分项最多加的分数，在条款分值之外另计")},
+)
+
 CLAUSE = Obj(
     "条款文件",
     {
@@ -177,6 +185,9 @@ CLAUSE = Obj(
         "note": Field(Text(), False, "解读说明"),
         "facts": Field(ListOf(FACT), False, "本条款读取的事实"),
         "rules": Field(ListOf(RULE, 1), True, "计分规则"),
+        "bonus": Field(
+            CLAUSE_BONUS, False, "该项设有加分项：标 bonus: true 的规则在条款分值之外另计"
+        ),
         "vetoes": Field(ListOf(VETO, 1), False, "本条款的否决（不得分）条件"),
         "tests": Field(ListOf(CLAUSE_TEST, 1), True, "本条款的测试用例"),
     },

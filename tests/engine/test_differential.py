@@ -148,7 +148,9 @@ def _schemes():
 
     from tools.bench import synthetic_scheme
 
-    out = [load_scheme(MINIMAL)] + [load_scheme(FIXTURES / f) for f in ("weighted", "shares")]
+    out = [load_scheme(MINIMAL)] + [
+        load_scheme(FIXTURES / f) for f in ("weighted", "shares", "clause_bonus")
+    ]
     out += list(load_all(RULES).values())
     folder = Path(tempfile.mkdtemp(prefix="synthetic-")) / "synthetic"
     out.append(

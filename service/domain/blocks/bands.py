@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..model import Band, Clause, Rule
@@ -21,6 +22,11 @@ class Bands(Measured):
         Key("measure_label", "text", False, "被衡量数值的中文名称"),
         Key("when", "expression", False, "条件表达式"),
     )
+
+    most_key = "bands"
+
+    def most(self, rule: Rule) -> Decimal | None:
+        return max(b.points for b in rule.bands)
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:
         if not self.read_measure(rule, base) or not rule.contiguous("bands", "档"):

@@ -85,9 +85,17 @@ class Block:
     #: gives only points above 0, so a deduction clause cannot use it
     positive_only: ClassVar[bool] = False
 
+    #: the key whose value is the rule's own maximum (``most``), where a check points at it
+    most_key: ClassVar[str] = ""
+
     def check(self, rule: RuleReading, base: dict) -> Rule | None:
         """The rule as the core holds it, or None after reporting what is wrong with it."""
         raise NotImplementedError
+
+    def most(self, rule: Rule) -> Decimal | None:
+        """The most the rule can give on its own, when its file says so exactly (else None):
+        the loader's check that a base rule can pay in full within its clause's points."""
+        return None
 
     def conditions(self, group: Group, clause: Clause, rule: Rule, facts: Mapping) -> None:
         """Add to ``group`` the match rules this rule compiles to."""

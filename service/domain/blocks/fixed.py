@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..conditions import ALWAYS, compile_condition
@@ -19,6 +20,11 @@ class Fixed(Block):
         Key("points", "number", True, "fixed：条件成立时的分值，扣分写负数"),
         Key("when", "expression", False, "条件表达式"),
     )
+
+    most_key = "points"
+
+    def most(self, rule: Rule) -> Decimal | None:
+        return rule.points
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:
         return Rule(points=rule["points"], **base)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from .. import expressions as ex
 from ..model import Rule, Scheme
 from ..numbers import measure_words, plain, points_words
@@ -59,6 +61,12 @@ class Measured(Block):
 
 
 class Counted(Measured):
+    most_key = "cap"
+
+    def most(self, rule: Rule) -> Decimal | None:
+        # a positive count or step rule is bounded only by its cap; a negative one gives nothing
+        return rule.cap if rule.each is not None and rule.each > 0 else None
+
     """per_unit and steps: points per unit or per step of the measure, at most ``cap``."""
 
     def measured(self, out: RuleOutcome, rule: Rule, key: str, fired: set, m) -> None:
