@@ -9,7 +9,7 @@ from typing import Any
 from ..model import Clause, Rule, Scheme
 from ..numbers import plain
 from ..outcome import RuleOutcome
-from .base import Description, Key, RuleReading
+from .base import VALUE, WHEN, Description, Key, RuleReading
 from .valued import Valued
 
 
@@ -17,9 +17,9 @@ class Assessed(Valued):
     kind = "assessed"
     title = "评审给分"
     keys = (
-        Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名"),
+        VALUE,
         Key("reason", "fact", True, "assessed：评审理由的事实名"),
-        Key("when", "expression", False, "条件表达式"),
+        WHEN,
     )
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:

@@ -9,7 +9,7 @@ from typing import Any
 from ..model import Band, Clause, Rule
 from ..outcome import RuleOutcome
 from ..wording import signed
-from .base import Description, Key, RuleReading, guarded
+from .base import MEASURE, MEASURE_LABEL, WHEN, Description, Key, RuleReading, guarded
 from .measured import Measured
 
 
@@ -17,10 +17,10 @@ class Bands(Measured):
     kind = "bands"
     title = "分档计分"
     keys = (
-        Key("measure", "expression", True, "bands/steps：被衡量的数值表达式"),
+        MEASURE,
         Key("bands", "bands", True, "bands：各档"),
-        Key("measure_label", "text", False, "被衡量数值的中文名称"),
-        Key("when", "expression", False, "条件表达式"),
+        MEASURE_LABEL,
+        WHEN,
     )
 
     most_key = "bands"

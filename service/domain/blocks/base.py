@@ -42,6 +42,15 @@ class Key:
     doc: str
 
 
+# keys several kinds share, declared once: each kind that uses one reads and documents it alike
+WHEN = Key("when", "expression", False, "条件表达式")
+CAP = Key("cap", "positive", False, "本规则最多加或扣的分数")
+MEASURE = Key("measure", "expression", True, "bands/steps：被衡量的数值表达式")
+MEASURE_LABEL = Key("measure_label", "text", False, "被衡量数值的中文名称")
+EACH = Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数")
+VALUE = Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名")
+
+
 class RuleReading(Protocol):
     """A rule as written, as the loader shows it to a block's checks: the values of its keys,
     and a way to report a problem at a key (the loader adds file, line and column)."""

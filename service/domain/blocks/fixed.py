@@ -10,7 +10,7 @@ from ..conditions import ALWAYS, compile_condition
 from ..model import Clause, Rule, Scheme
 from ..outcome import RuleOutcome
 from ..wording import facts_text, signed
-from .base import Block, Description, Key, RuleReading, given
+from .base import WHEN, Block, Description, Key, RuleReading, given
 
 
 class Fixed(Block):
@@ -18,7 +18,7 @@ class Fixed(Block):
     title = "固定分值"
     keys = (
         Key("points", "number", True, "fixed：条件成立时的分值，扣分写负数"),
-        Key("when", "expression", False, "条件表达式"),
+        WHEN,
     )
 
     most_key = "points"

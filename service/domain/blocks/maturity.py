@@ -9,7 +9,7 @@ from typing import Any
 from ..model import Clause, Level, Rule
 from ..numbers import CONTEXT, equals_words, plain
 from ..outcome import RuleOutcome
-from .base import Description, Key, RuleReading, guarded
+from .base import VALUE, WHEN, Description, Key, RuleReading, guarded
 from .valued import Valued
 
 
@@ -17,9 +17,9 @@ class Maturity(Valued):
     kind = "maturity"
     title = "成熟度"
     keys = (
-        Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名"),
+        VALUE,
         Key("levels", "levels", True, "maturity：各成熟度档"),
-        Key("when", "expression", False, "条件表达式"),
+        WHEN,
     )
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:

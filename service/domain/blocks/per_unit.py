@@ -10,7 +10,7 @@ from ..conditions import Comparison
 from ..model import Clause, Rule
 from ..numbers import CONTEXT, points_words
 from ..outcome import RuleOutcome
-from .base import Description, Key, RuleReading, given, guarded
+from .base import CAP, EACH, MEASURE_LABEL, WHEN, Description, Key, RuleReading, given, guarded
 from .measured import Counted, each_words
 
 
@@ -20,10 +20,10 @@ class PerUnit(Counted):
     measure_key = "count"
     keys = (
         Key("count", "expression", True, "per_unit：件数表达式"),
-        Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数"),
-        Key("cap", "positive", False, "本规则最多加或扣的分数"),
-        Key("measure_label", "text", False, "被衡量数值的中文名称"),
-        Key("when", "expression", False, "条件表达式"),
+        EACH,
+        CAP,
+        MEASURE_LABEL,
+        WHEN,
     )
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:

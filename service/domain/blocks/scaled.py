@@ -8,7 +8,7 @@ from typing import Any
 from ..model import Clause, Rule, Scheme
 from ..numbers import CONTEXT, equals_words, plain
 from ..outcome import RuleOutcome
-from .base import Description, Key, RuleReading, given
+from .base import VALUE, WHEN, Description, Key, RuleReading, given
 from .valued import Valued
 
 
@@ -16,10 +16,10 @@ class Scaled(Valued):
     kind = "scaled"
     title = "折算"
     keys = (
-        Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名"),
+        VALUE,
         Key("scale_from", "positive", True, "scaled：来源分数的满分"),
         Key("scale_to", "positive", False, "scaled：折算后的满分，默认为本条款分值"),
-        Key("when", "expression", False, "条件表达式"),
+        WHEN,
     )
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:

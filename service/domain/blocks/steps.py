@@ -10,7 +10,18 @@ from ..conditions import Comparison
 from ..model import Clause, Rule
 from ..numbers import CONTEXT, plain, points_words
 from ..outcome import RuleOutcome
-from .base import Description, Key, RuleReading, given, guarded
+from .base import (
+    CAP,
+    EACH,
+    MEASURE,
+    MEASURE_LABEL,
+    WHEN,
+    Description,
+    Key,
+    RuleReading,
+    given,
+    guarded,
+)
 from .measured import Counted, each_words
 
 
@@ -18,13 +29,13 @@ class Steps(Counted):
     kind = "steps"
     title = "按幅度计分"
     keys = (
-        Key("measure", "expression", True, "bands/steps：被衡量的数值表达式"),
+        MEASURE,
         Key("step", "positive", True, "steps：每档的大小"),
-        Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数"),
+        EACH,
         Key("whole_steps", "flag", False, "steps：true 只计满档（默认），false 按比例"),
-        Key("cap", "positive", False, "本规则最多加或扣的分数"),
-        Key("measure_label", "text", False, "被衡量数值的中文名称"),
-        Key("when", "expression", False, "条件表达式"),
+        CAP,
+        MEASURE_LABEL,
+        WHEN,
     )
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:

@@ -12,7 +12,7 @@ from ..model import Clause, Part, Rule, Scheme
 from ..numbers import CONTEXT, equals_words, plain, points_words
 from ..outcome import RuleOutcome
 from ..wording import cap
-from .base import Block, Description, Key, RuleReading, guarded
+from .base import CAP, WHEN, Block, Description, Key, RuleReading, guarded
 
 #: ``RuleOutcome._why`` of a rule some of whose parts have no value
 NO_PARTS = "no parts"
@@ -24,8 +24,8 @@ class Weighted(Block):
     title = "加权计分"
     keys = (
         Key("parts", "parts", True, "weighted：各部分（事实名与权重）"),
-        Key("cap", "positive", False, "本规则最多加或扣的分数"),
-        Key("when", "expression", False, "条件表达式"),
+        CAP,
+        WHEN,
     )
     positive_only = True
 
