@@ -162,6 +162,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(units_api.blp)
     api.register_blueprint(admin_api.blp)
     api.register_blueprint(auth_api.blp)
+    _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)
 
@@ -179,3 +180,25 @@ def create_app(settings=None, engine=None) -> Flask:
 
     register_commands(app)
     return app
+
+
+def _journal_reads_per_request(app: Flask) -> None:
+    """Every request of the application, the admin pages' included, is the scope in which reads of
+    a unit's data are journaled once per unit (``operations.begin_reads``), and a row served though
+    changed since it was written (the history chain) is said so in a header."""
+    from . import operations as ops
+
+    app.before_request(ops.begin_reads)
+
+    @app.after_request
+    def _warn_of_tampered_rows(response):
+        rows = ops.tampered_rows()
+        if rows:  # ASCII: a header
+            response.headers["X-History-Warning"] = (
+                f"rows changed since they were written (history chain): {', '.join(rows[:20])}"
+            )
+        return response
+
+    @app.teardown_request
+    def _end_reads(_error=None):
+        ops.end_reads()

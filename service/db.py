@@ -20,7 +20,7 @@ import hashlib
 import heapq
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -486,13 +486,7 @@ class ChainProblem:
     message: str  # in Chinese, for the people who read the check's result
 
     def as_dict(self) -> dict:
-        return {
-            "table": self.table,
-            "id": self.id,
-            "seq": self.seq,
-            "kind": self.kind,
-            "message": self.message,
-        }
+        return asdict(self)
 
 
 TABLE_WORDS = {"submissions": "事实提交", "scores": "评分", "journal": "操作日志"}

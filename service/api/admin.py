@@ -24,29 +24,6 @@ blp = Blueprint(
 )
 
 
-# The scope in which reads of a unit's data are journaled once per unit (operations.begin_reads):
-# every request of the application, the admin pages' included, hence app-wide hooks.
-@blp.before_app_request
-def _begin_reads():
-    ops.begin_reads()
-
-
-@blp.after_app_request
-def _warn_of_tampered_rows(response):
-    # a row served as it is stored, though changed since it was written: say so (ASCII: a header)
-    rows = ops.tampered_rows()
-    if rows:
-        response.headers["X-History-Warning"] = (
-            f"rows changed since they were written (history chain): {', '.join(rows[:20])}"
-        )
-    return response
-
-
-@blp.teardown_app_request
-def _end_reads(_error=None):
-    ops.end_reads()
-
-
 @blp.route("/auth/token", methods=["POST"])
 @blp.arguments(TokenRequest)
 @blp.errors(400, 401, 413, 429)
