@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
+import sqlite3
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -604,7 +605,15 @@ def make_engine(url: str):
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+            # readers do not block the writer. The mode lasts in the file, and switching needs an
+            # exclusive lock that SQLite's busy wait does not cover: hosts starting at once each
+            # trying it failed with "database is locked". One of them switches; a connection that
+            # cannot works in the file's current mode, correctly, and a later one switches
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError:
+                    pass
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
