@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from service.domain.cycle import CHINA
 from service.domain.text import (
     EVIDENCE_CHARS_MAX,
     EVIDENCE_ITEMS_MAX,
@@ -317,7 +318,15 @@ class ScoreRequest(Schema):
     submission_version = WholeNumber(
         load_default=None,
         validate=validate.Range(min=1, max=DB_INTEGER_MAX),
-        metadata={"description": "默认用最新一版提交"},
+        metadata={"description": "默认：正式得分用已评审版本，预览用最新一版"},
+    )
+    kind = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["official", "preview"]),
+        metadata={
+            "description": "official（正式得分：评审人或管理员，只按已评审版本）或 preview（预览，"
+            "不参与排名）；不填：单位已评审且有权计算正式得分时为 official，否则 preview"
+        },
     )
 
 
@@ -333,6 +342,11 @@ class ScoreOut(Schema):
     engine_version = fields.String()
     computed_by = fields.String()
     created_at = fields.DateTime()
+    round = fields.Integer(allow_none=True, metadata={"description": "考核轮次编号"})
+    kind = fields.String(
+        allow_none=True, metadata={"description": "official（正式得分）或 preview（预览）"}
+    )
+    kind_words = fields.String(allow_none=True)
     trace = fields.Dict(
         metadata={"description": "完整的计分轨迹；可读文字用 Accept: text/plain 取得"}
     )
@@ -350,8 +364,99 @@ class ReplayOut(Schema):
 class RankingOut(Schema):
     scheme = fields.String()
     version = fields.String()
+    round = fields.Dict(allow_none=True, metadata={"description": "排名所属的考核轮次"})
     method = fields.String()
-    entries = fields.List(fields.Dict())
+    entries = fields.List(fields.Dict(), metadata={"description": "有正式得分的单位，按名次"})
+    unranked = fields.List(
+        fields.Dict(), metadata={"description": "没有正式得分的单位及其状态（未填报 / 待评审）"}
+    )
+
+
+class RankingArgs(Schema):
+    round = WholeNumber(
+        load_default=None,
+        validate=validate.Range(min=1, max=DB_INTEGER_MAX),
+        metadata={"description": "考核轮次编号；默认为这套细则最新的轮次"},
+    )
+
+
+_DEADLINE_DOC = "ISO 8601 时间，如 2026-12-31T17:00:00+08:00；不带时区按北京时间"
+
+
+class RoundIn(Schema):
+    scheme = Text(required=True, validate=validate.Length(min=1, max=100))
+    year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100))
+    title = Text(load_default="", validate=validate.Length(max=300))
+    self_deadline = fields.AwareDateTime(
+        required=True,
+        default_timezone=CHINA,
+        metadata={"description": "自评截止；" + _DEADLINE_DOC},
+    )
+    review_deadline = fields.AwareDateTime(
+        required=True, default_timezone=CHINA, metadata={"description": "评审截止"}
+    )
+    publication_start = fields.AwareDateTime(
+        required=True, default_timezone=CHINA, metadata={"description": "公示开始"}
+    )
+    appeal_deadline = fields.AwareDateTime(
+        required=True, default_timezone=CHINA, metadata={"description": "申诉截止"}
+    )
+    publication_end = fields.AwareDateTime(
+        required=True, default_timezone=CHINA, metadata={"description": "公示结束"}
+    )
+
+
+class RoundOut(Schema):
+    id = fields.Integer()
+    scheme = fields.String(attribute="scheme_id")
+    year = fields.Integer()
+    title = fields.String()
+    rules_version = fields.String()
+    stage = fields.String()
+    self_deadline = fields.DateTime()
+    review_deadline = fields.DateTime()
+    publication_start = fields.DateTime()
+    appeal_deadline = fields.DateTime()
+    publication_end = fields.DateTime()
+    created_at = fields.DateTime()
+    published_at = fields.DateTime(allow_none=True)
+    finalized_at = fields.DateTime(allow_none=True)
+
+
+class DeadlineIn(Schema):
+    deadline = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ["self_deadline", "review_deadline", "publication_start", "appeal_deadline",
+             "publication_end"]
+        ),
+    )  # fmt: skip
+    new = fields.AwareDateTime(
+        required=True, default_timezone=CHINA, metadata={"description": _DEADLINE_DOC}
+    )
+    reason = Text(required=True, validate=validate.Length(min=1, max=REASON_CHARS_MAX))
+
+
+class ReasonIn(Schema):
+    reason = Text(required=True, validate=validate.Length(min=1, max=REASON_CHARS_MAX))
+
+
+class RoundUnitOut(Schema):
+    unit = fields.String()
+    name = fields.String()
+    state = fields.String(
+        metadata={
+            "description": "none draft submitted in_review reviewed "
+            "published appealed rechecked final"
+        }
+    )
+    state_words = fields.String()
+    returned_reason = fields.String(allow_none=True)
+    self_version = fields.Integer(allow_none=True)
+    reviewed_version = fields.Integer(allow_none=True)
+    official_score_id = fields.Integer(allow_none=True)
+    official_total = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
 
 
 class RulesValidateIn(Schema):

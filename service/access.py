@@ -81,6 +81,10 @@ PERMISSIONS = {
     "tokens.read": ALL,  # one's own tokens
     "tokens.revoke": ALL,  # one's own; an admin anyone's (OTHERS_TOKENS)
     "users.write": {"admin"},  # disable and enable accounts
+    "rounds.read": ALL,  # a round's dates and stage; a submitter sees only their own unit's state
+    "rounds.write": {"admin"},  # open a round, move a deadline
+    "rounds.review": {"admin", "reviewer"},  # 退回, 完成评审, 重新打开评审
+    "rounds.publish": {"admin"},  # 发布公示, 定稿
 }
 OWN_UNIT_ONLY = {"submitter"}
 OTHERS_TOKENS = {"admin"}  # who may revoke a token that is not their own

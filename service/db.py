@@ -239,6 +239,7 @@ class Submission(Chained, Base):
     __table_args__ = (
         UniqueConstraint("unit_id", "scheme_id", "version", name="uq_submission_version"),
         Index("ix_submissions_chain_seq", "chain_seq", unique=True),
+        Index("ix_submissions_round", "round_id", "unit_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
@@ -253,17 +254,86 @@ class Submission(Chained, Base):
         JSON, default=dict
     )  # fact name -> why this value was corrected
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # the assessment round it was entered in (None: before rounds existed); hashed when set
+    round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Round(Base):
+    """An assessment round (考核轮次): one scheme version, one year, the dates that close each stage.
+
+    Not append-only (its stage and deadlines move on), but every change is journaled, and every
+    deadline change is also a row of ``round_deadline_changes`` with its reason."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (UniqueConstraint("scheme_id", "year", name="uq_rounds_scheme_year"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scheme_id: Mapped[str] = mapped_column(String(100))
+    rules_version: Mapped[str] = mapped_column(ForeignKey("rule_versions.version"))
+    folder: Mapped[str] = mapped_column(String(300))  # where the version was served from
+    year: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    self_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    review_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    publication_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    appeal_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    publication_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    stage: Mapped[str] = mapped_column(String(20))  # open | published | final
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeadlineChange(Base):
+    """A deadline of a round moved, by whom and why (append-only)."""
+
+    __tablename__ = "round_deadline_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    deadline: Mapped[str] = mapped_column(String(40))
+    old: Mapped[datetime] = mapped_column(UTCDateTime())
+    new: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class RoundUnit(Base):
+    """A unit's place in a round: its state (``domain.cycle.STATES``), the versions of its facts the
+    cycle fixed, its official score.  A unit with no row is 未填报.  ``lock`` is bumped by every
+    change, so two reviewers moving the same unit at once cannot both succeed."""
+
+    __tablename__ = "round_units"
+    __table_args__ = (UniqueConstraint("round_id", "unit_id", name="uq_round_units"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    self_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the one submitted
+    reviewed_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    official_score_id: Mapped[int | None] = mapped_column(ForeignKey("scores.id"), nullable=True)
+    returned_reason: Mapped[str | None] = mapped_column(
+        Text, nullable=True
+    )  # 退回: the unit reads it
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    lock: Mapped[int] = mapped_column(Integer)
+
+    # every UPDATE says "WHERE lock = <the value read>" and bumps it: a concurrent change is an error
+    __mapper_args__ = {"version_id_col": lock}
 
 
 class Draft(Base):
-    """A user's unsubmitted fact form for one unit and scheme, kept on the server so it survives
-    sign-out and another browser.  Not history: saving again replaces it, submitting deletes it
-    (in the submission's transaction), and it is in no hash chain.  The values are the strings as
-    typed (a draft may hold what is not yet a valid fact).  The review cycle will add the round:
-    a ``round_id`` column that joins ``uq_drafts_owner``, one draft per user, unit, scheme and round."""
+    """A user's unsubmitted fact form for one unit, scheme and round, kept on the server so it
+    survives sign-out and another browser.  Not history: saving again replaces it, submitting
+    deletes it (in the submission's transaction), and it is in no hash chain.  The values are the
+    strings as typed (a draft may hold what is not yet a valid fact).  ``round_id`` 0: a draft kept
+    from before rounds existed."""
 
     __tablename__ = "drafts"
-    __table_args__ = (UniqueConstraint("user_id", "unit_id", "scheme_id", name="uq_drafts_owner"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "unit_id", "scheme_id", "round_id", name="uq_drafts_owner"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
@@ -274,6 +344,7 @@ class Draft(Base):
     reasons: Mapped[dict] = mapped_column(JSON, default=dict)  # fact name -> why it was corrected
     base_version: Mapped[int] = mapped_column(Integer)  # the version the form was filled from
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    round_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Score(Chained, Base):
@@ -283,6 +354,7 @@ class Score(Chained, Base):
     __table_args__ = (
         Index("ix_scores_unit_scheme", "unit_id", "scheme_id"),  # a unit's scores of a scheme
         Index("ix_scores_chain_seq", "chain_seq", unique=True),
+        Index("ix_scores_round", "round_id", "unit_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
@@ -297,6 +369,10 @@ class Score(Chained, Base):
     trace: Mapped[dict] = mapped_column(JSON)
     computed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # the round it was computed in, and as what: official (正式, from a reviewed version, by a
+    # reviewer or admin) or preview (预览, never ranked); None for scores from before rounds
+    round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class JournalEntry(Chained, Base):
@@ -326,7 +402,9 @@ class JournalEntry(Chained, Base):
     detail: Mapped[dict] = mapped_column(JSON)
 
 
-APPEND_ONLY = ("submissions", "scores", "rule_versions", "journal", "rule_sets")
+APPEND_ONLY = (
+    "submissions", "scores", "rule_versions", "journal", "rule_sets", "round_deadline_changes",
+)  # fmt: skip
 
 
 def _json_dumps(value) -> str:
@@ -374,7 +452,20 @@ CHAIN_COLUMNS = {
         "chain_seq", "prev_hash",
     ),
 }  # fmt: skip
+#: columns added later, hashed only when set: a row written before they existed (None) keeps its
+#: hash, and setting or clearing one afterwards changes the hash, so either is found
+CHAIN_COLUMNS_WHEN_SET = {
+    "submissions": ("round_id",),
+    "scores": ("round_id", "kind"),
+    "journal": (),
+}
 CHAINED = tuple(CHAIN_COLUMNS)
+
+
+def _chain_names(table: str) -> tuple:
+    return CHAIN_COLUMNS[table] + CHAIN_COLUMNS_WHEN_SET[table]
+
+
 GENESIS = "0" * 64  # the "previous hash" of the first row
 
 
@@ -395,6 +486,9 @@ def row_hash(table: str, values: dict) -> str:
     """SHA-256 of a chained row's content (``values``: column name -> value, JSON parsed)."""
     columns = Base.metadata.tables[table].columns
     content = {name: _canonical(columns[name], values[name]) for name in CHAIN_COLUMNS[table]}
+    for name in CHAIN_COLUMNS_WHEN_SET[table]:
+        if values.get(name) is not None:
+            content[name] = _canonical(columns[name], values[name])
     data = simplejson.dumps(
         {"table": table, "row": content},
         sort_keys=True,
@@ -449,7 +543,7 @@ def _chain_row(mapper, connection, target) -> None:
         target.id = head.new_id if postgres else _next_id(connection, table)
     target.chain_seq, target.prev_hash = head.seq, head.last_hash
     values = {}
-    for name in CHAIN_COLUMNS[table.name]:
+    for name in _chain_names(table.name):
         value = getattr(target, mapper.get_property_by_column(table.c[name]).key)
         if isinstance(table.c[name].type, JSON):  # as it will read back: through the JSON text
             value = _json_loads(_json_dumps(value))
@@ -472,7 +566,7 @@ def intact(row) -> bool:
     """Whether a chained row as loaded (ORM, JSON parsed with exact decimals) still has the content
     its hash was made of: a row rewritten in place since (or never chained) has not."""
     table = row.__table__.name
-    values = {name: getattr(row, name) for name in CHAIN_COLUMNS[table]}
+    values = {name: getattr(row, name) for name in _chain_names(table)}
     return row.row_hash is not None and row_hash(table, values) == row.row_hash
 
 
@@ -503,7 +597,7 @@ def _chained_rows(connection, table: str, upto: int, batch: int):
     t = Base.metadata.tables[table]
     columns = [
         cast(t.c[name], Text).label(name) if isinstance(t.c[name].type, JSON) else t.c[name]
-        for name in CHAIN_COLUMNS[table]
+        for name in _chain_names(table)
     ] + [t.c.row_hash]
     after = 0
     while True:
@@ -515,7 +609,7 @@ def _chained_rows(connection, table: str, upto: int, batch: int):
         ).all()
         for row in rows:
             values = dict(row._mapping)
-            for name in CHAIN_COLUMNS[table]:
+            for name in _chain_names(table):
                 if isinstance(t.c[name].type, JSON) and values[name] is not None:
                     values[name] = _json_loads(values[name])
             yield values["chain_seq"], table, values

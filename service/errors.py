@@ -16,6 +16,7 @@ from flask import jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .exceptions import (
+    Closed,
     Conflict,
     Forbidden,
     Inconsistent,
@@ -54,6 +55,7 @@ STATUS: dict[type[ServiceError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Closed: 423,
     Invalid: 422,
     PreconditionRequired: 428,
     TooManyAttempts: 429,

@@ -45,6 +45,10 @@ class Conflict(ServiceError):
     """The request clashes with the current state (someone else wrote first, a duplicate)."""
 
 
+class Closed(ServiceError):
+    """A deadline has passed: the stage it closes takes no more writes (the message names it)."""
+
+
 class PreconditionRequired(ServiceError):
     """Changing existing data needs the version the caller read (If-Match)."""
 

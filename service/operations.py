@@ -40,6 +40,8 @@ from .db import (
     Database,
     Draft,
     JournalEntry,
+    Round,
+    RoundUnit,
     RuleSet,
     RuleVersion,
     Score,
@@ -48,6 +50,7 @@ from .db import (
     User,
     intact,
 )
+from .domain.cycle import ROUND_STAGES
 from .domain.facts import MAX_TEXT, InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
@@ -73,6 +76,15 @@ from .exceptions import (
     Unavailable,
 )
 from .registry import Registry
+from .roundstate import (
+    advance,
+    allowed,
+    describe,
+    latest_round_of,
+    no_round,
+    open_round_of,
+    place_of,
+)
 from .rulefiles import RuleSetError, contained
 from .rulefiles.loader import load_files, path_problems, shown_name
 
@@ -629,6 +641,25 @@ def create_unit(ctx: Context, actor: Actor, code: str, name: str, kind: str, dis
     return unit
 
 
+# --- rounds ------------------------------------------------------------------------------
+
+
+def _open_round(ctx: Context, scheme_id: str) -> Round:
+    """The round a scheme's facts are entered in now; 409 when it has none (nobody enters facts
+    outside a round: that is how a self-assessment skipped the review before rounds)."""
+    current_scheme(ctx, scheme_id)  # 404 for a scheme that does not exist, before anything else
+    with ctx.db.transaction() as s:
+        rnd = open_round_of(s, scheme_id)
+    if rnd is None:
+        raise no_round(scheme_id)
+    return rnd
+
+
+def _scheme_of_round(ctx: Context, rnd: Round) -> Scheme:
+    """The scheme version a round was opened under: its facts are the ones entered in it."""
+    return scheme_by_version(ctx, rnd.rules_version, rnd.folder)
+
+
 # --- submissions -----------------------------------------------------------------------
 
 
@@ -666,7 +697,8 @@ def submit(
         unit_code,
         target,
     )
-    scheme = current_scheme(ctx, scheme_id)
+    rnd = _open_round(ctx, scheme_id)
+    scheme = _scheme_of_round(ctx, rnd)
     values = _check_facts(scheme, facts)
     unknown = [name for name in evidence if name not in scheme.facts]
     if unknown:
@@ -726,6 +758,14 @@ def submit(
                         )
             elif if_match not in (None, "*") and if_match.strip() != etag(0):
                 raise Conflict("version_conflict", "还没有任何提交", {"If-Match": ["当前没有版本"]})
+            # the unit's state moves with the submission, or the submission is refused: after
+            # 已提交自评 the unit changes nothing until a reviewer returns it
+            in_round = s.get(Round, rnd.id)
+            if role == "self":
+                advance(s, actor, in_round, unit.id, unit.code, "submit_self",
+                        self_version=latest + 1, returned_reason=None)  # fmt: skip
+            else:
+                advance(s, actor, in_round, unit.id, unit.code, "review")
             row = Submission(
                 unit_id=unit.id,
                 scheme_id=scheme_id,
@@ -736,12 +776,16 @@ def submit(
                 evidence=evidence,
                 reason=reason,
                 reasons=reasons,
+                round_id=rnd.id,
             )
             s.add(row)
             s.flush()
-            journal(s, actor, "submissions.write", target, "ok", version=latest + 1, role=role)
+            journal(
+                s, actor, "submissions.write", target, "ok",
+                version=latest + 1, role=role, round=rnd.id,
+            )  # fmt: skip
             # the submitter's draft is done with: gone with the submission, kept if it is refused
-            s.execute(_own_draft(delete(Draft), actor, unit, scheme_id))
+            s.execute(_own_draft(delete(Draft), actor, unit, scheme_id, rnd.id))
             if ctx.pause_in_submit:  # tests: a window in which to kill the server mid-transaction
                 s.flush()
                 time.sleep(ctx.pause_in_submit)
@@ -758,6 +802,9 @@ def submit(
 # journaled (one row each, without the draft's content): discarding destroys someone's typing, and
 # "my draft vanished" should be answerable.  Drafts themselves are not history (replaced, deleted).
 
+#: the roles whose drafts are the unit's own self-assessment (a reviewer's draft moves no state)
+UNIT_SIDE = {"submitter"}
+
 #: what the typed text of one evidence field may hold: as many references as a submission may have
 DRAFT_EVIDENCE_CHARS_MAX = EVIDENCE_ITEMS_MAX * (EVIDENCE_CHARS_MAX + 1)
 
@@ -772,9 +819,12 @@ def _draft_unit(ctx: Context, actor: Actor | None, unit_code: str, scheme_id: st
     return _unit_for(ctx, actor, permission, unit_code, f"unit:{unit_code}/scheme:{scheme_id}")
 
 
-def _own_draft(statement, actor: Actor, unit: Unit, scheme_id: str):
+def _own_draft(statement, actor: Actor, unit: Unit, scheme_id: str, round_id: int):
     return statement.where(
-        Draft.user_id == actor.user_id, Draft.unit_id == unit.id, Draft.scheme_id == scheme_id
+        Draft.user_id == actor.user_id,
+        Draft.unit_id == unit.id,
+        Draft.scheme_id == scheme_id,
+        Draft.round_id == round_id,
     )
 
 
@@ -821,7 +871,8 @@ def save_draft(
     """Keep ``actor``'s draft of a unit's facts, replacing the one they had (one per user, unit and
     scheme).  ``values``, ``evidence`` and ``reasons`` are {fact name: text as typed}."""
     unit = _draft_unit(ctx, actor, unit_code, scheme_id)
-    scheme = current_scheme(ctx, scheme_id)
+    rnd = _open_round(ctx, scheme_id)
+    scheme = _scheme_of_round(ctx, rnd)
     problems = _draft_problems(scheme, values, evidence, reason, reasons)
     if problems:
         raise Invalid("invalid_draft", "草稿中有无法保存的内容", problems)
@@ -836,9 +887,13 @@ def save_draft(
     for attempt in (1, 2):
         try:
             with ctx.db.transaction() as s:
-                row = s.scalar(_own_draft(select(Draft), actor, unit, scheme_id))
+                if actor.role in UNIT_SIDE:  # the unit's own draft: 草稿, until the deadline
+                    advance(s, actor, s.get(Round, rnd.id), unit.id, unit.code, "save_draft")
+                row = s.scalar(_own_draft(select(Draft), actor, unit, scheme_id, rnd.id))
                 if row is None:
-                    row = Draft(user_id=actor.user_id, unit_id=unit.id, scheme_id=scheme_id)
+                    row = Draft(
+                        user_id=actor.user_id, unit_id=unit.id, scheme_id=scheme_id, round_id=rnd.id
+                    )
                     s.add(row)
                 for key, value in content.items():
                     setattr(row, key, value)
@@ -858,7 +913,10 @@ def read_draft(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> Dr
     """``actor``'s own draft of a unit's facts, or None (nobody reads another user's draft)."""
     unit = _draft_unit(ctx, actor, unit_code, scheme_id)
     with ctx.db.transaction() as s:
-        return s.scalar(_own_draft(select(Draft), actor, unit, scheme_id))
+        rnd = open_round_of(s, scheme_id)
+        if rnd is None:
+            return None
+        return s.scalar(_own_draft(select(Draft), actor, unit, scheme_id, rnd.id))
 
 
 def discard_draft(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> bool:
@@ -866,7 +924,12 @@ def discard_draft(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) ->
     unit = _draft_unit(ctx, actor, unit_code, scheme_id)
     target = f"unit:{unit_code}/scheme:{scheme_id}"
     with ctx.db.transaction() as s:
-        gone = s.execute(_own_draft(delete(Draft), actor, unit, scheme_id)).rowcount
+        rnd = open_round_of(s, scheme_id)
+        gone = (
+            s.execute(_own_draft(delete(Draft), actor, unit, scheme_id, rnd.id)).rowcount
+            if rnd is not None
+            else 0
+        )
         if gone:
             journal(s, actor, "drafts.discard", target, "ok")
     return bool(gone)
@@ -946,12 +1009,50 @@ def author_name(ctx: Context, user_id: int) -> str:
 # --- scores ---------------------------------------------------------------------------
 
 
+#: what a stored score is: 正式 (official: ranked, exported) or 预览 (a what-if, never ranked)
+SCORE_KINDS = {"official": "正式得分", "preview": "预览"}
+
+
 def compute_score(
-    ctx: Context, actor: Actor, unit_code: str, scheme_id: str, version: int | None = None
+    ctx: Context,
+    actor: Actor,
+    unit_code: str,
+    scheme_id: str,
+    version: int | None = None,
+    kind: str | None = None,
 ) -> Score:
+    """Compute and store a unit's score in the scheme's current round.
+
+    An official score (``kind`` "official") is computed by a reviewer or an admin, from the unit's
+    reviewed version only, under the round's scheme version, and becomes the unit's official score
+    in the round.  Anything else is a preview (预览): a unit's own what-if on its latest facts, under
+    the same rules, stored with its trace but never ranked.  ``kind`` None: official when the unit
+    is reviewed and the caller may compute it, a preview otherwise."""
     target = f"unit:{unit_code}/scheme:{scheme_id}"
     unit = _unit_for(ctx, actor, "scores.write", unit_code, target)
-    scheme = current_scheme(ctx, scheme_id)
+    if kind not in (None, *SCORE_KINDS):
+        raise Invalid(
+            "invalid_kind", "评分类型应为 official 或 preview", {"kind": list(SCORE_KINDS)}
+        )
+    with ctx.db.transaction() as s:
+        rnd = latest_round_of(s, scheme_id)
+        place = place_of(s, rnd, unit.id) if rnd is not None else None
+    if rnd is None:
+        current_scheme(ctx, scheme_id)
+        raise no_round(scheme_id)
+    reviewed = place is not None and place.state in ("reviewed", "rechecked")
+    if kind is None:
+        kind = "official" if reviewed and actor.role in OFFICIAL_ROLES else "preview"
+    if kind == "official":
+        allowed(rnd, place, "compute_official", actor.role, datetime.now(UTC))
+        if version is not None and version != place.reviewed_version:
+            raise Conflict(
+                "not_reviewed_version",
+                f"正式得分只能按已评审的第{place.reviewed_version}版计算，第{version}版不是",
+                {"version": [f"应为 {place.reviewed_version}"]},
+            )
+        version = place.reviewed_version
+    scheme = _scheme_of_round(ctx, rnd)
     with ctx.db.transaction() as s:
         query = select(Submission).where(
             Submission.unit_id == unit.id, Submission.scheme_id == scheme_id
@@ -983,9 +1084,16 @@ def compute_score(
             complete=result.complete,
             trace=trace,
             computed_by=actor.user_id,
+            round_id=rnd.id,
+            kind=kind,
         )
         s.add(row)
         s.flush()
+        if kind == "official":
+            # the unit's official score in the round, in the score's own transaction; the state
+            # is checked again under the row's lock (a reviewer may have reopened it meanwhile)
+            advance(s, actor, s.get(Round, rnd.id), unit.id, unit.code, "compute_official",
+                    official_score_id=row.id)  # fmt: skip
         journal(
             s,
             actor,
@@ -996,8 +1104,14 @@ def compute_score(
             total=str(result.total),
             rules_version=scheme.version,
             submission_version=submission.version,
+            round=rnd.id,
+            kind=kind,
         )
     return row
+
+
+#: who computes official scores (a unit computes previews of its own facts only)
+OFFICIAL_ROLES = {"admin", "reviewer"}
 
 
 def _visible_score(
@@ -1077,26 +1191,54 @@ class _Ranked:
     grade_pending_vetoes: list = None
 
 
-def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = False) -> dict:
-    """Every unit's latest score ranked and graded; ``with_traces``: also ``traces``, unit code ->
+def ranking(
+    ctx: Context,
+    actor: Actor,
+    scheme_id: str,
+    with_traces: bool = False,
+    round_id: int | None = None,
+) -> dict:
+    """The units of a round (the scheme's newest, or ``round_id``) ranked and graded on their
+    official scores, under the round's scheme version; every other unit is listed in ``unranked``
+    with its state (未填报 / 待评审), never left out.  ``with_traces``: also ``traces``, unit code ->
     the stored trace of the score ranked (the admin page's chart and workbook), under the same
     permission as the ranking itself."""
     check(ctx.db, actor, "ranking.read", f"scheme:{scheme_id}")
-    scheme = current_scheme(ctx, scheme_id)
+    served = current_scheme(ctx, scheme_id)
     with ctx.db.transaction() as s:
-        latest = (
-            select(Score.unit_id, func.max(Score.id).label("id"))
-            .where(Score.scheme_id == scheme_id)
-            .group_by(Score.unit_id)
-            .subquery()
+        rnd = s.get(Round, round_id) if round_id is not None else latest_round_of(s, scheme_id)
+        if rnd is None or rnd.scheme_id != scheme_id:
+            if round_id is not None:
+                raise NotFound(
+                    "unknown_round", f"细则“{scheme_id}”没有编号为 {round_id} 的考核轮次"
+                )
+            rnd = None
+        units = list(s.scalars(select(Unit).order_by(Unit.code)))
+        places = (
+            {p.unit_id: p for p in s.scalars(select(RoundUnit).where(RoundUnit.round_id == rnd.id))}
+            if rnd is not None
+            else {}
         )
-        rows = list(
-            s.execute(
-                select(Score, Unit)
-                .join(latest, Score.id == latest.c.id)
-                .join(Unit, Unit.id == Score.unit_id)
+        official = [p.official_score_id for p in places.values() if p.official_score_id]
+        scores = {sc.id: sc for sc in s.scalars(select(Score).where(Score.id.in_(official)))}
+    scheme = _scheme_of_round(ctx, rnd) if rnd is not None else served
+    rows, unranked = [], []
+    for unit in units:
+        place = places.get(unit.id)
+        score = scores.get(place.official_score_id) if place and place.official_score_id else None
+        if score is not None:
+            rows.append((score, unit))
+        else:
+            state = describe(place)
+            unranked.append(
+                {
+                    "unit": unit.name,
+                    "unit_code": unit.code,
+                    "state": state["state"],
+                    "state_words": state["state_words"],
+                    "shown": "未填报" if state["state"] in ("none", "draft") else "待评审",
+                }
             )
-        )
     ranked, info = [], {}
     for score, unit in rows:
         vetoes = [
@@ -1121,6 +1263,11 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
         )
         info[unit.name] = {
             "unit_code": unit.code,
+            **{
+                k: v
+                for k, v in describe(places.get(unit.id)).items()
+                if k in ("state", "state_words")
+            },
             "score_id": score.id,
             "rules_version": score.rules_version,
             "submission_version": score.submission_version,
@@ -1130,12 +1277,14 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
     result = {
         "scheme": scheme.id,
         "version": scheme.version,
+        "round": _round_summary(rnd),
+        "unranked": unranked,
         "method": scheme.grading.method,
         "entries": [
             dict(
                 to_data(e),
                 **info[e.unit],
-                current_rules=info[e.unit]["rules_version"] == scheme.version,
+                current_rules=info[e.unit]["rules_version"] == served.version,
             )
             for e in entries
         ],
@@ -1143,6 +1292,19 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
     if with_traces:
         result["traces"] = {unit.code: score.trace for score, unit in rows}
     return result
+
+
+def _round_summary(rnd: Round | None) -> dict | None:
+    if rnd is None:
+        return None
+    return {
+        "id": rnd.id,
+        "year": rnd.year,
+        "title": rnd.title,
+        "stage": rnd.stage,
+        "stage_words": ROUND_STAGES[rnd.stage],
+        "rules_version": rnd.rules_version,
+    }
 
 
 # --- rules -------------------------------------------------------------------------------

@@ -25,16 +25,19 @@ import atexit
 import shutil
 import tempfile
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import make_url
 from werkzeug.security import generate_password_hash
 
-from service.access import new_token
+from service import rounds
+from service.access import Actor, new_token
 from service.app import create_app
 from service.commands import upgrade
 from service.config import Settings
 from service.db import Unit, User
+from service.domain.cycle import RoundDates
 
 from .conftest import RULES
 
@@ -81,9 +84,15 @@ def migrate(url: str) -> None:
 
 
 def make_app(
-    tmp_path: Path, url: str, engine, rules_dir: Path = RULES, max_body_bytes: int = 1024 * 1024
+    tmp_path: Path,
+    url: str,
+    engine,
+    rules_dir: Path = RULES,
+    max_body_bytes: int = 1024 * 1024,
+    open_rounds: bool = True,
 ):
-    """The app on a migrated database at ``url``, seeded; (app, {username: API token})."""
+    """The app on a migrated database at ``url``, seeded; (app, {username: API token}).  Every
+    scheme has an open round for 2026 (``open_rounds``), as an office's would once it starts."""
     migrate(url)
     settings = Settings(
         rules_dir=rules_dir,
@@ -120,4 +129,32 @@ def make_app(
     tokens = {
         username: new_token(db, user_ids[username], "test") for username, _role, _unit in USERS
     }
+    if open_rounds:
+        open_round_of_every_scheme(app, Actor(user_ids["admin"], "admin", "admin", None))
     return app, tokens
+
+
+#: the dates of the rounds tests open: every stage open for years (tests that need a deadline
+#: passed move it with the API, as an admin would)
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+def round_dates(
+    self_deadline: datetime = FAR, review_deadline: datetime = FAR + timedelta(days=30)
+) -> RoundDates:
+    return RoundDates(
+        self_deadline,
+        review_deadline,
+        review_deadline + timedelta(days=1),
+        review_deadline + timedelta(days=8),
+        review_deadline + timedelta(days=10),
+    )
+
+
+def open_round_of_every_scheme(app, admin: Actor, year: int = 2026) -> dict:
+    """A round of every served scheme, for ``year``; {scheme id: round id}."""
+    ctx = app.extensions["scoring"]
+    return {
+        scheme_id: rounds.open_round(ctx, admin, scheme_id, year, "", round_dates()).id
+        for scheme_id in ctx.registry.schemes()
+    }

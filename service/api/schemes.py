@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from schemas import EvaluateRequest, SchemeDetail, SchemeSummary, ScoreTrace
+from schemas import (
+    EvaluateRequest,
+    RankingArgs,
+    RankingOut,
+    SchemeDetail,
+    SchemeSummary,
+    ScoreTrace,
+)
 from service import operations as ops
 from service.access import check
 from service.domain.trace import render, to_data
@@ -192,8 +199,10 @@ def evaluate(body, scheme_id):
 
 
 @blp.route("/<scheme_id>/ranking")
-@blp.response(200, __import__("schemas").RankingOut)
+@blp.arguments(RankingArgs, location="query")
+@blp.response(200, RankingOut)
 @blp.errors(401, 403, 404)
-def ranking(scheme_id):
-    """全部单位按最新评分排名，并按细则的评级办法评级（并列同名次、等级否决）。"""
-    return ops.ranking(ctx(), actor(), scheme_id)
+def ranking(args, scheme_id):
+    """一个考核轮次（默认最新的）中各单位按正式得分排名，并按本轮规则版本的评级办法评级（并列同名次、
+    等级否决）；没有正式得分的单位列在 unranked 中，注明未填报或待评审，不会被漏掉。"""
+    return ops.ranking(ctx(), actor(), scheme_id, round_id=args.get("round"))

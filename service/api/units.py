@@ -72,6 +72,9 @@ def _score(row, unit_code: str) -> dict:
         "engine_version": row.engine_version,
         "computed_by": _author(row.computed_by),
         "created_at": row.created_at,
+        "round": row.round_id,
+        "kind": row.kind,
+        "kind_words": ops.SCORE_KINDS.get(row.kind) if row.kind else None,
         "trace": row.trace,
     }
 
@@ -111,7 +114,7 @@ def list_submissions(code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/submissions", methods=["POST"])
 @blp.arguments(SubmissionIn)
-@blp.errors(400, 401, 403, 404, 409, 413, 428)
+@blp.errors(400, 401, 403, 404, 409, 413, 423, 428)
 @blp.response(201, SubmissionOut)
 @blp.doc(
     parameters=[
@@ -172,12 +175,16 @@ def compare(args, code, scheme_id):
 
 @blp.route("/units/<code>/schemes/<scheme_id>/scores", methods=["POST"])
 @blp.arguments(ScoreRequest)
-@blp.errors(400, 401, 403, 404, 409, 413, 503)
+@blp.errors(400, 401, 403, 404, 409, 413, 422, 503)
 @blp.response(201, ScoreOut)
 @blp.alt_response(201, **TEXT_DOC)
 def compute(body, code, scheme_id):
-    """按当前规则对一版提交评分并保存：分数、完整轨迹、规则版本、提交版本、引擎版本。"""
-    row = ops.compute_score(ctx(), actor(), code, scheme_id, body.get("submission_version"))
+    """在这套细则当前的考核轮次中，按本轮的规则版本评分并保存：分数、完整轨迹、规则版本、提交版本、
+    引擎版本。正式得分（official）由评审人或管理员按已评审版本计算，是排名所用的分数；其余为预览
+    （preview），不参与排名。"""
+    row = ops.compute_score(
+        ctx(), actor(), code, scheme_id, body.get("submission_version"), body.get("kind")
+    )
     return text_response(render_data(row.trace), 201) if wants_text() else _score(row, code)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import simplejson
 from sqlalchemy import create_engine, make_url, text
 
 from ..apps import USERS, make_app  # noqa: F401  (USERS: the roles the matrix walks)
@@ -80,6 +81,44 @@ class Api:
     @property
     def ctx(self):
         return self.app.extensions["scoring"]
+
+    def round_of(self, scheme: str) -> int:
+        """The id of the scheme's newest round (every test app opens one per scheme)."""
+        rounds = [r for r in self.get("/api/rounds", "admin").json if r["scheme"] == scheme]
+        return rounds[0]["id"]
+
+    def official(
+        self,
+        code: str,
+        scheme: str,
+        facts: dict,
+        by: str = "admin",
+        reviewer: str = "reviewer",
+        reason: str = "",
+    ):
+        """Walk a unit through the cycle to an official score: ``by`` submits the self-assessment
+        (a correction when there is a version already), ``reviewer`` completes the review and
+        computes the official score; the score response."""
+        path = f"/api/units/{code}/schemes/{scheme}"
+        latest = self.get(f"{path}/submissions/latest", "admin")
+        headers = {"If-Match": latest.headers["ETag"]} if latest.status_code == 200 else {}
+        body = {"role": "self", "facts": facts}
+        if latest.status_code == 200:
+            body["reason"] = reason or "更正"
+        sent = self.post(
+            f"{path}/submissions",
+            by,
+            data=simplejson.dumps(body, use_decimal=True, ensure_ascii=False),
+            content_type="application/json",
+            headers=headers,
+        )
+        assert sent.status_code == 201, sent.json
+        rid = self.round_of(scheme)
+        done = self.post(f"/api/rounds/{rid}/units/{code}/review-complete", reviewer)
+        assert done.status_code == 200, done.json
+        score = self.post(f"{path}/scores", reviewer, json={"kind": "official"})
+        assert score.status_code == 201, score.json
+        return score
 
 
 def make_api(tmp_path: Path, database: str, engine, rules_dir: Path = RULES) -> Api:

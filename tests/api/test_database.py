@@ -30,6 +30,14 @@ def test_append_only_tables_refuse_updates_and_deletes(api):
         api.post("/api/units/gucun/schemes/gumeilu-2022/scores", "submitter", json={}).status_code
         == 201
     )
+    # and a round's deadline moved, with its reason
+    rid = api.round_of("gumeilu-2022")
+    moved = api.post(
+        f"/api/rounds/{rid}/deadlines",
+        "admin",
+        json={"deadline": "self_deadline", "new": "2098-12-31T17:00:00+08:00", "reason": "延期"},
+    )
+    assert moved.status_code == 200, moved.json
     db = api.ctx.db
     for table in APPEND_ONLY:
         with db.engine.connect() as connection:

@@ -200,13 +200,13 @@ def test_insert_or_replace_on_sqlite_is_found(api):
     _history(api)
     entry = _ids(api, JournalEntry)[1]
     columns = [c.name for c in JournalEntry.__table__.columns]
-    chosen = ", ".join("'admin'" if c == "actor" else c for c in columns)
+    chosen = ", ".join("'intruder'" if c == "actor" else c for c in columns)
     _owner_sql(
         api,
         f"INSERT OR REPLACE INTO journal ({', '.join(columns)}) SELECT {chosen} FROM journal WHERE id = {entry}",
     )
     with api.ctx.db.transaction() as s:
-        assert s.get(JournalEntry, entry).actor == "admin"  # rewritten in place, triggers or not
+        assert s.get(JournalEntry, entry).actor == "intruder"  # rewritten in place, triggers or not
     problem = _verify(api)["problem"]
     assert (problem["table"], problem["id"], problem["kind"]) == ("journal", entry, "changed")
 

@@ -25,10 +25,7 @@ def test_ranking_marks_excellence_pending_when_the_incident_fact_is_missing(web)
     for name, facts in EXAMPLE.items():
         if name == "罗店镇":
             facts = {k: v for k, v in facts.items() if k != "major_quality_incident"}
-        path = f"/api/units/{CODE_OF[name]}/schemes/{B1}"
-        sent = post_json(api, f"{path}/submissions", "reviewer", {"role": "review", "facts": facts})
-        assert sent.status_code == 201, sent.json
-        assert api.post(f"{path}/scores", "reviewer", json={}).status_code == 201
+        api.official(CODE_OF[name], B1, facts)
 
     response = api.get(f"/api/schemes/{B1}/ranking", "editor")
     assert response.status_code == 200, response.json

@@ -295,12 +295,39 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     assert (
         Decimal(replay.json["stored_total"]) == Decimal(replay.json["replayed_total"]) == old_total
     )
+
+    # the round was opened under the original rules and keeps them: its official score is
+    # computed under them, whatever is served now, and the ranking says they are not current
+    rid = api.round_of(SCHEME)
+    assert api.post(f"/api/rounds/{rid}/units/gucun/review-complete", "reviewer").status_code == 200
+    official = api.post(f"{path}/scores", "reviewer", json={})
+    assert official.status_code == 201 and official.json["kind"] == "official"
+    assert official.json["rules_version"] == v_original
+    assert Decimal(official.json["total"]) == old_total
     (entry,) = api.get(f"/api/schemes/{SCHEME}/ranking", "auditor").json["entries"]
     assert entry["current_rules"] is False and entry["rules_version"] == v_original
 
-    # a new score of the same submission uses the new rules
+    # a round opened now (the next year) is under the new rules, and so are its scores
+    dates = {
+        "self_deadline": "2099-01-01T00:00:00+08:00",
+        "review_deadline": "2099-02-01T00:00:00+08:00",
+        "publication_start": "2099-02-02T00:00:00+08:00",
+        "appeal_deadline": "2099-02-09T00:00:00+08:00",
+        "publication_end": "2099-02-12T00:00:00+08:00",
+    }
+    opened = api.post("/api/rounds", "admin", json={"scheme": SCHEME, "year": 2027, **dates})
+    assert opened.status_code == 201 and opened.json["rules_version"] == v_changed, opened.json
+    again = api.post(
+        f"{path}/submissions",
+        "submitter",
+        json={"role": "self", "facts": facts, "reason": "2027年度自评"},
+        headers={"If-Match": '"1"'},
+    )
+    assert again.status_code == 201, again.json
+    done = api.post(f"/api/rounds/{opened.json['id']}/units/gucun/review-complete", "reviewer")
+    assert done.status_code == 200, done.json
     new = api.post(f"{path}/scores", "reviewer", json={})
-    assert new.status_code == 201
+    assert new.status_code == 201 and new.json["round"] == opened.json["id"]
     assert new.json["rules_version"] == v_changed and Decimal(new.json["total"]) == new_total
     (entry,) = api.get(f"/api/schemes/{SCHEME}/ranking", "auditor").json["entries"]
     assert entry["current_rules"] is True and Decimal(entry["total"]) == new_total
