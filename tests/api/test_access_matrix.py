@@ -35,14 +35,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
 from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
 from service.db import (
+    DeadlineChange,
     DenialCount,
     JournalEntry,
+    Round,
+    RoundUnit,
     RuleVersion,
     Score,
     Submission,
@@ -71,6 +75,8 @@ DATA_TABLES = {
     "rule_versions": RuleVersion,
     "submissions": Submission,
     "scores": Score,
+    "rounds": Round,
+    "round_deadline_changes": DeadlineChange,
 }
 
 
@@ -85,13 +91,19 @@ class Case:
         False  # send the unit's current ETag (a correction that would succeed if allowed)
     )
     writes: frozenset = field(default_factory=frozenset)  # tables an allowed call may change
-    journals: str | None = None  # the action of the "ok" journal row an allowed call writes
+    # the actions of the "ok" journal rows an allowed call writes, in order: one action, a tuple of
+    # them (a step of the review cycle journals the unit's move and the write), or a function of
+    # the call giving a tuple
+    journals: str | tuple | Callable | None = None
     reads: bool = (
         False  # reads a unit's data: journaled (permission, "ok") but by its own submitter
     )
     label: str = ""
     # who the "ok" journal row names, when not the caller: a sign-in names who signed in
     journal_actor: Callable | None = None
+    # where the review cycle must stand for an allowed call to succeed: (the unit's state in the
+    # round, the round's stage) -- set before the call, so each call is judged on access alone
+    state: tuple = ("submitted", "open")
 
 
 def _rules_files() -> dict:
@@ -155,15 +167,16 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             body=_submission("self"),
             if_match=True,
             writes=frozenset({"submissions"}),
-            journals="submissions.write",
+            journals=("rounds.submit_self", "submissions.write"),
             label="self",
+            state=("draft", "open"),
         ),
         Case(
             "submissions.write.review",
             body=_submission("review"),
             if_match=True,
             writes=frozenset({"submissions"}),
-            journals="submissions.write",
+            journals=("rounds.review", "submissions.write"),
             label="review",
         ),
     ),
@@ -179,9 +192,14 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/api/units/<code>/schemes/<scheme_id>/scores"): (
         Case(
             "scores.write",
-            body=lambda call: {},
+            body=lambda call: {},  # official for a reviewer or an admin, a preview for the unit
             writes=frozenset({"scores", "rule_versions"}),
-            journals="scores.write",
+            journals=lambda call: (
+                ("rounds.compute_official", "scores.write")
+                if call.role in ("admin", "reviewer")
+                else ("scores.write",)
+            ),
+            state=("reviewed", "open"),
         ),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read", reads=True),),
@@ -196,7 +214,69 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
+    ("GET", "/api/rounds"): (Case("rounds.read"),),
+    ("POST", "/api/rounds"): (
+        Case(
+            "rounds.write",
+            body=lambda call: _new_round(),
+            writes=frozenset({"rounds", "rule_versions"}),
+            journals="rounds.open",
+        ),
+    ),
+    ("GET", "/api/rounds/<round_id>"): (Case("rounds.read"),),
+    ("POST", "/api/rounds/<round_id>/deadlines"): (
+        Case(
+            "rounds.write",
+            body=lambda call: {
+                "deadline": "publication_end",
+                "new": f"2099-06-{next(_day_serial) % 28 + 1:02d}T17:00:00+08:00",
+                "reason": "延期",
+            },
+            writes=frozenset({"round_deadline_changes"}),
+            journals="rounds.deadline",
+        ),
+    ),
+    ("GET", "/api/rounds/<round_id>/units"): (Case("rounds.read"),),
+    ("GET", "/api/rounds/<round_id>/units/<code>"): (Case("rounds.read"),),
+    ("POST", "/api/rounds/<round_id>/units/<code>/return"): (
+        Case("rounds.review", body=lambda call: {"reason": "材料不全"}, journals="rounds.return"),
+    ),
+    ("POST", "/api/rounds/<round_id>/units/<code>/review-complete"): (
+        Case("rounds.review", journals="rounds.complete_review", state=("in_review", "open")),
+    ),
+    ("POST", "/api/rounds/<round_id>/units/<code>/reopen"): (
+        Case(
+            "rounds.review",
+            body=lambda call: {"reason": "复核"},
+            journals="rounds.reopen_review",
+            state=("reviewed", "open"),
+        ),
+    ),
+    # the round as a whole: one journal row per unit it moves (the two the set-up put in the
+    # round) and one for the round
+    ("POST", "/api/rounds/<round_id>/publish"): (
+        Case("rounds.publish", journals=("rounds.publish",) * 3, state=("reviewed", "open")),
+    ),
+    ("POST", "/api/rounds/<round_id>/finalize"): (
+        Case("rounds.publish", journals=("rounds.finalize",) * 3, state=("published", "closed")),
+    ),
 }
+
+_year_serial = iter(range(2030, 2100))
+_day_serial = iter(range(10_000))
+
+
+def _new_round() -> dict:
+    return {
+        "scheme": "baoshan-2022-c1",
+        "year": next(_year_serial),
+        "self_deadline": "2099-01-01T17:00:00+08:00",
+        "review_deadline": "2099-02-01T17:00:00+08:00",
+        "publication_start": "2099-02-02T09:00:00+08:00",
+        "appeal_deadline": "2099-02-09T17:00:00+08:00",
+        "publication_end": "2099-02-12T17:00:00+08:00",
+    }
+
 
 
 def _token_of(call, world) -> str:
@@ -229,6 +309,7 @@ PARAMS = {
     "score_id": lambda call, world: str(world["scores"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
+    "round_id": lambda call, world: str(world["round"]),
 }
 UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
 OWNED_PARAMS = {
@@ -339,19 +420,44 @@ def _journal_after(db, last: int) -> list[JournalEntry]:
 
 
 def _set_up(api) -> dict:
-    """A submission and a score on both units, by the admin."""
-    world = {"scores": {}}
+    """A submission and an official score on both units, by the admin, in the scheme's round."""
+    world = {"scores": {}, "round": api.round_of(SCHEME)}
     for unit in (OWN, OTHER):
-        made = api.post(
-            f"/api/units/{unit}/schemes/{SCHEME}/submissions",
-            "admin",
-            json={"role": "review", "facts": FACTS},
-        )
-        assert made.status_code == 201, made.json
-        score = api.post(f"/api/units/{unit}/schemes/{SCHEME}/scores", "admin", json={})
-        assert score.status_code == 201, score.json
+        score = api.official(unit, SCHEME, FACTS)
         world["scores"][unit] = score.json["id"]
     return world
+
+
+def _stand(api, world, call: Call) -> None:
+    """Put the cycle where the call's case needs it (the harness writes the rows directly: it is
+    the access policy under test here, the cycle has tests of its own)."""
+    unit_state, stage = call.case.state
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    past = datetime(2000, 1, 1, tzinfo=UTC)
+    with api.ctx.db.transaction() as s:
+        rnd = s.get(Round, world["round"])
+        rnd.stage = "published" if stage == "closed" else stage
+        rnd.self_deadline, rnd.review_deadline = far, far + timedelta(days=30)
+        rnd.publication_start = far + timedelta(days=31)
+        rnd.appeal_deadline = past if stage == "closed" else far + timedelta(days=38)
+        rnd.publication_end = far + timedelta(days=40)
+        if stage == "closed":  # deadlines in order, all passed but the publication's end
+            rnd.self_deadline = rnd.review_deadline = rnd.publication_start = past
+        for place in s.scalars(select(RoundUnit).where(RoundUnit.round_id == rnd.id)):
+            place.state = unit_state
+            # reviewed: the version of the unit's newest official score, and that score
+            official = s.scalar(
+                select(Score)
+                .where(
+                    Score.unit_id == place.unit_id,
+                    Score.scheme_id == SCHEME,
+                    Score.kind == "official",
+                )
+                .order_by(Score.id.desc())
+                .limit(1)
+            )
+            place.reviewed_version = official.submission_version
+            place.official_score_id = official.id
 
 
 def _short(body) -> str:
@@ -405,6 +511,7 @@ def test_every_route_every_role_every_unit(api):
         if call.role == "auditor" and auditor_before is None:
             auditor_before = _snapshot(db)
         want = expected(call)
+        _stand(api, world, call)
         path, headers, kwargs = _prepare(api, world, call)
         before = _snapshot(db)
         response = api.client.open(path, method=call.method, headers=headers, **kwargs)
@@ -427,7 +534,12 @@ def test_every_route_every_role_every_unit(api):
             actor = call.case.journal_actor(call) if call.case.journal_actor else call.username
             if any(e.actor != actor for e in entries):
                 problems.append(f"journal rows of another actor: {[e.actor for e in entries]}")
-            wanted = [(call.case.journals, "ok", actor)] if call.case.journals else []
+            journals = call.case.journals
+            if callable(journals):
+                journals = journals(call)
+            if isinstance(journals, str):
+                journals = (journals,)
+            wanted = [(action, "ok", actor) for action in journals or ()]
             if (
                 call.case.reads and call.role not in OWN_UNIT_ONLY
             ):  # a read of a unit's data by others
