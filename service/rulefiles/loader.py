@@ -302,6 +302,8 @@ class _Checker:
         # is not declared is usually one declared in a sibling clause, and "未声明" misleads
         self.declared_in: dict[str, str] = {}
         self.clause = ""  # the clause being checked
+        # what reads scheme facts when no clause is being checked: named in "declared elsewhere"
+        self.scheme_reader = "等级否决"
 
     def declared_elsewhere(self, name: str, in_test: bool = False) -> str | None:
         """The message for a fact this clause reads (or, ``in_test``, one of its test cases
@@ -315,7 +317,10 @@ class _Checker:
                 "若本条款也要读取，请把它移到 scheme.yaml 的 facts 中"
             )
         if not self.clause:
-            return f"事实“{name}”声明在条款 {owner} 中；等级否决读取的事实须写在 scheme.yaml 的 facts 中"
+            return (
+                f"事实“{name}”声明在条款 {owner} 中；"
+                f"{self.scheme_reader}读取的事实须写在 scheme.yaml 的 facts 中"
+            )
         return (
             f"事实“{name}”声明在条款 {owner} 中；"
             "被几个条款共同读取的事实请写在 scheme.yaml 的 facts 中"
@@ -1208,14 +1213,17 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     types = {n: f.expr_type for n, f in scheme_facts.items()}
     chk.clause = ""  # a grade veto reads scheme facts only: a clause's fact is "elsewhere"
     grading = _grading(s["grading"], types, sfile, chk)
+    chk.scheme_reader = "排名计分"  # a ranking reads what every unit reports, as a grade veto does
     relative = _relative(s.get("relative"), types, sfile, chk)
+    chk.scheme_reader = "等级否决"
     chk.declared_in = {}  # the scheme's test cases may give any clause's facts
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
-    for part in relative.parts:
-        for ranking in part.rankings:
-            used |= set(ex.names(ranking.measure))
+    for p in (s.get("relative") or {}).get("parts") or []:
+        # every ranking's names, even one whose measure was refused: not "declared but unread" too
+        for r in p["rankings"]:
+            used |= set(ex.names(r["measure"].tree))
     for fact in all_facts.values():  # a fact that decides whether another applies is read too
         if fact.applies_when is not None:
             used |= set(ex.names(fact.applies_when))
