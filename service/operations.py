@@ -1075,6 +1075,8 @@ class _Ranked:
     distinctions: list = None
     grade_explanation: str = ""
     grade_pending_vetoes: list = None
+    #: the stored facts: what the parts computed in ranking (relative) rank the units on
+    facts: dict = None
 
 
 def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = False) -> dict:
@@ -1117,7 +1119,16 @@ def ranking(ctx: Context, actor: Actor, scheme_id: str, with_traces: bool = Fals
             set(score.trace.get("not_applicable") or ()),
         )
         ranked.append(
-            _Ranked(unit.name, Decimal(score.trace["total"]), vetoes, None, None, "", pending)
+            _Ranked(
+                unit.name,
+                Decimal(score.trace["total"]),
+                vetoes,
+                None,
+                None,
+                "",
+                pending,
+                score.trace.get("facts") or {},
+            )
         )
         info[unit.name] = {
             "unit_code": unit.code,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from . import expressions as ex
 from .model import Ranking, RelativePart, Scheme
@@ -88,8 +88,10 @@ def _method_words(part: RelativePart) -> str:
 
 
 def standings(scheme: Scheme, units: Sequence[tuple[str, Decimal, Mapping]]) -> list[Standing]:
-    """(unit, total scored alone, facts) for every unit ranked -> each unit's standing."""
+    """(unit, total scored alone, facts) for every unit ranked -> each unit's standing.  The
+    facts may be a stored trace's, numbers written as exact decimal strings."""
     out = [Standing(u, t, t) for u, t, _ in units]
+    units = [(u, t, _typed(scheme, facts)) for u, t, facts in units]
     labels = {n: f.label for n, f in scheme.facts.items()}
     for part in scheme.relative.parts:
         for standing, got in zip(out, _part(part, units, labels)):
@@ -98,6 +100,19 @@ def standings(scheme: Scheme, units: Sequence[tuple[str, Decimal, Mapping]]) -> 
                 standing.total += got.points
     if scheme.relative.convert is not None:
         _convert(scheme, out)
+    return out
+
+
+def _typed(scheme: Scheme, facts: Mapping) -> dict:
+    """Number facts as decimals: a stored trace writes them as exact strings ("76.5")."""
+    out = dict(facts)
+    for name, value in facts.items():
+        spec = scheme.facts.get(name)
+        if isinstance(value, str) and spec is not None and spec.expr_type == ex.NUMBER:
+            try:
+                out[name] = Decimal(value)
+            except InvalidOperation:
+                del out[name]  # not a number: missing, as the ranking says
     return out
 
 

@@ -192,3 +192,64 @@ def test_the_parts_change_the_order_of_the_ranking(oracle):
         ("丁镇", 4, Decimal(333)),
     ]
     assert [e.grade for e in entries] == ["A", "B", "B", "B"]
+
+
+def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_path, engine):
+    # the service layer ranks stored scores: the parts are worked out from the stored traces' facts
+    import html
+    import io
+    import shutil
+
+    from openpyxl import load_workbook
+
+    from admin import export
+    from service import operations as ops
+
+    from ..admin.conftest import make_app, sign_in
+    from ..admin.test_pages import _actor
+
+    rules = tmp_path / "rules"
+    shutil.copytree(BY_PLACE, rules / "by_place")
+    app = make_app(tmp_path, engine, rules)
+    try:
+        ctx, reviewer = app.extensions["scoring"], _actor(app, "reviewer")
+        scheme = "relative_by_place"
+        for code, (score, growth, complaints) in {
+            "gucun": (85, 10, 3),
+            "dachang": (90, 8, 1),
+            "bsip": (75, 4, 1),
+        }.items():
+            facts = {"work_score": score, "growth": growth, "complaints": complaints}
+            ops.submit(ctx, reviewer, code, scheme, "review", facts, {}, "", None)
+            stored = ops.compute_score(ctx, reviewer, code, scheme)
+            assert stored.trace["relative"][0]["explanation"].startswith("排名时计算")
+        data = ops.ranking(ctx, reviewer, scheme)
+        by_unit = {e["unit"]: e for e in data["entries"]}
+        bsip = by_unit["宝山工业园区"]
+        assert (bsip["rank"], bsip["total"], bsip["scored_total"]) == (3, "347", "75")
+        assert [p["points"] for p in bsip["relative"]] == ["192", "60", "20"]
+        assert bsip["relative"][0]["explanation"] == (
+            "排名第一的单位（顾村镇）产值增长率10，本单位4，在3个单位中排第3名；"
+            "第一名得200分，名次每降低1位减4分，200-2×4，得192分"
+        )
+
+        client = app.test_client()
+        sign_in(client, "reviewer")
+        page = html.unescape(client.get(f"/admin/schemes/{scheme}/ranking").text)
+        assert "单独计分 75.00分，排名时计算" in page
+        assert "工作业绩排名赋分</strong> 192.00分：排名第一的单位（顾村镇）产值增长率10" in page
+
+        book = client.get(f"/admin/schemes/{scheme}/ranking.xlsx")
+        ws = load_workbook(io.BytesIO(book.data))["排名"]
+        assert [c.value for c in ws[4]] == list(export.RANK_HEADER) + [
+            "单独计分总分",
+            "工作业绩排名赋分",
+            "两项排名平均赋分",
+            "增长率与第一名之比",
+            "排名计分说明",
+        ]
+        last = [c.value for c in ws[7]]
+        assert last[1] == "宝山工业园区" and last[2] == 347 and last[6:10] == [75, 192, 60, 20]
+        assert last[10].startswith("工作业绩排名赋分：排名第一的单位（顾村镇）")
+    finally:
+        app.extensions["scoring"].db.engine.dispose()
