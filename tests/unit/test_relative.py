@@ -237,6 +237,7 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
         sign_in(client, "reviewer")
         page = html.unescape(client.get(f"/admin/schemes/{scheme}/ranking").text)
         assert "单独计分 75.00分，排名时计算" in page
+        assert "右侧数字是含这些部分的排名时总分" in page
         assert "工作业绩排名赋分</strong> 192.00分：排名第一的单位（顾村镇）产值增长率10" in page
 
         book = client.get(f"/admin/schemes/{scheme}/ranking.xlsx")
