@@ -91,8 +91,8 @@ def standings(scheme: Scheme, units: Sequence[tuple[str, Decimal, Mapping]]) -> 
     """(unit, total scored alone, facts) for every unit ranked -> each unit's standing.  The
     facts may be a stored trace's, numbers written as exact decimal strings."""
     out = [Standing(u, t, t) for u, t, _ in units]
-    if not scheme.relative:
-        return out  # most schemes: the ranked total is the total scored alone
+    if not scheme.relative or not out:
+        return out  # most schemes: the ranked total is the total scored alone; or nobody yet
     units = [(u, t, _typed(scheme, facts)) for u, t, facts in units]
     labels = {n: f.label for n, f in scheme.facts.items()}
     for part in scheme.relative.parts:

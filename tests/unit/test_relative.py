@@ -254,3 +254,9 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
         assert last[10].startswith("工作业绩排名赋分：排名第一的单位（顾村镇）")
     finally:
         app.extensions["scoring"].db.engine.dispose()
+
+
+def test_no_unit_scored_yet_ranks_nobody():
+    # the ranking page of a converting scheme before any unit is scored: no best total to divide by
+    assert rank_units(load_scheme(RUIAN), []) == []
+    assert standings(load_scheme(BY_PLACE), []) == []
