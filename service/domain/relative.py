@@ -175,7 +175,8 @@ def _ranking(part: RelativePart, ranking: Ranking, units: Sequence, labels: Mapp
         u for (u, _, _), (v, _) in zip(units, values) if v == best and v is not None
     )
     out = []
-    for (v, why), count in zip(values, [len(known)] * len(values)):
+    count = len(known)
+    for v, why in values:
         if v is None:
             out.append(_Got(None, f"{ranking.label}无法确定（{why}），不参加该项排名，不计分"))
             continue
