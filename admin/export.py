@@ -239,23 +239,50 @@ def grade_words(entry: Mapping) -> str:
     return grade
 
 
+def _relative_parts(entry: Mapping) -> list:
+    """The parts computed in ranking of one entry, the conversion last (empty for most schemes)."""
+    parts = list(entry.get("relative") or [])
+    if entry.get("converted"):
+        parts.append(entry["converted"])
+    return parts
+
+
+def _relative_header(entries: list) -> tuple:
+    """The columns a scheme with parts computed in ranking adds after 说明 (rules/README.md 6.19):
+    the total scored alone, each part's points, and their sentences."""
+    first = next((e for e in entries if _relative_parts(e)), None)
+    if first is None:
+        return ()
+    return ("单独计分总分", *(p["title"] for p in _relative_parts(first)), "排名计分说明")
+
+
+def _relative_cells(entry: Mapping) -> tuple:
+    parts = _relative_parts(entry)
+    points = tuple("不计分" if p["points"] is None else _num(p["points"]) for p in parts)
+    words = "；".join(f"{p['title']}：{p['explanation']}" for p in parts)
+    return (_num(entry.get("scored_total")), *points, words)
+
+
 def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
-    _title(ws, 1, f"{scheme_title} 考核结果排名", len(RANK_HEADER))
+    extra = _relative_header(entries)
+    header = RANK_HEADER + extra
+    widths = RANK_WIDTHS + (10,) * (len(extra) - 1) + (80,) * bool(extra)
+    _title(ws, 1, f"{scheme_title} 考核结果排名", len(header))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
-    _title(
-        ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(RANK_HEADER), size=10
-    )
-    _header(ws, 4, RANK_HEADER, RANK_WIDTHS)
+    _title(ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(header), size=10)
+    _header(ws, 4, header, widths)
+    points_cols = (3, 4, 5) + tuple(range(len(RANK_HEADER) + 1, len(header)))
     for i, e in enumerate(entries, start=1):
         grade = grade_words(e)
         words = e.get("explanation", "")
         if not e.get("complete", True):
             words += "；缺少事实，结果不完整"
+        cells = (i, e["unit"], _num(e["total"]), e["rank"], grade, words)
         _row(
             ws,
             4 + i,
-            (i, e["unit"], _num(e["total"]), e["rank"], grade, words),
-            points_cols=(3, 4, 5),
+            cells + (_relative_cells(e) if extra else ()),
+            points_cols=points_cols,
         )
     _page(ws, landscape=True)
 

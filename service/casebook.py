@@ -16,6 +16,7 @@ from service.domain.grading import competition_ranks, decision
 from service.domain.model import Scheme
 from service.domain.numbers import plain
 from service.domain.program import SCHEME_GROUP
+from service.domain.relative import standings
 from service.domain.scoring import (
     GradeVetoResult,
     assemble,
@@ -113,6 +114,23 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
     return out
 
 
+def _relative_problems(unit: str, want: dict, standing) -> list[str]:
+    """What a ranking case expects of the parts computed in ranking, and of the total with them."""
+    problems = []
+    if want.get("total") is not None and want["total"] != standing.total:
+        problems.append(
+            f"{unit}：期望排名时总分{plain(want['total'])}，实得{plain(standing.total)}"
+        )
+    got = {p.id: p for p in standing.relative}
+    for pid, points in (want.get("relative") or {}).items():
+        part = got[pid]
+        if part.points != points:
+            shown = "不计分" if part.points is None else plain(part.points) + "分"
+            wanted = "不计分" if points is None else plain(points) + "分"
+            problems.append(f"{unit}：排名计分{pid}期望{wanted}，实得{shown}（{part.explanation}）")
+    return problems
+
+
 def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
     out = []
     for case in scheme.ranking_tests:
@@ -122,10 +140,14 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
             for u in units
         ]
         fired = matcher.match(scheme, batch)
-        totals = [case.units[u]["total"] for u in units]
+        # the parts computed in ranking first: the rank is on the total with them
+        stood = standings(
+            scheme, [(u, case.units[u]["total"], case.units[u]["facts"]) for u in units]
+        )
+        totals = [s.total for s in stood]
         ranks = competition_ranks(totals)
         problems = []
-        for unit, total, rank, hits in zip(units, totals, ranks, fired):
+        for unit, total, rank, hits, standing in zip(units, totals, ranks, fired, stood):
             facts = case.units[unit]["facts"]
             vetoes = []
             for v in scheme.grading.vetoes:
@@ -157,5 +179,6 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
                     problems.append(
                         f"{unit}：期望{words}{_shown(want[k])}，实得{_shown(got[k])}（{why}）"
                     )
+            problems += _relative_problems(unit, want, standing)
         out.append(CaseResult(scheme.id, sfile, case.name, not problems, problems))
     return out

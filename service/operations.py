@@ -1189,6 +1189,8 @@ class _Ranked:
     distinctions: list = None
     grade_explanation: str = ""
     grade_pending_vetoes: list = None
+    #: the stored facts: what the parts computed in ranking (relative) rank the units on
+    facts: dict = None
 
 
 def ranking(
@@ -1259,7 +1261,16 @@ def ranking(
             set(score.trace.get("not_applicable") or ()),
         )
         ranked.append(
-            _Ranked(unit.name, Decimal(score.trace["total"]), vetoes, None, None, "", pending)
+            _Ranked(
+                unit.name,
+                Decimal(score.trace["total"]),
+                vetoes,
+                None,
+                None,
+                "",
+                pending,
+                score.trace.get("facts") or {},
+            )
         )
         info[unit.name] = {
             "unit_code": unit.code,

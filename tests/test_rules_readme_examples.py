@@ -54,6 +54,9 @@ SCHEMES = {
     "thresholds-demo": [("1", "质量振兴")],
     # 6.13 降一级: "借用的是 6.1 的条款（10分）"
     "lowering-demo": [("1", "质量振兴")],
+    # 6.19 示例一、示例二: "借用 6.1 的条款（10分）"
+    "ruian-demo": [("1", "质量振兴")],
+    "by-place-demo": [("1", "质量振兴")],
 }
 KINDS = {"加分项": "bonus", "扣分项": "deduction", "减分项": "deduction"}
 

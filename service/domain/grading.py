@@ -27,6 +27,7 @@ from decimal import Decimal
 
 from .model import Scheme
 from .numbers import plain
+from .relative import alone, standings
 
 
 @dataclass
@@ -43,6 +44,12 @@ class RankEntry:
     #: distinctions within reach but 待定, and why, in words naming the missing facts
     pending_distinctions: list = field(default_factory=list)
     pending: list = field(default_factory=list)
+    #: the total the unit scored alone, before the parts computed in ranking (``relative``)
+    scored_total: Decimal | None = None
+    #: the parts scored by place among the units (``relative.RelativePoints``), each explained
+    relative: list = field(default_factory=list)
+    #: the total converted against the best unit's (``relative.RelativePoints``), if the scheme says
+    converted: object = None
 
 
 @dataclass
@@ -137,7 +144,13 @@ def _points_grade(
         return None, "本细则未规定按分数评定等级"
     if scheme.grading.method == "rank" and rank is None:
         return None, "按名次评定等级，需与其他单位一同排名"
+    if scheme.relative and rank is None:
+        # the total graded includes what only the ranking works out: no grade from a part of it
+        return None, f"总分含{ALONE_WORDS}的部分，等级在与其他单位一同排名时评定"
     return _tier_for(scheme, total, rank, barred)
+
+
+ALONE_WORDS = "排名时计算"
 
 
 def _order(scheme: Scheme) -> list:
@@ -242,7 +255,10 @@ def _pending_of(result) -> list:
 
 
 def grade_alone(scheme: Scheme, result) -> None:
-    """Grade one unit on its own (thresholds); rank grading waits for ``rank_units``."""
+    """Grade one unit on its own (thresholds); rank grading waits for ``rank_units``, and so do
+    the parts computed in ranking (shown as 排名时计算)."""
+    if scheme.relative:
+        result.relative = alone(scheme)
     _apply(
         result,
         decision(scheme, result.total, None, result.grade_vetoes, _pending_of(result)),
@@ -250,16 +266,20 @@ def grade_alone(scheme: Scheme, result) -> None:
 
 
 def rank_units(scheme: Scheme, results: Sequence) -> list[RankEntry]:
-    """Rank scored units (ties share a rank) and grade each one, explained."""
-    ranks = competition_ranks([r.total for r in results])
+    """Rank scored units (ties share a rank) and grade each one, explained.  The parts computed
+    in ranking (``relative``) are worked out first: the rank is on the total with them."""
+    stood = standings(scheme, [(r.unit, r.total, getattr(r, "facts", None) or {}) for r in results])
+    ranks = competition_ranks([s.total for s in stood])
     entries = []
-    for result, rank in zip(results, ranks):
-        d = decision(scheme, result.total, rank, result.grade_vetoes, _pending_of(result))
+    for result, standing, rank in zip(results, stood, ranks):
+        d = decision(scheme, standing.total, rank, result.grade_vetoes, _pending_of(result))
         _apply(result, d)
+        if scheme.relative:
+            result.relative = standing.relative + [standing.converted] * bool(standing.converted)
         entries.append(
             RankEntry(
                 result.unit,
-                result.total,
+                standing.total,
                 rank,
                 d.grade,
                 d.distinctions,
@@ -268,6 +288,9 @@ def rank_units(scheme: Scheme, results: Sequence) -> list[RankEntry]:
                 d.grade_pending,
                 d.pending_distinctions,
                 d.pending,
+                standing.scored_total,
+                standing.relative,
+                standing.converted,
             )
         )
     entries.sort(key=lambda e: (e.rank, e.unit))

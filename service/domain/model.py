@@ -275,6 +275,56 @@ class Grading:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """One ranking of a relative part: the units ordered by ``measure`` (scheme facts)."""
+
+    measure: ex.Expr
+    measure_text: str
+    label: str
+    better: str = "higher"  # "higher" | "lower": which end of the measure is first place
+
+
+@dataclass(frozen=True)
+class RelativePart:
+    """Points a unit earns by its place among all units, computed when the units are ranked
+    ("第一名得基本分200分，名次每降低1位减基本分2%"), added to its total.
+
+    method "rank": first place gets ``points``, each place below loses ``per_place`` × ``points``
+    (never below 0); method "ratio": ``points`` × the unit's value / the best unit's value.
+    Several ``rankings``: the part's points are the mean of the points each ranking gives."""
+
+    id: str
+    title: str
+    method: str  # "rank" | "ratio"
+    points: Decimal
+    rankings: tuple  # Ranking
+    per_place: Decimal | None = None
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Totals converted against the best unit's: total / best total × ``scale``
+    ("其他单位得分=(该单位考核得分/排名第一的单位考核得分)×600")."""
+
+    scale: Decimal
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Relative:
+    """What a scheme computes only when its units are ranked together."""
+
+    parts: tuple = ()  # RelativePart
+    convert: Conversion | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.parts) or self.convert is not None
+
+
+@dataclass(frozen=True)
 class SchemeTest:
     name: str
     facts: dict
@@ -286,7 +336,8 @@ class SchemeTest:
 class RankingTest:
     name: str
     units: dict  # unit -> {"total": Decimal, "facts": dict}
-    expect: dict  # unit -> {"rank": int, "grade": str|None, "distinctions": tuple}
+    expect: dict  # unit -> {"rank": int, "grade": str|None, "distinctions": tuple,
+    #                         "total": Decimal|None, "relative": dict|None}
 
 
 @dataclass
@@ -311,6 +362,8 @@ class Scheme:
     grade_operands: tuple = ()
     grade_derived: dict = field(default_factory=dict)
     notes: str = ""
+    #: parts scored by place among the units, and the conversion of totals (``Relative``)
+    relative: Relative = field(default_factory=Relative)
     texts: dict = field(
         default_factory=dict, repr=False
     )  # path in the folder -> the text the version hashes

@@ -171,6 +171,9 @@ class ScoreResult:
     pending_distinctions: list = field(default_factory=list)
     #: facts whose applies_when does not hold: neither asked for nor missing
     not_applicable: list = field(default_factory=list)
+    #: the parts computed only when the units are ranked (``relative.RelativePoints``): 排名时计算
+    #: while scored alone, worked out by ``grading.rank_units``
+    relative: list = field(default_factory=list)
 
 
 # --- step 1: facts for the matcher ------------------------------------------------

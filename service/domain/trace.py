@@ -209,6 +209,8 @@ def _totals(result, ranking_entry) -> list[str]:
         lines.append(f"注意：缺少事实 {'、'.join(result.missing)}，相关条款暂计0分，结果不完整。")
     for name in getattr(result, "not_applicable", None) or []:
         lines.append(f"不适用的事实：{name}（适用条件不成立，不必填报，不计分也不算缺少）")
+    for part in getattr(result, "relative", None) or []:
+        lines.append(f"排名计分[{part.title}]：{_pts(part.points)}　{part.explanation}")
     for veto in result.grade_vetoes:
         lines.append(
             f"等级否决[{veto.id}]：{veto.facts_text or veto.condition}；依据：{veto.reason}"
@@ -222,6 +224,8 @@ def _totals(result, ranking_entry) -> list[str]:
     held = getattr(result, "pending_distinctions", None)
     if held:
         extra += f"（{'、'.join(held)}待定）"
+    if getattr(ranking_entry, "relative", None) or getattr(ranking_entry, "converted", None):
+        lines.append(f"排名时总分：{_pts(ranking_entry.total)}{u}（含排名计分，按此排名）")
     rank = f"　名次：{ranking_entry.rank}" if ranking_entry is not None else ""
     lines.append(f"等级：{grade}{extra}{rank}　{result.grade_explanation}")
     return lines

@@ -29,11 +29,15 @@ from service.domain.model import (
     Clause,
     ClauseTest,
     ClauseVeto,
+    Conversion,
     Distinction,
     FactSpec,
     GradeVeto,
     Grading,
+    Ranking,
     RankingTest,
+    Relative,
+    RelativePart,
     Rule,
     Scheme,
     SchemeTest,
@@ -298,6 +302,8 @@ class _Checker:
         # is not declared is usually one declared in a sibling clause, and "未声明" misleads
         self.declared_in: dict[str, str] = {}
         self.clause = ""  # the clause being checked
+        # what reads scheme facts when no clause is being checked: named in "declared elsewhere"
+        self.scheme_reader = "等级否决"
 
     def declared_elsewhere(self, name: str, in_test: bool = False) -> str | None:
         """The message for a fact this clause reads (or, ``in_test``, one of its test cases
@@ -311,7 +317,10 @@ class _Checker:
                 "若本条款也要读取，请把它移到 scheme.yaml 的 facts 中"
             )
         if not self.clause:
-            return f"事实“{name}”声明在条款 {owner} 中；等级否决读取的事实须写在 scheme.yaml 的 facts 中"
+            return (
+                f"事实“{name}”声明在条款 {owner} 中；"
+                f"{self.scheme_reader}读取的事实须写在 scheme.yaml 的 facts 中"
+            )
         return (
             f"事实“{name}”声明在条款 {owner} 中；"
             "被几个条款共同读取的事实请写在 scheme.yaml 的 facts 中"
@@ -917,6 +926,75 @@ def _grading(d: Located, types: dict, file: str, chk: _Checker) -> Grading:
     return Grading(method, tuple(tiers), tuple(distinctions), tuple(vetoes), d.get("note", ""))
 
 
+def _relative(d: Located | None, types: dict, file: str, chk: _Checker) -> Relative:
+    """The scheme's ``relative`` section: parts scored by place among the units, a conversion."""
+    if d is None:
+        return Relative()
+    if "parts" not in d and "convert" not in d:
+        chk.err(file, d.at(), "relative 须写 parts（按排名计分）或 convert（总分折算），或两者都写")
+    parts, seen = [], set()
+    for p in d.get("parts") or []:
+        if p["id"] in seen:
+            chk.err(file, p.at("id"), f"排名计分编号“{p['id']}”重复")
+        seen.add(p["id"])
+        part = _relative_part(p, types, file, chk)
+        if part is not None:
+            parts.append(part)
+    c = d.get("convert")
+    convert = None if c is None else Conversion(c["scale"], c.get("source", ""), c.get("note", ""))
+    return Relative(tuple(parts), convert)
+
+
+def _relative_part(p: Located, types: dict, file: str, chk: _Checker) -> RelativePart | None:
+    method, per_place = p["method"], p.get("per_place")
+    if method == "rank" and per_place is None:
+        chk.err(
+            file,
+            p.at(),
+            f"排名计分“{p['id']}”按名次赋分（method: rank），须写 per_place："
+            "名次每降低1位减第一名分值的比例，如“减基本分2%”写 0.02",
+        )
+    if method == "ratio" and per_place is not None:
+        chk.err(
+            file,
+            p.at("per_place", value=False),
+            f"排名计分“{p['id']}”按与第一名的比值计分（method: ratio），不写 per_place：请删去",
+        )
+    if per_place is not None and per_place >= 1:
+        chk.err(
+            file,
+            p.at("per_place"),
+            f"per_place 是名次每降低1位减去的比例，应小于1（2%写 0.02），这里是{plain(per_place)}",
+        )
+    rankings, ok = [], True
+    for r in p["rankings"]:
+        better = r.get("better", "higher")
+        if method == "ratio" and better == "lower":
+            chk.err(
+                file,
+                r.at("better"),
+                "按与第一名的比值计分（method: ratio）只用于数值越高越好的排名；"
+                "数值越低越好时请用 method: rank",
+            )
+        # a ranking reads what every unit reports: the scheme's shared facts, as a grade veto does
+        if _check_expr(r["measure"], types, ex.NUMBER, file, chk, "measure"):
+            rankings.append(Ranking(r["measure"].tree, r["measure"].text, r["label"], better))
+        else:
+            ok = False
+    if not ok:
+        return None
+    return RelativePart(
+        p["id"],
+        p["title"],
+        method,
+        p["points"],
+        tuple(rankings),
+        per_place,
+        p.get("source", ""),
+        p.get("note", ""),
+    )
+
+
 def _check_tier_order(d: Located, tiers: list, file: str, chk: _Checker) -> None:
     """Tiers are tried in the order written and the first that fits wins, so a tier listed
     after a looser one (or after the catch-all) can never be given: "不设 min/top" obeyed
@@ -980,6 +1058,18 @@ def _check_tiers_reachable(scheme: Scheme, s: Located, file: str, chk: _Checker)
         f"本细则最高只能得{plain(highest)}{u}（基本分{plain(scheme.total)}{u}，"
         f"加分最多{plain(highest - scheme.total)}{u}），没有单位能评上"
     )
+    ranked = sum((p.points for p in scheme.relative.parts), ZERO)
+    if ranked:
+        highest += ranked
+        most = (
+            f"本细则最高只能得{plain(highest)}{u}（基本分{plain(scheme.total)}{u}，"
+            f"加分最多{plain(highest - ranked - scheme.total)}{u}，"
+            f"排名计分最多{plain(ranked)}{u}），没有单位能评上"
+        )
+    if scheme.relative.convert is not None:
+        # the grade is given on the converted total: the first unit has exactly the scale
+        highest = scheme.relative.convert.scale
+        most = f"总分折算后排名第一的单位为{plain(highest)}{u}，没有单位能评上"
     grading = s["grading"]
     for t, raw in zip(scheme.grading.tiers, grading.get("tiers") or []):
         if t.min is not None and t.min > highest:
@@ -1123,10 +1213,17 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     types = {n: f.expr_type for n, f in scheme_facts.items()}
     chk.clause = ""  # a grade veto reads scheme facts only: a clause's fact is "elsewhere"
     grading = _grading(s["grading"], types, sfile, chk)
+    chk.scheme_reader = "排名计分"  # a ranking reads what every unit reports, as a grade veto does
+    relative = _relative(s.get("relative"), types, sfile, chk)
+    chk.scheme_reader = "等级否决"
     chk.declared_in = {}  # the scheme's test cases may give any clause's facts
     used = {n for c in clauses.values() for n in c.reads}
     for veto in grading.vetoes:
         used |= set(ex.names(veto.when))
+    for p in (s.get("relative") or {}).get("parts") or []:
+        # every ranking's names, even one whose measure was refused: not "declared but unread" too
+        for r in p["rankings"]:
+            used |= set(ex.names(r["measure"].tree))
     for fact in all_facts.values():  # a fact that decides whether another applies is read too
         if fact.applies_when is not None:
             used |= set(ex.names(fact.applies_when))
@@ -1148,6 +1245,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         clauses=clauses,
         facts=all_facts,
         grading=grading,
+        relative=relative,
         path=path,
         version=version_of_files(files),
         files=tuple([sfile] + [file for file, _d in docs]),
@@ -1174,10 +1272,20 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
                 chk.err(
                     sfile, t["expect"].at(unit, value=False), f"期望中的单位“{unit}”不在 units 中"
                 )
+            for part_id in e.get("relative") or {}:
+                if part_id not in {p.id for p in relative.parts}:
+                    chk.err(
+                        sfile,
+                        e.at("relative"),
+                        f"期望中的排名计分“{part_id}”不在 relative.parts 中"
+                        f"（有：{'、'.join(p.id for p in relative.parts) or '无'}）",
+                    )
             expect[unit] = {
                 "rank": e["rank"],
                 "grade": e.get("grade"),
                 "distinctions": tuple(e["distinctions"]) if "distinctions" in e else None,
+                "total": e.get("total"),
+                "relative": e.get("relative"),
             }
         rtests.append(RankingTest(t["name"], units, expect))
     scheme.ranking_tests = tuple(rtests)

@@ -289,6 +289,61 @@ EXPECTED_PLACE = Obj(
         "rank": Field(Whole(), True, "期望名次"),
         "grade": Field(Text(), False, "期望等级"),
         "distinctions": Field(ListOf(Text()), False, "期望称号"),
+        "total": Field(Number(), False, "期望排名时的总分（含排名计分，折算后）"),
+        "relative": Field(
+            FactValues(), False, "期望的排名计分：编号到分值，无定义（不计分）写 null"
+        ),
+    },
+)
+
+RANKING = Obj(
+    "排名（ranking）",
+    {
+        "measure": Field(
+            Expression(), True, "排名所依据的数值：读取 scheme.yaml 中共用事实的表达式"
+        ),
+        "label": Field(Text(), True, "该数值的中文名称，如“考核得分”“产值增长率”"),
+        "better": Field(
+            OneOf("higher", "lower"), False, "higher 数值越高名次越前（默认）；lower 越低越前"
+        ),
+    },
+)
+
+RELATIVE_PART = Obj(
+    "排名计分（relative part）",
+    {
+        "id": Field(Id(), True, "排名计分编号"),
+        "title": Field(Text(), True, "名称"),
+        "method": Field(
+            OneOf("rank", "ratio"),
+            True,
+            "rank 按名次赋分（第一名得 points，每降一位减 per_place）；ratio 按与第一名的比值",
+        ),
+        "points": Field(Number(positive=True), True, "第一名所得分值，如“第一名得基本分200分”"),
+        "per_place": Field(
+            Number(positive=True), False, "rank：名次每降低1位减第一名分值的比例，2%写 0.02"
+        ),
+        "rankings": Field(ListOf(RANKING, 1), True, "排名依据；列出多项时，取各项排名得分的平均值"),
+        "source": Field(Text(), False, "原文"),
+        "note": Field(Text(), False, "解读说明"),
+    },
+)
+
+CONVERSION = Obj(
+    "总分折算（convert）",
+    {
+        "scale": Field(Number(positive=True), True, "排名第一的单位折算后的分数，如“×600”写 600"),
+        "source": Field(Text(), False, "原文"),
+        "note": Field(Text(), False, "解读说明"),
+    },
+)
+
+RELATIVE = Obj(
+    "排名时计算（relative）",
+    {
+        "parts": Field(ListOf(RELATIVE_PART, 1), False, "按与其他单位的排名计分、加入总分的部分"),
+        "convert": Field(CONVERSION, False, "总分按排名第一的单位折算"),
+        "note": Field(Text(), False, "解读说明"),
     },
 )
 
@@ -316,6 +371,7 @@ SCHEME = Obj(
         "categories": Field(ListOf(CATEGORY, 1), True, "类别树"),
         "facts": Field(ListOf(FACT, 1), False, "多个条款或评级共用的事实"),
         "grading": Field(GRADING, True, "评级办法"),
+        "relative": Field(RELATIVE, False, "排名时才计算的部分：按名次或比值计分、总分折算"),
         "tests": Field(ListOf(SCHEME_TEST, 1), False, "整套细则的测试用例"),
         "ranking_tests": Field(ListOf(RANKING_TEST, 1), False, "排名与评级的测试用例"),
     },

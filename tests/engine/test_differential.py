@@ -148,8 +148,19 @@ def _schemes():
 
     from tools.bench import synthetic_scheme
 
+    # relative/*: the parts computed in ranking compile to no condition (arithmetic over the
+    # units' facts, rules/README.md 6.19); their clauses and grade vetoes are compared here
     out = [load_scheme(MINIMAL)] + [
-        load_scheme(FIXTURES / f) for f in ("weighted", "shares", "clause_bonus")
+        load_scheme(FIXTURES / f)
+        for f in (
+            "weighted",
+            "shares",
+            "clause_bonus",
+            "relative/ruian",
+            "relative/by_place",
+            "dingyuan-2011",
+            "xuzhou",
+        )
     ]
     out += list(load_all(RULES).values())
     folder = Path(tempfile.mkdtemp(prefix="synthetic-")) / "synthetic"
