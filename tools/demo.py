@@ -1,8 +1,9 @@
 """Demonstration data: ``python -m tools.demo`` (what ``make run`` does before serving).
 
-``seed(app)`` adds ten 宝山 units, five users (password ``demo``) and the
-example facts of 宝山 表B.1, submitted by the reviewer and scored, to an empty
-database, and prints the users' API tokens.
+``seed(app)`` adds ten 宝山 units, five users (password ``demo-password``), an assessment round
+of every scheme (self-assessment open for two weeks) and the example facts of 宝山 表B.1 taken
+through the review cycle to official scores (``populate``), to an empty database, and prints the
+users' API tokens.
 
 
 ``build(folder)`` migrates a fresh SQLite database in ``folder``, adds the ten
@@ -15,17 +16,20 @@ them, and adds a reviewed correction to 顾村镇 (2.3.2) so its history has two
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from service import operations as ops
+from service import rounds
 from service.access import Actor
 from service.app import create_app
 from service.cli import read_facts_file
 from service.commands import add_user, upgrade
 from service.config import PROJECT_ROOT, Settings
 from service.db import Unit, User
+from service.domain.cycle import RoundDates
 
 DEMO_UNITS = [  # code, name, kind; their facts come from examples/baoshan-2022-b1.yaml
     ("luodian", "罗店镇", "town"),
@@ -87,20 +91,65 @@ def build(folder: Path, engine=None):
                 "gucun": "顾村镇 张丽",
             }[username],
         )
+    populate(ctx, largest=True)
+    return app
+
+
+def _actor(ctx, username: str) -> Actor:
     with ctx.db.transaction() as s:
-        reviewer = s.scalar(select(User).where(User.username == "reviewer"))
-    actor = Actor(reviewer.id, reviewer.username, reviewer.role, None)
+        user = s.scalar(select(User).where(User.username == username))
+    return Actor(user.id, user.username, user.role, user.unit_id)
+
+
+def open_rounds(ctx, admin: Actor) -> dict[str, int]:
+    """A round of every served scheme for its own year, its self-assessment open for two weeks."""
+    now = datetime.now(UTC)
+    dates = RoundDates(
+        now + timedelta(days=14),
+        now + timedelta(days=28),
+        now + timedelta(days=29),
+        now + timedelta(days=36),
+        now + timedelta(days=40),
+    )
+    opened = {}
+    for scheme_id, scheme in ctx.registry.schemes().items():
+        digits = "".join(c for c in str(scheme.year) if c.isdigit())[:4]
+        year = int(digits) if len(digits) == 4 else datetime.now(UTC).year
+        opened[scheme_id] = rounds.open_round(ctx, admin, scheme_id, year, "", dates).id
+    return opened
+
+
+def _official(ctx, admin, reviewer, round_id, code, scheme_id, facts) -> None:
+    """A unit through the cycle: self-assessment (entered by the admin for the unit), review
+    completed, official score."""
+    ops.submit(ctx, admin, code, scheme_id, "self", facts, {}, "", None)
+    rounds.complete_review(ctx, reviewer, round_id, code)
+    ops.compute_score(ctx, reviewer, code, scheme_id, kind="official")
+
+
+def populate(ctx, largest: bool = False) -> None:
+    """Rounds of every scheme; 表B.1's example facts for every unit but two, reviewed and official,
+    顾村镇's self-assessment by its own submitter with a reviewer's correction (two versions);
+    张庙街道 submitted and waiting for review, 高境镇 not yet submitted.  ``largest``: also three
+    units of the largest scheme, official."""
+    admin, reviewer, gucun = (_actor(ctx, u) for u in ("admin", "reviewer", "gucun"))
+    opened = open_rounds(ctx, admin)
     examples = PROJECT_ROOT / "examples"
     ranked = read_facts_file(examples / f"{RANKED}.yaml")
+    waiting, untouched = "zhangmiao", "gaojing"
     for code, name, _ in DEMO_UNITS:
-        if name in ranked:
-            ops.submit(ctx, actor, code, RANKED, "review", ranked[name], {}, "", None)
-            ops.compute_score(ctx, actor, code, RANKED)
+        if name not in ranked or code in (untouched, "gucun"):
+            continue
+        if code == waiting:
+            ops.submit(ctx, admin, code, RANKED, "self", ranked[name], {}, "", None)
+            continue
+        _official(ctx, admin, reviewer, opened[RANKED], code, RANKED, ranked[name])
+    ops.submit(ctx, gucun, "gucun", RANKED, "self", ranked["顾村镇"], {}, "", None)
     facts = dict(ranked["顾村镇"])
     facts.update(own_training_score=2, own_training_reason="补充了专场培训签到表，材料齐全")
     ops.submit(
         ctx,
-        actor,
+        reviewer,
         "gucun",
         RANKED,
         "review",
@@ -109,12 +158,12 @@ def build(folder: Path, engine=None):
         "补充了专场培训签到表，2.3.2 改为满分",
         '"1"',
     )
-    ops.compute_score(ctx, actor, "gucun", RANKED)
-    largest = list(read_facts_file(examples / f"{LARGEST}.yaml").values())
-    for (code, _name, _kind), facts in zip(DEMO_UNITS, largest):
-        ops.submit(ctx, actor, code, LARGEST, "review", facts, {}, "", None)
-        ops.compute_score(ctx, actor, code, LARGEST)
-    return app
+    rounds.complete_review(ctx, reviewer, opened[RANKED], "gucun")
+    ops.compute_score(ctx, reviewer, "gucun", RANKED, kind="official")
+    if largest:
+        facts_of = list(read_facts_file(examples / f"{LARGEST}.yaml").values())
+        for (code, _name, _kind), facts in zip(DEMO_UNITS, facts_of):
+            _official(ctx, admin, reviewer, opened[LARGEST], code, LARGEST, facts)
 
 
 def seed(app) -> dict[str, str] | None:
@@ -129,14 +178,7 @@ def seed(app) -> dict[str, str] | None:
         username: add_user(ctx.db, username, role, unit, PASSWORD)
         for username, role, unit in DEMO_USERS
     }
-    with ctx.db.transaction() as s:
-        reviewer = s.scalar(select(User).where(User.username == "reviewer"))
-    actor = Actor(reviewer.id, reviewer.username, reviewer.role, None)
-    examples = read_facts_file(PROJECT_ROOT / "examples" / f"{RANKED}.yaml")
-    for code, name, _ in DEMO_UNITS:
-        if name in examples:
-            ops.submit(ctx, actor, code, RANKED, "review", examples[name], {}, "", None)
-            ops.compute_score(ctx, actor, code, RANKED)
+    populate(ctx)
     return tokens
 
 
