@@ -441,6 +441,12 @@ class ReasonIn(Schema):
     reason = Text(required=True, validate=validate.Length(min=1, max=REASON_CHARS_MAX))
 
 
+class PreviousYearOut(Schema):
+    facts = fields.Dict(
+        metadata={"description": "事实名 → {value: 上年度已评审的值（精确十进制）, source: 出处}"}
+    )
+
+
 class RoundUnitOut(Schema):
     unit = fields.String()
     name = fields.String()

@@ -79,6 +79,7 @@ from .registry import Registry
 from .roundstate import (
     advance,
     allowed,
+    carried_over,
     describe,
     latest_round_of,
     no_round,
@@ -660,6 +661,36 @@ def _scheme_of_round(ctx: Context, rnd: Round) -> Scheme:
     return scheme_by_version(ctx, rnd.rules_version, rnd.folder)
 
 
+def previous_year_facts(ctx: Context, rnd: Round, unit: Unit, scheme: Scheme) -> dict:
+    """Year on year: {fact: (value, where it came from)} the product has for the scheme's facts
+    that are a previous year's value (``previous_year``), from the unit's reviewed facts of the
+    year before; a fact it has no value for is not there (the unit enters it)."""
+    wanted = {f.name: f.previous_year for f in scheme.facts.values() if f.previous_year}
+    with ctx.db.transaction() as s:
+        return carried_over(s, rnd, unit.id, wanted)
+
+
+def _with_previous_year(ctx, rnd, unit, scheme, facts: dict, evidence: dict) -> tuple:
+    """``facts`` with the previous year's values the product has, and where each came from in its
+    evidence; a different value typed for one of them is refused, naming the field (the office
+    reviewed last year's value: it is not entered again)."""
+    carried = previous_year_facts(ctx, rnd, unit, scheme)
+    if not carried:
+        return facts, evidence
+    facts, evidence = dict(facts), {k: list(v) for k, v in evidence.items()}
+    clashes = {}
+    for name, (value, source) in carried.items():
+        typed = facts.get(name)
+        if typed is not None and _check_facts(scheme, {name: typed}).get(name) != value:
+            clashes[f"facts.{name}"] = [f"上年度的值{source}，为{value}，不能另填"]
+        facts[name] = value
+        if source not in evidence.get(name, []):
+            evidence[name] = [*evidence.get(name, []), source]
+    if clashes:
+        raise Invalid("previous_year_value", "上年度的值已由上一年度的考核轮次给出", clashes)
+    return facts, evidence
+
+
 # --- submissions -----------------------------------------------------------------------
 
 
@@ -699,6 +730,7 @@ def submit(
     )
     rnd = _open_round(ctx, scheme_id)
     scheme = _scheme_of_round(ctx, rnd)
+    facts, evidence = _with_previous_year(ctx, rnd, unit, scheme, facts, evidence)
     values = _check_facts(scheme, facts)
     unknown = [name for name in evidence if name not in scheme.facts]
     if unknown:

@@ -20,7 +20,16 @@ from .domain.cycle import DEADLINES, ROUND_STAGES, RoundDates, shown
 from .domain.model import Scheme
 from .domain.text import REASON_CHARS_MAX, unstorable
 from .exceptions import Conflict, Invalid, NotFound
-from .operations import Context, _archive, _unit_for, current_scheme, folder_of, scheme_by_version
+from .operations import (
+    Context,
+    _archive,
+    _journal_read,
+    _unit_for,
+    current_scheme,
+    folder_of,
+    previous_year_facts,
+    scheme_by_version,
+)
 from .roundstate import advance, describe, place_of
 
 #: a year a round may be for (the schemes are yearly; this keeps out typing slips like 20225)
@@ -372,3 +381,16 @@ def unit_place(ctx: Context, actor: Actor, round_id: int, unit_code: str) -> dic
     with ctx.db.transaction() as s:
         place = place_of(s, rnd, unit.id)
     return {"round": rnd.id, "unit": unit.code, **describe(place)}
+
+
+def previous_year(ctx: Context, actor: Actor, round_id: int, unit_code: str) -> dict:
+    """Year on year: the previous year's values the product carries into a unit's facts in this
+    round ({fact: {"value", "source"}}), for the form to show instead of asking for them."""
+    rnd = get_round(ctx, actor, round_id)
+    unit = _unit_for(
+        ctx, actor, "submissions.read", unit_code, f"round:{round_id}/unit:{unit_code}"
+    )
+    with ctx.db.transaction() as s:
+        _journal_read(s, actor, "submissions.read", unit, f"round:{round_id}/unit:{unit.code}")
+    carried = previous_year_facts(ctx, rnd, unit, round_scheme(ctx, rnd))
+    return {name: {"value": value, "source": source} for name, (value, source) in carried.items()}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from .access import Actor, journal
-from .db import Round, RoundUnit
+from .db import Round, RoundUnit, Submission
 from .domain.cycle import ACTIONS, STATES, CycleRefusal, RoundDates, check_action, state_words
 from .exceptions import Closed, Conflict, Forbidden
 
@@ -152,3 +152,40 @@ def describe(place: RoundUnit | None) -> dict:
 
 
 __all__ = ["STATES", "advance", "describe", "open_round_of", "latest_round_of", "no_round"]
+
+
+#: the states in which a unit's reviewed version is the office's word on its facts
+REVIEWED = ("reviewed", "published", "appealed", "rechecked", "final")
+
+
+def carried_over(s, rnd: Round, unit_id: int, previous_year: dict) -> dict:
+    """Year on year: {fact: (value, where it came from)} for each fact of ``previous_year``
+    ({fact: the fact it is the previous year's value of}) that the same unit's reviewed facts of
+    a round of the year before have; the newest such round first, a final one before others."""
+    if not previous_year:
+        return {}
+    found: dict = {}
+    prior = s.scalars(
+        select(Round)
+        .where(Round.year == rnd.year - 1)
+        .order_by((Round.stage == "final").desc(), Round.id.desc())
+    )
+    for old in prior:
+        place = place_of(s, old, unit_id)
+        if place is None or place.state not in REVIEWED or place.reviewed_version is None:
+            continue
+        facts = s.scalar(
+            select(Submission.facts).where(
+                Submission.unit_id == unit_id,
+                Submission.scheme_id == old.scheme_id,
+                Submission.version == place.reviewed_version,
+            )
+        )
+        for name, source in previous_year.items():
+            if name not in found and facts and facts.get(source) is not None:
+                found[name] = (
+                    facts[source],
+                    f"取自{old.year}年度考核轮次“{old.title}”已评审的第{place.reviewed_version}版"
+                    f"（{source}）",
+                )
+    return found

@@ -3,7 +3,7 @@ review cycle (退回, 完成评审, 重新打开评审), publication (发布公�
 
 from __future__ import annotations
 
-from schemas import DeadlineIn, ReasonIn, RoundIn, RoundOut, RoundUnitOut
+from schemas import DeadlineIn, PreviousYearOut, ReasonIn, RoundIn, RoundOut, RoundUnitOut
 from service import rounds
 from service.domain.cycle import DEADLINES, RoundDates
 
@@ -65,6 +65,15 @@ def board(round_id):
 @blp.response(200, RoundUnitOut)
 def unit_state(round_id, code):
     return rounds.unit_place(ctx(), actor(), round_id, code)
+
+
+@blp.route(f"/rounds/{_ID}/units/<code>/previous-year")
+@blp.errors(401, 403, 404)
+@blp.response(200, PreviousYearOut)
+def previous_year(round_id, code):
+    """与上年度相比：本单位上一年度考核轮次已评审的事实中，本轮细则用作“上年度值”的那些
+    （previous_year），提交时由系统带入，不必再填。"""
+    return {"facts": rounds.previous_year(ctx(), actor(), round_id, code)}
 
 
 def _place(round_id, code):

@@ -95,6 +95,9 @@ class FactSpec:
     #: it reads other facts that are always asked for, never itself (the loader checks)
     applies_when: ex.Expr | None = None
     applies_when_text: str = ""
+    #: "与上年度相比": the fact is the same unit's value of this fact (of this scheme's facts) in
+    #: the previous year's round, read from its reviewed facts when the product has them
+    previous_year: str = ""
 
     @property
     def expr_type(self) -> str:

@@ -8,6 +8,7 @@ and column; nothing partial is ever returned.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import keyword
 import os
@@ -380,7 +381,49 @@ def _fact(d: Located, owner: str, file: str, chk: _Checker) -> FactSpec | None:
         owner,
         d["applies_when"].tree if "applies_when" in d else None,
         d["applies_when"].text if "applies_when" in d else "",
+        d.get("previous_year", ""),
     )
+
+
+def _nearest_hint(name: str, facts: dict) -> str:
+    hint = difflib.get_close_matches(name, list(facts), n=1, cutoff=0.6)
+    return f"，是否想写“{hint[0]}”？" if hint else ""
+
+
+def _check_previous_year(raw: list, facts: dict, chk: _Checker) -> None:
+    """``previous_year: x`` names a fact of this scheme, of the same type, that is not itself a
+    previous year's value (``raw``: (file, the facts as written) of scheme.yaml and each clause)."""
+    for file, written in raw:
+        for f in written or []:
+            fact = facts.get(f.get("name"))
+            if fact is None or not fact.previous_year:
+                continue
+            target = facts.get(fact.previous_year)
+            at = f.at("previous_year")
+            if fact.previous_year == fact.name:
+                chk.err(
+                    file,
+                    at,
+                    f"事实“{fact.name}”的 previous_year 不能是它自己：请写出本年度的那个事实名",
+                )
+            elif target is None:
+                chk.err(
+                    file, at,
+                    f"previous_year 所指的事实“{fact.previous_year}”没有声明：上年度的值取自本细则"
+                    f"声明的同名事实{_nearest_hint(fact.previous_year, facts)}",
+                )  # fmt: skip
+            elif target.type != fact.type:
+                chk.err(
+                    file, at,
+                    f"事实“{fact.name}”的类型（{fact.type}）与它所取上年度值的“{target.name}”"
+                    f"（{target.type}）不同",
+                )  # fmt: skip
+            elif target.previous_year:
+                chk.err(
+                    file, at,
+                    f"“{target.name}”本身就是上年度的值（previous_year: {target.previous_year}），"
+                    "不能再取它的上年度值",
+                )  # fmt: skip
 
 
 def _check_applies_when(raw_facts, facts: dict, types: dict, file: str, chk: _Checker) -> None:
@@ -1227,6 +1270,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     for fact in all_facts.values():  # a fact that decides whether another applies is read too
         if fact.applies_when is not None:
             used |= set(ex.names(fact.applies_when))
+    _check_previous_year(
+        [(sfile, s.get("facts"))] + [(file, d.get("facts")) for file, d in docs], all_facts, chk
+    )
     for name in scheme_facts:
         if name not in used:
             chk.err(sfile, s.at("facts"), f"共用事实“{name}”已声明，但没有任何条款或等级否决读取它")

@@ -52,6 +52,11 @@ FACT = Obj(
         "choices": Field(ListOf(Text(), 1), False, "choice 类型的可选值"),
         "required": Field(Flag(), False, "是否必填，默认 true"),
         "applies_when": Field(Expression(), False, "只在该条件成立时适用（读取其他事实）"),
+        "previous_year": Field(
+            Id(),
+            False,
+            "上年度的值：取自本单位上一年度考核轮次中所写事实的已评审值（没有时由单位填报）",
+        ),
     },
 )
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -238,6 +238,9 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rounds/<round_id>/units"): (Case("rounds.read"),),
     ("GET", "/api/rounds/<round_id>/units/<code>"): (Case("rounds.read"),),
+    ("GET", "/api/rounds/<round_id>/units/<code>/previous-year"): (
+        Case("submissions.read", reads=True),
+    ),
     ("POST", "/api/rounds/<round_id>/units/<code>/return"): (
         Case("rounds.review", body=lambda call: {"reason": "材料不全"}, journals="rounds.return"),
     ),
@@ -276,7 +279,6 @@ def _new_round() -> dict:
         "appeal_deadline": "2099-02-09T17:00:00+08:00",
         "publication_end": "2099-02-12T17:00:00+08:00",
     }
-
 
 
 def _token_of(call, world) -> str:

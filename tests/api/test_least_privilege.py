@@ -18,7 +18,9 @@ from service.db import APPEND_ONLY
 from ..apps import make_app
 from .conftest import POSTGRES_URL, _fresh_postgres
 
-HISTORY = ("submissions", "scores", "journal", "rule_versions", "rule_sets")
+HISTORY = (
+    "submissions", "scores", "journal", "rule_versions", "rule_sets", "round_deadline_changes",
+)  # fmt: skip
 
 
 @pytest.fixture

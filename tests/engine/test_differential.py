@@ -160,6 +160,7 @@ def _schemes():
             "relative/by_place",
             "dingyuan-2011",
             "xuzhou",
+            "year_on_year",
         )
     ]
     out += list(load_all(RULES).values())

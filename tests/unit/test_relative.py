@@ -204,6 +204,7 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
 
     from admin import export
     from service import operations as ops
+    from service import rounds
 
     from ..admin.conftest import make_app, sign_in
     from ..admin.test_pages import _actor
@@ -213,15 +214,19 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
     app = make_app(tmp_path, engine, rules)
     try:
         ctx, reviewer = app.extensions["scoring"], _actor(app, "reviewer")
+        admin = _actor(app, "admin")
         scheme = "relative_by_place"
+        (rnd,) = rounds.list_rounds(ctx, admin, scheme)
         for code, (score, growth, complaints) in {
             "gucun": (85, 10, 3),
             "dachang": (90, 8, 1),
             "bsip": (75, 4, 1),
         }.items():
             facts = {"work_score": score, "growth": growth, "complaints": complaints}
-            ops.submit(ctx, reviewer, code, scheme, "review", facts, {}, "", None)
-            stored = ops.compute_score(ctx, reviewer, code, scheme)
+            # through the review cycle to an official score (the ranking reads no other)
+            ops.submit(ctx, admin, code, scheme, "self", facts, {}, "", None)
+            rounds.complete_review(ctx, reviewer, rnd.id, code)
+            stored = ops.compute_score(ctx, reviewer, code, scheme, kind="official")
             assert stored.trace["relative"][0]["explanation"].startswith("排名时计算")
         data = ops.ranking(ctx, reviewer, scheme)
         by_unit = {e["unit"]: e for e in data["entries"]}
