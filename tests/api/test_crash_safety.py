@@ -10,7 +10,7 @@ written (SQLite: the write lock is held; PostgreSQL: the server's session is
 "idle in transaction" after the journal insert), and at least 0.7 s after
 sending, the whole server process group gets SIGKILL (always well before the
 transaction could commit).  Then the database is
-opened directly: no submission row and no journal row.  The server is started
+opened directly: no submission row, no journal row, and the unit's state in the round not moved.  The server is started
 again without the pause, the same submission gets 201 and version 1 (the
 number was not consumed), the server is killed after the response, and the
 row is there, whole.
@@ -32,7 +32,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from service.commands import add_user, upgrade
-from service.db import Database, JournalEntry, Submission, Unit
+from service.db import Database, JournalEntry, RoundUnit, Submission, Unit
 
 from .conftest import _fresh_postgres
 from .servers import REQUEST_TIMEOUT, START_TIMEOUT, Server
@@ -45,6 +45,15 @@ UNIT = "gucun"
 FACTS = {"leader_evaluation_score": 4.5, "leader_evaluation_reason": "工作扎实，进展顺利"}
 PAUSE = 2.0  # seconds the submission transaction stays open before committing
 KILL_AFTER = 0.7  # at least this long after sending, and only once the transaction is seen open
+ROUND = {
+    "scheme": SCHEME,
+    "year": 2022,
+    "self_deadline": "2099-01-01T17:00:00+08:00",
+    "review_deadline": "2099-02-01T17:00:00+08:00",
+    "publication_start": "2099-02-02T09:00:00+08:00",
+    "appeal_deadline": "2099-02-09T17:00:00+08:00",
+    "publication_end": "2099-02-12T17:00:00+08:00",
+}
 
 
 # --- evidence that the submission transaction is open, with its rows written ------------------------
@@ -87,11 +96,12 @@ def _rows(db: Database):
         journal = list(
             s.scalars(select(JournalEntry).where(JournalEntry.action == "submissions.write"))
         )
-    return submissions, journal
+        states = list(s.scalars(select(RoundUnit.state)))
+    return submissions, journal, states
 
 
 def _prepare(tmp_path: Path, database: str):
-    """A migrated database with one unit and one reviewer; the server's URL, a direct handle and a token."""
+    """A migrated database with one unit and one admin; the server's URL, a direct handle and a token."""
     if database == "sqlite":
         path = tmp_path / "scoring.db"
         url = f"sqlite:///{path}"
@@ -104,7 +114,7 @@ def _prepare(tmp_path: Path, database: str):
     db = Database(url)
     with db.transaction() as s:
         s.add(Unit(code=UNIT, name="顾村镇", kind="town", district="宝山区"))
-    token = add_user(db, "reviewer", "reviewer", None, None)
+    token = add_user(db, "admin", "admin", None, None)
     server_url = (
         url + ("&" if "?" in url else "?") + f"application_name={app_name}" if app_name else url
     )
@@ -117,7 +127,7 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
     auth = {"Authorization": f"Bearer {token}"}
     path = f"/api/units/{UNIT}/schemes/{SCHEME}/submissions"
     body = {
-        "role": "review",
+        "role": "self",  # the unit's self-assessment (entered by the admin): it moves its state too
         "facts": FACTS,
         "evidence": {"leader_evaluation_score": ["评价表-2022-07"]},
     }
@@ -126,6 +136,8 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         # 1. killed in the middle of the transaction: nothing of it remains
         server = Server(tmp_path, url, pause=PAUSE).start()
         servers.append(server)
+        status, opened = server.request("POST", "/api/rounds", ROUND, auth)
+        assert status == 201, opened
         outcome: dict = {}
 
         def send():
@@ -181,8 +193,9 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         if sqlite_path:
             with sqlite3.connect(str(sqlite_path), timeout=5) as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        submissions, journal = _rows(db)
+        submissions, journal, states = _rows(db)
         assert submissions == [] and journal == [], "a killed transaction left rows behind"
+        assert states == [], "a killed transaction moved the unit's state without its submission"
 
         # 2. started again without the pause: the same submission is version 1, and survives a kill after 201
         server = Server(tmp_path, url).start()
@@ -195,15 +208,16 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         if sqlite_path:
             with sqlite3.connect(str(sqlite_path), timeout=5) as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        submissions, journal = _rows(db)
-        assert [(r.version, r.role, r.scheme_id) for r in submissions] == [(1, "review", SCHEME)]
+        submissions, journal, states = _rows(db)
+        assert [(r.version, r.role, r.scheme_id) for r in submissions] == [(1, "self", SCHEME)]
+        assert states == ["submitted"]
         row = submissions[0]
         assert set(row.facts) == set(FACTS)
         assert Decimal(str(row.facts["leader_evaluation_score"])) == Decimal("4.5")
         assert row.facts["leader_evaluation_reason"] == FACTS["leader_evaluation_reason"]
         assert row.evidence == body["evidence"]
         assert [(e.outcome, e.actor, e.detail["version"]) for e in journal] == [
-            ("ok", "reviewer", 1)
+            ("ok", "admin", 1)
         ]
         with db.transaction() as s:
             assert s.scalar(select(func.count()).select_from(Submission)) == 1
