@@ -18,7 +18,15 @@ from service.db import APPEND_ONLY
 from ..apps import make_app
 from .conftest import POSTGRES_URL, _fresh_postgres
 
-HISTORY = ("submissions", "scores", "journal", "rule_versions", "rule_sets")
+HISTORY = (
+    "submissions",
+    "scores",
+    "journal",
+    "rule_versions",
+    "rule_sets",
+    "evidence_blobs",
+    "evidence_files",
+)
 
 
 @pytest.fixture
