@@ -33,6 +33,7 @@ would tell them what exists.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from sqlalchemy import func, select
 from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
 from service.db import (
     DenialCount,
+    EvidenceBlob,
+    EvidenceFile,
     JournalEntry,
     RuleVersion,
     Score,
@@ -52,6 +55,7 @@ from service.db import (
 )
 from service.operations import etag
 
+from .. import evidence_samples
 from ..conftest import MINIMAL
 from .conftest import USERS
 
@@ -71,6 +75,8 @@ DATA_TABLES = {
     "rule_versions": RuleVersion,
     "submissions": Submission,
     "scores": Score,
+    "evidence_files": EvidenceFile,
+    "evidence_blobs": EvidenceBlob,
 }
 
 
@@ -80,6 +86,7 @@ class Case:
 
     permission: str | None  # None: a public route
     body: Callable | None = None  # (call) -> JSON body
+    form: Callable | None = None  # (call) -> a multipart/form-data body (fields and files)
     query: str = ""
     if_match: bool = (
         False  # send the unit's current ETag (a correction that would succeed if allowed)
@@ -110,6 +117,15 @@ def _new_unit(_call) -> dict:
         "name": "测试新单位",
         "kind": "park",
         "district": "宝山区",
+    }
+
+
+def _evidence_form(call) -> dict:
+    # the same bytes every time: the first upload for a unit stores them, the others are the same
+    # file (200), so each allowed call succeeds whether or not one made it before
+    return {
+        "fact": "leader_evaluation_score",
+        "file": (io.BytesIO(evidence_samples.pdf()), "证明.pdf"),
     }
 
 
@@ -185,6 +201,18 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read", reads=True),),
+    ("POST", "/api/units/<code>/schemes/<scheme_id>/evidence"): (
+        Case(
+            "evidence.write",
+            form=_evidence_form,
+            writes=frozenset({"evidence_files", "evidence_blobs"}),
+            journals="evidence.upload",
+        ),
+    ),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/evidence"): (
+        Case("submissions.read", reads=True),
+    ),
+    ("GET", "/api/evidence/<evidence_id>"): (Case("submissions.read", reads=True),),
     ("GET", "/api/scores/<score_id>"): (Case("scores.read", reads=True),),
     ("POST", "/api/scores/<score_id>/replay"): (Case("scores.replay", reads=True),),
     ("POST", "/api/rules/validate"): (
@@ -227,10 +255,12 @@ PARAMS = {
     "scheme_id": lambda call, world: SCHEME,
     "version": lambda call, world: "1",
     "score_id": lambda call, world: str(world["scores"][call.unit]),
+    "evidence_id": lambda call, world: str(world["evidence"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
 }
-UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
+#: parameters that make a route about one unit's data
+UNIT_PARAMS = {"code", "score_id", "evidence_id"}
 OWNED_PARAMS = {
     "token_id"
 }  # parameters that make a route about the caller's own thing or another's
@@ -339,8 +369,9 @@ def _journal_after(db, last: int) -> list[JournalEntry]:
 
 
 def _set_up(api) -> dict:
-    """A submission and a score on both units, by the admin."""
-    world = {"scores": {}}
+    """A submission, a score and an evidence file (a PNG: not the bytes the matrix uploads) on
+    both units, by the admin."""
+    world = {"scores": {}, "evidence": {}}
     for unit in (OWN, OTHER):
         made = api.post(
             f"/api/units/{unit}/schemes/{SCHEME}/submissions",
@@ -351,6 +382,17 @@ def _set_up(api) -> dict:
         score = api.post(f"/api/units/{unit}/schemes/{SCHEME}/scores", "admin", json={})
         assert score.status_code == 201, score.json
         world["scores"][unit] = score.json["id"]
+        uploaded = api.post(
+            f"/api/units/{unit}/schemes/{SCHEME}/evidence",
+            "admin",
+            data={
+                "fact": "leader_evaluation_score",
+                "file": (io.BytesIO(evidence_samples.png()), "a.png"),
+            },
+            content_type="multipart/form-data",
+        )
+        assert uploaded.status_code == 201, uploaded.json
+        world["evidence"][unit] = uploaded.json["id"]
     return world
 
 
@@ -380,6 +422,8 @@ def _prepare(api, world, call: Call):
     kwargs = {}
     if call.case.body is not None:
         kwargs["json"] = call.case.body(call)
+    if call.case.form is not None:
+        kwargs["data"], kwargs["content_type"] = call.case.form(call), "multipart/form-data"
     return path + call.case.query, headers, kwargs
 
 
@@ -492,6 +536,11 @@ def test_every_route_every_role_every_unit(api):
                     and f"score:{world['scores'][call.unit]}" != e.target
                 ):
                     problems.append(f"journal target {e.target!r} does not name the score")
+                if (
+                    "evidence_id" in _params(call.rule)
+                    and f"evidence:{world['evidence'][call.unit]}" != e.target
+                ):
+                    problems.append(f"journal target {e.target!r} does not name the file")
         if call.role == "auditor" and call.case.writes - {
             "tokens"
         }:  # signing in is not a write of data
@@ -561,6 +610,8 @@ UNKNOWN = [
     ("POST", f"/api/units/nowhere/schemes/{SCHEME}/scores", {}, "scores.write"),
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/scores", None, "scores.read"),
     ("GET", "/api/scores/999999", None, "scores.read"),
+    ("GET", f"/api/units/nowhere/schemes/{SCHEME}/evidence", None, "submissions.read"),
+    ("GET", "/api/evidence/999999", None, "submissions.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
 ]
 
