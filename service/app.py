@@ -154,6 +154,12 @@ def create_app(settings=None, engine=None) -> Flask:
     else:
         if migrated:
             publish_rules(ctx)
+    if migrated and settings.evidence_dir is not None:
+        from .evidence import sweep
+
+        # files in the evidence directory that an upload killed mid-transaction left unrecorded
+        for sha256 in sweep(ctx, app.extensions["evidence"]):
+            logging.getLogger(__name__).warning("佐证材料目录中未记录的文件已删除：%s", sha256)
 
     from schemas import Error
 

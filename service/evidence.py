@@ -209,16 +209,19 @@ def _place(scheme, fact: str, clause: str) -> None:
         raise Invalid("invalid_evidence_place", "佐证材料对应的事实或条款不存在", problems)
 
 
-def _insert_blob(s, sha256: str, size: int, content: bytes | None) -> None:
-    """The blob row, unless the same content is stored already.  On PostgreSQL an upload of the
-    same bytes under way in another transaction makes this wait until it ends (the key's lock), so
-    two uploads of one content never both believe they placed its file."""
+def _insert_blob(s, sha256: str, size: int, content: bytes | None) -> bool:
+    """The blob row, unless the same content is stored already; whether this inserted it.  On
+    PostgreSQL an upload of the same bytes under way in another transaction makes this wait until
+    it ends (the key's lock), so two uploads of one content never both believe they placed its
+    file; SQLite's one writer at a time gives the same."""
     dialect = postgresql if s.bind.dialect.name == "postgresql" else sqlite
-    s.execute(
+    inserted = s.execute(
         dialect.insert(EvidenceBlob)
         .values(sha256=sha256, size=size, content=content, created_at=now())
         .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+        .returning(EvidenceBlob.sha256)  # (rowcount is not reported for it on PostgreSQL)
+    ).first()
+    return inserted is not None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -351,6 +354,61 @@ def _record(ctx, store, actor, unit, target, record, incoming, content):
                 placed.unlink()  # before the rollback lets another upload of it go on
             raise
     return (existing or record), existing is None
+
+
+# --- files no upload recorded ---------------------------------------------------------------------
+
+_HASH_NAME = re.compile(r"[0-9a-f]{64}")
+INCOMING_MAX_AGE = 24 * 3600  # seconds: no upload takes this long to be received
+
+
+def sweep(ctx: ops.Context, store: EvidenceStore) -> list[str]:
+    """Remove what uploads killed mid-transaction (SIGKILL, power loss) left in the evidence
+    directory: a file in place that no blob row records, and temporary files older than a day;
+    the hashes removed.  Run as the service starts.
+
+    A file is removed only while this holds its hash's blob-row key: inserting the row (rolled
+    back afterwards) succeeds only if no upload recorded it and none is recording it now (an
+    upload inserts its blob row before it renames the file into place, and a second insert of the
+    key waits for the first transaction to end), so a file an upload is about to commit is never
+    taken from under it, whichever host or worker runs either."""
+    if store.directory is None or not store.directory.is_dir():
+        return []
+    spool = store.directory / ".incoming"
+    if spool.is_dir():
+        for stale in spool.iterdir():
+            try:
+                if time.time() - stale.stat().st_mtime > INCOMING_MAX_AGE:
+                    stale.unlink()
+            except FileNotFoundError:
+                pass
+    found = {
+        p.name: p
+        for p in store.directory.glob("??/*")
+        if _HASH_NAME.fullmatch(p.name) and p.parent.name == p.name[:2] and p.is_file()
+    }
+    names = sorted(found)
+    known: set = set()
+    with ctx.db.transaction() as s:
+        for start in range(0, len(names), 500):
+            batch = names[start : start + 500]
+            known.update(
+                s.scalars(select(EvidenceBlob.sha256).where(EvidenceBlob.sha256.in_(batch)))
+            )
+    removed = []
+    for sha256 in names:
+        if sha256 in known:
+            continue
+        session = ctx.db.Session()
+        try:
+            session.begin()
+            if _insert_blob(session, sha256, 0, None):
+                found[sha256].unlink(missing_ok=True)
+                removed.append(sha256)
+        finally:
+            session.rollback()  # the row was only the key's lock
+            session.close()
+    return removed
 
 
 # --- reading -----------------------------------------------------------------------------------

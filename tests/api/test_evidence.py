@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -317,3 +318,148 @@ def test_a_request_that_fails_after_the_bytes_are_read_leaves_nothing(api, tmp_p
         assert not s.scalars(
             select(JournalEntry).where(JournalEntry.action == "evidence.upload")
         ).all()
+
+
+def test_the_sweep_removes_files_no_upload_recorded_and_keeps_the_others(api, tmp_path):
+    from service.evidence import sweep
+
+    store = use_store(api, directory=tmp_path / "evidence")
+    kept = upload(api, samples.pdf()).json
+    orphan = samples.png()
+    sha = hashlib.sha256(orphan).hexdigest()
+    store.path_of(sha).parent.mkdir(parents=True, exist_ok=True)
+    store.path_of(sha).write_bytes(orphan)  # as a process killed after the rename leaves it
+    assert sweep(api.ctx, store) == [sha]
+    assert not store.path_of(sha).exists()
+    assert store.path_of(kept["sha256"]).read_bytes() == samples.pdf()
+    assert counts(api) == (1, 1)  # the key's row taken for the check is not kept
+    # and the same bytes can be uploaded afterwards as usual
+    again = upload(api, orphan, "图.png")
+    assert again.status_code == 201 and store.path_of(sha).read_bytes() == orphan
+
+
+# --- SIGKILL inside an upload: all of it or none of it ---------------------------------------------
+#
+# In the style of test_crash_safety.py: the service runs as gunicorn (its own process group) with
+# SCORING_TEST_PAUSE_IN_SUBMIT, which holds the upload's transaction open after its rows are written
+# (and, in a directory, after the file was renamed into place); once the transaction is seen open
+# the whole server gets SIGKILL.  Then: no record, no blob, no journal row, and once the service has
+# started again, no file in the directory.  The same upload then succeeds, whole.
+
+
+def _multipart(fields: dict, name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "evidence-" + uuid.uuid4().hex
+    parts = []
+    for key, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _upload_open(db, sqlite_path, app_name) -> bool:
+    from .test_crash_safety import _sqlite_write_locked
+
+    if sqlite_path:
+        return _sqlite_write_locked(sqlite_path)
+    with db.engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
+                    " AND state = 'idle in transaction' AND query ILIKE '%journal%'"
+                ),
+                {"app": app_name},
+            ).scalar()
+        )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("where", ["database", "directory"])
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_kill_during_an_upload_leaves_all_or_nothing(tmp_path, database, where):
+    import threading
+    import time
+
+    from .servers import REQUEST_TIMEOUT, START_TIMEOUT, Server
+    from .test_crash_safety import _postgres_sessions, _prepare
+
+    url, db, token, sqlite_path, app_name = _prepare(tmp_path, database)
+    folder = tmp_path / "evidence"
+    env = {"SCORING_EVIDENCE_DIR": str(folder)} if where == "directory" else {}
+    data = samples.pdf("现场检查记录") + b"%" * (256 * 1024)
+    sha = hashlib.sha256(data).hexdigest()
+    body, content_type = _multipart({"fact": FACT}, "检查记录.pdf", data)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    path = f"/api/units/gucun/schemes/{SCHEME}/evidence"
+    servers = []
+
+    def files() -> list:
+        return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+    try:
+        server = Server(tmp_path, url, pause=2.0, env=env).start()
+        servers.append(server)
+        outcome: dict = {}
+
+        def send():
+            try:
+                outcome["response"] = server.raw("POST", path, body, headers, REQUEST_TIMEOUT)
+            except OSError as err:  # the server died under us: expected
+                outcome["error"] = err
+
+        client = threading.Thread(target=send, daemon=True)
+        sent = time.monotonic()
+        client.start()
+        seen_open = False
+        while time.monotonic() - sent < START_TIMEOUT and not outcome:
+            seen_open = seen_open or _upload_open(db, sqlite_path, app_name)
+            if seen_open and time.monotonic() - sent >= 0.5:
+                break
+            time.sleep(0.05)
+        assert seen_open and not outcome, f"{outcome}; log:\n{server.log()}"
+        if where == "directory":
+            assert files() == [sha]  # the file was in place, its transaction not committed
+        server.kill()
+        client.join(REQUEST_TIMEOUT)
+        assert "error" in outcome, outcome
+        if app_name:
+            deadline = time.monotonic() + 15
+            while _postgres_sessions(db, app_name) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        db.engine.dispose()
+        with db.transaction() as s:
+            assert s.scalar(select(func.count()).select_from(EvidenceFile)) == 0
+            assert s.scalar(select(func.count()).select_from(EvidenceBlob)) == 0
+            assert not s.scalars(
+                select(JournalEntry).where(JournalEntry.action == "evidence.upload")
+            ).all()
+
+        # started again (the start sweeps the directory), without the pause: nothing is left, and
+        # the same upload is stored whole
+        server = Server(tmp_path, url, env=env).start()
+        servers.append(server)
+        assert files() == []
+        status, _headers, answer = server.raw("POST", path, body, headers)
+        assert status == 201, answer
+        server.kill()
+        db.engine.dispose()
+        with db.transaction() as s:
+            (row,) = s.scalars(select(EvidenceFile)).all()
+            blob = s.get(EvidenceBlob, sha)
+        assert (row.sha256, row.size, row.name) == (sha, len(data), "检查记录.pdf")
+        if where == "directory":
+            assert files() == [sha] and (folder / sha[:2] / sha).read_bytes() == data
+        else:
+            assert blob.content == data
+    finally:
+        for server in servers:
+            server.kill()
+        db.engine.dispose()
