@@ -187,6 +187,42 @@ def test_the_same_bytes_twice_are_one_blob_and_for_the_same_fact_one_file(api):
     assert all("content" not in e.detail and e.detail["size"] == len(data) for e in uploads)
 
 
+@pytest.mark.parametrize("where", ["database", "directory"])
+def test_the_same_upload_sent_at_once_is_one_file(api, tmp_path, where):
+    """Eight identical uploads at the same moment (a client retrying, or a double click): one record,
+    one blob, every answer the same file; and the same bytes for two facts at once: one blob."""
+    import threading
+
+    if where == "directory":
+        use_store(api, directory=tmp_path / "evidence")
+    data = samples.xlsx()
+    answers, barrier = [], threading.Barrier(8)
+
+    def send(fact):
+        client = api.app.test_client()
+        barrier.wait()
+        answers.append(
+            client.post(
+                f"{BASE}/evidence",
+                headers={"Authorization": f"Bearer {api.tokens['submitter']}"},
+                data={"fact": fact, "file": (io.BytesIO(data), "台账.xlsx")},
+                content_type="multipart/form-data",
+            )
+        )
+
+    threads = [
+        threading.Thread(target=send, args=(FACT if i < 6 else OTHER_FACT,)) for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 6 + [201] * 2, [a.json for a in answers]
+    assert len({a.json["id"] for a in answers}) == 2
+    assert counts(api) == (2, 1)
+
+
 def test_a_submission_references_files_of_its_own_unit_only(api):
     mine = upload(api, samples.pdf(), fact=FACT).json
     clause_file = upload(api, samples.png(), "图.png", fact="", clause="区领导评价").json
