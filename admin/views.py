@@ -263,8 +263,9 @@ def _store() -> evidence.EvidenceStore:
 @bp.url_value_preprocessor
 def _upload_body_limit(endpoint, _values):
     # before every before_request (the CSRF check reads the form): the fact form carries files, so
-    # its body may be one evidence file larger than other pages' bodies, and no larger
-    if endpoint == "admin_web.save_facts":
+    # its body may be one evidence file larger than other pages' bodies, and no larger; only as
+    # multipart (a form without files keeps the ordinary limit)
+    if endpoint == "admin_web.save_facts" and request.mimetype == "multipart/form-data":
         request.max_content_length = (
             _store().max_bytes + current_app.config["SCORING_SETTINGS"].max_body_bytes
         )

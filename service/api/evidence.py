@@ -47,7 +47,7 @@ def _upload_body_limit(endpoint, _values):
     # runs before every before_request (service.errors reads a chunked body against the limit
     # there): an upload's body may be larger than the JSON calls' SCORING_MAX_BODY_BYTES, and is
     # still refused (413) as soon as it passes its own limit, never read whole beyond it
-    if endpoint in UPLOAD_ENDPOINTS:
+    if endpoint in UPLOAD_ENDPOINTS and request.mimetype == "multipart/form-data":
         request.max_content_length = body_limit()
 
 
