@@ -12,6 +12,7 @@ import hashlib
 import io
 import re
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -183,3 +184,41 @@ def test_a_submitter_gets_no_file_of_another_unit(app, client):
     assert client.get(f"/admin/evidence/{row.id}").status_code == 403
     assert client.get("/admin/evidence/999999").status_code == 403
     assert admin.get(f"/admin/evidence/{row.id}").status_code == 200
+
+
+@pytest.mark.e2e
+def test_in_chromium_a_file_chosen_for_a_fact_is_uploaded_listed_and_downloaded(app, tmp_path):
+    """Real headless Chromium, no help from script: choose a file in the fact form, submit, compute,
+    find the file on the score page and download it: the same bytes."""
+    from tools.browser import chromium, serve
+    from tools.browser import sign_in as browser_sign_in
+
+    from .conftest import PASSWORD
+    from .test_browser import _browser_available
+
+    _browser_available()
+    scheme, data = "gumeilu-2022", samples.pdf("浏览器上传")
+    with serve(app) as site, chromium() as context:
+        page = context.new_page()
+        page.on("dialog", lambda d: d.accept())
+        browser_sign_in(page, site, "reviewer", PASSWORD)
+        page.goto(f"{site}{_page('bsip', scheme)}")
+        page.fill(f"#f-{FACT}", "4.5")
+        page.set_input_files(
+            f"#f-{FACT}-file",
+            files=[{"name": "区领导评价表.pdf", "mimeType": "application/pdf", "buffer": data}],
+        )
+        page.click("button[value=review]")
+        page.wait_for_load_state()
+        assert page.url.endswith(f"/admin/units/bsip/schemes/{scheme}/score"), page.url
+        page.click("text=按当前规则计算第1版的得分")
+        page.wait_for_load_state()
+        files = page.inner_text("#evidence-files + ul")
+        assert "区领导评价表.pdf" in files and hashlib.sha256(data).hexdigest()[:12] in files
+        with page.expect_download() as download:
+            page.click("#evidence-files + ul a")
+        assert download.value.suggested_filename == "区领导评价表.pdf"
+        saved = tmp_path / "got.pdf"
+        download.value.save_as(saved)
+        assert saved.read_bytes() == data
+        page.close()
