@@ -3,7 +3,7 @@
 SQLite in the instance folder is the embedded default; PostgreSQL is selected
 by the database URL.  The schema is created by Alembic migrations
 (``service/migrations``), never by ``create_all`` at run time.  Submissions,
-scores, rule versions, served rule sets and the journal are append-only: the migrations add
+scores, rule versions, served rule sets, the journal and evidence files are append-only: the migrations add
 triggers that refuse UPDATE and DELETE on them, in both databases.
 
 Triggers stop the service, not whoever owns the tables (``DROP TRIGGER``, ``TRUNCATE``, SQLite's
