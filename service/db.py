@@ -3,8 +3,8 @@
 SQLite in the instance folder is the embedded default; PostgreSQL is selected
 by the database URL.  The schema is created by Alembic migrations
 (``service/migrations``), never by ``create_all`` at run time.  Submissions,
-scores, rule versions, served rule sets, the journal and evidence files are append-only: the migrations add
-triggers that refuse UPDATE and DELETE on them, in both databases.
+scores, rule versions, served rule sets, the journal and evidence files are append-only: the
+migrations add triggers that refuse UPDATE and DELETE on them, in both databases.
 
 Triggers stop the service, not whoever owns the tables (``DROP TRIGGER``, ``TRUNCATE``, SQLite's
 ``INSERT OR REPLACE``), so submissions, scores and journal entries are also one hash chain: each
