@@ -33,6 +33,8 @@ NUMERALS = "一二三四五六七八九十"
 
 UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
+EVIDENCE_HEADER = ("序号", "事实", "文件名", "SHA-256", "大小（字节）")
+EVIDENCE_WIDTHS = (7, 30, 40, 70, 14)
 RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明")
 RANK_WIDTHS = (7, 20, 10, 7, 12, 80)
 
@@ -309,14 +311,38 @@ def ranking_workbook(
     return _save(wb)
 
 
+def evidence_sheet(ws, unit: str, files: Mapping, facts: Mapping = None) -> None:
+    """The files attached to the scored submission, per fact: name and SHA-256 (what identifies
+    the very bytes the score relied on), and size."""
+    _title(ws, 1, f"{unit} · 佐证材料（上传的文件）", len(EVIDENCE_HEADER))
+    _header(ws, 3, EVIDENCE_HEADER, EVIDENCE_WIDTHS)
+    row = 4
+    for name, rows in files.items():
+        spec = (facts or {}).get(name)
+        for f in rows:
+            label = f"{spec.label}（{name}）" if spec is not None else name
+            _row(ws, row, (row - 3, label, f.name, f.sha256, f.size))
+            row += 1
+    _page(ws, landscape=True)
+
+
 def unit_workbook(
-    scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
+    scheme_title: str,
+    unit: str,
+    trace: dict,
+    meta: Mapping,
+    facts: Mapping = None,
+    files: Mapping | None = None,
 ) -> bytes:
+    """``files``: fact name -> the evidence files the scored submission references (a sheet of
+    their names and hashes follows the score, when there are any)."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
     ws.title = sheet_name(unit, set())
     unit_sheet(ws, scheme_title, unit, trace, meta, facts)
+    if files and any(files.values()):
+        evidence_sheet(wb.create_sheet("佐证材料"), unit, files, facts)
     return _save(wb)
 
 

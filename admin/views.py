@@ -7,6 +7,7 @@ the status the API would give (``service.errors.STATUS``).
 
 from __future__ import annotations
 
+import io
 import logging
 import uuid
 from pathlib import Path
@@ -15,16 +16,20 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
+from service import evidence
 from service import operations as ops
 from service.access import check
 from service.errors import status_of
@@ -33,6 +38,7 @@ from service.exceptions import (
     Invalid,
     PreconditionRequired,
     ServiceError,
+    TooLarge,
     TooManyAttempts,
     Unauthenticated,
 )
@@ -143,6 +149,17 @@ def _csrf_error(err: CSRFError):
     )
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_err):
+    limit = evidence.megabytes(_store().max_bytes)
+    return _error_page(
+        413,
+        "上传的文件过大",
+        f"一份佐证材料不超过 {limit}，一次保存或提交所附的文件合计也不超过 {limit}。"
+        "本次提交没有被接受：请返回上一页，压缩或拆分文件，或分几次上传。",
+    )
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException):
     words = {
@@ -234,6 +251,88 @@ def unit(code):
 # --- fact entry ----------------------------------------------------------------------------------
 
 
+# --- evidence files -----------------------------------------------------------------------------
+
+FILE_PREFIX = "u."  # the file input of a fact's evidence: u.<fact name>
+
+
+def _store() -> evidence.EvidenceStore:
+    return current_app.extensions["evidence"]
+
+
+@bp.url_value_preprocessor
+def _upload_body_limit(endpoint, _values):
+    # before every before_request (the CSRF check reads the form): the fact form carries files, so
+    # its body may be one evidence file larger than other pages' bodies, and no larger; only as
+    # multipart (a form without files keeps the ordinary limit)
+    if endpoint == "admin_web.save_facts" and request.mimetype == "multipart/form-data":
+        request.max_content_length = (
+            _store().max_bytes + current_app.config["SCORING_SETTINGS"].max_body_bytes
+        )
+
+
+def _files_of(unit, scheme_id: str, evidence_by_fact) -> dict:
+    """{fact name: [file record]} of the uploaded files (``file:<id>``) that evidence references,
+    whether stored lists of references or the text typed in the form; for a page that has read
+    the unit's submissions already."""
+    refs = {
+        name: evidence.referenced_ids(
+            {name: items if isinstance(items, list) else _split_typed(items)}
+        )
+        for name, items in (evidence_by_fact or {}).items()
+    }
+    found = evidence.files_by_id(ctx(), unit, scheme_id, [i for ids in refs.values() for i in ids])
+    return {name: [found[i] for i in ids if i in found] for name, ids in refs.items() if ids}
+
+
+def _split_typed(text) -> list:
+    """The references typed in a form's evidence field, as the form's parser splits them."""
+    return [x.strip() for x in forms._SPLIT.split(text or "") if x.strip()]
+
+
+def _attach_uploads(actor, code: str, scheme_id: str, layout, posted) -> None:
+    """The files chosen in the form, each kept as evidence for its fact and referenced in that
+    fact's evidence (``file:<id>``) as if typed there; a file refused is named on its fact (422),
+    the others are kept and referenced, so nothing chosen or typed is lost on the page shown."""
+    problems: dict = {}
+    for name in layout.fields:
+        for sent in request.files.getlist(FILE_PREFIX + name):
+            if not isinstance(sent, FileStorage) or not sent.filename:
+                continue  # no file chosen
+            try:
+                row, _new = evidence.upload(
+                    ctx(), _store(), actor, code, scheme_id, sent.stream, sent.filename, fact=name
+                )
+            except (Invalid, TooLarge) as err:
+                problems.setdefault(f"evidence.{name}", []).append(
+                    f"“{sent.filename[:60]}”未能上传：{err.message}"
+                )
+                continue
+            ref = f"file:{row.id}"
+            if ref not in posted.refs.get(name, []):
+                posted.refs.setdefault(name, []).append(ref)
+                typed = posted.evidence.get(name, "").strip()
+                posted.evidence[name] = f"{typed}；{ref}" if typed else ref
+    if problems:
+        raise Invalid("invalid_evidence_file", "有文件未能上传", problems)
+
+
+@bp.get("/evidence/<int(max=2147483647):file_id>")
+def evidence_file(file_id):
+    """An evidence file, as an attachment, to whoever may read the unit's submissions."""
+    row, _unit, data = evidence.open_file(ctx(), _store(), current_actor(), file_id)
+    response = send_file(
+        io.BytesIO(data),
+        mimetype=row.content_type,
+        as_attachment=True,
+        download_name=row.name,
+        etag=row.sha256,
+        conditional=False,
+    )
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
+
+
 def _draft_shown(row):
     """A stored draft as the fact page shows it."""
     if row is None:
@@ -293,6 +392,8 @@ def _facts_page(
         can_review=can_review,
         readonly=not (can_self or can_review),
         author=ops.author_name(ctx(), latest.author_id) if latest else None,
+        files=_files_of(unit, scheme.id, evidence),
+        file_prefix=FILE_PREFIX,
     ), status
 
 
@@ -343,6 +444,7 @@ def save_facts(code, scheme_id):
     try:
         if posted.problems:
             raise Invalid("invalid_form", "有内容超过长度限制", posted.problems)
+        _attach_uploads(actor, code, scheme_id, forms.layout(scheme), posted)
         if action == "draft":
             ops.save_draft(
                 ctx(),
@@ -448,10 +550,12 @@ def score(code, scheme_id):
                 ),
                 None,
             )
+    scored = next((r for r in rows if row and r.version == row.submission_version), None)
     return render_template(
         "admin/score.html",
         unit=unit,
         scheme=scheme,
+        files=_files_of(unit, scheme_id, scored.evidence) if scored else {},
         row=row,
         view=view,
         scores=scores,
@@ -483,12 +587,14 @@ def score_xlsx(code, scheme_id):
     if row is None:
         abort(404)
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
+    scored = ops.get_submission(ctx(), actor, code, scheme_id, row.submission_version)
     data = export.unit_workbook(
         row.trace["scheme_title"],
         unit.name,
         row.trace,
         {"submission_version": row.submission_version},
         facts,
+        files=_files_of(unit, scheme_id, scored.evidence),
     )
     return _download(data, f"{unit.name}-{scheme_id}-得分.xlsx")
 
@@ -529,6 +635,7 @@ def history(code, scheme_id):
     authors = {r.author_id: ops.author_name(ctx(), r.author_id) for r in rows}
     return render_template(
         "admin/history.html",
+        files={r.version: _files_of(unit, scheme_id, r.evidence) for r in rows},
         unit=unit,
         scheme=scheme,
         rows=rows,

@@ -7,6 +7,7 @@ exact decimals) and as strings of exact digits on the way out ("3.625").
 from datetime import UTC
 from decimal import Decimal
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate
 
 from service.domain.cycle import CHINA
@@ -266,7 +267,10 @@ class SubmissionIn(Schema):
             validate=validate.Length(max=EVIDENCE_ITEMS_MAX, error="佐证材料不超过{max}条"),
         ),
         load_default=dict,
-        metadata={"description": "事实名到佐证材料编号或链接"},
+        metadata={
+            "description": "事实名到佐证材料：编号或链接，或上传的文件 file:<id>"
+            "（须是本单位为本细则上传的文件）"
+        },
     )
     reason = Text(
         load_default="",
@@ -579,3 +583,45 @@ class HistoryCheckOut(Schema):
     )
     seconds = Exact(metadata={"description": "核对用时（秒）"})
     checked_at = fields.DateTime()
+
+
+class EvidenceUploadIn(Schema):
+    """An evidence upload: one multipart/form-data body, the file and the form fields beside it."""
+
+    file = Upload(
+        required=True,
+        error_messages={"required": "请选择要上传的文件"},
+        metadata={
+            "description": "PDF、PNG、JPEG、Word（doc/docx）、Excel（xls/xlsx）或 PowerPoint"
+            "（pptx），按内容判断类型；不超过 SCORING_EVIDENCE_MAX_BYTES（默认 20 MB）"
+        },
+    )
+    fact = Text(
+        load_default="",
+        validate=validate.Length(max=100),
+        metadata={"description": "这份材料佐证的事实名（与 clause 至少填一项）"},
+    )
+    clause = Text(
+        load_default="",
+        validate=validate.Length(max=100),
+        metadata={"description": "这份材料佐证的条款编号"},
+    )
+
+
+class EvidenceOut(Schema):
+    id = fields.Integer()
+    reference = fields.String(
+        metadata={"description": "在提交的 evidence 中引用这份文件时写的文字：file:<id>"}
+    )
+    unit = fields.String()
+    scheme = fields.String()
+    fact = fields.String(metadata={"description": "佐证的事实名（为条款上传时为空）"})
+    clause = fields.String(metadata={"description": "佐证的条款编号（为事实上传时为空）"})
+    name = fields.String(metadata={"description": "上传时的文件名"})
+    size = fields.Integer(metadata={"description": "字节数"})
+    sha256 = fields.String()
+    content_type = fields.String(metadata={"description": "按内容判断的类型"})
+    uploaded_by = fields.String()
+    uploaded_at = fields.DateTime()
+    round_id = fields.Integer(allow_none=True)
+    download = fields.String(metadata={"description": "下载地址（作为附件）"})

@@ -70,6 +70,8 @@ PERMISSIONS = {
     "submissions.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
     "submissions.write.self": {"admin", "submitter"},  # submitter: own unit
     "submissions.write.review": {"admin", "reviewer"},
+    # evidence files: whoever enters facts for the unit (a submitter: own unit); read as submissions
+    "evidence.write": {"admin", "reviewer", "submitter"},
     "scores.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
     "scores.write": {"admin", "reviewer", "submitter"},  # submitter: own unit
     "scores.replay": {"admin", "reviewer", "auditor"},  # writes nothing

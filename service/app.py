@@ -76,11 +76,13 @@ def create_app(settings=None, engine=None) -> Flask:
     from .access import SignInLimits, stored_secret
     from .api import admin as admin_api
     from .api import auth as auth_api
+    from .api import evidence as evidence_api
     from .api import rounds as rounds_api
     from .api import schemes as schemes_api
     from .api import units as units_api
     from .config import from_environment
     from .db import Database
+    from .evidence import EvidenceStore
     from .jsonio import ExactJSON
     from .operations import Context, publish_rules, sync_rules
     from .registry import Registry
@@ -126,6 +128,7 @@ def create_app(settings=None, engine=None) -> Flask:
         token_days=settings.token_days,
     )
     app.extensions["scoring"] = ctx
+    app.extensions["evidence"] = EvidenceStore(settings.evidence_max_bytes, settings.evidence_dir)
     tables = inspect(db.engine)
     migrated = tables.has_table("rule_sets")  # not yet when the app is built for db-upgrade
     # the key that signs sessions and CSRF tokens: SCORING_SECRET_KEY, or else the one made once
@@ -152,6 +155,12 @@ def create_app(settings=None, engine=None) -> Flask:
     else:
         if migrated:
             publish_rules(ctx)
+    if migrated and settings.evidence_dir is not None:
+        from .evidence import sweep
+
+        # files in the evidence directory that an upload killed mid-transaction left unrecorded
+        for sha256 in sweep(ctx, app.extensions["evidence"]):
+            logging.getLogger(__name__).warning("佐证材料目录中未记录的文件已删除：%s", sha256)
 
     from schemas import Error
 
@@ -164,6 +173,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(admin_api.blp)
     api.register_blueprint(auth_api.blp)
     api.register_blueprint(rounds_api.blp)
+    api.register_blueprint(evidence_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)

@@ -40,6 +40,11 @@ class Settings:
     # client address for throttling is the one the nearest trusted proxy saw; 0 behind none
     proxy_hops: int = 0
     cookie_secure: bool = False
+    # evidence files (佐证材料): the largest file one upload may carry, and where the bytes live:
+    # None keeps them in the database (one backup holds everything); a directory, for deployments
+    # whose files outgrow the database, keeps them there named by their SHA-256
+    evidence_max_bytes: int = 20 * 1024 * 1024
+    evidence_dir: Path | None = None
 
 
 def _flag(value: str | None) -> bool:
@@ -73,4 +78,6 @@ def from_environment(env=os.environ) -> Settings:
         password_min_length=int(env.get("SCORING_PASSWORD_MIN_LENGTH", "10")),
         proxy_hops=int(env.get("SCORING_PROXY_HOPS", "0")),
         cookie_secure=_flag(env.get("SCORING_COOKIE_SECURE")),
+        evidence_max_bytes=int(env.get("SCORING_EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024))),
+        evidence_dir=Path(env["SCORING_EVIDENCE_DIR"]) if env.get("SCORING_EVIDENCE_DIR") else None,
     )

@@ -3,8 +3,8 @@
 SQLite in the instance folder is the embedded default; PostgreSQL is selected
 by the database URL.  The schema is created by Alembic migrations
 (``service/migrations``), never by ``create_all`` at run time.  Submissions,
-scores, rule versions, served rule sets and the journal are append-only: the migrations add
-triggers that refuse UPDATE and DELETE on them, in both databases.
+scores, rule versions, served rule sets, the journal and evidence files are append-only: the
+migrations add triggers that refuse UPDATE and DELETE on them, in both databases.
 
 Triggers stop the service, not whoever owns the tables (``DROP TRIGGER``, ``TRUNCATE``, SQLite's
 ``INSERT OR REPLACE``), so submissions, scores and journal entries are also one hash chain: each
@@ -34,6 +34,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -402,9 +403,57 @@ class JournalEntry(Chained, Base):
     detail: Mapped[dict] = mapped_column(JSON)
 
 
+class EvidenceBlob(Base):
+    """The bytes of an evidence file, once per content (keyed by SHA-256): the same file uploaded
+    for two facts or two units is stored once.  ``content`` is None when the bytes are kept in the
+    evidence directory (SCORING_EVIDENCE_DIR) under their hash.  Append-only: evidence must not
+    vanish or change under a score that relied on it."""
+
+    __tablename__ = "evidence_blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class EvidenceFile(Base):
+    """One evidence file uploaded for a unit's fact (or clause) of a scheme: who, when, its name as
+    uploaded and the type its content was found to be.  One row per unit, scheme, fact, clause and
+    content: uploading the same bytes again for the same place is the same file (a retried upload
+    makes no duplicate).  Append-only, like the submissions that reference it (``file:<id>``)."""
+
+    __tablename__ = "evidence_files"
+    __table_args__ = (
+        UniqueConstraint(
+            "unit_id", "scheme_id", "fact", "clause", "sha256", name="uq_evidence_files_place"
+        ),
+        Index("ix_evidence_files_unit_scheme", "unit_id", "scheme_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    scheme_id: Mapped[str] = mapped_column(String(100))
+    fact: Mapped[str] = mapped_column(String(100), default="")  # "" for a clause's file
+    clause: Mapped[str] = mapped_column(String(100), default="")  # "" for a fact's file
+    sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(255))  # the original file name, checked
+    content_type: Mapped[str] = mapped_column(String(100))  # as found in the content
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # the assessment round it belongs to; no foreign key yet (rounds are being added alongside)
+    round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 APPEND_ONLY = (
-    "submissions", "scores", "rule_versions", "journal", "rule_sets", "round_deadline_changes",
-)  # fmt: skip
+    "submissions",
+    "scores",
+    "rule_versions",
+    "journal",
+    "rule_sets",
+    "evidence_blobs",
+    "evidence_files",
+    "round_deadline_changes",
+)
 
 
 def _json_dumps(value) -> str:

@@ -57,6 +57,10 @@ class Invalid(ServiceError):
     """The input is well-formed but wrong: the fields say what."""
 
 
+class TooLarge(ServiceError):
+    """What was sent is larger than the service keeps (an evidence file over the size limit)."""
+
+
 class TooManyAttempts(ServiceError):
     """Too many tries in too short a time: wait ``retry_after`` seconds."""
 

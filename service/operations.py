@@ -39,6 +39,7 @@ from .access import (
 from .db import (
     Database,
     Draft,
+    EvidenceFile,
     JournalEntry,
     Round,
     RoundUnit,
@@ -739,6 +740,7 @@ def submit(
             "佐证材料对应的事实不存在",
             {f"evidence.{n}": ["不是本细则声明的事实"] for n in unknown},
         )
+    _check_file_references(ctx, unit, scheme_id, evidence)
     reasons = {name: text.strip() for name, text in (reasons or {}).items() if text.strip()}
     unknown = [name for name in reasons if name not in scheme.facts]
     if unknown:
@@ -824,6 +826,44 @@ def submit(
     except IntegrityError:  # a concurrent writer took this version number first
         raise Conflict("version_conflict", "另一位用户刚刚提交了新版本，请重新读取后再改") from None
     return row
+
+
+#: an evidence reference that names an uploaded file ("file:<id>", service/evidence.py); any other
+#: text is a reference as before (a document number, a link)
+FILE_REFERENCE = re.compile(r"file:([0-9]{1,10})")
+
+
+def _check_file_references(ctx: Context, unit: Unit, scheme_id: str, evidence: dict) -> None:
+    """A submission may reference only files uploaded for its own unit and scheme (and, if the file
+    was uploaded for a fact, for that fact): 422 naming each evidence field that does not.  Files
+    are append-only, so one found here is still there when the submission commits."""
+    wanted = {}
+    for name, items in evidence.items():
+        for item in items:
+            found = FILE_REFERENCE.fullmatch(item.strip())
+            if found:
+                wanted.setdefault(name, []).append(int(found.group(1)))
+    if not wanted:
+        return
+    # an id beyond the databases' INTEGER is no file (PostgreSQL would refuse the comparison)
+    ids = {i for refs in wanted.values() for i in refs if i <= 2**31 - 1}
+    with ctx.db.transaction() as s:
+        files = {
+            row.id: row for row in s.scalars(select(EvidenceFile).where(EvidenceFile.id.in_(ids)))
+        }
+    problems = {}
+    for name, refs in wanted.items():
+        for ref in refs:
+            row = files.get(ref)
+            if row is None or row.unit_id != unit.id or row.scheme_id != scheme_id:
+                why = f"file:{ref} 不是本单位为本细则上传的文件"
+            elif row.fact and row.fact != name:
+                why = f"file:{ref}（{row.name}）是为事实“{row.fact}”上传的"
+            else:
+                continue
+            problems.setdefault(f"evidence.{name}", []).append(why)
+    if problems:
+        raise Invalid("invalid_evidence", "佐证材料引用的文件不存在或不属于本单位本细则", problems)
 
 
 # --- drafts ------------------------------------------------------------------------------

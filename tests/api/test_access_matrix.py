@@ -33,6 +33,7 @@ would tell them what exists.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, iss
 from service.db import (
     DeadlineChange,
     DenialCount,
+    EvidenceBlob,
+    EvidenceFile,
     JournalEntry,
     Round,
     RoundUnit,
@@ -56,6 +59,7 @@ from service.db import (
 )
 from service.operations import etag
 
+from .. import evidence_samples
 from ..conftest import MINIMAL
 from .conftest import USERS
 
@@ -77,6 +81,8 @@ DATA_TABLES = {
     "scores": Score,
     "rounds": Round,
     "round_deadline_changes": DeadlineChange,
+    "evidence_files": EvidenceFile,
+    "evidence_blobs": EvidenceBlob,
 }
 
 
@@ -86,6 +92,7 @@ class Case:
 
     permission: str | None  # None: a public route
     body: Callable | None = None  # (call) -> JSON body
+    form: Callable | None = None  # (call) -> a multipart/form-data body (fields and files)
     query: str = ""
     if_match: bool = (
         False  # send the unit's current ETag (a correction that would succeed if allowed)
@@ -122,6 +129,15 @@ def _new_unit(_call) -> dict:
         "name": "测试新单位",
         "kind": "park",
         "district": "宝山区",
+    }
+
+
+def _evidence_form(call) -> dict:
+    # the same bytes every time: the first upload for a unit stores them, the others are the same
+    # file (200), so each allowed call succeeds whether or not one made it before
+    return {
+        "fact": "leader_evaluation_score",
+        "file": (io.BytesIO(evidence_samples.pdf()), "证明.pdf"),
     }
 
 
@@ -203,6 +219,18 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/api/units/<code>/schemes/<scheme_id>/scores"): (Case("scores.read", reads=True),),
+    ("POST", "/api/units/<code>/schemes/<scheme_id>/evidence"): (
+        Case(
+            "evidence.write",
+            form=_evidence_form,
+            writes=frozenset({"evidence_files", "evidence_blobs"}),
+            journals="evidence.upload",
+        ),
+    ),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/evidence"): (
+        Case("submissions.read", reads=True),
+    ),
+    ("GET", "/api/evidence/<evidence_id>"): (Case("submissions.read", reads=True),),
     ("GET", "/api/scores/<score_id>"): (Case("scores.read", reads=True),),
     ("POST", "/api/scores/<score_id>/replay"): (Case("scores.replay", reads=True),),
     ("POST", "/api/rules/validate"): (
@@ -309,11 +337,13 @@ PARAMS = {
     "scheme_id": lambda call, world: SCHEME,
     "version": lambda call, world: "1",
     "score_id": lambda call, world: str(world["scores"][call.unit]),
+    "evidence_id": lambda call, world: str(world["evidence"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
     "round_id": lambda call, world: str(world["round"]),
 }
-UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
+#: parameters that make a route about one unit's data
+UNIT_PARAMS = {"code", "score_id", "evidence_id"}
 OWNED_PARAMS = {
     "token_id"
 }  # parameters that make a route about the caller's own thing or another's
@@ -422,11 +452,23 @@ def _journal_after(db, last: int) -> list[JournalEntry]:
 
 
 def _set_up(api) -> dict:
-    """A submission and an official score on both units, by the admin, in the scheme's round."""
-    world = {"scores": {}, "round": api.round_of(SCHEME)}
+    """A submission and an official score on both units, by the admin, in the scheme's round, and
+    an evidence file (a PNG: not the bytes the matrix uploads) on both units."""
+    world = {"scores": {}, "evidence": {}, "round": api.round_of(SCHEME)}
     for unit in (OWN, OTHER):
         score = api.official(unit, SCHEME, FACTS)
         world["scores"][unit] = score.json["id"]
+        uploaded = api.post(
+            f"/api/units/{unit}/schemes/{SCHEME}/evidence",
+            "admin",
+            data={
+                "fact": "leader_evaluation_score",
+                "file": (io.BytesIO(evidence_samples.png()), "a.png"),
+            },
+            content_type="multipart/form-data",
+        )
+        assert uploaded.status_code == 201, uploaded.json
+        world["evidence"][unit] = uploaded.json["id"]
     return world
 
 
@@ -488,6 +530,8 @@ def _prepare(api, world, call: Call):
     kwargs = {}
     if call.case.body is not None:
         kwargs["json"] = call.case.body(call)
+    if call.case.form is not None:
+        kwargs["data"], kwargs["content_type"] = call.case.form(call), "multipart/form-data"
     return path + call.case.query, headers, kwargs
 
 
@@ -606,6 +650,11 @@ def test_every_route_every_role_every_unit(api):
                     and f"score:{world['scores'][call.unit]}" != e.target
                 ):
                     problems.append(f"journal target {e.target!r} does not name the score")
+                if (
+                    "evidence_id" in _params(call.rule)
+                    and f"evidence:{world['evidence'][call.unit]}" != e.target
+                ):
+                    problems.append(f"journal target {e.target!r} does not name the file")
         if call.role == "auditor" and call.case.writes - {
             "tokens"
         }:  # signing in is not a write of data
@@ -675,6 +724,8 @@ UNKNOWN = [
     ("POST", f"/api/units/nowhere/schemes/{SCHEME}/scores", {}, "scores.write"),
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/scores", None, "scores.read"),
     ("GET", "/api/scores/999999", None, "scores.read"),
+    ("GET", f"/api/units/nowhere/schemes/{SCHEME}/evidence", None, "submissions.read"),
+    ("GET", "/api/evidence/999999", None, "submissions.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
 ]
 

@@ -216,9 +216,7 @@ def test_kill_during_submission_leaves_all_or_nothing(tmp_path, database):
         assert Decimal(str(row.facts["leader_evaluation_score"])) == Decimal("4.5")
         assert row.facts["leader_evaluation_reason"] == FACTS["leader_evaluation_reason"]
         assert row.evidence == body["evidence"]
-        assert [(e.outcome, e.actor, e.detail["version"]) for e in journal] == [
-            ("ok", "admin", 1)
-        ]
+        assert [(e.outcome, e.actor, e.detail["version"]) for e in journal] == [("ok", "admin", 1)]
         with db.transaction() as s:
             assert s.scalar(select(func.count()).select_from(Submission)) == 1
     finally:

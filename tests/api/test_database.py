@@ -3,6 +3,8 @@ code maps, and the append-only tables refuse every UPDATE and DELETE, whoever se
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,6 +12,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.db import APPEND_ONLY, Base
+
+from .. import evidence_samples as samples
 
 
 def test_the_migrations_build_what_the_models_map(api):
@@ -38,6 +42,13 @@ def test_append_only_tables_refuse_updates_and_deletes(api):
         json={"deadline": "self_deadline", "new": "2098-12-31T17:00:00+08:00", "reason": "延期"},
     )
     assert moved.status_code == 200, moved.json
+    uploaded = api.post(  # an evidence file: its bytes and its upload record
+        "/api/units/gucun/schemes/gumeilu-2022/evidence",
+        "submitter",
+        data={"fact": "leader_evaluation_score", "file": (io.BytesIO(samples.pdf()), "a.pdf")},
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 201, uploaded.json
     db = api.ctx.db
     for table in APPEND_ONLY:
         with db.engine.connect() as connection:

@@ -19,8 +19,15 @@ from ..apps import make_app
 from .conftest import POSTGRES_URL, _fresh_postgres
 
 HISTORY = (
-    "submissions", "scores", "journal", "rule_versions", "rule_sets", "round_deadline_changes",
-)  # fmt: skip
+    "submissions",
+    "scores",
+    "journal",
+    "rule_versions",
+    "rule_sets",
+    "evidence_blobs",
+    "evidence_files",
+    "round_deadline_changes",
+)
 
 
 @pytest.fixture

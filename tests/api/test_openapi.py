@@ -281,3 +281,62 @@ def test_every_error_status_served_is_documented_for_its_operation(api):
         )
     codes = {str(c[2].status_code) for c in cases}
     assert {"400", "401", "403", "404", "409", "422", "428"} <= codes
+
+
+def test_evidence_operations_are_documented_as_served(api):
+    """The upload is one multipart body (the file and its form fields), the download a binary
+    attachment, and each error status they serve is named for its operation."""
+    import io
+
+    from service.evidence import EvidenceStore
+
+    from .. import evidence_samples as samples
+
+    doc = api.get("/api/openapi.json").json
+    upload_path = "/api/units/{code}/schemes/{scheme_id}/evidence"
+    body = doc["paths"][upload_path]["post"]["requestBody"]["content"]
+    schema = resolve(doc, body["multipart/form-data"]["schema"])
+    assert schema["properties"]["file"] == {**schema["properties"]["file"], "format": "binary"}
+    assert {"file", "fact", "clause"} == set(schema["properties"]) and schema["required"] == [
+        "file"
+    ]
+    download = doc["paths"]["/api/evidence/{evidence_id}"]["get"]["responses"]["200"]
+    assert download["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+
+    def send(data, who="submitter", unit="gucun", **form):
+        return api.post(
+            f"/api/units/{unit}/schemes/gumeilu-2022/evidence",
+            who,
+            data={"fact": "leader_evaluation_score", **form, "file": (io.BytesIO(data), "a.pdf")},
+            content_type="multipart/form-data",
+        )
+
+    made = send(samples.pdf())
+    listed = api.get("/api/units/gucun/schemes/gumeilu-2022/evidence", "admin")
+    out = response_schema(doc, upload_path, "get", "200")
+    assert not list(schema_validator(doc, out).iter_errors(listed.json))
+    api.app.extensions["evidence"] = EvidenceStore(max_bytes=100)
+    cases = [
+        (upload_path, "post", send(samples.pdf())),  # 413
+        (upload_path, "post", send(samples.exe())),  # 422
+        (upload_path, "post", send(samples.pdf(), unit="dachang")),  # 403
+        (upload_path, "post", send(samples.pdf(), who=None)),  # 401
+        (upload_path, "post", send(samples.pdf(), who="admin", unit="nope")),  # 404
+        (
+            upload_path,
+            "get",
+            api.get("/api/units/dachang/schemes/gumeilu-2022/evidence", "submitter"),
+        ),
+        ("/api/evidence/{evidence_id}", "get", api.get("/api/evidence/99", "admin")),
+        ("/api/evidence/{evidence_id}", "get", api.get("/api/evidence/99", "submitter")),
+    ]
+    for path, method, served in cases:
+        assert served.status_code >= 400, (path, served.status_code)
+        assert_error(served, served.status_code)
+        assert str(served.status_code) in _documented(doc, path, method), (
+            method,
+            path,
+            served.status_code,
+        )
+    assert {c[2].status_code for c in cases} == {401, 403, 404, 413, 422}
+    assert made.status_code == 201
