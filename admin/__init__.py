@@ -25,6 +25,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app) -> None:
+    from . import roundpages  # noqa: F401  (its routes are the blueprint's)
     from .sessions import DatabaseSessionInterface
     from .views import bp
 
