@@ -33,8 +33,8 @@ NUMERALS = "一二三四五六七八九十"
 
 UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
-RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明")
-RANK_WIDTHS = (7, 20, 10, 7, 12, 80)
+RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "状态", "说明")
+RANK_WIDTHS = (7, 20, 10, 7, 12, 12, 72)
 
 
 # what a spreadsheet program may take for the start of a formula (OWASP's list, with the newline
@@ -239,11 +239,36 @@ def grade_words(entry: Mapping) -> str:
     return grade
 
 
-def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
+def round_words(round_info: Mapping | None) -> str:
+    """The round a ranking is of, as its heading says it: title, year and stage."""
+    if not round_info:
+        return "（没有考核轮次）"
+    return f"{round_info['title']}（{round_info['year']}年度 · {round_info['stage_words']}）"
+
+
+def unranked_words(row: Mapping) -> str:
+    """Why a unit of the round has no place in the ranking (it is listed, never left out)."""
+    return f"{row['shown']}：尚无正式得分，不参与排名（当前状态：{row['state_words']}）"
+
+
+def ranking_sheet(
+    ws,
+    scheme_title: str,
+    version: str,
+    entries: list,
+    round_info: Mapping | None = None,
+    unranked: list = (),
+) -> None:
+    """The ranking of a round's official scores; after the ranked units, every other unit of the
+    round as 未填报 / 待评审 with its state."""
     _title(ws, 1, f"{scheme_title} 考核结果排名", len(RANK_HEADER))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
     _title(
-        ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(RANK_HEADER), size=10
+        ws,
+        2,
+        f"考核轮次 {round_words(round_info)}　规则版本 {version[:12]}　导出时间 {made}（北京时间）",
+        len(RANK_HEADER),
+        size=10,
     )
     _header(ws, 4, RANK_HEADER, RANK_WIDTHS)
     for i, e in enumerate(entries, start=1):
@@ -254,21 +279,35 @@ def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
         _row(
             ws,
             4 + i,
-            (i, e["unit"], _num(e["total"]), e["rank"], grade, words),
+            (i, e["unit"], _num(e["total"]), e["rank"], grade, e.get("state_words", ""), words),
+            points_cols=(3, 4, 5),
+        )
+    for i, row in enumerate(unranked, start=len(entries) + 1):
+        _row(
+            ws,
+            4 + i,
+            (i, row["unit"], None, None, row["shown"], row["state_words"], unranked_words(row)),
             points_cols=(3, 4, 5),
         )
     _page(ws, landscape=True)
 
 
 def ranking_workbook(
-    scheme_title: str, version: str, entries: list, traces: Mapping, facts: Mapping = None
+    scheme_title: str,
+    version: str,
+    entries: list,
+    traces: Mapping,
+    facts: Mapping = None,
+    round_info: Mapping | None = None,
+    unranked: list = (),
 ) -> bytes:
-    """``traces``: unit code -> stored trace of the score the ranking used."""
+    """``traces``: unit code -> stored trace of the score the ranking used; ``round_info`` and
+    ``unranked``: the ranking's round and the units without an official score in it."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
     ws.title = "排名"
-    ranking_sheet(ws, scheme_title, version, entries)
+    ranking_sheet(ws, scheme_title, version, entries, round_info, unranked)
     taken = {"排名"}
     for e in entries:
         unit_sheet(

@@ -650,7 +650,13 @@ def ranking_xlsx(scheme_id):
     scheme = ops.current_scheme(ctx(), scheme_id)
     return _download(
         export.ranking_workbook(
-            scheme.title, data["version"], data["entries"], traces, scheme.facts
+            scheme.title,
+            data["version"],
+            data["entries"],
+            traces,
+            scheme.facts,
+            data["round"],
+            data["unranked"],
         ),
         f"{scheme_id}-考核结果.xlsx",
     )

@@ -347,3 +347,41 @@ def test_every_new_form_needs_the_csrf_token(app, path):
     assert _state(app, scheme, "bsip") == before
     with app.extensions["scoring"].db.transaction() as s:
         assert not list(s.scalars(select(DeadlineChange).where(DeadlineChange.round_id == rid)))
+
+
+def test_the_ranking_page_and_workbook_carry_the_round_and_list_every_unit(app):
+    import io
+
+    from openpyxl import load_workbook
+
+    from admin import export
+
+    scheme = "zhenxing-2010"
+    rid = round_of(app, scheme)
+    official(app, "dachang", scheme, {})
+    self_submit(app, "bsip", scheme, {})  # submitted, not reviewed: 待评审
+    # 顾村镇: never submitted here, or returned to 草稿 by another test: 未填报 either way
+    reviewer = _signed_in(app, "reviewer")
+    page = reviewer.get(f"/admin/schemes/{scheme}/ranking")
+    text = _text(page)
+    rnd = rounds.get_round(app.extensions["scoring"], actor(app, "admin"), rid)
+    head = text.split('id="round"')[1][:800]
+    assert rnd.title in head and "2026年度" in head and "进行中" in head
+    assert rnd.rules_version[:12] in head
+    ranked = text.split('id="ranking"')[1].split("</table>")[0]
+    assert "大场镇" in ranked and 'data-state="reviewed"' in ranked and "已评审" in ranked
+    assert "宝山工业园区" not in ranked and "顾村镇" not in ranked
+    unranked = page.text.split('id="unranked"')[1].split("</table>")[0]
+    rows = dict(re.findall(r'data-unit="(\w+)"><td>[^<]+</td><td><strong>([^<]+)<', unranked))
+    assert rows == {"bsip": "待评审", "gucun": "未填报"}
+
+    book = reviewer.get(f"/admin/schemes/{scheme}/ranking.xlsx")
+    ws = load_workbook(io.BytesIO(book.data))["排名"]
+    assert rnd.title in ws["A2"].value and "2026年度" in ws["A2"].value
+    assert rnd.rules_version[:12] in ws["A2"].value
+    assert [c.value for c in ws[4]] == list(export.RANK_HEADER)
+    body = [[c.value for c in row] for row in ws.iter_rows(min_row=5) if row[1].value]
+    assert [r[1] for r in body] == ["大场镇", "宝山工业园区", "顾村镇"]  # none left out
+    assert body[0][3] == 1 and body[0][5] == "已评审"
+    assert body[1][2] is None and body[1][4] == "待评审" and body[1][5] == "已提交自评"
+    assert body[2][2] is None and body[2][4] == "未填报"
