@@ -217,31 +217,31 @@ def test_an_admin_opens_a_round_with_beijing_times_and_a_wrong_date_loses_nothin
     assert "/admin/rounds" in admin.get("/admin/").text  # linked from the home page and nav
     form = {
         "scheme": "gumeilu-2022",
-        "year": "2027",
-        "title": "2027年度顾村测试轮次",
-        "self_deadline": "2027-03-31T17:00",
-        "review_deadline": "2027-04-30T17:00",
-        "publication_start": "2027-05-06T09:00",
-        "appeal_deadline": "2027-05-12T17:00",
-        "publication_end": "2027-05-15T17:00",
+        "year": "2025",
+        "title": "2025年度补开测试轮次",
+        "self_deadline": "2025-03-31T17:00",
+        "review_deadline": "2025-04-30T17:00",
+        "publication_start": "2025-05-06T09:00",
+        "appeal_deadline": "2025-05-12T17:00",
+        "publication_end": "2025-05-15T17:00",
     }
-    r = _post(admin, "/admin/rounds", "/admin/rounds", dict(form, review_deadline="2027-02-30"))
+    r = _post(admin, "/admin/rounds", "/admin/rounds", dict(form, review_deadline="2025-02-30"))
     assert r.status_code == 422 and "不是日期时间" in _text(r)
-    assert 'value="2027年度顾村测试轮次"' in r.text and 'value="2027-03-31T17:00"' in r.text
+    assert 'value="2025年度补开测试轮次"' in r.text and 'value="2025-03-31T17:00"' in r.text
     r = _post(
-        admin, "/admin/rounds", "/admin/rounds", dict(form, review_deadline="2027-03-01T00:00")
+        admin, "/admin/rounds", "/admin/rounds", dict(form, review_deadline="2025-03-01T00:00")
     )
     assert r.status_code == 422 and "评审截止时间不能早于自评截止时间" in _text(r)
     r = _post(admin, "/admin/rounds", "/admin/rounds", form)
     assert r.status_code == 302
     ctx = app.extensions["scoring"]
     with ctx.db.transaction() as s:
-        rnd = s.scalar(select(Round).where(Round.title == "2027年度顾村测试轮次"))
-        assert rnd.self_deadline.astimezone(UTC) == datetime(2027, 3, 31, 9, 0, tzinfo=UTC)
+        rnd = s.scalar(select(Round).where(Round.title == "2025年度补开测试轮次"))
+        assert rnd.self_deadline.astimezone(UTC) == datetime(2025, 3, 31, 9, 0, tzinfo=UTC)
     board = _text(admin.get(r.headers["Location"]))
-    assert "2027年度顾村测试轮次" in board and "2027-03-31 17:00" in board
+    assert "2025年度补开测试轮次" in board and "2025-03-31 17:00" in board
     r = _post(admin, "/admin/rounds", "/admin/rounds", form)  # the same year again
-    assert r.status_code == 409 and "已有2027年度的考核轮次" in _text(r)
+    assert r.status_code == 409 and "已有2025年度的考核轮次" in _text(r)
 
 
 def test_the_board_counts_searches_filters_and_moves_deadlines(app):
@@ -385,3 +385,42 @@ def test_the_ranking_page_and_workbook_carry_the_round_and_list_every_unit(app):
     assert body[0][3] == 1 and body[0][5] == "已评审"
     assert body[1][2] is None and body[1][4] == "待评审" and body[1][5] == "已提交自评"
     assert body[2][2] is None and body[2][4] == "未填报"
+
+
+def test_the_issues_scenario_through_the_pages_leaves_the_official_ranking_alone(app):
+    """Issue 9: a unit's submitter files a new self-assessment after the review and presses 计算
+    herself; the ranking must still show what the office decided."""
+    from service.cli import read_facts_file
+    from service.config import PROJECT_ROOT
+
+    scheme = "gumeilu-2022"
+    examples = read_facts_file(PROJECT_ROOT / "examples" / f"{scheme}.yaml")
+    facts = dict(next(iter(examples.values())))
+    decided = official(app, "gucun", scheme, facts)
+    reviewer = _signed_in(app, "reviewer")
+    before = reviewer.get(f"/admin/schemes/{scheme}/ranking").text.split('id="ranking"')[1]
+    assert "顾村镇" in before
+
+    submitter = _signed_in(app, "submitter")
+    form = _text(submitter.get(f"/admin/units/gucun/schemes/{scheme}/facts"))
+    assert 'value="self"' not in form and "已评审" in form  # no 提交自评 after the review
+    r = _facts_form(
+        submitter,
+        "gucun",
+        scheme,
+        {"action": "self", "f.quality_meetings": "9", "reason": "补充材料"},
+    )
+    assert r.status_code == 409 and "单位当前状态为“已评审”，不能提交自评" in _text(r)
+    assert 'value="9"' in r.text.split('name="f.quality_meetings"')[1][:200]  # kept as typed
+    # 计算 by the unit is a preview, labelled so, and ranks nothing
+    page = submitter.get("/admin/units/gucun")
+    r = submitter.post(
+        f"/admin/units/gucun/schemes/{scheme}/score", data={"csrf_token": csrf_token(page.text)}
+    )
+    assert r.status_code == 302
+    assert 'data-kind="preview"' in submitter.get(r.headers["Location"]).text
+    ranking = ops.ranking(app.extensions["scoring"], actor(app, "reviewer"), scheme)
+    (entry,) = [e for e in ranking["entries"] if e["unit_code"] == "gucun"]
+    assert entry["score_id"] == decided.id and entry["total"] == str(decided.total)
+    after = reviewer.get(f"/admin/schemes/{scheme}/ranking").text.split('id="ranking"')[1]
+    assert after.split("</table>")[0] == before.split("</table>")[0]
