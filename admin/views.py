@@ -41,7 +41,7 @@ from service.exceptions import (
 
 from . import csrf, export, forms, present
 from .auth import authenticate, ctx, current_actor, current_person, safe_next, sign_in, sign_out
-from .standing import rounds_by_scheme, standing
+from .standing import STATE_BADGES, rounds_by_scheme, standing
 
 log = logging.getLogger(__name__)
 
@@ -641,7 +641,9 @@ def ranking(scheme_id):
     data, traces = _ranking_with_traces(scheme_id)
     scheme = ops.current_scheme(ctx(), scheme_id)
     chart = present.ranking_chart(data["entries"], traces, scheme.unit, scheme.total)
-    return render_template("admin/ranking.html", scheme=scheme, ranking=data, chart=chart)
+    return render_template(
+        "admin/ranking.html", scheme=scheme, ranking=data, chart=chart, badges=STATE_BADGES
+    )
 
 
 @bp.get("/schemes/<scheme_id>/ranking.xlsx")

@@ -152,6 +152,15 @@ def test_the_reviewer_steps_are_offered_only_when_the_cycle_allows_them(app):
     page = _text(submitter.get(r.headers["Location"]))
     assert 'data-kind="preview"' in page and "不计入排名" in page
 
+    # an official score before the review is complete: refused on the score page, with the reason
+    r = _post(
+        reviewer,
+        f"/admin/units/gucun/schemes/{scheme}/score",
+        f"/admin/units/gucun/schemes/{scheme}/score",
+        {"kind": "official", "back": "score"},
+    )
+    assert r.status_code == 409 and 'id="refused"' in r.text
+    assert "单位当前状态为“已提交自评”，不能计算正式得分" in _text(r)
     r = _post(reviewer, "/admin/units/gucun", f"/admin/rounds/{rid}/units/gucun/complete",
               {"back": "unit"})  # fmt: skip
     assert r.status_code == 302 and _state(app, scheme, "gucun") == "reviewed"
