@@ -140,9 +140,13 @@ def sheet_name(name: str, taken: set) -> str:
 def unit_sheet(
     ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
 ) -> None:
-    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计."""
+    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计.
+    ``meta["kind_words"]``: 正式得分 or 预览, said in the title (a preview is never mistaken for the
+    office's result)."""
     u = trace.get("point_unit", "分")
-    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表", len(UNIT_HEADER))
+    kind = meta.get("kind_words")
+    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表" + (f"（{kind}）" if kind else ""),
+           len(UNIT_HEADER))  # fmt: skip
     source = meta if (meta.get("grade") or meta.get("grade_pending")) else trace
     grade = "待定" if source.get("grade_pending") else (source.get("grade") or "—")
     if source.get("pending_distinctions"):
@@ -151,6 +155,8 @@ def unit_sheet(
         f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
         f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
     )
+    if kind == "预览":
+        info += "　预览：本单位试算结果，不计入排名，不是正式得分"
     _title(ws, 2, info, len(UNIT_HEADER), size=10)
     _header(ws, 4, UNIT_HEADER, UNIT_WIDTHS)
     by_id = {c["id"]: c for c in trace["clauses"]}
@@ -315,7 +321,7 @@ def ranking_workbook(
             scheme_title,
             e["unit"],
             traces[e["unit_code"]],
-            e,
+            {**e, "kind_words": "正式得分"},
             facts,
         )
     return _save(wb)

@@ -560,23 +560,26 @@ def score_xlsx(code, scheme_id):
     actor = current_actor()
     unit = ops.read_unit(ctx(), actor, code)
     scores = ops.list_scores(ctx(), actor, code, scheme_id)
+    place = standing(actor, code, scheme_id)
     wanted = request.args.get("id", type=int)
     row = (
-        next((s for s in scores if s.id == wanted), None)
-        if wanted
-        else (scores[-1] if scores else None)
+        next((s for s in scores if s.id == wanted), None) if wanted else shown_score(scores, place)
     )
     if row is None:
         abort(404)
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
+    official = place is not None and place.official_score_id == row.id
     data = export.unit_workbook(
         row.trace["scheme_title"],
         unit.name,
         row.trace,
-        {"submission_version": row.submission_version},
+        {
+            "submission_version": row.submission_version,
+            "kind_words": "正式得分" if official else "预览",
+        },
         facts,
     )
-    return _download(data, f"{unit.name}-{scheme_id}-得分.xlsx")
+    return _download(data, f"{unit.name}-{scheme_id}-{'得分' if official else '预览'}.xlsx")
 
 
 def _download(data: bytes, filename: str) -> Response:

@@ -10,10 +10,12 @@ module's shared database keeps them apart.
 from __future__ import annotations
 
 import html
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from service import operations as ops
@@ -151,6 +153,9 @@ def test_the_reviewer_steps_are_offered_only_when_the_cycle_allows_them(app):
     assert r.status_code == 302
     page = _text(submitter.get(r.headers["Location"]))
     assert 'data-kind="preview"' in page and "不计入排名" in page
+    book = submitter.get(f"/admin/units/gucun/schemes/{scheme}/score.xlsx")
+    sheet = load_workbook(io.BytesIO(book.data)).active
+    assert sheet["A1"].value.endswith("（预览）") and "不计入排名" in sheet["A2"].value
 
     # an official score before the review is complete: refused on the score page, with the reason
     r = _post(
@@ -175,6 +180,8 @@ def test_the_reviewer_steps_are_offered_only_when_the_cycle_allows_them(app):
     assert r.status_code == 302
     page = _text(reviewer.get(f"/admin/units/gucun/schemes/{scheme}/score"))
     assert 'data-kind="official"' in page.split('id="kind"')[1][:200]
+    book = reviewer.get(f"/admin/units/gucun/schemes/{scheme}/score.xlsx")
+    assert load_workbook(io.BytesIO(book.data)).active["A1"].value.endswith("（正式得分）")
     official_id = ops.list_scores(ctx, actor(app, "admin"), "gucun", scheme)[-1].id
     assert f"#{official_id}（正在显示）" in page or "正式得分" in page
 
@@ -359,10 +366,6 @@ def test_every_new_form_needs_the_csrf_token(app, path):
 
 
 def test_the_ranking_page_and_workbook_carry_the_round_and_list_every_unit(app):
-    import io
-
-    from openpyxl import load_workbook
-
     from admin import export
 
     scheme = "zhenxing-2010"
