@@ -33,8 +33,8 @@ NUMERALS = "一二三四五六七八九十"
 
 UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
-RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "状态", "说明")
-RANK_WIDTHS = (7, 20, 10, 7, 12, 12, 72)
+RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明", "状态")
+RANK_WIDTHS = (7, 20, 10, 7, 12, 72, 12)
 
 
 # what a spreadsheet program may take for the start of a formula (OWASP's list, with the newline
@@ -285,14 +285,14 @@ def ranking_sheet(
         _row(
             ws,
             4 + i,
-            (i, e["unit"], _num(e["total"]), e["rank"], grade, e.get("state_words", ""), words),
+            (i, e["unit"], _num(e["total"]), e["rank"], grade, words, e.get("state_words", "")),
             points_cols=(3, 4, 5),
         )
     for i, row in enumerate(unranked, start=len(entries) + 1):
         _row(
             ws,
             4 + i,
-            (i, row["unit"], None, None, row["shown"], row["state_words"], unranked_words(row)),
+            (i, row["unit"], None, None, row["shown"], unranked_words(row), row["state_words"]),
             points_cols=(3, 4, 5),
         )
     _page(ws, landscape=True)

@@ -175,7 +175,7 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
     wb = load_workbook(path)
     assert wb.sheetnames == ["排名", *order]
     ws = wb["排名"]
-    assert [c.value for c in ws[4]] == ["序号", "单位", "总分", "名次", "等级", "状态", "说明"]
+    assert [c.value for c in ws[4]] == ["序号", "单位", "总分", "名次", "等级", "说明", "状态"]
     for i, unit in enumerate(order):
         row = [c.value for c in ws[5 + i]]
         assert row[0] == i + 1 and row[1] == unit

@@ -394,9 +394,9 @@ def test_the_ranking_page_and_workbook_carry_the_round_and_list_every_unit(app):
     assert [c.value for c in ws[4]] == list(export.RANK_HEADER)
     body = [[c.value for c in row] for row in ws.iter_rows(min_row=5) if row[1].value]
     assert [r[1] for r in body] == ["大场镇", "宝山工业园区", "顾村镇"]  # none left out
-    assert body[0][3] == 1 and body[0][5] == "已评审"
-    assert body[1][2] is None and body[1][4] == "待评审" and body[1][5] == "已提交自评"
-    assert body[2][2] is None and body[2][4] == "未填报"
+    assert body[0][3] == 1 and body[0][6] == "已评审"
+    assert body[1][2] is None and body[1][4] == "待评审" and body[1][6] == "已提交自评"
+    assert body[2][2] is None and body[2][4] == "未填报" and "尚无正式得分" in body[2][5]
 
 
 def test_the_issues_scenario_through_the_pages_leaves_the_official_ranking_alone(app):
