@@ -30,12 +30,9 @@ SHOWN = (Conflict, Closed, Invalid)
 
 
 def _back(code: str, scheme_id: str):
-    """Where a step's form came from: the unit's page, its score page or the round's board."""
-    back = request.form.get("back")
-    if back == "score":
+    """Where a step's form came from: the unit's page or its score page."""
+    if request.form.get("back") == "score":
         return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))
-    if back == "board":
-        return redirect(url_for("admin_web.round_board", round_id=request.view_args["round_id"]))
     return redirect(url_for("admin_web.unit", code=code) + f"#scheme-{scheme_id}")
 
 
