@@ -30,9 +30,10 @@ SHOWN = (Conflict, Closed, Invalid)
 
 
 def _back(code: str, scheme_id: str):
-    """Where a step's form came from: the unit's page or its score page."""
-    if request.form.get("back") == "score":
-        return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))
+    """Where a step's form came from: the unit's page, its facts page or its score page."""
+    back = request.form.get("back")
+    if back in ("score", "facts"):
+        return redirect(url_for(f"admin_web.{back}", code=code, scheme_id=scheme_id))
     return redirect(url_for("admin_web.unit", code=code) + f"#scheme-{scheme_id}")
 
 
