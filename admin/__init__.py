@@ -11,7 +11,9 @@
 - CSRF tokens (Flask-WTF ``CSRFProtect``) checked on every form of these pages
   and never on the JSON API, which keeps its bearer tokens;
 - the blueprint (``admin.views``): sign-in, units, fact entry, explained scores,
-  history, ranking, rules and Excel downloads.
+  history, ranking, rules and Excel downloads; ``admin.roundpages`` adds the review
+  cycle's pages to it (the reviewer's steps on a unit, the rounds and their status
+  boards), and ``admin.standing`` says where a unit is in its round on every page.
 
 The pages call ``service.operations`` for everything they do, so access
 control, validation and the journal are the API's own.
@@ -25,6 +27,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app) -> None:
+    from . import roundpages  # noqa: F401  (its routes are the blueprint's)
     from .sessions import DatabaseSessionInterface
     from .views import bp
 

@@ -35,8 +35,8 @@ UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
 EVIDENCE_HEADER = ("序号", "事实", "文件名", "SHA-256", "大小（字节）")
 EVIDENCE_WIDTHS = (7, 30, 40, 70, 14)
-RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明")
-RANK_WIDTHS = (7, 20, 10, 7, 12, 80)
+RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明", "状态")
+RANK_WIDTHS = (7, 20, 10, 7, 12, 72, 12)
 
 
 # what a spreadsheet program may take for the start of a formula (OWASP's list, with the newline
@@ -142,9 +142,13 @@ def sheet_name(name: str, taken: set) -> str:
 def unit_sheet(
     ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
 ) -> None:
-    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计."""
+    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计.
+    ``meta["kind_words"]``: 正式得分 or 预览, said in the title (a preview is never mistaken for the
+    office's result)."""
     u = trace.get("point_unit", "分")
-    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表", len(UNIT_HEADER))
+    kind = meta.get("kind_words")
+    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表" + (f"（{kind}）" if kind else ""),
+           len(UNIT_HEADER))  # fmt: skip
     source = meta if (meta.get("grade") or meta.get("grade_pending")) else trace
     grade = "待定" if source.get("grade_pending") else (source.get("grade") or "—")
     if source.get("pending_distinctions"):
@@ -153,6 +157,8 @@ def unit_sheet(
         f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
         f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
     )
+    if kind == "预览":
+        info += "　预览：本单位试算结果，不计入排名，不是正式得分"
     _title(ws, 2, info, len(UNIT_HEADER), size=10)
     _header(ws, 4, UNIT_HEADER, UNIT_WIDTHS)
     by_id = {c["id"]: c for c in trace["clauses"]}
@@ -265,13 +271,41 @@ def _relative_cells(entry: Mapping) -> tuple:
     return (_num(entry.get("scored_total")), *points, words)
 
 
-def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
+def round_words(round_info: Mapping | None) -> str:
+    """The round a ranking is of, as its heading says it: title, year and stage."""
+    if not round_info:
+        return "（没有考核轮次）"
+    return f"{round_info['title']}（{round_info['year']}年度 · {round_info['stage_words']}）"
+
+
+def unranked_words(row: Mapping) -> str:
+    """Why a unit of the round has no place in the ranking (it is listed, never left out)."""
+    return f"{row['shown']}：尚无正式得分，不参与排名（当前状态：{row['state_words']}）"
+
+
+def ranking_sheet(
+    ws,
+    scheme_title: str,
+    version: str,
+    entries: list,
+    round_info: Mapping | None = None,
+    unranked: list = (),
+) -> None:
+    """The ranking of a round's official scores; after the ranked units, every other unit of the
+    round as 未填报 / 待评审 with its state.  A scheme with parts computed in ranking adds their
+    columns after 状态."""
     extra = _relative_header(entries)
     header = RANK_HEADER + extra
     widths = RANK_WIDTHS + (10,) * (len(extra) - 1) + (80,) * bool(extra)
     _title(ws, 1, f"{scheme_title} 考核结果排名", len(header))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
-    _title(ws, 2, f"规则版本 {version[:12]}　导出时间 {made}（北京时间）", len(header), size=10)
+    _title(
+        ws,
+        2,
+        f"考核轮次 {round_words(round_info)}　规则版本 {version[:12]}　导出时间 {made}（北京时间）",
+        len(header),
+        size=10,
+    )
     _header(ws, 4, header, widths)
     points_cols = (3, 4, 5) + tuple(range(len(RANK_HEADER) + 1, len(header)))
     for i, e in enumerate(entries, start=1):
@@ -283,21 +317,35 @@ def ranking_sheet(ws, scheme_title: str, version: str, entries: list) -> None:
         _row(
             ws,
             4 + i,
-            cells + (_relative_cells(e) if extra else ()),
+            cells + (e.get("state_words", ""),) + (_relative_cells(e) if extra else ()),
             points_cols=points_cols,
+        )
+    for i, row in enumerate(unranked, start=len(entries) + 1):
+        _row(
+            ws,
+            4 + i,
+            (i, row["unit"], None, None, row["shown"], unranked_words(row), row["state_words"]),
+            points_cols=(3, 4, 5),
         )
     _page(ws, landscape=True)
 
 
 def ranking_workbook(
-    scheme_title: str, version: str, entries: list, traces: Mapping, facts: Mapping = None
+    scheme_title: str,
+    version: str,
+    entries: list,
+    traces: Mapping,
+    facts: Mapping = None,
+    round_info: Mapping | None = None,
+    unranked: list = (),
 ) -> bytes:
-    """``traces``: unit code -> stored trace of the score the ranking used."""
+    """``traces``: unit code -> stored trace of the score the ranking used; ``round_info`` and
+    ``unranked``: the ranking's round and the units without an official score in it."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
     ws.title = "排名"
-    ranking_sheet(ws, scheme_title, version, entries)
+    ranking_sheet(ws, scheme_title, version, entries, round_info, unranked)
     taken = {"排名"}
     for e in entries:
         unit_sheet(
@@ -305,7 +353,7 @@ def ranking_workbook(
             scheme_title,
             e["unit"],
             traces[e["unit_code"]],
-            e,
+            {**e, "kind_words": "正式得分"},
             facts,
         )
     return _save(wb)

@@ -34,7 +34,9 @@ from service import operations as ops
 from service.access import check
 from service.errors import status_of
 from service.exceptions import (
+    Closed,
     Conflict,
+    Forbidden,
     Invalid,
     PreconditionRequired,
     ServiceError,
@@ -45,6 +47,7 @@ from service.exceptions import (
 
 from . import csrf, export, forms, present
 from .auth import authenticate, ctx, current_actor, current_person, safe_next, sign_in, sign_out
+from .standing import STATE_BADGES, rounds_by_scheme, standing
 
 log = logging.getLogger(__name__)
 
@@ -238,14 +241,45 @@ def index():
 
 @bp.get("/units/<code>")
 def unit(code):
+    return unit_page(code)
+
+
+def unit_page(code, notice=None, status=200, typed=None, scheme_id=None):
+    """The unit's page: every scheme with its round, the unit's state, its latest submission, its
+    official score (or latest preview) and the steps of the cycle open to the user; ``notice``: a
+    refusal to show (with the reasons as typed, ``typed``, in the form of ``scheme_id``)."""
     me = current_person()
     row = ops.read_unit(ctx(), me.actor, code)
-    status = []
+    in_rounds = rounds_by_scheme(me.actor)
+    rows = []
     for scheme in ctx().registry.schemes().values():
         subs = ops.history(ctx(), me.actor, code, scheme.id) if me.can("submissions.read") else []
         scores = ops.list_scores(ctx(), me.actor, code, scheme.id) if me.can("scores.read") else []
-        status.append((scheme, subs[-1] if subs else None, scores[-1] if scores else None))
-    return render_template("admin/unit.html", unit=row, status=status)
+        place = (
+            standing(me.actor, code, scheme.id, in_rounds[scheme.id])
+            if scheme.id in in_rounds
+            else None
+        )
+        rows.append((scheme, subs[-1] if subs else None, shown_score(scores, place), place))
+    page = render_template(
+        "admin/unit.html",
+        unit=row,
+        status=rows,
+        notice=notice,
+        typed=typed or {},
+        notice_scheme=scheme_id,
+    )
+    return page, status
+
+
+def shown_score(scores, place):
+    """The score a page shows by default: the unit's official score in the round, else its
+    latest score (a preview, labelled so)."""
+    if place is not None and place.official_score_id:
+        found = next((s for s in scores if s.id == place.official_score_id), None)
+        if found is not None:
+            return found
+    return scores[-1] if scores else None
 
 
 # --- fact entry ----------------------------------------------------------------------------------
@@ -366,11 +400,18 @@ def _facts_page(
     draft=None,
     conflict=None,
     reasons=None,
+    refused=False,
 ):
     me = current_person()
     latest = rows[-1] if rows else None
-    can_self = me.can("submissions.write.self")
-    can_review = me.can("submissions.write.review")
+    place = standing(me.actor, unit.code, scheme.id)
+    may_self = me.can("submissions.write.self")
+    may_review = me.can("submissions.write.review")
+    # the buttons the cycle takes now: a unit submits until it has submitted, a reviewer reviews
+    # what was submitted (a past deadline is the service's to refuse, with the page kept)
+    can_self = may_self and place is not None and place.may("submit_self")
+    can_review = may_review and place is not None and place.may("review")
+    self_values, changed, baseline = _review_marks(rows, place) if can_review else ({}, {}, None)
     return render_template(
         "admin/facts.html",
         unit=unit,
@@ -391,10 +432,33 @@ def _facts_page(
         can_self=can_self,
         can_review=can_review,
         readonly=not (can_self or can_review),
+        role_readonly=not (may_self or may_review),
+        st=place,
+        refused=refused,
+        self_values=self_values,
+        changed=changed,
+        baseline=baseline,
         author=ops.author_name(ctx(), latest.author_id) if latest else None,
         files=_files_of(unit, scheme.id, evidence),
         file_prefix=FILE_PREFIX,
     ), status
+
+
+def _review_marks(rows, place):
+    """For the reviewer's form: ({fact: the unit's self-assessed value, as text}, {fact: the value
+    it had before, as text} for every fact the latest version changed since the last reviewed
+    version (or the self-assessment when none was reviewed), that version)."""
+    by_version = {r.version: r for r in rows}
+    own = by_version.get(place.self_version) if place else None
+    base = by_version.get(place.reviewed_version or place.self_version) if place else None
+    latest = rows[-1] if rows else None
+    self_values = {n: forms.to_text(v) for n, v in (own.facts if own else {}).items()}
+    changed = {}
+    if base is not None and latest is not None and latest.version != base.version:
+        for name in set(base.facts) | set(latest.facts):
+            if base.facts.get(name) != latest.facts.get(name):
+                changed[name] = forms.to_text(base.facts.get(name))
+    return self_values, changed, base
 
 
 @bp.get("/units/<code>/schemes/<scheme_id>/facts")
@@ -471,9 +535,12 @@ def save_facts(code, scheme_id):
             ops.etag(posted.base),
             posted.reasons,
         )
-    except (Conflict, Invalid, PreconditionRequired) as err:
+    except (Conflict, Closed, Forbidden, Invalid, PreconditionRequired) as err:
+        if isinstance(err, Forbidden) and err.code != "not_your_step":
+            raise  # not this unit's user: the error page, nothing of the unit shown
         rows = ops.history(ctx(), actor, code, scheme_id)
-        conflict = rows[-1] if not isinstance(err, Invalid) and rows else None
+        stale = isinstance(err, PreconditionRequired) or err.code == "version_conflict"
+        conflict = rows[-1] if stale and rows else None
         return _facts_page(
             unit,
             scheme,
@@ -487,6 +554,8 @@ def save_facts(code, scheme_id):
             notice=err.message,
             conflict=conflict,
             reasons=posted.reasons,
+            refused=isinstance(err, Closed | Forbidden)
+            or (isinstance(err, Conflict) and not stale),
         )
     flash(f"已提交第{row.version}版（{present.ROLE_WORDS[row.role]}）。", "ok")
     return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id))
@@ -522,27 +591,32 @@ def discard_draft(code, scheme_id):
 
 @bp.get("/units/<code>/schemes/<scheme_id>/score")
 def score(code, scheme_id):
+    return score_page(code, scheme_id)
+
+
+def score_page(code, scheme_id, notice=None, status=200):
+    """The explained score: the unit's official score in the round unless another is asked for
+    (``?id=``); with none, its latest preview, labelled 预览; ``notice``: a refusal to show."""
     actor = current_actor()
     unit = ops.read_unit(ctx(), actor, code)
     scores = ops.list_scores(ctx(), actor, code, scheme_id)
     rows = ops.history(ctx(), actor, code, scheme_id)
+    scheme = ops.current_scheme(ctx(), scheme_id)
+    place = standing(actor, code, scheme_id)
     wanted = request.args.get("id", type=int)
     row = (
-        next((s for s in scores if s.id == wanted), None)
-        if wanted
-        else (scores[-1] if scores else None)
+        next((s for s in scores if s.id == wanted), None) if wanted else shown_score(scores, place)
     )
     if wanted and row is None:
         abort(404)
-    scheme = ops.current_scheme(ctx(), scheme_id)
-    view = standing = None
+    view = ranked = None
     if row is not None:
         facts = ops.scheme_by_version(ctx(), row.rules_version).facts
         view = present.score_view(row.trace, facts)
         if scheme.grading.method == "rank" and current_person().can(
             "ranking.read"
         ):  # the grade needs the ranking
-            standing = next(
+            ranked = next(
                 (
                     e
                     for e in ops.ranking(ctx(), actor, scheme_id)["entries"]
@@ -560,16 +634,28 @@ def score(code, scheme_id):
         view=view,
         scores=scores,
         latest=rows[-1] if rows else None,
-        standing=standing,
+        standing=ranked,
+        st=place,
+        notice=notice,
         F=facts if row else {},
         computed_by=ops.author_name(ctx(), row.computed_by) if row else None,
-    )
+    ), status
 
 
 @bp.post("/units/<code>/schemes/<scheme_id>/score")
 def compute(code, scheme_id):
-    row = ops.compute_score(ctx(), current_actor(), code, scheme_id)
-    flash(f"已按当前规则计算第{row.submission_version}版提交的得分。", "ok")
+    """计算正式得分 (``kind`` official) or 计算预览 (preview); without ``kind``, the service decides
+    (official when the unit is reviewed and the user may compute it).  A refusal of the cycle is
+    shown on the page the button was on."""
+    kind = request.form.get("kind") or None
+    try:
+        row = ops.compute_score(ctx(), current_actor(), code, scheme_id, kind=kind)
+    except (Conflict, Closed, Invalid) as err:
+        if request.form.get("back") == "unit":
+            return unit_page(code, err.message, status_of(err))
+        return score_page(code, scheme_id, err.message, status_of(err))
+    words = "正式得分" if row.kind == "official" else "预览（不计入排名）"
+    flash(f"已按考核轮次的规则计算第{row.submission_version}版提交的{words}。", "ok")
     return redirect(url_for("admin_web.score", code=code, scheme_id=scheme_id, id=row.id))
 
 
@@ -578,25 +664,28 @@ def score_xlsx(code, scheme_id):
     actor = current_actor()
     unit = ops.read_unit(ctx(), actor, code)
     scores = ops.list_scores(ctx(), actor, code, scheme_id)
+    place = standing(actor, code, scheme_id)
     wanted = request.args.get("id", type=int)
     row = (
-        next((s for s in scores if s.id == wanted), None)
-        if wanted
-        else (scores[-1] if scores else None)
+        next((s for s in scores if s.id == wanted), None) if wanted else shown_score(scores, place)
     )
     if row is None:
         abort(404)
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
     scored = ops.get_submission(ctx(), actor, code, scheme_id, row.submission_version)
+    official = place is not None and place.official_score_id == row.id
     data = export.unit_workbook(
         row.trace["scheme_title"],
         unit.name,
         row.trace,
-        {"submission_version": row.submission_version},
+        {
+            "submission_version": row.submission_version,
+            "kind_words": "正式得分" if official else "预览",
+        },
         facts,
         files=_files_of(unit, scheme_id, scored.evidence),
     )
-    return _download(data, f"{unit.name}-{scheme_id}-得分.xlsx")
+    return _download(data, f"{unit.name}-{scheme_id}-{'得分' if official else '预览'}.xlsx")
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -643,6 +732,7 @@ def history(code, scheme_id):
         a=a,
         b=b,
         authors=authors,
+        st=standing(actor, code, scheme_id),
     )
 
 
@@ -661,7 +751,9 @@ def ranking(scheme_id):
     data, traces = _ranking_with_traces(scheme_id)
     scheme = ops.current_scheme(ctx(), scheme_id)
     chart = present.ranking_chart(data["entries"], traces, scheme.unit, scheme.total)
-    return render_template("admin/ranking.html", scheme=scheme, ranking=data, chart=chart)
+    return render_template(
+        "admin/ranking.html", scheme=scheme, ranking=data, chart=chart, badges=STATE_BADGES
+    )
 
 
 @bp.get("/schemes/<scheme_id>/ranking.xlsx")
@@ -670,7 +762,13 @@ def ranking_xlsx(scheme_id):
     scheme = ops.current_scheme(ctx(), scheme_id)
     return _download(
         export.ranking_workbook(
-            scheme.title, data["version"], data["entries"], traces, scheme.facts
+            scheme.title,
+            data["version"],
+            data["entries"],
+            traces,
+            scheme.facts,
+            data["round"],
+            data["unranked"],
         ),
         f"{scheme_id}-考核结果.xlsx",
     )

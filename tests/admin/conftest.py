@@ -62,3 +62,43 @@ def sign_in(client, username: str, password: str = PASSWORD):
 
 def session_cookie(client):
     return client.get_cookie("scoring_admin", path="/admin")
+
+
+def actor(app, username: str):
+    """The service-layer actor of a test user (for calling ``service.operations`` directly)."""
+    from service.access import Actor
+    from service.db import User
+
+    with app.extensions["scoring"].db.transaction() as s:
+        user = s.query(User).filter_by(username=username).one()
+    return Actor(user.id, user.username, user.role, user.unit_id)
+
+
+def round_of(app, scheme: str) -> int:
+    """The id of the scheme's newest round (every test app opens one per scheme for 2026)."""
+    from service import rounds
+
+    ctx = app.extensions["scoring"]
+    return rounds.list_rounds(ctx, actor(app, "admin"), scheme)[0].id
+
+
+def self_submit(app, code: str, scheme: str, facts: dict, by: str = "admin"):
+    """The unit's self-assessment (``by`` the admin, as the unit, unless told): since rounds
+    (issue 9) a reviewer reviews only what a unit has submitted."""
+    from service import operations as ops
+
+    return ops.submit(app.extensions["scoring"], actor(app, by), code, scheme, "self", facts,
+                      {}, "", None)  # fmt: skip
+
+
+def official(app, code: str, scheme: str, facts: dict, reviewer: str = "reviewer"):
+    """Walk a unit through the cycle to an official score, as ``Api.official`` does on the API:
+    the admin submits the self-assessment as the unit, ``reviewer`` completes the review and
+    computes the official score; the score row."""
+    from service import operations as ops
+    from service import rounds
+
+    ctx = app.extensions["scoring"]
+    self_submit(app, code, scheme, facts)
+    rounds.complete_review(ctx, actor(app, reviewer), round_of(app, scheme), code)
+    return ops.compute_score(ctx, actor(app, reviewer), code, scheme, kind="official")

@@ -1,10 +1,11 @@
 """End to end in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against the
 app served on 127.0.0.1 by werkzeug in a background thread.
 
-A reviewer signs in, enters 顾村镇's 表B.1 facts with one deliberate error, sees the error beside the
-field with everything typed kept, corrects it, submits, computes and reads the explained score, opens
-the ranking, downloads the workbook and checks its cells; then the unit's submitter is refused another
-unit's page with the 403 page.
+顾村镇's submitter signs in, enters its 表B.1 self-assessment with one deliberate error, sees the error
+beside the field with everything typed kept, corrects it and submits; a reviewer completes the review
+and computes the official score on the unit's page, reads the explained score, opens the ranking,
+downloads the workbook and checks its cells; then the unit's submitter is refused another unit's page
+with the 403 page.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from service import operations as ops
 from service.access import Actor
 from service.cli import read_facts_file
 from service.config import PROJECT_ROOT
-from service.db import User
 from service.domain.numbers import display
 from service.domain.scoring import score_units
 from service.engine.oracle import OracleMatcher
 from tools.browser import CHROMIUM, chromium, serve, sign_in, sign_out
 
-from .conftest import PASSWORD, SCHEME
+from .conftest import PASSWORD, SCHEME, official
 
 # a real server and headless Chromium: `pytest -m "not e2e"` leaves it out
 pytestmark = pytest.mark.e2e
@@ -50,15 +50,10 @@ def _browser_available() -> None:
 
 @pytest.fixture(scope="module")
 def site(app):
-    """The app on 127.0.0.1 with 大场镇 and 宝山工业园区 already reviewed and scored."""
+    """The app on 127.0.0.1 with 大场镇 and 宝山工业园区 already reviewed, with official scores."""
     _browser_available()
-    ctx = app.extensions["scoring"]
-    with ctx.db.transaction() as s:
-        user = s.query(User).filter_by(username="admin").one()
-    admin = Actor(user.id, user.username, user.role, user.unit_id)
     for code, name in (("dachang", "大场镇"), ("bsip", "宝山工业园区")):
-        ops.submit(ctx, admin, code, SCHEME, "review", EXAMPLES[name], {}, "", None)
-        ops.compute_score(ctx, admin, code, SCHEME)
+        official(app, code, SCHEME, EXAMPLES[name])
     with serve(app) as base:
         yield base
 
@@ -87,10 +82,10 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
     page = browser.new_page()
     page.on("dialog", lambda d: d.accept())
 
-    # sign in
-    sign_in(page, site, "reviewer", PASSWORD)
-    assert page.url.endswith("/admin/")
-    assert "reviewer" in page.inner_text("header")
+    # the unit's submitter signs in: their own unit's page
+    sign_in(page, site, "submitter", PASSWORD)
+    assert page.url.endswith("/admin/units/gucun")
+    assert "submitter" in page.inner_text("header")
 
     # enter the facts, with one deliberate error
     page.goto(f"{site}/admin/units/gucun/schemes/{SCHEME}/facts")
@@ -103,8 +98,8 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
             page.fill(f"#{f.dom_id}", forms.to_text(value))
     page.fill("#f-org_leadership_score", "3.5")  # the range is 0 to 3
     page.fill("#f-four_brands_score-ev", "宝山区品牌培育名单（2022）")
-    page.fill("#reason", "年度考核评审")
-    page.click("button[value=review]")
+    page.fill("#reason", "年度自评")
+    page.click("button[value=self]")
     page.wait_for_load_state()
 
     box = page.locator("#f-org_leadership_score-box")
@@ -122,21 +117,31 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
         else:
             assert page.input_value(f"#{f.dom_id}") == forms.to_text(value), name
     assert page.input_value("#f-four_brands_score-ev") == "宝山区品牌培育名单（2022）"
-    assert page.input_value("#reason") == "年度考核评审"
+    assert page.input_value("#reason") == "年度自评"
     assert (
         ops.history(app.extensions["scoring"], Actor(0, "x", "admin", None), "gucun", SCHEME) == []
     )
 
     # correct it and submit
     page.fill("#f-org_leadership_score", str(facts["org_leadership_score"]))
-    page.click("button[value=review]")
+    page.click("button[value=self]")
     page.wait_for_load_state()
     assert page.url.endswith(f"/admin/units/gucun/schemes/{SCHEME}/score")
-    assert "已提交第1版（评审）" in page.inner_text(".flash.ok")
+    assert "已提交第1版（自评）" in page.inner_text(".flash.ok")
+    assert "已提交自评" in page.inner_text("#cycle")
+    sign_out(page)
 
-    # compute and read the explained score
-    page.click("text=按当前规则计算第1版的得分")
+    # the reviewer completes the review and computes the official score on the unit's page
+    sign_in(page, site, "reviewer", PASSWORD)
+    assert page.url.endswith("/admin/")
+    page.goto(f"{site}/admin/units/gucun")
+    page.click(f"#steps-{SCHEME} button:has-text('完成评审')")
     page.wait_for_load_state()
+    assert "已完成评审" in page.inner_text(".flash.ok")
+    assert "已评审" in page.inner_text(f"#scheme-{SCHEME}")
+    page.click(f"#steps-{SCHEME} button:has-text('计算正式得分')")
+    page.wait_for_load_state()
+    assert "正式得分" in page.inner_text("#kind")
     assert page.inner_text("#total") == display(totals["顾村镇"])
     rank = order.index("顾村镇") + 1
     assert f"第{rank}名" in page.inner_text("#grade")
@@ -170,7 +175,7 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
     wb = load_workbook(path)
     assert wb.sheetnames == ["排名", *order]
     ws = wb["排名"]
-    assert [c.value for c in ws[4]] == ["序号", "单位", "总分", "名次", "等级", "说明"]
+    assert [c.value for c in ws[4]] == ["序号", "单位", "总分", "名次", "等级", "说明", "状态"]
     for i, unit in enumerate(order):
         row = [c.value for c in ws[5 + i]]
         assert row[0] == i + 1 and row[1] == unit

@@ -18,7 +18,7 @@ from service.access import Actor
 from service.db import Draft, JournalEntry, User
 from service.exceptions import Forbidden, Invalid
 
-from .conftest import csrf_token, sign_in
+from .conftest import csrf_token, self_submit, sign_in
 
 
 def _actor(app, username):
@@ -143,6 +143,7 @@ def test_discarding_asks_first_and_is_journaled(app, client):
 
 def test_a_refused_submission_keeps_the_draft_and_a_submission_removes_it(app, client):
     scheme = "baoshan-2022-c1"
+    self_submit(app, "bsip", scheme, {})  # a reviewer reviews what the unit submitted
     sign_in(client, "reviewer")
     fields = forms.layout(app.extensions["scoring"].registry.get(scheme)).fields
     number = next(n for n, f in fields.items() if f.input == "number")
@@ -151,7 +152,7 @@ def test_a_refused_submission_keeps_the_draft_and_a_submission_removes_it(app, c
     refused = _post(client, "bsip", scheme, {"action": "review", f"f.{number}": "abc"})
     assert refused.status_code == 422  # not a number: nothing submitted
     assert len(_drafts(app, scheme=scheme)) == 1
-    r = _post(client, "bsip", scheme, {"action": "review", f"f.{number}": "1"})
+    r = _post(client, "bsip", scheme, {"action": "review", f"f.{number}": "1", "reason": "核查"})
     assert r.status_code == 302, r.text[:2000]
     assert _drafts(app, scheme=scheme) == []
 

@@ -12,13 +12,14 @@ from openpyxl import load_workbook
 
 from admin import export, forms, present
 from service import operations as ops
+from service import rounds
 from service.access import Actor
 from service.cli import read_facts_file
 from service.config import PROJECT_ROOT
 from service.domain.facts import InvalidFacts, validate_facts
 
 from ..conftest import MINIMAL
-from .conftest import SCHEME, csrf_token, make_app, sign_in
+from .conftest import SCHEME, csrf_token, make_app, official, round_of, sign_in
 
 EXAMPLES = read_facts_file(PROJECT_ROOT / "examples" / f"{SCHEME}.yaml")
 
@@ -63,14 +64,15 @@ def test_every_scheme_gets_a_generated_form(app, client):
 
 
 def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, client):
-    sign_in(client, "reviewer")
+    # the unit's self-assessment first (the admin, as the unit), then the reviewer's corrections
+    sign_in(client, "admin")
     facts = dict(EXAMPLES["大场镇"])
     data = _form(facts)
     data.update(
         {
             "f.org_leadership_score": "3.5",
             "f.policy_funding_score": "两分",
-            "action": "review",
+            "action": "self",
             "e.four_brands_score": "品牌培育名单；宝质办〔2022〕8号",
         }
     )
@@ -106,8 +108,12 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
         f"/admin/units/dachang/schemes/{SCHEME}/score"
     )
     row = ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)[-1]
-    assert row.facts["org_leadership_score"] == 3 and row.role == "review"
+    assert row.facts["org_leadership_score"] == 3 and row.role == "self"
     assert row.evidence == {"four_brands_score": ["品牌培育名单", "宝质办〔2022〕8号"]}
+
+    client = app.test_client()
+    sign_in(client, "reviewer")
+    data["action"] = "review"
 
     # a correction says why for each fact it changes, beside that fact, or in one general reason;
     # the form is based on the version it was read from
@@ -128,6 +134,7 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
     assert r.status_code == 302
     row = ops.history(app.extensions["scoring"], _actor(app, "reviewer"), "dachang", SCHEME)[-1]
     assert row.reasons == {"org_leadership_score": "会议签到不全"} and row.reason == ""
+    assert row.role == "review"
     r = _post_facts(
         client,
         "dachang",
@@ -140,16 +147,16 @@ def test_an_error_is_shown_beside_its_field_and_nothing_typed_is_lost(app, clien
 
 
 def test_a_stale_form_gets_409_with_a_reload_link(app, client):
-    sign_in(client, "reviewer")
+    sign_in(client, "admin")
     page = client.get(f"/admin/units/bsip/schemes/{SCHEME}/facts")
     token = csrf_token(page.text)
     ctx = app.extensions["scoring"]
     ops.submit(
-        ctx, _actor(app, "admin"), "bsip", SCHEME, "review", EXAMPLES["宝山工业园区"], {}, "", None
+        ctx, _actor(app, "admin"), "bsip", SCHEME, "self", EXAMPLES["宝山工业园区"], {}, "", None
     )  # meanwhile
     data = _form(EXAMPLES["宝山工业园区"])
     data.update(
-        {"csrf_token": token, "base_version": "0", "action": "review", "f.survey_tasks_score": "4"}
+        {"csrf_token": token, "base_version": "0", "action": "self", "f.survey_tasks_score": "4"}
     )
     r = client.post(f"/admin/units/bsip/schemes/{SCHEME}/facts", data=data)
     assert r.status_code == 409
@@ -196,12 +203,14 @@ def test_score_history_ranking_and_workbook(app, client):
     examples = read_facts_file(PROJECT_ROOT / "examples" / f"{scheme}.yaml")
     names = list(examples)
     for code, name in (("gucun", names[0]), ("dachang", names[1]), ("bsip", names[2])):
-        ops.submit(ctx, reviewer, code, scheme, "review", examples[name], {}, "", None)
-        ops.compute_score(ctx, reviewer, code, scheme)
+        official(app, code, scheme, examples[name])
+    # the review of 顾村镇 is opened again and its facts corrected: the official score is dropped
+    rounds.reopen_review(ctx, reviewer, round_of(app, scheme), "gucun", "现场核查发现问题")
     changed = dict(examples[names[0]])
     first = next(n for n, v in changed.items() if not isinstance(v, bool))
     changed[first] = 0
     ops.submit(ctx, reviewer, "gucun", scheme, "review", changed, {}, "现场核查后下调", '"1"')
+    rounds.complete_review(ctx, reviewer, round_of(app, scheme), "gucun")
 
     sign_in(client, "reviewer")
     score = client.get(f"/admin/units/gucun/schemes/{scheme}/score")
