@@ -81,6 +81,10 @@ PERMISSIONS = {
     "tokens.read": ALL,  # one's own tokens
     "tokens.revoke": ALL,  # one's own; an admin anyone's (OTHERS_TOKENS)
     "users.write": {"admin"},  # disable and enable accounts
+    # background jobs (service/jobs.py): each kind names the permission that starts it
+    "jobs.read": {"admin", "reviewer", "auditor"},  # any job's progress and failures
+    "jobs.cancel": {"admin"},
+    "scores.recompute": {"admin", "reviewer"},  # the job: every unit's latest score, current rules
 }
 OWN_UNIT_ONLY = {"submitter"}
 OTHERS_TOKENS = {"admin"}  # who may revoke a token that is not their own

@@ -40,6 +40,10 @@ class Settings:
     # client address for throttling is the one the nearest trusted proxy saw; 0 behind none
     proxy_hops: int = 0
     cookie_secure: bool = False
+    # background-job worker threads in each service process (service/jobs.py); 0: none here (a
+    # separate `flask jobs run` does the work).  SCORING_JOB_WORKERS defaults to 1; a Settings made
+    # in code (tests, tools) runs none unless it asks, so nothing runs behind a test's back
+    job_workers: int = 0
 
 
 def _flag(value: str | None) -> bool:
@@ -73,4 +77,5 @@ def from_environment(env=os.environ) -> Settings:
         password_min_length=int(env.get("SCORING_PASSWORD_MIN_LENGTH", "10")),
         proxy_hops=int(env.get("SCORING_PROXY_HOPS", "0")),
         cookie_secure=_flag(env.get("SCORING_COOKIE_SECURE")),
+        job_workers=int(env.get("SCORING_JOB_WORKERS", "1")),
     )

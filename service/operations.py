@@ -947,8 +947,17 @@ def author_name(ctx: Context, user_id: int) -> str:
 
 
 def compute_score(
-    ctx: Context, actor: Actor, unit_code: str, scheme_id: str, version: int | None = None
+    ctx: Context,
+    actor: Actor,
+    unit_code: str,
+    scheme_id: str,
+    version: int | None = None,
+    within=None,
 ) -> Score:
+    """Score a unit's latest (or ``version``) submission under the current rules, and store it.
+    ``within(session, score)``: run inside the score's own transaction before it commits (a
+    background job marks its item done there, so the item and the score commit together or not
+    at all); what it raises rolls the score back."""
     target = f"unit:{unit_code}/scheme:{scheme_id}"
     unit = _unit_for(ctx, actor, "scores.write", unit_code, target)
     scheme = current_scheme(ctx, scheme_id)
@@ -997,6 +1006,8 @@ def compute_score(
             rules_version=scheme.version,
             submission_version=submission.version,
         )
+        if within is not None:
+            within(s, row)
     return row
 
 
