@@ -258,7 +258,27 @@ def cancel_job(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
             return _view(s, job, failures=True)
         s.refresh(job)
         state = job.state
-    raise Conflict("job_finished", f"任务已{STATE_WORDS.get(state, state)}，不能再取消")
+    raise Conflict("job_finished", f"任务{STATE_WORDS.get(state, state)}，不能再取消")
+
+
+def peek(ctx: ops.Context, job_id: int) -> dict:
+    """A job as ``read_job`` shows it, for the operator's command line (no caller to check)."""
+    with ctx.db.transaction() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound("unknown_job", f"没有编号为 {job_id} 的任务")
+        return _view(s, job, failures=True)
+
+
+def unfinished(ctx: ops.Context) -> bool:
+    """Whether any job is queued or running (on any host)."""
+    with ctx.db.engine.connect() as connection:
+        found = connection.execute(
+            select(Job.id)
+            .where(Job.state.in_((QUEUED, RUNNING)), Job.kind.in_(sorted(KINDS)))
+            .limit(1)
+        ).scalar()
+    return found is not None
 
 
 def _counts(s, job_id: int) -> tuple[int, int]:
@@ -462,7 +482,7 @@ class Worker:
             return "lost"
         except KindBroken as err:
             return self._fail(job, err.message)
-        self._release(job.id)
+        self.release(job.id)
         return "stopped"
 
     def _starter(self, job: Claimed) -> Actor | None:
@@ -583,7 +603,7 @@ class Worker:
         except LeaseLost:
             return "lost"
 
-    def _release(self, job_id: int) -> None:
+    def release(self, job_id: int) -> None:
         """Give a job back (this worker is stopping): its lease ends now, so another worker
         resumes it at once instead of after the lease."""
         with self.ctx.db.transaction() as s:
