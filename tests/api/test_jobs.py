@@ -143,7 +143,9 @@ def test_recompute_every_unit_with_progress_and_failures_per_unit(api_on_copy):
     # the score an item wrote is the starter's, journaled as any score is
     with api.ctx.db.transaction() as s:
         writes = s.scalars(
-            select(JournalEntry).where(JournalEntry.action == "scores.write", JournalEntry.id > before)
+            select(JournalEntry).where(
+                JournalEntry.action == "scores.write", JournalEntry.id > before
+            )
         ).all()
     assert [(e.actor, e.unit) for e in writes] == [("reviewer", "dachang")]
 
@@ -175,6 +177,13 @@ def test_a_job_with_wrong_parameters_is_refused_whole(api):
 # --- claims and leases ----------------------------------------------------------------------------
 
 
+def _race(worker, barrier, won: list) -> None:
+    barrier.wait()  # every worker claims at the same moment
+    claimed = worker.claim()
+    if claimed is not None:
+        won.append((worker.owner, claimed.id))
+
+
 def test_workers_racing_for_a_job_claim_it_once(api):
     _submit(api, "gucun", SHIPPED, SHIPPED_FACTS)
     for _round in range(3):
@@ -182,14 +191,7 @@ def test_workers_racing_for_a_job_claim_it_once(api):
         workers = [jobs.Worker(api.ctx) for _ in range(4)]
         barrier = threading.Barrier(len(workers))
         won: list = []
-
-        def race(worker):
-            barrier.wait()
-            claimed = worker.claim()
-            if claimed is not None:
-                won.append((worker.owner, claimed.id))
-
-        threads = [threading.Thread(target=race, args=(w,)) for w in workers]
+        threads = [threading.Thread(target=_race, args=(w, barrier, won)) for w in workers]
         for t in threads:
             t.start()
         for t in threads:
@@ -333,7 +335,9 @@ def test_jobs_are_listed_newest_first_in_pages(api, counting_kind):
 
 def test_a_job_queued_in_a_process_wakes_its_worker_at_once(api):
     _submit(api, "gucun", SHIPPED, SHIPPED_FACTS)
-    runner = jobs.Runner(api.ctx, threads=1, poll_seconds=60)  # it would not look again for a minute
+    runner = jobs.Runner(
+        api.ctx, threads=1, poll_seconds=60
+    )  # it would not look again for a minute
     runner.ensure_started()
     try:
         time.sleep(0.2)  # the worker has looked, found nothing, and sleeps
@@ -417,7 +421,7 @@ def test_a_worker_killed_mid_job_is_finished_by_another_each_item_once(tmp_path,
         assert (ended["state"], ended["done"], ended["failed"], ended["claims"]) == (
             "done", len(units), 0, 2,
         )  # fmt: skip
-        assert _scores(api, SHIPPED) == {unit: 1 for unit in units}  # each unit scored once
+        assert _scores(api, SHIPPED) == dict.fromkeys(units, 1)  # each unit scored once
         runs = [e for e in _journal(api) if e.action == "jobs.run"]
         assert [e.detail["resumed"] for e in runs] == [False, True]
         assert runs[0].detail["worker"] != runs[1].detail["worker"]
