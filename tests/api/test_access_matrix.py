@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
+from service import jobs
+from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, Actor, issue
 from service.db import (
     DenialCount,
     JournalEntry,
@@ -196,6 +197,17 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
+    ("POST", "/api/jobs"): (
+        Case(
+            "scores.recompute",
+            body=lambda call: {"kind": "scores.recompute", "params": {"scheme": SCHEME}},
+            journals="jobs.start",
+            label="scores.recompute",
+        ),
+    ),
+    ("GET", "/api/jobs"): (Case("jobs.read"),),
+    ("GET", "/api/jobs/<job_id>"): (Case("jobs.read"),),
+    ("POST", "/api/jobs/<job_id>/cancel"): (Case("jobs.cancel", journals="jobs.cancel"),),
 }
 
 
@@ -221,6 +233,13 @@ def _throwaway_user(call, world) -> str:
     return username
 
 
+def _queued_job(call, world) -> str:
+    """A job of its own for each call that reads or cancels one, queued by the admin."""
+    admin = Actor(world["user_ids"]["admin"], "admin", "admin", None)
+    job = jobs.start_job(world["ctx"], admin, "scores.recompute", {"scheme": SCHEME})
+    return str(job["id"])
+
+
 #: how to fill each URL parameter, given the call (and the unit it is about)
 PARAMS = {
     "code": lambda call, world: call.unit,
@@ -229,6 +248,7 @@ PARAMS = {
     "score_id": lambda call, world: str(world["scores"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
+    "job_id": _queued_job,
 }
 UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
 OWNED_PARAMS = {
@@ -397,7 +417,7 @@ def test_every_route_every_role_every_unit(api):
     with db.transaction() as s:
         for user in s.scalars(select(User)):
             user_ids[user.username] = user.id
-    world.update(db=db, user_ids=user_ids)
+    world.update(db=db, user_ids=user_ids, ctx=api.ctx)
 
     failures, denials, auditor_writes = [], 0, []
     auditor_before = None
@@ -562,6 +582,8 @@ UNKNOWN = [
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/scores", None, "scores.read"),
     ("GET", "/api/scores/999999", None, "scores.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
+    ("GET", "/api/jobs/999999", None, "jobs.read"),
+    ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
 ]
 
 
