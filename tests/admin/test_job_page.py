@@ -7,6 +7,7 @@ there; who may not read jobs gets 403.  Workers are stepped by hand (the test ap
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -139,3 +140,43 @@ def test_who_may_not_read_jobs_gets_403(app, client, submitted):
         f"/admin/schemes/{SCHEME}/recompute", data={"csrf_token": csrf_token(ranking.text)}
     )
     assert refused.status_code == 403
+
+
+@pytest.mark.e2e
+def test_in_a_browser_the_bar_moves_without_a_reload(app, submitted):
+    """Headless Chromium on the job page while a worker runs slowly (2.5 s an item): the bar and the
+    counts change in place (the same document, its script polling), and the page ends finished."""
+    import os
+    import threading
+
+    from tools.browser import CHROMIUM, chromium, serve
+    from tools.browser import sign_in as browser_sign_in
+
+    from .conftest import PASSWORD
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    ctx = submitted
+    with serve(app) as base, chromium() as context:
+        page = context.new_page()
+        page.on("dialog", lambda d: d.accept())
+        browser_sign_in(page, base, "reviewer", PASSWORD)
+        page.goto(f"{base}/admin/schemes/{SCHEME}/ranking")
+        page.click("#recompute-all button")
+        page.wait_for_url("**/admin/jobs/*")
+        assert page.inner_text("#job-state") == "排队中"
+        page.evaluate("window.stayed = true")  # gone if the page reloads
+        worker = jobs.Worker(ctx, pause=2.5)
+        thread = threading.Thread(target=worker.run_once, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15  # polled from here: the page's CSP forbids eval
+        while page.inner_text("#job-done") != "1" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert page.inner_text("#job-done") == "1"
+        assert page.evaluate("window.stayed") is True  # updated in place
+        assert page.get_attribute("#job-bar-done", "width") == "500.0"
+        assert page.inner_text("#job-state") == "运行中"
+        thread.join(30)
+        page.wait_for_selector("#job[data-finished='yes']", timeout=15000)
+        assert page.inner_text("#job-state") == "已完成"
+        assert page.get_attribute("#job-bar-done", "width") == "1000.0"
