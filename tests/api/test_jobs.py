@@ -435,3 +435,36 @@ def test_a_worker_killed_mid_job_is_finished_by_another_each_item_once(tmp_path,
         for process in processes:
             _kill(process)
         api.ctx.db.engine.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_gunicorn_workers_run_a_job_started_through_the_api_once(tmp_path, engine, database):
+    """The service as deployed (gunicorn, two workers, SCORING_JOB_WORKERS unset: one job thread in
+    each): a job started through the API is run by one of them, without any separate worker."""
+    from .servers import Server
+
+    api = make_api(tmp_path, database, engine)
+    units = ("gucun", "dachang", "bsip")
+    for unit in units:
+        _submit(api, unit, SHIPPED, SHIPPED_FACTS)
+    server = Server(tmp_path, api.ctx.db.url, workers=2).start()
+    try:
+        auth = {"Authorization": f"Bearer {api.tokens['reviewer']}"}
+        status, job = server.request(
+            "POST", "/api/jobs", {"kind": "scores.recompute", "params": {"scheme": SHIPPED}}, auth
+        )
+        assert status == 201, job
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, seen = server.request("GET", f"/api/jobs/{job['id']}", None, auth)
+            if seen["finished"]:
+                break
+            time.sleep(0.1)
+        assert (seen["state"], seen["done"], seen["claims"]) == ("done", 3, 1), server.log()
+        assert _scores(api, SHIPPED) == dict.fromkeys(units, 1)
+        assert [e.action for e in _journal(api)] == ["jobs.start", "jobs.run", "jobs.end"]
+        assert "Traceback" not in server.log()
+    finally:
+        server.kill()
+        api.ctx.db.engine.dispose()
