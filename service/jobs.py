@@ -30,6 +30,7 @@ find it within ``POLL_SECONDS``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -70,6 +71,7 @@ MAX_CLAIMS = 10  # a job taken over this often without finishing fails instead o
 #: who the journal names for what a worker does (the items' own writes are the starter's)
 WORKER = Actor(0, "（后台任务）", "system", None)
 PAGE, PAGE_MAX = 50, 200
+HANDOVER_SECONDS = 5.0  # how long an exiting process waits for its workers to give their jobs back
 
 
 class LeaseLost(Exception):
@@ -627,7 +629,9 @@ def notify() -> None:
 
 class Runner:
     """``threads`` workers as daemon threads of a service process, started after the process
-    forked (gunicorn): ``ensure_started`` is cheap and called again on every request."""
+    forked (gunicorn): ``ensure_started`` is cheap and called again on every request.  When the
+    process exits (gunicorn restarting a worker, a deploy) each worker finishes the item in hand
+    and gives its job back, so another process resumes it at once rather than after the lease."""
 
     def __init__(self, ctx: ops.Context, threads: int = 1, poll_seconds: float = POLL_SECONDS):
         self.ctx, self.threads, self.poll = ctx, threads, poll_seconds
@@ -635,6 +639,7 @@ class Runner:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
+        self._threads: list[threading.Thread] = []
         _RUNNERS.add(self)
 
     def ensure_started(self) -> None:
@@ -645,16 +650,25 @@ class Runner:
                 return
             self._pid = os.getpid()
             self._workers = [Worker(self.ctx) for _ in range(self.threads)]
-            for n, worker in enumerate(self._workers):
-                thread = threading.Thread(
+            self._threads = [
+                threading.Thread(
                     target=self._loop, args=(worker,), name=f"scoring-jobs-{n}", daemon=True
                 )
+                for n, worker in enumerate(self._workers)
+            ]
+            for thread in self._threads:
                 thread.start()
+            atexit.register(self.stop, HANDOVER_SECONDS)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Ask the workers to stop after their item in hand, and wait up to ``wait`` seconds."""
         for worker in self._workers:
             worker.stopping.set()
         self.wake.set()
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _loop(self, worker: Worker) -> None:
         while not worker.stopping.is_set():

@@ -468,3 +468,19 @@ def test_gunicorn_workers_run_a_job_started_through_the_api_once(tmp_path, engin
     finally:
         server.kill()
         api.ctx.db.engine.dispose()
+
+
+def test_a_stopping_process_hands_its_job_over_at_once(api, counting_kind):
+    """A service process that stops (gunicorn restarting a worker, a deploy) finishes the item in
+    hand and gives its job back: another worker resumes it now, not after the lease."""
+    job = jobs.start_job(api.ctx, _actor(api, "admin"), "test.count", {"n": 30, "sleep": 0.05})
+    runner = jobs.Runner(api.ctx, threads=1, poll_seconds=60)
+    runner.ensure_started()
+    deadline = time.monotonic() + 20
+    while jobs.peek(api.ctx, job["id"])["done"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.stop(wait=10)
+    handed = jobs.peek(api.ctx, job["id"])
+    assert handed["state"] == "running" and 2 <= handed["done"] < 30
+    taken = jobs.Worker(api.ctx).claim()  # at once: the lease was given back
+    assert taken is not None and taken.claims == 2
