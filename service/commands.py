@@ -255,8 +255,8 @@ def _run_jobs(until_empty: bool, lease: float, poll: float, pause: float) -> Non
                 job = None
             elif until_empty and not jobs.unfinished(ctx):
                 return
-            elif not worker.has_claimable():
-                time.sleep(poll)
+            else:  # nothing to take now (or another worker took it first: a moment, then again)
+                time.sleep(0.05 if worker.has_claimable() else poll)
     except KeyboardInterrupt:  # hand the job back at once rather than after its lease
         if job is not None:
             worker.release(job.id)

@@ -228,8 +228,9 @@ def list_jobs(
 
 
 def cancel_job(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
-    """Cancel a queued or running job: its worker stops before its next item (an item in flight
-    is rolled back, never half done).  A job that has ended cannot be cancelled (409)."""
+    """Cancel a queued or running job: its worker stops at its next item (the item in flight
+    commits whole or rolls back whole, never half).  A job that has ended cannot be cancelled
+    (409)."""
     check(ctx.db, actor, "jobs.cancel", f"job:{job_id}")
     moment = now()
     with ctx.db.transaction() as s:
