@@ -484,3 +484,27 @@ def test_a_stopping_process_hands_its_job_over_at_once(api, counting_kind):
     assert handed["state"] == "running" and 2 <= handed["done"] < 30
     taken = jobs.Worker(api.ctx).claim()  # at once: the lease was given back
     assert taken is not None and taken.claims == 2
+
+
+def test_a_job_fails_whole_when_its_starter_is_disabled_or_it_keeps_dying(api, counting_kind):
+    from service.access import set_user_enabled
+
+    # the items' writes would be the starter's: a disabled account's job does not go on
+    _submit(api, "gucun", SHIPPED, SHIPPED_FACTS)
+    job = _start(api)  # by the reviewer
+    set_user_enabled(api.ctx.db, _actor(api, "admin"), "reviewer", False)
+    assert jobs.Worker(api.ctx).run_once()
+    seen = jobs.peek(api.ctx, job["id"])
+    assert (seen["state"], seen["done"]) == ("failed", 0)
+    assert seen["error"] == "发起任务的账号已停用或已删除，任务不能以其名义继续"
+    assert _scores(api, SHIPPED) == {}
+
+    # a job that every worker dies in (its lease run out again and again) stops being taken over
+    looping = jobs.start_job(api.ctx, _actor(api, "admin"), "test.count", {"n": 2})
+    with api.ctx.db.transaction() as s:
+        s.get(Job, looping["id"]).claims = jobs.MAX_CLAIMS
+    assert jobs.Worker(api.ctx).run_once()
+    seen = jobs.peek(api.ctx, looping["id"])
+    assert (seen["state"], seen["claims"], seen["done"]) == ("failed", jobs.MAX_CLAIMS + 1, 0)
+    assert seen["error"].startswith(f"任务已被接手{jobs.MAX_CLAIMS}次仍未完成")
+    assert counting_kind == []  # no item was run
