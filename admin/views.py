@@ -577,7 +577,11 @@ def ranking_xlsx(scheme_id):
 @bp.post("/schemes/<scheme_id>/recompute")
 def recompute_all(scheme_id):
     """排名页的“重算全部得分”: start the job and go to its page, which follows its progress."""
-    job = jobs.start_job(ctx(), current_actor(), "scores.recompute", {"scheme": scheme_id})
+    try:
+        job = jobs.start_job(ctx(), current_actor(), "scores.recompute", {"scheme": scheme_id})
+    except Conflict as err:  # nothing to recompute yet: said where the button is
+        flash(err.message, "warn")
+        return redirect(url_for("admin_web.ranking", scheme_id=scheme_id))
     flash(f"已开始重算：共 {job['total']} 个单位，进度每秒刷新。", "ok")
     return redirect(url_for("admin_web.job", job_id=job["id"]))
 

@@ -140,6 +140,9 @@ def test_who_may_not_read_jobs_gets_403(app, client, submitted):
         f"/admin/schemes/{SCHEME}/recompute", data={"csrf_token": csrf_token(ranking.text)}
     )
     assert refused.status_code == 403
+    jobs.cancel_job(
+        submitted, _actor(app, "admin"), job["id"]
+    )  # the next test's worker takes the oldest
 
 
 @pytest.mark.e2e
@@ -180,3 +183,17 @@ def test_in_a_browser_the_bar_moves_without_a_reload(app, submitted):
         page.wait_for_selector("#job[data-finished='yes']", timeout=15000)
         assert page.inner_text("#job-state") == "已完成"
         assert page.get_attribute("#job-bar-done", "width") == "1000.0"
+
+
+def test_nothing_to_recompute_says_so_on_the_ranking_page(app, client, submitted):
+    """A scheme no unit has submitted yet: the button explains on the ranking page, not on an
+    error page titled as if someone else had changed the data."""
+    sign_in(client, "reviewer")
+    ranking = client.get("/admin/schemes/gumeilu-2022/ranking")
+    answer = client.post(
+        "/admin/schemes/gumeilu-2022/recompute", data={"csrf_token": csrf_token(ranking.text)}
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith("/admin/schemes/gumeilu-2022/ranking")
+    shown = client.get(answer.headers["Location"]).text
+    assert "还没有单位提交这套细则的事实，没有可以重算的得分" in shown
