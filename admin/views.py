@@ -29,7 +29,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
-from service import evidence
+from schemas.jobs import JobDetailOut
+from service import evidence, jobs
 from service import operations as ops
 from service.access import check
 from service.errors import status_of
@@ -772,6 +773,48 @@ def ranking_xlsx(scheme_id):
         ),
         f"{scheme_id}-考核结果.xlsx",
     )
+
+
+# --- background jobs ---------------------------------------------------------------------------------
+
+
+@bp.post("/schemes/<scheme_id>/recompute")
+def recompute_all(scheme_id):
+    """排名页的“重算正式得分”: start the job and go to its page, which follows its progress."""
+    try:
+        job = jobs.start_job(ctx(), current_actor(), "scores.recompute", {"scheme": scheme_id})
+    except Conflict as err:  # nothing to recompute yet: said where the button is
+        flash(err.message, "warn")
+        return redirect(url_for("admin_web.ranking", scheme_id=scheme_id))
+    flash(f"已开始重算：共 {job['total']} 个单位，进度每秒刷新。", "ok")
+    return redirect(url_for("admin_web.job", job_id=job["id"]))
+
+
+@bp.get("/jobs")
+def job_list():
+    views, _next = jobs.list_jobs(ctx(), current_actor())
+    return render_template("admin/jobs.html", jobs=views)
+
+
+@bp.get("/jobs/<int(max=2147483647):job_id>")
+def job(job_id):
+    view = jobs.read_job(ctx(), current_actor(), job_id)
+    scheme_id = view["params"].get("scheme") if isinstance(view["params"], dict) else None
+    scheme = ctx().registry.get(scheme_id) if isinstance(scheme_id, str) else None
+    return render_template("admin/job.html", job=view, scheme=scheme)
+
+
+@bp.get("/jobs/<int(max=2147483647):job_id>.json")
+def job_json(job_id):
+    """What the job page's script polls every second (the page's own session, no API token)."""
+    return JobDetailOut().dump(jobs.read_job(ctx(), current_actor(), job_id))
+
+
+@bp.post("/jobs/<int(max=2147483647):job_id>/cancel")
+def job_cancel(job_id):
+    jobs.cancel_job(ctx(), current_actor(), job_id)
+    flash("任务已取消：已完成的项目保留，其余不再处理。", "ok")
+    return redirect(url_for("admin_web.job", job_id=job_id))
 
 
 # --- rules ----------------------------------------------------------------------------------------------

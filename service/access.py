@@ -87,6 +87,10 @@ PERMISSIONS = {
     "rounds.write": {"admin"},  # open a round, move a deadline
     "rounds.review": {"admin", "reviewer"},  # 退回, 完成评审, 重新打开评审
     "rounds.publish": {"admin"},  # 发布公示, 定稿
+    # background jobs (service/jobs.py): each kind names the permission that starts it
+    "jobs.read": {"admin", "reviewer", "auditor"},  # any job's progress and failures
+    "jobs.cancel": {"admin"},
+    "scores.recompute": {"admin", "reviewer"},  # the job: the official scores of a round, again
 }
 OWN_UNIT_ONLY = {"submitter"}
 OTHERS_TOKENS = {"admin"}  # who may revoke a token that is not their own

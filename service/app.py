@@ -77,6 +77,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .api import admin as admin_api
     from .api import auth as auth_api
     from .api import evidence as evidence_api
+    from .api import jobs as jobs_api
     from .api import rounds as rounds_api
     from .api import schemes as schemes_api
     from .api import units as units_api
@@ -174,6 +175,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(auth_api.blp)
     api.register_blueprint(rounds_api.blp)
     api.register_blueprint(evidence_api.blp)
+    api.register_blueprint(jobs_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)
@@ -184,6 +186,8 @@ def create_app(settings=None, engine=None) -> Flask:
         def _serve_the_rule_set_in_force():
             sync_rules(ctx)  # at most every SCORING_RULES_CHECK_SECONDS
 
+    _start_job_workers(app, ctx, settings.job_workers if tables.has_table("jobs") else 0)
+
     @app.get("/api/health")
     def health():
         return {"status": "ok", "schemes": len(registry.schemes()), "rule_set": registry.generation}
@@ -192,6 +196,22 @@ def create_app(settings=None, engine=None) -> Flask:
 
     register_commands(app)
     return app
+
+
+def _start_job_workers(app: Flask, ctx, threads: int) -> None:
+    """The background-job workers of this process (SCORING_JOB_WORKERS threads), started now and
+    again after a fork (gunicorn --preload forks after this), never under a command of the
+    ``flask`` CLI (db-upgrade, create-user…: short-lived; ``flask jobs run`` runs its own)."""
+    import click
+
+    from .jobs import Runner
+
+    runner = Runner(ctx, threads)
+    app.extensions["scoring_jobs"] = runner
+    if threads <= 0 or click.get_current_context(silent=True) is not None:
+        return
+    runner.ensure_started()
+    app.before_request(runner.ensure_started)
 
 
 def _journal_reads_per_request(app: Flask) -> None:

@@ -213,6 +213,54 @@ def register_commands(app) -> None:
         _set_enabled(username, True)
         click.echo(f"已启用 {username}：停用前的令牌和会话不会恢复，须重新登录")
 
+    @app.cli.group("jobs")
+    def jobs_group():
+        """后台任务（批量重算等）。"""
+
+    @jobs_group.command("run")
+    @click.option(
+        "--until-empty", is_flag=True, help="没有排队或运行中的任务时退出（默认一直运行）"
+    )
+    @click.option("--lease", type=float, default=30.0, show_default=True, help="租约秒数")
+    @click.option(
+        "--poll", type=float, default=2.0, show_default=True, help="空闲时查看队列的间隔秒数"
+    )
+    @click.option("--pause-per-item", type=float, default=0.0, hidden=True)  # tests: kill midway
+    def jobs_run(until_empty, lease, poll, pause_per_item):
+        """在前台执行后台任务队列（单独的任务进程；服务进程也执行，见 SCORING_JOB_WORKERS）。
+
+        进程停止报到超过租约秒数后，它的任务由别的进程接手，从未完成的项目续做。"""
+        _run_jobs(until_empty, lease, poll, pause_per_item)
+
+
+def _run_jobs(until_empty: bool, lease: float, poll: float, pause: float) -> None:
+    import time
+
+    from . import jobs
+
+    ctx = current_app.extensions["scoring"]
+    worker = jobs.Worker(ctx, lease_seconds=lease, pause=pause)
+    click.echo(f"任务进程 {worker.owner} 开始执行队列")
+    job = None
+    try:
+        while True:
+            job = worker.claim()
+            if job is not None:
+                worker.run(job)
+                view = jobs.peek(ctx, job.id)
+                click.echo(
+                    f"任务 {job.id}（{view['title']}）：{view['state_words']}，"
+                    f"完成 {view['done']}/{view['total']}，出错 {view['failed']}"
+                )
+                job = None
+            elif until_empty and not jobs.unfinished(ctx):
+                return
+            else:  # nothing to take now (or another worker took it first: a moment, then again)
+                time.sleep(0.05 if worker.has_claimable() else poll)
+    except KeyboardInterrupt:  # hand the job back at once rather than after its lease
+        if job is not None:
+            worker.release(job.id)
+
 
 #: who the journal names for what an operator does on the command line
 OPERATOR = "（命令行）"

@@ -45,6 +45,10 @@ class Settings:
     # whose files outgrow the database, keeps them there named by their SHA-256
     evidence_max_bytes: int = 20 * 1024 * 1024
     evidence_dir: Path | None = None
+    # background-job worker threads in each service process (service/jobs.py); 0: none here (a
+    # separate `flask jobs run` does the work).  SCORING_JOB_WORKERS defaults to 1; a Settings made
+    # in code (tests, tools) runs none unless it asks, so nothing runs behind a test's back
+    job_workers: int = 0
 
 
 def _flag(value: str | None) -> bool:
@@ -80,4 +84,5 @@ def from_environment(env=os.environ) -> Settings:
         cookie_secure=_flag(env.get("SCORING_COOKIE_SECURE")),
         evidence_max_bytes=int(env.get("SCORING_EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024))),
         evidence_dir=Path(env["SCORING_EVIDENCE_DIR"]) if env.get("SCORING_EVIDENCE_DIR") else None,
+        job_workers=int(env.get("SCORING_JOB_WORKERS", "1")),
     )

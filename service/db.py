@@ -789,3 +789,59 @@ class Database:
                 yield session
         finally:
             session.close()
+
+
+# --- background jobs (service/jobs.py) ----------------------------------------------------------
+
+
+class Job(Base):
+    """A background job: a bulk action (recompute every unit's score, replay a round…) that runs
+    item by item on whichever host claims it.  All of its state is here, so any host shows its
+    progress and a host that dies mid-job leaves it to another: the one running it holds a lease
+    (``lease_owner`` until ``lease_until``) that it renews as it goes; a lease that ran out is
+    claimed again and the job resumes at its first item not yet done.  Not history (it is updated
+    as it runs); every start, cancel and end is in the journal."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state", "state", "id"),)  # the queue: claimable jobs first
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    params: Mapped[dict] = mapped_column(JSON)
+    target: Mapped[str] = mapped_column(String(300))  # what the journal names ("scheme:…")
+    state: Mapped[str] = mapped_column(String(20))  # queued | running | done | failed | cancelled
+    total: Mapped[int] = mapped_column(Integer)
+    # as of the last heartbeat (the items themselves are counted when a job is read)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)  # how many times a worker took it
+    cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the summary at its end
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it failed, in Chinese
+
+
+class JobItem(Base):
+    """One item of a job (a unit, a score): pending until done or failed.  An item is marked done
+    in the same transaction as its own write, and only while its job's lease is held, so an item
+    is never done twice, not even by two hosts that both think they hold the job."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "key", name="uq_job_items_key"),
+        Index("ix_job_items_state", "job_id", "state", "seq"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # the order the items run in
+    key: Mapped[str] = mapped_column(String(200))  # what the kind runs it by (a unit code)
+    label: Mapped[str] = mapped_column(String(300))  # what the pages show (a unit's name)
+    state: Mapped[str] = mapped_column(String(20))  # pending | done | failed
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it failed, in Chinese
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

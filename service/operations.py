@@ -1092,6 +1092,7 @@ def compute_score(
     scheme_id: str,
     version: int | None = None,
     kind: str | None = None,
+    within=None,
 ) -> Score:
     """Compute and store a unit's score in the scheme's current round.
 
@@ -1099,7 +1100,10 @@ def compute_score(
     reviewed version only, under the round's scheme version, and becomes the unit's official score
     in the round.  Anything else is a preview (预览): a unit's own what-if on its latest facts, under
     the same rules, stored with its trace but never ranked.  ``kind`` None: official when the unit
-    is reviewed and the caller may compute it, a preview otherwise."""
+    is reviewed and the caller may compute it, a preview otherwise.  ``within(session, score)``:
+    run inside the score's own transaction before it commits (a background job marks its item done
+    there, so the item and the score commit together or not at all); what it raises rolls the
+    score back."""
     target = f"unit:{unit_code}/scheme:{scheme_id}"
     unit = _unit_for(ctx, actor, "scores.write", unit_code, target)
     if kind not in (None, *SCORE_KINDS):
@@ -1179,6 +1183,8 @@ def compute_score(
             round=rnd.id,
             kind=kind,
         )
+        if within is not None:
+            within(s, row)
     return row
 
 

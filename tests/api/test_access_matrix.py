@@ -41,7 +41,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
+from service import jobs
+from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, Actor, issue
 from service.db import (
     DeadlineChange,
     DenialCount,
@@ -291,6 +292,17 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/api/rounds/<round_id>/finalize"): (
         Case("rounds.publish", journals=("rounds.finalize",) * 3, state=("published", "closed")),
     ),
+    ("POST", "/api/jobs"): (
+        Case(
+            "scores.recompute",
+            body=lambda call: {"kind": "scores.recompute", "params": {"scheme": SCHEME}},
+            journals="jobs.start",
+            label="scores.recompute",
+        ),
+    ),
+    ("GET", "/api/jobs"): (Case("jobs.read"),),
+    ("GET", "/api/jobs/<job_id>"): (Case("jobs.read"),),
+    ("POST", "/api/jobs/<job_id>/cancel"): (Case("jobs.cancel", journals="jobs.cancel"),),
 }
 
 _year_serial = iter(range(2030, 2100))
@@ -331,6 +343,13 @@ def _throwaway_user(call, world) -> str:
     return username
 
 
+def _queued_job(call, world) -> str:
+    """A job of its own for each call that reads or cancels one, queued by the admin."""
+    admin = Actor(world["user_ids"]["admin"], "admin", "admin", None)
+    job = jobs.start_job(world["ctx"], admin, "scores.recompute", {"scheme": SCHEME})
+    return str(job["id"])
+
+
 #: how to fill each URL parameter, given the call (and the unit it is about)
 PARAMS = {
     "code": lambda call, world: call.unit,
@@ -341,6 +360,7 @@ PARAMS = {
     "token_id": _token_of,
     "username": _throwaway_user,
     "round_id": lambda call, world: str(world["round"]),
+    "job_id": _queued_job,
 }
 #: parameters that make a route about one unit's data
 UNIT_PARAMS = {"code", "score_id", "evidence_id"}
@@ -549,7 +569,7 @@ def test_every_route_every_role_every_unit(api):
     with db.transaction() as s:
         for user in s.scalars(select(User)):
             user_ids[user.username] = user.id
-    world.update(db=db, user_ids=user_ids)
+    world.update(db=db, user_ids=user_ids, ctx=api.ctx)
 
     failures, denials, auditor_writes = [], 0, []
     auditor_before = None
@@ -727,6 +747,8 @@ UNKNOWN = [
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/evidence", None, "submissions.read"),
     ("GET", "/api/evidence/999999", None, "submissions.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
+    ("GET", "/api/jobs/999999", None, "jobs.read"),
+    ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
 ]
 
 
