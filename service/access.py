@@ -85,6 +85,9 @@ PERMISSIONS = {
     "rounds.write": {"admin"},  # open a round, move a deadline
     "rounds.review": {"admin", "reviewer"},  # 退回, 完成评审, 重新打开评审
     "rounds.publish": {"admin"},  # 发布公示, 定稿
+    "appeals.file": {"admin", "submitter"},  # 申诉: submitter, own unit
+    "appeals.answer": {"admin", "reviewer"},  # 答复申诉 (维持 / 更正)
+    "appeals.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
 }
 OWN_UNIT_ONLY = {"submitter"}
 OTHERS_TOKENS = {"admin"}  # who may revoke a token that is not their own

@@ -1,0 +1,311 @@
+"""Appeals (申诉/复核) through the API, on SQLite and PostgreSQL: a unit appeals its published score
+clause by clause inside the appeal window, a reviewer answers each clause (维持 or 更正), a 更正
+makes a new reviewed version and a new official score, the round is republished with it, the unit
+reads the answers, and the round is finalised after the window; and every refusal on the way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from service.db import Appeal, AppealItem, JournalEntry, RoundUnit, Score, Submission, Unit
+
+SCHEME = "gumeilu-2022"
+#: 顾村镇 a little behind 大场镇 until its 一镇一品 score is corrected on appeal
+GUCUN = {
+    "leader_evaluation_score": 4,
+    "leader_evaluation_reason": "工作扎实",
+    "featured_quality_score": 30,
+    "featured_quality_reason": "特色一般",
+}
+DACHANG = {
+    "leader_evaluation_score": 4.5,
+    "leader_evaluation_reason": "工作扎实",
+    "featured_quality_score": 32,
+    "featured_quality_reason": "特色较好",
+}
+FEATURED, LEADER = "12", "区领导评价"  # the clauses appealed (一镇一品; 区领导评价)
+
+
+def _appeal(api, rid, code, as_, items):
+    return api.post(f"/api/rounds/{rid}/units/{code}/appeals", as_, json={"items": items})
+
+
+def _answer(api, appeal_id, clause, as_, **body):
+    return api.post(f"/api/appeals/{appeal_id}/items/{clause}/answer", as_, json=body)
+
+
+def _ranking(api) -> dict:
+    ranking = api.get(f"/api/schemes/{SCHEME}/ranking", "auditor")
+    assert ranking.status_code == 200, ranking.json
+    return {e["unit_code"]: e for e in ranking.json["entries"]}
+
+
+def _both_official_and_published(api) -> int:
+    api.official("gucun", SCHEME, GUCUN)
+    api.official("dachang", SCHEME, DACHANG)
+    rid = api.round_of(SCHEME)
+    published = api.post(f"/api/rounds/{rid}/publish", "admin")
+    assert published.status_code == 200, published.json
+    return rid
+
+
+def _close_appeal_window(api, rid) -> None:
+    """Move the round's deadlines up to the appeal deadline into the past, in their order (each may
+    not come before the one before it), as an admin would: with a reason."""
+    past = datetime.now(UTC) - timedelta(days=1)
+    for i, name in enumerate(("self_deadline", "review_deadline", "publication_start",
+                              "appeal_deadline")):  # fmt: skip
+        moved = api.post(
+            f"/api/rounds/{rid}/deadlines",
+            "admin",
+            json={
+                "deadline": name,
+                "new": (past + timedelta(minutes=i)).isoformat(),
+                "reason": "测试：申诉期结束",
+            },
+        )
+        assert moved.status_code == 200, moved.json
+
+
+def _count(api, model) -> int:
+    with api.ctx.db.transaction() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _place(api, rid, code) -> RoundUnit:
+    with api.ctx.db.transaction() as s:
+        unit = s.scalar(select(Unit).where(Unit.code == code))
+        return s.scalar(
+            select(RoundUnit).where(RoundUnit.round_id == rid, RoundUnit.unit_id == unit.id)
+        )
+
+
+def test_an_appeal_answered_with_a_correction_changes_the_ranking_once_republished(api):
+    rid = _both_official_and_published(api)
+    before = _ranking(api)
+    assert before["dachang"]["rank"] == 1 and before["gucun"]["rank"] == 2
+    gucun_score = before["gucun"]["score_id"]
+
+    # the unit's submitter appeals two clauses, with reasons and evidence
+    filed = _appeal(api, rid, "gucun", "submitter", [
+        {"clause": FEATURED, "reason": "特色工作有市级媒体报道，评审漏看",
+         "evidence": {"featured_quality_score": ["附件3：解放日报报道"]}},
+        {"clause": LEADER, "reason": "区领导评价未考虑下半年工作"},
+    ])  # fmt: skip
+    assert filed.status_code == 201, filed.json
+    appeal = filed.json
+    assert (appeal["unit"], appeal["state"], appeal["unit_state"]) == ("gucun", "open", "appealed")
+    assert appeal["unit_state_words"] == "申诉中" and appeal["filed_by"] == "submitter"
+    assert appeal["appealed_score_id"] == gucun_score
+    assert [(i["clause"], i["answer"], i["answer_words"]) for i in appeal["items"]] == [
+        (FEATURED, None, "待答复"),
+        (LEADER, None, "待答复"),
+    ]
+    assert appeal["items"][0]["evidence"] == {"featured_quality_score": ["附件3：解放日报报道"]}
+    # one appeal at a time: the unit is 申诉中 now
+    again = _appeal(api, rid, "gucun", "submitter", [{"clause": LEADER, "reason": "再申诉"}])
+    assert again.status_code == 409, again.json
+    assert "申诉中" in again.json["error"]["message"]
+
+    # the appeal window closes: nobody appeals any more (423 naming the deadline) …
+    _close_appeal_window(api, rid)
+    late = _appeal(api, rid, "dachang", "admin", [{"clause": LEADER, "reason": "迟到的申诉"}])
+    assert late.status_code == 423, late.json
+    assert "appeal_deadline" in late.json["error"]["fields"]
+    assert "申诉截止时间" in late.json["error"]["message"]
+    assert _place(api, rid, "dachang").state == "published"
+    # … but the appeals filed in time are answered, and the round cannot be finalised before
+    early = api.post(f"/api/rounds/{rid}/finalize", "admin")
+    assert early.status_code == 409 and early.json["error"]["code"] == "appeals_open", early.json
+
+    # 维持 on one clause: the unit stays 申诉中 until every clause is answered
+    upheld = _answer(api, appeal["id"], LEADER, "reviewer", answer="uphold",
+                     reason="区领导评价为全年综合评价，维持")  # fmt: skip
+    assert upheld.status_code == 200, upheld.json
+    assert upheld.json["unit_state"] == "appealed" and upheld.json["state"] == "open"
+    leader = next(i for i in upheld.json["items"] if i["clause"] == LEADER)
+    assert (leader["answer"], leader["answer_words"], leader["answered_by"]) == (
+        "uphold",
+        "维持",
+        "reviewer",
+    )
+    assert leader["new_score_id"] is None and leader["new_submission_version"] is None
+    twice = _answer(api, appeal["id"], LEADER, "admin", answer="uphold", reason="再答复")
+    assert twice.status_code == 409 and twice.json["error"]["code"] == "already_answered"
+
+    # 更正 on the other: a new reviewed version, a new official score, the unit 已复核
+    corrected = _answer(api, appeal["id"], FEATURED, "reviewer", answer="correct",
+                        reason="经复核，特色工作成效显著",
+                        facts={"featured_quality_score": 38},
+                        reasons={"featured_quality_score": "核实市级媒体报道，改为38分"})  # fmt: skip
+    assert corrected.status_code == 200, corrected.json
+    answered = corrected.json
+    assert (answered["state"], answered["unit_state"]) == ("answered", "rechecked")
+    item = next(i for i in answered["items"] if i["clause"] == FEATURED)
+    assert (item["answer"], item["answer_words"]) == ("correct", "更正")
+    assert item["new_submission_version"] == 2
+    assert Decimal(item["new_total"]) == Decimal(before["gucun"]["total"]) + 8
+    assert answered["official_score_id"] == item["new_score_id"] != gucun_score
+    place = _place(api, rid, "gucun")
+    assert (place.state, place.reviewed_version, place.official_score_id) == (
+        "rechecked",
+        2,
+        item["new_score_id"],
+    )
+    with api.ctx.db.transaction() as s:
+        version = s.scalar(
+            select(Submission).where(Submission.version == 2, Submission.scheme_id == SCHEME,
+                                     Submission.unit_id == place.unit_id)
+        )  # fmt: skip
+        score = s.get(Score, item["new_score_id"])
+    assert version.role == "review" and f"第{appeal['id']}号申诉" in version.reason
+    assert version.facts["featured_quality_score"] == 38
+    assert version.facts["leader_evaluation_score"] == 4  # the rest as reviewed
+    assert version.reasons == {"featured_quality_score": "核实市级媒体报道，改为38分"}
+    assert (score.kind, score.submission_version, score.round_id) == ("official", 2, rid)
+
+    # republished: 顾村镇 is published again with its new score, and now ranks first
+    republished = api.post(f"/api/rounds/{rid}/publish", "admin")
+    assert republished.status_code == 200, republished.json
+    assert _place(api, rid, "gucun").state == "published"
+    after = _ranking(api)
+    assert after["gucun"]["rank"] == 1 and after["dachang"]["rank"] == 2
+    assert after["gucun"]["score_id"] == item["new_score_id"]
+    assert after["gucun"]["submission_version"] == 2
+
+    # the unit reads the answers (its own unit only); so do the reviewer and the auditor
+    read = api.get(f"/api/rounds/{rid}/units/gucun/appeals", "submitter")
+    assert read.status_code == 200, read.json
+    [shown] = read.json
+    assert {i["clause"]: (i["answer_words"], i["answer_reason"]) for i in shown["items"]} == {
+        LEADER: ("维持", "区领导评价为全年综合评价，维持"),
+        FEATURED: ("更正", "经复核，特色工作成效显著"),
+    }
+    assert shown["unit_state"] == "published"
+    assert api.get(f"/api/rounds/{rid}/units/dachang/appeals", "submitter").status_code == 403
+    assert api.get(f"/api/rounds/{rid}/units/gucun/appeals", "auditor").status_code == 200
+    assert api.get(f"/api/rounds/{rid}/units/dachang/appeals", "reviewer").json == []
+
+    # after the window, finalised: 定稿, every unit, with the corrected score
+    final = api.post(f"/api/rounds/{rid}/finalize", "admin")
+    assert final.status_code == 200, final.json
+    assert {_place(api, rid, code).state for code in ("gucun", "dachang")} == {"final"}
+    assert _ranking(api)["gucun"]["score_id"] == item["new_score_id"]
+    closed = _answer(api, appeal["id"], LEADER, "reviewer", answer="uphold", reason="定稿后")
+    assert closed.status_code == 409
+
+    # journaled: the filing, each answer, and the cycle's moves
+    with api.ctx.db.transaction() as s:
+        actions = list(
+            s.scalars(
+                select(JournalEntry.action).where(
+                    JournalEntry.outcome == "ok",
+                    JournalEntry.action.in_(
+                        ("appeals.file", "appeals.answer", "rounds.appeal",
+                         "rounds.correct_appeal", "rounds.answer_appeal")
+                    ),
+                ).order_by(JournalEntry.id)
+            )
+        )  # fmt: skip
+    assert actions == [
+        "rounds.appeal",
+        "appeals.file",
+        "appeals.answer",
+        "rounds.correct_appeal",
+        "appeals.answer",
+        "rounds.answer_appeal",
+    ]
+    # the history chain still holds with the corrected version and score in it
+    verified = api.get("/api/journal/verify", "admin")
+    assert verified.status_code == 200 and verified.json["ok"], verified.json
+
+
+def test_refused_appeals_and_answers_store_nothing(api):
+    api.official("gucun", SCHEME, GUCUN)
+    api.official("dachang", SCHEME, DACHANG)
+    rid = api.round_of(SCHEME)
+    item = [{"clause": FEATURED, "reason": "评审漏看材料"}]
+
+    # before publication: the unit is 已评审, not 公示中
+    early = _appeal(api, rid, "gucun", "submitter", item)
+    assert early.status_code == 409, early.json
+    assert early.json["error"]["code"] == "illegal_transition"
+    assert "已评审" in early.json["error"]["message"]
+    assert api.post(f"/api/rounds/{rid}/publish", "admin").status_code == 200
+
+    # the body: a clause the round's scheme does not have, a blank reason, evidence for a fact the
+    # clause does not read, the same clause twice, nothing appealed
+    cases = [
+        ([{"clause": "99", "reason": "x"}], "items.0.clause"),
+        ([{"clause": FEATURED, "reason": "   "}], "items.0.reason"),
+        ([{"clause": FEATURED, "reason": "x", "evidence": {"commendations": ["附件"]}}],
+         "items.0.evidence.commendations"),
+        ([{"clause": LEADER, "reason": "x"}, {"clause": LEADER, "reason": "y"}], "items.1.clause"),
+        ([], "items"),
+    ]  # fmt: skip
+    for items, field in cases:
+        refused = _appeal(api, rid, "gucun", "submitter", items)
+        assert refused.status_code == 422, (items, refused.json)
+        assert field in refused.json["error"]["fields"], (field, refused.json)
+    unknown = _appeal(api, rid, "gucun", "submitter", [{"clause": "99", "reason": "x"}])
+    assert "本轮细则中没有条款“99”" in unknown.json["error"]["fields"]["items.0.clause"]
+
+    # who may appeal: the unit's own submitter or an admin; not another unit's, nor a reviewer
+    assert _appeal(api, rid, "dachang", "submitter", item).status_code == 403
+    for role in ("reviewer", "editor", "auditor"):
+        assert _appeal(api, rid, "gucun", role, item).status_code == 403, role
+    assert _appeal(api, 999_999, "gucun", "submitter", item).status_code == 404
+    assert _count(api, Appeal) == 0 and _count(api, AppealItem) == 0
+    assert _place(api, rid, "gucun").state == "published"
+
+    filed = _appeal(api, rid, "gucun", "submitter", item)
+    assert filed.status_code == 201, filed.json
+    appeal_id = filed.json["id"]
+
+    # who may answer: a reviewer or an admin; never the unit's submitter, the auditor or an editor
+    for role in ("submitter", "auditor", "editor"):
+        got = _answer(api, appeal_id, FEATURED, role, answer="uphold", reason="维持")
+        assert got.status_code == 403, (role, got.json)
+    assert (
+        _answer(api, 999_999, FEATURED, "reviewer", answer="uphold", reason="x").status_code == 404
+    )
+    assert (
+        _answer(api, appeal_id, LEADER, "reviewer", answer="uphold", reason="x").status_code == 404
+    )
+    # an answer without a reason, a 维持 that changes facts, a 更正 of a fact the clause does not
+    # read, one without its reason, one that changes nothing
+    bad = [
+        ({"answer": "uphold", "reason": " "}, "reason"),
+        ({"answer": "maybe", "reason": "x"}, "answer"),
+        ({"answer": "uphold", "reason": "x", "facts": {"featured_quality_score": 35}}, "facts"),
+        ({"answer": "correct", "reason": "x", "facts": {"leader_evaluation_score": 5},
+          "reasons": {"leader_evaluation_score": "y"}}, "facts.leader_evaluation_score"),
+        ({"answer": "correct", "reason": "x", "facts": {"featured_quality_score": 35}},
+         "reasons.featured_quality_score"),
+        ({"answer": "correct", "reason": "x", "facts": {"featured_quality_score": 30},
+          "reasons": {"featured_quality_score": "y"}}, "facts"),
+        ({"answer": "correct", "reason": "x", "facts": {"featured_quality_score": 41},
+          "reasons": {"featured_quality_score": "y"}}, "facts.featured_quality_score"),
+        ({"answer": "correct", "reason": "x"}, "facts"),
+    ]  # fmt: skip
+    versions, scores = _count(api, Submission), _count(api, Score)
+    for body, field in bad:
+        got = _answer(api, appeal_id, FEATURED, "reviewer", **body)
+        assert got.status_code == 422, (body, got.json)
+        assert field in got.json["error"]["fields"], (field, got.json)
+    assert (_count(api, Submission), _count(api, Score)) == (versions, scores)
+    shown = api.get(f"/api/rounds/{rid}/units/gucun/appeals", "admin").json
+    assert [i["answer"] for i in shown[0]["items"]] == [None]
+    assert _place(api, rid, "gucun").state == "appealed"
+
+
+def test_the_openapi_document_has_the_appeal_operations(api):
+    paths = api.get("/api/openapi.json").json["paths"]
+    filed = paths["/api/rounds/{round_id}/units/{code}/appeals"]
+    assert {"get", "post"} <= set(filed)
+    assert {"201", "409", "422", "423"} <= set(filed["post"]["responses"])
+    answer = paths["/api/appeals/{appeal_id}/items/{clause}/answer"]["post"]
+    assert {"200", "403", "404", "409", "422"} <= set(answer["responses"])
