@@ -5,12 +5,25 @@ reads the answers, and the round is finalised after the window; and every refusa
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
-from service.db import Appeal, AppealItem, JournalEntry, RoundUnit, Score, Submission, Unit
+from service import appeals
+from service.access import Actor
+from service.db import (
+    Appeal,
+    AppealItem,
+    JournalEntry,
+    RoundUnit,
+    Score,
+    Submission,
+    Unit,
+    User,
+)
 
 SCHEME = "gumeilu-2022"
 #: 顾村镇 a little behind 大场镇 until its 一镇一品 score is corrected on appeal
@@ -309,3 +322,109 @@ def test_the_openapi_document_has_the_appeal_operations(api):
     assert {"201", "409", "422", "423"} <= set(filed["post"]["responses"])
     answer = paths["/api/appeals/{appeal_id}/items/{clause}/answer"]["post"]
     assert {"200", "403", "404", "409", "422"} <= set(answer["responses"])
+
+
+def _staff(api, username: str) -> Actor:
+    with api.ctx.db.transaction() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        return Actor(user.id, user.username, user.role, user.unit_id)
+
+
+def test_a_correction_that_fails_half_way_stores_nothing(api, monkeypatch):
+    """The new version, the new score, the unit's place and the answer are one transaction: a
+    failure after the score is stored (here: injected right after it) leaves none of them."""
+    rid = _both_official_and_published(api)
+    filed = _appeal(api, rid, "gucun", "submitter", [{"clause": FEATURED, "reason": "漏看材料"}])
+    assert filed.status_code == 201, filed.json
+    versions, scores = _count(api, Submission), _count(api, Score)
+    real = appeals.record_score
+
+    def fails_after_storing(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("injected after the score was stored")
+
+    monkeypatch.setattr(appeals, "record_score", fails_after_storing)
+    with pytest.raises(RuntimeError):
+        appeals.answer_item(
+            api.ctx, _staff(api, "reviewer"), filed.json["id"], FEATURED, "correct", "更正",
+            {"featured_quality_score": 38}, {"featured_quality_score": "核实"},
+        )  # fmt: skip
+    assert (_count(api, Submission), _count(api, Score)) == (versions, scores)
+    place = _place(api, rid, "gucun")
+    assert (place.state, place.reviewed_version) == ("appealed", 1)
+    assert place.official_score_id == filed.json["appealed_score_id"]
+    shown = api.get(f"/api/rounds/{rid}/units/gucun/appeals", "admin").json[0]
+    assert shown["items"][0]["answer"] is None and shown["state"] == "open"
+
+    monkeypatch.setattr(appeals, "record_score", real)  # and it can be answered afterwards
+    done = _answer(api, filed.json["id"], FEATURED, "reviewer", answer="correct", reason="更正",
+                   facts={"featured_quality_score": 38},
+                   reasons={"featured_quality_score": "核实"})  # fmt: skip
+    assert done.status_code == 200 and done.json["unit_state"] == "rechecked", done.json
+
+
+def _race(api, n: int, send) -> list:
+    barrier = threading.Barrier(n, timeout=60)
+    results: list = [None] * n
+
+    def worker(i: int) -> None:
+        client = api.app.test_client()
+        try:
+            barrier.wait()
+            results[i] = send(client, i)
+        except BaseException as err:
+            barrier.abort()
+            results[i] = err
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "an answering thread hung"
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    return results
+
+
+def test_reviewers_answering_at_once_each_answer_once_and_the_unit_is_rechecked_once(api):
+    """Answers to one appeal take turns (the appeal's row is taken first): of several answers to
+    one clause exactly one is kept, and when the last clauses are answered at the same moment,
+    the unit is moved to 已复核 exactly once, never left 申诉中 with every clause answered."""
+    rid = _both_official_and_published(api)
+    clauses = ["1", "2", "3", "4", "7", LEADER]
+    filed = _appeal(api, rid, "gucun", "submitter",
+                    [{"clause": c, "reason": f"申诉{c}"} for c in clauses])  # fmt: skip
+    assert filed.status_code == 201, filed.json
+    appeal_id = filed.json["id"]
+    auth = {"Authorization": f"Bearer {api.tokens['reviewer']}"}
+
+    def same_clause(client, i):
+        return client.post(f"/api/appeals/{appeal_id}/items/1/answer", headers=auth,
+                           json={"answer": "uphold", "reason": f"维持{i}"})  # fmt: skip
+
+    got = _race(api, 4, same_clause)
+    assert sorted(r.status_code for r in got) == [200, 409, 409, 409], [r.json for r in got]
+    assert {r.json["error"]["code"] for r in got if r.status_code == 409} == {"already_answered"}
+
+    def each_clause(client, i):
+        return client.post(f"/api/appeals/{appeal_id}/items/{clauses[i + 1]}/answer",
+                           headers=auth, json={"answer": "uphold", "reason": "维持"})  # fmt: skip
+
+    got = _race(api, len(clauses) - 1, each_clause)
+    assert [r.status_code for r in got] == [200] * (len(clauses) - 1), [r.json for r in got]
+    assert _place(api, rid, "gucun").state == "rechecked"
+    shown = api.get(f"/api/rounds/{rid}/units/gucun/appeals", "admin").json[0]
+    assert shown["state"] == "answered"
+    assert all(i["answer"] == "uphold" for i in shown["items"])
+    with api.ctx.db.transaction() as s:
+        moves = s.scalar(
+            select(func.count())
+            .select_from(JournalEntry)
+            .where(JournalEntry.action == "rounds.answer_appeal")
+        )
+        answers = s.scalar(
+            select(func.count())
+            .select_from(JournalEntry)
+            .where(JournalEntry.action == "appeals.answer")
+        )
+    assert (moves, answers) == (1, len(clauses))
