@@ -25,6 +25,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app) -> None:
+    from . import appeal_pages  # noqa: F401  (the appeal page's views, on the same blueprint)
     from .sessions import DatabaseSessionInterface
     from .views import bp
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from .access import Actor, check, check_own_unit, journal
 from .db import Appeal, AppealItem, Round, Score, Submission, Unit, User
 from .domain.model import Clause, Scheme
-from .domain.text import REASON_CHARS_MAX, unstorable
+from .domain.text import EVIDENCE_CHARS_MAX, EVIDENCE_ITEMS_MAX, REASON_CHARS_MAX, unstorable
 from .exceptions import Conflict, Invalid, NotFound
 from .operations import (
     Context,
@@ -60,6 +60,20 @@ def _not_read(clause: Clause) -> str:
     return f"条款“{clause.id}”不读取这项事实"
 
 
+def _refs_problem(refs: list) -> str | None:
+    """Why a fact's evidence references cannot be kept (the limits of a submission's), or None."""
+    if len(refs) > EVIDENCE_ITEMS_MAX:
+        return f"佐证材料不超过{EVIDENCE_ITEMS_MAX}条"
+    for ref in refs:
+        if not isinstance(ref, str) or not ref.strip():
+            return "每条佐证材料应为非空文字"
+        if unstorable(ref):
+            return unstorable(ref)
+        if len(ref) > EVIDENCE_CHARS_MAX:
+            return f"每条佐证材料不超过{EVIDENCE_CHARS_MAX}字"
+    return None
+
+
 def _checked_items(scheme: Scheme, items: list) -> list[tuple[str, str, dict]]:
     """(clause id, reason, evidence) of each clause appealed; a 422 naming each bad field: a clause
     the round's scheme does not have, one appealed twice, a missing reason, evidence for a fact the
@@ -78,9 +92,12 @@ def _checked_items(scheme: Scheme, items: list) -> list[tuple[str, str, dict]]:
         seen.add(clause_id)
         reason = _text(item.get("reason"), f"items.{i}.reason", "申诉理由", problems)
         evidence = {name: list(refs) for name, refs in (item.get("evidence") or {}).items()}
-        for name in evidence if clause is not None else ():
-            if name not in clause.reads:
-                problems[f"items.{i}.evidence.{name}"] = [_not_read(clause)]
+        for name, refs in evidence.items():
+            why = _refs_problem(refs) or (
+                _not_read(clause) if clause is not None and name not in clause.reads else None
+            )
+            if why:
+                problems[f"items.{i}.evidence.{name}"] = [why]
         checked.append((clause_id, reason, evidence))
     if problems:
         raise Invalid("invalid_appeal", "申诉内容有误", problems)
