@@ -24,6 +24,7 @@ from service.db import (
     Unit,
     User,
 )
+from service.exceptions import Invalid
 
 SCHEME = "gumeilu-2022"
 #: 顾村镇 a little behind 大场镇 until its 一镇一品 score is corrected on appeal
@@ -265,6 +266,14 @@ def test_refused_appeals_and_answers_store_nothing(api):
         assert field in refused.json["error"]["fields"], (field, refused.json)
     unknown = _appeal(api, rid, "gucun", "submitter", [{"clause": "99", "reason": "x"}])
     assert "本轮细则中没有条款“99”" in unknown.json["error"]["fields"]["items.0.clause"]
+    # the service keeps evidence within a submission's limits whoever calls it (the pages too)
+    for refs, why in ((["x" * 501], "不超过500字"), (["a"] * 51, "不超过50条"), ([" "], "非空")):
+        with pytest.raises(Invalid) as refused:
+            appeals.file_appeal(api.ctx, _staff(api, "submitter"), rid, "gucun", [
+                {"clause": FEATURED, "reason": "x", "evidence": {"featured_quality_score": refs}}
+            ])  # fmt: skip
+        [message] = refused.value.fields["items.0.evidence.featured_quality_score"]
+        assert why in message, message
 
     # who may appeal: the unit's own submitter or an admin; not another unit's, nor a reviewer
     assert _appeal(api, rid, "dachang", "submitter", item).status_code == 403
