@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from service import appeals
+from service import appeals, operations, rounds
 from service.access import Actor
 from service.db import (
     Appeal,
@@ -24,6 +24,7 @@ from service.db import (
     Unit,
     User,
 )
+from service.domain.cycle import ACTIONS, STATES
 from service.exceptions import Invalid
 
 SCHEME = "gumeilu-2022"
@@ -437,3 +438,61 @@ def test_reviewers_answering_at_once_each_answer_once_and_the_unit_is_rechecked_
             .where(JournalEntry.action == "appeals.answer")
         )
     assert (moves, answers) == (1, len(clauses))
+
+
+def test_an_appeal_is_taken_in_the_states_the_cycle_says_and_nowhere_else(api):
+    """The unit walked through every state of the cycle; at each, an appeal by its submitter is
+    accepted exactly when ``domain.cycle.ACTIONS["appeal"]`` starts from that state (then 201),
+    refused with the state's words otherwise (409), after the appeal deadline with the deadline
+    named (423), and in a final round as final; an answer is taken only while 申诉中."""
+    rid = api.round_of(SCHEME)
+    ctx, path = api.ctx, f"/api/units/gucun/schemes/{SCHEME}"
+    submitter, reviewer = _staff(api, "submitter"), _staff(api, "reviewer")
+    item = [{"clause": FEATURED, "reason": "评审漏看材料"}]
+    seen = []
+
+    def attempt(expect_file: int | None = None) -> dict | None:
+        state = (_place(api, rid, "gucun") or RoundUnit(state="none")).state
+        want = 201 if state in ACTIONS["appeal"].starts else 409
+        got = _appeal(api, rid, "gucun", "submitter", item)
+        assert got.status_code == (expect_file or want), (state, got.json)
+        if got.status_code == 409:
+            assert STATES[state] in got.json["error"]["message"], (state, got.json)
+        seen.append(state)
+        return got.json if got.status_code == 201 else None
+
+    attempt()  # 未填报
+    operations.save_draft(ctx, submitter, "gucun", SCHEME, {"featured_quality_score": "30"},
+                          {}, "", {}, 0)  # fmt: skip
+    attempt()  # 草稿
+    api.official("dachang", SCHEME, DACHANG)
+    sent = api.post(f"{path}/submissions", "submitter", json={"role": "self", "facts": GUCUN})
+    assert sent.status_code == 201, sent.json
+    attempt()  # 已提交自评
+    corrected = api.post(f"{path}/submissions", "reviewer",
+                         json={"role": "review", "facts": GUCUN, "reason": "评审核对"},
+                         headers={"If-Match": sent.headers["ETag"]})  # fmt: skip
+    assert corrected.status_code == 201, corrected.json
+    attempt()  # 评审中
+    rounds.complete_review(ctx, reviewer, rid, "gucun")
+    operations.compute_score(ctx, reviewer, "gucun", SCHEME, kind="official")
+    attempt()  # 已评审
+    assert api.post(f"/api/rounds/{rid}/publish", "admin").status_code == 200
+    filed = attempt()  # 公示中: taken
+    attempt()  # 申诉中
+    answered = _answer(api, filed["id"], FEATURED, "reviewer", answer="uphold", reason="维持")
+    assert answered.status_code == 200, answered.json
+    attempt()  # 已复核
+    again = _answer(api, filed["id"], FEATURED, "reviewer", answer="uphold", reason="维持")
+    assert again.status_code == 409, again.json
+    assert api.post(f"/api/rounds/{rid}/publish", "admin").status_code == 200
+    _close_appeal_window(api, rid)
+    late = attempt(expect_file=423)  # 公示中 again, but after the appeal deadline
+    assert late is None
+    assert api.post(f"/api/rounds/{rid}/finalize", "admin").status_code == 200
+    final = _appeal(api, rid, "gucun", "submitter", item)
+    assert final.status_code == 409 and final.json["error"]["code"] == "round_final"
+    assert seen == [
+        "none", "draft", "submitted", "in_review", "reviewed", "published", "appealed",
+        "rechecked", "published",
+    ]  # fmt: skip
