@@ -496,3 +496,19 @@ def test_an_appeal_is_taken_in_the_states_the_cycle_says_and_nowhere_else(api):
         "none", "draft", "submitted", "in_review", "reviewed", "published", "appealed",
         "rechecked", "published",
     ]  # fmt: skip
+
+
+def test_appeals_filed_at_once_for_one_unit_make_one_appeal(api):
+    """The unit's move to 申诉中 and the appeal's rows are one transaction, and the move is taken
+    under the unit's row lock: of several filings at the same moment exactly one is stored."""
+    rid = _both_official_and_published(api)
+    auth = {"Authorization": f"Bearer {api.tokens['submitter']}"}
+
+    def file(client, i):
+        return client.post(f"/api/rounds/{rid}/units/gucun/appeals", headers=auth,
+                           json={"items": [{"clause": FEATURED, "reason": f"申诉{i}"}]})  # fmt: skip
+
+    got = _race(api, 4, file)
+    assert sorted(r.status_code for r in got) == [201, 409, 409, 409], [r.json for r in got]
+    assert (_count(api, Appeal), _count(api, AppealItem)) == (1, 1)
+    assert _place(api, rid, "gucun").state == "appealed"
