@@ -27,7 +27,10 @@ csrf = CSRFProtect()
 
 
 def init_app(app) -> None:
-    from . import roundpages  # noqa: F401  (its routes are the blueprint's)
+    from . import (
+        appeal_pages,  # noqa: F401  (the appeal page's views, on the same blueprint)
+        roundpages,  # noqa: F401  (its routes are the blueprint's)
+    )
     from .sessions import DatabaseSessionInterface
     from .views import bp
 

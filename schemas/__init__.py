@@ -625,3 +625,100 @@ class EvidenceOut(Schema):
     uploaded_at = fields.DateTime()
     round_id = fields.Integer(allow_none=True)
     download = fields.String(metadata={"description": "下载地址（作为附件）"})
+
+
+# --- appeals (申诉) ---------------------------------------------------------------------------
+
+_EVIDENCE_REFS = fields.List(
+    Text(validate=validate.Length(max=EVIDENCE_CHARS_MAX, error="每条佐证材料不超过{max}字")),
+    validate=validate.Length(max=EVIDENCE_ITEMS_MAX, error="佐证材料不超过{max}条"),
+)
+
+
+class AppealItemIn(Schema):
+    clause = Text(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "申诉的条款编号（本轮细则中的条款）"},
+    )
+    reason = Text(
+        required=True,
+        validate=validate.Length(min=1, max=REASON_CHARS_MAX),
+        metadata={"description": "申诉理由（必填）"},
+    )
+    evidence = fields.Dict(
+        keys=Text(),
+        values=_EVIDENCE_REFS,
+        load_default=dict,
+        metadata={"description": "事实名到佐证材料编号或链接（与提交事实的佐证材料同样的形式）"},
+    )
+
+
+class AppealIn(Schema):
+    items = fields.List(
+        fields.Nested(AppealItemIn),
+        required=True,
+        validate=validate.Length(min=1, max=200, error="应申诉1到{max}个条款"),
+        metadata={"description": "逐条申诉：每个条款的理由与佐证材料"},
+    )
+
+
+class AnswerIn(Schema):
+    answer = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ("uphold", "correct"), error="应为 uphold（维持）或 correct（更正）"
+        ),
+        metadata={"description": "uphold 维持原评分；correct 更正（须给出改正后的事实）"},
+    )
+    reason = Text(
+        required=True,
+        validate=validate.Length(min=1, max=REASON_CHARS_MAX),
+        metadata={"description": "答复理由（必填，单位可见）"},
+    )
+    facts = fields.Dict(
+        load_default=dict,
+        metadata={"description": "更正时：本条款读取的事实改正后的值（只改本条款读取的事实）"},
+    )
+    reasons = fields.Dict(
+        keys=Text(),
+        values=Text(validate=validate.Length(max=FACT_REASON_CHARS_MAX)),
+        load_default=dict,
+        metadata={"description": "更正时：事实名到该项的更正理由（改动的每一项都须有）"},
+    )
+
+
+class AppealItemOut(Schema):
+    clause = fields.String()
+    clause_title = fields.String()
+    reason = fields.String()
+    evidence = fields.Dict()
+    answer = fields.String(
+        allow_none=True, metadata={"description": "uphold / correct；未答复为空"}
+    )
+    answer_words = fields.String(metadata={"description": "维持 / 更正 / 待答复"})
+    answer_reason = fields.String(allow_none=True)
+    answered_by = fields.String(allow_none=True)
+    answered_at = fields.DateTime(allow_none=True)
+    new_submission_version = fields.Integer(
+        allow_none=True, metadata={"description": "更正产生的新已评审版本"}
+    )
+    new_score_id = fields.Integer(allow_none=True, metadata={"description": "更正后的正式得分"})
+    new_total = fields.String(allow_none=True)
+
+
+class AppealOut(Schema):
+    id = fields.Integer()
+    round = fields.Integer()
+    unit = fields.String()
+    scheme = fields.String()
+    filed_by = fields.String(allow_none=True)
+    filed_at = fields.DateTime()
+    state = fields.String(metadata={"description": "open 待答复 / answered 已答复"})
+    state_words = fields.String()
+    appealed_score_id = fields.Integer(metadata={"description": "被申诉的正式得分"})
+    appealed_total = fields.String(allow_none=True)
+    unit_state = fields.String(metadata={"description": "单位在本轮的当前状态"})
+    unit_state_words = fields.String()
+    official_score_id = fields.Integer(allow_none=True, metadata={"description": "当前正式得分"})
+    items = fields.List(fields.Nested(AppealItemOut))

@@ -91,6 +91,9 @@ PERMISSIONS = {
     "jobs.read": {"admin", "reviewer", "auditor"},  # any job's progress and failures
     "jobs.cancel": {"admin"},
     "scores.recompute": {"admin", "reviewer"},  # the job: the official scores of a round, again
+    "appeals.file": {"admin", "submitter"},  # 申诉: submitter, own unit
+    "appeals.answer": {"admin", "reviewer"},  # 答复申诉 (维持 / 更正)
+    "appeals.read": {"admin", "reviewer", "auditor", "submitter"},  # submitter: own unit
 }
 OWN_UNIT_ONLY = {"submitter"}
 OTHERS_TOKENS = {"admin"}  # who may revoke a token that is not their own

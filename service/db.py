@@ -444,6 +444,46 @@ class EvidenceFile(Base):
     round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class Appeal(Base):
+    """A unit's appeal (申诉) of its published official score in a round, clause by clause
+    (``AppealItem``).  Not append-only: its items receive their answers, and it is ``answered``
+    once every item has one; filing and every answer are journaled.  ``lock`` is taken (bumped) by
+    every answer first, so two reviewers answering the last two items at once take turns and the
+    second sees the first's answer (the appeal is then answered exactly once)."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (Index("ix_appeals_round_unit", "round_id", "unit_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    filed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    state: Mapped[str] = mapped_column(String(20))  # open | answered
+    # the official score the unit appealed (the one published when it filed)
+    appealed_score_id: Mapped[int] = mapped_column(ForeignKey("scores.id"))
+    lock: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AppealItem(Base):
+    """One clause of an appeal: the unit's reason and evidence, and the reviewer's answer: 维持
+    (uphold) or 更正 (correct, with the new reviewed version of the facts and the new official
+    score it gave), always with a reason."""
+
+    __tablename__ = "appeal_items"
+    __table_args__ = (UniqueConstraint("appeal_id", "clause_id", name="uq_appeal_items_clause"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"))
+    clause_id: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict] = mapped_column(JSON)  # fact name -> list of references
+    answer: Mapped[str | None] = mapped_column(String(20), nullable=True)  # uphold | correct
+    answer_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    new_submission_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_score_id: Mapped[int | None] = mapped_column(ForeignKey("scores.id"), nullable=True)
+
+
 APPEND_ONLY = (
     "submissions",
     "scores",

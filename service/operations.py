@@ -1145,46 +1145,66 @@ def compute_score(
         raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
     _refuse_tampered(ctx, actor, submission, target)
     result = _score(ctx, scheme, unit.name, submission.facts)
-    trace = to_data(result)
     with ctx.db.transaction() as s:
-        _archive(s, scheme)
-        row = Score(
-            unit_id=unit.id,
-            scheme_id=scheme_id,
-            submission_id=submission.id,
-            submission_version=submission.version,
-            rules_version=scheme.version,
-            engine_version=result.matcher,
-            total=result.total,
-            grade=result.grade,
-            complete=result.complete,
-            trace=trace,
-            computed_by=actor.user_id,
-            round_id=rnd.id,
-            kind=kind,
-        )
-        s.add(row)
-        s.flush()
-        if kind == "official":
-            # the unit's official score in the round, in the score's own transaction; the state
-            # is checked again under the row's lock (a reviewer may have reopened it meanwhile)
-            advance(s, actor, s.get(Round, rnd.id), unit.id, unit.code, "compute_official",
-                    official_score_id=row.id)  # fmt: skip
-        journal(
-            s,
-            actor,
-            "scores.write",
-            target,
-            "ok",
-            score=row.id,
-            total=str(result.total),
-            rules_version=scheme.version,
-            submission_version=submission.version,
-            round=rnd.id,
-            kind=kind,
-        )
+        row = record_score(s, actor, rnd, unit, scheme, submission, result, kind)
         if within is not None:
             within(s, row)
+        return row
+
+
+def record_score(
+    s,
+    actor: Actor,
+    rnd: Round,
+    unit: Unit,
+    scheme: Scheme,
+    submission: Submission,
+    result: ScoreResult,
+    kind: str,
+    action: str = "compute_official",
+    **changes,
+) -> Score:
+    """Store ``result``, the score of ``submission`` under the round's ``scheme``, in session ``s``
+    (the caller's transaction), journaled.  An official score becomes the unit's official score in
+    the round by the cycle's ``action`` (with ``changes`` to its place), in the same transaction:
+    ``compute_score`` for a reviewed unit, an appeal's 更正 (service/appeals.py) for its new
+    reviewed version."""
+    _archive(s, scheme)
+    row = Score(
+        unit_id=unit.id,
+        scheme_id=rnd.scheme_id,
+        submission_id=submission.id,
+        submission_version=submission.version,
+        rules_version=scheme.version,
+        engine_version=result.matcher,
+        total=result.total,
+        grade=result.grade,
+        complete=result.complete,
+        trace=to_data(result),
+        computed_by=actor.user_id,
+        round_id=rnd.id,
+        kind=kind,
+    )
+    s.add(row)
+    s.flush()
+    if kind == "official":
+        # the unit's official score in the round, in the score's own transaction; the state
+        # is checked again under the row's lock (a reviewer may have reopened it meanwhile)
+        advance(s, actor, s.get(Round, rnd.id), unit.id, unit.code, action,
+                official_score_id=row.id, **changes)  # fmt: skip
+    journal(
+        s,
+        actor,
+        "scores.write",
+        f"unit:{unit.code}/scheme:{rnd.scheme_id}",
+        "ok",
+        score=row.id,
+        total=str(result.total),
+        rules_version=scheme.version,
+        submission_version=submission.version,
+        round=rnd.id,
+        kind=kind,
+    )
     return row
 
 

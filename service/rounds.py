@@ -301,8 +301,10 @@ def publish_round(ctx: Context, actor: Actor, round_id: int) -> Round:
             raise Conflict("round_final", "考核轮次已定稿", {"round": ["已定稿"]})
         places = list(s.scalars(select(RoundUnit).where(RoundUnit.round_id == rnd.id)))
         missing = []
+        # 已复核 units go out again with the official score their appeal's answers left
+        republished = ("reviewed", "rechecked")
         for place in places:
-            if place.state != "reviewed":
+            if place.state not in republished:
                 continue
             score = s.get(Score, place.official_score_id) if place.official_score_id else None
             if score is None or score.submission_version != place.reviewed_version:
@@ -319,7 +321,7 @@ def publish_round(ctx: Context, actor: Actor, round_id: int) -> Round:
             )
         moved = []
         for place in places:
-            if place.state == "reviewed":
+            if place.state in republished:
                 unit = s.get(Unit, place.unit_id)
                 advance(s, actor, rnd, unit.id, unit.code, "publish")
                 moved.append(unit.code)

@@ -36,8 +36,8 @@ NEXT_STEP = {
     "in_review": "由评审人完成评审或退回",
     "reviewed": "由评审人或管理员计算正式得分，管理员发布公示（评审截止前评审人可重新打开评审）",
     "published": "公示期内本单位可申诉；申诉期结束后由管理员定稿",
-    "appealed": "由评审人答复申诉",
-    "rechecked": "由管理员定稿",
+    "appealed": "由评审人逐条答复申诉（维持或更正）",
+    "rechecked": "由管理员重新发布公示（更正后的得分），申诉期结束后定稿",
     "final": "已定稿，不能再改动",
 }
 
@@ -81,8 +81,9 @@ ACTIONS = {
         _action("complete_review", "完成评审", "submitted in_review", "reviewed", "reviewer admin", "review_deadline"),
         _action("reopen_review", "重新打开评审", "reviewed", "in_review", "reviewer admin", "review_deadline"),
         _action("compute_official", "计算正式得分", "reviewed rechecked", None, "reviewer admin", None),
-        _action("publish", "发布公示", "reviewed", "published", "admin", None),
+        _action("publish", "发布公示", "reviewed rechecked", "published", "admin", None),
         _action("appeal", "提出申诉", "published", "appealed", "submitter admin", "appeal_deadline"),
+        _action("correct_appeal", "按申诉更正得分", "appealed", None, "reviewer admin", None),
         _action("answer_appeal", "答复申诉", "appealed", "rechecked", "reviewer admin", None),
         _action("finalize", "定稿", "published rechecked", "final", "admin", None),
     )
