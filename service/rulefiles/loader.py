@@ -41,6 +41,7 @@ from service.domain.model import (
     Tier,
 )
 from service.domain.numbers import ZERO, plain
+from service.domain.panel import Mark
 from service.engine import limits
 
 from . import spec
@@ -561,6 +562,63 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
     return out if ok else None
 
 
+def _check_panels(d: Located, rules: list, own: dict, file: str, chk: _Checker) -> None:
+    """Reviewers mark a clause, not a rule: one panel a clause.  Its marks become its value and
+    reason facts, so those are the clause's own (a shared fact would change other clauses)."""
+    raw = {r["id"]: r for r in d["rules"]}
+    first = None
+    for rule in rules:
+        if rule.panel is None:
+            continue
+        if first is not None:
+            chk.err(
+                file,
+                raw[rule.id].at("panel"),
+                f"一个条款只能有一条规则设评审组（panel）：评审按条款打分，规则“{first}”已设",
+            )
+            continue
+        first = rule.id
+        for key, name in (("value", rule.value), ("reason", rule.reason)):
+            if name not in own:
+                chk.err(
+                    file,
+                    raw[rule.id].at(key),
+                    f"设评审组（panel）的规则读取的事实“{name}”须在本条款的 facts 中声明"
+                    "（评审组的打分会取代它的值，共用事实会影响其他条款）",
+                )
+
+
+def _test_marks(t: Located, rules: list, facts: dict, file: str, chk: _Checker) -> tuple | None:
+    """A clause case's reviewers' marks, each within the panel's value fact's range."""
+    written = t.get("marks")
+    if written is None:
+        return ()
+    panel = next((r for r in rules if r.panel is not None), None)
+    if panel is None:
+        chk.err(
+            file,
+            t.at("marks", value=False),
+            f"测试用例“{t['name']}”写了评审打分（marks），但本条款没有设评审组（panel）的规则",
+        )
+        return None
+    out, seen, ok = [], set(), True
+    for m in written:
+        if m["reviewer"] in seen:
+            chk.err(
+                file, m.at("reviewer"), f"评审“{m['reviewer']}”在测试用例“{t['name']}”中重复打分"
+            )
+            ok = False
+            continue
+        seen.add(m["reviewer"])
+        points, problem = check_value(facts[panel.value], m["points"])
+        if problem or not isinstance(points, Decimal):
+            chk.err(file, m.at("points"), f"评审“{m['reviewer']}”的打分{problem}")
+            ok = False
+            continue
+        out.append(Mark(m["reviewer"], points, m.get("reason", "")))
+    return tuple(out) if ok else None
+
+
 def _check_rules_can_pay(
     d: Located, rules: list, points: Decimal, file: str, chk: _Checker
 ) -> None:
@@ -663,6 +721,7 @@ def _clause(
                     r.at("kind"),
                     f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 {_SIGNED_KINDS}，并把分值写成负数",
                 )
+    _check_panels(d, rules, own, file, chk)
     start = d.get("start", "zero")
     if kind == STANDARD and start == "zero":
         _check_rules_can_pay(d, rules, points, file, chk)
@@ -740,7 +799,8 @@ def _clause(
                 t.at("points"),
                 f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(high)}）",
             )
-        if values is not None:
+        marks = _test_marks(t, rules, facts, file, chk)
+        if values is not None and marks is not None:
             tests.append(
                 ClauseTest(
                     t["name"],
@@ -749,6 +809,7 @@ def _clause(
                     tuple(t["fired"]) if "fired" in t else None,
                     t.get("status"),
                     dict(t.get("bands") or {}),
+                    marks,
                 )
             )
     clause.tests = tuple(tests)
@@ -1154,6 +1215,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         notes=s.get("note", ""),
         texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
     )
+    scheme.panels = {
+        c.id: rule for c in clauses.values() for rule in c.rules if rule.panel is not None
+    }
     _check_sums(scheme, sfile, chk, category_at, s.at("total"))
     _check_tiers_reachable(scheme, s, sfile, chk)
     tests = []

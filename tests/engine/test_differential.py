@@ -149,7 +149,7 @@ def _schemes():
     from tools.bench import synthetic_scheme
 
     out = [load_scheme(MINIMAL)] + [
-        load_scheme(FIXTURES / f) for f in ("weighted", "shares", "clause_bonus")
+        load_scheme(FIXTURES / f) for f in ("weighted", "shares", "clause_bonus", "panel")
     ]
     out += list(load_all(RULES).values())
     folder = Path(tempfile.mkdtemp(prefix="synthetic-")) / "synthetic"
