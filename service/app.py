@@ -76,6 +76,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .access import SignInLimits, stored_secret
     from .api import admin as admin_api
     from .api import auth as auth_api
+    from .api import panel as panel_api
     from .api import rounds as rounds_api
     from .api import schemes as schemes_api
     from .api import units as units_api
@@ -164,6 +165,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(admin_api.blp)
     api.register_blueprint(auth_api.blp)
     api.register_blueprint(rounds_api.blp)
+    api.register_blueprint(panel_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)

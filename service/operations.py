@@ -49,6 +49,7 @@ from .db import (
     Unit,
     User,
     intact,
+    marks_of,
 )
 from .domain.cycle import ROUND_STAGES
 from .domain.facts import MAX_TEXT, InvalidFacts, validate_facts
@@ -482,10 +483,20 @@ def _check_facts(scheme: Scheme, facts) -> dict:
         raise _invalid(err) from None
 
 
-def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
-    """The score of ``facts``; the core checks them first (a 422 naming each bad field)."""
+def _score(
+    ctx: Context, scheme: Scheme, unit: str, facts: dict, marks: dict | None = None
+) -> ScoreResult:
+    """The score of ``facts``; the core checks them first (a 422 naming each bad field).
+    ``marks``: the unit's panel marks by clause (``db.marks_of``); none: no panel clause is complete."""
     try:
-        return score_units(scheme, {unit: facts}, ctx.engine, ctx.engine.name, explain=True)[0]
+        return score_units(
+            scheme,
+            {unit: facts},
+            ctx.engine,
+            ctx.engine.name,
+            explain=True,
+            marks={unit: marks or {}},
+        )[0]
     except InvalidFacts as err:
         raise _invalid(err) from None
     except EngineUnavailable as err:
@@ -1068,7 +1079,9 @@ def compute_score(
             raise NotFound("no_submission", f"没有第{version}版提交")
         raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
     _refuse_tampered(ctx, actor, submission, target)
-    result = _score(ctx, scheme, unit.name, submission.facts)
+    with ctx.db.transaction() as s:
+        marks = marks_of(s, rnd.id, unit.id)  # the reviewers' marks of its panel clauses
+    result = _score(ctx, scheme, unit.name, submission.facts, marks)
     trace = to_data(result)
     with ctx.db.transaction() as s:
         _archive(s, scheme)
@@ -1162,8 +1175,9 @@ def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
+        marks = marks_of(s, row.round_id, unit.id) if row.round_id else {}
     _refuse_tampered(ctx, actor, submission, f"score:{score_id}")
-    result = _score(ctx, scheme, unit.name, submission.facts)
+    result = _score(ctx, scheme, unit.name, submission.facts, marks)
     again = to_data(result)
     stored = dict(row.trace)
     differences = sorted(k for k in set(stored) | set(again) if stored.get(k) != again.get(k))
