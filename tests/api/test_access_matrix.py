@@ -34,15 +34,18 @@ would tell them what exists.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from sqlalchemy import func, select
 
 from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, issue
 from service.db import (
     DenialCount,
     JournalEntry,
+    PanelMark,
     RuleVersion,
     Score,
     Submission,
@@ -52,8 +55,8 @@ from service.db import (
 )
 from service.operations import etag
 
-from ..conftest import MINIMAL
-from .conftest import USERS
+from ..conftest import FIXTURES, MINIMAL, RULES
+from .conftest import DATABASES, USERS, make_api
 
 SCHEME = "gumeilu-2022"
 FACTS = {"leader_evaluation_score": 4.5, "leader_evaluation_reason": "工作扎实"}
@@ -71,7 +74,23 @@ DATA_TABLES = {
     "rule_versions": RuleVersion,
     "submissions": Submission,
     "scores": Score,
+    "panel_marks": PanelMark,
 }
+#: the scheme (tests/fixtures/panel, served besides the shipped ones) and the clause whose panel
+#: marks the matrix enters and reads
+PANEL_SCHEME, PANEL_CLAUSE = "panel", "2"
+MARKS = "/api/rounds/<round_id>/units/<code>/clauses/<clause>/marks"
+
+
+@pytest.fixture(params=DATABASES)
+def api(request, tmp_path, engine):
+    """The API on the shipped rules and the panel fixture scheme, once per database."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    shutil.copytree(FIXTURES / "panel", rules / "panel")
+    made = make_api(tmp_path, request.param, engine, rules)
+    yield made
+    made.ctx.db.engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -196,6 +215,23 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
+    ("PUT", MARKS): (
+        Case(
+            "rounds.review",
+            body=lambda call: {"points": 8, "reason": f"{call.username}打分"},
+            writes=frozenset({"panel_marks"}),
+            journals="panel.mark",
+        ),
+    ),
+    ("POST", MARKS): (
+        Case(
+            "rounds.review",
+            body=lambda call: {"points": 7.5, "reason": f"{call.username}改分"},
+            writes=frozenset({"panel_marks"}),
+            journals="panel.mark",
+        ),
+    ),
+    ("GET", MARKS): (Case("scores.read", reads=True),),
 }
 
 
@@ -229,6 +265,8 @@ PARAMS = {
     "score_id": lambda call, world: str(world["scores"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
+    "round_id": lambda call, world: str(world["panel_round"]),
+    "clause": lambda call, world: PANEL_CLAUSE,
 }
 UNIT_PARAMS = {"code", "score_id"}  # parameters that make a route about one unit's data
 OWNED_PARAMS = {
@@ -351,6 +389,14 @@ def _set_up(api) -> dict:
         score = api.post(f"/api/units/{unit}/schemes/{SCHEME}/scores", "admin", json={})
         assert score.status_code == 201, score.json
         world["scores"][unit] = score.json["id"]
+        # under review in the panel scheme's round, so that reviewers may enter marks
+        sent = api.post(
+            f"/api/units/{unit}/schemes/{PANEL_SCHEME}/submissions",
+            "admin",
+            json={"role": "self", "facts": {}},
+        )
+        assert sent.status_code == 201, sent.json
+    world["panel_round"] = api.round_of(PANEL_SCHEME)
     return world
 
 
@@ -562,6 +608,13 @@ UNKNOWN = [
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/scores", None, "scores.read"),
     ("GET", "/api/scores/999999", None, "scores.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
+    ("GET", f"/api/rounds/1/units/nowhere/clauses/{PANEL_CLAUSE}/marks", None, "scores.read"),
+    (
+        "PUT",
+        f"/api/rounds/1/units/nowhere/clauses/{PANEL_CLAUSE}/marks",
+        {"points": 1, "reason": "x"},
+        "rounds.review",
+    ),
 ]
 
 
