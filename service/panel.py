@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .access import Actor, check, journal
-from .db import PanelMark, Round, User
+from .db import PanelMark, Round, RoundUnit, User
 from .domain.facts import check_value
 from .domain.model import Rule, Scheme
 from .domain.numbers import plain
@@ -105,30 +105,7 @@ def enter_mark(
     at = datetime.now(UTC)
     try:
         with ctx.db.transaction() as s:
-            # the unit must be under review (submitted, not complete, before the review deadline)
-            allowed(s.get(Round, rnd.id), place_of(s, rnd, unit.id), "review", actor.role, at)
-            where = _where(rnd, unit.id, clause_id)
-            mark = s.scalar(select(PanelMark).where(*where, PanelMark.reviewer_id == actor.user_id))
-            before = {"points": mark.points, "reason": mark.reason} if mark else None
-            if mark is None:
-                entered = s.scalar(select(func.count()).select_from(PanelMark).where(*where))
-                if entered >= rule.panel.reviewers:
-                    raise Conflict(
-                        "panel_full",
-                        f"条款“{clause_id}”的评审组为{rule.panel.reviewers}人，已有{entered}名评审打分，"
-                        "不能再录入",
-                        {"clause": [f"已有{entered}份打分"]},
-                    )
-                mark = PanelMark(
-                    round_id=rnd.id, unit_id=unit.id, clause_id=clause_id, reviewer_id=actor.user_id
-                )
-                s.add(mark)
-            mark.points, mark.reason, mark.entered_at = plain(value), reason, at
-            s.flush()
-            journal(s, actor, "panel.mark", target + f"/scheme:{rnd.scheme_id}", "ok",
-                    round=rnd.id, clause=clause_id, points=plain(value), reason=reason,
-                    replaced=before)  # fmt: skip
-            entered = s.scalar(select(func.count()).select_from(PanelMark).where(*where))
+            entered = _store(s, actor, rnd, unit.id, clause_id, rule, value, reason, at, target)
     except IntegrityError:
         # the same reviewer entering twice at once: one insert won, this one saw no row
         raise Conflict(
@@ -145,6 +122,42 @@ def enter_mark(
         "entered": entered,
         "reviewers": rule.panel.reviewers,
     }
+
+
+def _store(s, actor, rnd, unit_id, clause_id, rule, value, reason, at, target) -> int:
+    """Enter or replace the caller's mark in transaction ``s``; how many marks are in after it."""
+    # the unit's place, locked (PostgreSQL: FOR UPDATE) so that marks of one unit are entered one
+    # at a time; the unit must be under review (submitted, not complete, before the deadline)
+    place = s.scalar(
+        select(RoundUnit)
+        .where(RoundUnit.round_id == rnd.id, RoundUnit.unit_id == unit_id)
+        .with_for_update()
+    )
+    allowed(s.get(Round, rnd.id), place, "review", actor.role, at)
+    where = _where(rnd, unit_id, clause_id)
+    mark = s.scalar(select(PanelMark).where(*where, PanelMark.reviewer_id == actor.user_id))
+    before = {"points": mark.points, "reason": mark.reason} if mark else None
+    if mark is None:
+        mark = PanelMark(
+            round_id=rnd.id, unit_id=unit_id, clause_id=clause_id, reviewer_id=actor.user_id
+        )
+        s.add(mark)
+    mark.points, mark.reason, mark.entered_at = plain(value), reason, at
+    s.flush()
+    # counted after the write: on SQLite the write waits for the database's lock, and a count in
+    # the same transaction then sees every mark committed before it (a count first could not)
+    entered = s.scalar(select(func.count()).select_from(PanelMark).where(*where))
+    if before is None and entered > rule.panel.reviewers:
+        raise Conflict(
+            "panel_full",
+            f"条款“{clause_id}”的评审组为{rule.panel.reviewers}人，已有{entered - 1}名评审打分，"
+            "不能再录入",
+            {"clause": [f"已有{entered - 1}份打分"]},
+        )
+    journal(s, actor, "panel.mark", target + f"/scheme:{rnd.scheme_id}", "ok",
+            round=rnd.id, clause=clause_id, points=plain(value), reason=reason,
+            replaced=before)  # fmt: skip
+    return entered
 
 
 def read_marks(ctx: Context, actor: Actor, round_id: int, unit_code: str, clause_id: str) -> dict:

@@ -586,6 +586,15 @@ def _check_panels(d: Located, rules: list, own: dict, file: str, chk: _Checker) 
                     f"设评审组（panel）的规则读取的事实“{name}”须在本条款的 facts 中声明"
                     "（评审组的打分会取代它的值，共用事实会影响其他条款）",
                 )
+            elif not own[name].required:
+                # a fact that is not required may be missing without the clause being incomplete:
+                # marks not all in would then score 0 instead of waiting
+                chk.err(
+                    file,
+                    raw[rule.id].at(key),
+                    f"设评审组（panel）的规则读取的事实“{name}”不能写 required: false："
+                    "评审打分没有收齐时本项应为“缺少事实”，而不是0分",
+                )
 
 
 def _test_marks(t: Located, rules: list, facts: dict, file: str, chk: _Checker) -> tuple | None:

@@ -9,6 +9,7 @@ the marks are read blind; the official score's trace shows each reviewer by name
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -234,3 +235,34 @@ def test_the_marks_operations_are_in_the_openapi_document(api):
     assert set(doc["paths"][path]) >= {"get", "put", "post"}
     for status in ("401", "403", "404", "409", "422", "423"):
         assert status in doc["paths"][path]["put"]["responses"], status
+
+
+def test_reviewers_racing_for_the_last_place_on_the_panel_leave_exactly_the_declared_number(api):
+    """Clause 1 takes 3 marks; with 1 in, 5 reviewers enter theirs at the same moment: exactly 2
+    succeed, the others get 409 (never 500, never a fourth mark)."""
+    _submit(api)
+    assert _mark(api, "reviewer", 8, clause="1").status_code == 200
+    path = _marks(api, "1")
+    racers = REVIEWERS[1:6]
+    barrier = threading.Barrier(len(racers), timeout=60)
+    results: list = [None] * len(racers)
+
+    def worker(i: int) -> None:
+        client = api.app.test_client()
+        headers = {"Authorization": f"Bearer {api.tokens[racers[i]]}"}
+        try:
+            barrier.wait()
+            results[i] = client.put(path, headers=headers, json={"points": 7, "reason": "并发"})
+        except BaseException as err:  # the assertion below names it
+            barrier.abort()
+            results[i] = err
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(racers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(getattr(r, "status_code", r) for r in results)
+    assert statuses == [200, 200, 409, 409, 409], statuses
+    with api.ctx.db.transaction() as s:
+        assert len(list(s.scalars(select(PanelMark).where(PanelMark.clause_id == "1")))) == 3
