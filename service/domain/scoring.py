@@ -237,16 +237,7 @@ def score_clause(
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
     missing = _missing_for(clause, scheme, values)
-    vetoes = [
-        VetoOutcome(
-            veto.id,
-            f"{clause.id}/!{veto.id}" in fired,
-            veto.when_text,
-            veto.reason,
-            _facts_of(veto.when, values),
-        )
-        for veto in clause.vetoes
-    ]
+    vetoes = _veto_outcomes(clause, fired, values)
     outcomes = _rule_outcomes(scheme, clause, fired, values, explain, panels)
     raw = start + sum((o.amount for o, r in zip(outcomes, clause.rules) if not r.bonus), ZERO)
     # bonus rules count beyond the clause's points, up to its own bonus cap (never clamped with
@@ -279,6 +270,19 @@ def score_clause(
         result = _scored(scheme, clause, raw, bonus_raw, common)
     result._write = functools.partial(_clause_words, scheme, clause)
     return result
+
+
+def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutcome]:
+    return [
+        VetoOutcome(
+            veto.id,
+            f"{clause.id}/!{veto.id}" in fired,
+            veto.when_text,
+            veto.reason,
+            _facts_of(veto.when, values),
+        )
+        for veto in clause.vetoes
+    ]
 
 
 def _scored(
@@ -428,6 +432,10 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     return out
 
 
+#: the kinds of the scheme's top categories, each totalled apart
+_KINDS = ("standard", BONUS, DEDUCTION)
+
+
 def assemble(
     scheme: Scheme,
     unit: str,
@@ -439,27 +447,14 @@ def assemble(
 ) -> ScoreResult:
     """The score of one unit from the rules that fired.  ``explain``: the caller will read every
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass.
-
-    A scheme with panels of reviewers: ``values`` and ``panels`` are what ``panel.with_marks``
-    gave for the facts the matcher saw; without ``panels`` no mark is in (each panel clause is
-    incomplete, whatever the facts say of its value)."""
+    ``panels``: see ``_clause_results``."""
     from .grading import grade_alone
 
-    if scheme.panels and panels is None:
-        values, panels = with_marks(scheme, values, None)
-    not_applying = sorted(not_applicable(scheme, values))
-    values = applicable(scheme, values)
-    clause_results = {
-        cid: score_clause(scheme, c, fired, values, explain, panels)
-        for cid, c in scheme.clauses.items()
-    }
+    values, not_applying, clause_results = _clause_results(scheme, values, fired, explain, panels)
     categories = _categories(scheme, clause_results)
     tops = [r for r in categories if r.parent is None]
     total = sum((r.points for r in tops), ZERO)
-    by_kind = {
-        k: sum((r.points for r in tops if r.kind == k), ZERO)
-        for k in ("standard", BONUS, DEDUCTION)
-    }
+    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in _KINDS}
     vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
@@ -490,6 +485,25 @@ def assemble(
     )
     grade_alone(scheme, result)
     return result
+
+
+def _clause_results(
+    scheme: Scheme, values: Mapping, fired: set, explain: bool, panels: Mapping | None
+) -> tuple[Mapping, list, dict]:
+    """The facts that apply, those that do not, and each clause's result.
+
+    A scheme with panels of reviewers: ``values`` and ``panels`` are what ``panel.with_marks``
+    gave for the facts the matcher saw; without ``panels`` no mark is in (each panel clause is
+    incomplete, whatever the facts say of its value)."""
+    if scheme.panels and panels is None:
+        values, panels = with_marks(scheme, values, None)
+    not_applying = sorted(not_applicable(scheme, values))
+    values = applicable(scheme, values)
+    results = {
+        cid: score_clause(scheme, c, fired, values, explain, panels)
+        for cid, c in scheme.clauses.items()
+    }
+    return values, not_applying, results
 
 
 def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVetoResult]:
