@@ -581,9 +581,11 @@ class HistoryCheckOut(Schema):
 class MarkIn(Schema):
     points = fields.Raw(
         required=True,
+        # no "type": JSON numbers come in and are read as exact decimals (the document's numbers
+        # are all strings of exact digits going out)
         metadata={
-            "type": "number",
-            "description": "本评审给本条款的分数（在该条款评审分数事实的 min 到 max 之间）",
+            "description": "本评审给本条款的分数：JSON 数值，按精确十进制读取"
+            "（在该条款评审分数事实的 min 到 max 之间）",
         },
     )
     reason = Text(required=True, validate=validate.Length(min=1, max=REASON_CHARS_MAX))
