@@ -114,16 +114,17 @@ def with_marks(
     return out, results
 
 
+def drop_words(highest: int, lowest: int) -> str:
+    """What is set aside, in words: "1个最高分和1个最低分", "2个最高分"; "" for nothing."""
+    drops = [f"{n}个{what}" for n, what in ((highest, "最高分"), (lowest, "最低分")) if n]
+    return "和".join(drops)
+
+
 def panel_words(panel: Panel) -> str:
     """The rule as the admin pages and the documentation say it: "5名评审独立打分，去掉1个最高分
     和1个最低分后取平均"."""
-    drops = []
-    if panel.drop_highest:
-        drops.append(f"{panel.drop_highest}个最高分")
-    if panel.drop_lowest:
-        drops.append(f"{panel.drop_lowest}个最低分")
-    dropped = f"去掉{'和'.join(drops)}后" if drops else ""
-    return f"{panel.reviewers}名评审独立打分，{dropped}取平均"
+    drops = drop_words(panel.drop_highest, panel.drop_lowest)
+    return f"{panel.reviewers}名评审独立打分，" + (f"去掉{drops}后" if drops else "") + "取平均"
 
 
 def result_words(result: PanelResult, u: str) -> str:
@@ -144,12 +145,8 @@ def result_words(result: PanelResult, u: str) -> str:
     shown = "、".join(
         f"{m.reviewer}{plain(m.points)}{u}" + _dropped_words(m.dropped) for m in result.marks
     )
-    drops = []
-    if result.drop_highest:
-        drops.append(f"{result.drop_highest}个最高分")
-    if result.drop_lowest:
-        drops.append(f"{result.drop_lowest}个最低分")
-    rest = f"去掉{'和'.join(drops)}后其余{result.counted}人" if drops else f"{result.counted}人"
+    drops = drop_words(result.drop_highest, result.drop_lowest)
+    rest = f"去掉{drops}后其余{result.counted}人" if drops else f"{result.counted}人"
     mean = points_words(result.mean) if result.mean is not None else "—"
     return f"评审组{result.reviewers}人独立打分：{shown}；{rest}平均{mean}{u}"
 

@@ -10,7 +10,7 @@ from typing import Any
 from ..model import Clause, Panel, Rule, Scheme
 from ..numbers import plain
 from ..outcome import PanelOutcome, RuleOutcome
-from ..panel import panel_words, result_words
+from ..panel import drop_words, panel_words, result_words
 from .base import VALUE, WHEN, Description, Key, RuleReading
 from .valued import Valued
 
@@ -79,7 +79,7 @@ class Assessed(Valued):
             dropped = panel.drop_highest + panel.drop_lowest
             rule.error(
                 "panel",
-                f"去掉{panel.drop_highest}个最高分和{panel.drop_lowest}个最低分后须至少留下1个评分，"
+                f"去掉{drop_words(panel.drop_highest, panel.drop_lowest)}后须至少留下1个评分，"
                 f"评审至少应有{dropped + 1}名，这里 reviewers 是{panel.reviewers}",
             )
             return None
