@@ -229,6 +229,18 @@ def test_with_marks_missing_the_clause_is_incomplete_saying_how_many_are_in(api)
     assert preview.json["trace"]["complete"] is False
 
 
+def test_the_scheme_says_which_clauses_reviewers_score(api):
+    clauses = {
+        c["id"]: c for c in api.get(f"/api/schemes/{SCHEME}", "submitter").json["clause_details"]
+    }
+    assert clauses["2"]["rules"][0]["panel"] == {
+        "reviewers": 5,
+        "drop": {"highest": 1, "lowest": 1},
+        "words": "5名评审独立打分，去掉1个最高分和1个最低分后取平均",
+    }
+    assert clauses["1"]["rules"][0]["panel"]["words"] == "3名评审独立打分，取平均"
+
+
 def test_the_marks_operations_are_in_the_openapi_document(api):
     doc = api.get("/api/openapi.json").json
     path = "/api/rounds/{round_id}/units/{code}/clauses/{clause}/marks"

@@ -15,7 +15,7 @@ from service.domain.model import Panel
 from service.domain.numbers import CONTEXT
 from service.domain.panel import HIGHEST, LOWEST, Mark, combine, with_marks
 from service.domain.scoring import score_units
-from service.domain.trace import render, to_data
+from service.domain.trace import render, render_data, to_data
 from service.rulefiles.loader import load_scheme
 
 from ..conftest import FIXTURES, MINIMAL
@@ -120,7 +120,11 @@ def test_the_trace_shows_each_reviewer_what_was_dropped_and_the_mean(oracle):
     # a rule without a panel has no panel key: the traces of other schemes are as they were
     plain = to_data(score_units(load_scheme(MINIMAL), {"u": {}}, oracle, "m")[0])
     assert not any("panel" in r for c in plain["clauses"] for r in c["rules"])
-    assert "专家戊10分（最高分，去掉）" in render(result)
+    text = render(result)
+    assert "专家戊10分（最高分，去掉）" in text
+    # each reviewer's reason, one line each, in a fresh trace and in a stored one alike
+    assert "评审 专家甲：6.00（最低分，去掉）　理由：理由甲" in text
+    assert render_data(to_data(result)) == text
 
 
 def test_missing_marks_make_the_clause_incomplete_never_zero_saying_how_many_are_in(oracle):
