@@ -93,8 +93,8 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
             )
     sfile = scheme.files[0] if scheme.files else "scheme.yaml"
     for case in scheme.tests:
-        # a whole-scheme case gives no reviewers' marks: its panel clauses are incomplete
-        values, panels = with_marks(scheme, case.facts, None)
+        # a whole-scheme case's marks, by clause (a panel clause without them is incomplete)
+        values, panels = with_marks(scheme, case.facts, case.marks)
 
         def check(fired, case=case, values=values, panels=panels):
             result = assemble(scheme, case.name, values, fired, "", panels=panels)

@@ -299,6 +299,7 @@ class SchemeTest:
     facts: dict
     total: Decimal
     grade: str | None = None
+    marks: dict = field(default_factory=dict)  # clause id -> its panel's marks (``panel.Mark``)
 
 
 @dataclass(frozen=True)

@@ -610,22 +610,50 @@ def _test_marks(t: Located, rules: list, facts: dict, file: str, chk: _Checker) 
             f"测试用例“{t['name']}”写了评审打分（marks），但本条款没有设评审组（panel）的规则",
         )
         return None
+    return _marks(written, facts[panel.value], t["name"], file, chk)
+
+
+def _marks(written, value: FactSpec, case: str, file: str, chk: _Checker) -> tuple | None:
+    """Marks as a test case writes them, each reviewer once, each within the value fact's range."""
     out, seen, ok = [], set(), True
     for m in written:
         if m["reviewer"] in seen:
-            chk.err(
-                file, m.at("reviewer"), f"评审“{m['reviewer']}”在测试用例“{t['name']}”中重复打分"
-            )
+            chk.err(file, m.at("reviewer"), f"评审“{m['reviewer']}”在测试用例“{case}”中重复打分")
             ok = False
             continue
         seen.add(m["reviewer"])
-        points, problem = check_value(facts[panel.value], m["points"])
+        points, problem = check_value(value, m["points"])
         if problem or not isinstance(points, Decimal):
             chk.err(file, m.at("points"), f"评审“{m['reviewer']}”的打分{problem}")
             ok = False
             continue
         out.append(Mark(m["reviewer"], points, m.get("reason", "")))
     return tuple(out) if ok else None
+
+
+def _scheme_test_marks(t: Located, scheme: Scheme, sfile: str, chk: _Checker) -> dict | None:
+    """A whole-scheme case's marks (each naming its clause), by clause."""
+    by_clause: dict = {}
+    for m in t.get("marks") or []:
+        by_clause.setdefault(m["clause"], []).append(m)
+    out, ok = {}, True
+    for cid, written in by_clause.items():
+        rule = scheme.panels.get(cid)
+        if rule is None:
+            chk.err(
+                sfile,
+                written[0].at("clause"),
+                f"测试用例“{t['name']}”的评审打分写给了条款“{cid}”，"
+                "它不是设评审组（panel）的条款（或没有这个条款）",
+            )
+            ok = False
+            continue
+        marks = _marks(written, scheme.facts[rule.value], t["name"], sfile, chk)
+        if marks is None:
+            ok = False
+        else:
+            out[cid] = marks
+    return out if ok else None
 
 
 def _check_rules_can_pay(
@@ -1232,8 +1260,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
     tests = []
     for t in s.get("tests") or []:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
-        if values is not None:
-            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade")))
+        marks = _scheme_test_marks(t, scheme, sfile, chk)
+        if values is not None and marks is not None:
+            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade"), marks))
     scheme.tests = tuple(tests)
     rtests = []
     for t in s.get("ranking_tests") or []:

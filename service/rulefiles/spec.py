@@ -168,6 +168,14 @@ MARK = Obj(
     },
 )
 
+SCHEME_MARK = Obj(
+    "评审打分（mark，细则测试用例）",
+    {
+        "clause": Field(Id(), True, "打分的条款编号（须设评审组 panel）"),
+        **MARK.fields,
+    },
+)
+
 CLAUSE_TEST = Obj(
     "测试用例（test）",
     {
@@ -298,6 +306,9 @@ SCHEME_TEST = Obj(
     {
         "name": Field(Text(), True, "用例名称"),
         "facts": Field(FactValues(), True, "全部事实"),
+        "marks": Field(
+            ListOf(SCHEME_MARK), False, "设评审组（panel）的条款的评审打分，每项写明条款 clause"
+        ),
         "total": Field(Number(), True, "期望总分"),
         "grade": Field(Text(), False, "期望等级（按分数线评级时）"),
         "note": Field(Text(), False, "说明"),

@@ -42,6 +42,7 @@ def _one(scheme, matcher, facts=None, marks=None):
 def test_the_fixture_cases_pass_on_both_matchers(oracle, engine):
     scheme = load_scheme(PANEL)
     assert sum(len(c.tests) for c in scheme.clauses.values()) == 9
+    assert [len(t.marks) for t in scheme.tests] == [0, 2, 2]  # clause -> marks
     for matcher in (oracle, engine):
         results = run_cases(scheme, matcher)
         assert results and all(r.ok for r in results), [r for r in results if not r.ok]
