@@ -9,6 +9,8 @@ oracle and through durable-rules here, and the scoring core's answers are pinned
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.casebook import run_cases
 from service.domain.model import Panel
@@ -26,7 +28,7 @@ FIVE = Panel(5, 1, 1)
 
 
 def _marks(*points, reasons=False):
-    names = "甲乙丙丁戊己庚"
+    names = "甲乙丙丁戊己庚辛壬癸"
     return [
         Mark(f"专家{names[i]}", D(str(p)), f"理由{names[i]}" if reasons else "")
         for i, p in enumerate(points)
@@ -158,3 +160,29 @@ def test_the_engine_and_the_oracle_agree_on_panel_means(oracle, engine, points):
     a, b = _one(scheme, oracle, marks=marks), _one(scheme, engine, marks=marks)
     assert a.clauses[0].points == b.clauses[0].points
     assert [o.fired for o in a.clauses[0].rules] == [o.fired for o in b.clauses[0].rules] == [True]
+
+
+@st.composite
+def _panels_and_marks(draw):
+    highest, lowest = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    reviewers = draw(st.integers(highest + lowest + 1, highest + lowest + 6))
+    points = draw(st.lists(st.decimals(0, 10, places=2), min_size=reviewers, max_size=reviewers))
+    return Panel(reviewers, highest, lowest), _marks(*points)
+
+
+@given(_panels_and_marks())
+@settings(max_examples=300, deadline=None)
+def test_dropping_sets_aside_exactly_the_declared_extremes(drawn):
+    panel, marks = drawn
+    result = combine(panel, marks)
+    high = [m.points for m in result.marks if m.dropped == HIGHEST]
+    low = [m.points for m in result.marks if m.dropped == LOWEST]
+    kept = [m.points for m in result.marks if not m.dropped]
+    assert (len(high), len(low), len(kept)) == (
+        panel.drop_highest,
+        panel.drop_lowest,
+        panel.counted,
+    )
+    assert all(h >= k for h in high for k in kept) and all(lo <= k for lo in low for k in kept)
+    assert result.mean == CONTEXT.divide(sum(kept, D(0)), D(len(kept)))
+    assert min(kept) <= result.mean <= max(kept)
