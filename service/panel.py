@@ -25,7 +25,7 @@ from .db import PanelMark, Round, RoundUnit, User
 from .domain.facts import check_value
 from .domain.model import Rule, Scheme
 from .domain.numbers import plain
-from .domain.panel import panel_words
+from .domain.panel import MARKS_PUBLIC, panel_words
 from .exceptions import Conflict, Invalid, NotFound
 from .operations import Context, _journal_read, _unit_for
 from .rounds import _reason, get_round, round_scheme
@@ -33,8 +33,6 @@ from .roundstate import allowed, place_of, state_of
 
 #: who sees every mark of a clause at any time (they enter none, or oversee all)
 SEE_ALL = {"admin", "auditor"}
-#: the unit's states in which its submitter sees the marks: its score is published
-PUBLISHED = {"published", "appealed", "rechecked", "final"}
 
 
 @dataclass
@@ -203,7 +201,7 @@ def _may_see(actor: Actor, own: bool, state: str) -> tuple[bool, str]:
     if actor.role in SEE_ALL:
         return True, ""
     if actor.role == "submitter":
-        if state in PUBLISHED:
+        if state in MARKS_PUBLIC:
             return True, ""
         return False, "评审打分在本单位得分公示后才能查看"
     if own:

@@ -21,7 +21,12 @@ from .model import Panel, Scheme
 from .numbers import CONTEXT, ZERO, plain, points_words
 
 #: ``PanelResult.status``: every declared mark is in / some are still to come / more than declared
-COMPLETE, WAITING, EXCESS = "complete", "waiting", "excess"
+#: / not shown to this score (a preview before publication: ``with_marks(withheld=True)``)
+COMPLETE, WAITING, EXCESS, WITHHELD = "complete", "waiting", "excess", "withheld"
+
+#: the states of a unit in a round (``cycle.STATES``) in which its marks are public: its score is
+#: published, so its own submitter may read them, and a preview may show them
+MARKS_PUBLIC = frozenset({"published", "appealed", "rechecked", "final"})
 
 #: ``MarkOutcome.dropped`` of a mark set aside
 HIGHEST, LOWEST = "highest", "lowest"
@@ -91,18 +96,28 @@ def combine(panel: Panel, marks: Sequence[Mark]) -> PanelResult:
 
 
 def with_marks(
-    scheme: Scheme, values: Mapping, marks: Mapping[str, Sequence[Mark]] | None
+    scheme: Scheme,
+    values: Mapping,
+    marks: Mapping[str, Sequence[Mark]] | None,
+    withheld: bool = False,
 ) -> tuple[dict, dict]:
     """``values`` with each panel clause's value fact set to its panel's mean and its reason fact to
     the reviewers' reasons, and the panels' results by clause id.
 
     Whatever the facts held for those two facts is dropped first: a panel clause's value comes from
     its reviewers' marks alone (a unit's own figure for it is not the panel's), so a clause whose
-    marks are not all in lacks its value and is incomplete."""
+    marks are not all in lacks its value and is incomplete.  ``withheld``: the score is read by
+    those who may not see the marks yet (a preview before publication): only how many are in is
+    kept, and the clause is incomplete."""
     out = dict(values)
     results = {}
     for clause_id, rule in scheme.panels.items():
-        result = combine(rule.panel, (marks or {}).get(clause_id, ()))
+        given = (marks or {}).get(clause_id, ())
+        if withheld:
+            p = rule.panel
+            result = PanelResult(p.reviewers, p.drop_highest, p.drop_lowest, WITHHELD, len(given))
+        else:
+            result = combine(rule.panel, given)
         results[clause_id] = result
         out.pop(rule.value, None)
         out.pop(rule.reason, None)
@@ -136,6 +151,11 @@ def result_words(result: PanelResult, u: str) -> str:
         return (
             f"评审组应有{result.reviewers}人独立打分，已收到{result.entered}份{given}，"
             f"还缺{result.reviewers - result.entered}份，暂不计分"
+        )
+    if result.status == WITHHELD:
+        return (
+            f"评审组应有{result.reviewers}人独立打分，已收到{result.entered}份；"
+            "评审打分在公示前不计入预览，暂不计分"
         )
     if result.status == EXCESS:
         return (

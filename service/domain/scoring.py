@@ -540,16 +540,20 @@ def score_units(
     matcher_name: str,
     explain: bool = False,
     marks: Mapping[str, Mapping[str, Sequence[Mark]]] | None = None,
+    withheld: bool = False,
 ) -> list:
     """Check, match and score several units in one matcher call (``explain``: see ``assemble``).
 
     ``marks``: unit -> clause id -> the reviewers' marks of its panel clauses (``domain.panel``);
-    a panel clause of a unit without all its marks is incomplete."""
+    a panel clause of a unit without all its marks is incomplete; ``withheld``: see
+    ``panel.with_marks``."""
     checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
     panels: dict = {}
     if scheme.panels:
         for unit, values in checked.items():
-            checked[unit], panels[unit] = with_marks(scheme, values, (marks or {}).get(unit))
+            checked[unit], panels[unit] = with_marks(
+                scheme, values, (marks or {}).get(unit), withheld
+            )
     batch = [prepare(scheme, values) for values in checked.values()]
     fired = matcher.match(scheme, batch)
     # a result is some 650 small objects that all stay alive: for 1,000 units the cyclic garbage

@@ -220,13 +220,58 @@ def test_with_marks_missing_the_clause_is_incomplete_saying_how_many_are_in(api)
     _submit(api)
     for who in REVIEWERS[:2]:
         assert _mark(api, who, 8, clause="1").status_code == 200
-    # a preview by the unit itself, and the official score after the review
-    preview = api.post(f"/api/units/{UNIT}/schemes/{SCHEME}/scores", "submitter", json={})
-    assert preview.status_code == 201, preview.json
-    clause = preview.json["trace"]["clauses"][0]
+    rid = api.round_of(SCHEME)
+    assert (
+        api.post(f"/api/rounds/{rid}/units/{UNIT}/review-complete", "reviewer").status_code == 200
+    )
+    path = f"/api/units/{UNIT}/schemes/{SCHEME}/scores"
+    official = api.post(path, "reviewer", json={"kind": "official"})
+    assert official.status_code == 201, official.json
+    clause = official.json["trace"]["clauses"][0]
     assert clause["status"] == "incomplete" and clause["points"] == "0"
-    assert "评审打分已收到2份，共需3份" in clause["explanation"]
-    assert preview.json["trace"]["complete"] is False
+    assert clause["explanation"] == (
+        "缺少事实：领导评价得分、领导评价理由（缺失不等于0；评审打分已收到2份，共需3份），本项暂计0分"
+    )
+    assert clause["rules"][0]["explanation"] == (
+        "评审组应有3人独立打分，已收到2份（专家甲、专家乙），还缺1份，暂不计分"
+    )
+    assert official.json["trace"]["complete"] is False
+
+
+def test_a_preview_before_publication_does_not_reveal_the_marks(api):
+    """A stored preview is read by the unit and by every reviewer: before the unit's score is
+    published its panel clauses are left out of it (incomplete, saying so), never the points."""
+    _submit(api)
+    for who, points in zip(REVIEWERS, (8, 9, 10)):
+        assert _mark(api, who, points, clause="1").status_code == 200
+    for who in ("submitter", "reviewer", "admin"):
+        preview = api.post(f"/api/units/{UNIT}/schemes/{SCHEME}/scores", who, json={})
+        assert preview.status_code == 201 and preview.json["kind"] == "preview", preview.json
+        clause = preview.json["trace"]["clauses"][0]
+        assert clause["status"] == "incomplete"
+        panel = clause["rules"][0]["panel"]
+        assert (panel["status"], panel["entered"], panel["marks"]) == ("withheld", 3, [])
+        assert clause["rules"][0]["explanation"] == (
+            "评审组应有3人独立打分，已收到3份；评审打分在公示前不计入预览，暂不计分"
+        )
+        shown = str(preview.json["trace"])
+        assert not any(name in shown for name in ("专家甲", "专家乙", "专家丙"))  # nobody's mark
+        assert clause["facts"] == {"leader_points": None, "leader_reason": None}
+        replay = api.post(f"/api/scores/{preview.json['id']}/replay", "admin")
+        assert replay.json["reproduced"], replay.json
+    # once published, a preview takes the marks like the official score
+    for who, points in zip(REVIEWERS, (6, 7, 8, 9, 10)):
+        assert _mark(api, who, points).status_code == 200
+    rid = api.round_of(SCHEME)
+    assert (
+        api.post(f"/api/rounds/{rid}/units/{UNIT}/review-complete", "reviewer").status_code == 200
+    )
+    path = f"/api/units/{UNIT}/schemes/{SCHEME}/scores"
+    assert api.post(path, "reviewer", json={"kind": "official"}).status_code == 201
+    assert api.post(f"/api/rounds/{rid}/publish", "admin").status_code == 200
+    after = api.post(path, "submitter", json={})
+    assert after.json["kind"] == "preview"
+    assert after.json["trace"]["clauses"][0]["points"] == "9"
 
 
 def test_the_scheme_says_which_clauses_reviewers_score(api):
