@@ -722,3 +722,54 @@ class AppealOut(Schema):
     unit_state_words = fields.String()
     official_score_id = fields.Integer(allow_none=True, metadata={"description": "当前正式得分"})
     items = fields.List(fields.Nested(AppealItemOut))
+
+
+# --- several reviewers scoring a clause (专家评审) ----------------------------------------------
+
+
+class MarkIn(Schema):
+    points = fields.Raw(
+        required=True,
+        # no "type": JSON numbers come in and are read as exact decimals (the document's numbers
+        # are all strings of exact digits going out)
+        metadata={
+            "description": "本评审给本条款的分数：JSON 数值，按精确十进制读取"
+            "（在该条款评审分数事实的 min 到 max 之间）",
+        },
+    )
+    reason = Text(required=True, validate=validate.Length(min=1, max=REASON_CHARS_MAX))
+
+
+class MarkOut(Schema):
+    round = fields.Integer()
+    unit = fields.String()
+    clause = fields.String()
+    reviewer = fields.String(metadata={"description": "录入者的用户名"})
+    points = Exact()
+    reason = fields.String()
+    entered_at = fields.DateTime()
+    entered = fields.Integer(metadata={"description": "本条款已收到的打分份数"})
+    reviewers = fields.Integer(metadata={"description": "评审组应有的打分份数"})
+
+
+class MarkRowOut(Schema):
+    reviewer = fields.String()
+    reviewer_name = fields.String()
+    points = Exact()
+    reason = fields.String()
+    entered_at = fields.DateTime()
+    own = fields.Boolean(metadata={"description": "是否为调用者自己的打分"})
+
+
+class MarksOut(Schema):
+    round = fields.Integer()
+    unit = fields.String()
+    clause = fields.String()
+    reviewers = fields.Integer(metadata={"description": "评审组应有的打分份数"})
+    entered = fields.Integer(metadata={"description": "已收到的打分份数（任何能读的人都可知道）"})
+    panel = fields.String(metadata={"description": "评审组的计分办法"})
+    visible = fields.Boolean(
+        metadata={"description": "false：其他评审的打分对调用者保密（只返回调用者自己的）"}
+    )
+    why_hidden = fields.String()
+    marks = fields.List(fields.Nested(MarkRowOut))

@@ -79,6 +79,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .api import auth as auth_api
     from .api import evidence as evidence_api
     from .api import jobs as jobs_api
+    from .api import panel as panel_api
     from .api import rounds as rounds_api
     from .api import schemes as schemes_api
     from .api import units as units_api
@@ -178,6 +179,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(evidence_api.blp)
     api.register_blueprint(jobs_api.blp)
     api.register_blueprint(appeals_api.blp)
+    api.register_blueprint(panel_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)

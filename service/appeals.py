@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .access import Actor, check, check_own_unit, journal
-from .db import Appeal, AppealItem, Round, Score, Submission, Unit, User
+from .db import Appeal, AppealItem, Round, Score, Submission, Unit, User, marks_of
 from .domain.model import Clause, Scheme
 from .domain.text import EVIDENCE_CHARS_MAX, EVIDENCE_ITEMS_MAX, REASON_CHARS_MAX, unstorable
 from .exceptions import Conflict, Invalid, NotFound
@@ -207,7 +207,9 @@ def answer_item(
         values, why = _corrected(scheme, scheme.clauses[clause_id], reviewed.facts, facts, reasons)
         # computed before the transaction (the engine is slow next to a row); stored only if the
         # reviewed version is still the one it was computed from
-        correction = (scheme, values, why, _score(ctx, scheme, unit.name, values))
+        with ctx.db.transaction() as s:
+            marks = marks_of(s, rnd.id, unit.id)  # a panel clause keeps its reviewers' marks
+        correction = (scheme, values, why, _score(ctx, scheme, unit.name, values, marks))
     try:
         with ctx.db.transaction() as s:
             return _answer(s, ctx, actor, appeal_id, item.id, clause_id, answer, reason,

@@ -15,6 +15,7 @@ from service.domain.facts import not_applicable
 from service.domain.grading import competition_ranks, decision
 from service.domain.model import Scheme
 from service.domain.numbers import plain
+from service.domain.panel import with_marks
 from service.domain.program import SCHEME_GROUP
 from service.domain.relative import standings
 from service.domain.scoring import (
@@ -36,9 +37,9 @@ class CaseResult:
     problems: list
 
 
-def _clause_case(scheme: Scheme, clause, case, fired_sets) -> list:
+def _clause_case(scheme: Scheme, clause, case, fired_sets, values, panels) -> list:
     # a clause case gives only that clause's facts: judge that clause alone
-    result = assemble(scheme, case.name, case.facts, fired_sets, "")
+    result = assemble(scheme, case.name, values, fired_sets, "", panels=panels)
     got = next(r for r in result.clauses if r.id == clause.id)
     problems = []
     if got.points != case.points:
@@ -79,21 +80,25 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
     jobs = []  # (file, name, facts, check(fired) -> problems)
     for clause in scheme.clauses.values():
         for case in clause.tests:
+            # a panel clause's case gives its reviewers' marks: they make its value, as in scoring
+            values, panels = with_marks(scheme, case.facts, {clause.id: case.marks})
             jobs.append(
                 (
                     clause.file,
                     f"{clause.id} {case.name}",
-                    case.facts,
-                    lambda fired, clause=clause, case=case: _clause_case(
-                        scheme, clause, case, fired
+                    values,
+                    lambda fired, clause=clause, case=case, values=values, panels=panels: (
+                        _clause_case(scheme, clause, case, fired, values, panels)
                     ),
                 )
             )
     sfile = scheme.files[0] if scheme.files else "scheme.yaml"
     for case in scheme.tests:
+        # a whole-scheme case's marks, by clause (a panel clause without them is incomplete)
+        values, panels = with_marks(scheme, case.facts, case.marks)
 
-        def check(fired, case=case):
-            result = assemble(scheme, case.name, case.facts, fired, "")
+        def check(fired, case=case, values=values, panels=panels):
+            result = assemble(scheme, case.name, values, fired, "", panels=panels)
             problems = []
             if result.total != case.total:
                 problems.append(f"期望总分{plain(case.total)}，实得{plain(result.total)}")
@@ -103,7 +108,7 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
                 problems.append(f"期望等级{case.grade}，实得{graded}（{result.grade_explanation}）")
             return problems
 
-        jobs.append((sfile, case.name, case.facts, check))
+        jobs.append((sfile, case.name, values, check))
     facts_sets = [prepare(scheme, facts) for _, _, facts, _ in jobs]
     fired = matcher.match(scheme, facts_sets) if jobs else []
     out = [

@@ -49,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker, validates
 
+from .domain.panel import Mark
 from .domain.text import identity_key, is_unit_code, normal
 
 
@@ -374,6 +375,47 @@ class Score(Chained, Base):
     # reviewer or admin) or preview (预览, never ranked); None for scores from before rounds
     round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class PanelMark(Base):
+    """One reviewer's points and reason for one clause of a unit in a round (专家评审: a clause whose
+    rule declares a panel).  One row per reviewer; replaced (points, reason, ``entered_at``) while the
+    unit's review is open, never afterwards; every entry and replacement is journaled with the old
+    and the new value.  Points are kept as their exact decimal text (a numeric column would pad or
+    round what a fact's 15 significant digits allow)."""
+
+    __tablename__ = "panel_marks"
+    __table_args__ = (
+        UniqueConstraint(
+            "round_id", "unit_id", "clause_id", "reviewer_id", name="uq_panel_marks_reviewer"
+        ),
+        Index("ix_panel_marks_unit", "round_id", "unit_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    clause_id: Mapped[str] = mapped_column(String(100))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    points: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+def marks_of(session, round_id: int, unit_id: int) -> dict:
+    """A unit's panel marks in a round, for scoring: clause id -> ``domain.panel.Mark`` in the order
+    first entered, each reviewer shown by their display name."""
+    rows = session.execute(
+        select(PanelMark, User.display_name, User.username)
+        .join(User, User.id == PanelMark.reviewer_id)
+        .where(PanelMark.round_id == round_id, PanelMark.unit_id == unit_id)
+        .order_by(PanelMark.id)
+    )
+    out: dict = {}
+    for mark, display_name, username in rows:
+        out.setdefault(mark.clause_id, []).append(
+            Mark(display_name or username, Decimal(mark.points), mark.reason)
+        )
+    return out
 
 
 class JournalEntry(Chained, Base):

@@ -50,11 +50,13 @@ from .db import (
     Unit,
     User,
     intact,
+    marks_of,
 )
 from .domain.cycle import ROUND_STAGES
 from .domain.facts import MAX_TEXT, InvalidFacts, validate_facts
 from .domain.grading import rank_units
 from .domain.model import Scheme
+from .domain.panel import MARKS_PUBLIC
 from .domain.scoring import GradeVetoResult, ScoreResult, pending_grade_vetoes, score_units
 from .domain.text import (
     EVIDENCE_CHARS_MAX,
@@ -484,10 +486,27 @@ def _check_facts(scheme: Scheme, facts) -> dict:
         raise _invalid(err) from None
 
 
-def _score(ctx: Context, scheme: Scheme, unit: str, facts: dict) -> ScoreResult:
-    """The score of ``facts``; the core checks them first (a 422 naming each bad field)."""
+def _score(
+    ctx: Context,
+    scheme: Scheme,
+    unit: str,
+    facts: dict,
+    marks: dict | None = None,
+    withheld: bool = False,
+) -> ScoreResult:
+    """The score of ``facts``; the core checks them first (a 422 naming each bad field).
+    ``marks``: the unit's panel marks by clause (``db.marks_of``); none: no panel clause is complete;
+    ``withheld``: the marks are not public yet (``domain.panel.with_marks``)."""
     try:
-        return score_units(scheme, {unit: facts}, ctx.engine, ctx.engine.name, explain=True)[0]
+        return score_units(
+            scheme,
+            {unit: facts},
+            ctx.engine,
+            ctx.engine.name,
+            explain=True,
+            marks={unit: marks or {}},
+            withheld=withheld,
+        )[0]
     except InvalidFacts as err:
         raise _invalid(err) from None
     except EngineUnavailable as err:
@@ -1144,7 +1163,11 @@ def compute_score(
             raise NotFound("no_submission", f"没有第{version}版提交")
         raise Conflict("no_submission", "该单位还没有提交这套细则的事实")
     _refuse_tampered(ctx, actor, submission, target)
-    result = _score(ctx, scheme, unit.name, submission.facts)
+    with ctx.db.transaction() as s:
+        marks = marks_of(s, rnd.id, unit.id)  # the reviewers' marks of its panel clauses
+    # a preview is read by the unit and every reviewer: it shows no marks before publication
+    withheld = kind == "preview" and (place is None or place.state not in MARKS_PUBLIC)
+    result = _score(ctx, scheme, unit.name, submission.facts, marks, withheld)
     with ctx.db.transaction() as s:
         row = record_score(s, actor, rnd, unit, scheme, submission, result, kind)
         if within is not None:
@@ -1260,8 +1283,14 @@ def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
     scheme = scheme_by_version(ctx, row.rules_version, folder)
     with ctx.db.transaction() as s:
         submission = s.get(Submission, row.submission_id)
+        marks = marks_of(s, row.round_id, unit.id) if row.round_id else {}
     _refuse_tampered(ctx, actor, submission, f"score:{score_id}")
-    result = _score(ctx, scheme, unit.name, submission.facts)
+    withheld = any(  # a preview that showed no marks, as it was computed
+        (r.get("panel") or {}).get("status") == "withheld"
+        for c in row.trace.get("clauses", [])
+        for r in c.get("rules", [])
+    )
+    result = _score(ctx, scheme, unit.name, submission.facts, marks, withheld)
     again = to_data(result)
     stored = dict(row.trace)
     differences = sorted(k for k in set(stored) | set(again) if stored.get(k) != again.get(k))

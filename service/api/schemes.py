@@ -12,6 +12,7 @@ from schemas import (
 )
 from service import operations as ops
 from service.access import check
+from service.domain.panel import panel_words
 from service.domain.trace import render, to_data
 
 from .common import TEXT_DOC, Blueprint, actor, ctx, text_response, wants_text
@@ -64,6 +65,12 @@ def _rule(r) -> dict:
     for key in ("points", "each", "step", "cap", "scale_from", "scale_to"):
         if getattr(r, key) is not None:
             data[key] = str(getattr(r, key))
+    if r.panel is not None:  # scored by several reviewers: their marks, not a fact entered
+        data["panel"] = {
+            "reviewers": r.panel.reviewers,
+            "drop": {"highest": r.panel.drop_highest, "lowest": r.panel.drop_lowest},
+            "words": panel_words(r.panel),
+        }
     return data
 
 

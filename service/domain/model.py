@@ -128,6 +128,22 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """Reviewers scoring a clause independently (专家评审): ``reviewers`` marks are entered, the
+    ``drop_highest`` highest and ``drop_lowest`` lowest are set aside (去掉一个最高分和一个最低分),
+    and the clause takes the mean of the rest.  Every number is the rule file's."""
+
+    reviewers: int
+    drop_highest: int = 0
+    drop_lowest: int = 0
+
+    @property
+    def counted(self) -> int:
+        """How many marks the mean is taken over."""
+        return self.reviewers - self.drop_highest - self.drop_lowest
+
+
+@dataclass(frozen=True)
 class Rule:
     """One scoring rule of a clause.  ``kind`` picks the building block (``blocks.BLOCKS``, one
     module each in service/domain/blocks, owns everything a kind means):
@@ -163,6 +179,8 @@ class Rule:
     scale_to: Decimal | None = None
     levels: tuple = ()
     parts: tuple = ()
+    #: assessed: the panel of reviewers whose marks give ``value`` (None: one value, as entered)
+    panel: Panel | None = None
     #: a bonus rule of its clause: counts beyond the clause's points, up to the clause's bonus cap
     bonus: bool = False
 
@@ -183,6 +201,7 @@ class ClauseTest:
     fired: tuple | None = None
     status: str | None = None
     bands: dict = field(default_factory=dict)  # rule id -> expected band or level (label or range)
+    marks: tuple = ()  # a panel clause's marks (``panel.Mark``), in the order entered
 
 
 @dataclass(frozen=True)
@@ -333,6 +352,7 @@ class SchemeTest:
     facts: dict
     total: Decimal
     grade: str | None = None
+    marks: dict = field(default_factory=dict)  # clause id -> its panel's marks (``panel.Mark``)
 
 
 @dataclass(frozen=True)
@@ -367,6 +387,8 @@ class Scheme:
     notes: str = ""
     #: parts scored by place among the units, and the conversion of totals (``Relative``)
     relative: Relative = field(default_factory=Relative)
+    #: clause id -> its rule scored by a panel of reviewers (``Rule.panel``; at most one a clause)
+    panels: dict = field(default_factory=dict)
     texts: dict = field(
         default_factory=dict, repr=False
     )  # path in the folder -> the text the version hashes

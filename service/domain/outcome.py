@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from .numbers import ZERO
 
@@ -61,3 +61,12 @@ class RuleOutcome(_Worded):
     # what the rule's block worked out on the way to its points (a measure, a count of steps),
     # kept for its sentence so that writing it later works nothing out a second time
     _why: tuple = field(default=(), repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class PanelOutcome(RuleOutcome):
+    """The outcome of a rule scored by a panel of reviewers: the panel's marks and mean besides
+    (``domain.panel.PanelResult``).  A class of its own, so the traces of other rules are as
+    they were, without a ``panel`` key."""
+
+    panel: Any = None

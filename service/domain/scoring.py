@@ -24,6 +24,7 @@ from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
 from .numbers import ZERO, clamp, plain, points_words, to_match_precision
 from .outcome import RuleOutcome, _Worded
+from .panel import Mark, with_marks
 from .program import SCHEME_GROUP
 from .wording import cap as _cap
 from .wording import facts_of as _facts_of
@@ -229,22 +230,18 @@ def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
 
 
 def score_clause(
-    scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool = False
+    scheme: Scheme,
+    clause: Clause,
+    fired: set,
+    values: Mapping,
+    explain: bool = False,
+    panels: Mapping | None = None,
 ) -> ClauseResult:
     start = clause.points if clause.start == "full" else ZERO
     facts = {n: values.get(n) for n in clause.reads}
     missing = _missing_for(clause, scheme, values)
-    vetoes = [
-        VetoOutcome(
-            veto.id,
-            f"{clause.id}/!{veto.id}" in fired,
-            veto.when_text,
-            veto.reason,
-            _facts_of(veto.when, values),
-        )
-        for veto in clause.vetoes
-    ]
-    outcomes = _rule_outcomes(scheme, clause, fired, values, explain)
+    vetoes = _veto_outcomes(clause, fired, values)
+    outcomes = _rule_outcomes(scheme, clause, fired, values, explain, panels)
     raw = start + sum((o.amount for o, r in zip(outcomes, clause.rules) if not r.bonus), ZERO)
     # bonus rules count beyond the clause's points, up to its own bonus cap (never clamped with
     # the base rules, else "该项设有加分项(最多加5分)" would vanish into the clause's 5 points)
@@ -278,6 +275,19 @@ def score_clause(
     return result
 
 
+def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutcome]:
+    return [
+        VetoOutcome(
+            veto.id,
+            f"{clause.id}/!{veto.id}" in fired,
+            veto.when_text,
+            veto.reason,
+            _facts_of(veto.when, values),
+        )
+        for veto in clause.vetoes
+    ]
+
+
 def _scored(
     scheme: Scheme, clause: Clause, raw: Decimal, bonus_raw: Decimal, common: dict
 ) -> ClauseResult:
@@ -293,13 +303,20 @@ def _scored(
 
 
 def _rule_outcomes(
-    scheme: Scheme, clause: Clause, fired: set, values: Mapping, explain: bool
+    scheme: Scheme,
+    clause: Clause,
+    fired: set,
+    values: Mapping,
+    explain: bool,
+    panels: Mapping | None = None,
 ) -> list[RuleOutcome]:
-    """Each rule's outcome from its building block."""
+    """Each rule's outcome from its building block (a panel's result kept with its rule's)."""
     outcomes = []
     for rule in clause.rules:
         block = BLOCKS[rule.kind]
         outcome = block.score(scheme, clause, rule, fired, values)
+        if rule.panel is not None:
+            outcome.panel = (panels or {}).get(clause.id)  # type: ignore[attr-defined]
         # the sentence is written from the outcome: now if ``explain``, else when it is read
         if explain:
             outcome._explanation = block.words(scheme, clause, rule, outcome)
@@ -330,7 +347,7 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
         return f"{words}。本项不得分，计0{u}"
     if result.status == "incomplete":
         labels = "、".join(scheme.facts[n].label for n in result.missing)
-        return f"缺少事实：{labels}（缺失不等于0），本项暂计0{u}"
+        return f"缺少事实：{labels}（缺失不等于0{_marks_in(result)}），本项暂计0{u}"
     points = result.points
     base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
     fired_words = (
@@ -368,6 +385,15 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
     return (
         f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
     )
+
+
+def _marks_in(result: ClauseResult) -> str:
+    """How many of a panel's marks are in, where the clause waits for them."""
+    for outcome in result.rules:
+        panel = getattr(outcome, "panel", None)
+        if panel is not None and panel.mean is None:
+            return f"；评审打分已收到{panel.entered}份，共需{panel.reviewers}份"
+    return ""
 
 
 def _categories(scheme: Scheme, clause_results: dict) -> list:
@@ -409,25 +435,29 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     return out
 
 
+#: the kinds of the scheme's top categories, each totalled apart
+_KINDS = ("standard", BONUS, DEDUCTION)
+
+
 def assemble(
-    scheme: Scheme, unit: str, values: Mapping, fired: set, matcher: str, explain: bool = False
+    scheme: Scheme,
+    unit: str,
+    values: Mapping,
+    fired: set,
+    matcher: str,
+    explain: bool = False,
+    panels: Mapping | None = None,
 ) -> ScoreResult:
     """The score of one unit from the rules that fired.  ``explain``: the caller will read every
-    sentence of the trace (an API answer, a stored score), so write them now, in the same pass."""
+    sentence of the trace (an API answer, a stored score), so write them now, in the same pass.
+    ``panels``: see ``_clause_results``."""
     from .grading import grade_alone
 
-    not_applying = sorted(not_applicable(scheme, values))
-    values = applicable(scheme, values)
-    clause_results = {
-        cid: score_clause(scheme, c, fired, values, explain) for cid, c in scheme.clauses.items()
-    }
+    values, not_applying, clause_results = _clause_results(scheme, values, fired, explain, panels)
     categories = _categories(scheme, clause_results)
     tops = [r for r in categories if r.parent is None]
     total = sum((r.points for r in tops), ZERO)
-    by_kind = {
-        k: sum((r.points for r in tops if r.kind == k), ZERO)
-        for k in ("standard", BONUS, DEDUCTION)
-    }
+    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in _KINDS}
     vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
@@ -458,6 +488,25 @@ def assemble(
     )
     grade_alone(scheme, result)
     return result
+
+
+def _clause_results(
+    scheme: Scheme, values: Mapping, fired: set, explain: bool, panels: Mapping | None
+) -> tuple[Mapping, list, dict]:
+    """The facts that apply, those that do not, and each clause's result.
+
+    A scheme with panels of reviewers: ``values`` and ``panels`` are what ``panel.with_marks``
+    gave for the facts the matcher saw; without ``panels`` no mark is in (each panel clause is
+    incomplete, whatever the facts say of its value)."""
+    if scheme.panels and panels is None:
+        values, panels = with_marks(scheme, values, None)
+    not_applying = sorted(not_applicable(scheme, values))
+    values = applicable(scheme, values)
+    results = {
+        cid: score_clause(scheme, c, fired, values, explain, panels)
+        for cid, c in scheme.clauses.items()
+    }
+    return values, not_applying, results
 
 
 def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVetoResult]:
@@ -493,9 +542,21 @@ def score_units(
     matcher: Matcher,
     matcher_name: str,
     explain: bool = False,
+    marks: Mapping[str, Mapping[str, Sequence[Mark]]] | None = None,
+    withheld: bool = False,
 ) -> list:
-    """Check, match and score several units in one matcher call (``explain``: see ``assemble``)."""
+    """Check, match and score several units in one matcher call (``explain``: see ``assemble``).
+
+    ``marks``: unit -> clause id -> the reviewers' marks of its panel clauses (``domain.panel``);
+    a panel clause of a unit without all its marks is incomplete; ``withheld``: see
+    ``panel.with_marks``."""
     checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
+    panels: dict = {}
+    if scheme.panels:
+        for unit, values in checked.items():
+            checked[unit], panels[unit] = with_marks(
+                scheme, values, (marks or {}).get(unit), withheld
+            )
     batch = [prepare(scheme, values) for values in checked.values()]
     fired = matcher.match(scheme, batch)
     # a result is some 650 small objects that all stay alive: for 1,000 units the cyclic garbage
@@ -505,7 +566,7 @@ def score_units(
     gc.disable()
     try:
         return [
-            assemble(scheme, unit, values, hits, matcher_name, explain)
+            assemble(scheme, unit, values, hits, matcher_name, explain, panels.get(unit))
             for (unit, values), hits in zip(checked.items(), fired)
         ]
     finally:

@@ -186,6 +186,7 @@ def _clause_lines(clause, indent: str) -> list[str]:
         mark = "✓" if rule.fired else "·"
         title = f"{rule.title}：" if rule.title else ""
         lines.append(f"{indent}  {mark} [{rule.rule}] {title}{rule.explanation}")
+        lines.extend(_panel_lines(getattr(rule, "panel", None), indent + "      "))
         if rule.note:
             lines.append(f"{indent}      解读：{_unheaded(rule.note)}")
     for veto in clause.vetoes:
@@ -195,6 +196,21 @@ def _clause_lines(clause, indent: str) -> list[str]:
         lines.append(f"{indent}  ! 缺少事实：{'、'.join(clause.missing)}")
     lines.append(f"{indent}  = {clause.explanation}")
     return lines
+
+
+_DROPPED = {"highest": "（最高分，去掉）", "lowest": "（最低分，去掉）"}
+
+
+def _panel_lines(panel, indent: str) -> list[str]:
+    """Each reviewer's mark of a panel rule with their reason, one line each (a fresh result or a
+    stored one alike)."""
+    if panel is None:
+        return []
+    return [
+        f"{indent}评审 {m.reviewer}：{_pts(m.points)}{_DROPPED.get(m.dropped, '')}"
+        + (f"　理由：{_short(m.reason)}" if m.reason else "")
+        for m in panel.marks
+    ]
 
 
 def _totals(result, ranking_entry) -> list[str]:

@@ -46,6 +46,7 @@ from service.domain.model import (
     Tier,
 )
 from service.domain.numbers import ZERO, plain
+from service.domain.panel import Mark
 from service.engine import limits
 
 from . import spec
@@ -613,6 +614,100 @@ def _test_facts(raw: Located, facts: dict, file: str, chk: _Checker) -> dict | N
     return out if ok else None
 
 
+def _check_panels(d: Located, rules: list, own: dict, file: str, chk: _Checker) -> None:
+    """Reviewers mark a clause, not a rule: one panel a clause.  Its marks become its value and
+    reason facts, so those are the clause's own (a shared fact would change other clauses)."""
+    raw = {r["id"]: r for r in d["rules"]}
+    first = None
+    for rule in rules:
+        if rule.panel is None:
+            continue
+        if first is not None:
+            chk.err(
+                file,
+                raw[rule.id].at("panel"),
+                f"一个条款只能有一条规则设评审组（panel）：评审按条款打分，规则“{first}”已设",
+            )
+            continue
+        first = rule.id
+        for key, name in (("value", rule.value), ("reason", rule.reason)):
+            if name not in own:
+                chk.err(
+                    file,
+                    raw[rule.id].at(key),
+                    f"设评审组（panel）的规则读取的事实“{name}”须在本条款的 facts 中声明"
+                    "（评审组的打分会取代它的值，共用事实会影响其他条款）",
+                )
+            elif not own[name].required:
+                # a fact that is not required may be missing without the clause being incomplete:
+                # marks not all in would then score 0 instead of waiting
+                chk.err(
+                    file,
+                    raw[rule.id].at(key),
+                    f"设评审组（panel）的规则读取的事实“{name}”不能写 required: false："
+                    "评审打分没有收齐时本项应为“缺少事实”，而不是0分",
+                )
+
+
+def _test_marks(t: Located, rules: list, facts: dict, file: str, chk: _Checker) -> tuple | None:
+    """A clause case's reviewers' marks, each within the panel's value fact's range."""
+    written = t.get("marks")
+    if written is None:
+        return ()
+    panel = next((r for r in rules if r.panel is not None), None)
+    if panel is None:
+        chk.err(
+            file,
+            t.at("marks", value=False),
+            f"测试用例“{t['name']}”写了评审打分（marks），但本条款没有设评审组（panel）的规则",
+        )
+        return None
+    return _marks(written, facts[panel.value], t["name"], file, chk)
+
+
+def _marks(written, value: FactSpec, case: str, file: str, chk: _Checker) -> tuple | None:
+    """Marks as a test case writes them, each reviewer once, each within the value fact's range."""
+    out, seen, ok = [], set(), True
+    for m in written:
+        if m["reviewer"] in seen:
+            chk.err(file, m.at("reviewer"), f"评审“{m['reviewer']}”在测试用例“{case}”中重复打分")
+            ok = False
+            continue
+        seen.add(m["reviewer"])
+        points, problem = check_value(value, m["points"])
+        if problem or not isinstance(points, Decimal):
+            chk.err(file, m.at("points"), f"评审“{m['reviewer']}”的打分{problem}")
+            ok = False
+            continue
+        out.append(Mark(m["reviewer"], points, m.get("reason", "")))
+    return tuple(out) if ok else None
+
+
+def _scheme_test_marks(t: Located, scheme: Scheme, sfile: str, chk: _Checker) -> dict | None:
+    """A whole-scheme case's marks (each naming its clause), by clause."""
+    by_clause: dict = {}
+    for m in t.get("marks") or []:
+        by_clause.setdefault(m["clause"], []).append(m)
+    out, ok = {}, True
+    for cid, written in by_clause.items():
+        rule = scheme.panels.get(cid)
+        if rule is None:
+            chk.err(
+                sfile,
+                written[0].at("clause"),
+                f"测试用例“{t['name']}”的评审打分写给了条款“{cid}”，"
+                "它不是设评审组（panel）的条款（或没有这个条款）",
+            )
+            ok = False
+            continue
+        marks = _marks(written, scheme.facts[rule.value], t["name"], sfile, chk)
+        if marks is None:
+            ok = False
+        else:
+            out[cid] = marks
+    return out if ok else None
+
+
 def _check_rules_can_pay(
     d: Located, rules: list, points: Decimal, file: str, chk: _Checker
 ) -> None:
@@ -715,6 +810,7 @@ def _clause(
                     r.at("kind"),
                     f"扣分项条款不能用 {r['kind']}（它只会给出正分）；扣分请用 {_SIGNED_KINDS}，并把分值写成负数",
                 )
+    _check_panels(d, rules, own, file, chk)
     start = d.get("start", "zero")
     if kind == STANDARD and start == "zero":
         _check_rules_can_pay(d, rules, points, file, chk)
@@ -792,7 +888,8 @@ def _clause(
                 t.at("points"),
                 f"测试用例“{t['name']}”期望的{plain(t['points'])}分超出本条款的可能范围（{plain(clause.low)}到{plain(high)}）",
             )
-        if values is not None:
+        marks = _test_marks(t, rules, facts, file, chk)
+        if values is not None and marks is not None:
             tests.append(
                 ClauseTest(
                     t["name"],
@@ -801,6 +898,7 @@ def _clause(
                     tuple(t["fired"]) if "fired" in t else None,
                     t.get("status"),
                     dict(t.get("bands") or {}),
+                    marks,
                 )
             )
     clause.tests = tuple(tests)
@@ -1298,13 +1396,17 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         notes=s.get("note", ""),
         texts={rel: data.decode("utf-8") for rel, data in files.items() if rel.endswith(".yaml")},
     )
+    scheme.panels = {
+        c.id: rule for c in clauses.values() for rule in c.rules if rule.panel is not None
+    }
     _check_sums(scheme, sfile, chk, category_at, s.at("total"))
     _check_tiers_reachable(scheme, s, sfile, chk)
     tests = []
     for t in s.get("tests") or []:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
-        if values is not None:
-            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade")))
+        marks = _scheme_test_marks(t, scheme, sfile, chk)
+        if values is not None and marks is not None:
+            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade"), marks))
     scheme.tests = tuple(tests)
     rtests = []
     for t in s.get("ranking_tests") or []:

@@ -86,6 +86,24 @@ PART = Obj(
     },
 )
 
+PANEL = Obj(
+    "评审组（panel）",
+    {
+        "reviewers": Field(Whole(), True, "独立打分的评审人数"),
+        "drop": Field(
+            Obj(
+                "去掉的评分（drop）",
+                {
+                    "highest": Field(Whole(), False, "去掉的最高分个数，如 1"),
+                    "lowest": Field(Whole(), False, "去掉的最低分个数，如 1"),
+                },
+            ),
+            False,
+            "取平均前去掉的最高分、最低分个数（去掉一个最高分和一个最低分：{highest: 1, lowest: 1}）",
+        ),
+    },
+)
+
 #: What a building block's key holds (``Key.type``), as the reader reads it.
 KEY_TYPES = {
     "expression": Expression(),
@@ -97,6 +115,7 @@ KEY_TYPES = {
     "bands": ListOf(BAND, 1),
     "levels": ListOf(LEVEL, 1),
     "parts": ListOf(PART, 1),
+    "panel": PANEL,
 }
 
 #: Keys every rule has, whatever its kind.
@@ -145,11 +164,29 @@ VETO = Obj(
     },
 )
 
+MARK = Obj(
+    "评审打分（mark）",
+    {
+        "reviewer": Field(Text(), True, "评审人姓名"),
+        "points": Field(Number(), True, "该评审给的分"),
+        "reason": Field(Text(), False, "该评审的理由"),
+    },
+)
+
+SCHEME_MARK = Obj(
+    "评审打分（mark，细则测试用例）",
+    {
+        "clause": Field(Id(), True, "打分的条款编号（须设评审组 panel）"),
+        **MARK.fields,
+    },
+)
+
 CLAUSE_TEST = Obj(
     "测试用例（test）",
     {
         "name": Field(Text(), True, "用例名称"),
         "facts": Field(FactValues(), True, "输入的事实"),
+        "marks": Field(ListOf(MARK), False, "设评审组（panel）的条款：各评审的打分，按录入先后"),
         "points": Field(Number(), True, "期望得分"),
         "fired": Field(ListOf(Id(reference=True)), False, "期望触发的规则编号（否决写 !编号）"),
         "status": Field(OneOf("scored", "incomplete", "vetoed"), False, "期望状态"),
@@ -274,6 +311,9 @@ SCHEME_TEST = Obj(
     {
         "name": Field(Text(), True, "用例名称"),
         "facts": Field(FactValues(), True, "全部事实"),
+        "marks": Field(
+            ListOf(SCHEME_MARK), False, "设评审组（panel）的条款的评审打分，每项写明条款 clause"
+        ),
         "total": Field(Number(), True, "期望总分"),
         "grade": Field(Text(), False, "期望等级（按分数线评级时）"),
         "note": Field(Text(), False, "说明"),

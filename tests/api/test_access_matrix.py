@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from service import appeals, jobs, operations, rounds
@@ -51,6 +53,7 @@ from service.db import (
     EvidenceBlob,
     EvidenceFile,
     JournalEntry,
+    PanelMark,
     Round,
     RoundUnit,
     RuleVersion,
@@ -64,8 +67,8 @@ from service.operations import etag
 
 from .. import evidence_samples
 from ..apps import round_dates
-from ..conftest import MINIMAL
-from .conftest import USERS
+from ..conftest import FIXTURES, MINIMAL, RULES
+from .conftest import DATABASES, USERS, make_api
 
 SCHEME = "gumeilu-2022"
 FACTS = {"leader_evaluation_score": 4.5, "leader_evaluation_reason": "工作扎实"}
@@ -89,7 +92,23 @@ DATA_TABLES = {
     "evidence_blobs": EvidenceBlob,
     "appeals": Appeal,
     "appeal_items": AppealItem,
+    "panel_marks": PanelMark,
 }
+#: the scheme (tests/fixtures/panel, served besides the shipped ones) and the clause whose panel
+#: marks the matrix enters and reads
+PANEL_SCHEME, PANEL_CLAUSE = "panel", "2"
+MARKS = "/api/rounds/<round_id>/units/<code>/clauses/<clause>/marks"
+
+
+@pytest.fixture(params=DATABASES)
+def api(request, tmp_path, engine):
+    """The API on the shipped rules and the panel fixture scheme, once per database."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    shutil.copytree(FIXTURES / "panel", rules / "panel")
+    made = make_api(tmp_path, request.param, engine, rules)
+    yield made
+    made.ctx.db.engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -357,6 +376,23 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/api/jobs/<job_id>/cancel"): (
         Case("jobs.cancel", journals="jobs.cancel", state="reviewed"),
     ),
+    ("PUT", MARKS): (
+        Case(
+            "rounds.review",
+            body=lambda call: {"points": 8, "reason": f"{call.username}打分"},
+            writes=frozenset({"panel_marks"}),
+            journals="panel.mark",
+        ),
+    ),
+    ("POST", MARKS): (
+        Case(
+            "rounds.review",
+            body=lambda call: {"points": 7.5, "reason": f"{call.username}改分"},
+            writes=frozenset({"panel_marks"}),
+            journals="panel.mark",
+        ),
+    ),
+    ("GET", MARKS): (Case("scores.read", reads=True),),
 }
 
 _year_serial = iter(range(2030, 2100))
@@ -428,10 +464,14 @@ PARAMS = {
     "evidence_id": lambda call, world: str(world["evidence"][call.unit]),
     "token_id": _token_of,
     "username": _throwaway_user,
-    "round_id": lambda call, world: str(world["round"]),
+    "round_id": lambda call, world: str(
+        world["panel_round"] if call.rule.endswith("/marks") else world["round"]
+    ),
     "job_id": _queued_job,
     "appeal_id": lambda call, world: str(_open_item(call, world).appeal_id),
-    "clause": lambda call, world: _open_item(call, world).clause_id,
+    "clause": lambda call, world: (
+        PANEL_CLAUSE if call.rule.endswith("/marks") else _open_item(call, world).clause_id
+    ),
 }
 #: parameters that make a route about one unit's data
 UNIT_PARAMS = {"code", "score_id", "evidence_id", "appeal_id"}
@@ -560,6 +600,14 @@ def _set_up(api) -> dict:
         )
         assert uploaded.status_code == 201, uploaded.json
         world["evidence"][unit] = uploaded.json["id"]
+        # under review in the panel scheme's round, so that reviewers may enter marks
+        sent = api.post(
+            f"/api/units/{unit}/schemes/{PANEL_SCHEME}/submissions",
+            "admin",
+            json={"role": "self", "facts": {}},
+        )
+        assert sent.status_code == 201, sent.json
+    world["panel_round"] = api.round_of(PANEL_SCHEME)
     return world
 
 
@@ -950,6 +998,13 @@ UNKNOWN = [
         f"/api/appeals/999999/items/{APPEALED}/answer",
         {"answer": "uphold", "reason": "维持"},
         "appeals.answer",
+    ),
+    ("GET", f"/api/rounds/1/units/nowhere/clauses/{PANEL_CLAUSE}/marks", None, "scores.read"),
+    (
+        "PUT",
+        f"/api/rounds/1/units/nowhere/clauses/{PANEL_CLAUSE}/marks",
+        {"points": 1, "reason": "x"},
+        "rounds.review",
     ),
 ]
 

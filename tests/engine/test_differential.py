@@ -161,6 +161,7 @@ def _schemes():
             "dingyuan-2011",
             "xuzhou",
             "year_on_year",
+            "panel",
         )
     ]
     out += list(load_all(RULES).values())

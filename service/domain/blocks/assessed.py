@@ -1,4 +1,5 @@
-"""assessed: points set by reviewers (``value``), with a written ``reason``."""
+"""assessed: points set by reviewers (``value``), with a written ``reason``; or, with a ``panel``,
+by several reviewers independently, the clause taking the mean of their marks (专家评审)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..model import Clause, Rule, Scheme
+from ..model import Clause, Panel, Rule, Scheme
 from ..numbers import plain
-from ..outcome import RuleOutcome
+from ..outcome import PanelOutcome, RuleOutcome
+from ..panel import drop_words, panel_words, result_words
 from .base import VALUE, WHEN, Description, Key, RuleReading
 from .valued import Valued
 
@@ -19,6 +21,13 @@ class Assessed(Valued):
     keys = (
         VALUE,
         Key("reason", "fact", True, "assessed：评审理由的事实名"),
+        Key(
+            "panel",
+            "panel",
+            False,
+            "assessed：由多名评审各自独立打分，本项取平均（可去掉最高分和最低分），"
+            "如 {reviewers: 5, drop: {highest: 1, lowest: 1}}",
+        ),
         WHEN,
     )
 
@@ -45,7 +54,41 @@ class Assessed(Valued):
                 f"reason 应引用一个 text 类型的事实（评审理由），“{rule['reason']}”不是",
             )
             return None
-        return Rule(value=name, reason=rule["reason"], **base)
+        panel = self.read_panel(rule) if "panel" in rule else None
+        if "panel" in rule and panel is None:
+            return None
+        return Rule(value=name, reason=rule["reason"], panel=panel, **base)
+
+    def read_panel(self, rule: RuleReading) -> Panel | None:
+        """The panel as written: at least one mark must be left to take the mean of."""
+        written = rule["panel"]
+        if not isinstance(written, Mapping):
+            return None  # the reader has reported what is not a mapping
+        drop = written.get("drop") or {}
+        reviewers, highest, lowest = (
+            written.get("reviewers"),
+            drop.get("highest", 0),
+            drop.get("lowest", 0),
+        )
+        if not (
+            isinstance(reviewers, int) and isinstance(highest, int) and isinstance(lowest, int)
+        ):
+            return None  # the reader has reported the number that is not a whole number
+        panel = Panel(reviewers, highest, lowest)
+        if panel.counted < 1:
+            dropped = panel.drop_highest + panel.drop_lowest
+            rule.error(
+                "panel",
+                f"去掉{drop_words(panel.drop_highest, panel.drop_lowest)}后须至少留下1个评分，"
+                f"评审至少应有{dropped + 1}名，这里 reviewers 是{panel.reviewers}",
+            )
+            return None
+        return panel
+
+    def outcome(self, rule: Rule) -> RuleOutcome:
+        if rule.panel is None:
+            return super().outcome(rule)
+        return PanelOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
 
     def read_more(self, out: RuleOutcome, rule: Rule, values: Mapping) -> None:
         if rule.reason:
@@ -54,10 +97,20 @@ class Assessed(Valued):
     def amount(self, clause: Clause, rule: Rule, v) -> Decimal:
         return v
 
+    def sentence(self, scheme: Scheme, clause, rule: Rule, out: RuleOutcome, guard: str) -> str:
+        panel = getattr(out, "panel", None)
+        if panel is None:
+            return super().sentence(scheme, clause, rule, out, guard)
+        words = result_words(panel, scheme.unit)
+        if panel.mean is None or out.fired:
+            return words
+        return f"{words}；" + (f"{guard}不成立，不计分" if guard else "不在可用范围内，不计分")
+
     def fired_words(self, scheme: Scheme, rule: Rule, out: RuleOutcome, label: str, v) -> str:
         given = out.facts.get(rule.reason) if rule.reason else None
         return f"评审给分{plain(v)}{scheme.unit}" + (f"，理由：{given}" if given else "")
 
     def describe(self, rule: Rule, clause: Any, d: Description) -> str:
         why = f"，并在「{d.label(rule.reason)}」中写明理由" if rule.reason else ""
-        return f"{d.condition}评审在本项分值内给分（「{d.label(rule.value)}」）{why}"
+        panel = f"；{panel_words(rule.panel)}" if rule.panel is not None else ""
+        return f"{d.condition}评审在本项分值内给分（「{d.label(rule.value)}」）{why}{panel}"

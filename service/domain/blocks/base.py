@@ -115,7 +115,7 @@ class Block:
     ) -> RuleOutcome:
         """The rule's points and structured trace (no sentence: ``words`` writes it)."""
         key = f"{clause.id}/{rule.id}"
-        out = RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
+        out = self.outcome(rule)
         if rule.when is not None:
             out.facts.update(facts_of(rule.when, values))
             absent = [n for n, v in out.facts.items() if v is None]
@@ -126,6 +126,10 @@ class Block:
                 return out
         self.points(out, scheme, clause, rule, key, fired, values)
         return out
+
+    def outcome(self, rule: Rule) -> RuleOutcome:
+        """A rule's outcome before it is scored (a block may keep more in a class of its own)."""
+        return RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
 
     def points(
         self,
