@@ -1,16 +1,27 @@
 """Benchmark: load-and-compile, one unit, and 1,000 units, through the contained
-durable-rules engine and through the plain-Python oracle, side by side.
+durable-rules engine and through the plain-Python oracle, side by side; then the same scheme
+against zen-engine and a plain-Python floor (issue 12).
 
-Run with ``scoring bench``.  Prints figures; asserts nothing (targets are
-compared in the printout, not enforced as timed tests).
+Run with ``make bench`` (``python -m tools.bench``).  Prints figures; asserts nothing (targets
+are compared in the printout, not enforced as timed tests).
+
+``--against REV`` compares with another git revision in the same run (issue 8: "make bench
+figures do not regress by more than 5 %, median of three runs, side by side with the previous
+commit"): REV is checked out into a temporary git worktree, and the compact figures of
+``figures`` are taken from a fresh process for each side in turn, three times, alternating which
+side goes first, so that a busy machine slows both alike.  Each side runs its own code on its
+own seed rules; the medians, their ratio and whether it is within 5 % are printed.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -170,7 +181,7 @@ def _measure(label, scheme, load_seconds, pool, oracle, n_units, runs):
     return rows
 
 
-def run(units: int = 1000, runs: int = 1000) -> None:
+def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     me = psutil.Process(os.getpid())
     settings = from_environment()
     print(f"机器：{os.cpu_count()} 核；Python 进程 RSS {me.memory_info().rss / MIB:.1f} MiB")
@@ -204,6 +215,9 @@ def run(units: int = 1000, runs: int = 1000) -> None:
             gc.collect()
             caller.append(me.memory_info().rss / MIB)
             workers.append(sum(s["rss"] for s in pool.stats()) / MIB)
+        zen_medians = (
+            contenders(seeds, largest, pool, oracle, units, zen_rounds) if zen_rounds else {}
+        )
     name, median, p99, elapsed, rate = seed_rows[0]
     print(f"\n内存（{largest.id} 的{units}个单位连续评分6轮，每轮之后）：")
     print("   主进程 RSS " + " → ".join(f"{x:.1f}" for x in caller) + " MiB")
@@ -212,6 +226,256 @@ def run(units: int = 1000, runs: int = 1000) -> None:
         f"对照目标：种子细则全部加载 {load_all_seconds * 1000:.0f} ms（< 1000）；"
         f"最大种子细则单个单位中位数 {median:.2f} ms（< 3）；{units} 个单位 {elapsed:.2f} s（< 2.5）"
     )
+    return zen_medians
+
+
+# --- the API path, zen-engine and the floor, interleaved (issue 12) ----------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def api_path(scheme, matcher):
+    """One what-if request as the API serves it, from its facts' JSON to the answer's bytes:
+    parse, check the facts, score with the full trace, ``to_data`` and the JSON encoder."""
+    from service.domain.trace import to_data
+    from service.jsonio import dumps_bytes, loads
+
+    name = matcher.name
+
+    def evaluate(body: bytes) -> bytes:
+        result = score_units(scheme, {"（试算）": loads(body)}, matcher, name, explain=True)[0]
+        return dumps_bytes({"result": to_data(result)})
+
+    return evaluate
+
+
+def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
+    """Median µs per unit of each contender over ``rounds`` passes of ``batch``, the contenders
+    taking turns within each round (and the order rotating), so a busy moment hurts all alike."""
+    names = list(contenders)
+    for name in names:  # warm up: caches, the worker's ruleset, zen's compiled expressions
+        for body in batch[:50]:
+            contenders[name](body)
+    per_unit: dict = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            evaluate = contenders[name]
+            gc.collect()
+            t0 = time.perf_counter()
+            for body in batch:
+                evaluate(body)
+            per_unit[name].append((time.perf_counter() - t0) / len(batch) * 1e6)
+    return {name: statistics.median(times) for name, times in per_unit.items()}
+
+
+def _zen_checked(scheme, pool, engine, examples: Path):
+    """The scheme's zen decision and floor once their totals equal ours on every example, case
+    and a few hundred random fact sets; None (with a line saying why) when not translatable.
+    A difference stops the benchmark, naming the unit and both totals."""
+    from tools import zen_graph as zg
+
+    try:
+        decision = engine.create_decision(json.dumps(zg.graph(scheme), ensure_ascii=False))
+        floor = zg.Floor(scheme)
+    except zg.Unsupported as why:
+        print(f"   {scheme.id}：跳过（{why}）")
+        return None
+    units = zg.fact_sets(scheme, examples)
+    results = score_units(scheme, units, pool, pool.name)
+    ours = {unit: r.total for unit, r in zip(units, results)}
+    try:
+        checked = zg.check_equal(scheme, units, ours, decision, floor, zg.body)
+    except zg.Mismatch as err:
+        print(f"   {err}")
+        raise SystemExit("总分不一致：zen-engine 或下限与本项目算法不同，基准测试停止") from None
+    print(f"   {scheme.id}：{checked}/{checked} 组事实总分一致（示例、用例与随机事实）")
+    return decision, floor
+
+
+def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: int = 3) -> dict:
+    """This project (API path, both matchers) against zen-engine with and without its trace and
+    the plain-Python floor, on ``largest``, after checking the totals equal on every seed scheme
+    the generator covers.  Returns the medians (µs per unit), or {} without zen-engine."""
+    try:
+        import zen
+    except ImportError:
+        print("\n== zen-engine 未安装（pip install -e '.[bench]'）：跳过与 zen-engine 和下限的对比")
+        return {}
+    from service.jsonio import loads
+    from tools import zen_graph as zg
+
+    engine = zen.ZenEngine()
+    print("\n== 与 zen-engine 2.1.3 对比：先核对总分（由同一套已加载细则生成 JDM 决策图）")
+    checked = {s.id: _zen_checked(s, pool, engine, ROOT / "examples") for s in seeds.values()}
+    decision, floor = checked[largest.id] or (None, None)
+    if decision is None:
+        return {}
+    rng = random.Random(12)
+    batch = [zg.body(random_facts(largest, rng)) for _ in range(units)]
+    names = {
+        "project": "本项目（durable-rules 进程隔离，完整解释，API 路径）",
+        "oracle": "本项目（纯 Python 对照匹配器，同上）",
+        "zen_trace": "zen-engine（带 trace）",
+        "zen": "zen-engine（不带 trace）",
+        "floor": "下限（纯 Python，二分查档，精确小数，只算分）",
+    }
+    medians = _interleaved(
+        {
+            "project": api_path(largest, pool),
+            "oracle": api_path(largest, oracle),
+            "zen_trace": lambda b: decision.evaluate(b, {"trace": True}),
+            "zen": lambda b: decision.evaluate(b, {"trace": False}),
+            "floor": lambda b: floor.total(loads(b)),
+        },
+        batch,
+        rounds,
+    )
+    print(
+        f"   {largest.id}（{len(largest.clauses)} 个条款），{units} 个单位一批，交替运行 {rounds} 轮，"
+        "每个单位耗时的中位数："
+    )
+    for key, label in names.items():
+        print(f"   {medians[key]:>10,.0f} µs  {label}")
+    to_zen = medians["project"] / medians["zen_trace"]
+    to_floor = medians["project"] / medians["floor"]
+    print(
+        f"   本项目 / zen 带 trace = {to_zen:.2f}（目标 ≤ 1.0，{'达到' if to_zen <= 1 else '未达到'}）；"
+        f"本项目 / 下限 = {to_floor:.1f}（目标 ≤ 20，{'达到' if to_floor <= 20 else '未达到'}）"
+    )
+    return medians
+
+
+# --- side by side with another revision (issue 8) ----------------------------------------
+
+#: the compact figures, lower is better for all; the same keys on both sides of --against
+FIGURES = {
+    "load_all_ms": "全部种子细则加载并编译 (ms)",
+    "seed_one_durable_ms": "最大种子细则 单个单位中位数 durable-rules (ms)",
+    "seed_one_oracle_ms": "最大种子细则 单个单位中位数 纯 Python 对照 (ms)",
+    "seed_batch_durable_s": "最大种子细则 批量评分 durable-rules (s)",
+    "seed_batch_oracle_s": "最大种子细则 批量评分 纯 Python 对照 (s)",
+    "seed_api_us": "最大种子细则 API 路径每个单位 durable-rules (µs)",
+    "synthetic_one_durable_ms": "合成细则 单个单位中位数 durable-rules (ms)",
+    "synthetic_batch_durable_s": "合成细则 批量评分 durable-rules (s)",
+}
+
+
+def _json_body(facts: dict) -> bytes:
+    import simplejson
+
+    return simplejson.dumps(facts, use_decimal=True, ensure_ascii=False).encode("utf-8")
+
+
+def figures(units: int, runs: int) -> dict:
+    """The compact figures of this process's code and seed rules (``--against`` runs this in a
+    fresh process for each side).  Only APIs both sides have are used."""
+    import service
+
+    settings = from_environment()
+    t0 = time.perf_counter()
+    seeds = load_all(settings.rules_dir)
+    out: dict = {"load_all_ms": (time.perf_counter() - t0) * 1000, "code": service.__file__}
+    largest = max(seeds.values(), key=lambda s: len(s.matches))
+    oracle = OracleMatcher()
+    with EnginePool(size=2, deadline=30) as pool, tempfile.TemporaryDirectory() as tmp:
+        rng = random.Random(2026)
+        batch = [random_facts(largest, rng) for _ in range(units)]
+        pool.match(largest, [[]])
+        for key, matcher in (("durable", pool), ("oracle", oracle)):
+            _one_unit_times(largest, matcher, batch, 20)
+            out[f"seed_one_{key}_ms"] = _one_unit_times(largest, matcher, batch, runs)[0]
+            out[f"seed_batch_{key}_s"] = _many_units(largest, matcher, batch)[0]
+        bodies = [_json_body(f) for f in batch[: max(1, runs // 2)]]
+        evaluate = api_path(largest, pool)
+        for body in bodies[:20]:
+            evaluate(body)
+        t0 = time.perf_counter()
+        for body in bodies:
+            evaluate(body)
+        out["seed_api_us"] = (time.perf_counter() - t0) / len(bodies) * 1e6
+        synthetic = load_scheme(synthetic_scheme(Path(tmp) / "synthetic"), Path(tmp))
+        few = [random_facts(synthetic, rng) for _ in range(units)]
+        pool.match(synthetic, [[]])
+        _one_unit_times(synthetic, pool, few, 5)
+        out["synthetic_one_durable_ms"] = _one_unit_times(synthetic, pool, few, max(1, runs // 5))[
+            0
+        ]
+        out["synthetic_batch_durable_s"] = _many_units(synthetic, pool, few)[0]
+    return out
+
+
+_CHILD = """
+import importlib.util, json, sys
+root, bench, units, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, root)
+spec = importlib.util.spec_from_file_location("bench_figures", bench)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print("FIGURES " + json.dumps(module.figures(units, runs)))
+"""
+
+
+def _side(root: Path, units: int, runs: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(root)  # spawned engine workers import the same side's code
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(root), __file__, str(units), str(runs)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("FIGURES ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"{root} 的基准测试失败：\n{done.stderr[-3000:]}")
+    out = json.loads(line[len("FIGURES ") :])
+    if not Path(out["code"]).resolve().is_relative_to(root.resolve()):
+        raise SystemExit(f"{root} 的基准测试用了别处的代码：{out['code']}")
+    return out
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
+    """This working tree and ``rev`` side by side: ``rounds`` runs each, alternating."""
+    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    here = _git("rev-parse", "HEAD")
+    dirty = " + 未提交的修改" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    print(
+        f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），各 {rounds} 轮，交替先后"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="bench-against-"))
+    other = tmp / "rev"
+    _git("worktree", "add", "--detach", "--quiet", str(other), commit)
+    sides = {"current": ROOT, "other": other}
+    runs_of: dict = {"current": [], "other": []}
+    try:
+        for r in range(rounds):
+            for side in ("current", "other") if r % 2 == 0 else ("other", "current"):
+                t0 = time.perf_counter()
+                runs_of[side].append(_side(sides[side], units, runs))
+                print(
+                    f"   第{r + 1}轮 {'当前' if side == 'current' else rev}：{time.perf_counter() - t0:.0f} s"
+                )
+    finally:
+        _git("worktree", "remove", "--force", str(other))
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    print(f"\n   {'指标':<44}{'当前':>10}{rev:>14}{'比值':>8}  5% 以内")
+    verdicts = {}
+    for key, label in FIGURES.items():
+        mine = statistics.median(x[key] for x in runs_of["current"])
+        theirs = statistics.median(x[key] for x in runs_of["other"])
+        ratio = mine / theirs
+        verdicts[key] = (mine, theirs, ratio)
+        ok = "是" if ratio <= 1.05 else f"否（慢 {100 * (ratio - 1):.0f}%）"
+        print(f"   {label:<44}{mine:>10.3f}{theirs:>14.3f}{ratio:>8.2f}  {ok}")
+    print("   （三轮的中位数；比值 = 当前 / 对比版本，> 1.05 即退步超过 5%）")
+    return verdicts
 
 
 def main() -> None:
@@ -222,9 +486,29 @@ def main() -> None:
         description="基准测试：加载、编译与评分的耗时（durable-rules 与纯 Python 对照）",
     )
     parser.add_argument("--units", type=int, default=1000, help="批量评分的单位数")
-    parser.add_argument("--runs", type=int, default=1000, help="单个单位评分的重复次数")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="单个单位评分的重复次数（默认 1000；--against 时 300）",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="与另一个 git 版本在同一次运行中对比（临时 git worktree，各跑三轮，交替先后）",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--against 的轮数与 zen 对比的轮数")
+    parser.add_argument("--zen-only", action="store_true", help="只跑与 zen-engine 和下限的对比")
     args = parser.parse_args()
-    run(units=args.units, runs=args.runs)
+    if args.against:
+        against(args.against, args.units, args.runs or 300, args.rounds)
+    elif args.zen_only:
+        seeds = load_all(from_environment().rules_dir)
+        largest = max(seeds.values(), key=lambda s: len(s.matches))
+        with EnginePool(size=2, deadline=30) as pool:
+            contenders(seeds, largest, pool, OracleMatcher(), args.units, args.rounds)
+    else:
+        run(units=args.units, runs=args.runs or 1000, zen_rounds=args.rounds)
 
 
 if __name__ == "__main__":
