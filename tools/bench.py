@@ -474,7 +474,7 @@ def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
         verdicts[key] = (mine, theirs, ratio)
         ok = "是" if ratio <= 1.05 else f"否（慢 {100 * (ratio - 1):.0f}%）"
         print(f"   {label:<44}{mine:>10.3f}{theirs:>14.3f}{ratio:>8.2f}  {ok}")
-    print("   （三轮的中位数；比值 = 当前 / 对比版本，> 1.05 即退步超过 5%）")
+    print(f"   （{rounds} 轮的中位数；比值 = 当前 / 对比版本，> 1.05 即退步超过 5%）")
     return verdicts
 
 
