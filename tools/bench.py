@@ -349,7 +349,7 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
 
 #: the compact figures, lower is better for all; the same keys on both sides of --against
 FIGURES = {
-    "load_all_ms": "全部种子细则加载并编译 (ms)",
+    "load_all_ms": "全部种子细则再次加载并编译 (ms)",
     "seed_one_durable_ms": "最大种子细则 单个单位中位数 durable-rules (ms)",
     "seed_one_oracle_ms": "最大种子细则 单个单位中位数 纯 Python 对照 (ms)",
     "seed_batch_durable_s": "最大种子细则 批量评分 durable-rules (s)",
@@ -366,73 +366,121 @@ def _json_body(facts: dict) -> bytes:
     return simplejson.dumps(facts, use_decimal=True, ensure_ascii=False).encode("utf-8")
 
 
-def figures(units: int, runs: int) -> dict:
-    """The compact figures of this process's code and seed rules (``--against`` runs this in a
-    fresh process for each side).  Only APIs both sides have are used."""
-    import service
+class Figures:
+    """The compact figures of this process's code and seed rules, one at a time on request.
 
-    settings = from_environment()
-    t0 = time.perf_counter()
-    seeds = load_all(settings.rules_dir)
-    out: dict = {"load_all_ms": (time.perf_counter() - t0) * 1000, "code": service.__file__}
-    largest = max(seeds.values(), key=lambda s: len(s.matches))
-    oracle = OracleMatcher()
-    with EnginePool(size=2, deadline=30) as pool, tempfile.TemporaryDirectory() as tmp:
-        rng = random.Random(2026)
-        batch = [random_facts(largest, rng) for _ in range(units)]
-        pool.match(largest, [[]])
-        for key, matcher in (("durable", pool), ("oracle", oracle)):
-            _one_unit_times(largest, matcher, batch, 20)
-            out[f"seed_one_{key}_ms"] = _one_unit_times(largest, matcher, batch, runs)[0]
-            out[f"seed_batch_{key}_s"] = _many_units(largest, matcher, batch)[0]
-        bodies = [_json_body(f) for f in batch[: max(1, runs // 2)]]
-        evaluate = api_path(largest, pool)
-        for body in bodies[:20]:
-            evaluate(body)
+    ``--against`` keeps one such process alive for each side and asks them in turn, figure by
+    figure, so each measurement of one side sits next to the same measurement of the other.
+    Only APIs both sides have are used (this file is run against the other side's code)."""
+
+    def __init__(self, units: int, runs: int, folder: Path):
+        import service
+
+        self.code = service.__file__
+        self.runs = runs
+        self.rules_dir = from_environment().rules_dir
         t0 = time.perf_counter()
-        for body in bodies:
+        seeds = load_all(self.rules_dir)
+        #: the first load in a fresh process (the parser built, the modules warmed): once a side
+        self.first_load_ms = (time.perf_counter() - t0) * 1000
+        self.seed = max(seeds.values(), key=lambda s: len(s.matches))
+        self.oracle = OracleMatcher()
+        self.pool = EnginePool(size=2, deadline=30).__enter__()
+        rng = random.Random(2026)
+        self.batch = [random_facts(self.seed, rng) for _ in range(units)]
+        self.bodies = [_json_body(f) for f in self.batch[: max(20, runs // 2)]]
+        self.synthetic = load_scheme(synthetic_scheme(folder / "synthetic"), folder)
+        self.few = [random_facts(self.synthetic, rng) for _ in range(units)]
+        for scheme, units_of in ((self.seed, self.batch), (self.synthetic, self.few)):
+            self.pool.match(scheme, [[]])  # compile the ruleset in the workers
+            _one_unit_times(scheme, self.pool, units_of, 20)
+        _one_unit_times(self.seed, self.oracle, self.batch, 20)
+        evaluate = api_path(self.seed, self.pool)
+        for body in self.bodies[:20]:
             evaluate(body)
-        out["seed_api_us"] = (time.perf_counter() - t0) / len(bodies) * 1e6
-        synthetic = load_scheme(synthetic_scheme(Path(tmp) / "synthetic"), Path(tmp))
-        few = [random_facts(synthetic, rng) for _ in range(units)]
-        pool.match(synthetic, [[]])
-        _one_unit_times(synthetic, pool, few, 5)
-        out["synthetic_one_durable_ms"] = _one_unit_times(synthetic, pool, few, max(1, runs // 5))[
-            0
-        ]
-        out["synthetic_batch_durable_s"] = _many_units(synthetic, pool, few)[0]
-    return out
+
+    def close(self) -> None:
+        self.pool.__exit__(None, None, None)
+
+    def measure(self, key: str) -> float:
+        gc.collect()
+        if key == "load_all_ms":
+            t0 = time.perf_counter()
+            load_all(self.rules_dir)
+            return (time.perf_counter() - t0) * 1000
+        matcher = (
+            self.oracle if key.endswith("oracle_ms") or key.endswith("oracle_s") else self.pool
+        )
+        if key.startswith("seed_one"):
+            return _one_unit_times(self.seed, matcher, self.batch, self.runs)[0]
+        if key.startswith("seed_batch"):
+            return _many_units(self.seed, matcher, self.batch)[0]
+        if key == "seed_api_us":
+            evaluate = api_path(self.seed, self.pool)
+            t0 = time.perf_counter()
+            for body in self.bodies:
+                evaluate(body)
+            return (time.perf_counter() - t0) / len(self.bodies) * 1e6
+        if key == "synthetic_one_durable_ms":
+            return _one_unit_times(self.synthetic, self.pool, self.few, max(5, self.runs // 5))[0]
+        if key == "synthetic_batch_durable_s":
+            return _many_units(self.synthetic, self.pool, self.few)[0]
+        raise KeyError(key)
 
 
+#: one side of --against: answers each figure's name on stdin with its value on stdout
 _CHILD = """
-import importlib.util, json, sys
+import importlib.util, json, sys, tempfile
+from pathlib import Path
 root, bench, units, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.path.insert(0, root)
 spec = importlib.util.spec_from_file_location("bench_figures", bench)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print("FIGURES " + json.dumps(module.figures(units, runs)))
+with tempfile.TemporaryDirectory() as tmp:
+    figures = module.Figures(units, runs, Path(tmp))
+    print(json.dumps({"code": figures.code, "first": figures.first_load_ms}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps({"value": figures.measure(line.strip())}), flush=True)
+    figures.close()
 """
 
 
-def _side(root: Path, units: int, runs: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(root)  # spawned engine workers import the same side's code
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(root), __file__, str(units), str(runs)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("FIGURES ")), None)
-    if done.returncode != 0 or line is None:
-        raise SystemExit(f"{root} 的基准测试失败：\n{done.stderr[-3000:]}")
-    out = json.loads(line[len("FIGURES ") :])
-    if not Path(out["code"]).resolve().is_relative_to(root.resolve()):
-        raise SystemExit(f"{root} 的基准测试用了别处的代码：{out['code']}")
-    return out
+class _Side:
+    def __init__(self, root: Path, units: int, runs: int):
+        self.root = root
+        env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
+        env["PYTHONPATH"] = str(root)  # spawned engine workers import the same side's code
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(root), __file__, str(units), str(runs)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hello = self._answer()
+        code, self.first_load_ms = hello["code"], hello["first"]
+        if not Path(code).resolve().is_relative_to(root.resolve()):
+            raise SystemExit(f"{root} 的基准测试用了别处的代码：{code}")
+
+    def _answer(self) -> dict:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.root} 的基准测试进程意外退出（见上方错误）")
+        return json.loads(line)
+
+    def measure(self, key: str) -> float:
+        assert self.process.stdin is not None
+        self.process.stdin.write(key + "\n")
+        self.process.stdin.flush()
+        return self._answer()["value"]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def _git(*args: str) -> str:
@@ -442,39 +490,51 @@ def _git(*args: str) -> str:
 
 
 def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
-    """This working tree and ``rev`` side by side: ``rounds`` runs each, alternating."""
+    """This working tree and ``rev`` side by side: each figure ``rounds`` times for each side,
+    the sides taking turns figure by figure (who goes first alternating)."""
     commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
     here = _git("rev-parse", "HEAD")
     dirty = " + 未提交的修改" if _git("status", "--porcelain", "--untracked-files=no") else ""
     print(
-        f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），各 {rounds} 轮，交替先后"
+        f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），"
+        f"每项指标各测 {rounds} 次，两边逐项轮流、先后交替"
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench-against-"))
     other = tmp / "rev"
     _git("worktree", "add", "--detach", "--quiet", str(other), commit)
-    sides = {"current": ROOT, "other": other}
-    runs_of: dict = {"current": [], "other": []}
+    values: dict = {key: {"current": [], "other": []} for key in FIGURES}
+    sides: dict = {}
     try:
-        for r in range(rounds):
-            for side in ("current", "other") if r % 2 == 0 else ("other", "current"):
-                t0 = time.perf_counter()
-                runs_of[side].append(_side(sides[side], units, runs))
-                print(
-                    f"   第{r + 1}轮 {'当前' if side == 'current' else rev}：{time.perf_counter() - t0:.0f} s"
-                )
+        sides = {"current": _Side(ROOT, units, runs), "other": _Side(other, units, runs)}
+        turn = 0
+        for _ in range(rounds):
+            for key in FIGURES:
+                order = ("current", "other") if turn % 2 == 0 else ("other", "current")
+                turn += 1
+                for side in order:
+                    values[key][side].append(sides[side].measure(key))
     finally:
+        for side in sides.values():
+            side.close()
         _git("worktree", "remove", "--force", str(other))
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
-    print(f"\n   {'指标':<44}{'当前':>10}{rev:>14}{'比值':>8}  5% 以内")
+    print(
+        f"\n   {'指标':<40}{f'当前（{rounds} 次）':>24}{f'{rev}（{rounds} 次）':>26}{'中位数之比':>10}  5% 以内"
+    )
     verdicts = {}
     for key, label in FIGURES.items():
-        mine = statistics.median(x[key] for x in runs_of["current"])
-        theirs = statistics.median(x[key] for x in runs_of["other"])
-        ratio = mine / theirs
-        verdicts[key] = (mine, theirs, ratio)
+        mine, theirs = values[key]["current"], values[key]["other"]
+        ratio = statistics.median(mine) / statistics.median(theirs)
+        verdicts[key] = (statistics.median(mine), statistics.median(theirs), ratio)
         ok = "是" if ratio <= 1.05 else f"否（慢 {100 * (ratio - 1):.0f}%）"
-        print(f"   {label:<44}{mine:>10.3f}{theirs:>14.3f}{ratio:>8.2f}  {ok}")
-    print(f"   （{rounds} 轮的中位数；比值 = 当前 / 对比版本，> 1.05 即退步超过 5%）")
+        shown = [" ".join(f"{x:.3g}" for x in v) for v in (mine, theirs)]
+        print(f"   {label:<40}{shown[0]:>24}{shown[1]:>26}{ratio:>10.2f}  {ok}")
+    print(f"   （比值 = 当前 / 对比版本，各 {rounds} 次的中位数之比，> 1.05 即退步超过 5%）")
+    first = [sides[s].first_load_ms for s in ("current", "other")]
+    print(
+        f"   进程中首次加载全部种子细则：当前 {first[0]:.0f} ms，{rev} {first[1]:.0f} ms"
+        "（各一次，未交替）"
+    )
     return verdicts
 
 
