@@ -483,6 +483,10 @@ class _Side:
         self.process.wait(timeout=60)
 
 
+def _short(x: float) -> str:
+    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
+
+
 def _git(*args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
@@ -519,17 +523,26 @@ def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
         _git("worktree", "remove", "--force", str(other))
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
     print(
-        f"\n   {'指标':<40}{f'当前（{rounds} 次）':>24}{f'{rev}（{rounds} 次）':>26}{'中位数之比':>10}  5% 以内"
+        f"\n   {'指标':<40}{f'当前（{rounds} 次）':>22} │{f'{rev}（{rounds} 次）':>22} │"
+        f"{'中位数之比':>8} │ 同侧波动 │ 5% 以内"
     )
     verdicts = {}
     for key, label in FIGURES.items():
         mine, theirs = values[key]["current"], values[key]["other"]
         ratio = statistics.median(mine) / statistics.median(theirs)
-        verdicts[key] = (statistics.median(mine), statistics.median(theirs), ratio)
+        # the spread of one side's own measurements: a ratio inside it says little either way
+        spread = max(max(v) / min(v) - 1 for v in (mine, theirs))
+        verdicts[key] = (statistics.median(mine), statistics.median(theirs), ratio, spread)
         ok = "是" if ratio <= 1.05 else f"否（慢 {100 * (ratio - 1):.0f}%）"
-        shown = [" ".join(f"{x:.3g}" for x in v) for v in (mine, theirs)]
-        print(f"   {label:<40}{shown[0]:>24}{shown[1]:>26}{ratio:>10.2f}  {ok}")
-    print(f"   （比值 = 当前 / 对比版本，各 {rounds} 次的中位数之比，> 1.05 即退步超过 5%）")
+        shown = [" ".join(_short(x) for x in v) for v in (mine, theirs)]
+        print(
+            f"   {label:<40}{shown[0]:>22} │{shown[1]:>22} │{ratio:>8.2f} │"
+            f"{100 * spread:>7.0f}% │ {ok}"
+        )
+    print(
+        f"   （比值 = 当前 / 对比版本，各 {rounds} 次的中位数之比，> 1.05 即退步超过 5%；"
+        "同侧波动 = 同一版本几次测量的最大 / 最小 - 1，比值落在其内时结论不可靠）"
+    )
     first = [sides[s].first_load_ms for s in ("current", "other")]
     print(
         f"   进程中首次加载全部种子细则：当前 {first[0]:.0f} ms，{rev} {first[1]:.0f} ms"
