@@ -357,6 +357,9 @@ FIGURES = {
     "seed_api_us": "最大种子细则 API 路径每个单位 durable-rules (µs)",
     "synthetic_one_durable_ms": "合成细则 单个单位中位数 durable-rules (ms)",
     "synthetic_batch_durable_s": "合成细则 批量评分 durable-rules (s)",
+    # counted, not timed: the same on a busy machine as on a quiet one
+    "seed_calls_oracle": "最大种子细则 每个单位的 Python 函数调用 纯 Python 对照 (次)",
+    "seed_api_calls_oracle": "最大种子细则 API 路径每个单位的 Python 函数调用 纯 Python 对照 (次)",
 }
 
 
@@ -421,11 +424,30 @@ class Figures:
             for body in self.bodies:
                 evaluate(body)
             return (time.perf_counter() - t0) / len(self.bodies) * 1e6
+        if key == "seed_calls_oracle":
+            return _calls(
+                lambda u: score_units(self.seed, {"u": u}, self.oracle, "bench"), self.batch[:100]
+            )
+        if key == "seed_api_calls_oracle":
+            return _calls(api_path(self.seed, self.oracle), self.bodies[:100])
         if key == "synthetic_one_durable_ms":
             return _one_unit_times(self.synthetic, self.pool, self.few, max(5, self.runs // 5))[0]
         if key == "synthetic_batch_durable_s":
             return _many_units(self.synthetic, self.pool, self.few)[0]
         raise KeyError(key)
+
+
+def _calls(evaluate, units: list) -> float:
+    """Python function calls per unit (cProfile's count): work done, whatever else the machine does."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for unit in units:
+        evaluate(unit)
+    profile.disable()
+    return pstats.Stats(profile).total_calls / len(units)  # type: ignore[attr-defined]
 
 
 #: one side of --against: answers each figure's name on stdin with its value on stdout
@@ -533,7 +555,8 @@ def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
         # the spread of one side's own measurements: a ratio inside it says little either way
         spread = max(max(v) / min(v) - 1 for v in (mine, theirs))
         verdicts[key] = (statistics.median(mine), statistics.median(theirs), ratio, spread)
-        ok = "是" if ratio <= 1.05 else f"否（慢 {100 * (ratio - 1):.0f}%）"
+        worse = "多" if "calls" in key else "慢"
+        ok = "是" if ratio <= 1.05 else f"否（{worse} {100 * (ratio - 1):.0f}%）"
         shown = [" ".join(_short(x) for x in v) for v in (mine, theirs)]
         print(
             f"   {label:<40}{shown[0]:>22} │{shown[1]:>22} │{ratio:>8.2f} │"
