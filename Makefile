@@ -48,8 +48,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Scoring benchmark, with zen-engine and a plain-Python floor as contenders (the bench extra,
+# installed here if missing).  AGAINST=REV: side by side with another git revision instead
+# (e.g. make bench AGAINST=HEAD~1: three runs each, alternating, medians and ratios).
+AGAINST ?=
 bench: install
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -c 'import zen' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m tools.bench $(if $(AGAINST),--against $(AGAINST))
 
 # HTTP load benchmark: gunicorn on 127.0.0.1 in a temporary instance; what-if and
 # submit-then-score at 10 and 50 clients (wrk if installed, else a Python client)

@@ -1,16 +1,27 @@
 """Benchmark: load-and-compile, one unit, and 1,000 units, through the contained
-durable-rules engine and through the plain-Python oracle, side by side.
+durable-rules engine and through the plain-Python oracle, side by side; then the same scheme
+against zen-engine and a plain-Python floor (issue 12).
 
-Run with ``scoring bench``.  Prints figures; asserts nothing (targets are
-compared in the printout, not enforced as timed tests).
+Run with ``make bench`` (``python -m tools.bench``).  Prints figures; asserts nothing (targets
+are compared in the printout, not enforced as timed tests).
+
+``--against REV`` compares with another git revision in the same run (issue 8: "make bench
+figures do not regress by more than 5 %, median of three runs, side by side with the previous
+commit"): REV is checked out into a temporary git worktree, and the compact figures of
+``figures`` are taken from a fresh process for each side in turn, three times, alternating which
+side goes first, so that a busy machine slows both alike.  Each side runs its own code on its
+own seed rules; the medians, their ratio and whether it is within 5 % are printed.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -170,7 +181,7 @@ def _measure(label, scheme, load_seconds, pool, oracle, n_units, runs):
     return rows
 
 
-def run(units: int = 1000, runs: int = 1000) -> None:
+def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     me = psutil.Process(os.getpid())
     settings = from_environment()
     print(f"机器：{os.cpu_count()} 核；Python 进程 RSS {me.memory_info().rss / MIB:.1f} MiB")
@@ -204,6 +215,9 @@ def run(units: int = 1000, runs: int = 1000) -> None:
             gc.collect()
             caller.append(me.memory_info().rss / MIB)
             workers.append(sum(s["rss"] for s in pool.stats()) / MIB)
+        zen_medians = (
+            contenders(seeds, largest, pool, oracle, units, zen_rounds) if zen_rounds else {}
+        )
     name, median, p99, elapsed, rate = seed_rows[0]
     print(f"\n内存（{largest.id} 的{units}个单位连续评分6轮，每轮之后）：")
     print("   主进程 RSS " + " → ".join(f"{x:.1f}" for x in caller) + " MiB")
@@ -212,6 +226,352 @@ def run(units: int = 1000, runs: int = 1000) -> None:
         f"对照目标：种子细则全部加载 {load_all_seconds * 1000:.0f} ms（< 1000）；"
         f"最大种子细则单个单位中位数 {median:.2f} ms（< 3）；{units} 个单位 {elapsed:.2f} s（< 2.5）"
     )
+    return zen_medians
+
+
+# --- the API path, zen-engine and the floor, interleaved (issue 12) ----------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def api_path(scheme, matcher):
+    """One what-if request as the API serves it, from its facts' JSON to the answer's bytes:
+    parse, check the facts, score with the full trace, ``to_data`` and the JSON encoder."""
+    from service.domain.trace import to_data
+    from service.jsonio import dumps_bytes, loads
+
+    name = matcher.name
+
+    def evaluate(body: bytes) -> bytes:
+        result = score_units(scheme, {"（试算）": loads(body)}, matcher, name, explain=True)[0]
+        return dumps_bytes({"result": to_data(result)})
+
+    return evaluate
+
+
+def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
+    """Median µs per unit of each contender over ``rounds`` passes of ``batch``, the contenders
+    taking turns within each round (and the order rotating), so a busy moment hurts all alike."""
+    names = list(contenders)
+    for name in names:  # warm up: caches, the worker's ruleset, zen's compiled expressions
+        for body in batch[:50]:
+            contenders[name](body)
+    per_unit: dict = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            evaluate = contenders[name]
+            gc.collect()
+            t0 = time.perf_counter()
+            for body in batch:
+                evaluate(body)
+            per_unit[name].append((time.perf_counter() - t0) / len(batch) * 1e6)
+    return {name: statistics.median(times) for name, times in per_unit.items()}
+
+
+def _zen_checked(scheme, pool, engine, examples: Path):
+    """The scheme's zen decision and floor once their totals equal ours on every example, case
+    and a few hundred random fact sets; None (with a line saying why) when not translatable.
+    A difference stops the benchmark, naming the unit and both totals."""
+    from tools import zen_graph as zg
+
+    try:
+        decision = engine.create_decision(json.dumps(zg.graph(scheme), ensure_ascii=False))
+        floor = zg.Floor(scheme)
+    except zg.Unsupported as why:
+        print(f"   {scheme.id}：跳过（{why}）")
+        return None
+    units = zg.fact_sets(scheme, examples)
+    results = score_units(scheme, units, pool, pool.name)
+    ours = {unit: r.total for unit, r in zip(units, results)}
+    try:
+        checked = zg.check_equal(scheme, units, ours, decision, floor, zg.body)
+    except zg.Mismatch as err:
+        print(f"   {err}")
+        raise SystemExit("总分不一致：zen-engine 或下限与本项目算法不同，基准测试停止") from None
+    print(f"   {scheme.id}：{checked}/{checked} 组事实总分一致（示例、用例与随机事实）")
+    return decision, floor
+
+
+def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: int = 3) -> dict:
+    """This project (API path, both matchers) against zen-engine with and without its trace and
+    the plain-Python floor, on ``largest``, after checking the totals equal on every seed scheme
+    the generator covers.  Returns the medians (µs per unit), or {} without zen-engine."""
+    try:
+        import zen
+    except ImportError:
+        print("\n== zen-engine 未安装（pip install -e '.[bench]'）：跳过与 zen-engine 和下限的对比")
+        return {}
+    from service.jsonio import loads
+    from tools import zen_graph as zg
+
+    engine = zen.ZenEngine()
+    print("\n== 与 zen-engine 2.1.3 对比：先核对总分（由同一套已加载细则生成 JDM 决策图）")
+    checked = {s.id: _zen_checked(s, pool, engine, ROOT / "examples") for s in seeds.values()}
+    decision, floor = checked[largest.id] or (None, None)
+    if decision is None:
+        return {}
+    rng = random.Random(12)
+    batch = [zg.body(random_facts(largest, rng)) for _ in range(units)]
+    names = {
+        "project": "本项目（durable-rules 进程隔离，完整解释，API 路径）",
+        "oracle": "本项目（纯 Python 对照匹配器，同上）",
+        "zen_trace": "zen-engine（带 trace）",
+        "zen": "zen-engine（不带 trace）",
+        "floor": "下限（纯 Python，二分查档，精确小数，只算分）",
+    }
+    medians = _interleaved(
+        {
+            "project": api_path(largest, pool),
+            "oracle": api_path(largest, oracle),
+            "zen_trace": lambda b: decision.evaluate(b, {"trace": True}),
+            "zen": lambda b: decision.evaluate(b, {"trace": False}),
+            "floor": lambda b: floor.total(loads(b)),
+        },
+        batch,
+        rounds,
+    )
+    print(
+        f"   {largest.id}（{len(largest.clauses)} 个条款），{units} 个单位一批，交替运行 {rounds} 轮，"
+        "每个单位耗时的中位数："
+    )
+    for key, label in names.items():
+        print(f"   {medians[key]:>10,.0f} µs  {label}")
+    to_zen = medians["project"] / medians["zen_trace"]
+    to_floor = medians["project"] / medians["floor"]
+    print(
+        f"   本项目 / zen 带 trace = {to_zen:.2f}（目标 ≤ 1.0，{'达到' if to_zen <= 1 else '未达到'}）；"
+        f"本项目 / 下限 = {to_floor:.1f}（目标 ≤ 20，{'达到' if to_floor <= 20 else '未达到'}）"
+    )
+    return medians
+
+
+# --- side by side with another revision (issue 8) ----------------------------------------
+
+#: the compact figures, lower is better for all; the same keys on both sides of --against
+FIGURES = {
+    "load_all_ms": "全部种子细则再次加载并编译 (ms)",
+    "seed_one_durable_ms": "最大种子细则 单个单位中位数 durable-rules (ms)",
+    "seed_one_oracle_ms": "最大种子细则 单个单位中位数 纯 Python 对照 (ms)",
+    "seed_batch_durable_s": "最大种子细则 批量评分 durable-rules (s)",
+    "seed_batch_oracle_s": "最大种子细则 批量评分 纯 Python 对照 (s)",
+    "seed_api_us": "最大种子细则 API 路径每个单位 durable-rules (µs)",
+    "synthetic_one_durable_ms": "合成细则 单个单位中位数 durable-rules (ms)",
+    "synthetic_batch_durable_s": "合成细则 批量评分 durable-rules (s)",
+    # counted, not timed: the same on a busy machine as on a quiet one
+    "seed_calls_oracle": "最大种子细则 每个单位的 Python 函数调用 纯 Python 对照 (次)",
+    "seed_api_calls_oracle": "最大种子细则 API 路径每个单位的 Python 函数调用 纯 Python 对照 (次)",
+}
+
+
+def _json_body(facts: dict) -> bytes:
+    import simplejson
+
+    return simplejson.dumps(facts, use_decimal=True, ensure_ascii=False).encode("utf-8")
+
+
+class Figures:
+    """The compact figures of this process's code and seed rules, one at a time on request.
+
+    ``--against`` keeps one such process alive for each side and asks them in turn, figure by
+    figure, so each measurement of one side sits next to the same measurement of the other.
+    Only APIs both sides have are used (this file is run against the other side's code)."""
+
+    def __init__(self, units: int, runs: int, folder: Path):
+        import service
+
+        self.code = service.__file__
+        self.runs = runs
+        self.rules_dir = from_environment().rules_dir
+        t0 = time.perf_counter()
+        seeds = load_all(self.rules_dir)
+        #: the first load in a fresh process (the parser built, the modules warmed): once a side
+        self.first_load_ms = (time.perf_counter() - t0) * 1000
+        self.seed = max(seeds.values(), key=lambda s: len(s.matches))
+        self.oracle = OracleMatcher()
+        self.pool = EnginePool(size=2, deadline=30).__enter__()
+        rng = random.Random(2026)
+        self.batch = [random_facts(self.seed, rng) for _ in range(units)]
+        self.bodies = [_json_body(f) for f in self.batch[: max(20, runs // 2)]]
+        self.synthetic = load_scheme(synthetic_scheme(folder / "synthetic"), folder)
+        self.few = [random_facts(self.synthetic, rng) for _ in range(units)]
+        for scheme, units_of in ((self.seed, self.batch), (self.synthetic, self.few)):
+            self.pool.match(scheme, [[]])  # compile the ruleset in the workers
+            _one_unit_times(scheme, self.pool, units_of, 20)
+        _one_unit_times(self.seed, self.oracle, self.batch, 20)
+        evaluate = api_path(self.seed, self.pool)
+        for body in self.bodies[:20]:
+            evaluate(body)
+
+    def close(self) -> None:
+        self.pool.__exit__(None, None, None)
+
+    def measure(self, key: str) -> float:
+        gc.collect()
+        if key == "load_all_ms":
+            t0 = time.perf_counter()
+            load_all(self.rules_dir)
+            return (time.perf_counter() - t0) * 1000
+        matcher = (
+            self.oracle if key.endswith("oracle_ms") or key.endswith("oracle_s") else self.pool
+        )
+        if key.startswith("seed_one"):
+            return _one_unit_times(self.seed, matcher, self.batch, self.runs)[0]
+        if key.startswith("seed_batch"):
+            return _many_units(self.seed, matcher, self.batch)[0]
+        if key == "seed_api_us":
+            evaluate = api_path(self.seed, self.pool)
+            t0 = time.perf_counter()
+            for body in self.bodies:
+                evaluate(body)
+            return (time.perf_counter() - t0) / len(self.bodies) * 1e6
+        if key == "seed_calls_oracle":
+            return _calls(
+                lambda u: score_units(self.seed, {"u": u}, self.oracle, "bench"), self.batch[:100]
+            )
+        if key == "seed_api_calls_oracle":
+            return _calls(api_path(self.seed, self.oracle), self.bodies[:100])
+        if key == "synthetic_one_durable_ms":
+            return _one_unit_times(self.synthetic, self.pool, self.few, max(5, self.runs // 5))[0]
+        if key == "synthetic_batch_durable_s":
+            return _many_units(self.synthetic, self.pool, self.few)[0]
+        raise KeyError(key)
+
+
+def _calls(evaluate, units: list) -> float:
+    """Python function calls per unit (cProfile's count): work done, whatever else the machine does."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for unit in units:
+        evaluate(unit)
+    profile.disable()
+    return pstats.Stats(profile).total_calls / len(units)  # type: ignore[attr-defined]
+
+
+#: one side of --against: answers each figure's name on stdin with its value on stdout
+_CHILD = """
+import importlib.util, json, sys, tempfile
+from pathlib import Path
+root, bench, units, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, root)
+spec = importlib.util.spec_from_file_location("bench_figures", bench)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+with tempfile.TemporaryDirectory() as tmp:
+    figures = module.Figures(units, runs, Path(tmp))
+    print(json.dumps({"code": figures.code, "first": figures.first_load_ms}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps({"value": figures.measure(line.strip())}), flush=True)
+    figures.close()
+"""
+
+
+class _Side:
+    def __init__(self, root: Path, units: int, runs: int):
+        self.root = root
+        env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
+        env["PYTHONPATH"] = str(root)  # spawned engine workers import the same side's code
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(root), __file__, str(units), str(runs)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hello = self._answer()
+        code, self.first_load_ms = hello["code"], hello["first"]
+        if not Path(code).resolve().is_relative_to(root.resolve()):
+            raise SystemExit(f"{root} 的基准测试用了别处的代码：{code}")
+
+    def _answer(self) -> dict:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.root} 的基准测试进程意外退出（见上方错误）")
+        return json.loads(line)
+
+    def measure(self, key: str) -> float:
+        assert self.process.stdin is not None
+        self.process.stdin.write(key + "\n")
+        self.process.stdin.flush()
+        return self._answer()["value"]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _short(x: float) -> str:
+    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
+    """This working tree and ``rev`` side by side: each figure ``rounds`` times for each side,
+    the sides taking turns figure by figure (who goes first alternating)."""
+    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    here = _git("rev-parse", "HEAD")
+    dirty = " + 未提交的修改" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    print(
+        f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），"
+        f"每项指标各测 {rounds} 次，两边逐项轮流、先后交替"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="bench-against-"))
+    other = tmp / "rev"
+    _git("worktree", "add", "--detach", "--quiet", str(other), commit)
+    values: dict = {key: {"current": [], "other": []} for key in FIGURES}
+    sides: dict = {}
+    try:
+        sides = {"current": _Side(ROOT, units, runs), "other": _Side(other, units, runs)}
+        turn = 0
+        for _ in range(rounds):
+            for key in FIGURES:
+                order = ("current", "other") if turn % 2 == 0 else ("other", "current")
+                turn += 1
+                for side in order:
+                    values[key][side].append(sides[side].measure(key))
+    finally:
+        for side in sides.values():
+            side.close()
+        _git("worktree", "remove", "--force", str(other))
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    print(
+        f"\n   {'指标':<40}{f'当前（{rounds} 次）':>22} │{f'{rev}（{rounds} 次）':>22} │"
+        f"{'中位数之比':>8} │ 同侧波动 │ 5% 以内"
+    )
+    verdicts = {}
+    for key, label in FIGURES.items():
+        mine, theirs = values[key]["current"], values[key]["other"]
+        ratio = statistics.median(mine) / statistics.median(theirs)
+        # the spread of one side's own measurements: a ratio inside it says little either way
+        spread = max(max(v) / min(v) - 1 for v in (mine, theirs))
+        verdicts[key] = (statistics.median(mine), statistics.median(theirs), ratio, spread)
+        worse = "多" if "calls" in key else "慢"
+        ok = "是" if ratio <= 1.05 else f"否（{worse} {100 * (ratio - 1):.0f}%）"
+        shown = [" ".join(_short(x) for x in v) for v in (mine, theirs)]
+        print(
+            f"   {label:<40}{shown[0]:>22} │{shown[1]:>22} │{ratio:>8.2f} │"
+            f"{100 * spread:>7.0f}% │ {ok}"
+        )
+    print(
+        f"   （比值 = 当前 / 对比版本，各 {rounds} 次的中位数之比，> 1.05 即退步超过 5%；"
+        "同侧波动 = 同一版本几次测量的最大 / 最小 - 1，比值落在其内时结论不可靠）"
+    )
+    first = [sides[s].first_load_ms for s in ("current", "other")]
+    print(
+        f"   进程中首次加载全部种子细则：当前 {first[0]:.0f} ms，{rev} {first[1]:.0f} ms"
+        "（各一次，未交替）"
+    )
+    return verdicts
 
 
 def main() -> None:
@@ -222,9 +582,29 @@ def main() -> None:
         description="基准测试：加载、编译与评分的耗时（durable-rules 与纯 Python 对照）",
     )
     parser.add_argument("--units", type=int, default=1000, help="批量评分的单位数")
-    parser.add_argument("--runs", type=int, default=1000, help="单个单位评分的重复次数")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="单个单位评分的重复次数（默认 1000；--against 时 300）",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="与另一个 git 版本在同一次运行中对比（临时 git worktree，各跑三轮，交替先后）",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--against 的轮数与 zen 对比的轮数")
+    parser.add_argument("--zen-only", action="store_true", help="只跑与 zen-engine 和下限的对比")
     args = parser.parse_args()
-    run(units=args.units, runs=args.runs)
+    if args.against:
+        against(args.against, args.units, args.runs or 300, args.rounds)
+    elif args.zen_only:
+        seeds = load_all(from_environment().rules_dir)
+        largest = max(seeds.values(), key=lambda s: len(s.matches))
+        with EnginePool(size=2, deadline=30) as pool:
+            contenders(seeds, largest, pool, OracleMatcher(), args.units, args.rounds)
+    else:
+        run(units=args.units, runs=args.runs or 1000, zen_rounds=args.rounds)
 
 
 if __name__ == "__main__":

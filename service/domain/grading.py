@@ -67,8 +67,22 @@ def _pending_words(veto) -> str:
 
 
 def competition_ranks(totals: Sequence[Decimal]) -> list[int]:
-    """1 + the number of strictly higher totals, for each total."""
-    return [1 + sum(1 for other in totals if other > t) for t in totals]
+    """1 + the number of strictly higher totals, for each total (ties share: 1, 2, 2, 4).
+
+    Sorted once and walked: comparing every unit with every other took 46 s for
+    10,000 units (issue 12).
+    """
+    order = sorted(range(len(totals)), key=totals.__getitem__, reverse=True)
+    ranks = [0] * len(totals)
+    previous: Decimal | None = None
+    rank = 0
+    for position, index in enumerate(order, start=1):
+        total = totals[index]
+        # equal totals written differently (80 and 80.0) compare equal and share a rank
+        if previous is None or total != previous:
+            rank, previous = position, total
+        ranks[index] = rank
+    return ranks
 
 
 def _tier_for(

@@ -1,0 +1,93 @@
+"""competition_ranks at scale: 1 + the number of strictly higher totals, ties sharing a rank.
+
+Issue 12: ranking 10,000 units took 46 s because every unit was compared with every
+other.  These tests check the ranks against the plain definition on 100,000 totals
+and count the comparisons (not the time: speed targets are never timed tests).
+"""
+
+import math
+import random
+from decimal import Decimal
+
+from service.domain.grading import competition_ranks
+
+
+def _totals(n: int, seed: int) -> list[Decimal]:
+    # few distinct values (one decimal place in 0..100) so that ties are everywhere,
+    # with equal values written differently (80 and 80.0) among them
+    rng = random.Random(seed)
+    totals = [Decimal(rng.randint(0, 1000)) / 10 for _ in range(n)]
+    totals[::97] = [Decimal("80.0")] * len(totals[::97])
+    totals[1::97] = [Decimal(80)] * len(totals[1::97])
+    return totals
+
+
+def test_100000_totals_match_the_definition_on_a_sample():
+    totals = _totals(100_000, 2026)
+    ranks = competition_ranks(totals)
+    assert len(ranks) == len(totals)
+    rng = random.Random(12)
+    sample = rng.sample(range(len(totals)), 100) + [0, 1, totals.index(max(totals))]
+    for i in sample:
+        assert ranks[i] == 1 + sum(1 for other in totals if other > totals[i]), i
+    assert min(ranks) == 1
+
+
+def test_100000_totals_ties_share_a_rank_and_the_next_skips():
+    totals = _totals(100_000, 7)
+    ranks = competition_ranks(totals)
+    by_total: dict[Decimal, set[int]] = {}
+    for total, rank in zip(totals, ranks):
+        by_total.setdefault(total, set()).add(rank)
+    # equal totals (80 and 80.0 included) share exactly one rank
+    assert all(len(r) == 1 for r in by_total.values())
+    # 1, 2, 2, 4: the rank after a tie of k units at rank r is r + k
+    ordered = sorted(by_total, reverse=True)
+    counts = {t: sum(1 for x in totals if x == t) for t in ordered[:50]}
+    expected = 1
+    for t in ordered[:50]:
+        assert by_total[t] == {expected}, t
+        expected += counts[t]
+
+
+def test_small_ties():
+    assert competition_ranks([Decimal(90), Decimal(95), Decimal(90), Decimal(80)]) == [2, 1, 2, 4]
+    assert competition_ranks([]) == []
+    assert competition_ranks([Decimal(5)] * 4) == [1, 1, 1, 1]
+
+
+class _Counted(Decimal):
+    """A total that counts how often it is compared."""
+
+    calls = 0
+
+    def __gt__(self, other):
+        _Counted.calls += 1
+        return Decimal.__gt__(self, other)
+
+    def __lt__(self, other):
+        _Counted.calls += 1
+        return Decimal.__lt__(self, other)
+
+    def __ge__(self, other):
+        _Counted.calls += 1
+        return Decimal.__ge__(self, other)
+
+    def __le__(self, other):
+        _Counted.calls += 1
+        return Decimal.__le__(self, other)
+
+    def __eq__(self, other):
+        _Counted.calls += 1
+        return Decimal.__eq__(self, other)
+
+    __hash__ = Decimal.__hash__
+
+
+def test_comparisons_grow_as_n_log_n_not_n_squared():
+    n = 2_000
+    totals = [_Counted(t) for t in _totals(n, 3)]
+    _Counted.calls = 0
+    competition_ranks(totals)
+    # every unit against every other would be n² = 4,000,000 comparisons
+    assert _Counted.calls <= 4 * n * math.log2(n), _Counted.calls
