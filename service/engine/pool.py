@@ -46,6 +46,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..preload import FORKSERVER_PRELOAD
+
 log = logging.getLogger(__name__)
 
 
@@ -287,7 +289,7 @@ class EnginePool:
             # The tests use it; the service keeps "spawn", under which every engine process is a
             # direct child of its gunicorn worker (what tools/loadbench looks for).  The preload
             # list is the process's, and applies if its fork server is not yet running.
-            self._ctx.set_forkserver_preload(["service.engine.pool", "service.engine.durable"])
+            self._ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         # last in, first out: a caller scoring one unit after another gets the worker
         # that just served it, still awake; concurrent callers still get one each
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()

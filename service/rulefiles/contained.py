@@ -20,6 +20,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..preload import FORKSERVER_PRELOAD
 from .errors import RuleFileError, RuleSetError
 
 #: Seconds a load may take.  All six shipped schemes load in about 0.7 s.
@@ -39,7 +40,7 @@ def _mp_context() -> mp.context.BaseContext:
             ctx: mp.context.BaseContext
             if "forkserver" in mp.get_all_start_methods():
                 ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload(["service.rulefiles.loader"])
+                ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
             else:  # pragma: no cover - not Linux
                 ctx = mp.get_context("spawn")
             _context = ctx

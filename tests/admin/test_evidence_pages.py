@@ -201,17 +201,18 @@ def test_in_chromium_a_file_chosen_for_a_fact_is_uploaded_listed_and_downloaded(
     with serve(app) as site, chromium() as context:
         page = context.new_page()
         page.on("dialog", lambda d: d.accept())
-        browser_sign_in(page, site, "reviewer", PASSWORD)
-        page.goto(f"{site}{_page('bsip', scheme)}")
+        # the unit's own submitter, with its self-assessment (a reviewer reviews only after it)
+        browser_sign_in(page, site, "submitter", PASSWORD)
+        page.goto(f"{site}{_page('gucun', scheme)}")
         page.fill(f"#f-{FACT}", "4.5")
         page.set_input_files(
             f"#f-{FACT}-file",
             files=[{"name": "区领导评价表.pdf", "mimeType": "application/pdf", "buffer": data}],
         )
-        page.click("button[value=review]")
+        page.click("button[value=self]")
         page.wait_for_load_state()
-        assert page.url.endswith(f"/admin/units/bsip/schemes/{scheme}/score"), page.url
-        page.click("text=按当前规则计算第1版的得分")
+        assert page.url.endswith(f"/admin/units/gucun/schemes/{scheme}/score"), page.url
+        page.click("text=计算预览")
         page.wait_for_load_state()
         files = page.inner_text("#evidence-files + ul")
         assert "区领导评价表.pdf" in files and hashlib.sha256(data).hexdigest()[:12] in files

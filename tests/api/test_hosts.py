@@ -25,6 +25,7 @@ from service.db import Database, ServiceSecret, Submission, Unit
 from ..conftest import MINIMAL
 from .conftest import _fresh_postgres
 from .servers import Server
+from .test_crash_safety import ROUND
 
 PASSWORD = "secret-password"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -111,7 +112,10 @@ def test_two_hosts_with_separate_instance_folders_serve_as_one(tmp_path):
         assert status == 302 and headers["Location"] == "/admin/", b.log()
         assert _page(a, "/admin/", cookie)[0] == 200  # signed in on A too
 
-        # 2. the facts form comes from A (its CSRF token made there), the submission goes to B
+        # 2. the facts form comes from A (its CSRF token made there), the submission goes to B:
+        # the unit's self-assessment, entered by the admin, in the round the admin opens on B
+        status, opened = b.request("POST", "/api/rounds", dict(ROUND, scheme="minimal"), admin)
+        assert status == 201, opened
         facts = "/admin/units/gucun/schemes/minimal/facts"
         status, cookie, page = _page(a, facts, cookie)
         assert status == 200
@@ -122,7 +126,7 @@ def test_two_hosts_with_separate_instance_folders_serve_as_one(tmp_path):
             cookie,
             {
                 "csrf_token": token,
-                "action": "review",
+                "action": "self",
                 "base_version": "0",
                 "f.target": "95",
                 "f.actual": "93",
@@ -135,7 +139,8 @@ def test_two_hosts_with_separate_instance_folders_serve_as_one(tmp_path):
             (1, "95", "93")
         ]
 
-        # 3. the rules reloaded on A (from A's copy) are what B scores with (B's copy is older)
+        # 3. the rules reloaded on A (from A's copy) are what B serves (B's copy is older), and
+        # a round B opens now is under them
         scheme_file = tmp_path / "a" / "rules" / "minimal" / "scheme.yaml"
         scheme_file.write_text(
             scheme_file.read_text(encoding="utf-8").replace(
@@ -146,9 +151,10 @@ def test_two_hosts_with_separate_instance_folders_serve_as_one(tmp_path):
         status, reloaded = a.request("POST", "/api/rules/reload", headers=admin)
         assert status == 200, reloaded
         revised = reloaded["changes"]["minimal"]["to"]
-        status, score = b.request("POST", "/api/units/gucun/schemes/minimal/scores", {}, admin)
-        assert status == 201, score
-        assert score["rules_version"] == revised
+        status, later = b.request(
+            "POST", "/api/rounds", dict(ROUND, scheme="minimal", year=2027), admin
+        )
+        assert status == 201 and later["rules_version"] == revised, later
         assert b.request("GET", "/api/schemes/minimal", headers=admin)[1]["title"] == (
             "测试用细则（修订）"
         )

@@ -255,8 +255,9 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
             "排名计分说明",
         ]
         last = [c.value for c in ws[7]]
-        assert last[1] == "宝山工业园区" and last[2] == 347 and last[6:10] == [75, 192, 60, 20]
-        assert last[10].startswith("工作业绩排名赋分：排名第一的单位（顾村镇）")
+        # after 说明 and 状态: the total scored alone and each part
+        assert last[1] == "宝山工业园区" and last[2] == 347 and last[7:11] == [75, 192, 60, 20]
+        assert last[11].startswith("工作业绩排名赋分：排名第一的单位（顾村镇）")
     finally:
         app.extensions["scoring"].db.engine.dispose()
 
