@@ -59,7 +59,10 @@ def open_round(
     problems = dates.problems()
     if year not in YEARS:
         problems["year"] = [f"应在{YEARS.start}至{YEARS.stop - 1}之间"]
-    title = (title or "").strip() or f"{year}年度{scheme.title}"
+    # the default names the year once: a scheme's own title often starts with it ("2022年度…")
+    title = (title or "").strip() or (
+        scheme.title if str(year) in scheme.title else f"{year}年度{scheme.title}"
+    )
     if unstorable(title) or len(title) > 300:
         problems["title"] = [unstorable(title) or "不超过300字"]
     if problems:

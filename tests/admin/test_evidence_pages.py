@@ -201,9 +201,10 @@ def test_in_chromium_a_file_chosen_for_a_fact_is_uploaded_listed_and_downloaded(
     with serve(app) as site, chromium() as context:
         page = context.new_page()
         page.on("dialog", lambda d: d.accept())
-        # the unit's own submitter, with its self-assessment (a reviewer reviews only after it)
-        browser_sign_in(page, site, "submitter", PASSWORD)
-        page.goto(f"{site}{_page('gucun', scheme)}")
+        # the admin enters the unit's self-assessment with its file, completes the review and
+        # computes the official score (a unit no other test of this module touches)
+        browser_sign_in(page, site, "admin", PASSWORD)
+        page.goto(f"{site}{_page('bsip', scheme)}")
         page.fill(f"#f-{FACT}", "4.5")
         page.set_input_files(
             f"#f-{FACT}-file",
@@ -211,8 +212,11 @@ def test_in_chromium_a_file_chosen_for_a_fact_is_uploaded_listed_and_downloaded(
         )
         page.click("button[value=self]")
         page.wait_for_load_state()
-        assert page.url.endswith(f"/admin/units/gucun/schemes/{scheme}/score"), page.url
-        page.click("text=计算预览")
+        assert page.url.endswith(f"/admin/units/bsip/schemes/{scheme}/score"), page.url
+        page.click("button:has-text('完成评审')")
+        page.wait_for_load_state()
+        page.goto(f"{site}/admin/units/bsip/schemes/{scheme}/score")
+        page.click("button:has-text('计算正式得分')")
         page.wait_for_load_state()
         files = page.inner_text("#evidence-files + ul")
         assert "区领导评价表.pdf" in files and hashlib.sha256(data).hexdigest()[:12] in files
