@@ -36,12 +36,24 @@ SCHEME = "panel"
 MORE = [("reviewer2", "专家乙"), ("reviewer3", "专家丙")]
 
 
+#: the test case of clause 1 when its panel has two reviewers
+_CASE = """tests:
+  - name: 2人打分 → 平均8.5
+    facts: {}
+    marks:
+      - {reviewer: 王领导, points: 8}
+      - {reviewer: 李领导, points: 9}
+    points: 8.5
+    fired: [r1]
+"""
+
+
 def _panel_app(tmp_path: Path, engine, database: str, reviewers_of_clause_1: int = 3):
     rules = tmp_path / "rules"
     shutil.copytree(FIXTURES / "panel", rules / "panel")
     if reviewers_of_clause_1 != 3:  # a smaller panel, its test cases left out (they take 3 marks)
         path = rules / "panel" / "clauses" / "01-leaders.yaml"
-        text = path.read_text(encoding="utf-8").split("\ntests:\n")[0] + "\n"
+        text = path.read_text(encoding="utf-8").split("\ntests:\n")[0] + "\n" + _CASE
         path.write_text(
             text.replace(
                 "panel: {reviewers: 3}", f"panel: {{reviewers: {reviewers_of_clause_1}}}"
@@ -257,5 +269,79 @@ def test_a_deadline_passed_is_named_on_the_page(app, tmp_path, engine):
         assert closed.status_code == 423, closed.text
         assert "评审截止时间" in closed.text and "截止后才打分" in closed.text
         assert 'value="8"' in _section(closed.text, "1")
+    finally:
+        own.extensions["scoring"].db.engine.dispose()
+
+
+@pytest.mark.e2e
+def test_in_chromium_two_reviewers_mark_and_the_admin_reads_the_mean(tmp_path, engine):
+    """Clause 1 of a panel of two: each reviewer enters their mark on the page (the second one
+    blind until theirs is in), the admin completes the review, computes the official score on
+    the unit's page and reads the mean on the score page and every mark on the panel's page."""
+    from tools.browser import chromium, serve, sign_out
+    from tools.browser import sign_in as browser_sign_in
+
+    from .test_browser import _browser_available
+
+    _browser_available()
+    own = _panel_app(tmp_path, engine, "sqlite", reviewers_of_clause_1=2)
+    try:
+        self_submit(own, "gucun", SCHEME, {})
+        with serve(own) as site, chromium() as browser:
+            page = browser.new_page()
+            dialogs: list = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            marks = f"{site}{_page(own, 'gucun')}"
+
+            # the first reviewer: from the unit's page to the panel's page, their mark
+            browser_sign_in(page, site, "reviewer", PASSWORD)
+            page.goto(f"{site}/admin/units/gucun")
+            page.click(f"#scheme-{SCHEME} a.marks-link")
+            page.wait_for_load_state()
+            assert page.url == marks
+            clause = page.locator("#clause-1")
+            assert "已收到 0/2 份" in clause.inner_text()
+            clause.locator("input[name=points]").fill("8")
+            clause.locator("textarea[name=reason]").fill("措施到位")
+            clause.locator("button[type=submit]").click()
+            page.wait_for_load_state()
+            assert "已收到1份，共需2份" in page.inner_text(".flash.ok")
+            sign_out(page)
+
+            # the second: blind, then theirs, then both
+            browser_sign_in(page, site, "reviewer2", PASSWORD)
+            page.goto(marks)
+            clause = page.locator("#clause-1")
+            assert "录入您自己的打分后才能看到其他评审的打分" in clause.inner_text()
+            assert "措施到位" not in clause.inner_text()
+            clause.locator("input[name=points]").fill("9.5")
+            clause.locator("textarea[name=reason]").fill("有亮点")
+            clause.locator("button[type=submit]").click()
+            page.wait_for_load_state()
+            clause = page.locator("#clause-1")
+            assert "已收到 2/2 份" in clause.inner_text()
+            assert clause.locator("tr.mark").count() == 2
+            sign_out(page)
+
+            # the admin: 完成评审, 计算正式得分 on the unit's page, the mean on the score page
+            browser_sign_in(page, site, "admin", PASSWORD)
+            page.goto(f"{site}/admin/units/gucun")
+            page.click(f"#steps-{SCHEME} button:has-text('完成评审')")
+            page.wait_for_load_state()
+            page.click(f"#steps-{SCHEME} button:has-text('计算正式得分')")
+            page.wait_for_load_state()
+            assert f"/admin/units/gucun/schemes/{SCHEME}/score" in page.url
+            assert page.inner_text("#total") == "8.75"  # (8 + 9.5) / 2; clause 2 has no marks
+            assert page.locator("[data-kind=official]").count() >= 1
+            main = page.inner_text("main")
+            assert "8.75" in main and "专家乙" in main
+            page.click("a.marks-link")
+            page.wait_for_load_state()
+            clause = page.locator("#clause-1")
+            text = clause.inner_text()
+            assert "措施到位" in text and "有亮点" in text and "专家乙" in text
+            assert clause.locator("input[name=points]").count() == 0  # reviewed: no more marks
+            page.close()
+            assert dialogs == []
     finally:
         own.extensions["scoring"].db.engine.dispose()
