@@ -292,7 +292,7 @@ def round_publish(round_id):
     return redirect(url_for("admin_web.round_board", round_id=round_id))
 
 
-@bp.post("/rounds/<int:round_id>/recompute")
+@bp.post("/rounds/<int(max=2147483647):round_id>/recompute")
 def round_recompute(round_id):
     """按本轮规则重算正式得分: the ``scores.recompute`` job for the round's scheme (its newest round:
     this one), then the job's page, which follows it; the board shows its progress too."""

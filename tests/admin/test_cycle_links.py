@@ -207,3 +207,28 @@ def test_no_appeal_link_for_a_unit_without_a_round_place(app, who):
     """A unit that never submitted in a scheme's round has no appeal link on its page."""
     page = _client(app, who).get("/admin/units/gucun").text
     assert "/units/gucun/appeals" not in page.split(f'id="scheme-{SCHEME}"')[1].split("</tr>")[0]
+
+
+def test_a_recompute_with_failures_links_them_from_the_board(app):
+    """A unit the job could not recompute: the board's summary counts it and links the job
+    page's list of failures (by unit, with the reason)."""
+    from service.db import JobItem
+
+    ctx = app.extensions["scoring"]
+    scheme = "baoshan-2022-c1"
+    rid = round_of(app, scheme)
+    examples = read_facts_file(PROJECT_ROOT / "examples" / f"{scheme}.yaml")
+    for code, name in (("dachang", "大场镇"), ("bsip", "宝山工业园区")):
+        self_submit(app, code, scheme, examples[name])
+        rounds.complete_review(ctx, actor(app, "reviewer"), rid, code)
+    job = jobs.start_job(ctx, actor(app, "admin"), "scores.recompute", {"scheme": scheme})
+    worker = jobs.Worker(ctx)
+    claimed = worker.claim()
+    with ctx.db.transaction() as s:  # the unit is no longer found: that item fails
+        s.query(JobItem).filter_by(job_id=job["id"], key="bsip").update({"key": "gone"})
+    assert worker.run(claimed) == "done"
+    card = _card(_client(app, "reviewer").get(f"/admin/rounds/{rid}").text)
+    assert "完成 1" in card and "共 2 个单位" in card
+    assert f'<a href="/admin/jobs/{job["id"]}#job-failures" class="bad">出错 1</a>' in card
+    failures = _client(app, "reviewer").get(f"/admin/jobs/{job['id']}").text
+    assert "宝山工业园区" in failures.split('id="job-failures"')[1]
