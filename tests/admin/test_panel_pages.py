@@ -116,6 +116,7 @@ def test_reviewers_mark_blind_and_an_admin_sees_every_mark_with_names(app):
     assert "领导评价" in one and "已收到 0/3 份" in one and "3名评审独立打分，取平均" in one
     assert 'name="points"' in one and 'name="reason"' in one and 'name="csrf_token"' in one
     assert "已收到 0/5 份" in _section(page.text, "2")
+    assert "还没有评审打分" in one and "录入您自己的打分后" not in one
 
     entered = _enter(first, app, "gucun", "1", "８分", "措施到位，资料齐全")  # full-width, unit
     assert entered.status_code == 302, entered.text
