@@ -1,7 +1,9 @@
 """The review cycle's pages (issue 9): the steps a reviewer takes on a unit (退回, 完成评审,
 重新打开评审), the rounds (考核轮次) with an admin's form to open one, and a round's status board
 (every unit × state, a chart of the counts, deadlines with overdue units, search and filter, moving
-a deadline with its reason, 发布公示 and 定稿).
+a deadline with its reason, 发布公示 and 定稿, links to the appeals of units 申诉中/已复核 with their
+counts, and 按本轮规则重算正式得分: the ``scores.recompute`` job, whose progress the board shows from
+the database, so after a reload too).
 
 Every step calls ``service.rounds``; a refusal of the cycle (403 not this role, 409 not from this
 state, 423 past a deadline) comes back as the page the form was on, with the service's message and
