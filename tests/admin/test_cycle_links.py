@@ -148,6 +148,12 @@ def test_an_older_round_of_the_scheme_offers_no_recompute(app):
     assert refused.status_code == 409
     assert "不是细则zhenxing-2010最新的考核轮次" in refused.text
     assert 'id="recompute-round"' in client.get(f"/admin/rounds/{newer}").text
+    # no such round, or a number no round can have: 404, never a database error
+    for rid in (999999, 99999999999):
+        missing = client.post(
+            f"/admin/rounds/{rid}/recompute", data={"csrf_token": csrf_token(board.text)}
+        )
+        assert missing.status_code == 404, rid
 
 
 def _links(html: str, cls: str) -> list[tuple[str, str]]:
