@@ -1,7 +1,9 @@
 """The review cycle's pages (issue 9): the steps a reviewer takes on a unit (退回, 完成评审,
 重新打开评审), the rounds (考核轮次) with an admin's form to open one, and a round's status board
 (every unit × state, a chart of the counts, deadlines with overdue units, search and filter, moving
-a deadline with its reason, 发布公示 and 定稿).
+a deadline with its reason, 发布公示 and 定稿, links to the appeals of units 申诉中/已复核 with their
+counts, and 按本轮规则重算正式得分: the ``scores.recompute`` job, whose progress the board shows from
+the database, so after a reload too).
 
 Every step calls ``service.rounds``; a refusal of the cycle (403 not this role, 409 not from this
 state, 423 past a deadline) comes back as the page the form was on, with the service's message and
@@ -11,11 +13,11 @@ what was typed, never as a lost form.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import flash, redirect, render_template, request, url_for
 
-from service import rounds
+from service import jobs, rounds
 from service.access import check
 from service.domain.cycle import CHINA, DEADLINES, ROUND_STAGES, STATES, RoundDates
 from service.errors import status_of
@@ -186,6 +188,7 @@ def _board_page(round_id: int, notice=None, errors=None, typed=None, status=200)
     if query:
         shown = [e for e in shown if query in e["row"].unit.name or query in e["row"].unit.code]
     largest = max(counts.values(), default=0)
+    latest = _is_latest(rnd)
     return render_template(
         "admin/round.html",
         rnd=rnd,
@@ -209,7 +212,40 @@ def _board_page(round_id: int, notice=None, errors=None, typed=None, status=200)
         local_input=local_input,
         is_admin=current_person().can("rounds.write"),
         may_publish=current_person().can("rounds.publish"),
+        appeal_counts=[(s, STATES[s], counts.get(s, 0)) for s in APPEAL_STATES],
+        may_recompute=current_person().can(RECOMPUTE) and latest,
+        recompute=_latest_recompute(rnd) if latest else None,
     ), status
+
+
+#: the states of a unit with appeals in the round: the board links them to their appeal page
+APPEAL_STATES = ("appealed", "rechecked")
+RECOMPUTE = "scores.recompute"
+
+
+def _is_latest(rnd) -> bool:
+    """Whether ``rnd`` is its scheme's newest round: the one the recompute job works on."""
+    newest = rounds.list_rounds(ctx(), current_actor(), rnd.scheme_id)
+    return bool(newest) and newest[0].id == rnd.id
+
+
+def _latest_recompute(rnd) -> dict | None:
+    """The newest recompute job of the round's scheme started since the round was opened, for
+    the board to show its progress (None: none, or the user may not read jobs)."""
+    if not current_person().can("jobs.read"):
+        return None
+    found, _next = jobs.list_jobs(ctx(), current_actor(), kind=RECOMPUTE)
+    opened = _utc(rnd.created_at)
+    for job in found:  # newest first
+        if _utc(job["created_at"]) < opened:
+            break
+        if isinstance(job["params"], dict) and job["params"].get("scheme") == rnd.scheme_id:
+            return job
+    return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _namer():
@@ -256,6 +292,28 @@ def round_publish(round_id):
         return _board_page(round_id, err.message, err.fields, status=status_of(err))
     flash("已发布公示：已评审并计算正式得分的单位进入公示。", "ok")
     return redirect(url_for("admin_web.round_board", round_id=round_id))
+
+
+@bp.post("/rounds/<int(max=2147483647):round_id>/recompute")
+def round_recompute(round_id):
+    """按本轮规则重算正式得分: the ``scores.recompute`` job for the round's scheme (its newest round:
+    this one), then the job's page, which follows it; the board shows its progress too."""
+    actor = current_actor()
+    rnd = rounds.get_round(ctx(), actor, round_id)
+    try:
+        check(ctx().db, actor, RECOMPUTE, f"round:{round_id}")
+        if not _is_latest(rnd):
+            raise Conflict(
+                "not_the_latest_round",
+                f"“{rnd.title}”不是细则{rnd.scheme_id}最新的考核轮次：重算只针对最新的考核轮次，"
+                "请在最新轮次的状态页发起",
+                {"round": ["不是最新的考核轮次"]},
+            )
+        job = jobs.start_job(ctx(), actor, RECOMPUTE, {"scheme": rnd.scheme_id})
+    except SHOWN as err:
+        return _board_page(round_id, err.message, err.fields, status=status_of(err))
+    flash(f"已开始按本轮规则重算正式得分：共 {job['total']} 个单位，进度每秒刷新。", "ok")
+    return redirect(url_for("admin_web.job", job_id=job["id"]))
 
 
 @bp.post("/rounds/<int:round_id>/finalize")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import (
@@ -30,7 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, jobs
+from service import evidence, jobs, rounds
 from service import operations as ops
 from service.access import check
 from service.errors import status_of
@@ -266,11 +267,45 @@ def unit_page(code, notice=None, status=200, typed=None, scheme_id=None):
         "admin/unit.html",
         unit=row,
         status=rows,
+        links={scheme.id: cycle_links(code, place) for scheme, _s, _c, place in rows},
         notice=notice,
         typed=typed or {},
         notice_scheme=scheme_id,
     )
     return page, status
+
+
+#: the states after publication in which a unit's appeals may exist (filed, answered, or in the
+#: published ranking again after a 复核): its page lists them, or says the window has closed
+APPEAL_STATES = ("published", "appealed", "rechecked", "final")
+
+
+def cycle_links(code: str, place) -> dict:
+    """The cycle's pages a unit's page links to for this user: ``appeals`` (申诉) once the unit's
+    score is published (公示中 within the appeal window: it may appeal; 申诉中, 已复核, or after:
+    its appeals and their answers), and ``marks`` (评审组打分) when the round's scheme has clauses
+    a panel scores; each None when not offered."""
+    me = current_person()
+    links: dict = {"appeals": None, "appeal_words": "", "marks": None}
+    if place is None:
+        return links
+    rnd = place.round
+    if me.can("appeals.read") and place.state in APPEAL_STATES:
+        links["appeals"] = url_for("admin_web.appeals_page", round_id=rnd.id, code=code)
+        window = datetime.now(UTC) <= _aware(rnd.appeal_deadline) and rnd.stage != "final"
+        if place.state == "published" and window and me.can("appeals.file"):
+            links["appeal_words"] = "提出申诉"
+        elif place.state == "appealed" and me.can("appeals.answer"):
+            links["appeal_words"] = "答复申诉"
+        else:
+            links["appeal_words"] = "申诉与复核"
+    if me.can("scores.read") and rounds.round_scheme(ctx(), rnd).panels:
+        links["marks"] = url_for("admin_web.panel_page", round_id=rnd.id, code=code)
+    return links
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def shown_score(scores, place):
@@ -640,6 +675,7 @@ def score_page(code, scheme_id, notice=None, status=200):
         notice=notice,
         F=facts if row else {},
         computed_by=ops.author_name(ctx(), row.computed_by) if row else None,
+        links=cycle_links(code, place),
     ), status
 
 
