@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from flask import (
@@ -30,9 +31,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, jobs
+from service import evidence, jobs, selfassessment
 from service import operations as ops
 from service.access import check
+from service.domain.cycle import ROUND_STAGES
 from service.errors import status_of
 from service.exceptions import (
     Closed,
@@ -113,6 +115,23 @@ def _words(text, facts):
 @bp.app_template_filter("num")
 def _num(value):
     return present.num(value)
+
+
+@bp.app_template_filter("grade_words")
+def _grade_words(entry):
+    """The grade as every output writes it (the workbook's ``grade_words``: 待定, 优秀待定)."""
+    return export.grade_words(entry)
+
+
+@bp.app_template_filter("stage_words")
+def _stage_words(stage):
+    return ROUND_STAGES[stage]
+
+
+@bp.app_template_global()
+def print_date():
+    """The day a page is printed on (the day it was rendered, Beijing time), for its print footer."""
+    return datetime.now(present.CST).strftime("%Y-%m-%d")
 
 
 def _error_page(status: int, title: str, message: str, fields=None, incident=None):
@@ -675,18 +694,42 @@ def score_xlsx(code, scheme_id):
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
     scored = ops.get_submission(ctx(), actor, code, scheme_id, row.submission_version)
     official = place is not None and place.official_score_id == row.id
+    meta = {
+        "submission_version": row.submission_version,
+        "kind_words": "正式得分" if official else "预览",
+    }
+    if place is not None:
+        meta["round"] = _round_info(place.round)
+        meta["state_words"] = place.state_words
+    if official and current_person().can("ranking.read"):
+        # the grade as the ranking decides it (a grade by rank needs the others' scores)
+        entry = _ranked_entry(actor, scheme_id, row.id)
+        meta.update({k: v for k, v in (entry or {}).items() if k not in meta})
+    own = (
+        selfassessment.self_assessed(ctx(), actor, scheme_id, code).get(code) if official else None
+    )
     data = export.unit_workbook(
         row.trace["scheme_title"],
         unit.name,
         row.trace,
-        {
-            "submission_version": row.submission_version,
-            "kind_words": "正式得分" if official else "预览",
-        },
+        meta,
         facts,
         files=_files_of(unit, scheme_id, scored.evidence),
+        compared=official,
+        own=own,
     )
     return _download(data, f"{unit.name}-{scheme_id}-{'得分' if official else '预览'}.xlsx")
+
+
+def _round_info(rnd) -> dict:
+    """A round as the outputs name it (``export.round_words``)."""
+    return {"title": rnd.title, "year": rnd.year, "stage_words": ROUND_STAGES[rnd.stage]}
+
+
+def _ranked_entry(actor, scheme_id: str, score_id: int) -> dict | None:
+    """The ranking's entry of the official score ``score_id``: its rank and grade."""
+    entries = ops.ranking(ctx(), actor, scheme_id)["entries"]
+    return next((e for e in entries if e["score_id"] == score_id), None)
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -770,6 +813,7 @@ def ranking_xlsx(scheme_id):
             scheme.facts,
             data["round"],
             data["unranked"],
+            selfassessment.self_assessed(ctx(), current_actor(), scheme_id),
         ),
         f"{scheme_id}-考核结果.xlsx",
     )
