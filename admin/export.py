@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -130,14 +131,14 @@ def _row(ws, row: int, values, kind: str = "body", points_cols=()) -> None:
 def _header_text(text: str, limit: int = 80) -> str:
     """Text for a print header or footer: "&" starts a code there (&P, &D), so a unit's or round's
     own "&" is doubled; Excel refuses a header of more than 255 characters, so it is cut short."""
-    text = "".join(ch for ch in text if ch.isprintable())
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return text.replace("&", "&&")
 
 
 def _page(ws, landscape: bool = False, heading: str = "") -> None:
     """A4, one page wide; the header names what is printed (``heading``: the round and rules
-    version), the footer the print date (&D: the day it is printed), the page number of the pages
+    version, made safe by ``_header_text``), the footer the print date (&D: the day it is printed), the page number of the pages
     (&P / &N) and the sign-off line, on every page."""
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
@@ -146,7 +147,7 @@ def _page(ws, landscape: bool = False, heading: str = "") -> None:
     ws.page_margins.left = ws.page_margins.right = 0.5
     ws.page_margins.header = ws.page_margins.footer = 0.3
     if heading:
-        ws.oddHeader.center.text = _header_text(heading)
+        ws.oddHeader.center.text = heading
     ws.oddFooter.left.text = "打印日期：&D"
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
     ws.oddFooter.right.text = SIGN_OFF
@@ -283,13 +284,14 @@ def unit_sheet(
 
 
 def _heading(scheme_title: str, round_info, version: str, unit: str = "") -> str:
-    """The print header of a sheet: what it is of (round, rules version, the unit)."""
-    parts = [
-        scheme_title,
-        round_words(round_info) if round_info else "",
-        f"规则版本 {version[:12]}",
-    ]
-    return "　".join(p for p in (unit, *parts) if p)
+    """The print header of a sheet: what it is of (the unit, the round or else the scheme, the
+    rules version); a long name is cut short, the version never."""
+    what = round_words(round_info) if round_info else scheme_title
+    return "　".join(
+        _header_text(p, limit)
+        for p, limit in ((unit, 30), (what, 70), (f"规则版本 {version[:12]}", 40))
+        if p
+    )
 
 
 def grade_words(entry: Mapping) -> str:
@@ -462,7 +464,7 @@ def evidence_sheet(ws, unit: str, files: Mapping, facts: Mapping = None) -> None
             _row(ws, row, (row - 3, label, f.name, f.sha256, f.size))
             row += 1
     _sign_off(ws, row, len(EVIDENCE_HEADER))
-    _page(ws, landscape=True, heading=f"{unit} · 佐证材料")
+    _page(ws, landscape=True, heading=_header_text(f"{unit} · 佐证材料"))
 
 
 def unit_workbook(
