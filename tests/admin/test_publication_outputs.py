@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 
@@ -232,3 +233,37 @@ def test_the_printed_pages_carry_the_date_and_a_sign_off_block(app, published):
     css = client.get("/admin/static/admin.css").text
     assert 'counter(page) " 页，共 " counter(pages)' in css and SIGN_OFF in css
     assert ".printonly { display: none; }" in css
+
+
+@pytest.mark.e2e
+def test_chromium_prints_page_numbers_the_date_and_the_sign_off_on_every_page(app, published):
+    """Printed by Debian's Chromium (to PDF, the page's own @page size and margins, as Ctrl+P
+    does): every page's margin has 第 i 页，共 n 页, the print date and the sign-off line."""
+    from pypdf import PdfReader
+
+    from tools.browser import chromium, serve
+    from tools.browser import sign_in as browser_sign_in
+
+    from .test_browser import _browser_available
+
+    _browser_available()
+    today = datetime.now(CST).strftime("%Y-%m-%d")
+    with serve(app) as base, chromium() as browser:
+        page = browser.new_page()
+        browser_sign_in(page, base, "reviewer", "secret")
+        for url in (
+            f"/admin/schemes/{SCHEME}/ranking",
+            f"/admin/units/dachang/schemes/{SCHEME}/score",
+        ):
+            page.goto(base + url)
+            pdf = PdfReader(io.BytesIO(page.pdf(prefer_css_page_size=True)))
+            n = len(pdf.pages)
+            assert n >= 1
+            for i, printed in enumerate(pdf.pages, start=1):
+                # the PDF's text maps some glyphs to radicals (⼈ for 人): NFKC reads them back
+                # (and makes the full-width punctuation narrow); 页 comes out as the radical ⻚,
+                # which has no such mapping
+                text = unicodedata.normalize("NFKC", printed.extract_text())
+                assert re.search(rf"第 {i} ., ?共 {n} .", text), (url, i, text[-300:])
+                sign_off = unicodedata.normalize("NFKC", SIGN_OFF)
+                assert sign_off in text and f"打印日期:{today}" in text, (url, i)
