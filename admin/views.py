@@ -633,17 +633,7 @@ def score_page(code, scheme_id, notice=None, status=200):
     if row is not None:
         facts = ops.scheme_by_version(ctx(), row.rules_version).facts
         view = present.score_view(row.trace, facts)
-        if scheme.grading.method == "rank" and current_person().can(
-            "ranking.read"
-        ):  # the grade needs the ranking
-            ranked = next(
-                (
-                    e
-                    for e in ops.ranking(ctx(), actor, scheme_id)["entries"]
-                    if e["score_id"] == row.id
-                ),
-                None,
-            )
+        ranked = _ranked_entry(actor, scheme, row.id)
     scored = next((r for r in rows if row and r.version == row.submission_version), None)
     return render_template(
         "admin/score.html",
@@ -701,10 +691,9 @@ def score_xlsx(code, scheme_id):
     if place is not None:
         meta["round"] = _round_info(place.round)
         meta["state_words"] = place.state_words
-    if official and current_person().can("ranking.read"):
-        # the grade as the ranking decides it (a grade by rank needs the others' scores)
-        entry = _ranked_entry(actor, scheme_id, row.id)
-        meta.update({k: v for k, v in (entry or {}).items() if k not in meta})
+    # the grade as the score page shows it (by rank: the ranking's)
+    entry = _ranked_entry(actor, ops.current_scheme(ctx(), scheme_id), row.id)
+    meta.update({k: v for k, v in (entry or {}).items() if k not in meta})
     own = (
         selfassessment.self_assessed(ctx(), actor, scheme_id, code).get(code) if official else None
     )
@@ -726,9 +715,13 @@ def _round_info(rnd) -> dict:
     return {"title": rnd.title, "year": rnd.year, "stage_words": ROUND_STAGES[rnd.stage]}
 
 
-def _ranked_entry(actor, scheme_id: str, score_id: int) -> dict | None:
-    """The ranking's entry of the official score ``score_id``: its rank and grade."""
-    entries = ops.ranking(ctx(), actor, scheme_id)["entries"]
+def _ranked_entry(actor, scheme, score_id: int) -> dict | None:
+    """The ranking's entry of the score ``score_id`` (its rank and grade) when the grade is by rank
+    and so needs the ranking, for who may read it: the score page and its workbook both take the
+    grade from here, so they say the same."""
+    if scheme.grading.method != "rank" or not current_person().can("ranking.read"):
+        return None
+    entries = ops.ranking(ctx(), actor, scheme.id)["entries"]
     return next((e for e in entries if e["score_id"] == score_id), None)
 
 
