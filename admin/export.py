@@ -221,7 +221,8 @@ def unit_sheet(
     compared: bool = False,
     own=None,
 ) -> None:
-    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计.
+    """序号, 考核项目, 分值, 得分, 说明 (or, ``compared``, 分值, 自评, 评审, 差异, 说明): the clauses
+    under their categories, then 合计, 等级 and the sign-off line.
     ``meta["kind_words"]``: 正式得分 or 预览, said in the title (a preview is never mistaken for the
     office's result); ``meta["round"]``, ``meta["state_words"]``: the round and the unit's state.
     ``compared``: an official score, shown as 评审 beside the unit's own self-assessment (自评,
@@ -295,8 +296,11 @@ def _heading(scheme_title: str, round_info, version: str, unit: str = "") -> str
 
 
 def grade_words(entry: Mapping) -> str:
-    """The grade as the workbook writes it: 待定 when a grade veto waits on a missing fact, and a
-    distinction within reach but undecided marked 待定, never shown as awarded."""
+    """The grade as every output writes it (the ranking sheet, the unit sheets, and through the
+    ``grade_words`` filter the ranking and score pages): 待定 when a grade veto waits on a missing
+    fact, and a distinction within reach but undecided marked 待定, never shown as awarded.
+    ``entry``: a ranking entry or a stored trace (both carry grade, grade_pending, distinctions
+    and pending_distinctions)."""
     grade = "待定" if entry.get("grade_pending") else (entry.get("grade") or "—")
     if entry.get("distinctions"):
         grade += "（" + "、".join(entry["distinctions"]) + "）"
