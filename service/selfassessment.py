@@ -14,9 +14,10 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from .access import Actor, check
+from .access import OWN_UNIT_ONLY, Actor, check
 from .db import RoundUnit, Submission, Unit, marks_of
 from .domain.facts import InvalidFacts, validate_facts
+from .domain.panel import MARKS_PUBLIC
 from .domain.scoring import score_units
 from .engine.pool import EngineUnavailable
 from .exceptions import Unavailable
@@ -71,7 +72,13 @@ def self_assessed(
         )
         if only is not None:
             query = query.where(RoundUnit.unit_id == only.id)
-        rows = [(unit, sub) for _place, unit, sub in s.execute(query)]
+        found = list(s.execute(query))
+        rows = [(unit, sub) for _place, unit, sub in found]
+        # a unit's own submitter sees no panel marks before its score is published (as in its
+        # previews); only a single unit is read by a submitter (the ranking is not theirs)
+        withheld = actor.role in OWN_UNIT_ONLY and any(
+            place.state not in MARKS_PUBLIC for place, _unit, _sub in found
+        )
         marks = {unit.code: marks_of(s, rnd.id, unit.id) for unit, _sub in rows}
     scheme = _scheme_of_round(ctx, rnd)
     facts = {}
@@ -88,7 +95,9 @@ def self_assessed(
     # the reviewers' panel marks are no part of a unit's self-assessment: the same marks as the
     # official score, so a panel clause shows no difference the unit could have caused
     try:
-        results = score_units(scheme, facts, ctx.engine, ctx.engine.name, marks=marks)
+        results = score_units(
+            scheme, facts, ctx.engine, ctx.engine.name, marks=marks, withheld=withheld
+        )
     except EngineUnavailable as err:
         raise Unavailable(
             "engine_unavailable", err.message, incident=err.incident, retry_after=1

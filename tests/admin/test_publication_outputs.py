@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import shutil
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
@@ -25,13 +26,15 @@ from sqlalchemy import func, select
 from admin import export
 from admin.present import CST
 from service import operations as ops
-from service import rounds, selfassessment
+from service import panel, rounds, selfassessment
 from service.cli import read_facts_file
 from service.config import PROJECT_ROOT
-from service.db import Score
+from service.db import Score, User
 from service.exceptions import Forbidden
 
-from .conftest import SCHEME, actor, official, round_of, self_submit, sign_in
+from ..api.conftest import DATABASES
+from ..conftest import FIXTURES
+from .conftest import SCHEME, actor, make_app, official, round_of, self_submit, sign_in
 
 EXAMPLES = read_facts_file(PROJECT_ROOT / "examples" / f"{SCHEME}.yaml")
 FACT = "policy_funding_score"  # 1.1.2: the fact the reviewer corrects
@@ -267,3 +270,39 @@ def test_chromium_prints_page_numbers_the_date_and_the_sign_off_on_every_page(ap
                 assert re.search(rf"第 {i} ., ?共 {n} .", text), (url, i, text[-300:])
                 sign_off = unicodedata.normalize("NFKC", SIGN_OFF)
                 assert sign_off in text and f"打印日期:{today}" in text, (url, i)
+
+
+@pytest.fixture(params=DATABASES)
+def panel_app(request, tmp_path, engine):
+    """The fixture scheme tests/fixtures/panel (clause 1 scored by 3 reviewers), with 2 reviewers
+    more than the seeded one."""
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURES / "panel", rules / "panel")
+    made = make_app(tmp_path, engine, rules, database=request.param)
+    with made.extensions["scoring"].db.transaction() as s:
+        s.add_all(
+            User(username=f"expert{i}", display_name=f"专家{i}", role="reviewer", active=True)
+            for i in (2, 3)
+        )
+    yield made
+    made.extensions["scoring"].db.engine.dispose()
+
+
+def test_a_units_submitter_sees_no_panel_marks_in_its_self_assessment_before_publication(
+    panel_app,
+):
+    app, ctx = panel_app, panel_app.extensions["scoring"]
+    rid = round_of(app, "panel")
+    self_submit(app, "gucun", "panel", {})
+    for who, points in (("reviewer", 6), ("expert2", 8), ("expert3", 10)):
+        panel.enter_mark(ctx, actor(app, who), rid, "gucun", "1", points, "现场评审")
+    rounds.complete_review(ctx, actor(app, "reviewer"), rid, "gucun")
+    score = ops.compute_score(ctx, actor(app, "reviewer"), "gucun", "panel", kind="official")
+    marked = next(c for c in score.trace["clauses"] if c["id"] == "1")
+    assert Decimal(marked["points"]) > 0
+    # the reviewer's workbook: the same marks on both sides, no difference the unit caused
+    seen = selfassessment.self_assessed(ctx, actor(app, "reviewer"), "panel")["gucun"]
+    assert seen.clauses["1"] == Decimal(marked["points"])
+    # the unit's own: the marks are not public yet (as in its previews)
+    own = selfassessment.self_assessed(ctx, actor(app, "submitter"), "panel", "gucun")["gucun"]
+    assert own.clauses["1"] != seen.clauses["1"]
