@@ -1,15 +1,18 @@
 """Excel workbooks laid out the way the offices publish their tables.
 
-One sheet 排名 (序号, 单位, 总分, 名次, 等级, 说明) and one sheet per unit
-(序号, 考核项目, 分值, 得分, 说明): category rows with their subtotals, then
-each clause with its points and the explanation of the trace, then 合计.
-Points are numeric cells with exact decimals, shown to 2 places.
+One sheet 排名 (序号, 单位, 总分, each top-level category's subtotal, 名次, 等级, 说明, 状态) and one
+sheet per unit (序号, 考核项目, 分值, 自评, 评审, 差异, 说明): category rows with their subtotals,
+then each clause with the points of the unit's own self-assessment beside the official points and
+the explanation of the trace, then 合计.  Points are numeric cells with exact decimals, shown to 2
+places.  Every sheet names the round, the rules version and the unit's state, and prints with page
+numbers, the print date and the sign-off line (审核人/日期) in its footer.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -33,10 +36,15 @@ NUMERALS = "一二三四五六七八九十"
 
 UNIT_HEADER = ("序号", "考核项目", "分值", "得分", "说明")
 UNIT_WIDTHS = (7, 42, 8, 8, 80)
+#: a unit sheet of an official score: its own self-assessment (自评) beside the review (评审)
+COMPARED_HEADER = ("序号", "考核项目", "分值", "自评", "评审", "差异", "说明")
+COMPARED_WIDTHS = (7, 42, 8, 8, 8, 8, 66)
 EVIDENCE_HEADER = ("序号", "事实", "文件名", "SHA-256", "大小（字节）")
 EVIDENCE_WIDTHS = (7, 30, 40, 70, 14)
 RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明", "状态")
 RANK_WIDTHS = (7, 20, 10, 7, 12, 72, 12)
+#: what the person who checks a printed table signs (every sheet's footer, and the last row)
+SIGN_OFF = "审核人：________ 日期：________"
 
 
 # what a spreadsheet program may take for the start of a formula (OWASP's list, with the newline
@@ -120,12 +128,34 @@ def _row(ws, row: int, values, kind: str = "body", points_cols=()) -> None:
         _put(ws, row, i, value, style)
 
 
-def _page(ws, landscape: bool = False) -> None:
+def _header_text(text: str, limit: int = 80) -> str:
+    """Text for a print header or footer: "&" starts a code there (&P, &D), so a unit's or round's
+    own "&" is doubled; Excel refuses a header of more than 255 characters, so it is cut short."""
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("&", "&&")
+
+
+def _page(ws, landscape: bool = False, heading: str = "") -> None:
+    """A4, one page wide; the header names what is printed (``heading``: the round and rules
+    version, made safe by ``_header_text``), the footer the print date (&D: the day it is printed), the page number of the pages
+    (&P / &N) and the sign-off line, on every page."""
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_margins.left = ws.page_margins.right = 0.5
+    ws.page_margins.header = ws.page_margins.footer = 0.3
+    if heading:
+        ws.oddHeader.center.text = heading
+    ws.oddFooter.left.text = "打印日期：&D"
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    ws.oddFooter.right.text = SIGN_OFF
+
+
+def _sign_off(ws, row: int, columns: int) -> None:
+    """The sign-off line below a table (row ``row``, after one empty row)."""
+    _title(ws, row + 1, SIGN_OFF, columns, size=11)
 
 
 def sheet_name(name: str, taken: set) -> str:
@@ -139,106 +169,138 @@ def sheet_name(name: str, taken: set) -> str:
     return out
 
 
-def unit_sheet(
-    ws, scheme_title: str, unit: str, trace: dict, meta: Mapping, facts: Mapping = None
-) -> None:
-    """序号, 考核项目, 分值, 得分, 说明: the clauses under their categories, then 合计.
-    ``meta["kind_words"]``: 正式得分 or 预览, said in the title (a preview is never mistaken for the
-    office's result)."""
+def _diff(reviewed, own):
+    """评审 − 自评, or nothing when either is not there."""
+    return None if reviewed is None or own is None else reviewed - own
+
+
+def _unit_info(trace: Mapping, meta: Mapping, own, compared: bool) -> str:
+    """The line under a unit sheet's title: total, grade, round, state, versions."""
     u = trace.get("point_unit", "分")
-    kind = meta.get("kind_words")
-    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表" + (f"（{kind}）" if kind else ""),
-           len(UNIT_HEADER))  # fmt: skip
     source = meta if (meta.get("grade") or meta.get("grade_pending")) else trace
-    grade = "待定" if source.get("grade_pending") else (source.get("grade") or "—")
-    if source.get("pending_distinctions"):
-        grade += "（" + "、".join(source["pending_distinctions"]) + "待定）"
     info = (
-        f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）　等级：{grade}　"
-        f"规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
+        f"总分 {Decimal(trace['total']):.2f}{u}（基本分满分 {Decimal(trace['maximum']):.2f}{u}）"
+        f"　等级：{grade_words(source)}"
     )
-    if kind == "预览":
+    if "round" in meta:
+        info += f"　考核轮次 {round_words(meta.get('round'))}"
+    if meta.get("state_words"):
+        info += f"　状态：{meta['state_words']}"
+    info += (
+        f"　规则版本 {trace['version'][:12]}　提交版本 第{meta.get('submission_version', '—')}版"
+    )
+    if compared:
+        info += (
+            f"（评审）；自评 第{own.version}版提交，按同一规则版本计算，未保存为得分"
+            if own is not None
+            else "（评审）；没有可计算的自评版本"
+        )
+    if meta.get("kind_words") == "预览":
         info += "　预览：本单位试算结果，不计入排名，不是正式得分"
-    _title(ws, 2, info, len(UNIT_HEADER), size=10)
-    _header(ws, 4, UNIT_HEADER, UNIT_WIDTHS)
+    return info
+
+
+def _category_label(cat: Mapping, depth: int, continued: bool, top_n: int) -> str:
+    if continued:
+        return f"（{cat['title']}，续）"
+    if depth == 0:
+        label = f"{NUMERALS[top_n] if top_n < len(NUMERALS) else top_n + 1}、{cat['title']}"
+        if cat["kind"] != "standard" and KIND_WORDS[cat["kind"]] not in cat["title"]:
+            label += f"（{KIND_WORDS[cat['kind']]}）"
+        return label
+    return f"{cat['id']} {cat['title']}" if cat["id"] not in cat["title"] else cat["title"]
+
+
+def unit_sheet(
+    ws,
+    scheme_title: str,
+    unit: str,
+    trace: dict,
+    meta: Mapping,
+    facts: Mapping = None,
+    compared: bool = False,
+    own=None,
+) -> None:
+    """序号, 考核项目, 分值, 得分, 说明 (or, ``compared``, 分值, 自评, 评审, 差异, 说明): the clauses
+    under their categories, then 合计, 等级 and the sign-off line.
+    ``meta["kind_words"]``: 正式得分 or 预览, said in the title (a preview is never mistaken for the
+    office's result); ``meta["round"]``, ``meta["state_words"]``: the round and the unit's state.
+    ``compared``: an official score, shown as 评审 beside the unit's own self-assessment (自评,
+    ``own``: ``service.selfassessment.SelfAssessed``, None when there is none) and their 差异."""
+    kind = meta.get("kind_words")
+    header, widths = (COMPARED_HEADER, COMPARED_WIDTHS) if compared else (UNIT_HEADER, UNIT_WIDTHS)
+    width = len(header)
+    points_cols = (3, 4, 5, 6) if compared else (3, 4)
+    _title(ws, 1, f"{unit} · {scheme_title} 考核评分表" + (f"（{kind}）" if kind else ""), width)
+    _title(ws, 2, _unit_info(trace, meta, own, compared), width, size=10)
+    _header(ws, 4, header, widths)
+    own_clauses = own.clauses if own is not None else {}
+    own_categories = own.categories if own is not None else {}
+
+    def cells(number, label, maximum, points, own_points, words):
+        if not compared:
+            return (number, label, maximum, points, words)
+        return (number, label, maximum, own_points, points, _diff(points, own_points), words)
+
     by_id = {c["id"]: c for c in trace["clauses"]}
     row, n, top_n = 5, 0, 0
     for cat, depth, ids, continued in trace_outline(trace):
+        label = _category_label(cat, depth, continued, top_n)
+        top_n += depth == 0 and not continued
         if continued:
-            label = f"（{cat['title']}，续）"
-        elif depth == 0:
-            label = f"{NUMERALS[top_n] if top_n < len(NUMERALS) else top_n + 1}、{cat['title']}"
-            top_n += 1
-        else:
-            label = f"{cat['id']} {cat['title']}" if cat["id"] not in cat["title"] else cat["title"]
-        if (
-            not continued
-            and cat["kind"] != "standard"
-            and depth == 0
-            and KIND_WORDS[cat["kind"]] not in cat["title"]
-        ):
-            label += f"（{KIND_WORDS[cat['kind']]}）"
-        if continued:
-            _row(ws, row, ("", label, None, None, ""), "cat", points_cols=(3, 4))
+            values = cells("", label, None, None, None, "")
         else:
             maximum = (
                 _num(cat["maximum"]) if cat.get("maximum") is not None else _num(cat.get("cap"))
             )
-            _row(
-                ws,
-                row,
-                (
-                    "",
-                    label,
-                    maximum,
-                    _num(cat["points"]),
-                    humanize(cat["explanation"], facts or {}),
-                ),
-                "cat",
-                points_cols=(3, 4),
-            )
+            values = cells("", label, maximum, _num(cat["points"]), own_categories.get(cat["id"]),
+                           humanize(cat["explanation"], facts or {}))  # fmt: skip
+        _row(ws, row, values, "cat", points_cols=points_cols)
         row += 1
         for cid in ids:
             c = by_id[cid]
             n += 1
             maximum = -_num(c["maximum"]) if c["kind"] == "deduction" else _num(c["maximum"])
-            words = humanize(c["explanation"], facts or {})
-            _row(
-                ws,
-                row,
-                (n, f"{c['id']} {c['title']}", maximum, _num(c["points"]), words),
-                points_cols=(3, 4),
-            )
+            values = cells(n, f"{c['id']} {c['title']}", maximum, _num(c["points"]),
+                           own_clauses.get(cid), humanize(c["explanation"], facts or {}))  # fmt: skip
+            _row(ws, row, values, points_cols=points_cols)
             row += 1
-    _row(
-        ws,
-        row,
-        (
-            "",
-            "合计",
-            _num(trace["maximum"]),
-            _num(trace["total"]),
-            f"基本分 {Decimal(trace['standard']):.2f}{u}，加分 {Decimal(trace['bonus']):.2f}{u}，"
-            f"扣分 {Decimal(trace['deduction']):.2f}{u}"
-            + ("" if trace["complete"] else "；缺少事实，结果不完整"),
-        ),
-        "sum",
-        points_cols=(3, 4),
+    u = trace.get("point_unit", "分")
+    words = (
+        f"基本分 {Decimal(trace['standard']):.2f}{u}，加分 {Decimal(trace['bonus']):.2f}{u}，"
+        f"扣分 {Decimal(trace['deduction']):.2f}{u}"
+        + ("" if trace["complete"] else "；缺少事实，结果不完整")
     )
+    total = _num(trace["total"])
+    own_total = own.total if own is not None else None
+    _row(ws, row, cells("", "合计", _num(trace["maximum"]), total, own_total, words), "sum",
+         points_cols=points_cols)  # fmt: skip
     row += 1
     if trace.get("grade_explanation") or meta.get("explanation"):
-        _row(
-            ws,
-            row,
-            ("", "等级", None, None, meta.get("explanation") or trace["grade_explanation"]),
-            points_cols=(3, 4),
-        )
-    _page(ws)
+        words = meta.get("explanation") or trace["grade_explanation"]
+        _row(ws, row, cells("", "等级", None, None, None, words), points_cols=points_cols)
+        row += 1
+    _sign_off(ws, row, width)
+    _page(ws, heading=_heading(scheme_title, meta.get("round"), trace["version"], unit))
+
+
+def _heading(scheme_title: str, round_info, version: str, unit: str = "") -> str:
+    """The print header of a sheet: what it is of (the unit, the round or else the scheme, the
+    rules version); a long name is cut short, the version never."""
+    what = round_words(round_info) if round_info else scheme_title
+    return "　".join(
+        _header_text(p, limit)
+        for p, limit in ((unit, 30), (what, 70), (f"规则版本 {version[:12]}", 40))
+        if p
+    )
 
 
 def grade_words(entry: Mapping) -> str:
-    """The grade as the workbook writes it: 待定 when a grade veto waits on a missing fact, and a
-    distinction within reach but undecided marked 待定, never shown as awarded."""
+    """The grade as every output writes it (the ranking sheet, the unit sheets, and through the
+    ``grade_words`` filter the ranking and score pages): 待定 when a grade veto waits on a missing
+    fact, and a distinction within reach but undecided marked 待定, never shown as awarded.
+    ``entry``: a ranking entry or a stored trace (both carry grade, grade_pending, distinctions
+    and pending_distinctions)."""
     grade = "待定" if entry.get("grade_pending") else (entry.get("grade") or "—")
     if entry.get("distinctions"):
         grade += "（" + "、".join(entry["distinctions"]) + "）"
@@ -283,6 +345,25 @@ def unranked_words(row: Mapping) -> str:
     return f"{row['shown']}：尚无正式得分，不参与排名（当前状态：{row['state_words']}）"
 
 
+def top_categories(traces: Mapping) -> list:
+    """(id, column title) of the top-level categories of the ranked units' traces, in the scheme's
+    order (every trace of a round is under the round's rules version: one list)."""
+    seen: dict = {}
+    for trace in traces.values():
+        for cat in trace.get("categories", ()):
+            if cat.get("parent") is None and cat["id"] not in seen:
+                title = cat["title"]
+                if cat["kind"] != "standard" and KIND_WORDS[cat["kind"]] not in title:
+                    title += f"（{KIND_WORDS[cat['kind']]}）"
+                seen[cat["id"]] = title
+    return list(seen.items())
+
+
+def _subtotals(trace: Mapping | None, categories: list) -> tuple:
+    points = {c["id"]: c["points"] for c in (trace or {}).get("categories", ())}
+    return tuple(_num(points.get(cid)) for cid, _title in categories)
+
+
 def ranking_sheet(
     ws,
     scheme_title: str,
@@ -290,13 +371,23 @@ def ranking_sheet(
     entries: list,
     round_info: Mapping | None = None,
     unranked: list = (),
+    traces: Mapping | None = None,
 ) -> None:
     """The ranking of a round's official scores; after the ranked units, every other unit of the
-    round as 未填报 / 待评审 with its state.  A scheme with parts computed in ranking adds their
-    columns after 状态."""
+    round as 未填报 / 待评审 with its state.  ``traces`` (unit code -> the stored trace ranked): each
+    top-level category's subtotal in its own column after 总分.  A scheme with parts computed in
+    ranking adds their columns after 状态."""
+    categories = top_categories(traces or {})
+    cats = len(categories)
     extra = _relative_header(entries)
-    header = RANK_HEADER + extra
-    widths = RANK_WIDTHS + (10,) * (len(extra) - 1) + (80,) * bool(extra)
+    header = RANK_HEADER[:3] + tuple(t for _id, t in categories) + RANK_HEADER[3:] + extra
+    widths = (
+        RANK_WIDTHS[:3]
+        + (10,) * cats
+        + RANK_WIDTHS[3:]
+        + (10,) * (len(extra) - 1)
+        + (80,) * bool(extra)
+    )
     _title(ws, 1, f"{scheme_title} 考核结果排名", len(header))
     made = datetime.now(CST).strftime("%Y-%m-%d %H:%M")
     _title(
@@ -307,27 +398,27 @@ def ranking_sheet(
         size=10,
     )
     _header(ws, 4, header, widths)
-    points_cols = (3, 4, 5) + tuple(range(len(RANK_HEADER) + 1, len(header)))
+    # 总分, the subtotals, 名次; then the relative parts after 状态
+    points_cols = tuple(range(3, 6 + cats)) + tuple(range(len(RANK_HEADER) + cats + 1, len(header)))
     for i, e in enumerate(entries, start=1):
-        grade = grade_words(e)
         words = e.get("explanation", "")
         if not e.get("complete", True):
             words += "；缺少事实，结果不完整"
-        cells = (i, e["unit"], _num(e["total"]), e["rank"], grade, words)
-        _row(
-            ws,
-            4 + i,
-            cells + (e.get("state_words", ""),) + (_relative_cells(e) if extra else ()),
-            points_cols=points_cols,
+        cells = (
+            (i, e["unit"], _num(e["total"]))
+            + _subtotals((traces or {}).get(e.get("unit_code")), categories)
+            + (e["rank"], grade_words(e), words, e.get("state_words", ""))
         )
+        _row(ws, 4 + i, cells + (_relative_cells(e) if extra else ()), points_cols=points_cols)
     for i, row in enumerate(unranked, start=len(entries) + 1):
-        _row(
-            ws,
-            4 + i,
-            (i, row["unit"], None, None, row["shown"], unranked_words(row), row["state_words"]),
-            points_cols=(3, 4, 5),
+        cells = (
+            (i, row["unit"], None)
+            + (None,) * cats
+            + (None, row["shown"], unranked_words(row), row["state_words"])
         )
-    _page(ws, landscape=True)
+        _row(ws, 4 + i, cells, points_cols=tuple(range(3, 6 + cats)))
+    _sign_off(ws, 5 + len(entries) + len(unranked), len(header))
+    _page(ws, landscape=True, heading=_heading(scheme_title, round_info, version))
 
 
 def ranking_workbook(
@@ -338,14 +429,17 @@ def ranking_workbook(
     facts: Mapping = None,
     round_info: Mapping | None = None,
     unranked: list = (),
+    own: Mapping | None = None,
 ) -> bytes:
     """``traces``: unit code -> stored trace of the score the ranking used; ``round_info`` and
-    ``unranked``: the ranking's round and the units without an official score in it."""
+    ``unranked``: the ranking's round and the units without an official score in it; ``own``: unit
+    code -> the points of its self-assessment (``service.selfassessment.self_assessed``), set as 自评
+    beside the official points in its sheet."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
     ws.title = "排名"
-    ranking_sheet(ws, scheme_title, version, entries, round_info, unranked)
+    ranking_sheet(ws, scheme_title, version, entries, round_info, unranked, traces)
     taken = {"排名"}
     for e in entries:
         unit_sheet(
@@ -353,8 +447,10 @@ def ranking_workbook(
             scheme_title,
             e["unit"],
             traces[e["unit_code"]],
-            {**e, "kind_words": "正式得分"},
+            {**e, "kind_words": "正式得分", "round": round_info},
             facts,
+            compared=True,
+            own=(own or {}).get(e["unit_code"]),
         )
     return _save(wb)
 
@@ -371,7 +467,8 @@ def evidence_sheet(ws, unit: str, files: Mapping, facts: Mapping = None) -> None
             label = f"{spec.label}（{name}）" if spec is not None else name
             _row(ws, row, (row - 3, label, f.name, f.sha256, f.size))
             row += 1
-    _page(ws, landscape=True)
+    _sign_off(ws, row, len(EVIDENCE_HEADER))
+    _page(ws, landscape=True, heading=_header_text(f"{unit} · 佐证材料"))
 
 
 def unit_workbook(
@@ -381,14 +478,17 @@ def unit_workbook(
     meta: Mapping,
     facts: Mapping = None,
     files: Mapping | None = None,
+    compared: bool = False,
+    own=None,
 ) -> bytes:
     """``files``: fact name -> the evidence files the scored submission references (a sheet of
-    their names and hashes follows the score, when there are any)."""
+    their names and hashes follows the score, when there are any); ``compared``, ``own``: an
+    official score beside the unit's self-assessment (``unit_sheet``)."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
     ws.title = sheet_name(unit, set())
-    unit_sheet(ws, scheme_title, unit, trace, meta, facts)
+    unit_sheet(ws, scheme_title, unit, trace, meta, facts, compared, own)
     if files and any(files.values()):
         evidence_sheet(wb.create_sheet("佐证材料"), unit, files, facts)
     return _save(wb)

@@ -31,9 +31,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, jobs, rounds
+from service import evidence, jobs, rounds, selfassessment
 from service import operations as ops
 from service.access import check
+from service.domain.cycle import ROUND_STAGES
 from service.errors import status_of
 from service.exceptions import (
     Closed,
@@ -114,6 +115,23 @@ def _words(text, facts):
 @bp.app_template_filter("num")
 def _num(value):
     return present.num(value)
+
+
+@bp.app_template_filter("grade_words")
+def _grade_words(entry):
+    """The grade as every output writes it (the workbook's ``grade_words``: 待定, 优秀待定)."""
+    return export.grade_words(entry)
+
+
+@bp.app_template_filter("stage_words")
+def _stage_words(stage):
+    return ROUND_STAGES[stage]
+
+
+@bp.app_template_global()
+def print_date():
+    """The day a page is printed on (the day it was rendered, Beijing time), for its print footer."""
+    return datetime.now(present.CST).strftime("%Y-%m-%d")
 
 
 def _error_page(status: int, title: str, message: str, fields=None, incident=None):
@@ -649,17 +667,7 @@ def score_page(code, scheme_id, notice=None, status=200):
     if row is not None:
         facts = ops.scheme_by_version(ctx(), row.rules_version).facts
         view = present.score_view(row.trace, facts)
-        if scheme.grading.method == "rank" and current_person().can(
-            "ranking.read"
-        ):  # the grade needs the ranking
-            ranked = next(
-                (
-                    e
-                    for e in ops.ranking(ctx(), actor, scheme_id)["entries"]
-                    if e["score_id"] == row.id
-                ),
-                None,
-            )
+        ranked = _ranked_entry(actor, scheme, row.id)
     scored = next((r for r in rows if row and r.version == row.submission_version), None)
     return render_template(
         "admin/score.html",
@@ -711,18 +719,45 @@ def score_xlsx(code, scheme_id):
     facts = ops.scheme_by_version(ctx(), row.rules_version).facts
     scored = ops.get_submission(ctx(), actor, code, scheme_id, row.submission_version)
     official = place is not None and place.official_score_id == row.id
+    meta = {
+        "submission_version": row.submission_version,
+        "kind_words": "正式得分" if official else "预览",
+    }
+    if place is not None:
+        meta["round"] = _round_info(place.round)
+        meta["state_words"] = place.state_words
+    # the grade as the score page shows it (by rank: the ranking's)
+    entry = _ranked_entry(actor, ops.current_scheme(ctx(), scheme_id), row.id)
+    meta.update({k: v for k, v in (entry or {}).items() if k not in meta})
+    own = (
+        selfassessment.self_assessed(ctx(), actor, scheme_id, code).get(code) if official else None
+    )
     data = export.unit_workbook(
         row.trace["scheme_title"],
         unit.name,
         row.trace,
-        {
-            "submission_version": row.submission_version,
-            "kind_words": "正式得分" if official else "预览",
-        },
+        meta,
         facts,
         files=_files_of(unit, scheme_id, scored.evidence),
+        compared=official,
+        own=own,
     )
     return _download(data, f"{unit.name}-{scheme_id}-{'得分' if official else '预览'}.xlsx")
+
+
+def _round_info(rnd) -> dict:
+    """A round as the outputs name it (``export.round_words``)."""
+    return {"title": rnd.title, "year": rnd.year, "stage_words": ROUND_STAGES[rnd.stage]}
+
+
+def _ranked_entry(actor, scheme, score_id: int) -> dict | None:
+    """The ranking's entry of the score ``score_id`` (its rank and grade) when the grade is by rank
+    and so needs the ranking, for who may read it: the score page and its workbook both take the
+    grade from here, so they say the same."""
+    if scheme.grading.method != "rank" or not current_person().can("ranking.read"):
+        return None
+    entries = ops.ranking(ctx(), actor, scheme.id)["entries"]
+    return next((e for e in entries if e["score_id"] == score_id), None)
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -806,6 +841,7 @@ def ranking_xlsx(scheme_id):
             scheme.facts,
             data["round"],
             data["unranked"],
+            selfassessment.self_assessed(ctx(), current_actor(), scheme_id),
         ),
         f"{scheme_id}-考核结果.xlsx",
     )

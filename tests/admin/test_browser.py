@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from admin import forms
+from admin import export, forms
 from service import operations as ops
 from service.access import Actor
 from service.cli import read_facts_file
@@ -175,20 +175,34 @@ def test_enter_facts_score_rank_download_and_403(app, site, browser, tmp_path):
     wb = load_workbook(path)
     assert wb.sheetnames == ["排名", *order]
     ws = wb["排名"]
-    assert [c.value for c in ws[4]] == ["序号", "单位", "总分", "名次", "等级", "说明", "状态"]
+    header = [c.value for c in ws[4]]
+    # each top-level category's subtotal between 总分 and 名次
+    admin = Actor(0, "x", "admin", None)
+    ranking = ops.ranking(app.extensions["scoring"], admin, SCHEME, with_traces=True)
+    cats = [t for _id, t in export.top_categories(ranking["traces"])]
+    assert header == ["序号", "单位", "总分", *cats, "名次", "等级", "说明", "状态"]
     for i, unit in enumerate(order):
-        row = [c.value for c in ws[5 + i]]
-        assert row[0] == i + 1 and row[1] == unit
-        assert Decimal(str(row[2])) == totals[unit] and row[3] == i + 1
-        assert row[4].startswith("A")  # all three are within the top 6
+        row = dict(zip(header, (c.value for c in ws[5 + i])))
+        assert row["序号"] == i + 1 and row["单位"] == unit
+        assert Decimal(str(row["总分"])) == totals[unit] and row["名次"] == i + 1
+        assert row["等级"].startswith("A")  # all three are within the top 6
     sheet = wb["顾村镇"]
-    assert [c.value for c in sheet[4]] == ["序号", "考核项目", "分值", "得分", "说明"]
+    assert [c.value for c in sheet[4]] == [
+        "序号",
+        "考核项目",
+        "分值",
+        "自评",
+        "评审",
+        "差异",
+        "说明",
+    ]
     clause_rows = {r[1]: r for r in sheet.iter_rows(min_row=5, values_only=True) if r[1]}
     first = clause_rows["1.1.1 加强组织领导，落实工作责任，单位领导出席区质量工作会议"]
-    assert first[0] == 1 and first[2] == 3 and first[3] == 3 and "评审给分3分" in first[4]
+    assert first[0] == 1 and first[2] == 3 and first[4] == 3 and "评审给分3分" in first[6]
+    assert first[3] == 3 and first[5] == 0  # the review kept what the unit assessed
     assert clause_rows["一、质量环境"][2] == 10
     total_row = clause_rows["合计"]
-    assert Decimal(str(total_row[3])) == totals["顾村镇"]
+    assert Decimal(str(total_row[4])) == totals["顾村镇"]
     numbered = [r[0] for r in clause_rows.values() if isinstance(r[0], int)]
     assert numbered == list(range(1, len(scheme.clauses) + 1))  # every clause, numbered 序号 1..n
 

@@ -43,13 +43,15 @@ def test_ranking_marks_excellence_pending_when_the_incident_fact_is_missing(web)
     # the page and the workbook say the same
     client = _browser(api, "editor")
     page = client.get(f"/admin/schemes/{B1}/ranking")
-    assert page.status_code == 200 and "优秀待定</span>" in page.text
+    assert page.status_code == 200 and "data-grade" in page.text
+    assert ">A（优秀待定）</span>" in page.text
     book = client.get(f"/admin/schemes/{B1}/ranking.xlsx")
     ws = load_workbook(io.BytesIO(book.data)).worksheets[0]
-    rows = {r[1]: r for r in ws.iter_rows(min_row=5, values_only=True) if r[1]}
-    assert rows["罗店镇"][4] == "A（优秀待定）"
-    assert "待定" in rows["罗店镇"][5]
+    header = [c.value for c in ws[4]]  # category columns stand between 总分 and 名次
+    rows = {r[1]: dict(zip(header, r)) for r in ws.iter_rows(min_row=5, values_only=True) if r[1]}
+    assert rows["罗店镇"]["等级"] == "A（优秀待定）"
+    assert "待定" in rows["罗店镇"]["说明"]
     # and the unit's score page: 优秀待定, not 优秀
     shown = _browser(api, "reviewer").get(f"/admin/units/{CODE_OF['罗店镇']}/schemes/{B1}/score")
     assert shown.status_code == 200, shown.status_code
-    assert '<div class="badge warn">优秀待定</div>' in html.unescape(shown.text)
+    assert ">A（优秀待定）</div>" in html.unescape(shown.text)

@@ -247,7 +247,17 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
 
         book = client.get(f"/admin/schemes/{scheme}/ranking.xlsx")
         ws = load_workbook(io.BytesIO(book.data))["排名"]
-        assert [c.value for c in ws[4]] == list(export.RANK_HEADER) + [
+        header = [c.value for c in ws[4]]
+        # the top-level categories' subtotals after 总分 (issue 9's publication outputs)
+        cats = [
+            t
+            for _id, t in export.top_categories(
+                ops.ranking(ctx, reviewer, scheme, with_traces=True)["traces"]
+            )
+        ]
+        assert cats and header[3 : 3 + len(cats)] == cats
+        del header[3 : 3 + len(cats)]
+        assert header == list(export.RANK_HEADER) + [
             "单独计分总分",
             "工作业绩排名赋分",
             "两项排名平均赋分",
@@ -255,6 +265,7 @@ def test_the_ranking_page_and_workbook_show_the_parts_from_stored_scores(tmp_pat
             "排名计分说明",
         ]
         last = [c.value for c in ws[7]]
+        del last[3 : 3 + len(cats)]
         # after 说明 and 状态: the total scored alone and each part
         assert last[1] == "宝山工业园区" and last[2] == 347 and last[7:11] == [75, 192, 60, 20]
         assert last[11].startswith("工作业绩排名赋分：排名第一的单位（顾村镇）")
