@@ -238,18 +238,40 @@ def test_one_round_end_to_end_in_the_pages(walk_app, tmp_path):
 
     book = load_workbook(io.BytesIO(saved.read_bytes()))
     sheet = book["排名"]
+    header = [c.value for c in sheet[4]]
+    col = {name: header.index(name) for name in header if name}
     rows = {
-        row[1]: row
+        row[col["单位"]]: row
         for row in sheet.iter_rows(min_row=5, values_only=True)
-        if row[1] in ("顾村镇", "大场镇", "宝山工业园区")
+        if row[col["单位"]] in ("顾村镇", "大场镇", "宝山工业园区")
     }
     gucun, dachang, bsip = rows["顾村镇"], rows["大场镇"], rows["宝山工业园区"]
-    assert (Decimal(str(gucun[2])), gucun[3], gucun[4]) == (Decimal(18), 1, "优秀")
-    assert (Decimal(str(dachang[2])), dachang[3], dachang[4]) == (Decimal(17), 2, "合格")
-    assert gucun[6] == dachang[6] == "定稿"
-    assert bsip[2] is None and bsip[4] == "未填报"
+
+    def cells(row, *names):
+        return tuple(
+            Decimal(str(row[col[n]])) if isinstance(row[col[n]], int | float) else row[col[n]]
+            for n in names
+        )
+
+    names = ("总分", "工作落实", "专家评审", "名次", "等级", "状态")
+    assert cells(gucun, *names) == (Decimal(18), Decimal(10), Decimal(8), 1, "优秀", "定稿")
+    assert cells(dachang, *names) == (Decimal(17), Decimal(10), Decimal(7), 2, "合格", "定稿")
+    assert bsip[col["总分"]] is None and bsip[col["等级"]] == "未填报"
     heading = " ".join(str(c.value) for c in sheet[2] if c.value)
     assert "已定稿" in heading
+    # 顾村镇's own sheet: 自评 beside 评审 for clause 1 (its self-assessment said 1 meeting: 8;
+    # reviewed after the appeal: 2 meetings, 10)
+    unit = book["顾村镇"]
+    uheader = next(
+        [c.value for c in r] for r in unit.iter_rows(min_row=1, max_row=10) if r[0].value == "序号"
+    )
+    ucol = {name: uheader.index(name) for name in uheader if name}
+    clause1 = next(
+        r
+        for r in unit.iter_rows(values_only=True)
+        if r[ucol["考核项目"]] and "质量工作落实" in str(r[ucol["考核项目"]])
+    )
+    assert (clause1[ucol["自评"]], clause1[ucol["评审"]]) == (8, 10)
 
 
 def _enter_mark(page, board_url, code, points, reason):
