@@ -50,7 +50,7 @@ class Key:
 # keys several kinds share, declared once: each kind that uses one reads and documents it alike
 WHEN = Key("when", "expression", False, "条件表达式", "条件")
 CAP = Key("cap", "positive", False, "本规则最多加或扣的分数", "上限", True)
-MEASURE = Key("measure", "expression", True, "bands/steps：被衡量的数值表达式", "衡量的数值")
+MEASURE = Key("measure", "expression", True, "bands/steps：被衡量的数值表达式", "衡量数值")
 MEASURE_LABEL = Key("measure_label", "text", False, "被衡量数值的中文名称", "衡量数值的名称")
 EACH = Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数", "每项分值", True)
 VALUE = Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名", "读取的事实")
@@ -207,6 +207,8 @@ class Change:
 
 def value_words(value: Any, unit: str = "") -> str:
     """A rule's value as a comparison's sentence shows it (2 decimals at most)."""
+    if value is None and unit:
+        return "不限"  # a cap or amount in points not written
     if value is None or value == "" or value == ():
         return "无"
     if isinstance(value, bool):
@@ -216,10 +218,12 @@ def value_words(value: Any, unit: str = "") -> str:
     if isinstance(value, str):
         return f"“{value}”"
     if isinstance(value, Panel):
-        return (
-            f"{value.reviewers}名评审（去掉最高分{value.drop_highest}个、"
-            f"最低分{value.drop_lowest}个）"
+        dropped = (
+            f"（去掉最高分{value.drop_highest}个、最低分{value.drop_lowest}个）"
+            if value.drop_highest or value.drop_lowest
+            else ""
         )
+        return f"{value.reviewers}名评审{dropped}"
     if isinstance(value, tuple) and all(isinstance(p, Part) for p in value):
         return "＋".join(f"{p.fact}×{points_words(p.weight)}" for p in value)
     return str(value)
