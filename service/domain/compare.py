@@ -22,6 +22,7 @@ from .numbers import points_words
 
 #: headings of the groups that are not one clause's
 SCHEME, CATEGORIES, GRADING, FACTS = "细则", "分类与分值", "等级评定", "全局事实"
+RELATIVE = "排名赋分"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def compare(old: Scheme, new: Scheme) -> list[Group]:
         Group("", SCHEME, tuple(_header(old, new))),
         Group("", CATEGORIES, tuple(_categories(old, new))),
         Group("", GRADING, tuple(_grading(old, new))),
+        Group("", RELATIVE, tuple(_relative(old, new))),
         Group("", FACTS, tuple(_facts(old, new, ""))),
     ]
     pairs, added, removed = match_clauses(old, new)
@@ -215,6 +217,46 @@ def _keyed(kind, old: dict, new: dict, name, fields, clause: str = "") -> list[D
         if key not in new:
             out.append(Difference(f"{kind}_removed", clause, f"删除{name(key)}", key, None))
     return out
+
+
+# --- points by place among the units --------------------------------------------------------
+
+
+def _relative(old: Scheme, new: Scheme) -> list[Difference]:
+    unit = new.unit
+    methods = {"rank": "按名次赋分", "ratio": "按与第一名之比赋分"}
+    out = _keyed(
+        "relative",
+        {p.id: p for p in old.relative.parts},
+        {p.id: p for p in new.relative.parts},
+        lambda i: f"排名赋分“{i}”",
+        (
+            ("title", "名称", value_words),
+            ("method", "方式", lambda v: methods.get(v, v)),
+            ("points", "分值", lambda v: _pts(v, unit)),
+            (
+                "per_place",
+                "每降一名扣减",
+                lambda v: "无" if v is None else points_words(v * 100) + "%",
+            ),
+            ("rankings", "排名依据", _rankings),
+        ),
+    )
+    a, b = old.relative.convert, new.relative.convert
+    return out + _changed(
+        "relative_convert",
+        "",
+        "总分折算",
+        a.scale if a else None,
+        b.scale if b else None,
+        lambda v: "不折算" if v is None else f"按第一名折算为{_pts(v, unit)}",
+    )
+
+
+def _rankings(rankings: tuple) -> str:
+    return "、".join(
+        f"“{r.label}”（{'越低越好' if r.better == 'lower' else '越高越好'}）" for r in rankings
+    )
 
 
 # --- facts ----------------------------------------------------------------------------------

@@ -397,6 +397,30 @@ CASES = {
             "“优秀”称号名额由3名改为2名",
         ],
     ),
+    "points by place among the units": (
+        "relative/by_place",
+        {
+            S: [
+                ("points: 200\n      per_place: 0.02", "points: 180\n      per_place: 0.025"),
+                (
+                    "- {measure: complaints, label: 投诉件数, better: lower}",
+                    "- {measure: complaints, label: 投诉件数}",
+                ),
+            ]
+        },
+        [
+            "排名赋分“P1”分值由200分改为180分",
+            "排名赋分“P1”每降一名扣减由2%改为2.5%",
+            "排名赋分“P2”排名依据由“产值增长率”（越高越好）、“投诉件数”（越低越好）改为“产值增长率”（越高越好）、“投诉件数”（越高越好）",
+        ],
+    ),
+    "conversion of totals": (
+        "relative/ruian",
+        {S: [("    scale: 600\n", "    scale: 650\n")]},
+        [
+            "总分折算由按第一名折算为600分改为按第一名折算为650分",
+        ],
+    ),
     "clause bonus cap and bonus rules": (
         "clause_bonus",
         {
