@@ -433,20 +433,38 @@ CONTEXT_CHARS = 6
 def text_changes(before: str, after: str) -> list[str]:
     """The word-level changes from ``before`` to ``after``: "“…目标值”后删去“5”、加入“4”"."""
     a, b = _TOKEN.findall(before), _TOKEN.findall(after)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     out = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
-        lead = "".join(a[:i1])[-CONTEXT_CHARS:].strip()
-        where = f"“{lead}”后" if lead else "开头"
+    for _op, i1, i2, j1, j2 in _changes(a, b):
+        lead = "".join(a[:i1])
+        tail = lead.rsplit("\n", 1)[-1][-CONTEXT_CHARS:].strip()
+        where = f"“{tail}”后" if tail else ("开头" if not lead.strip() else "另起一行处")
         parts = []
-        if op in ("delete", "replace"):
-            parts.append(f"删去“{''.join(a[i1:i2])}”")
-        if op in ("insert", "replace"):
-            parts.append(f"加入“{''.join(b[j1:j2])}”")
+        if i2 > i1:
+            parts.append(f"删去“{_shown(a[i1:i2])}”")
+        if j2 > j1:
+            parts.append(f"加入“{_shown(b[j1:j2])}”")
         out.append(where + "、".join(parts))
     return out
+
+
+def _changes(a: list, b: list) -> list[tuple]:
+    """difflib's changes, two joined into one where a single unchanged character lies between:
+    a rewritten sentence reads as one change, not as a scatter of characters that happen to
+    recur ("的", "，")."""
+    out: list[list] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        last = out[-1] if out else None
+        if last is not None and i1 - last[2] <= 1 and j1 - last[4] <= 1:
+            last[2], last[4] = i2, j2
+        else:
+            out.append([op, i1, i2, j1, j2])
+    return [tuple(c) for c in out]
+
+
+def _shown(tokens: list) -> str:
+    return "".join(tokens).replace("\n", "（换行）")
 
 
 def _text(kind: str, clause: str, what: str, before: str, after: str) -> list[Difference]:

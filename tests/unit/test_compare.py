@@ -623,9 +623,19 @@ def test_source_text_changes_are_words_of_the_chinese_text():
     assert text_changes("低于目标值5个百分点扣3分", "低于目标值4个百分点扣3分") == [
         "“低于目标值”后删去“5”、加入“4”"
     ]
+    assert text_changes("每项加1分，封顶3分", "每项加2分，封顶4分") == [
+        "“每项加”后删去“1”、加入“2”",
+        "“加1分，封顶”后删去“3”、加入“4”",
+    ]
+    # changes one character apart read as one change, and a line break is named
     assert text_changes("每项加1分", "每项加1.5分，封顶3分") == [
-        "“每项加”后删去“1”、加入“1.5”",
-        "“每项加1分”后加入“，封顶3分”",
+        "“每项加”后删去“1分”、加入“1.5分，封顶3分”"
+    ]
+    assert text_changes("第一段\n第二段", "第一段\n第三段\n附则") == [
+        "“第”后删去“二段”、加入“三段（换行）附则”"
+    ]
+    assert text_changes("总分100分\n扣完为止", "总分100分\n不倒扣") == [
+        "另起一行处删去“扣完为止”、加入“不倒扣”"
     ]
     assert text_changes("附件：细则", "细则") == ["开头删去“附件：”"]
 
