@@ -659,3 +659,26 @@ def test_clauses_match_by_id_then_title_then_source_text():
         ("7", "8"),
     ]
     assert (added, removed) == (set(), [])
+
+
+def test_every_key_of_every_block_has_words_for_the_comparison():
+    # a new kind brings its keys' names in its own module; the comparison needs nothing else
+    from service.domain.blocks import BLOCKS
+
+    for block in BLOCKS.values():
+        for key in block.keys:
+            assert key.label, f"{block.kind}.{key.name} has no label for the comparison"
+
+
+def test_the_comparison_is_of_the_scoring_core():
+    # no web, database, engine or YAML library: the CLI, the API and the pages share it as is
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, service.domain.compare;"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'flask', 'sqlalchemy', 'durable', 'yaml', 'ruamel', 'marshmallow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr
