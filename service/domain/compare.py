@@ -281,6 +281,7 @@ def _facts(old: Scheme, new: Scheme, owner: str, old_owner: str | None = None) -
         out += _changed("fact_range", owner, f"{label}取值范围", _range(o), _range(f), _range_words)
         out += _changed("fact_label", owner, f"事实{name}名称", o.label, f.label)
         out += _changed("fact_unit", owner, f"{label}单位", o.unit, f.unit)
+        out += _changed("fact_help", owner, f"{label}填写说明", o.help, f.help)
         out += _changed("fact_choices", owner, f"{label}选项", o.choices, f.choices, _choices)
         out += _changed(
             "fact_applies_when", owner, f"{label}适用条件", o.applies_when_text, f.applies_when_text
@@ -366,6 +367,7 @@ def _clause(a: Clause, b: Clause, old: Scheme, new: Scheme) -> list[Difference]:
     )
     out += _changed("clause_offices", cid, f"{me}责任部门", a.offices, b.offices, _list)
     out += _changed("clause_deadline", cid, f"{me}完成时限", a.deadline, b.deadline)
+    out += _changed("clause_evidence", cid, f"{me}佐证材料", a.evidence, b.evidence, _choices)
     out += _text("clause_source", cid, f"{me}原文", a.source.text, b.source.text)
     out += _rules(a, b, unit)
     out += _keyed(

@@ -279,7 +279,7 @@ CASES = {
             "第6条计分方式由按件计分改为按幅度计分",
         ],
     ),
-    "facts: renamed (removed and added), type, range, label, unit": (
+    "facts: renamed (removed and added), type, range, label, unit, help; evidence": (
         "minimal",
         {
             C3: [
@@ -288,6 +288,11 @@ CASES = {
                     "{name: bureau_score, type: number, label: 区局考核得分, min: 0, max: 120, unit: 分}",
                 ),
                 ("scale_from: 100", "scale_from: 120"),
+                (
+                    "label: 区局考核得分, min: 0, max: 120, unit: 分}",
+                    "label: 区局考核得分, min: 0, max: 120, unit: 分, help: 按区局通报填写}",
+                ),
+                ("rules:\n", "evidence: [区局考核通报]\nrules:\n"),
                 (
                     "bureau_score: 87.5, major_incident: false}, points: 3.625",
                     "bureau_score: 90, major_incident: false}, points: 3.25",
@@ -302,10 +307,12 @@ CASES = {
             "第2条规则“r2”的衡量数值由“100 - coverage”改为“100 - cover_rate”",
             "新增事实“覆盖率”（cover_rate，百分比）",
             "删除事实“覆盖率”（coverage）",
+            "第3条佐证材料由无改为“区局考核通报”",
             "第3条规则“r2”的来源满分由100改为120",
             "事实“区局考核得分”取值范围由0至100改为0至120",
             "事实bureau_score名称由“区局考核分数”改为“区局考核得分”",
             "事实“区局考核得分”单位由无改为“分”",
+            "事实“区局考核得分”填写说明由无改为“按区局通报填写”",
             "事实“获奖项数”类型由整数改为数值",
         ],
     ),
