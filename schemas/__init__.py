@@ -502,6 +502,49 @@ class RuleVersionOut(Schema):
     serving = fields.Boolean()
 
 
+class RulesCompareArgs(Schema):
+    old = fields.String(
+        required=True,
+        data_key="from",
+        validate=validate.Regexp(r"^[0-9a-f]{64}$", error="应为64位十六进制的规则版本号"),
+        metadata={"description": "较早的规则版本（GET /api/rules/versions 的 version）"},
+    )
+    new = fields.String(
+        required=True,
+        data_key="to",
+        validate=validate.Regexp(r"^[0-9a-f]{64}$", error="应为64位十六进制的规则版本号"),
+        metadata={"description": "较新的规则版本"},
+    )
+
+
+class RuleVersionHeadOut(Schema):
+    version = fields.String()
+    scheme = fields.String()
+    title = fields.String()
+    year = fields.String()
+
+
+class RuleDifferenceOut(Schema):
+    kind = fields.String(metadata={"description": "改动的类别，如 clause_points、band_high"})
+    clause = fields.String(metadata={"description": "条款编号（新版本中的；细则整体的改动为空）"})
+    sentence = fields.String(metadata={"description": "改动的中文说明，数值至多两位小数"})
+    before = fields.Raw(allow_none=True, metadata={"description": "改动前的确切值（小数为字符串）"})
+    after = fields.Raw(allow_none=True, metadata={"description": "改动后的确切值"})
+
+
+class RuleDifferenceGroupOut(Schema):
+    clause = fields.String(metadata={"description": "条款编号；细则、分类、等级、全局事实为空"})
+    heading = fields.String()
+    differences = fields.List(fields.Nested(RuleDifferenceOut))
+
+
+class RulesCompareOut(Schema):
+    from_ = fields.Nested(RuleVersionHeadOut, attribute="from", data_key="from")
+    to = fields.Nested(RuleVersionHeadOut)
+    count = fields.Integer(metadata={"description": "改动的条数"})
+    groups = fields.List(fields.Nested(RuleDifferenceGroupOut))
+
+
 class JournalOut(Schema):
     id = fields.Integer()
     at = fields.DateTime()

@@ -4,6 +4,7 @@ scoring check  [--rules DIR]
 scoring test   [--rules DIR] [--oracle]
 scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
+scoring diff   A B            (A, B: two scheme folders)
 """
 
 from __future__ import annotations
@@ -240,6 +241,39 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle):
         click.echo("")
     if entries and len(entries) > 1:
         click.echo(render_ranking(entries))
+
+
+def _load_folder(folder: Path):
+    from service.rulefiles import RuleSetError
+    from service.rulefiles.loader import load_scheme
+
+    try:
+        return load_scheme(folder)
+    except RuleSetError as err:
+        for e in err.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"{folder} 有 {len(err.errors)} 处错误，无法比较。", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def diff(old, new):
+    """比较两个版本的细则（两个细则文件夹），按条款列出改动。"""
+    from service.domain.compare import compare
+
+    a, b = _load_folder(old), _load_folder(new)
+    click.echo(
+        f"{a.id}（{a.year}，版本 {a.version[:16]}）→ {b.id}（{b.year}，版本 {b.version[:16]}）"
+    )
+    groups = compare(a, b)
+    for g in groups:
+        click.echo(f"\n{g.heading}")
+        for d in g.differences:
+            click.echo(f"  · {d.sentence}")
+    count = sum(len(g.differences) for g in groups)
+    click.echo(f"\n共 {count} 处改动。" if count else "两个版本没有差别。")
 
 
 if __name__ == "__main__":  # pragma: no cover

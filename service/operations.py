@@ -1528,3 +1528,28 @@ def rule_versions(ctx: Context, actor: Actor) -> list[dict]:
         }
         for v, sid, t, at in rows
     ]
+
+
+def compare_rule_versions(ctx: Context, actor: Actor, old: str, new: str) -> dict:
+    """What changed from one archived (or served) scheme version to another, grouped by clause
+    (``domain.compare``): any two versions, of one scheme's years or of two schemes."""
+    from .domain.compare import compare
+
+    check(ctx.db, actor, "rules.read", "rules")
+    a, b = scheme_by_version(ctx, old), scheme_by_version(ctx, new)
+    groups = compare(a, b)
+    return {
+        "from": _version_head(a),
+        "to": _version_head(b),
+        "count": sum(len(g.differences) for g in groups),
+        "groups": to_data(groups),
+    }
+
+
+def _version_head(scheme: Scheme) -> dict:
+    return {
+        "version": scheme.version,
+        "scheme": scheme.id,
+        "title": scheme.title,
+        "year": scheme.year,
+    }

@@ -175,3 +175,22 @@ def test_score_units_form_takes_the_facts_directly(tmp_path):
     proc = run("score", "minimal", good, "--rules", str(MINIMAL), "--oracle", "--clause", "1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("▶ 1 合格率") == 2 and "被考核单位：乙" in proc.stdout
+
+
+def test_diff_prints_the_changes_grouped_by_clause(tmp_path):
+    import shutil
+
+    new = tmp_path / "minimal-2027"
+    shutil.copytree(MINIMAL, new)
+    path = new / "clauses" / "06-awards.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("each: 1, cap: 3", "each: 1, cap: 2").replace(
+        "points: 3, fired", "points: 2, fired"
+    )
+    path.write_text(text, encoding="utf-8")
+    proc = run("diff", str(MINIMAL), str(new))
+    assert proc.returncode == 0, proc.stderr
+    assert "\n第6条 获奖\n  · 第6条上限由3分改为2分\n\n共 1 处改动。\n" in proc.stdout
+    same = run("diff", str(MINIMAL), str(MINIMAL))
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.endswith("两个版本没有差别。\n")

@@ -33,7 +33,7 @@ from service.config import from_environment
 from service.domain.scoring import score_units
 from service.engine.oracle import OracleMatcher
 from service.engine.pool import EnginePool
-from service.rulefiles.loader import load_all, load_scheme
+from service.rulefiles.loader import load_all, load_files, load_scheme
 
 MIB = 1024 * 1024
 
@@ -181,6 +181,42 @@ def _measure(label, scheme, load_seconds, pool, oracle, n_units, runs):
     return rows
 
 
+def compare_ms(old, new, runs: int = 20) -> tuple[float, int]:
+    """Median milliseconds of comparing two versions (``domain.compare``), and how many changes."""
+    from service.domain.compare import compare  # here: --against runs this file on older code
+
+    times, found = [], 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        groups = compare(old, new)
+        times.append((time.perf_counter() - t0) * 1000)
+        found = sum(len(g.differences) for g in groups)
+    return statistics.median(times), found
+
+
+def compare_print(largest, seeds: dict) -> None:
+    """The comparison of two versions of the largest seed scheme (issue 10: < 200 ms): itself
+    against a fresh load of the same files (every part compared, nothing differs); a version
+    with every "分" of its files rewritten (every clause's source text compared word by word);
+    and the other seed scheme with the most clauses (nearly everything differs)."""
+    same_ms, _ = compare_ms(largest, load_scheme(largest.path, from_environment().rules_dir))
+    rewritten = {rel: text.replace("分", "分值") for rel, text in largest.texts.items()}
+    texts_ms, texts_found = compare_ms(largest, load_files(rewritten, "rewritten"))
+    line = (
+        f"两个版本的比较（{largest.id}）：与自身 {same_ms:.1f} ms；"
+        f"全部原文改动 {texts_ms:.1f} ms（{texts_found} 处改动）"
+    )
+    other = max(
+        (s for s in seeds.values() if s.id != largest.id),
+        key=lambda s: len(s.clauses),
+        default=None,
+    )
+    if other is not None:
+        other_ms, found = compare_ms(largest, other)
+        line += f"；与 {other.id} {other_ms:.1f} ms（{found} 处改动）"
+    print(line + "（目标 < 200 ms）")
+
+
 def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     me = psutil.Process(os.getpid())
     settings = from_environment()
@@ -195,6 +231,7 @@ def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     t0 = time.perf_counter()
     largest = load_scheme(largest.path, settings.rules_dir)
     largest_load = time.perf_counter() - t0
+    compare_print(largest, seeds)
     oracle = OracleMatcher()
     with EnginePool(size=2, deadline=30) as pool, tempfile.TemporaryDirectory() as tmp:
         seed_rows = _measure(

@@ -9,6 +9,8 @@ from schemas import (
     JournalArgs,
     JournalOut,
     ReloadOut,
+    RulesCompareArgs,
+    RulesCompareOut,
     RulesValidateIn,
     RulesValidateOut,
     RuleVersionOut,
@@ -59,6 +61,15 @@ def reload():
 def versions():
     """加载过的全部规则版本（旧版本仍可用于重算）。"""
     return ops.rule_versions(ctx(), actor())
+
+
+@blp.route("/rules/compare")
+@blp.arguments(RulesCompareArgs, location="query")
+@blp.response(200, RulesCompareOut)
+@blp.errors(401, 403, 404, 422)
+def compare(args):
+    """比较两个规则版本（任意两个存档版本）：按条款列出的改动，每条一句中文说明和确切的前后值。"""
+    return ops.compare_rule_versions(ctx(), actor(), args["old"], args["new"])
 
 
 NEXT_PAGE_HEADERS = {

@@ -64,6 +64,7 @@ from service.db import (
     User,
 )
 from service.operations import etag
+from service.rulefiles.loader import version_of
 
 from .. import evidence_samples
 from ..apps import round_dates
@@ -196,6 +197,8 @@ def _appeal(_call) -> dict:
     return {"items": [{"clause": APPEALED, "reason": "评价未考虑下半年工作"}]}
 
 
+_ZQ = version_of(RULES / "zhuanqiao" / "2018")  # a served version, for the comparison
+
 #: (method, rule of app.url_map without converters) -> the calls to make; one entry per route, no more, no fewer
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/health"): (Case(None),),
@@ -289,6 +292,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case("rules.reload", writes=frozenset({"rule_versions"}), journals="rules.reload"),
     ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
+    ("GET", "/api/rules/compare"): (Case("rules.read", query=f"?from={_ZQ}&to={_ZQ}"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
     # the review cycle: rounds (the steps on one unit before publication first, so a walk of the

@@ -20,13 +20,14 @@ class Assessed(Valued):
     title = "评审给分"
     keys = (
         VALUE,
-        Key("reason", "fact", True, "assessed：评审理由的事实名"),
+        Key("reason", "fact", True, "assessed：评审理由的事实名", "理由事实"),
         Key(
             "panel",
             "panel",
             False,
             "assessed：由多名评审各自独立打分，本项取平均（可去掉最高分和最低分），"
             "如 {reviewers: 5, drop: {highest: 1, lowest: 1}}",
+            "评审组",
         ),
         WHEN,
     )

@@ -9,7 +9,17 @@ from typing import Any
 from ..model import Band, Clause, Rule
 from ..outcome import RuleOutcome
 from ..wording import signed
-from .base import MEASURE, MEASURE_LABEL, WHEN, Description, Key, RuleReading, guarded
+from .base import (
+    MEASURE,
+    MEASURE_LABEL,
+    WHEN,
+    Change,
+    Description,
+    Key,
+    RuleReading,
+    guarded,
+    range_differences,
+)
 from .measured import Measured
 
 
@@ -18,7 +28,7 @@ class Bands(Measured):
     title = "分档计分"
     keys = (
         MEASURE,
-        Key("bands", "bands", True, "bands：各档"),
+        Key("bands", "bands", True, "bands：各档", "各档"),
         MEASURE_LABEL,
         WHEN,
     )
@@ -56,6 +66,10 @@ class Bands(Measured):
             f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），"
             f"{signed(band.points, scheme.unit)}"
         )
+
+    def differences(self, old: Rule, new: Rule, unit: str) -> list[Change]:
+        out = self.key_differences(old, new, unit, skip=("bands",))
+        return out + range_differences(old.bands, new.bands, "band", unit)
 
     def describe(self, rule: Rule, clause: Any, d: Description) -> str:
         return f"{d.condition}按{d.measure}分档计分："

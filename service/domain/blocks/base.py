@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from .. import expressions as ex
 from ..conditions import AllOf, Condition, compile_condition
 from ..facts import applies
-from ..model import Clause, FactSpec, Rule, Scheme
+from ..model import Clause, FactSpec, Interval, Panel, Part, Rule, Scheme
+from ..numbers import points_words
 from ..outcome import RuleOutcome
 from ..wording import facts_of
 
@@ -40,15 +41,19 @@ class Key:
     type: str
     required: bool
     doc: str
+    #: the key's name in a comparison's sentence ("上限"); the key itself if empty
+    label: str = ""
+    #: the key holds points (a comparison says "3分", not "3")
+    in_points: bool = False
 
 
 # keys several kinds share, declared once: each kind that uses one reads and documents it alike
-WHEN = Key("when", "expression", False, "条件表达式")
-CAP = Key("cap", "positive", False, "本规则最多加或扣的分数")
-MEASURE = Key("measure", "expression", True, "bands/steps：被衡量的数值表达式")
-MEASURE_LABEL = Key("measure_label", "text", False, "被衡量数值的中文名称")
-EACH = Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数")
-VALUE = Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名")
+WHEN = Key("when", "expression", False, "条件表达式", "条件")
+CAP = Key("cap", "positive", False, "本规则最多加或扣的分数", "上限", True)
+MEASURE = Key("measure", "expression", True, "bands/steps：被衡量的数值表达式", "衡量数值")
+MEASURE_LABEL = Key("measure_label", "text", False, "被衡量数值的中文名称", "衡量数值的名称")
+EACH = Key("each", "number", True, "per_unit/steps：每件或每档的分值，扣分写负数", "每项分值", True)
+VALUE = Key("value", "fact", True, "scaled/assessed/maturity：读取的事实名", "读取的事实")
 
 
 class RuleReading(Protocol):
@@ -164,6 +169,122 @@ class Block:
     def describe(self, rule: Rule, clause: Any, d: Description) -> str:
         """One sentence saying what the rule does, for the admin pages."""
         raise NotImplementedError
+
+    def differences(self, old: Rule, new: Rule, unit: str) -> list[Change]:
+        """What changed between two versions of a rule of this kind (``domain.compare`` asks):
+        by default each declared key compared as a whole; a block whose key holds a list
+        (bands, levels) says item by item what moved."""
+        return self.key_differences(old, new, unit)
+
+    def key_differences(self, old: Rule, new: Rule, unit: str, skip: tuple = ()) -> list[Change]:
+        out = []
+        for key in self.keys:
+            if key.name in skip:
+                continue
+            attr = key.name
+            if key.type == "expression":  # the text as written, not the parsed tree
+                attr = "when_text" if key.name == "when" else "measure_text"
+            before, after = getattr(old, attr, None), getattr(new, attr, None)
+            if before != after:
+                u = unit if key.in_points else ""
+                words = (
+                    f"{key.label or key.name}由{value_words(before, u)}改为{value_words(after, u)}"
+                )
+                out.append(Change(f"rule_{key.name}", words, before, after))
+        return out
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference within a rule: ``kind`` names it, ``words`` says it after the rule's
+    name ("上限由3分改为4分"), ``before`` and ``after`` are the exact values."""
+
+    kind: str
+    words: str
+    before: Any
+    after: Any
+
+
+def value_words(value: Any, unit: str = "") -> str:
+    """A rule's value as a comparison's sentence shows it (2 decimals at most)."""
+    if value is None and unit:
+        return "不限"  # a cap or amount in points not written
+    if value is None or value == "" or value == ():
+        return "无"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, Decimal):
+        return points_words(value) + unit
+    if isinstance(value, str):
+        return f"“{value}”"
+    if isinstance(value, Panel):
+        dropped = (
+            f"（去掉最高分{value.drop_highest}个、最低分{value.drop_lowest}个）"
+            if value.drop_highest or value.drop_lowest
+            else ""
+        )
+        return f"{value.reviewers}名评审{dropped}"
+    if isinstance(value, tuple) and all(isinstance(p, Part) for p in value):
+        return "＋".join(f"{p.fact}×{points_words(p.weight)}" for p in value)
+    return str(value)
+
+
+def range_differences(old: tuple, new: tuple, what: str, unit: str) -> list[Change]:
+    """Bands or levels compared by position: each one's boundaries, points and name."""
+    out = []
+    if len(old) != len(new):
+        out.append(
+            Change(f"{what}_count", f"档数由{len(old)}档改为{len(new)}档", len(old), len(new))
+        )
+    for i, (a, b) in enumerate(zip(old, new, strict=False), 1):
+        out += _edges(i, a.range, b.range, what)
+        pa, pb = getattr(a, "points", None), getattr(b, "points", None)
+        if pa != pb:
+            words = f"第{i}档分值由{value_words(pa, unit)}改为{value_words(pb, unit)}"
+            out.append(Change(f"{what}_points", words, pa, pb))
+        if a.label != b.label:
+            words = f"第{i}档名称由{value_words(a.label)}改为{value_words(b.label)}"
+            out.append(Change(f"{what}_label", words, a.label, b.label))
+        ta, tb = getattr(a, "text", ""), getattr(b, "text", "")
+        if ta != tb:
+            words = f"第{i}档说明由{value_words(ta)}改为{value_words(tb)}"
+            out.append(Change(f"{what}_text", words, ta, tb))
+    for i, b in enumerate(new[len(old) :], len(old) + 1):
+        out.append(Change(f"{what}_added", f"加入第{i}档{_item(b, unit)}", None, b.range.text))
+    for i, a in enumerate(old[len(new) :], len(new) + 1):
+        out.append(Change(f"{what}_removed", f"删去第{i}档{_item(a, unit)}", a.range.text, None))
+    return out
+
+
+def _item(item: Any, unit: str) -> str:
+    points = getattr(item, "points", None)
+    shown = f"，{value_words(points, unit)}" if points is not None else ""
+    return f"（{item.range.text}{shown}）"
+
+
+def _edges(i: int, a: Interval, b: Interval, what: str) -> list[Change]:
+    out = []
+    for end, name, va, ca, vb, cb in (
+        ("low", "下限", a.low, a.low_closed, b.low, b.low_closed),
+        ("high", "上限", a.high, a.high_closed, b.high, b.high_closed),
+    ):
+        if va == vb and (ca == cb or va is None):
+            continue
+        # the closure is named only when it changed, so "由5改为4" stays short
+        named = ca != cb and va is not None and vb is not None
+        words = f"第{i}档{name}由{_edge(va, ca, named)}改为{_edge(vb, cb, named)}"
+        out.append(Change(f"{what}_{end}", words, _exact(va, ca), _exact(vb, cb)))
+    return out
+
+
+def _edge(value: Decimal | None, closed: bool, named: bool) -> str:
+    if value is None:
+        return "不限"
+    return points_words(value) + (("（含）" if closed else "（不含）") if named else "")
+
+
+def _exact(value: Decimal | None, closed: bool) -> dict:
+    return {"value": value, "closed": closed}
 
 
 def guarded(group: Group, rule: Rule, condition: Condition) -> Condition:

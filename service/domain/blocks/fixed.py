@@ -17,7 +17,7 @@ class Fixed(Block):
     kind = "fixed"
     title = "固定分值"
     keys = (
-        Key("points", "number", True, "fixed：条件成立时的分值，扣分写负数"),
+        Key("points", "number", True, "fixed：条件成立时的分值，扣分写负数", "分值", True),
         WHEN,
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..model import Clause, Level, Rule
 from ..numbers import CONTEXT, equals_words, plain
 from ..outcome import RuleOutcome
-from .base import VALUE, WHEN, Description, Key, RuleReading, guarded
+from .base import VALUE, WHEN, Change, Description, Key, RuleReading, guarded, range_differences
 from .valued import Valued
 
 
@@ -18,7 +18,7 @@ class Maturity(Valued):
     title = "成熟度"
     keys = (
         VALUE,
-        Key("levels", "levels", True, "maturity：各成熟度档"),
+        Key("levels", "levels", True, "maturity：各成熟度档", "成熟度档"),
         WHEN,
     )
 
@@ -66,6 +66,10 @@ class Maturity(Valued):
             f"{label}为{plain(v)}%，属“{level.label}”档{text}；"
             f"{plain(clause.points)}×{plain(v)}%{equals_words(out.amount)}{scheme.unit}"
         )
+
+    def differences(self, old: Rule, new: Rule, unit: str) -> list[Change]:
+        out = self.key_differences(old, new, unit, skip=("levels",))
+        return out + range_differences(old.levels, new.levels, "level", unit)
 
     def describe(self, rule: Rule, clause: Any, d: Description) -> str:
         return (

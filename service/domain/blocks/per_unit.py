@@ -19,7 +19,7 @@ class PerUnit(Counted):
     title = "按件计分"
     measure_key = "count"
     keys = (
-        Key("count", "expression", True, "per_unit：件数表达式"),
+        Key("count", "expression", True, "per_unit：件数表达式", "件数"),
         EACH,
         CAP,
         MEASURE_LABEL,

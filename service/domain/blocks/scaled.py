@@ -17,8 +17,15 @@ class Scaled(Valued):
     title = "折算"
     keys = (
         VALUE,
-        Key("scale_from", "positive", True, "scaled：来源分数的满分"),
-        Key("scale_to", "positive", False, "scaled：折算后的满分，默认为本条款分值"),
+        Key("scale_from", "positive", True, "scaled：来源分数的满分", "来源满分"),
+        Key(
+            "scale_to",
+            "positive",
+            False,
+            "scaled：折算后的满分，默认为本条款分值",
+            "折算满分",
+            True,
+        ),
         WHEN,
     )
 

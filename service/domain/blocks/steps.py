@@ -30,9 +30,9 @@ class Steps(Counted):
     title = "按幅度计分"
     keys = (
         MEASURE,
-        Key("step", "positive", True, "steps：每档的大小"),
+        Key("step", "positive", True, "steps：每档的大小", "每档大小"),
         EACH,
-        Key("whole_steps", "flag", False, "steps：true 只计满档（默认），false 按比例"),
+        Key("whole_steps", "flag", False, "steps：true 只计满档（默认），false 按比例", "只计满档"),
         CAP,
         MEASURE_LABEL,
         WHEN,

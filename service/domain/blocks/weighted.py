@@ -23,7 +23,7 @@ class Weighted(Block):
     kind = "weighted"
     title = "加权计分"
     keys = (
-        Key("parts", "parts", True, "weighted：各部分（事实名与权重）"),
+        Key("parts", "parts", True, "weighted：各部分（事实名与权重）", "各部分"),
         CAP,
         WHEN,
     )
