@@ -839,7 +839,9 @@ def _rules_files() -> dict:
     }
 
 
-def _rules_page(check_result=None, reload_result=None, reload_errors=None, status=200):
+def _rules_page(
+    check_result=None, reload_result=None, reload_errors=None, reload_refusal=None, status=200
+):
     versions = ops.rule_versions(ctx(), current_actor())
     schemes = ctx().registry.schemes().values()
     return render_template(
@@ -851,6 +853,7 @@ def _rules_page(check_result=None, reload_result=None, reload_errors=None, statu
         check_result=check_result,
         reload_result=reload_result,
         reload_errors=reload_errors,
+        reload_refusal=reload_refusal,
     ), status
 
 
@@ -869,7 +872,8 @@ def rules_reload():
     try:
         result = ops.reload_rules(ctx(), current_actor())
     except Invalid as err:
-        return _rules_page(reload_errors=err.fields, status=422)
+        # broken files, or failing test cases: the message says which, the fields where
+        return _rules_page(reload_errors=err.fields, reload_refusal=err.message, status=422)
     return _rules_page(reload_result=result)
 
 
