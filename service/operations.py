@@ -1473,8 +1473,13 @@ def passed_versions(ctx: Context) -> set[str]:
 
 
 def _remember_passed(ctx: Context, actor: Actor, checked: RuleCheck) -> None:
+    """Journal the versions whose cases passed, once each (a reload of unchanged rules runs their
+    cases again, and writes nothing)."""
+    known = passed_versions(ctx)
     with ctx.db.transaction() as s:
         for version in checked.tested:
+            if version in known:
+                continue
             scheme = next(sc for sc in checked.schemes.values() if sc.version == version)
             cases = sum(1 for r in checked.results if r.scheme == scheme.id)
             journal(s, actor, TESTED, _tested_target(scheme), "ok", cases=cases)
