@@ -161,9 +161,8 @@ def create_app(settings=None, engine=None) -> Flask:
             sync_rules(ctx, force=True)
         if registry.generation is None:  # no rule set in force to serve instead
             raise
-        logging.getLogger(__name__).error(
-            "规则目录有错误或测试用例未通过，未加载；继续使用当前发布的规则：\n%s", err
-        )
+        what = "规则目录有错误" if isinstance(err, RuleSetError) else "规则目录的测试用例未通过"
+        logging.getLogger(__name__).error("%s，未加载；继续使用当前发布的规则：\n%s", what, err)
     else:
         if migrated:
             publish_rules(ctx)

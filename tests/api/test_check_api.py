@@ -164,7 +164,7 @@ def test_a_first_start_refuses_failing_cases(tmp_path, engine):
     assert f"✗ {FAILING_AT}：{FAILING_CASE}\n    {DIFFERENCE}" in str(refused.value)
 
 
-def test_a_restart_keeps_serving_and_runs_only_new_versions_cases(api, tmp_path, engine):
+def test_a_restart_keeps_serving_and_runs_only_new_versions_cases(api, tmp_path, engine, caplog):
     before = served(api)
     [first] = journal(api, "rules.tested")  # the first start ran the cases, and remembers it
     assert first["target"] == f"scheme:{SCHEME_ID}/version:{before}"
@@ -182,6 +182,9 @@ def test_a_restart_keeps_serving_and_runs_only_new_versions_cases(api, tmp_path,
     try:
         registry = restarted.extensions["scoring"].registry
         assert registry.get(SCHEME_ID).version == before and registry.generation == 1
+        # and says why, with the failing case where `scoring check` would list it
+        assert "规则目录的测试用例未通过，未加载；继续使用当前发布的规则" in caplog.text
+        assert f"✗ {FAILING_AT}：{FAILING_CASE}" in caplog.text
     finally:
         restarted.extensions["scoring"].db.engine.dispose()
     assert len(journal(api, "rules.tested")) == 1
