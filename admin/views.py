@@ -917,6 +917,7 @@ def _rules_page(
     check_result=None,
     reload_result=None,
     reload_errors=None,
+    reload_refusal=None,
     status=200,
     comparison=None,
     compare_error="",
@@ -936,6 +937,7 @@ def _rules_page(
         compare_error=compare_error,
         compare_from=request.args.get("from", ""),
         compare_to=request.args.get("to", ""),
+        reload_refusal=reload_refusal,
     ), status
 
 
@@ -971,7 +973,8 @@ def rules_reload():
     try:
         result = ops.reload_rules(ctx(), current_actor())
     except Invalid as err:
-        return _rules_page(reload_errors=err.fields, status=422)
+        # broken files, or failing test cases: the message says which, the fields where
+        return _rules_page(reload_errors=err.fields, reload_refusal=err.message, status=422)
     return _rules_page(reload_result=result)
 
 

@@ -482,8 +482,16 @@ class RulesValidateIn(Schema):
 
 
 class RulesValidateOut(Schema):
-    valid = fields.Boolean()
+    valid = fields.Boolean(metadata={"description": "规则文件无错误，且其中的测试用例全部通过"})
     errors = fields.List(fields.Dict())
+    failing = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "未通过的测试用例：scheme、file、line（用例所在行）、case、problems"
+            "（期望与实得的差别），text 为 scoring check 打印的原文"
+        },
+    )
+    cases = fields.Integer(metadata={"description": "运行的测试用例数"})
     schemes = fields.List(fields.Dict())
 
 

@@ -83,11 +83,12 @@ def create_app(settings=None, engine=None) -> Flask:
     from .api import rounds as rounds_api
     from .api import schemes as schemes_api
     from .api import units as units_api
+    from .casebook import FailingCases
     from .config import from_environment
     from .db import Database
     from .evidence import EvidenceStore
     from .jsonio import ExactJSON
-    from .operations import Context, publish_rules, sync_rules
+    from .operations import Context, publish_rules, serve_rules_at_start, sync_rules
     from .registry import Registry
     from .rulefiles import RuleSetError
 
@@ -144,17 +145,24 @@ def create_app(settings=None, engine=None) -> Flask:
     else:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     try:
-        registry.reload()  # a start publishes the rules directory, as a reload does
-    except RuleSetError as err:
-        # a broken directory stops a first start, with file:line:column errors; a worker that
-        # gunicorn restarts later keeps serving the rule set in force, which the others serve too
+        # a start publishes the rules directory, as a reload does, checked as a reload checks it:
+        # loaded strictly, then the test cases of every version not journaled as passed (run
+        # through this worker's engine, which keeps them compiled to serve); an app built before
+        # the migrations (for db-upgrade) only loads: it serves nothing, and has no journal
+        if migrated:
+            serve_rules_at_start(ctx)
+        else:
+            registry.reload()
+    except (RuleSetError, FailingCases) as err:
+        # a broken directory, or one failing its own test cases, stops a first start with
+        # file:line errors; a worker that gunicorn restarts later keeps serving the rule set in
+        # force, which the others serve too
         if migrated:
             sync_rules(ctx, force=True)
         if registry.generation is None:  # no rule set in force to serve instead
             raise
-        logging.getLogger(__name__).error(
-            "规则目录有错误，未加载；继续使用当前发布的规则：\n%s", err
-        )
+        what = "规则目录有错误" if isinstance(err, RuleSetError) else "规则目录的测试用例未通过"
+        logging.getLogger(__name__).error("%s，未加载；继续使用当前发布的规则：\n%s", what, err)
     else:
         if migrated:
             publish_rules(ctx)

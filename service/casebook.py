@@ -1,14 +1,20 @@
-"""Running the test cases a scheme's rule files carry.
+"""Running the test cases a scheme's rule files carry, and checking a rule set.
 
 Each clause file lists cases (facts in, points and fired rules out); the
 scheme file may list whole-scheme cases (total, grade) and ranking cases.
 ``run_cases`` scores every case through the given matcher and reports each
-failure in words a policy officer can act on.
+failure in words a policy officer can act on, at the file and line of the case.
+
+``check_rules`` is what 检查 means everywhere (the CLI's ``scoring check``, the
+API's validate and reload, the admin rules page, a start): the strict loader,
+then every case of every scheme through the matcher. A rule set is good only
+if both pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
 from service.domain import expressions as ex
 from service.domain.facts import not_applicable
@@ -26,6 +32,7 @@ from service.domain.scoring import (
     pending_grade_vetoes,
     prepare,
 )
+from service.rulefiles.errors import RuleFileError, RuleSetError
 
 
 @dataclass
@@ -35,6 +42,17 @@ class CaseResult:
     name: str
     ok: bool
     problems: list
+    line: int = 0  # where the case starts in its file (0: not known)
+
+    @property
+    def at(self) -> str:
+        """``file:line`` of the case, as an editor opens it."""
+        return f"{self.where}:{self.line}" if self.line else self.where
+
+    def lines(self) -> list[str]:
+        """The case as ``scoring test`` lists a failure: where and which case, then what differed
+        (the same words in the CLI, the API and the admin pages)."""
+        return [f"✗ {self.at}：{self.name}"] + [f"    {p}" for p in self.problems]
 
 
 def _clause_case(scheme: Scheme, clause, case, fired_sets, values, panels) -> list:
@@ -77,7 +95,7 @@ def _shown(value) -> str:
 
 
 def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
-    jobs = []  # (file, name, facts, check(fired) -> problems)
+    jobs = []  # (file, line, name, facts, check(fired) -> problems)
     for clause in scheme.clauses.values():
         for case in clause.tests:
             # a panel clause's case gives its reviewers' marks: they make its value, as in scoring
@@ -85,6 +103,7 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
             jobs.append(
                 (
                     clause.file,
+                    case.line,
                     f"{clause.id} {case.name}",
                     values,
                     lambda fired, clause=clause, case=case, values=values, panels=panels: (
@@ -108,12 +127,12 @@ def run_cases(scheme: Scheme, matcher) -> list[CaseResult]:
                 problems.append(f"期望等级{case.grade}，实得{graded}（{result.grade_explanation}）")
             return problems
 
-        jobs.append((sfile, case.name, values, check))
-    facts_sets = [prepare(scheme, facts) for _, _, facts, _ in jobs]
+        jobs.append((sfile, case.line, case.name, values, check))
+    facts_sets = [prepare(scheme, facts) for _, _, _, facts, _ in jobs]
     fired = matcher.match(scheme, facts_sets) if jobs else []
     out = [
-        CaseResult(scheme.id, file, name, not (p := check(hits)), p)
-        for (file, name, _, check), hits in zip(jobs, fired)
+        CaseResult(scheme.id, file, name, not (p := check(hits)), p, line)
+        for (file, line, name, _, check), hits in zip(jobs, fired)
     ]
     out += _ranking_cases(scheme, matcher, sfile)
     return out
@@ -185,5 +204,54 @@ def _ranking_cases(scheme: Scheme, matcher, sfile: str) -> list[CaseResult]:
                         f"{unit}：期望{words}{_shown(want[k])}，实得{_shown(got[k])}（{why}）"
                     )
             problems += _relative_problems(unit, want, standing)
-        out.append(CaseResult(scheme.id, sfile, case.name, not problems, problems))
+        out.append(CaseResult(scheme.id, sfile, case.name, not problems, problems, case.line))
     return out
+
+
+# --- checking a rule set ----------------------------------------------------------------------
+
+
+@dataclass
+class RuleCheck:
+    """A rule set checked: what loaded, the loader's errors, and the result of every case run."""
+
+    schemes: dict = field(default_factory=dict)  # scheme id -> Scheme (empty if it did not load)
+    errors: list[RuleFileError] = field(default_factory=list)
+    results: list[CaseResult] = field(default_factory=list)
+    tested: tuple = ()  # the versions whose cases were run (the others were known to pass)
+
+    @property
+    def failing(self) -> list[CaseResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.failing
+
+
+class FailingCases(Exception):
+    """A rule set that loads but fails some of its own test cases; nothing of it is used."""
+
+    def __init__(self, failing: list[CaseResult]):
+        self.failing = failing
+        super().__init__("\n".join(line for case in failing for line in case.lines()))
+
+
+def check_rules(
+    load: Callable[[], dict], matcher, passed: Collection[str] = frozenset()
+) -> RuleCheck:
+    """Load strictly (``load`` raises ``RuleSetError``), then run every case of every scheme
+    through ``matcher`` (the production engine outside tests of the oracle), except the cases of
+    the versions in ``passed``: the same bytes passed them before, through the same engine."""
+    try:
+        schemes = load()
+    except RuleSetError as err:
+        return RuleCheck(errors=list(err.errors))
+    results: list[CaseResult] = []
+    tested = []
+    for scheme in schemes.values():
+        if scheme.version in passed:
+            continue
+        results += run_cases(scheme, matcher)
+        tested.append(scheme.version)
+    return RuleCheck(schemes, [], results, tuple(tested))

@@ -1,6 +1,6 @@
 """Command line: check a rules directory, run its test cases, score a facts file.
 
-scoring check  [--rules DIR]
+scoring check  [--rules DIR] [--no-tests]
 scoring test   [--rules DIR] [--oracle]
 scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
@@ -64,14 +64,47 @@ def main():
 
 @main.command()
 @_rules_option
-def check(rules_dir):
-    """检查规则目录：每个文件的格式、类型、引用与分值合计。"""
-    schemes = _load(rules_dir)
-    for s in schemes.values():
-        click.echo(
-            f"✓ {s.id}  {s.title}  {len(s.clauses)}个条款  总分{s.total}{s.unit}  版本 {s.version[:16]}"
-        )
-    click.echo(f"全部 {len(schemes)} 套细则检查通过。")
+@click.option("--no-tests", is_flag=True, help="只检查规则文件，不运行其中的测试用例")
+def check(rules_dir, no_tests):
+    """检查规则目录：每个文件的格式、类型、引用与分值合计，并运行全部测试用例。"""
+    if no_tests:
+        schemes = _load(rules_dir)
+        for s in schemes.values():
+            click.echo(_scheme_line("✓", s))
+        click.echo(f"全部 {len(schemes)} 套细则检查通过（未运行测试用例）。")
+        return
+    from service.casebook import check_rules
+    from service.rulefiles.loader import load_all
+
+    matcher = _matcher(False)
+    try:
+        # the one check of the service layer: the strict loader, then every case through the engine
+        checked = check_rules(lambda: load_all(_rules(rules_dir)), matcher)
+    finally:
+        matcher.close()
+    if checked.errors:
+        for e in checked.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"规则目录有 {len(checked.errors)} 处错误，未加载。", err=True)
+        sys.exit(1)
+    failing_in = {r.scheme for r in checked.failing}
+    for s in checked.schemes.values():
+        cases = sum(1 for r in checked.results if r.scheme == s.id)
+        mark = "✗" if s.id in failing_in else "✓"
+        click.echo(f"{_scheme_line(mark, s)}  测试用例{cases}个")
+    for case in checked.failing:
+        for line in case.lines():
+            click.echo(line, err=True)
+    passed, failed = len(checked.results) - len(checked.failing), len(checked.failing)
+    click.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        click.echo(f"有 {failed} 个测试用例未通过：规则目录未通过检查，不能加载。", err=True)
+        sys.exit(1)
+    click.echo(f"全部 {len(checked.schemes)} 套细则检查通过，测试用例全部通过。")
+
+
+def _scheme_line(mark: str, s) -> str:
+    return f"{mark} {s.id}  {s.title}  {len(s.clauses)}个条款  总分{s.total}{s.unit}  版本 {s.version[:16]}"
 
 
 @main.command("test")
@@ -91,9 +124,8 @@ def test_cases(rules_dir, oracle):
                     passed += 1
                 else:
                     failed += 1
-                    click.echo(f"✗ {case.where}：{case.name}", err=True)
-                    for p in case.problems:
-                        click.echo(f"    {p}", err=True)
+                    for line in case.lines():
+                        click.echo(line, err=True)
     finally:
         if hasattr(matcher, "close"):
             matcher.close()

@@ -36,6 +36,7 @@ from .access import (
     sign_in_wait,
     throttled,
 )
+from .casebook import CaseResult, FailingCases, RuleCheck, check_rules
 from .db import (
     Database,
     Draft,
@@ -90,7 +91,7 @@ from .roundstate import (
     place_of,
 )
 from .rulefiles import RuleSetError, contained
-from .rulefiles.loader import load_files, path_problems, shown_name
+from .rulefiles.loader import load_all, load_files, path_problems, shown_name
 
 log = logging.getLogger(__name__)
 
@@ -1445,48 +1446,152 @@ def _round_summary(rnd: Round | None) -> dict | None:
     }
 
 
+# --- checking a rule set --------------------------------------------------------------------
+#
+# 检查 means check and test: the strict loader, then every clause, scheme and ranking test case
+# through the production engine (casebook.check_rules).  Validate reports both; a reload and a
+# start serve nothing whose cases fail.  A version whose cases passed is journaled
+# ("rules.tested", by its hash): the same bytes pass again, so a worker's start runs the cases of
+# new versions only (an explicit check or reload runs them all).
+
+TESTED = "rules.tested"
+
+
+def _tested_target(scheme: Scheme) -> str:
+    return f"scheme:{scheme.id}/version:{scheme.version}"
+
+
+def passed_versions(ctx: Context) -> set[str]:
+    """The versions whose cases are journaled as passed."""
+    with ctx.db.engine.connect() as connection:
+        targets = connection.execute(
+            select(JournalEntry.target).where(
+                JournalEntry.action == TESTED, JournalEntry.outcome == "ok"
+            )
+        ).scalars()
+        return {t.rsplit("version:", 1)[-1] for t in targets}
+
+
+def _remember_passed(ctx: Context, actor: Actor, checked: RuleCheck) -> None:
+    """Journal the versions whose cases passed, once each (a reload of unchanged rules runs their
+    cases again, and writes nothing)."""
+    known = passed_versions(ctx)
+    with ctx.db.transaction() as s:
+        for version in checked.tested:
+            if version in known:
+                continue
+            scheme = next(sc for sc in checked.schemes.values() if sc.version == version)
+            cases = sum(1 for r in checked.results if r.scheme == scheme.id)
+            journal(s, actor, TESTED, _tested_target(scheme), "ok", cases=cases)
+
+
+def _release_unserved(ctx: Context, checked: RuleCheck) -> None:
+    """The engine compiled every version it ran: those not served are released again (a
+    candidate checked and refused, or one only validated, keeps no memory in the engine)."""
+    if not hasattr(ctx.engine, "retire"):  # the oracle compiles nothing
+        return
+    served = set(ctx.registry.versions().values())
+    for scheme in checked.schemes.values():
+        if scheme.version in checked.tested and scheme.version not in served:
+            ctx.engine.retire(scheme.program_name)
+
+
+def check_rule_set(ctx: Context, load, passed=frozenset(), serve: bool = False) -> RuleCheck:
+    """The one check: ``load`` (a loader that raises ``RuleSetError``) then every case through the
+    engine this worker scores with, except those of the versions in ``passed``.  ``serve``: the
+    caller serves the set if it passes (else the versions compiled for the check are released)."""
+    checked = check_rules(load, ctx.engine, passed)
+    if not (serve and checked.ok):
+        _release_unserved(ctx, checked)
+    return checked
+
+
+def failing_case(case: CaseResult) -> dict:
+    """A failing case as the API and the pages show it: where, which, what differed."""
+    return {
+        "scheme": case.scheme,
+        "file": case.where,
+        "line": case.line,
+        "case": case.name,
+        "problems": list(case.problems),
+        "text": "\n".join(case.lines()),  # as `scoring check` and `scoring test` print it
+    }
+
+
+def serve_rules_at_start(ctx: Context) -> dict:
+    """A worker's start: the rules directory, checked (cases of new versions only), served.
+    Raises ``RuleSetError`` or ``FailingCases``, serving nothing of it."""
+    checked = check_rule_set(
+        ctx, lambda: load_all(ctx.registry.rules_dir), passed_versions(ctx), serve=True
+    )
+    if checked.errors:
+        raise RuleSetError(checked.errors)
+    if checked.failing:
+        raise FailingCases(checked.failing)
+    changes = ctx.registry.swap(checked.schemes)
+    _remember_passed(ctx, STARTUP, checked)
+    return changes
+
+
 # --- rules -------------------------------------------------------------------------------
 
 
 def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
-    """Check a candidate scheme folder ({relative path: text}) without loading it."""
+    """Check a candidate scheme folder ({relative path: text}) without loading it: the strict
+    loader, then its test cases through the engine."""
     check(ctx.db, actor, "rules.validate", "rules")
     for rel, problem in path_problems(files)[:1]:
         shown = shown_name(rel)
         raise Invalid("invalid_path", f"文件路径“{shown}”不可用", {f"files.{shown}": [problem]})
-    try:
-        # in a child process: an upload that crashes or hangs the parser cannot take this worker
-        schemes = contained.load_tree(files)
-    except RuleSetError as err:
-        return {
-            "valid": False,
-            "errors": [
-                {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
-                for e in err.errors
-            ],
-        }
+    # loaded in a child process: an upload that crashes or hangs the parser cannot take this worker
+    checked = check_rule_set(ctx, lambda: contained.load_tree(files))
     return {
-        "valid": True,
-        "errors": [],
+        "valid": checked.ok,
+        "errors": [
+            {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
+            for e in checked.errors
+        ],
+        "failing": [failing_case(c) for c in checked.failing],
+        "cases": len(checked.results),
         "schemes": [
-            {"id": s.id, "version": s.version, "clauses": len(s.clauses)} for s in schemes.values()
+            {"id": s.id, "version": s.version, "clauses": len(s.clauses)}
+            for s in checked.schemes.values()
         ],
     }
 
 
 def reload_rules(ctx: Context, actor: Actor) -> dict:
     check(ctx.db, actor, "rules.reload", "rules")
-    try:
-        # loaded in a child process (see validate_rules), served here all-or-nothing
-        changes = ctx.registry.swap(contained.load_all(ctx.registry.rules_dir))
-    except RuleSetError as err:
+    # loaded in a child process (see validate_rules), every case run, served here all-or-nothing
+    checked = check_rule_set(ctx, lambda: contained.load_all(ctx.registry.rules_dir), serve=True)
+    if checked.errors:
         with ctx.db.transaction() as s:
-            journal(s, actor, "rules.reload", "rules", "failed", errors=len(err.errors))
+            journal(s, actor, "rules.reload", "rules", "failed", errors=len(checked.errors))
         raise Invalid(
             "invalid_rules",
             "规则目录有错误，未加载；当前规则继续使用",
-            {f"{e.file}:{e.line}:{e.column}": [e.message] for e in err.errors},
-        ) from None
+            {f"{e.file}:{e.line}:{e.column}": [e.message] for e in checked.errors},
+        )
+    if checked.failing:
+        with ctx.db.transaction() as s:
+            journal(
+                s,
+                actor,
+                "rules.reload",
+                "rules",
+                "failed",
+                failing=[f"{c.at} {c.name}" for c in checked.failing][:100],
+            )
+        fields: dict = {}
+        for c in checked.failing:
+            fields.setdefault(c.at, []).append(f"{c.name}：{'；'.join(c.problems)}")
+        raise Invalid(
+            "failing_tests",
+            f"规则目录有 {len(checked.failing)} 个测试用例未通过，未加载；当前规则继续使用",
+            fields,
+        )
+    changes = ctx.registry.swap(checked.schemes)
+    _remember_passed(ctx, actor, checked)
     generation = publish_rules(ctx, actor)
     with ctx.db.transaction() as s:
         journal(

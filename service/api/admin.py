@@ -43,7 +43,8 @@ def token(body):
 @blp.errors(400, 401, 403, 413)
 @blp.response(200, RulesValidateOut)
 def validate(body):
-    """检查候选的规则文件（一个细则文件夹）而不加载：错误带文件、行、列。"""
+    """检查候选的规则文件（一个细则文件夹）而不加载：先检查文件（错误带文件、行、列），再运行其中
+    全部测试用例（未通过的用例带文件、行和期望与实得的差别）。"""
     return ops.validate_rules(ctx(), actor(), body["files"])
 
 
@@ -51,7 +52,8 @@ def validate(body):
 @blp.response(200, ReloadOut)
 @blp.errors(401, 403, 422, 503)
 def reload():
-    """重新加载规则目录，全有或全无：有错误时当前规则继续使用，并说明原因。"""
+    """重新加载规则目录，全有或全无：有错误或测试用例未通过时（422 invalid_rules 或
+    failing_tests）当前规则继续使用，并说明原因。"""
     return ops.reload_rules(ctx(), actor())
 
 

@@ -202,6 +202,7 @@ class ClauseTest:
     status: str | None = None
     bands: dict = field(default_factory=dict)  # rule id -> expected band or level (label or range)
     marks: tuple = ()  # a panel clause's marks (``panel.Mark``), in the order entered
+    line: int = 0  # where the case starts in its clause file (failing cases are shown there)
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ class SchemeTest:
     total: Decimal
     grade: str | None = None
     marks: dict = field(default_factory=dict)  # clause id -> its panel's marks (``panel.Mark``)
+    line: int = 0  # where the case starts in scheme.yaml
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,7 @@ class RankingTest:
     units: dict  # unit -> {"total": Decimal, "facts": dict}
     expect: dict  # unit -> {"rank": int, "grade": str|None, "distinctions": tuple,
     #                         "total": Decimal|None, "relative": dict|None}
+    line: int = 0  # where the case starts in scheme.yaml
 
 
 @dataclass

@@ -899,6 +899,7 @@ def _clause(
                     t.get("status"),
                     dict(t.get("bands") or {}),
                     marks,
+                    line=t.line,
                 )
             )
     clause.tests = tuple(tests)
@@ -1406,7 +1407,9 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
         values = _test_facts(t["facts"], all_facts, sfile, chk)
         marks = _scheme_test_marks(t, scheme, sfile, chk)
         if values is not None and marks is not None:
-            tests.append(SchemeTest(t["name"], values, t["total"], t.get("grade"), marks))
+            tests.append(
+                SchemeTest(t["name"], values, t["total"], t.get("grade"), marks, line=t.line)
+            )
     scheme.tests = tuple(tests)
     rtests = []
     for t in s.get("ranking_tests") or []:
@@ -1435,7 +1438,7 @@ def load_files(files: dict, prefix: str, path: str = "") -> Scheme:
                 "total": e.get("total"),
                 "relative": e.get("relative"),
             }
-        rtests.append(RankingTest(t["name"], units, expect))
+        rtests.append(RankingTest(t["name"], units, expect, line=t.line))
     scheme.ranking_tests = tuple(rtests)
     if chk.errors:
         raise RuleSetError(chk.errors)

@@ -616,8 +616,16 @@ def test_units_and_the_journal(web):
     for e in entries:
         aware(e["at"])
     # (the test app's rounds were opened as it was set up: not what this test is about)
-    writes = [e for e in entries if e["outcome"] == "ok" and e["action"] != "rounds.open"]
+    writes = [
+        e
+        for e in entries
+        if e["outcome"] == "ok" and e["action"] not in ("rounds.open", "rules.tested")
+    ]
     served = {sid: [None, s.version] for sid, s in api.ctx.registry.schemes().items()}
+    # the start ran the test cases of every version it put in force, and remembers that they passed
+    assert {e["target"] for e in entries if e["action"] == "rules.tested"} == {
+        f"scheme:{sid}/version:{s.version}" for sid, s in api.ctx.registry.schemes().items()
+    }
     assert [(e["actor"], e["action"], e["target"], e["detail"]) for e in writes] == [
         ("admin", "units.write", "unit:luodian", {"name": "罗店镇"}),
         (

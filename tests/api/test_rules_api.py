@@ -106,6 +106,8 @@ def test_validate_a_candidate_scheme_folder(api_on_copy, tmp_path):
     assert valid.json == {
         "valid": True,
         "errors": [],
+        "failing": [],  # the check runs the folder's test cases too
+        "cases": 15,
         "schemes": [{"id": SCHEME, "version": content_hash(MINIMAL), "clauses": len(good) - 1}],
     }
 
@@ -334,6 +336,12 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
 
     # all or nothing: one valid edit and one broken file -> nothing of it is used
     edit(folder / "clauses/07-accidents.yaml", "each: -1, cap: 3", "each: -1, cap: 1")
+    # (with its test case: a reload runs the cases, and the old one would fail under the new cap)
+    edit(
+        folder / "clauses/07-accidents.yaml",
+        "4起扣3, facts: {accidents: 4}, points: -3",
+        "4起扣1, facts: {accidents: 4}, points: -1",
+    )
     maturity = folder / "clauses/05-maturity.yaml"
     maturity.write_text(maturity.read_text(encoding="utf-8") + "bogus_key: 1\n", encoding="utf-8")
     line, column = position(maturity.read_text(encoding="utf-8"), "bogus_key")
