@@ -170,11 +170,7 @@ def applies(spec: FactSpec, values: Mapping) -> bool | None:
 
 def not_applicable(scheme: Scheme, values: Mapping) -> set:
     """The facts whose condition does not hold: not asked for, not missing, read by nothing."""
-    return {
-        f.name
-        for f in scheme.facts.values()
-        if f.applies_when is not None and applies(f, values) is False
-    }
+    return {f.name for f in scheme.conditional_facts if applies(f, values) is False}
 
 
 def applicable(scheme: Scheme, values: Mapping) -> Mapping:
@@ -183,8 +179,8 @@ def applicable(scheme: Scheme, values: Mapping) -> Mapping:
     conditions read only facts without a condition (the loader checks), so one pass decides."""
     drop = [
         f.name
-        for f in scheme.facts.values()
-        if f.applies_when is not None and f.name in values and applies(f, values) is not True
+        for f in scheme.conditional_facts
+        if f.name in values and applies(f, values) is not True
     ]
     if not drop:
         return values

@@ -6,6 +6,7 @@ checks it; ``service.domain.scoring`` evaluates it against facts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -183,6 +184,19 @@ class Rule:
     panel: Panel | None = None
     #: a bonus rule of its clause: counts beyond the clause's points, up to the clause's bonus cap
     bonus: bool = False
+    #: the facts ``when`` and ``measure`` read, in order (``expressions.names``), worked out once
+    #: here: every rule of every unit shows them in its trace, and asking the expression each
+    #: time hashed its whole tree per rule per unit
+    _when_names: tuple = field(init=False, repr=False, compare=False)
+    _measure_names: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_when_names", _names_of(self.when))
+        object.__setattr__(self, "_measure_names", _names_of(self.measure))
+
+
+def _names_of(expr: ex.Expr | None) -> tuple[str, ...]:
+    return tuple(ex.names(expr)) if expr is not None else ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +205,11 @@ class ClauseVeto:
     when: ex.Expr
     when_text: str
     reason: str
+    #: the facts ``when`` reads, once (see ``Rule._when_names``)
+    _when_names: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_when_names", _names_of(self.when))
 
 
 @dataclass(frozen=True)
@@ -285,6 +304,11 @@ class GradeVeto:
     grade: str
     reason: str
     source: str = ""
+    #: the facts ``when`` reads, once (see ``Rule._when_names``)
+    _when_names: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_when_names", _names_of(self.when))
 
 
 @dataclass(frozen=True)
@@ -392,6 +416,12 @@ class Scheme:
     texts: dict = field(
         default_factory=dict, repr=False
     )  # path in the folder -> the text the version hashes
+
+    @functools.cached_property
+    def conditional_facts(self) -> tuple:
+        """The facts with an ``applies_when`` (``facts.applicable``), found once rather than among
+        all the scheme's facts for every unit scored."""
+        return tuple(f for f in self.facts.values() if f.applies_when is not None)
 
     @property
     def program_name(self) -> str:
