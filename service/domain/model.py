@@ -184,15 +184,18 @@ class Rule:
     panel: Panel | None = None
     #: a bonus rule of its clause: counts beyond the clause's points, up to the clause's bonus cap
     bonus: bool = False
-    #: the facts ``when`` and ``measure`` read, in order (``expressions.names``), worked out once
-    #: here: every rule of every unit shows them in its trace, and asking the expression each
-    #: time hashed its whole tree per rule per unit
-    _when_names: tuple = field(init=False, repr=False, compare=False)
-    _measure_names: tuple = field(init=False, repr=False, compare=False)
+    # The facts ``when`` and ``measure`` read, in order (``expressions.names``), worked out on
+    # first use and then kept in the rule: every rule of every unit shows them in its trace, and
+    # asking the expression each time hashed its whole tree per rule per unit.  Not fields, so
+    # neither compared nor written out; nor worked out at load, for rules never scored.
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_when_names", _names_of(self.when))
-        object.__setattr__(self, "_measure_names", _names_of(self.measure))
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        return _names_of(self.when)
+
+    @functools.cached_property
+    def measure_names(self) -> tuple[str, ...]:
+        return _names_of(self.measure)
 
 
 def _names_of(expr: ex.Expr | None) -> tuple[str, ...]:
@@ -205,11 +208,11 @@ class ClauseVeto:
     when: ex.Expr
     when_text: str
     reason: str
-    #: the facts ``when`` reads, once (see ``Rule._when_names``)
-    _when_names: tuple = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_when_names", _names_of(self.when))
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        """The facts ``when`` reads, worked out once (see ``Rule.when_names``)."""
+        return _names_of(self.when)
 
 
 @dataclass(frozen=True)
@@ -304,11 +307,11 @@ class GradeVeto:
     grade: str
     reason: str
     source: str = ""
-    #: the facts ``when`` reads, once (see ``Rule._when_names``)
-    _when_names: tuple = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_when_names", _names_of(self.when))
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        """The facts ``when`` reads, worked out once (see ``Rule.when_names``)."""
+        return _names_of(self.when)
 
 
 @dataclass(frozen=True)

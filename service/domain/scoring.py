@@ -130,7 +130,7 @@ def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids, idle=()) ->
         if veto.id in fired_ids:
             continue
         # a fact that does not apply (``idle``) is not missing: nothing waits for it
-        absent = [n for n in veto._when_names if values.get(n) is None and n not in idle]
+        absent = [n for n in veto.when_names if values.get(n) is None and n not in idle]
         if absent:
             labels = "、".join(scheme.facts[n].label if n in scheme.facts else n for n in absent)
             out.append(
@@ -281,7 +281,7 @@ def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutc
             f"{clause.id}/!{veto.id}" in fired,
             veto.when_text,
             veto.reason,
-            {n: values.get(n) for n in veto._when_names},
+            {n: values.get(n) for n in veto.when_names},
         )
         for veto in clause.vetoes
     ]
@@ -519,7 +519,7 @@ def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVeto
     out = []
     for veto in scheme.grading.vetoes:
         if f"{SCHEME_GROUP}/!{veto.id}" in fired:
-            facts = {n: values.get(n) for n in veto._when_names}
+            facts = {n: values.get(n) for n in veto.when_names}
             out.append(
                 GradeVetoResult(
                     veto.id,

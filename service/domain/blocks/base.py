@@ -115,7 +115,7 @@ class Block:
         """The rule's points and structured trace (no sentence: ``words`` writes it).
 
         This runs for every rule of every unit: what can be worked out once is on the rule
-        (``Rule._when_names``), and nothing is called here that a test can spare."""
+        (``Rule.when_names``), and nothing is called here that a test can spare."""
         key = f"{clause.id}/{rule.id}"
         # a rule scored by a panel keeps the panel's result in its outcome (a class of its own,
         # so the traces of other rules have no ``panel`` key)
@@ -125,7 +125,7 @@ class Block:
         if rule.when is not None:
             facts = out.facts
             absent = []
-            for n in rule._when_names:
+            for n in rule.when_names:
                 v = facts[n] = values.get(n)
                 if v is None:
                     absent.append(n)

@@ -37,7 +37,7 @@ class Measured(Block):
         if measure is None:  # pragma: no cover - the loader admits no such rule
             raise ValueError("a rule lacks its measure")
         facts = out.facts
-        for n in rule._measure_names:
+        for n in rule.measure_names:
             facts[n] = values.get(n)
         try:
             m = ex.evaluate(measure, values)
