@@ -263,11 +263,14 @@ class Clause:
 
     @property
     def low(self) -> Decimal:
-        return -self.points if self.kind == DEDUCTION else Decimal(0)
+        return -self.points if self.kind == DEDUCTION else _ZERO
 
     @property
     def high(self) -> Decimal:
-        return Decimal(0) if self.kind == DEDUCTION else self.points
+        return _ZERO if self.kind == DEDUCTION else self.points
+
+
+_ZERO = Decimal(0)  # one 0 for every clause's bound, not a new one per unit (numbers.ZERO)
 
 
 @dataclass
