@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from . import expressions as ex
 from .model import FactSpec, Scheme
-from .numbers import MATCH_DIGITS, MAX_MAGNITUDE, MIN_NONZERO, plain
+from .numbers import MATCH_CONTEXT, MATCH_DIGITS, MAX_MAGNITUDE, MIN_NONZERO, plain
 from .text import unstorable
 
 MAX_TEXT = 2000
@@ -79,21 +79,21 @@ def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
         if not math.isfinite(raw):
             return None, f"应为{allowed(spec)}，不能是非有限数"
         raw = Decimal(repr(raw))
+    # every number of every unit (and of every test case at load) comes through here: each
+    # property of the value is asked once
     try:
-        value = Decimal(raw)
+        value = raw if type(raw) is Decimal else Decimal(raw)
     except InvalidOperation:  # pragma: no cover - Decimal(int) cannot fail
         return None, f"应为{allowed(spec)}"
     if not value.is_finite():
         return None, f"应为{allowed(spec)}，不能是非有限数"
-    if (
-        value.copy_abs() > MAX_MAGNITUDE
-    ):  # copy_abs, not abs(): no context, so 1E+400000000 is no Overflow
+    magnitude = value.copy_abs()  # not abs(): no context, so 1E+400000000 is no Overflow
+    if magnitude > MAX_MAGNITUDE:
         return None, f"数值过大，应为{allowed(spec)}"
-    if (
-        not value.is_zero() and value.copy_abs() < MIN_NONZERO
-    ):  # a double would round it to 0, the exact value not
+    if magnitude < MIN_NONZERO and not value.is_zero():
+        # a double would round it to 0, the exact value not
         return None, f"非零数值的绝对值不能小于{plain(MIN_NONZERO)}，应为{allowed(spec)}"
-    if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
+    if MATCH_CONTEXT.plus(value) != value:  # ``numbers.too_many_digits``, without the call
         return None, f"有效数字不能超过{MATCH_DIGITS}位"
     if spec.type == "integer" and value != value.to_integral_value():
         return None, f"应为{allowed(spec)}，不能有小数"
@@ -170,11 +170,7 @@ def applies(spec: FactSpec, values: Mapping) -> bool | None:
 
 def not_applicable(scheme: Scheme, values: Mapping) -> set:
     """The facts whose condition does not hold: not asked for, not missing, read by nothing."""
-    return {
-        f.name
-        for f in scheme.facts.values()
-        if f.applies_when is not None and applies(f, values) is False
-    }
+    return {f.name for f in scheme.conditional_facts if applies(f, values) is False}
 
 
 def applicable(scheme: Scheme, values: Mapping) -> Mapping:
@@ -183,8 +179,8 @@ def applicable(scheme: Scheme, values: Mapping) -> Mapping:
     conditions read only facts without a condition (the loader checks), so one pass decides."""
     drop = [
         f.name
-        for f in scheme.facts.values()
-        if f.applies_when is not None and f.name in values and applies(f, values) is not True
+        for f in scheme.conditional_facts
+        if f.name in values and applies(f, values) is not True
     ]
     if not drop:
         return values

@@ -6,6 +6,7 @@ checks it; ``service.domain.scoring`` evaluates it against facts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -183,6 +184,22 @@ class Rule:
     panel: Panel | None = None
     #: a bonus rule of its clause: counts beyond the clause's points, up to the clause's bonus cap
     bonus: bool = False
+    # The facts ``when`` and ``measure`` read, in order (``expressions.names``), worked out on
+    # first use and then kept in the rule: every rule of every unit shows them in its trace, and
+    # asking the expression each time hashed its whole tree per rule per unit.  Not fields, so
+    # neither compared nor written out; nor worked out at load, for rules never scored.
+
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        return _names_of(self.when)
+
+    @functools.cached_property
+    def measure_names(self) -> tuple[str, ...]:
+        return _names_of(self.measure)
+
+
+def _names_of(expr: ex.Expr | None) -> tuple[str, ...]:
+    return tuple(ex.names(expr)) if expr is not None else ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +208,11 @@ class ClauseVeto:
     when: ex.Expr
     when_text: str
     reason: str
+
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        """The facts ``when`` reads, worked out once (see ``Rule.when_names``)."""
+        return _names_of(self.when)
 
 
 @dataclass(frozen=True)
@@ -242,11 +264,14 @@ class Clause:
 
     @property
     def low(self) -> Decimal:
-        return -self.points if self.kind == DEDUCTION else Decimal(0)
+        return -self.points if self.kind == DEDUCTION else _ZERO
 
     @property
     def high(self) -> Decimal:
-        return Decimal(0) if self.kind == DEDUCTION else self.points
+        return _ZERO if self.kind == DEDUCTION else self.points
+
+
+_ZERO = Decimal(0)  # one 0 for every clause's bound, not a new one per unit (numbers.ZERO)
 
 
 @dataclass
@@ -286,6 +311,11 @@ class GradeVeto:
     grade: str
     reason: str
     source: str = ""
+
+    @functools.cached_property
+    def when_names(self) -> tuple[str, ...]:
+        """The facts ``when`` reads, worked out once (see ``Rule.when_names``)."""
+        return _names_of(self.when)
 
 
 @dataclass(frozen=True)
@@ -395,6 +425,12 @@ class Scheme:
     texts: dict = field(
         default_factory=dict, repr=False
     )  # path in the folder -> the text the version hashes
+
+    @functools.cached_property
+    def conditional_facts(self) -> tuple:
+        """The facts with an ``applies_when`` (``facts.applicable``), found once rather than among
+        all the scheme's facts for every unit scored."""
+        return tuple(f for f in self.facts.values() if f.applies_when is not None)
 
     @property
     def program_name(self) -> str:

@@ -35,12 +35,24 @@ HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
 
 
+#: Arithmetic at the matchers' precision: made once (this is used for every operand of every
+#: unit, and for every number checked).  Its flags are never read, so sharing it is harmless.
+MATCH_CONTEXT = decimal.Context(prec=MATCH_DIGITS, rounding=decimal.ROUND_HALF_EVEN)
+
+
 def to_match_precision(value: Decimal) -> Decimal:
     """Round ``value`` to the 15 significant digits the matchers compare."""
     if value.is_zero():
         return ZERO
-    ctx = decimal.Context(prec=MATCH_DIGITS, rounding=decimal.ROUND_HALF_EVEN)
+    ctx = MATCH_CONTEXT
     return ctx.plus(value).normalize(ctx) + ZERO  # + 0 turns -0 into 0
+
+
+def too_many_digits(value: Decimal) -> bool:
+    """More than ``MATCH_DIGITS`` significant digits (trailing zeros not counted): rounding to
+    that many changes the value.  (The same answer as counting the digits of
+    ``value.normalize()``, without building its digit tuple.)"""
+    return MATCH_CONTEXT.plus(value) != value
 
 
 @functools.lru_cache(
@@ -128,6 +140,6 @@ def number_problem(text: str) -> tuple[Decimal | None, str | None]:
         return None, f"“{text}”超出可用的数值范围（绝对值不超过{plain(MAX_MAGNITUDE)}）"
     if not value.is_zero() and value.copy_abs() < MIN_NONZERO:
         return None, f"“{text}”太接近0（非零数值的绝对值不能小于{plain(MIN_NONZERO)}）"
-    if len(value.normalize().as_tuple().digits) > MATCH_DIGITS:
+    if too_many_digits(value):
         return None, f"“{text}”的有效数字超过{MATCH_DIGITS}位"
     return value + 0, None

@@ -40,7 +40,7 @@ def sizes(scheme: Scheme) -> list[GroupSize]:
     groups.append((SCHEME_GROUP, scheme_matches, scheme.grade_operands))
     return [
         GroupSize(
-            group, len(read), len(matches), tuple((m.key, size(m.condition)) for m in matches)
+            group, len(read), len(matches), tuple([(m.key, size(m.condition)) for m in matches])
         )
         for group, matches, read in groups
     ]

@@ -16,7 +16,7 @@ import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import expressions as ex
 from .blocks import BLOCKS
@@ -27,7 +27,6 @@ from .outcome import RuleOutcome, _Worded
 from .panel import Mark, with_marks
 from .program import SCHEME_GROUP
 from .wording import cap as _cap
-from .wording import facts_of as _facts_of
 from .wording import facts_text, value_words
 
 __all__ = ["RuleOutcome", "facts_text", "value_words"]  # re-exported: their old home
@@ -131,9 +130,7 @@ def pending_grade_vetoes(scheme: Scheme, values: Mapping, fired_ids, idle=()) ->
         if veto.id in fired_ids:
             continue
         # a fact that does not apply (``idle``) is not missing: nothing waits for it
-        absent = [
-            n for n in dict.fromkeys(ex.names(veto.when)) if values.get(n) is None and n not in idle
-        ]
+        absent = [n for n in veto.when_names if values.get(n) is None and n not in idle]
         if absent:
             labels = "、".join(scheme.facts[n].label if n in scheme.facts else n for n in absent)
             out.append(
@@ -237,40 +234,42 @@ def score_clause(
     explain: bool = False,
     panels: Mapping | None = None,
 ) -> ClauseResult:
+    # every clause of every unit comes through here: one pass over the rules, no helper called
+    # where a test can spare it
     start = clause.points if clause.start == "full" else ZERO
-    facts = {n: values.get(n) for n in clause.reads}
+    outcomes, base_sum, bonus_raw = _rule_outcomes(scheme, clause, fired, values, explain, panels)
+    vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
     missing = _missing_for(clause, scheme, values)
-    vetoes = _veto_outcomes(clause, fired, values)
-    outcomes = _rule_outcomes(scheme, clause, fired, values, explain, panels)
-    raw = start + sum((o.amount for o, r in zip(outcomes, clause.rules) if not r.bonus), ZERO)
-    # bonus rules count beyond the clause's points, up to its own bonus cap (never clamped with
-    # the base rules, else "该项设有加分项(最多加5分)" would vanish into the clause's 5 points)
-    bonus_raw = sum((o.amount for o, r in zip(outcomes, clause.rules) if r.bonus), ZERO)
-    common: dict[str, Any] = {
-        "id": clause.id,
-        "title": clause.title,
-        "category": clause.category,
-        "kind": clause.kind,
-        "maximum": clause.points,
-        "start": start,
-        "raw": raw,
-        "rules": outcomes,
-        "vetoes": vetoes,
-        "missing": missing,
-        "facts": facts,
-        "source": clause.source.text,
-        "file": clause.file,
-        "offices": clause.offices,
-        "note": clause.note,
-        "bonus_raw": bonus_raw,
-        "bonus_cap": clause.bonus_cap,
-    }
-    if any(v.fired for v in vetoes):
-        result = ClauseResult(points=ZERO, status="vetoed", **common)
-    elif missing:
-        result = ClauseResult(points=ZERO, status="incomplete", **common)
+    result = ClauseResult(
+        id=clause.id,
+        title=clause.title,
+        category=clause.category,
+        kind=clause.kind,
+        maximum=clause.points,
+        points=ZERO,
+        status="scored",
+        start=start,
+        raw=start + base_sum,
+        rules=outcomes,
+        vetoes=vetoes,
+        missing=missing,
+        facts={n: values.get(n) for n in clause.reads},
+        source=clause.source.text,
+        file=clause.file,
+        offices=clause.offices,
+        note=clause.note,
+        bonus_raw=bonus_raw,
+        bonus_cap=clause.bonus_cap,
+    )
+    for veto in vetoes:
+        if veto.fired:
+            result.status = "vetoed"
+            break
     else:
-        result = _scored(scheme, clause, raw, bonus_raw, common)
+        if missing:
+            result.status = "incomplete"
+        else:
+            _scored(scheme, clause, result)
     result._write = functools.partial(_clause_words, scheme, clause)
     return result
 
@@ -282,24 +281,22 @@ def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutc
             f"{clause.id}/!{veto.id}" in fired,
             veto.when_text,
             veto.reason,
-            _facts_of(veto.when, values),
+            {n: values.get(n) for n in veto.when_names},
         )
         for veto in clause.vetoes
     ]
 
 
-def _scored(
-    scheme: Scheme, clause: Clause, raw: Decimal, bonus_raw: Decimal, common: dict
-) -> ClauseResult:
+def _scored(scheme: Scheme, clause: Clause, result: ClauseResult) -> None:
     """The base rules clamped to the clause's points, and its bonus, if any, to its bonus cap."""
+    raw = result.raw
     points = clamp(raw, clause.low, clause.high)
-    clamped = _clamped_words(clause, raw, points, scheme.unit) if points != raw else ""
-    bonus = ZERO
+    if points != raw:
+        result.clamped = _clamped_words(clause, raw, points, scheme.unit)
     if clause.bonus_cap is not None:
-        bonus = clamp(bonus_raw, ZERO, clause.bonus_cap)
-    return ClauseResult(
-        points=points + bonus, status="scored", clamped=clamped, base=points, bonus=bonus, **common
-    )
+        result.bonus = clamp(result.bonus_raw, ZERO, clause.bonus_cap)
+    result.base = points
+    result.points = points + result.bonus
 
 
 def _rule_outcomes(
@@ -309,9 +306,14 @@ def _rule_outcomes(
     values: Mapping,
     explain: bool,
     panels: Mapping | None = None,
-) -> list[RuleOutcome]:
-    """Each rule's outcome from its building block (a panel's result kept with its rule's)."""
+) -> tuple[list[RuleOutcome], Decimal, Decimal]:
+    """Each rule's outcome from its building block (a panel's result kept with its rule's), and
+    the sums of the base rules' and of the bonus rules' points (bonus rules count beyond the
+    clause's points, up to its own bonus cap: never clamped with the base rules, else
+    "该项设有加分项(最多加5分)" would vanish into the clause's 5 points)."""
     outcomes = []
+    # added up in the rules' order from 0, as ``sum`` did: the same decimals to the last digit
+    base = bonus = ZERO
     for rule in clause.rules:
         block = BLOCKS[rule.kind]
         outcome = block.score(scheme, clause, rule, fired, values)
@@ -323,7 +325,11 @@ def _rule_outcomes(
         else:
             outcome._write = functools.partial(block.words, scheme, clause, rule)
         outcomes.append(outcome)
-    return outcomes
+        if rule.bonus:
+            bonus += outcome.amount
+        else:
+            base += outcome.amount
+    return outcomes, base, bonus
 
 
 def _clamped_words(clause: Clause, raw: Decimal, points: Decimal, u: str) -> str:
@@ -513,7 +519,7 @@ def _grade_vetoes(scheme: Scheme, values: Mapping, fired: set) -> list[GradeVeto
     out = []
     for veto in scheme.grading.vetoes:
         if f"{SCHEME_GROUP}/!{veto.id}" in fired:
-            facts = _facts_of(veto.when, values)
+            facts = {n: values.get(n) for n in veto.when_names}
             out.append(
                 GradeVetoResult(
                     veto.id,

@@ -16,6 +16,7 @@ _WRITERS: dict = {}  # class -> a function writing one of its objects as a dict 
 # a set, not a tuple: most values tested against it are not plain (decimals, lists, results),
 # and a set answers that with one hash lookup instead of five comparisons
 _PLAIN = frozenset({str, int, bool, float, type(None)})
+_SEQUENCES = frozenset({list, tuple, set})
 
 
 def _writer(kind):
@@ -39,7 +40,12 @@ def _writer(kind):
             kind = type(x)
             if kind in _PLAIN:
                 continue
-            out[name] = plain(x) if kind is Decimal else to_data(x)
+            if kind is Decimal:
+                out[name] = plain(x)
+            elif kind in _SEQUENCES and not x:
+                out[name] = []  # most of a clause's lists (vetoes, missing, offices) are empty
+            else:
+                out[name] = to_data(x)
         return out
 
     return write
@@ -60,10 +66,18 @@ def to_data(value):
         return value
     if kind is Decimal:
         return plain(value)
+    # a trace's dicts are facts and its lists results or facts: their decimals (a hundred and
+    # more a unit) written here rather than through another call each
     if kind is dict:
-        return {str(k): v if type(v) in _PLAIN else to_data(v) for k, v in value.items()}
+        return {
+            str(k): v if type(v) in _PLAIN else plain(v) if type(v) is Decimal else to_data(v)
+            for k, v in value.items()
+        }
     if kind is list or kind is tuple or kind is set:
-        return [v if type(v) in _PLAIN else to_data(v) for v in value]
+        return [
+            v if type(v) in _PLAIN else plain(v) if type(v) is Decimal else to_data(v)
+            for v in value
+        ]
     write = _WRITERS.get(kind)
     if write is None:
         if dataclasses.is_dataclass(kind):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 
-from . import expressions as ex
 from .model import Scheme
 from .numbers import plain
 
@@ -14,11 +13,6 @@ def signed(amount: Decimal, u: str = "分") -> str:
     if amount < 0:
         return f"扣{plain(-amount)}{u}"
     return f"得{plain(amount)}{u}"
-
-
-def facts_of(expr: ex.Expr | None, values: Mapping, extra: Sequence[str] = ()) -> dict:
-    names = ex.names(expr) if expr is not None else []
-    return {n: values.get(n) for n in [*names, *extra]}
 
 
 def value_words(value, missing: str = "（缺）") -> str:

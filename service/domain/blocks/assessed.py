@@ -4,15 +4,14 @@ by several reviewers independently, the clause taking the mean of their marks (�
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
-from ..model import Clause, Panel, Rule, Scheme
+from ..model import Panel, Rule, Scheme
 from ..numbers import plain
-from ..outcome import PanelOutcome, RuleOutcome
+from ..outcome import RuleOutcome
 from ..panel import drop_words, panel_words, result_words
 from .base import VALUE, WHEN, Description, Key, RuleReading
-from .valued import Valued
+from .valued import NO_VALUE, Valued
 
 
 class Assessed(Valued):
@@ -86,30 +85,40 @@ class Assessed(Valued):
             return None
         return panel
 
-    def outcome(self, rule: Rule) -> RuleOutcome:
-        if rule.panel is None:
-            return super().outcome(rule)
-        return PanelOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
+    # ``points`` and ``sentence`` in one piece each rather than through ``Valued``'s steps: most
+    # rules of the seed schemes are assessed, and each step was a call per rule per unit
 
-    def read_more(self, out: RuleOutcome, rule: Rule, values: Mapping) -> None:
+    def points(self, out: RuleOutcome, scheme, clause, rule: Rule, key, fired, values) -> None:
+        v = out.facts[rule.value] = values.get(rule.value)
         if rule.reason:
             out.facts[rule.reason] = values.get(rule.reason)
-
-    def amount(self, clause: Clause, rule: Rule, v) -> Decimal:
-        return v
+        if v is None:
+            out._why = (NO_VALUE,)
+            return
+        out.fired = key in fired
+        if out.fired:
+            out.amount = v
 
     def sentence(self, scheme: Scheme, clause, rule: Rule, out: RuleOutcome, guard: str) -> str:
-        panel = getattr(out, "panel", None)
-        if panel is None:
-            return super().sentence(scheme, clause, rule, out, guard)
+        # only a rule with a panel has a PanelOutcome; its panel's result may still be absent
+        panel = out.panel if rule.panel is not None else None  # type: ignore[attr-defined]
+        if panel is not None:
+            return self.panel_sentence(scheme, out, panel, guard)
+        if out._why and out._why[0] is NO_VALUE:  # ``is``: see ``Block.words``
+            return f"{scheme.facts[rule.value].label}缺失，不计分"
+        if out.fired:
+            given = out.facts.get(rule.reason) if rule.reason else None
+            v = out.facts[rule.value]
+            return f"评审给分{plain(v)}{scheme.unit}" + (f"，理由：{given}" if given else "")
+        if guard:
+            return f"{guard}不成立，不计分"
+        return f"{scheme.facts[rule.value].label}不在可用范围内，不计分"
+
+    def panel_sentence(self, scheme: Scheme, out: RuleOutcome, panel, guard: str) -> str:
         words = result_words(panel, scheme.unit)
         if panel.mean is None or out.fired:
             return words
         return f"{words}；" + (f"{guard}不成立，不计分" if guard else "不在可用范围内，不计分")
-
-    def fired_words(self, scheme: Scheme, rule: Rule, out: RuleOutcome, label: str, v) -> str:
-        given = out.facts.get(rule.reason) if rule.reason else None
-        return f"评审给分{plain(v)}{scheme.unit}" + (f"，理由：{given}" if given else "")
 
     def describe(self, rule: Rule, clause: Any, d: Description) -> str:
         why = f"，并在「{d.label(rule.reason)}」中写明理由" if rule.reason else ""

@@ -52,9 +52,10 @@ class Bands(Measured):
 
     def measured(self, out: RuleOutcome, rule: Rule, key: str, fired: set, m) -> None:
         # the bands are exclusive: at most one holds
-        hit = next((i for i in range(1, len(rule.bands) + 1) if f"{key}/{i}" in fired), None)
-        if hit is not None:
-            out.fired, out.band, out.amount = True, hit, rule.bands[hit - 1].points
+        for i, band in enumerate(rule.bands, 1):
+            if f"{key}/{i}" in fired:
+                out.fired, out.band, out.amount = True, i, band.points
+                return
 
     def measured_words(self, scheme, rule: Rule, out: RuleOutcome, guard, shown, unit) -> str:
         if out.band is None:

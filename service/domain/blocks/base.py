@@ -20,8 +20,7 @@ from ..conditions import AllOf, Condition, compile_condition
 from ..facts import applies
 from ..model import Clause, FactSpec, Interval, Panel, Part, Rule, Scheme
 from ..numbers import points_words
-from ..outcome import RuleOutcome
-from ..wording import facts_of
+from ..outcome import PanelOutcome, RuleOutcome
 
 if TYPE_CHECKING:
     from ..program import Group
@@ -118,12 +117,23 @@ class Block:
     def score(
         self, scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping
     ) -> RuleOutcome:
-        """The rule's points and structured trace (no sentence: ``words`` writes it)."""
+        """The rule's points and structured trace (no sentence: ``words`` writes it).
+
+        This runs for every rule of every unit: what can be worked out once is on the rule
+        (``Rule.when_names``), and nothing is called here that a test can spare."""
         key = f"{clause.id}/{rule.id}"
-        out = self.outcome(rule)
+        # a rule scored by a panel keeps the panel's result in its outcome (a class of its own,
+        # so the traces of other rules have no ``panel`` key)
+        out = (RuleOutcome if rule.panel is None else PanelOutcome)(
+            rule.id, rule.kind, rule.title, False, note=rule.note
+        )
         if rule.when is not None:
-            out.facts.update(facts_of(rule.when, values))
-            absent = [n for n, v in out.facts.items() if v is None]
+            facts = out.facts
+            absent = []
+            for n in rule.when_names:
+                v = facts[n] = values.get(n)
+                if v is None:
+                    absent.append(n)
             if absent and key not in fired:
                 # a fact that does not apply (applies_when) is not missing: the sentence says which
                 idle = [n for n in absent if applies(scheme.facts[n], values) is False]
@@ -131,10 +141,6 @@ class Block:
                 return out
         self.points(out, scheme, clause, rule, key, fired, values)
         return out
-
-    def outcome(self, rule: Rule) -> RuleOutcome:
-        """A rule's outcome before it is scored (a block may keep more in a class of its own)."""
-        return RuleOutcome(rule.id, rule.kind, rule.title, False, note=rule.note)
 
     def points(
         self,
@@ -151,7 +157,9 @@ class Block:
     def words(self, scheme: Scheme, clause: Clause, rule: Rule, out: RuleOutcome) -> str:
         """The sentence of an outcome ``score`` gave."""
         guard = f"条件“{rule.when_text}”" if rule.when is not None else ""
-        if out._why and out._why[0] == ABSENT:
+        # ``is``: the marker is this very string, and ``==`` against a measure (a Decimal)
+        # would take Decimal's slow path through the numbers ABCs
+        if out._why and out._why[0] is ABSENT:
             # the condition's text names facts; the missing ones are named by label, apart
             _, absent, idle = out._why
             if idle and len(idle) == len(absent):

@@ -51,10 +51,11 @@ class Maturity(Valued):
 
     def valued(self, out: RuleOutcome, clause: Clause, rule: Rule, key: str, fired: set, v) -> None:
         # the levels are exclusive: at most one holds
-        hit = next((i for i in range(1, len(rule.levels) + 1) if f"{key}/{i}" in fired), None)
-        if hit is not None:
-            out.fired, out.band = True, hit
-            out.amount = CONTEXT.divide(CONTEXT.multiply(clause.points, v), Decimal(100))
+        for i in range(1, len(rule.levels) + 1):
+            if f"{key}/{i}" in fired:
+                out.fired, out.band = True, i
+                out.amount = CONTEXT.divide(CONTEXT.multiply(clause.points, v), Decimal(100))
+                return
 
     def valued_words(self, scheme, clause, rule: Rule, out: RuleOutcome, guard, label, v) -> str:
         if out.band is None:

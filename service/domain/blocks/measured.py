@@ -8,7 +8,7 @@ from .. import expressions as ex
 from ..model import Rule, Scheme
 from ..numbers import measure_words, plain, points_words
 from ..outcome import RuleOutcome
-from ..wording import cap, facts_of, signed
+from ..wording import cap, signed
 from .base import Block, RuleReading, given
 
 #: ``RuleOutcome._why`` of a rule whose measure has no value (a division by 0, …)
@@ -33,8 +33,12 @@ class Measured(Block):
         return True
 
     def points(self, out: RuleOutcome, scheme, clause, rule: Rule, key, fired, values) -> None:
-        measure = given(rule.measure)
-        out.facts.update(facts_of(measure, values))
+        measure = rule.measure
+        if measure is None:  # pragma: no cover - the loader admits no such rule
+            raise ValueError("a rule lacks its measure")
+        facts = out.facts
+        for n in rule.measure_names:
+            facts[n] = values.get(n)
         try:
             m = ex.evaluate(measure, values)
         except ex.Undefined as why:
@@ -48,7 +52,7 @@ class Measured(Block):
 
     def sentence(self, scheme: Scheme, clause, rule: Rule, out: RuleOutcome, guard: str) -> str:
         label = _label(rule, scheme)
-        if out._why[0] == UNDEFINED:
+        if out._why[0] is UNDEFINED:  # ``is``: see ``Block.words``
             return f"{label}无法计算（{out._why[1]}），不计分"
         unit = unit_of(rule, scheme)
         shown = f"{label}为{measure_words(out._why[0])}{unit}"

@@ -39,14 +39,10 @@ class Valued(Block):
 
     def points(self, out: RuleOutcome, scheme, clause, rule: Rule, key, fired, values) -> None:
         v = out.facts[rule.value] = values.get(rule.value)
-        self.read_more(out, rule, values)
         if v is None:
             out._why = (NO_VALUE,)
             return
         self.valued(out, clause, rule, key, fired, v)
-
-    def read_more(self, out: RuleOutcome, rule: Rule, values: Mapping) -> None:
-        """Other facts the rule shows in its trace."""
 
     def valued(self, out: RuleOutcome, clause: Clause, rule: Rule, key: str, fired: set, v) -> None:
         out.fired = key in fired
@@ -58,7 +54,7 @@ class Valued(Block):
 
     def sentence(self, scheme: Scheme, clause, rule: Rule, out: RuleOutcome, guard: str) -> str:
         label = scheme.facts[rule.value].label
-        if out._why and out._why[0] == NO_VALUE:
+        if out._why and out._why[0] is NO_VALUE:  # ``is``: see ``Block.words``
             return f"{label}缺失，不计分"
         v = out.facts[rule.value]
         return self.valued_words(scheme, clause, rule, out, guard, label, v)

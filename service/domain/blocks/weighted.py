@@ -81,7 +81,7 @@ class Weighted(Block):
             out.amount, out.capped = cap(raw, rule.cap)
 
     def sentence(self, scheme: Scheme, clause, rule: Rule, out: RuleOutcome, guard: str) -> str:
-        if out._why and out._why[0] == NO_PARTS:
+        if out._why and out._why[0] is NO_PARTS:  # ``is``: see ``Block.words``
             labels = "、".join(f"“{scheme.facts[n].label}”" for n in out._why[1])
             return f"缺少{labels}，未计算，不计分"
         if not out.fired:
