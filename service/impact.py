@@ -21,13 +21,13 @@ from sqlalchemy import select
 
 from . import operations as ops
 from .access import Actor, check
-from .jobs import Kind, register
 from .db import Job, JobItem, Round, RoundUnit, Submission, Unit, marks_of
-from .domain.grading import rank_units
 from .domain.facts import InvalidFacts
+from .domain.grading import rank_units
 from .domain.scoring import GradePending, GradeVetoResult, score_units
 from .domain.trace import to_data
 from .exceptions import Conflict, Invalid, NotFound
+from .jobs import Kind, register
 from .roundstate import REVIEWED, latest_round_of
 
 KIND = "rules.impact"
@@ -196,7 +196,9 @@ def _version_param(ctx: ops.Context, params: dict, name: str):
     try:
         return ops.scheme_by_version(ctx, value.strip())
     except NotFound as err:
-        raise Invalid("unknown_rules_version", err.message, {f"params.{name}": [err.message]})
+        raise Invalid(
+            "unknown_rules_version", err.message, {f"params.{name}": [err.message]}
+        ) from None
 
 
 def _round(s, scheme_id: str, year: int | None) -> Round | None:

@@ -1,0 +1,149 @@
+"""The impact preview of a rule change (service/impact.py), on SQLite and on PostgreSQL: three
+units reviewed under the fixture scheme, a band edge moved and reloaded, the job ``rules.impact``
+run by hand, and each unit's totals, ranks, grades and changed clauses before → after asserted
+exactly, with a fact the new version reads and a unit lacks listed as missing (never zero); the
+workbook's cells; and the errors."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import load_workbook
+
+from service import jobs
+
+from ..unit.test_scoring import FULL
+from .shapes import assert_error, check_every_response
+from .test_rules_api import SCHEME, edit
+
+BAND_MOVED = "低于目标值的百分点"
+
+
+def _move_band(folder) -> None:
+    """(1, 3] becomes (1, 4]: a unit 3.5 points below its target loses 3 points, not 5."""
+    clause = folder / "clauses/01-rate.yaml"
+    edit(clause, '"(1, 3]", points: -3', '"(1, 4]", points: -3')
+    edit(clause, '"(3, inf)"', '"(4, inf)"')
+    # the clause's own case at 3.01 moves with the band (a reload runs the cases)
+    edit(
+        clause,
+        "{name: 差3.01, facts: {target: 95, actual: 91.99}, points: 0,",
+        "{name: 差3.01, facts: {target: 95, actual: 91.99}, points: 2,",
+    )
+
+
+def _reviewed_and_changed(api) -> tuple[str, str]:
+    before = api.ctx.registry.get(SCHEME).version
+    api.official("gucun", SCHEME, {**FULL, "actual": 91.5})  # 3.5 below: -5 → -3
+    api.official("dachang", SCHEME, FULL)  # at target: no change
+    lacking = {k: v for k, v in FULL.items() if k != "bureau_score"}
+    api.official("bsip", SCHEME, {**lacking, "actual": 93})  # 2 below: -3 under both
+    _move_band(api.rules_dir / SCHEME)
+    assert api.post("/api/rules/reload", "editor").status_code == 200
+    after = api.ctx.registry.get(SCHEME).version
+    assert after != before
+    return before, after
+
+
+def test_impact_of_a_moved_band(api_on_copy):
+    api = api_on_copy
+    check_every_response(api)
+    before, after = _reviewed_and_changed(api)
+
+    started = api.post("/api/rules/impact", "editor", json={"from": before, "to": after})
+    assert started.status_code == 201, started.json
+    job = started.json
+    assert (job["kind"], job["state"], job["total"]) == ("rules.impact", "queued", 3)
+    assert job["params"]["from"] == before and job["params"]["to"] == after
+
+    waiting = api.get(f"/api/rules/impact/{job['id']}", "editor")
+    assert waiting.status_code == 200 and waiting.json["done"] == 0
+    assert waiting.json["finished"] is False and waiting.json["units"] == []
+
+    assert jobs.Worker(api.ctx).run_once() is True
+    progress = api.get(f"/api/jobs/{job['id']}", "admin").json
+    assert (progress["state"], progress["done"], progress["percent"]) == ("done", 3, 100)
+
+    got = api.get(f"/api/rules/impact/{job['id']}", "editor")
+    assert got.status_code == 200, got.json
+    result = got.json
+    assert result["finished"] is True and (result["total"], result["done"]) == (3, 3)
+    assert result["from"]["version"] == before and result["to"]["version"] == after
+    assert result["changed"] == 1
+    rows = {
+        u["unit_code"]: (
+            u["total_before"], u["total_after"], u["change"],
+            u["rank_before"], u["rank_after"], u["grade_before"], u["grade_after"],
+        )
+        for u in result["units"]
+    }  # fmt: skip
+    assert rows == {
+        "dachang": ("20", "20", "0", 1, 1, "优秀", "优秀"),
+        "gucun": ("15", "17", "2", 2, 2, "合格", "合格"),
+        "bsip": ("13", "13", "0", 3, 3, "合格", "合格"),
+    }
+    assert [u["unit_code"] for u in result["units"]] == ["dachang", "gucun", "bsip"]
+    by_code = {u["unit_code"]: u for u in result["units"]}
+    [clause] = by_code["gucun"]["clauses"]
+    assert (clause["clause"], clause["title"]) == ("1", "合格率")
+    assert (clause["before"], clause["after"], clause["change"]) == ("0", "2", "2")
+    assert BAND_MOVED in clause["why_before"] and "3.5" in clause["why_before"]
+    assert clause["why_before"] != clause["why_after"]
+    assert by_code["dachang"]["clauses"] == [] and by_code["bsip"]["clauses"] == []
+    # the fact the new version reads and bsip's facts lack: listed, never taken as zero
+    assert by_code["bsip"]["missing"] == [{"fact": "bureau_score", "label": "区局考核分数"}]
+    assert by_code["gucun"]["missing"] == [] and by_code["dachang"]["missing"] == []
+
+    book = api.get(f"/api/rules/impact/{job['id']}/workbook", "admin")
+    assert book.status_code == 200
+    assert book.headers["Content-Disposition"] == f'attachment; filename="impact-{job["id"]}.xlsx"'
+    wb = load_workbook(io.BytesIO(book.data))
+    assert wb.sheetnames == ["单位", "条款变化"]
+    units = [[c.value for c in row] for row in wb["单位"].iter_rows()]
+    assert units[0][:9] == [
+        "单位编号", "单位", "原总分", "新总分", "变化", "原名次", "新名次", "原等级", "新等级",
+    ]  # fmt: skip
+    assert units[1:] == [
+        ["dachang", "大场镇", 20, 20, 0, 1, 1, "优秀", "优秀", None],
+        ["gucun", "顾村镇", 15, 17, 2, 2, 2, "合格", "合格", None],
+        ["bsip", "宝山工业园区", 13, 13, 0, 3, 3, "合格", "合格", "区局考核分数"],
+    ]
+    changes = [[c.value for c in row] for row in wb["条款变化"].iter_rows()]
+    assert len(changes) == 2
+    assert changes[1][:7] == ["gucun", "顾村镇", "1", "合格率", 0, 2, 2]
+    assert changes[1][7] == clause["why_before"] and changes[1][8] == clause["why_after"]
+
+
+def test_impact_errors_and_access(api_on_copy):
+    api = api_on_copy
+    check_every_response(api)
+    served = api.ctx.registry.get(SCHEME).version
+    zeros = "0" * 64
+    assert_error(api.post("/api/rules/impact", json={"from": served, "to": served}), 401)
+    for role in ("submitter", "reviewer", "auditor"):
+        assert_error(api.post("/api/rules/impact", role, json={"from": served, "to": served}), 403)
+    assert_error(
+        api.post("/api/rules/impact", "editor", json={"from": served, "to": zeros}),
+        422,
+        "unknown_rules_version",
+        fields=["params.to"],
+    )
+    assert_error(
+        api.post("/api/rules/impact", "editor", json={"from": "abc", "to": served}),
+        422,
+        fields=["from"],
+    )
+    # nobody reviewed yet: nothing to compare, and nothing is queued
+    assert_error(
+        api.post("/api/rules/impact", "editor", json={"from": served, "to": served}),
+        409,
+        "nothing_to_compare",
+    )
+    assert_error(
+        api.post("/api/rules/impact", "editor", json={"from": served, "to": served, "year": 2001}),
+        409,
+        "no_round",
+    )
+    assert api.get("/api/jobs", "admin").json == []
+    assert_error(api.get("/api/rules/impact/999999", "editor"), 404, "unknown_job")
+    assert_error(api.get("/api/rules/impact/1", "auditor"), 403)
