@@ -169,7 +169,7 @@ def render_text(impact: dict) -> str:
         )
         for c in u["clauses"]:
             lines.append(
-                f"  · {c['clause']} {c['title']}：{c['before'] or '无此条'} → {c['after'] or '无此条'}"
+                f"  · {_clause_name(c)}：{c['before'] or '无此条'} → {c['after'] or '无此条'}"
             )
             lines.append(f"      原：{c['why_before']}")
             lines.append(f"      新：{c['why_after']}")
@@ -178,6 +178,11 @@ def render_text(impact: dict) -> str:
             lines.append(f"  缺少新版本读取的事实（按缺失处理，不按0计）：{names}")
     lines.append(f"\n共 {len(impact['units'])} 个单位，{impact['changed']} 个有变化。")
     return "\n".join(lines)
+
+
+def _clause_name(c: dict) -> str:
+    number = f"第{c['clause']}条" if c["clause"].isdigit() else c["clause"]
+    return f"{number} {c['title']}"
 
 
 def _signed(value: str) -> str:
