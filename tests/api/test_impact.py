@@ -147,3 +147,48 @@ def test_impact_errors_and_access(api_on_copy):
     assert api.get("/api/jobs", "admin").json == []
     assert_error(api.get("/api/rules/impact/999999", "editor"), 404, "unknown_job")
     assert_error(api.get("/api/rules/impact/1", "auditor"), 403)
+
+
+def test_impact_in_the_admin_pages(api_on_copy):
+    """The rules page starts the preview (an editor: no job list needed), the result page shows
+    each unit before → after with both explanations one click away, and links the workbook; the
+    job page of an impact preview links both."""
+    from ..admin.conftest import csrf_token, sign_in
+
+    api = api_on_copy
+    before, after = _reviewed_and_changed(api)
+    editor = api.app.test_client()
+    assert sign_in(editor, "editor").status_code == 302
+    page = editor.get("/admin/rules")
+    assert 'id="impact-form"' in page.text
+    started = editor.post(
+        "/admin/rules/impact",
+        data={"from": before, "to": after, "year": "", "csrf_token": csrf_token(page.text)},
+    )
+    assert started.status_code == 302
+    where = started.headers["Location"]
+    assert where.startswith("/admin/rules/impact/")
+    job_id = int(where.rsplit("/", 1)[1])
+    waiting = editor.get(where)
+    assert waiting.status_code == 200 and "0/3" in waiting.text
+    assert '<meta http-equiv="refresh"' in waiting.text
+
+    jobs.Worker(api.ctx).run_once()
+    shown = editor.get(where)
+    text = shown.text
+    assert "3/3" in text and '<meta http-equiv="refresh"' not in text
+    assert "15 → <strong>17</strong>" in text and "1 合格率：0 → 2" in text
+    assert "区局考核分数" in text
+    assert f'href="/admin/rules/impact/{job_id}.xlsx"' in text
+    book = editor.get(f"/admin/rules/impact/{job_id}.xlsx")
+    assert book.status_code == 200
+    assert load_workbook(io.BytesIO(book.data))["单位"]["B3"].value == "顾村镇"
+
+    admin = api.app.test_client()
+    sign_in(admin, "admin")
+    job_page = admin.get(f"/admin/jobs/{job_id}").text
+    assert 'id="impact-link"' in job_page and 'id="impact-xlsx"' in job_page
+    assert editor.get(f"/admin/jobs/{job_id}").status_code == 403  # the job list is not an editor's
+    auditor = api.app.test_client()
+    sign_in(auditor, "auditor")
+    assert auditor.get(where).status_code == 403
