@@ -149,6 +149,10 @@ class ImpactUnitOut(Schema):
     rank_after = fields.Integer()
     grade_before = fields.String(allow_none=True)
     grade_after = fields.String(allow_none=True)
+    grade_pending_before = fields.Boolean(
+        metadata={"description": "原版本下等级待定（等级否决读取的事实缺失）"}
+    )
+    grade_pending_after = fields.Boolean(metadata={"description": "新版本下等级待定"})
     clauses = fields.List(
         fields.Nested(ImpactClauseOut), metadata={"description": "得分有变化的条款"}
     )

@@ -134,6 +134,9 @@ def rank_both(a, b, rows: list[dict]) -> dict:
                 "rank_after": eb.rank,
                 "grade_before": ea.grade,
                 "grade_after": eb.grade,
+                # the grade waits on a missing fact a grade veto reads (待定, not awarded)
+                "grade_pending_before": ea.grade_pending,
+                "grade_pending_after": eb.grade_pending,
                 "clauses": row["clauses"],
                 "missing": row["missing"],
             }
@@ -165,7 +168,7 @@ def render_text(impact: dict) -> str:
         lines.append(
             f"\n{u['unit']}：总分 {u['total_before']} → {u['total_after']}（{_signed(u['change'])}），"
             f"名次 {u['rank_before']} → {u['rank_after']}，"
-            f"等级 {u['grade_before'] or '—'} → {u['grade_after'] or '—'}"
+            f"等级 {_grade(u, 'before')} → {_grade(u, 'after')}"
         )
         for c in u["clauses"]:
             lines.append(
@@ -178,6 +181,12 @@ def render_text(impact: dict) -> str:
             lines.append(f"  缺少新版本读取的事实（按缺失处理，不按0计）：{names}")
     lines.append(f"\n共 {len(impact['units'])} 个单位，{impact['changed']} 个有变化。")
     return "\n".join(lines)
+
+
+def _grade(u: dict, side: str) -> str:
+    if u[f"grade_pending_{side}"]:
+        return f"{u[f'grade_{side}'] or ''}待定"
+    return u[f"grade_{side}"] or "—"
 
 
 def _clause_name(c: dict) -> str:
@@ -365,7 +374,7 @@ def workbook(impact: dict) -> bytes:
         units.append(
             [u.get("unit_code") or "", u["unit"], Decimal(u["total_before"]),
              Decimal(u["total_after"]), Decimal(u["change"]), u["rank_before"], u["rank_after"],
-             u["grade_before"] or "", u["grade_after"] or "",
+             _grade(u, "before"), _grade(u, "after"),
              "、".join(m["label"] for m in u["missing"])]
         )  # fmt: skip
         for c in u["clauses"]:

@@ -192,3 +192,56 @@ def test_impact_in_the_admin_pages(api_on_copy):
     auditor = api.app.test_client()
     sign_in(auditor, "auditor")
     assert auditor.get(where).status_code == 403
+
+
+def test_a_clause_removed_and_one_added_reading_a_new_fact():
+    """Without a database (``compare_units`` / ``rank_both``, what ``scoring impact`` runs): the
+    awards clause removed, a complaints clause added that reads a fact last year's facts lack;
+    the removed clause's points go, the new clause is listed with its fact missing, never zero;
+    a unit lacking a grade veto's fact has its grade 待定 under both."""
+    from service.engine.oracle import OracleMatcher
+    from service.impact import compare_units, rank_both, render_text
+    from service.rulefiles.loader import load_files
+
+    from ..conftest import MINIMAL
+
+    texts = {
+        p.relative_to(MINIMAL).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(MINIMAL.rglob("*.yaml"))
+    }
+    old = load_files(texts, "old")
+    changed = {k: v.replace(" awards: 0,", "") for k, v in texts.items() if "06-awards" not in k}
+    changed["clauses/08-complaints.yaml"] = (
+        'id: "8"\ntitle: 投诉\ncategory: C\npoints: 2\n'
+        "source: {document: test, text: 每起有效投诉扣1分，最高2分}\n"
+        "facts:\n  - {name: complaints, type: integer, label: 有效投诉起数, min: 0, max: 100}\n"
+        "rules:\n  - {id: r1, kind: per_unit, count: complaints, each: -1, cap: 2}\n"
+        "tests:\n  - {name: 3起扣2, facts: {complaints: 3}, points: -2, fired: [r1]}\n"
+    )
+    bonus = "  - {id: B, title: 加分项, kind: bonus, cap: 2}\n"  # no clause left in it
+    assert bonus in changed["scheme.yaml"]
+    changed["scheme.yaml"] = changed["scheme.yaml"].replace(bonus, "")
+    new = load_files(changed, "new")
+    units = {
+        "甲街道": {**FULL, "awards": 2},
+        "乙街道": {k: v for k, v in FULL.items() if k != "major_incident"},
+    }
+    result = rank_both(old, new, compare_units(old, new, units, OracleMatcher(), "oracle"))
+    first, second = result["units"]
+    assert (first["unit"], first["total_before"], first["total_after"]) == ("甲街道", "22", "20")
+    assert (first["rank_before"], first["rank_after"]) == (1, 1)
+    assert [(c["clause"], c["before"], c["after"]) for c in first["clauses"]] == [
+        ("6", "2", None),
+        ("8", None, "0"),
+    ]
+    assert first["clauses"][0]["why_after"] == f"版本 {new.version[:8]} 没有这一条款"
+    assert first["missing"] == [{"fact": "complaints", "label": "有效投诉起数"}]
+    assert (second["unit"], second["total_before"], second["total_after"]) == ("乙街道", "16", "16")
+    assert (second["grade_before"], second["grade_pending_before"]) == (None, True)
+    assert [m["fact"] for m in second["missing"]] == ["complaints", "major_incident"]
+    # the new clause's points are 0 for now because its fact is missing, and it says so
+    assert second["clauses"][1]["why_after"] == "缺少事实：有效投诉起数（缺失不等于0），本项暂计0分"
+    text = render_text(result)
+    assert "甲街道：总分 22 → 20（-2），名次 1 → 1，等级 优秀 → 优秀" in text
+    assert "  · 第6条 获奖：2 → 无此条" in text and "  · 第8条 投诉：无此条 → 0" in text
+    assert "乙街道：总分 16 → 16（+0），名次 2 → 2，等级 待定 → 待定" in text
