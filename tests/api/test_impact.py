@@ -56,6 +56,14 @@ def test_impact_of_a_moved_band(api_on_copy):
     assert (job["kind"], job["state"], job["total"]) == ("rules.impact", "queued", 3)
     assert job["params"]["from"] == before and job["params"]["to"] == after
 
+    # the year's round, named: the same three units (the test app opens its rounds for 2026)
+    by_year = api.post(
+        "/api/rules/impact", "admin", json={"from": before, "to": after, "year": 2026}
+    )
+    assert by_year.status_code == 201, by_year.json
+    assert (by_year.json["params"]["year"], by_year.json["total"]) == (2026, 3)
+    assert by_year.json["params"]["round"] == job["params"]["round"] == api.round_of(SCHEME)
+
     waiting = api.get(f"/api/rules/impact/{job['id']}", "editor")
     assert waiting.status_code == 200 and waiting.json["done"] == 0
     assert waiting.json["finished"] is False and waiting.json["units"] == []
