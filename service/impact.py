@@ -394,6 +394,12 @@ def workbook(impact: dict) -> bytes:
     return out.getvalue()
 
 
+def summarize(rows: list) -> dict:
+    """What the job's record says at its end (the ranks need both schemes: ``impact_result``)."""
+    moved = [r for r in rows if Decimal(r["after"]["total"]) != Decimal(r["before"]["total"])]
+    return {"units": len(rows), "totals_changed": len(moved)}
+
+
 IMPACT = register(
     Kind(
         name=KIND,
@@ -403,5 +409,6 @@ IMPACT = register(
         items=items,
         run_item=run_item,
         target=lambda params: f"rules:{params['from'][:16]}->{params['to'][:16]}",
+        summarize=summarize,
     )
 )

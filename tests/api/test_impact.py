@@ -71,6 +71,7 @@ def test_impact_of_a_moved_band(api_on_copy):
     assert jobs.Worker(api.ctx).run_once() is True
     progress = api.get(f"/api/jobs/{job['id']}", "admin").json
     assert (progress["state"], progress["done"], progress["percent"]) == ("done", 3, 100)
+    assert progress["result"] == {"done": 3, "failed": 0, "units": 3, "totals_changed": 1}
 
     got = api.get(f"/api/rules/impact/{job['id']}", "editor")
     assert got.status_code == 200, got.json
