@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, jobs, rounds, selfassessment
+from service import evidence, impact, jobs, rounds, selfassessment
 from service import operations as ops
 from service.access import check
 from service.domain.cycle import ROUND_STAGES
@@ -976,6 +976,39 @@ def rules_reload():
         # broken files, or failing test cases: the message says which, the fields where
         return _rules_page(reload_errors=err.fields, reload_refusal=err.message, status=422)
     return _rules_page(reload_result=result)
+
+
+@bp.post("/rules/impact")
+def rules_impact_start():
+    """The rules page's 影响预览: start the job over the reviewed units, go to its result page
+    (which shows its progress: an editor may start one but not read the job list)."""
+    year = request.form.get("year", "").strip()
+    params = {"from": request.form.get("from", ""), "to": request.form.get("to", "")}
+    if year:
+        if not year.isdigit():
+            flash("年度应为整数，如 2023", "bad")
+            return redirect(url_for("admin_web.rules") + "#impact")
+        params["year"] = int(year)
+    try:
+        job = jobs.start_job(ctx(), current_actor(), impact.KIND, params)
+    except (Invalid, Conflict) as err:  # said on the page the form is on
+        flash(err.message, "bad")
+        return redirect(url_for("admin_web.rules") + "#impact")
+    flash(f"已开始影响预览：共 {job['total']} 个单位。", "ok")
+    return redirect(url_for("admin_web.rules_impact", job_id=job["id"]))
+
+
+@bp.get("/rules/impact/<int(max=2147483647):job_id>")
+def rules_impact(job_id):
+    return render_template(
+        "admin/impact.html", impact=impact.impact_result(ctx(), current_actor(), job_id)
+    )
+
+
+@bp.get("/rules/impact/<int(max=2147483647):job_id>.xlsx")
+def rules_impact_xlsx(job_id):
+    data = impact.workbook(impact.impact_result(ctx(), current_actor(), job_id))
+    return _download(data, f"影响预览-{job_id}.xlsx")
 
 
 @bp.route("/<path:anything>")

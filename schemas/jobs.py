@@ -88,3 +88,93 @@ class JobArgs(Schema):
         validate=validate.OneOf(STATES, error="应为 queued、running、done、failed、cancelled 之一"),
         metadata={"description": "只列这一状态的任务"},
     )
+
+
+# --- the impact of a rule change (service/impact.py) --------------------------------------------
+
+_VERSION = validate.Regexp(r"^[0-9a-f]{64}$", error="应为64位十六进制的规则版本号")
+
+
+class ImpactIn(Schema):
+    from_ = fields.String(
+        required=True,
+        data_key="from",
+        validate=_VERSION,
+        metadata={"description": "原规则版本（GET /api/rules/versions 的 version）"},
+    )
+    to = fields.String(required=True, validate=_VERSION, metadata={"description": "新规则版本"})
+    year = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1900, max=2999, error="应为1900到2999的年度"),
+        metadata={"description": "取哪一年度考核轮次的已评审事实（默认：原版本细则最新的轮次）"},
+    )
+
+
+class ImpactHeadOut(Schema):
+    scheme = fields.String()
+    year = fields.String()
+    version = fields.String()
+    title = fields.String()
+
+
+class ImpactMissingOut(Schema):
+    fact = fields.String(
+        metadata={"description": "新版本读取而该单位事实中没有的事实（按缺失处理，不按0计）"}
+    )
+    label = fields.String()
+
+
+class ImpactClauseOut(Schema):
+    clause = fields.String()
+    title = fields.String()
+    before = fields.String(
+        allow_none=True, metadata={"description": "原得分（原版本无此条款：null）"}
+    )
+    after = fields.String(
+        allow_none=True, metadata={"description": "新得分（新版本无此条款：null）"}
+    )
+    change = fields.String()
+    why_before = fields.String(metadata={"description": "原版本的计分说明"})
+    why_after = fields.String(metadata={"description": "新版本的计分说明"})
+
+
+class ImpactUnitOut(Schema):
+    unit = fields.String()
+    unit_code = fields.String(allow_none=True)
+    total_before = fields.String()
+    total_after = fields.String()
+    change = fields.String()
+    rank_before = fields.Integer()
+    rank_after = fields.Integer()
+    grade_before = fields.String(allow_none=True)
+    grade_after = fields.String(allow_none=True)
+    grade_pending_before = fields.Boolean(
+        metadata={"description": "原版本下等级待定（等级否决读取的事实缺失）"}
+    )
+    grade_pending_after = fields.Boolean(metadata={"description": "新版本下等级待定"})
+    clauses = fields.List(
+        fields.Nested(ImpactClauseOut), metadata={"description": "得分有变化的条款"}
+    )
+    missing = fields.List(fields.Nested(ImpactMissingOut))
+
+
+class ImpactFailureOut(Schema):
+    unit_code = fields.String()
+    unit = fields.String()
+    message = fields.String()
+
+
+class ImpactOut(Schema):
+    job = fields.Integer(metadata={"description": "后台任务编号（进度见 GET /api/jobs/{id}）"})
+    state = fields.String(validate=validate.OneOf(STATES))
+    finished = fields.Boolean()
+    total = fields.Integer(metadata={"description": "要比较的单位数"})
+    done = fields.Integer(metadata={"description": "已比较的单位数"})
+    round = fields.Integer(allow_none=True)
+    year = fields.Integer(allow_none=True)
+    from_ = fields.Nested(ImpactHeadOut, attribute="from", data_key="from")
+    to = fields.Nested(ImpactHeadOut)
+    changed = fields.Integer(metadata={"description": "总分、名次或等级有变化的单位数"})
+    units = fields.List(fields.Nested(ImpactUnitOut))
+    failures = fields.List(fields.Nested(ImpactFailureOut))

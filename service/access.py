@@ -79,6 +79,8 @@ PERMISSIONS = {
     "rules.read": {"admin", "editor", "auditor"},
     "rules.validate": {"admin", "editor"},
     "rules.reload": {"admin", "editor"},
+    # the impact of a rule change on every reviewed unit (service/impact.py): a background job
+    "rules.impact": {"admin", "editor"},
     "journal.read": {"admin", "auditor"},
     "tokens.read": ALL,  # one's own tokens
     "tokens.revoke": ALL,  # one's own; an admin anyone's (OTHERS_TOKENS)

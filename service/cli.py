@@ -5,6 +5,7 @@ scoring test   [--rules DIR] [--oracle]
 scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
 scoring diff   A B            (A, B: two scheme folders)
+scoring impact A B FACTS_FILE [--json] [--oracle]   (A, B: two scheme folders)
 """
 
 from __future__ import annotations
@@ -306,6 +307,38 @@ def diff(old, new):
             click.echo(f"  · {d.sentence}")
     count = sum(len(g.differences) for g in groups)
     click.echo(f"\n共 {count} 处改动。" if count else "两个版本没有差别。")
+
+
+@main.command()
+@click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("facts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="输出结构化的 JSON")
+@click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
+def impact(old, new, facts_file, as_json, oracle):
+    """影响预览：按旧版本 OLD 和新版本 NEW（两个细则文件夹）为事实文件中的单位评分，列出每个单位
+    总分、名次、等级的前后变化和得分有变化的条款；新版本读取而事实中没有的事实列为缺失（不按0计）。"""
+    from service.domain.facts import InvalidFacts
+    from service.impact import compare_units, rank_both, render_text
+
+    a, b = _load_folder(old), _load_folder(new)
+    units = read_facts_file(facts_file)
+    matcher = _matcher(oracle)
+    try:
+        result = rank_both(
+            a, b, compare_units(a, b, units, matcher, getattr(matcher, "name", "engine"))
+        )
+    except InvalidFacts as err:
+        for e in err.errors:
+            click.echo(f"事实有误 {e}", err=True)
+        sys.exit(2)
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    click.echo(render_text(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

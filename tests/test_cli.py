@@ -194,3 +194,47 @@ def test_diff_prints_the_changes_grouped_by_clause(tmp_path):
     same = run("diff", str(MINIMAL), str(MINIMAL))
     assert same.returncode == 0, same.stderr
     assert same.stdout.endswith("两个版本没有差别。\n")
+
+
+def test_impact_prints_each_unit_before_and_after(tmp_path):
+    """``scoring impact A B FACTS``: a band edge moved between two copies of the fixture scheme;
+    each unit's total, rank and grade before → after, the clause that changed with both
+    explanations, and the fact the new version reads that a unit lacks, without a database."""
+    import shutil
+
+    old, new = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(MINIMAL, old)
+    shutil.copytree(MINIMAL, new)
+    clause = new / "clauses/01-rate.yaml"
+    clause.write_text(
+        clause.read_text(encoding="utf-8")
+        .replace('"(1, 3]", points: -3', '"(1, 4]", points: -3')
+        .replace('"(3, inf)"', '"(4, inf)"'),
+        encoding="utf-8",
+    )
+    full = {**FACTS, "accidents": 0, "bureau_score": 100}
+    lacking = {k: v for k, v in full.items() if k != "bureau_score"}
+    facts = _facts_file(
+        tmp_path,
+        {"units": {"甲街道": {**full, "actual": 91.5}, "乙街道": {**lacking, "actual": 96}}},
+    )
+    proc = run("impact", str(old), str(new), facts, "--oracle")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[2:] == [
+        "甲街道：总分 15 → 17（+2），名次 2 → 1，等级 合格 → 合格",
+        "  · 第1条 合格率：0 → 2",
+        "      原：起始5分；低于目标值的百分点为3.5，落在(3, inf)档（高于3），扣5分。本项得0分（满分5分）",
+        "      新：起始5分；低于目标值的百分点为3.5，落在(1, 4]档（高于1且不高于4），扣3分。本项得2分（满分5分）",
+        "",
+        "乙街道：总分 16 → 16（+0），名次 1 → 2，等级 合格 → 合格",
+        "  缺少新版本读取的事实（按缺失处理，不按0计）：区局考核分数（bureau_score）",
+        "",
+        "共 2 个单位，2 个有变化。",
+    ]
+    data = json.loads(run("impact", str(old), str(new), facts, "--oracle", "--json").stdout)
+    assert [(u["unit"], u["total_before"], u["total_after"]) for u in data["units"]] == [
+        ("甲街道", "15", "17"),
+        ("乙街道", "16", "16"),
+    ]
+    assert data["units"][1]["missing"] == [{"fact": "bureau_score", "label": "区局考核分数"}]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request, url_for
+from flask import Response, request, url_for
 
 from schemas import (
     HistoryCheckOut,
@@ -17,6 +17,8 @@ from schemas import (
     TokenRequest,
     TokenResponse,
 )
+from schemas.jobs import ImpactIn, ImpactOut, JobDetailOut
+from service import impact, jobs
 from service import operations as ops
 
 from .common import Blueprint, actor, client_address, ctx
@@ -72,6 +74,46 @@ def versions():
 def compare(args):
     """比较两个规则版本（任意两个存档版本）：按条款列出的改动，每条一句中文说明和确切的前后值。"""
     return ops.compare_rule_versions(ctx(), actor(), args["old"], args["new"])
+
+
+@blp.route("/rules/impact", methods=["POST"])
+@blp.arguments(ImpactIn)
+@blp.errors(400, 401, 403, 409, 413, 422)
+@blp.response(201, JobDetailOut)
+def start_impact(body):
+    """影响预览：按原版本和新版本为最新考核轮次（或 year 年度的轮次）全部已评审单位评分并比较。
+
+    作为后台任务运行，立即返回任务；结果见 GET /api/rules/impact/{job_id}，
+    工作簿见 GET /api/rules/impact/{job_id}/workbook。"""
+    params = {"from": body["from_"], "to": body["to"], "year": body.get("year")}
+    return jobs.start_job(ctx(), actor(), impact.KIND, params)
+
+
+@blp.route("/rules/impact/<int(max=2147483647):job_id>")
+@blp.response(200, ImpactOut)
+@blp.errors(401, 403, 404)
+def impact_result(job_id):
+    """影响预览的结果：每个单位总分、名次、等级的前后对比，得分有变化的条款及两个版本的计分说明，
+    新版本读取而事实中没有的事实（按缺失处理，不按0计）。任务未结束时为已完成部分。"""
+    return impact.impact_result(ctx(), actor(), job_id)
+
+
+@blp.route("/rules/impact/<int(max=2147483647):job_id>/workbook")
+@blp.errors(401, 403, 404)
+@blp.response(
+    200,
+    {"type": "string", "format": "binary"},
+    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    description="工作簿：“单位”表（前后总分、名次、等级）和“条款变化”表",
+)
+def impact_workbook(job_id):
+    """影响预览的工作簿下载（.xlsx）。"""
+    data = impact.workbook(impact.impact_result(ctx(), actor(), job_id))
+    return Response(
+        data,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="impact-{job_id}.xlsx"'},
+    )
 
 
 NEXT_PAGE_HEADERS = {

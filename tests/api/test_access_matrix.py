@@ -198,6 +198,7 @@ def _appeal(_call) -> dict:
 
 
 _ZQ = version_of(RULES / "zhuanqiao" / "2018")  # a served version, for the comparison
+_GM = version_of(RULES / "minhang-gumeilu" / "2022")  # SCHEME's served version: the impact preview
 
 #: (method, rule of app.url_map without converters) -> the calls to make; one entry per route, no more, no fewer
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
@@ -293,6 +294,17 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/rules/compare"): (Case("rules.read", query=f"?from={_ZQ}&to={_ZQ}"),),
+    # the impact preview of a rule change: a background job over the reviewed units of SCHEME
+    ("POST", "/api/rules/impact"): (
+        Case(
+            "rules.impact",
+            body=lambda call: {"from": _GM, "to": _GM},
+            journals="jobs.start",
+            state="reviewed",
+        ),
+    ),
+    ("GET", "/api/rules/impact/<job_id>"): (Case("rules.impact", state="reviewed"),),
+    ("GET", "/api/rules/impact/<job_id>/workbook"): (Case("rules.impact", state="reviewed"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
     # the review cycle: rounds (the steps on one unit before publication first, so a walk of the
@@ -438,8 +450,13 @@ def _throwaway_user(call, world) -> str:
 
 
 def _queued_job(call, world) -> str:
-    """A job of its own for each call that reads or cancels one, queued by the admin."""
+    """A job of its own for each call that reads or cancels one, queued by the admin (for the
+    impact preview's routes, an impact preview)."""
     admin = Actor(world["user_ids"]["admin"], "admin", "admin", None)
+    if "/rules/impact/" in call.rule:
+        params = {"from": _GM, "to": _GM}
+        job = jobs.start_job(world["ctx"], admin, "rules.impact", params)
+        return str(job["id"])
     job = jobs.start_job(world["ctx"], admin, "scores.recompute", {"scheme": SCHEME})
     return str(job["id"])
 
@@ -997,6 +1014,8 @@ UNKNOWN = [
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
     ("GET", "/api/jobs/999999", None, "jobs.read"),
     ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
+    ("GET", "/api/rules/impact/999999", None, "rules.impact"),
+    ("GET", "/api/rules/impact/999999/workbook", None, "rules.impact"),
     (
         "POST",
         f"/api/appeals/999999/items/{APPEALED}/answer",
