@@ -50,8 +50,11 @@ def pytest_sessionfinish(session, exitstatus):
     if not _SCHEMAS:
         return
     engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        for schema in _SCHEMAS:
+    # one transaction per schema: dropping them all in one takes a lock on every table, index and
+    # trigger of every schema at once, which filled PostgreSQL's shared lock table ("out of shared
+    # memory") while the other test worker was still migrating a schema of its own
+    for schema in _SCHEMAS:
+        with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
 
