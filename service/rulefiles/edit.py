@@ -31,7 +31,7 @@ from .loader import CLAUSE_DIR, SCHEME_FILE, load_files
 Files = dict[str, str]
 
 #: The scheme header fields a form edits (the rest of the header is edited in the text view).
-SCHEME_FIELDS = ("title", "year", "issuer", "total", "note")
+SCHEME_FIELDS = ("id", "title", "year", "issuer", "total", "note")
 #: A category's fields a form edits.
 CATEGORY_FIELDS = ("title", "points", "cap", "note")
 #: A clause's scalar fields a form edits; ``source`` is the verbatim source text (source.text).
@@ -133,7 +133,7 @@ def _same(old: Any, new: Any) -> bool:
     return isinstance(old, str) and isinstance(new, str) and str(old) == new
 
 
-def _scalar(old: Any, new: Any, key: str) -> Any:
+def _scalar(old: Any, new: Any, key: str | None) -> Any:
     """The new value written the way the old one was (quoted stays quoted, ``|-`` stays ``|-``)."""
     if key in _NUMBER_KEYS and not isinstance(new, Decimal):
         new = _number(new, key)
@@ -144,7 +144,10 @@ def _scalar(old: Any, new: Any, key: str) -> Any:
     return new
 
 
-def _set(owner: Any, key: str, value: Any, where: str, add: bool = False) -> None:
+def _set(
+    owner: Any, key: str, value: Any, where: str, add: bool = False, facts: bool = False
+) -> None:
+    # ``facts``: owner maps fact names to values, so a fact named like a number key is not coerced
     if not isinstance(owner, CommentedMap):
         raise EditError(f"{where} 不是一个映射，无法设置 {key}")
     if key not in owner and not add:
@@ -152,7 +155,7 @@ def _set(owner: Any, key: str, value: Any, where: str, add: bool = False) -> Non
     old = owner.get(key)
     if key in owner and _same(old, value):
         return
-    owner[key] = _scalar(old, value, key)
+    owner[key] = _scalar(old, value, None if facts else key)
 
 
 def _check_field(name: str, allowed: Iterable[str], what: str) -> None:
@@ -288,6 +291,26 @@ def set_band(
     return _edited(files, rel, change)
 
 
+#: A fact's fields a form edits (a fact's name is what rules and tests read: not renamed here).
+FACT_FIELDS = ("label", "unit", "min", "max", "help", "type")
+
+
+def set_fact_field(files: Files, clause_id: str, fact: str, name: str, value: Any) -> Files:
+    """Set a fact's label, unit, range (min, max), help or type; an absent label, unit, min,
+    max or help is added."""
+    _check_field(name, FACT_FIELDS, "事实")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        for spec in d.get("facts") or []:
+            if str(spec.get("name")) == fact:
+                _set(spec, name, value, f"{rel} 的事实 {fact}", add=name != "type")
+                return
+        raise EditError(f"{rel} 的条款没有事实 {fact}")
+
+    return _edited(files, rel, change)
+
+
 # --- test cases --------------------------------------------------------------------------------
 
 
@@ -313,9 +336,38 @@ def set_scheme_test_fact(files: Files, test: str, fact: str, value: Any) -> File
         facts = _scheme_test(d, test).get("facts")
         if not isinstance(facts, CommentedMap):
             raise EditError(f"用例“{test}”没有 facts")
-        _set(facts, fact, value, f"用例“{test}”的 facts", add=True)
+        _set(facts, fact, value, f"用例“{test}”的 facts", add=True, facts=True)
 
     return _edited(files, SCHEME_FILE, change)
+
+
+def _clause_test(doc: Any, rel: str, name: str) -> Any:
+    for case in doc.get("tests") or []:
+        if str(case.get("name")) == name:
+            return case
+    raise EditError(f"{rel} 的条款没有名为“{name}”的测试用例")
+
+
+def set_clause_test_field(files: Files, clause_id: str, test: str, name: str, value: Any) -> Files:
+    """Set a clause test case's expected points (or its name)."""
+    _check_field(name, ("points", "name"), "条款测试用例")
+    rel = clause_file(files, clause_id)
+    return _edited(
+        files, rel, lambda d: _set(_clause_test(d, rel, test), name, value, f"{rel} 的用例“{test}”")
+    )
+
+
+def set_clause_test_fact(files: Files, clause_id: str, test: str, fact: str, value: Any) -> Files:
+    """Give (or change) one fact of a clause test case."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        facts = _clause_test(d, rel, test).get("facts")
+        if not isinstance(facts, CommentedMap):
+            raise EditError(f"{rel} 的用例“{test}”没有 facts")
+        _set(facts, fact, value, f"{rel} 的用例“{test}”的 facts", add=True, facts=True)
+
+    return _edited(files, rel, change)
 
 
 def _drop_facts(cases: Any, names: set[str], where: str) -> list[str]:
@@ -467,8 +519,11 @@ __all__ = [
     "set_band",
     "set_category_field",
     "set_clause_field",
+    "set_fact_field",
     "set_rule_field",
     "set_scheme_field",
+    "set_clause_test_fact",
+    "set_clause_test_field",
     "set_scheme_test_fact",
     "set_scheme_test_field",
 ]
