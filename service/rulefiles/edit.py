@@ -23,7 +23,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import ScalarString
+from ruamel.yaml.scalarstring import LiteralScalarString, ScalarString
 
 from .errors import RuleSetError
 from .loader import CLAUSE_DIR, SCHEME_FILE, load_files
@@ -141,6 +141,8 @@ def _scalar(old: Any, new: Any, key: str | None) -> Any:
         return _Verbatim(str(new))
     if isinstance(new, str) and isinstance(old, ScalarString):
         return type(old)(new)
+    if isinstance(new, str) and "\n" in new:
+        return LiteralScalarString(new)  # several lines read as written, not as escapes
     return new
 
 
@@ -398,7 +400,10 @@ def add_clause(files: Files, clause: dict, name: str | None = None) -> Files:
     else:
         raise EditError(f"已有编号为 {cid} 的条款")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name or cid).strip("-") or "clause"
-    rel = f"{CLAUSE_DIR}/{len(clause_files(files)) + 1:02d}-{stem}.yaml"
+    # after the highest number in use (a removed clause leaves a gap: no two files share one)
+    numbers = [re.match(r"\d+", rel[len(CLAUSE_DIR) + 1 :]) for rel in clause_files(files)]
+    last = max((int(m.group()) for m in numbers if m), default=0)
+    rel = f"{CLAUSE_DIR}/{last + 1:02d}-{stem}.yaml"
     if rel in files:
         raise EditError(f"已有文件 {rel}")
     new = dict(files)
