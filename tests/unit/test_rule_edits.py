@@ -6,6 +6,7 @@ its cases."""
 from __future__ import annotations
 
 import difflib
+import re
 from decimal import Decimal
 
 import pytest
@@ -53,6 +54,11 @@ def _one_line(before: dict, after: dict, rel: str, written: str) -> None:
     removed, added = changes[rel]
     assert len(removed) == 1 and len(added) == 1, changes
     assert written in added[0], (written, added[0])
+
+
+def _names(fact: str, line: str) -> bool:
+    """Whether a line names the fact (as a whole name: ``rate`` is not in ``pass_rate``)."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(fact)}(?![A-Za-z0-9_])", line) is not None
 
 
 def _ids(folder) -> str:
@@ -172,12 +178,11 @@ def test_a_source_text_edit_changes_only_the_text_lines(folder):
     changes = _changes(files, after)
     assert list(changes) == [rel]
     removed, added = changes[rel]
-    # a text already written as a block gains one line; a one-line text becomes a block
-    if removed:
-        assert len(removed) == 1 and removed[0].strip().startswith("text:")
-        assert [line.strip() for line in added] == ["text: |-", *old.split("\n"), "新增的一段原文"]
-    else:
-        assert [line.strip() for line in added] == ["新增的一段原文"]
+    # only the text's own lines change (a text written plain over several lines becomes a block)
+    text_lines = _value_lines(files[rel], "  text:")
+    assert all(line in text_lines for line in removed), removed
+    assert all(line in _value_lines(after[rel], "  text:") for line in added)
+    assert "新增的一段原文" in added[-1]
     assert _data(after[rel])["source"]["text"] == old + "\n新增的一段原文"
 
 
@@ -198,13 +203,33 @@ def test_removing_a_fact_removes_it_from_its_clause_and_every_test_that_gives_it
     for where, (removed, added) in _changes(files, removal.files).items():
         assert where in (rel, "scheme.yaml")
         # every line added is a flow-style test's facts rewritten without the fact
-        assert all(fact not in line for line in added)
-        assert len(added) <= sum(fact in line for line in removed)
+        assert not any(_names(fact, line) for line in added)
+        assert len(added) <= sum(_names(fact, line) for line in removed) + ("facts: []" in added)
+        # every line removed names the fact or is part of its entry in the clause's facts
+        entry = _value_lines(files[rel], f"  - name: {fact}") if where == rel else []
+        if "facts: []" in added:  # its only fact gone, the list is written empty
+            entry.append("facts:")
+        assert all(_names(fact, line) or line in entry for line in removed), removed
     for case in _data(removal.files[rel]).get("tests") or []:
         assert fact not in (case.get("facts") or {})
     for case in _head_tests(removal.files):
         assert fact not in (case.get("facts") or {})
     assert fact not in [f["name"] for f in _data(removal.files[rel])["facts"]]
+
+
+def _value_lines(text: str, start: str) -> list[str]:
+    """The lines of a value, from its key to the next line no deeper than the key."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(start)), None)
+    if at is None:
+        return []
+    depth = len(start) - len(start.lstrip())
+    out = [lines[at]]
+    for line in lines[at + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= depth:
+            break
+        out.append(line)
+    return out
 
 
 def _head_tests(files: dict) -> list:
@@ -230,8 +255,8 @@ def test_removing_a_clause_takes_its_facts_out_of_every_scheme_test(folder):
     assert set(changes) <= {rel, "scheme.yaml"}
     if "scheme.yaml" in changes:
         removed, added = changes["scheme.yaml"]
-        assert all(any(name in line for name in facts) or "clause" in line for line in removed)
-        assert all(not any(f"{name}:" in line for name in facts) for line in added)
+        assert all(any(_names(n, line) for n in facts) or "clause" in line for line in removed)
+        assert not any(_names(n, line) for n in facts for line in added)
     for case in _head_tests(removal.files):
         assert not facts & set(case.get("facts") or {})
 
@@ -292,7 +317,8 @@ tests:
 def test_an_inline_comment_quotes_and_flow_style_survive_their_value_changing():
     files = {"clauses/07-x.yaml": CLAUSE}
     after = edit.set_clause_field(files, "7", "points", Decimal("4.5"))
-    assert "points: 4.5  # 原表4分\n" in after["clauses/07-x.yaml"]
+    # the comment keeps its column where the longer value leaves room, else one space
+    assert "points: 4.5 # 原表4分\n" in after["clauses/07-x.yaml"]
     after = edit.set_rule_field(after, "7", "r1", "cap", Decimal(2))
     assert "  - {id: r1, kind: per_unit, count: n, each: 1, cap: 2}\n" in after["clauses/07-x.yaml"]
     after = edit.set_band(after, "7", "r2", 1, range="[12, inf)")
