@@ -135,10 +135,14 @@ def _same(old: Any, new: Any) -> bool:
 
 def _scalar(old: Any, new: Any, key: str | None) -> Any:
     """The new value written the way the old one was (quoted stays quoted, ``|-`` stays ``|-``)."""
+    if isinstance(new, float):  # points are exact decimals: a float's digits are not the officer's
+        raise EditError(f"{key or '事实'}的值请用精确小数（Decimal），不要用浮点数 {new!r}")
     if key in _NUMBER_KEYS and not isinstance(new, Decimal):
         new = _number(new, key)
+    if isinstance(new, Decimal) and not new.is_finite():
+        raise EditError(f"{key or '事实'}应为有限的数字，收到 {new}")
     if isinstance(new, Decimal | int) and not isinstance(new, bool):
-        return _Verbatim(str(new))
+        return _Verbatim(format(new, "f"))  # plain notation: 1E+1 is written 10
     if isinstance(new, str) and isinstance(old, ScalarString):
         return type(old)(new)
     if isinstance(new, str) and "\n" in new:

@@ -488,3 +488,16 @@ def test_gumeilu_2022_to_2023_through_the_edits_loads_and_passes_its_cases(oracl
     # totals 2; added: the same less the 10 removed, and quality_month_event in two tests
     assert len(removed) == 3 + 2 + 10 + 3 + 3 + 2
     assert len(added) == 3 + 2 + 3 + 3 + 2 + 2
+
+
+def test_a_decimal_is_written_in_plain_notation_and_a_float_is_refused():
+    files = {"clauses/07-x.yaml": CLAUSE}
+    after = edit.set_clause_field(files, "7", "points", Decimal("1E+1"))
+    assert "\npoints: 10 # 原表4分\n" in after["clauses/07-x.yaml"]
+    after = edit.set_rule_field(files, "7", "r1", "each", Decimal("-0.50"))
+    assert "each: -0.50," in after["clauses/07-x.yaml"]
+    for value in (0.1, Decimal("NaN"), Decimal("Infinity")):
+        with pytest.raises(edit.EditError, match="points"):
+            edit.set_clause_field(files, "7", "points", value)
+    with pytest.raises(edit.EditError, match="浮点数"):
+        edit.set_clause_test_fact(files, "7", "无", "n", 0.5)
