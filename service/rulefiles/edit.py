@@ -441,7 +441,7 @@ def remove_clause(files: Files, clause_id: str) -> Removal:
     touched: list[str] = []
 
     def change(d: Any) -> None:
-        touched.extend(_drop_facts(d.get("tests"), names, SCHEME_FILE))
+        touched.extend(_from_scheme_tests(d, names))
         for case in d.get("tests") or []:
             marks = case.get("marks")
             if not isinstance(marks, CommentedSeq):
@@ -462,29 +462,40 @@ def remove_clause(files: Files, clause_id: str) -> Removal:
     return Removal(new, touched)
 
 
-def remove_fact(files: Files, clause_id: str, fact: str) -> Removal:
-    """Remove a fact from its clause's facts and from every test case (the clause's and the
-    scheme's) that gives it; returns the test cases touched. Rules still reading it are the
-    loader's to report."""
-    rel = clause_file(files, clause_id)
+def remove_fact(files: Files, clause_id: str | None, fact: str) -> Removal:
+    """Remove a fact from its clause's facts (``clause_id`` None: from scheme.yaml's own facts)
+    and from every test case that gives it: the clause's, the scheme's and the ranking tests'
+    units; returns the test cases touched. Rules still reading it are the loader's to report."""
+    rel = SCHEME_FILE if clause_id is None else clause_file(files, clause_id)
+    owner = "细则" if clause_id is None else f"{rel} 的条款"
     touched: list[str] = []
 
-    def in_clause(d: Any) -> None:
+    def declared(d: Any) -> None:
         facts = d.get("facts")
         at = [i for i, f in enumerate(facts or []) if str(f.get("name")) == fact]
         if not at:
-            raise EditError(f"{rel} 的条款没有事实 {fact}")
+            raise EditError(f"{owner}没有事实 {fact}")
         del facts[at[0]]
-        touched.extend(_drop_facts(d.get("tests"), {fact}, rel))
+        if clause_id is None and not facts:
+            del d["facts"]  # scheme-level facts are optional, and an empty list is refused
+        if clause_id is not None:
+            touched.extend(_drop_facts(d.get("tests"), {fact}, rel))
 
-    new = _edited(files, rel, in_clause)
+    new = _edited(files, rel, declared)
     if SCHEME_FILE in new:
-        new = _edited(
-            new,
-            SCHEME_FILE,
-            lambda d: touched.extend(_drop_facts(d.get("tests"), {fact}, SCHEME_FILE)),
-        )
+        new = _edited(new, SCHEME_FILE, lambda d: touched.extend(_from_scheme_tests(d, {fact})))
     return Removal(new, touched)
+
+
+def _from_scheme_tests(doc: Any, names: set[str]) -> list[str]:
+    """Take facts out of scheme.yaml's test cases and its ranking tests' units."""
+    touched = _drop_facts(doc.get("tests"), names, SCHEME_FILE)
+    for case in doc.get("ranking_tests") or []:
+        units = case.get("units")
+        gone = _drop_facts(units.values() if isinstance(units, CommentedMap) else [], names, "")
+        if gone:
+            touched.append(f"{SCHEME_FILE}：{case.get('name')}")
+    return touched
 
 
 def reorder_clauses(files: Files, order: list[str]) -> Files:

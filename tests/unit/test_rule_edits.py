@@ -501,3 +501,29 @@ def test_a_decimal_is_written_in_plain_notation_and_a_float_is_refused():
             edit.set_clause_field(files, "7", "points", value)
     with pytest.raises(edit.EditError, match="浮点数"):
         edit.set_clause_test_fact(files, "7", "无", "n", 0.5)
+
+
+def test_a_scheme_level_fact_leaves_the_scheme_tests_and_the_ranking_tests_too():
+    files = _files(RULES / "baoshan" / "2022-b1")
+    fact = "major_quality_incident"
+    head = _data(files["scheme.yaml"])
+    gives = [f"scheme.yaml：{c['name']}" for c in head["tests"] if fact in c["facts"]] + [
+        f"scheme.yaml：{c['name']}"
+        for c in head["ranking_tests"]
+        if any(fact in (u.get("facts") or {}) for u in c["units"].values())
+    ]
+    removal = edit.remove_fact(files, None, fact)
+    assert removal.touched == gives and len(gives) > 2
+    assert list(_changes(files, removal.files)) == ["scheme.yaml"]
+    after = removal.files["scheme.yaml"]
+    # left only where the grade veto and the notes read it: the loader says the veto reads a
+    # fact no longer declared
+    assert [ln for ln in after.splitlines() if _names(fact, ln)] == [
+        ln
+        for ln in files["scheme.yaml"].splitlines()[:139]
+        if _names(fact, ln) and "name:" not in ln
+    ]
+    checked = edit.check(removal.files, "b1")
+    assert not checked.ok and "major_quality_incident" in str(checked.error)
+    with pytest.raises(edit.EditError, match="细则没有事实 nothing"):
+        edit.remove_fact(files, None, "nothing")
