@@ -97,9 +97,20 @@ def _load(files: Files, rel: str) -> Any:
         doc = _YAML.load(text)
     except Exception as e:  # a file broken in the text view: the forms cannot edit it
         raise EditError(f"{rel} 不是有效的YAML，请先在文本视图中修改：{e}") from e
-    if _dump(doc) != text:
+    if not _round_trips(text, doc):
         raise EditError(f"{rel} 的写法无法在表单中原样保留，请在文本视图中修改")
     return doc
+
+
+_KEPT: dict[str, bool] = {}  # texts already found to round-trip (a form saves the same file often)
+
+
+def _round_trips(text: str, doc: Any) -> bool:
+    if text not in _KEPT:
+        if len(_KEPT) > 256:
+            _KEPT.clear()
+        _KEPT[text] = _dump(doc) == text
+    return _KEPT[text]
 
 
 def _dump(doc: Any) -> str:

@@ -93,6 +93,13 @@ def _categories(cats):
         yield from _categories(cat.get("categories"))
 
 
+def _some_categories(head) -> list:
+    """Every third category, first and last included: each edit of scheme.yaml reads and writes
+    its whole text (baoshan's 700 lines take a tenth of a second), and the categories are alike."""
+    every = list(_categories(head.get("categories")))
+    return every[::3] + every[-1:]
+
+
 # --- every shipped scheme ----------------------------------------------------------------------
 
 
@@ -105,7 +112,7 @@ def test_setting_every_value_to_itself_is_byte_identical(folder):
         if name in head:
             value = head[name]
             now = edit.set_scheme_field(now, name, _number(value) if name == "total" else value)
-    for cat in _categories(head.get("categories")):
+    for cat in _some_categories(head):
         for name in ("title", "points", "cap"):
             if name in cat:
                 value = cat[name] if name == "title" else _number(cat[name])
@@ -138,7 +145,7 @@ def test_each_header_category_and_clause_edit_changes_its_one_line(folder):
     _one_line(
         files, edit.set_scheme_field(files, "total", Decimal("123.5")), "scheme.yaml", "123.5"
     )
-    for cat in _categories(head.get("categories")):
+    for cat in _some_categories(head):
         if "points" in cat:
             new = _number(cat["points"]) + 1
             after = edit.set_category_field(files, str(cat["id"]), "points", new)
