@@ -16,7 +16,7 @@ from service.casebook import run_cases
 from service.rulefiles import edit
 from service.rulefiles.loader import find_schemes, snapshot
 
-from ..conftest import RULES
+from ..conftest import FIXTURES, RULES
 
 SCHEMES = sorted(find_schemes(RULES))
 SCALAR_RULE_KEYS = ("points", "cap", "each", "step")
@@ -534,3 +534,18 @@ def test_a_scheme_level_fact_leaves_the_scheme_tests_and_the_ranking_tests_too()
     assert not checked.ok and "major_quality_incident" in str(checked.error)
     with pytest.raises(edit.EditError, match="细则没有事实 nothing"):
         edit.remove_fact(files, None, "nothing")
+
+
+def test_removing_a_panel_clause_takes_its_reviewers_marks_out_of_the_scheme_tests():
+    files = _files(FIXTURES / "round_walk")
+    removal = edit.remove_clause(files, "2")
+    assert removal.touched == ["scheme.yaml：计划完成、会议2次、两位评审各打9分和7分"]
+    assert "clauses/02-experts.yaml" not in removal.files
+    removed, added = _changes(files, removal.files)["scheme.yaml"]
+    assert removed == [
+        "    marks:",
+        '      - {clause: "2", reviewer: 评审甲, points: 9}',
+        '      - {clause: "2", reviewer: 评审乙, points: 7}',
+    ]
+    assert added == []
+    assert "marks" not in _head_tests(removal.files)[0]
