@@ -121,7 +121,13 @@ def _dump(doc: Any) -> str:
 
 def _edited(files: Files, rel: str, change: Callable[[Any], None]) -> Files:
     doc = _load(files, rel)
-    change(doc)
+    if not isinstance(doc, CommentedMap):
+        raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+    try:
+        change(doc)
+    except (AttributeError, TypeError, KeyError) as e:
+        # a draft broken in the text view (a list where a mapping belongs): the loader names it
+        raise EditError(f"{rel} 的结构不符合细则文件的格式，请先在文本视图中修改（{e}）") from e
     new = dict(files)
     new[rel] = _dump(doc)
     return new
@@ -440,8 +446,9 @@ def _plain(value: Any) -> Any:
 
 
 def _clause_facts(files: Files, rel: str) -> list[str]:
-    doc = _YAML.load(files[rel])
-    return [str(f.get("name")) for f in doc.get("facts") or [] if isinstance(f, dict)]
+    doc = _load(files, rel)
+    facts = doc.get("facts") if isinstance(doc, dict) else None
+    return [str(f.get("name")) for f in facts or [] if isinstance(f, dict)]
 
 
 def remove_clause(files: Files, clause_id: str) -> Removal:

@@ -549,3 +549,17 @@ def test_removing_a_panel_clause_takes_its_reviewers_marks_out_of_the_scheme_tes
     ]
     assert added == []
     assert "marks" not in _head_tests(removal.files)[0]
+
+
+def test_a_file_not_shaped_as_a_rule_file_is_an_edit_error_not_a_crash():
+    files = {
+        "clauses/07-x.yaml": 'id: "7"\nrules: 不是列表\ntests: [1, 2]\n',
+        "scheme.yaml": "- 1\n",
+    }
+    for call in (
+        lambda: edit.set_rule_field(files, "7", "r1", "points", 1),
+        lambda: edit.set_clause_test_field(files, "7", "无", "points", 1),
+        lambda: edit.set_scheme_field(files, "title", "x"),
+    ):
+        with pytest.raises(edit.EditError, match="文本视图"):
+            call()
