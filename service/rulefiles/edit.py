@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -86,7 +87,14 @@ def _yaml() -> YAML:
     return y
 
 
-_YAML = _yaml()
+class _PerThread(threading.local):
+    # a YAML instance keeps state while it reads or writes: one per thread (the service's
+    # request threads and job workers may save at once)
+    def __init__(self) -> None:
+        self.yaml = _yaml()
+
+
+_THREAD = _PerThread()
 
 
 def _load(files: Files, rel: str) -> Any:
@@ -94,7 +102,7 @@ def _load(files: Files, rel: str) -> Any:
         raise EditError(f"没有文件 {rel}")
     text = files[rel]
     try:
-        doc = _YAML.load(text)
+        doc = _THREAD.yaml.load(text)
     except Exception as e:  # a file broken in the text view: the forms cannot edit it
         raise EditError(f"{rel} 不是有效的YAML，请先在文本视图中修改：{e}") from e
     if not _round_trips(text, doc):
@@ -115,7 +123,7 @@ def _round_trips(text: str, doc: Any) -> bool:
 
 def _dump(doc: Any) -> str:
     out = io.StringIO()
-    _YAML.dump(doc, out)
+    _THREAD.yaml.dump(doc, out)
     return out.getvalue()
 
 

@@ -563,3 +563,18 @@ def test_a_file_not_shaped_as_a_rule_file_is_an_edit_error_not_a_crash():
     ):
         with pytest.raises(edit.EditError, match="文本视图"):
             call()
+
+
+def test_edits_in_several_threads_at_once_give_what_one_thread_gives():
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = _files(RULES / "minhang-gumeilu" / "2022")
+
+    ids = [str(_data(files[rel])["id"]) for rel in edit.clause_files(files)]
+
+    def one(n: int) -> dict:
+        return edit.set_clause_field(files, ids[n % len(ids)], "title", f"标题{n}")
+
+    alone = [one(n) for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(40))) == alone
