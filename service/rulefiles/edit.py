@@ -1,0 +1,575 @@
+"""Structured edits of a scheme's rule files that leave everything else byte-identical.
+
+The editor's forms call these operations instead of asking a policy officer to write YAML. Each
+takes a scheme's files ({path inside the scheme folder: text}) and returns new files; only the
+edited file changes, and in it only what the edit touches: comments, key order, quoting, flow
+style and every other line stay exactly as they were. That holds because the file is read and
+written with ruamel.yaml's round trip, and a file the round trip would not reproduce byte for
+byte is refused (with a message pointing to the text view) rather than silently reformatted.
+
+A value set to what it already is leaves its file untouched. Unknown clauses, rules, categories,
+bands, facts or keys are an ``EditError`` in Chinese naming what was not found. Whether the
+edited scheme still *loads* is the strict loader's word: ``check`` returns its error as is.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import LiteralScalarString, ScalarString
+
+from .errors import RuleSetError
+from .loader import CLAUSE_DIR, SCHEME_FILE, load_files
+
+Files = dict[str, str]
+
+#: The scheme header fields a form edits (the rest of the header is edited in the text view).
+SCHEME_FIELDS = ("id", "title", "year", "issuer", "total", "note")
+#: A category's fields a form edits.
+CATEGORY_FIELDS = ("title", "points", "cap", "note")
+#: A clause's scalar fields a form edits; ``source`` is the verbatim source text (source.text).
+CLAUSE_FIELDS = ("title", "points", "category", "source", "deadline", "note")
+#: A rule's keys that are never edited in place: they name the rule and say what it is.
+FIXED_RULE_KEYS = ("id", "kind")
+#: A clause file's name: an order prefix (``07-``, ``02-1-``), then a name.
+_PREFIX = re.compile(r"^\d+(?:-\d+)*-")
+_NUMBER_KEYS = {"points", "cap", "total", "each", "step", "scale_from", "scale_to", "min", "max"}
+
+
+class EditError(ValueError):
+    """An edit that names something the files do not have, or a file that cannot be kept as is."""
+
+
+@dataclass
+class Checked:
+    """What the strict loader made of edited files: the scheme, or its error as it reports it."""
+
+    scheme: Any = None
+    error: RuleSetError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Removal:
+    """The files after a removal and the test cases it changed (``file：用例名称``), so that the
+    editor can say which tests it took the clause or fact out of."""
+
+    files: Files
+    touched: list[str] = field(default_factory=list)
+
+
+class _Verbatim(str):
+    """A number written as its exact decimal text (never via a binary float)."""
+
+
+def _yaml() -> YAML:
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 1 << 20  # never wrap: a line the edit did not touch must not move
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.representer.add_representer(
+        _Verbatim,
+        lambda r, d: r.represent_scalar(
+            "tag:yaml.org,2002:" + ("int" if re.fullmatch(r"-?\d+", d) else "float"), str(d)
+        ),
+    )
+    return y
+
+
+class _PerThread(threading.local):
+    # a YAML instance keeps state while it reads or writes: one per thread (the service's
+    # request threads and job workers may save at once)
+    def __init__(self) -> None:
+        self.yaml = _yaml()
+
+
+_THREAD = _PerThread()
+
+
+def _load(files: Files, rel: str) -> Any:
+    if rel not in files:
+        raise EditError(f"没有文件 {rel}")
+    text = files[rel]
+    try:
+        doc = _THREAD.yaml.load(text)
+    except Exception as e:  # a file broken in the text view: the forms cannot edit it
+        raise EditError(f"{rel} 不是有效的YAML，请先在文本视图中修改：{e}") from e
+    if not _round_trips(text, doc):
+        raise EditError(f"{rel} 的写法无法在表单中原样保留，请在文本视图中修改")
+    return doc
+
+
+_KEPT: dict[str, bool] = {}  # texts already found to round-trip (a form saves the same file often)
+
+
+def _round_trips(text: str, doc: Any) -> bool:
+    if text not in _KEPT:
+        if len(_KEPT) > 256:
+            _KEPT.clear()
+        _KEPT[text] = _dump(doc) == text
+    return _KEPT[text]
+
+
+def _dump(doc: Any) -> str:
+    out = io.StringIO()
+    _THREAD.yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def _edited(files: Files, rel: str, change: Callable[[Any], None]) -> Files:
+    doc = _load(files, rel)
+    if not isinstance(doc, CommentedMap):
+        raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+    try:
+        change(doc)
+    except (AttributeError, TypeError, KeyError) as e:
+        # a draft broken in the text view (a list where a mapping belongs): the loader names it
+        raise EditError(f"{rel} 的结构不符合细则文件的格式，请先在文本视图中修改（{e}）") from e
+    new = dict(files)
+    new[rel] = _dump(doc)
+    return new
+
+
+def _number(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool):
+        raise EditError(f"{what}应为数字，收到 {value}")
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise EditError(f"{what}应为数字，收到“{value}”") from None
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new) and old == new
+    if isinstance(old, (int, float)) and isinstance(new, (int, Decimal)):
+        return Decimal(str(old)) == Decimal(new)
+    return isinstance(old, str) and isinstance(new, str) and str(old) == new
+
+
+def _scalar(old: Any, new: Any, key: str | None) -> Any:
+    """The new value written the way the old one was (quoted stays quoted, ``|-`` stays ``|-``)."""
+    if isinstance(new, float):  # points are exact decimals: a float's digits are not the officer's
+        raise EditError(f"{key or '事实'}的值请用精确小数（Decimal），不要用浮点数 {new!r}")
+    if key in _NUMBER_KEYS and not isinstance(new, Decimal):
+        new = _number(new, key)
+    if isinstance(new, Decimal) and not new.is_finite():
+        raise EditError(f"{key or '事实'}应为有限的数字，收到 {new}")
+    if isinstance(new, Decimal | int) and not isinstance(new, bool):
+        return _Verbatim(format(new, "f"))  # plain notation: 1E+1 is written 10
+    if isinstance(new, str) and isinstance(old, ScalarString):
+        return type(old)(new)
+    if isinstance(new, str) and "\n" in new:
+        return LiteralScalarString(new)  # several lines read as written, not as escapes
+    return new
+
+
+def _set(
+    owner: Any, key: str, value: Any, where: str, add: bool = False, facts: bool = False
+) -> None:
+    # ``facts``: owner maps fact names to values, so a fact named like a number key is not coerced
+    if not isinstance(owner, CommentedMap):
+        raise EditError(f"{where} 不是一个映射，无法设置 {key}")
+    if key not in owner and not add:
+        raise EditError(f"{where} 没有 {key}")
+    old = owner.get(key)
+    if key in owner and _same(old, value):
+        return
+    owner[key] = _scalar(old, value, None if facts else key)
+
+
+def _check_field(name: str, allowed: Iterable[str], what: str) -> None:
+    allowed = tuple(allowed)
+    if name not in allowed:
+        raise EditError(f"{what}没有可在表单中修改的字段 {name}（可改：{'、'.join(allowed)}）")
+
+
+# --- finding things ----------------------------------------------------------------------------
+
+
+def clause_files(files: Files) -> list[str]:
+    """The clause files, in the loader's order."""
+    return sorted(
+        rel
+        for rel in files
+        if rel.startswith(CLAUSE_DIR + "/") and rel.count("/") == 1 and rel.endswith(".yaml")
+    )
+
+
+def _id_line(clause_id: str) -> re.Pattern:
+    return re.compile(rf"""^id:\s*(["']?){re.escape(clause_id)}\1\s*(#.*)?$""", re.M)
+
+
+def clause_file(files: Files, clause_id: str) -> str:
+    """The file of the clause with this id (its top-level ``id:`` line; one file a clause)."""
+    pattern = _id_line(str(clause_id))
+    found = [rel for rel in clause_files(files) if pattern.search(files[rel])]
+    if not found:
+        raise EditError(f"没有编号为 {clause_id} 的条款")
+    return found[0]
+
+
+def _rule(clause: Any, rel: str, rule_id: str) -> Any:
+    for rule in clause.get("rules") or []:
+        if str(rule.get("id")) == str(rule_id):
+            return rule
+    raise EditError(f"{rel} 的条款没有编号为 {rule_id} 的规则")
+
+
+def _category(cats: Any, category_id: str) -> Any:
+    for cat in cats or []:
+        if str(cat.get("id")) == str(category_id):
+            return cat
+        inner = _category(cat.get("categories"), category_id)
+        if inner is not None:
+            return inner
+    return None
+
+
+# --- the scheme header and categories ----------------------------------------------------------
+
+
+def set_scheme_field(files: Files, name: str, value: Any) -> Files:
+    """Set a header field of scheme.yaml (title, year, issuer, total, note)."""
+    _check_field(name, SCHEME_FIELDS, "细则")
+    return _edited(files, SCHEME_FILE, lambda d: _set(d, name, value, SCHEME_FILE))
+
+
+def set_category_field(files: Files, category_id: str, name: str, value: Any) -> Files:
+    """Set a category's title, points (subtotal), cap or note; a cap not yet written is added."""
+    _check_field(name, CATEGORY_FIELDS, "类别")
+
+    def change(d: Any) -> None:
+        cat = _category(d.get("categories"), category_id)
+        if cat is None:
+            raise EditError(f"{SCHEME_FILE} 没有编号为 {category_id} 的类别")
+        _set(cat, name, value, f"类别 {category_id}", add=name in ("cap", "note"))
+
+    return _edited(files, SCHEME_FILE, change)
+
+
+# --- a clause and its rules --------------------------------------------------------------------
+
+
+def set_clause_field(files: Files, clause_id: str, name: str, value: Any) -> Files:
+    """Set a clause's title, points, category, source (its verbatim text), deadline or note."""
+    _check_field(name, CLAUSE_FIELDS, "条款")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        if name == "source":
+            source = d.get("source")
+            if not isinstance(source, CommentedMap) or "text" not in source:
+                raise EditError(f"{rel} 没有 source.text")
+            _set(source, "text", value, f"{rel} 的 source")
+        else:
+            _set(d, name, value, rel, add=name == "note")
+
+    return _edited(files, rel, change)
+
+
+def set_rule_field(files: Files, clause_id: str, rule_id: str, name: str, value: Any) -> Files:
+    """Set a scalar key a rule already has (points, cap, each, step, when, title, …)."""
+    if name in FIXED_RULE_KEYS:
+        raise EditError(f"规则的 {name} 不能在表单中修改")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        rule = _rule(d, rel, rule_id)
+        if isinstance(rule.get(name), CommentedMap | CommentedSeq):
+            raise EditError(f"规则 {rule_id} 的 {name} 不是单个值，请用它自己的表格修改")
+        _set(rule, name, value, f"{rel} 的规则 {rule_id}")
+
+    return _edited(files, rel, change)
+
+
+def set_band(
+    files: Files,
+    clause_id: str,
+    rule_id: str,
+    number: int,
+    range: str | None = None,
+    points: Any = None,
+) -> Files:
+    """Set one band's range (``"[1, 1.2)"``) and/or points; ``number`` counts from 1 (第1档)."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        rule = _rule(d, rel, rule_id)
+        bands = rule.get("bands")
+        if not isinstance(bands, CommentedSeq):
+            raise EditError(f"{rel} 的规则 {rule_id} 没有分档（bands）")
+        if not 1 <= number <= len(bands):
+            raise EditError(f"{rel} 的规则 {rule_id} 只有{len(bands)}档，没有第{number}档")
+        band = bands[number - 1]
+        where = f"{rel} 的规则 {rule_id} 第{number}档"
+        if range is not None:
+            _set(band, "range", range, where)
+        if points is not None:
+            _set(band, "points", points, where)
+
+    return _edited(files, rel, change)
+
+
+#: A fact's fields a form edits (a fact's name is what rules and tests read: not renamed here).
+FACT_FIELDS = ("label", "unit", "min", "max", "help", "type")
+
+
+def set_fact_field(files: Files, clause_id: str, fact: str, name: str, value: Any) -> Files:
+    """Set a fact's label, unit, range (min, max), help or type; an absent label, unit, min,
+    max or help is added."""
+    _check_field(name, FACT_FIELDS, "事实")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        for spec in d.get("facts") or []:
+            if str(spec.get("name")) == fact:
+                _set(spec, name, value, f"{rel} 的事实 {fact}", add=name != "type")
+                return
+        raise EditError(f"{rel} 的条款没有事实 {fact}")
+
+    return _edited(files, rel, change)
+
+
+# --- test cases --------------------------------------------------------------------------------
+
+
+def _scheme_test(doc: Any, name: str) -> Any:
+    for case in doc.get("tests") or []:
+        if str(case.get("name")) == name:
+            return case
+    raise EditError(f"{SCHEME_FILE} 没有名为“{name}”的测试用例")
+
+
+def set_scheme_test_field(files: Files, test: str, name: str, value: Any) -> Files:
+    """Set a scheme test case's expected total or grade."""
+    _check_field(name, ("total", "grade"), "细则测试用例")
+    return _edited(
+        files, SCHEME_FILE, lambda d: _set(_scheme_test(d, test), name, value, f"用例“{test}”")
+    )
+
+
+def set_scheme_test_fact(files: Files, test: str, fact: str, value: Any) -> Files:
+    """Give (or change) one fact of a scheme test case; a new fact goes after the others."""
+
+    def change(d: Any) -> None:
+        facts = _scheme_test(d, test).get("facts")
+        if not isinstance(facts, CommentedMap):
+            raise EditError(f"用例“{test}”没有 facts")
+        _set(facts, fact, value, f"用例“{test}”的 facts", add=True, facts=True)
+
+    return _edited(files, SCHEME_FILE, change)
+
+
+def _clause_test(doc: Any, rel: str, name: str) -> Any:
+    for case in doc.get("tests") or []:
+        if str(case.get("name")) == name:
+            return case
+    raise EditError(f"{rel} 的条款没有名为“{name}”的测试用例")
+
+
+def set_clause_test_field(files: Files, clause_id: str, test: str, name: str, value: Any) -> Files:
+    """Set a clause test case's expected points (or its name)."""
+    _check_field(name, ("points", "name"), "条款测试用例")
+    rel = clause_file(files, clause_id)
+    return _edited(
+        files, rel, lambda d: _set(_clause_test(d, rel, test), name, value, f"{rel} 的用例“{test}”")
+    )
+
+
+def set_clause_test_fact(files: Files, clause_id: str, test: str, fact: str, value: Any) -> Files:
+    """Give (or change) one fact of a clause test case."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        facts = _clause_test(d, rel, test).get("facts")
+        if not isinstance(facts, CommentedMap):
+            raise EditError(f"{rel} 的用例“{test}”没有 facts")
+        _set(facts, fact, value, f"{rel} 的用例“{test}”的 facts", add=True, facts=True)
+
+    return _edited(files, rel, change)
+
+
+def _drop_facts(cases: Any, names: set[str], where: str) -> list[str]:
+    touched = []
+    for case in cases or []:
+        facts = case.get("facts")
+        gone = [k for k in list(facts or {}) if str(k) in names]
+        for k in gone:
+            del facts[k]
+        if gone:
+            touched.append(f"{where}：{case.get('name')}")
+    return touched
+
+
+# --- adding, removing and ordering clauses and facts -------------------------------------------
+
+
+def add_clause(files: Files, clause: dict, name: str | None = None) -> Files:
+    """Add a clause file written from ``clause`` (a dict as a clause file holds it), numbered
+    after the last clause: ``clauses/NN-<name>.yaml`` (name: the clause id if not given)."""
+    cid = str(clause.get("id", "")).strip()
+    if not cid:
+        raise EditError("新条款缺少编号 id")
+    try:
+        clause_file(files, cid)
+    except EditError:
+        pass
+    else:
+        raise EditError(f"已有编号为 {cid} 的条款")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name or cid).strip("-") or "clause"
+    # after the highest number in use (a removed clause leaves a gap: no two files share one)
+    numbers = [re.match(r"\d+", rel[len(CLAUSE_DIR) + 1 :]) for rel in clause_files(files)]
+    last = max((int(m.group()) for m in numbers if m), default=0)
+    rel = f"{CLAUSE_DIR}/{last + 1:02d}-{stem}.yaml"
+    if rel in files:
+        raise EditError(f"已有文件 {rel}")
+    new = dict(files)
+    new[rel] = _dump(_plain(clause))
+    return new
+
+
+def _plain(value: Any) -> Any:
+    # decimals as their exact text; everything else as ruamel writes it
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return _Verbatim(str(value))
+    if isinstance(value, float):
+        raise EditError("分值请用精确小数（Decimal），不要用浮点数")
+    return value
+
+
+def _clause_facts(files: Files, rel: str) -> list[str]:
+    doc = _load(files, rel)
+    facts = doc.get("facts") if isinstance(doc, dict) else None
+    return [str(f.get("name")) for f in facts or [] if isinstance(f, dict)]
+
+
+def remove_clause(files: Files, clause_id: str) -> Removal:
+    """Remove a clause's file, its facts from every scheme test case and its reviewers' marks
+    from them (``marks: - clause: <id>``); returns the test cases touched."""
+    rel = clause_file(files, clause_id)
+    names = set(_clause_facts(files, rel))
+    touched: list[str] = []
+
+    def change(d: Any) -> None:
+        touched.extend(_from_scheme_tests(d, names))
+        for case in d.get("tests") or []:
+            marks = case.get("marks")
+            if not isinstance(marks, CommentedSeq):
+                continue
+            kept = [m for m in marks if str(m.get("clause")) != str(clause_id)]
+            if len(kept) == len(marks):
+                continue
+            if kept:
+                marks[:] = kept
+            else:
+                del case["marks"]
+            label = f"{SCHEME_FILE}：{case.get('name')}"
+            if label not in touched:
+                touched.append(label)
+
+    new = _edited(files, SCHEME_FILE, change) if SCHEME_FILE in files else dict(files)
+    del new[rel]
+    return Removal(new, touched)
+
+
+def remove_fact(files: Files, clause_id: str | None, fact: str) -> Removal:
+    """Remove a fact from its clause's facts (``clause_id`` None: from scheme.yaml's own facts)
+    and from every test case that gives it: the clause's, the scheme's and the ranking tests'
+    units; returns the test cases touched. Rules still reading it are the loader's to report."""
+    rel = SCHEME_FILE if clause_id is None else clause_file(files, clause_id)
+    owner = "细则" if clause_id is None else f"{rel} 的条款"
+    touched: list[str] = []
+
+    def declared(d: Any) -> None:
+        facts = d.get("facts")
+        at = [i for i, f in enumerate(facts or []) if str(f.get("name")) == fact]
+        if not at:
+            raise EditError(f"{owner}没有事实 {fact}")
+        del facts[at[0]]
+        if clause_id is None and not facts:
+            del d["facts"]  # scheme-level facts are optional, and an empty list is refused
+        if clause_id is not None:
+            touched.extend(_drop_facts(d.get("tests"), {fact}, rel))
+
+    new = _edited(files, rel, declared)
+    if SCHEME_FILE in new:
+        new = _edited(new, SCHEME_FILE, lambda d: touched.extend(_from_scheme_tests(d, {fact})))
+    return Removal(new, touched)
+
+
+def _from_scheme_tests(doc: Any, names: set[str]) -> list[str]:
+    """Take facts out of scheme.yaml's test cases and its ranking tests' units."""
+    touched = _drop_facts(doc.get("tests"), names, SCHEME_FILE)
+    for case in doc.get("ranking_tests") or []:
+        units = case.get("units")
+        gone = _drop_facts(units.values() if isinstance(units, CommentedMap) else [], names, "")
+        if gone:
+            touched.append(f"{SCHEME_FILE}：{case.get('name')}")
+    return touched
+
+
+def reorder_clauses(files: Files, order: list[str]) -> Files:
+    """Renumber the clause files' ``NN-`` prefixes to follow ``order`` (every clause id once);
+    the files' text is unchanged."""
+    rels = {str(cid): clause_file(files, str(cid)) for cid in order}
+    every = clause_files(files)
+    missing = sorted(set(every) - set(rels.values()))
+    if missing or len(rels) != len(order):
+        raise EditError(
+            "新的顺序须把每个条款恰好列出一次" + (f"，缺少 {'、'.join(missing)}" if missing else "")
+        )
+    width = max(2, len(str(len(order))))
+    new = {rel: text for rel, text in files.items() if rel not in set(every)}
+    for n, cid in enumerate(order, 1):
+        rel = rels[str(cid)]
+        stem = _PREFIX.sub("", rel[len(CLAUSE_DIR) + 1 :])
+        new[f"{CLAUSE_DIR}/{n:0{width}d}-{stem}"] = files[rel]
+    return new
+
+
+def check(files: Files, prefix: str = "") -> Checked:
+    """The strict loader's word on edited files: the scheme, or its error as it is."""
+    try:
+        return Checked(scheme=load_files(files, prefix))
+    except RuleSetError as e:
+        return Checked(error=e)
+
+
+__all__ = [
+    "Checked",
+    "EditError",
+    "Removal",
+    "add_clause",
+    "check",
+    "clause_file",
+    "clause_files",
+    "remove_clause",
+    "remove_fact",
+    "reorder_clauses",
+    "set_band",
+    "set_category_field",
+    "set_clause_field",
+    "set_fact_field",
+    "set_rule_field",
+    "set_scheme_field",
+    "set_clause_test_fact",
+    "set_clause_test_field",
+    "set_scheme_test_fact",
+    "set_scheme_test_field",
+]
