@@ -249,7 +249,7 @@ def upload(
     unit = ops._unit_for(ctx, actor, "evidence.write", unit_code, target)
     # evidence is for a round, as facts are: the scheme's open round, under its rules version
     rnd = ops._open_round(ctx, scheme_id)
-    scheme = ops._scheme_of_round(ctx, rnd)
+    scheme = ops.round_scheme(ctx, rnd)
     fact, clause = (fact or "").strip(), (clause or "").strip()
     _place(scheme, fact, clause)
     name = checked_name(name)

@@ -677,8 +677,9 @@ def _open_round(ctx: Context, scheme_id: str) -> Round:
     return rnd
 
 
-def _scheme_of_round(ctx: Context, rnd: Round) -> Scheme:
-    """The scheme version a round was opened under: its facts are the ones entered in it."""
+def round_scheme(ctx: Context, rnd: Round) -> Scheme:
+    """The scheme version a round was opened under (served or from the archive): its facts are the
+    ones entered in it, and every score of the round is computed under it."""
     return scheme_by_version(ctx, rnd.rules_version, rnd.folder)
 
 
@@ -750,7 +751,7 @@ def submit(
         target,
     )
     rnd = _open_round(ctx, scheme_id)
-    scheme = _scheme_of_round(ctx, rnd)
+    scheme = round_scheme(ctx, rnd)
     facts, evidence = _with_previous_year(ctx, rnd, unit, scheme, facts, evidence)
     values = _check_facts(scheme, facts)
     unknown = [name for name in evidence if name not in scheme.facts]
@@ -964,7 +965,7 @@ def save_draft(
     scheme).  ``values``, ``evidence`` and ``reasons`` are {fact name: text as typed}."""
     unit = _draft_unit(ctx, actor, unit_code, scheme_id)
     rnd = _open_round(ctx, scheme_id)
-    scheme = _scheme_of_round(ctx, rnd)
+    scheme = round_scheme(ctx, rnd)
     problems = _draft_problems(scheme, values, evidence, reason, reasons)
     if problems:
         raise Invalid("invalid_draft", "草稿中有无法保存的内容", problems)
@@ -1148,7 +1149,7 @@ def compute_score(
                 {"version": [f"应为 {place.reviewed_version}"]},
             )
         version = place.reviewed_version
-    scheme = _scheme_of_round(ctx, rnd)
+    scheme = round_scheme(ctx, rnd)
     with ctx.db.transaction() as s:
         query = select(Submission).where(
             Submission.unit_id == unit.id, Submission.scheme_id == scheme_id
@@ -1351,7 +1352,7 @@ def ranking(
         )
         official = [p.official_score_id for p in places.values() if p.official_score_id]
         scores = {sc.id: sc for sc in s.scalars(select(Score).where(Score.id.in_(official)))}
-    scheme = _scheme_of_round(ctx, rnd) if rnd is not None else served
+    scheme = round_scheme(ctx, rnd) if rnd is not None else served
     rows, unranked = [], []
     for unit in units:
         place = places.get(unit.id)

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from .access import Actor, check, journal
 from .db import DeadlineChange, Round, RoundUnit, Score, Submission, Unit
 from .domain.cycle import DEADLINES, ROUND_STAGES, RoundDates, shown
-from .domain.model import Scheme
 from .domain.text import REASON_CHARS_MAX, unstorable
 from .exceptions import Conflict, Invalid, NotFound
 from .operations import (
@@ -28,7 +27,7 @@ from .operations import (
     current_scheme,
     folder_of,
     previous_year_facts,
-    scheme_by_version,
+    round_scheme,
 )
 from .roundstate import advance, describe, place_of
 
@@ -117,11 +116,6 @@ def get_round(ctx: Context, actor: Actor, round_id: int) -> Round:
     if rnd is None:
         raise NotFound("unknown_round", f"没有编号为 {round_id} 的考核轮次")
     return rnd
-
-
-def round_scheme(ctx: Context, rnd: Round) -> Scheme:
-    """The scheme version the round was opened under (served or from the archive)."""
-    return scheme_by_version(ctx, rnd.rules_version, rnd.folder)
 
 
 def deadline_changes(ctx: Context, actor: Actor, round_id: int) -> list[DeadlineChange]:

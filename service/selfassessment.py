@@ -21,7 +21,7 @@ from .domain.panel import MARKS_PUBLIC
 from .domain.scoring import score_units
 from .engine.pool import EngineUnavailable
 from .exceptions import Unavailable
-from .operations import Context, _scheme_of_round, _unit_for, current_scheme, intact
+from .operations import Context, _unit_for, current_scheme, intact, round_scheme
 from .roundstate import latest_round_of
 
 
@@ -80,7 +80,7 @@ def self_assessed(
             place.state not in MARKS_PUBLIC for place, _unit, _sub in found
         )
         marks = {unit.code: marks_of(s, rnd.id, unit.id) for unit, _sub in rows}
-    scheme = _scheme_of_round(ctx, rnd)
+    scheme = round_scheme(ctx, rnd)
     facts = {}
     for unit, sub in rows:
         if not intact(sub):
