@@ -139,6 +139,16 @@ def make_app(
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
+#: the same kind of dates as an API or form body gives them (Beijing time): every stage open
+ROUND_DATES = {
+    "self_deadline": "2099-01-01T17:00:00+08:00",
+    "review_deadline": "2099-02-01T17:00:00+08:00",
+    "publication_start": "2099-02-02T09:00:00+08:00",
+    "appeal_deadline": "2099-02-09T17:00:00+08:00",
+    "publication_end": "2099-02-12T17:00:00+08:00",
+}
+
+
 def round_dates(
     self_deadline: datetime = FAR, review_deadline: datetime = FAR + timedelta(days=30)
 ) -> RoundDates:

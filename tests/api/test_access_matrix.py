@@ -67,7 +67,7 @@ from service.operations import etag
 from service.rulefiles.loader import version_of
 
 from .. import evidence_samples
-from ..apps import round_dates
+from ..apps import ROUND_DATES, round_dates
 from ..conftest import FIXTURES, MINIMAL, RULES
 from .conftest import DATABASES, USERS, make_api
 
@@ -419,11 +419,7 @@ def _new_round() -> dict:
     return {
         "scheme": "baoshan-2022-c1",
         "year": next(_year_serial),
-        "self_deadline": "2099-01-01T17:00:00+08:00",
-        "review_deadline": "2099-02-01T17:00:00+08:00",
-        "publication_start": "2099-02-02T09:00:00+08:00",
-        "appeal_deadline": "2099-02-09T17:00:00+08:00",
-        "publication_end": "2099-02-12T17:00:00+08:00",
+        **ROUND_DATES,
     }
 
 

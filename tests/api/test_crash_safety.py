@@ -34,6 +34,7 @@ from sqlalchemy import func, select, text
 from service.commands import add_user, upgrade
 from service.db import Database, JournalEntry, RoundUnit, Submission, Unit
 
+from ..apps import ROUND_DATES
 from .conftest import _fresh_postgres
 from .servers import REQUEST_TIMEOUT, START_TIMEOUT, Server
 
@@ -48,11 +49,7 @@ KILL_AFTER = 0.7  # at least this long after sending, and only once the transact
 ROUND = {
     "scheme": SCHEME,
     "year": 2022,
-    "self_deadline": "2099-01-01T17:00:00+08:00",
-    "review_deadline": "2099-02-01T17:00:00+08:00",
-    "publication_start": "2099-02-02T09:00:00+08:00",
-    "appeal_deadline": "2099-02-09T17:00:00+08:00",
-    "publication_end": "2099-02-12T17:00:00+08:00",
+    **ROUND_DATES,
 }
 
 

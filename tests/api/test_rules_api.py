@@ -18,6 +18,7 @@ from service.app import create_app
 from service.config import Settings
 from service.db import RuleVersion
 
+from ..apps import ROUND_DATES
 from ..conftest import MINIMAL
 from ..unit.test_scoring import FULL
 from .conftest import Api
@@ -310,14 +311,7 @@ def test_reload_serves_the_new_version_and_old_scores_still_replay(api_on_copy):
     assert entry["current_rules"] is False and entry["rules_version"] == v_original
 
     # a round opened now (the next year) is under the new rules, and so are its scores
-    dates = {
-        "self_deadline": "2099-01-01T00:00:00+08:00",
-        "review_deadline": "2099-02-01T00:00:00+08:00",
-        "publication_start": "2099-02-02T00:00:00+08:00",
-        "appeal_deadline": "2099-02-09T00:00:00+08:00",
-        "publication_end": "2099-02-12T00:00:00+08:00",
-    }
-    opened = api.post("/api/rounds", "admin", json={"scheme": SCHEME, "year": 2027, **dates})
+    opened = api.post("/api/rounds", "admin", json={"scheme": SCHEME, "year": 2027, **ROUND_DATES})
     assert opened.status_code == 201 and opened.json["rules_version"] == v_changed, opened.json
     again = api.post(
         f"{path}/submissions",

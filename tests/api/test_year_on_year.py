@@ -9,18 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from ..apps import make_app
+from ..apps import ROUND_DATES, make_app
 from ..conftest import FIXTURES
 from .conftest import DATABASES, Api, _fresh_postgres
 
 SCHEME = "year_on_year"
-DATES = {
-    "self_deadline": "2099-01-01T17:00:00+08:00",
-    "review_deadline": "2099-02-01T17:00:00+08:00",
-    "publication_start": "2099-02-02T09:00:00+08:00",
-    "appeal_deadline": "2099-02-09T17:00:00+08:00",
-    "publication_end": "2099-02-12T17:00:00+08:00",
-}
 
 
 @pytest.fixture(params=DATABASES)
@@ -35,7 +28,7 @@ def two_years(request, tmp_path, engine):
 
 
 def _open(api, year: int) -> int:
-    opened = api.post("/api/rounds", "admin", json={"scheme": SCHEME, "year": year, **DATES})
+    opened = api.post("/api/rounds", "admin", json={"scheme": SCHEME, "year": year, **ROUND_DATES})
     assert opened.status_code == 201, opened.json
     return opened.json["id"]
 
