@@ -688,6 +688,8 @@ def previous_year_facts(ctx: Context, rnd: Round, unit: Unit, scheme: Scheme) ->
     that are a previous year's value (``previous_year``), from the unit's reviewed facts of the
     year before; a fact it has no value for is not there (the unit enters it)."""
     wanted = {f.name: f.previous_year for f in scheme.facts.values() if f.previous_year}
+    if not wanted:  # most schemes: no transaction opened on every submission for nothing
+        return {}
     with ctx.db.transaction() as s:
         return carried_over(s, rnd, unit.id, wanted)
 

@@ -162,8 +162,6 @@ def carried_over(s, rnd: Round, unit_id: int, previous_year: dict) -> dict:
     """Year on year: {fact: (value, where it came from)} for each fact of ``previous_year``
     ({fact: the fact it is the previous year's value of}) that the same unit's reviewed facts of
     a round of the year before have; the newest such round first, a final one before others."""
-    if not previous_year:
-        return {}
     found: dict = {}
     prior = s.scalars(
         select(Round)
