@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -378,3 +380,93 @@ def test_approval_re_pins_an_open_round_without_official_scores(own):
         assert s.get(Round, round_2026).rules_version == done.version
     [moved] = journaled(api, "rounds.rules_version")
     assert moved.detail["after"] == done.version
+
+
+# --- zips: downloaded, checked from the command line, uploaded again -----------------------------
+
+
+def test_a_downloaded_zip_passes_check_and_test_and_uploads_as_the_same_files(api, tmp_path):
+    from ..test_cli import run
+
+    draft = copy_2023(api)
+    name, data = releases.draft_zip(api.ctx, actor(api, "auditor"), draft.id)
+    assert name == f"gumeilu-2023-draft-{draft.id}.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        inside = {n: z.read(n) for n in z.namelist()}
+    assert inside == {f"2023/{rel}": text.encode("utf-8") for rel, text in draft.files.items()}
+    path = tmp_path / name
+    path.write_bytes(data)
+    checked = run("check", "--rules", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "gumeilu-2023" in checked.stdout and "测试用例全部通过" in checked.stdout
+    tested = run("test", "--rules", str(path))
+    assert tested.returncode == 0, tested.stderr
+    assert tested.stdout.strip().endswith("0 failed")
+    # the served version downloads the same way, under its own folder's name
+    vname, vdata = releases.version_zip(api.ctx, actor(api, "auditor"), version_of(GUMEILU))
+    assert vname == f"gumeilu-2022-{version_of(GUMEILU)[:12]}.zip"
+    with zipfile.ZipFile(io.BytesIO(vdata)) as z:
+        assert "2022/scheme.yaml" in z.namelist()
+    # uploaded again: the same files, a draft of its own (the copy's id is taken by the copy)
+    releases.withdraw(api.ctx, actor(api, "editor"), draft.id, draft.lock, "改用上传")
+    uploaded = releases.upload_draft(api.ctx, actor(api, "editor"), data)
+    assert uploaded.files == draft.files and uploaded.origin == "upload"
+    assert uploaded.scheme_id == "gumeilu-2023" and uploaded.checked["ok"]
+    assert uploaded.version == draft.version
+
+
+def test_a_broken_zip_reports_file_line_column_from_the_command_line(api, tmp_path):
+    from ..test_cli import run
+
+    draft = copy_2023(api)
+    files = dict(draft.files)
+    files["clauses/01-leading-group.yaml"] = files["clauses/01-leading-group.yaml"].replace(
+        "points: 2", "pionts: 2", 1
+    )
+    saved = releases.save_files(api.ctx, actor(api, "editor"), draft.id, draft.lock, files, "改坏")
+    error = saved.checked["errors"][0]
+    assert error["file"] == "clauses/01-leading-group.yaml"
+    name, data = releases.draft_zip(api.ctx, actor(api, "editor"), draft.id)
+    (tmp_path / name).write_bytes(data)
+    proc = run("check", "--rules", str(tmp_path / name))
+    assert proc.returncode == 1
+    where = f"{name}/2023/clauses/01-leading-group.yaml:{error['line']}:{error['column']}"
+    assert f"{where}: {error['message']}" in proc.stderr, proc.stderr
+    assert run("test", "--rules", str(tmp_path / name)).returncode == 1
+
+
+def _zip_of(entries: dict) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in entries.items():
+            if isinstance(data, zipfile.ZipInfo):
+                z.writestr(data, b"x")
+            else:
+                z.writestr(name, data)
+    return out.getvalue()
+
+
+def test_an_upload_is_bounded_and_says_what_is_wrong(api):
+    editor = actor(api, "editor")
+    link = zipfile.ZipInfo("s/clauses/link.yaml")
+    link.external_attr = (0o120777) << 16
+    cases = {
+        b"not a zip": "file",
+        _zip_of({"README.md": "x"}): "file",
+        _zip_of({"a/scheme.yaml": "id: x", "b/scheme.yaml": "id: y"}): "file",
+        _zip_of({"s/scheme.yaml": "id: x", "s/clauses/link.yaml": link}): "file.s/clauses/link.yaml",
+        _zip_of({"s/scheme.yaml": "id: x", "s/../x.yaml": "a: 1"}): "file.s/../x.yaml",
+        _zip_of({"s/scheme.yaml": b"id: \xff"}): "file.s/scheme.yaml",
+        _zip_of({"s/scheme.yaml": "id: x", "s/inner/scheme.yaml": "id: y"}): "files.inner/scheme.yaml",
+    }
+    for data, field in cases.items():
+        with pytest.raises(Invalid) as refused:
+            releases.upload_draft(api.ctx, editor, data)
+        assert field in refused.value.fields, (field, refused.value.fields)
+    assert releases.list_drafts(api.ctx, editor) == []
+    # a folder that does not load is kept as a draft, with its errors
+    kept = releases.upload_draft(
+        api.ctx, editor, _zip_of({"new/scheme.yaml": "id: brand-new\ntitle: 新细则\n"})
+    )
+    assert (kept.scheme_id, kept.folder, kept.title) == ("brand-new", "brand-new/new", "新细则")
+    assert not kept.checked["ok"] and kept.checked["errors"][0]["file"] == "scheme.yaml"
