@@ -14,9 +14,7 @@ V2022 = version_of(GUMEILU)
 
 
 def _copy(api, who="editor"):
-    made = api.post(
-        "/api/rules/drafts", who, json={"copy": {"version": V2022, "year": "2023"}}
-    )
+    made = api.post("/api/rules/drafts", who, json={"copy": {"version": V2022, "year": "2023"}})
     assert made.status_code == 201, made.json
     return made.json
 
@@ -55,7 +53,9 @@ def test_a_draft_goes_from_copy_to_publication_over_http(api):
     assert fixed.json["checked"]["ok"] is True
     checked = api.post(f"{path}/check", "editor")
     assert checked.status_code == 200 and checked.json["checked"]["ok"] is True
-    offered = api.post(f"{path}/propose", "editor", json={"lock": checked.json["lock"], "note": "请批准"})
+    offered = api.post(
+        f"{path}/propose", "editor", json={"lock": checked.json["lock"], "note": "请批准"}
+    )
     assert offered.status_code == 200 and offered.json["state"] == "proposed"
     no_year = api.post(f"{path}/approve", "admin", json={"lock": offered.json["lock"]})
     assert no_year.status_code == 422 and "effective_year" in no_year.json["error"]["fields"]
@@ -91,9 +91,13 @@ def test_return_and_withdraw_over_http(api):
     offered = api.post(f"{path}/propose", "editor", json={"lock": draft["lock"]}).json
     no_reason = api.post(f"{path}/return", "admin", json={"lock": offered["lock"], "reason": ""})
     assert no_reason.status_code == 422 and "reason" in no_reason.json["error"]["fields"]
-    back = api.post(f"{path}/return", "admin", json={"lock": offered["lock"], "reason": "请补充说明"})
+    back = api.post(
+        f"{path}/return", "admin", json={"lock": offered["lock"], "reason": "请补充说明"}
+    )
     assert back.status_code == 200 and back.json["reason"] == "请补充说明"
-    gone = api.post(f"{path}/withdraw", "editor", json={"lock": back.json["lock"], "reason": "不改了"})
+    gone = api.post(
+        f"{path}/withdraw", "editor", json={"lock": back.json["lock"], "reason": "不改了"}
+    )
     assert gone.status_code == 200 and gone.json["state"] == "withdrawn"
 
 
@@ -107,7 +111,9 @@ def test_create_from_disk_upload_and_the_disk_status(api):
     assert made.status_code == 201 and made.json["origin"] == "disk"
     assert api.post("/api/rules/drafts", "editor", json={"disk": "nope"}).status_code == 404
     both = api.post(
-        "/api/rules/drafts", "editor", json={"disk": "x", "copy": {"version": V2022, "year": "2023"}}
+        "/api/rules/drafts",
+        "editor",
+        json={"disk": "x", "copy": {"version": V2022, "year": "2023"}},
     )
     assert both.status_code == 422
     zipped = api.get(f"/api/rules/versions/{V2022}/zip", "editor").data
