@@ -474,3 +474,17 @@ def test_an_upload_is_bounded_and_says_what_is_wrong(api):
     )
     assert (kept.scheme_id, kept.folder, kept.title) == ("brand-new", "brand-new/new", "新细则")
     assert not kept.checked["ok"] and kept.checked["errors"][0]["file"] == "scheme.yaml"
+
+
+def test_every_shipped_scheme_copies_for_a_new_year_and_passes_its_check(api):
+    editor = actor(api, "editor")
+    for scheme in api.ctx.registry.schemes().values():
+        old_year = scheme.year
+        new_year = "2030" if "-" not in old_year else "2030-2031"
+        draft = releases.copy_version(api.ctx, editor, scheme.version, new_year)
+        assert draft.checked["ok"], (scheme.id, draft.checked)
+        assert draft.year == new_year and draft.scheme_id != scheme.id, draft.scheme_id
+        assert draft.title != scheme.title or old_year[:4] not in scheme.title
+        assert operations.folder_of(scheme) != draft.folder
+        changed = [r for r in draft.files if draft.files[r] != scheme.texts[r]]
+        assert changed == ["scheme.yaml"], (scheme.id, changed)
