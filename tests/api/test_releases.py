@@ -18,7 +18,7 @@ from service.config import Settings
 from service.db import JournalEntry, Round, RuleSet, User
 from service.exceptions import Conflict, Forbidden, Invalid
 from service.rulefiles import edit
-from service.rulefiles.loader import version_of
+from service.rulefiles.loader import version_of, version_of_files
 
 from ..apps import round_dates
 from ..conftest import RULES
@@ -242,7 +242,9 @@ def test_four_eyes_return_and_withdraw(api):
     copy_2023(api)  # its id is free again
 
 
-def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(own, tmp_path, engine):
+def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(
+    own, tmp_path, engine, monkeypatch
+):
     api = own
     other = another_app(api, tmp_path, "worker2", engine)  # another worker, started before
     draft = copy_2023(api)
@@ -269,8 +271,15 @@ def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(own, tmp_path
         "年度由“2022”改为“2023”",
     ]
     assert approved.detail["effective_year"] == 2023 and approved.detail["rule_set"] == newest.id
-    # the other worker serves it once it looks
+    # the other worker serves it once it looks, loaded in a child process (text a user typed)
     assert other.registry.get("gumeilu-2023") is None
+    in_process = operations.load_files
+
+    def never_typed_text(files, prefix, path=""):
+        assert version_of_files(files) != done.version, "a typed version parsed in the worker"
+        return in_process(files, prefix, path)
+
+    monkeypatch.setattr(operations, "load_files", never_typed_text)
     operations.sync_rules(other, force=True)
     assert other.registry.get("gumeilu-2023").version == done.version
     other.db.engine.dispose()
