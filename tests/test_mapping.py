@@ -384,3 +384,63 @@ def test_a_renamed_value_the_new_fact_refuses_is_missing_and_says_why():
         f"由原事实{COUNT}而来：新事实不接受其值（3超出范围，应为0到2之间的整数），按缺失处理"
     )
     assert first["missing"] == [{"fact": NEW_NAME, "label": new.facts[NEW_NAME].label}]
+
+
+def _folder(path, files: dict):
+    for rel, text in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_the_command_line_maps_and_sets(tmp_path):
+    """``scoring impact OLD NEW FACTS --map old=new --set fact=value:reason``: the same totals as
+    the mapping given to the job; a wrong option is reported naming the fact, exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    old = _folder(tmp_path / "2022", {rel: str(t) for rel, t in OLD.texts.items()})
+    new = _folder(tmp_path / "2023", {rel: str(t) for rel, t in NEW.texts.items()})
+    facts = tmp_path / "units.json"
+    units = json.dumps({"units": _units()}, ensure_ascii=False, default=lambda d: str(d))
+    # a number written as its digits, not as a JSON string
+    facts.write_text(re.sub(r'"(-?\d+(?:\.\d+)?)"', r"\1", units), encoding="utf-8")
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "impact", old, new, str(facts), "--oracle", *args],
+            capture_output=True, text=True, cwd=ROOT, timeout=300,
+        )  # fmt: skip
+
+    mapped = run(f"--map={OLD_NAME}={NEW_NAME}", f"--set={ADDED}=1:{REASON}", "--json")
+    assert mapped.returncode == 0, mapped.stderr
+    data = json.loads(mapped.stdout)
+    assert [(u["unit"], u["total_before"], u["total_after"]) for u in data["units"]] == [
+        ("甲街道", "102.0", "103.0"),
+        ("乙街道", "101.0", "102.0"),
+        ("丙街道", "100.0", "101.0"),
+    ]
+    assert [m["how"] for m in data["mapping"]] == ["renamed", "set"]
+    assert data["mapping"][1]["reason"] == REASON
+
+    text = run(f"--map={OLD_NAME}={NEW_NAME}", f"--set={ADDED}=1:{REASON}")
+    assert f"事实对应：新事实{LABEL}每个单位都按固定值 1（理由：{REASON}）" in text.stdout
+
+    no_reason = run(f"--set={ADDED}=1:")
+    assert no_reason.returncode == 2 and no_reason.stdout == ""
+    assert no_reason.stderr == (
+        f"mapping.{ADDED}: 请写明理由：固定值用于每一个单位，理由写进结果和工作簿\n"
+    )
+    bad = run(f"--set={ADDED}=两项:{REASON}")
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        f"--set {ADDED}=两项:{REASON}：固定值应为0到100之间的整数\n",
+    )
+    wrong = run("--map=special_funds")
+    assert (wrong.returncode, wrong.stderr) == (
+        2,
+        "--map special_funds：应写作 原事实名=新事实名\n",
+    )
