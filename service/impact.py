@@ -24,6 +24,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from . import operations as ops
+from . import releases
 from .access import Actor, check
 from .db import Job, JobItem, Round, RoundUnit, Submission, Unit, marks_of
 from .domain.facts import InvalidFacts, check_value
@@ -35,7 +36,7 @@ from .domain.scoring import GradePending, GradeVetoResult, score_units
 from .domain.trace import _clause_lines, to_data
 from .exceptions import Conflict, Invalid, NotFound
 from .jobs import Kind, register
-from .mapping import FROM, apply_mapping, check_mapping, describe, words
+from .mapping import FROM, apply_mapping, check_mapping, describe, lacking, schemes_of, words
 from .roundstate import REVIEWED, latest_round_of
 
 KIND = "rules.impact"
@@ -390,6 +391,22 @@ def check_params(ctx: ops.Context, params: dict) -> dict:
     if draft is not None:
         kept["draft"] = draft
     return kept
+
+
+def draft_params(ctx: ops.Context, actor: Actor | None, draft_id: int, year=None) -> dict:
+    """The parameters of a draft's impact preview: the version in force for its scheme id (or the
+    one it was copied from) against its current files, archived as a version now
+    (``releases.draft_version``), with the mapping saved with it (entries for facts the draft no
+    longer lacks left out: they are the mapping step's "no longer used")."""
+    check(ctx.db, actor, PERMISSION, f"rule_draft:{draft_id}")
+    draft, old, new = schemes_of(ctx, actor, draft_id)
+    needed = {f.name for f in lacking(old, new)}
+    mapping = {k: v for k, v in (draft.mapping or {}).items() if k in needed}
+    to = releases.draft_version(ctx, actor, draft_id)
+    params: dict = {"from": old.version, "to": to, "mapping": mapping, "draft": draft_id}
+    if year is not None:
+        params["year"] = year
+    return params
 
 
 def items(ctx: ops.Context, params: dict) -> list[tuple[str, str]]:

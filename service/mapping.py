@@ -17,11 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
+from . import operations as ops
+from . import releases
+from .access import Actor, check, journal
+from .db import now
 from .domain.facts import allowed, check_value
 from .domain.model import FactSpec, Scheme
 from .domain.numbers import plain
 from .domain.text import unstorable
-from .exceptions import Invalid
+from .exceptions import Conflict, Invalid, NotFound
+from .rulefiles import RuleSetError, contained
 
 FROM, VALUE, REASON = "from", "value", "reason"
 REASON_MAX = 500
@@ -206,3 +211,146 @@ def parse_value(spec: FactSpec, text: str):
     if not value.is_finite():
         raise ValueError(f"应为{allowed(spec)}")
     return value
+
+
+# --- the mapping kept with a draft (rule_drafts.mapping) ---------------------------------------
+
+
+def old_version(ctx: ops.Context, draft) -> str:
+    """The version a draft is compared with: the one in force for its scheme id, else the version
+    it was copied from; ``Conflict`` if it has neither (an upload of a new scheme)."""
+    served = ctx.registry.get(draft.scheme_id)
+    if served is not None:
+        return served.version
+    if draft.base_version:
+        return draft.base_version
+    raise Conflict(
+        "no_old_version",
+        f"草案 {draft.id} 没有可比较的原版本：细则“{draft.scheme_id}”没有在用的版本，草案也不是复制而来",
+    )
+
+
+def draft_scheme(draft) -> Scheme:
+    """The draft's files as a scheme, loaded in a child process (the text is a user's);
+    ``Conflict`` naming the first error when they do not load."""
+    rooted = {f"{draft.folder}/{rel}": text for rel, text in draft.files.items()}
+    try:
+        schemes = contained.load_tree(rooted, draft.folder)
+    except RuleSetError as err:
+        first = err.errors[0]
+        raise Conflict(
+            "draft_not_loadable",
+            f"草案 {draft.id} 的规则文件有错误，改正后才能对应事实：{first}",
+            {"files": [str(e) for e in err.errors[:20]]},
+        ) from None
+    if len(schemes) != 1:
+        raise Conflict("draft_not_loadable", f"草案 {draft.id} 应恰好是一套细则")
+    return next(iter(schemes.values()))
+
+
+def schemes_of(ctx: ops.Context, actor: Actor | None, draft_id: int):
+    """(draft view, old scheme, the draft's scheme): what the mapping of a draft is checked on."""
+    draft = releases.read_draft(ctx, actor, draft_id)
+    try:
+        old = ops.scheme_by_version(ctx, old_version(ctx, draft))
+    except NotFound as err:
+        raise Conflict("no_old_version", err.message) from None
+    return draft, old, draft_scheme(draft)
+
+
+def set_mapping(
+    ctx: ops.Context, actor: Actor, draft_id: int, lock: int, mapping
+) -> releases.DraftView:
+    """Check ``mapping`` against the draft's version and the one it is compared with, and keep it
+    with the draft (a draft or a proposed one: the mapping changes no rule).  A stale ``lock`` is
+    a ``Conflict``; journaled "rules.draft.mapping" with each fact and how it is mapped."""
+    target = f"rule_draft:{draft_id}"
+    check(ctx.db, actor, "rules.draft", target)
+    draft, old, new = schemes_of(ctx, actor, draft_id)
+    normal = check_mapping(old, new, mapping)
+    with ctx.db.transaction() as s:
+        row = releases._get(s, draft_id)
+        releases._editable(row, lock, (releases.DRAFT, releases.PROPOSED))
+        before = dict(row.mapping or {})
+        row.mapping = normal
+        row.updated_by, row.updated_at = actor.user_id, now()
+        releases._flush(s, row)
+        journal(
+            s,
+            actor,
+            "rules.draft.mapping",
+            f"{target}/scheme:{row.scheme_id}",
+            "ok",
+            old=old.version,
+            facts={name: describe(entry, old, new, name) for name, entry in normal.items()},
+            removed=sorted(set(before) - set(normal)),
+        )
+        return releases._view(row, releases._names(s, [row]))
+
+
+def sources(old: Scheme, spec: FactSpec) -> list[FactSpec]:
+    """The old facts whose values ``spec`` accepts as they are (a rename's choices)."""
+    return [f for f in old.facts.values() if f.type in COMPATIBLE.get(spec.type, {spec.type})]
+
+
+def _head(scheme: Scheme) -> dict:
+    return {
+        "scheme": scheme.id,
+        "year": scheme.year,
+        "title": scheme.title,
+        "version": scheme.version,
+    }
+
+
+def _fact_out(spec: FactSpec) -> dict:
+    return {
+        "fact": spec.name,
+        "label": spec.label or spec.name,
+        "type": spec.type,
+        "type_words": TYPE_WORDS.get(spec.type, spec.type),
+        "allowed": allowed(spec),
+        "unit": spec.unit,
+        "choices": list(spec.choices),
+    }
+
+
+def mapping_view(ctx: ops.Context, actor: Actor | None, draft_id: int) -> dict:
+    """What the mapping step of a draft shows (``view_of``), read now."""
+    return view_of(*schemes_of(ctx, actor, draft_id))
+
+
+def view_of(draft, old: Scheme, new: Scheme) -> dict:
+    """What the mapping step of a draft shows: the two versions, each fact the draft reads that
+    the old version lacks (with the old facts it may come from and its entry in the saved
+    mapping, if any), the old facts the draft no longer reads, and the draft's lock."""
+    saved = dict(draft.mapping or {})
+    facts = []
+    for spec in lacking(old, new):
+        entry = saved.get(spec.name)
+        row = _fact_out(spec)
+        row["sources"] = [_fact_out(f) for f in sources(old, spec)]
+        row["entry"] = _entry_shown(entry, old, new, spec.name)
+        facts.append(row)
+    stale = sorted(name for name in saved if name not in {f["fact"] for f in facts})
+    return {
+        "draft": draft.id,
+        "lock": draft.lock,
+        "state": draft.state,
+        "old": _head(old),
+        "new": _head(new),
+        "facts": facts,
+        "dropped": [_fact_out(f) for f in dropped(old, new, saved)],
+        "stale": stale,
+    }
+
+
+def _entry_shown(entry, old: Scheme, new: Scheme, name: str) -> dict | None:
+    if not isinstance(entry, Mapping):
+        return None
+    if FROM in entry:
+        return {"how": "renamed", "from": entry[FROM], "value": None, "reason": None,
+                "text": describe(entry, old, new, name)}  # fmt: skip
+    if VALUE in entry:
+        return {"how": "set", "from": None, "value": words(entry[VALUE]),
+                "reason": entry.get(REASON), "text": describe(entry, old, new, name)}  # fmt: skip
+    return None
