@@ -402,6 +402,7 @@ def draft_params(ctx: ops.Context, actor: Actor | None, draft_id: int, year=None
     draft, old, new = schemes_of(ctx, actor, draft_id)
     needed = {f.name for f in lacking(old, new)}
     mapping = {k: v for k, v in (draft.mapping or {}).items() if k in needed}
+    ctx.registry.remember(new)  # loaded just now (in a child process): archived without again
     to = releases.draft_version(ctx, actor, draft_id)
     params: dict = {"from": old.version, "to": to, "mapping": mapping, "draft": draft_id}
     if year is not None:
