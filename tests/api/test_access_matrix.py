@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from service import appeals, jobs, operations, rounds
+from service import appeals, jobs, operations, releases, rounds
 from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, Actor, issue
 from service.db import (
     Appeal,
@@ -56,6 +56,7 @@ from service.db import (
     PanelMark,
     Round,
     RoundUnit,
+    RuleDraft,
     RuleVersion,
     Score,
     Submission,
@@ -200,6 +201,26 @@ def _appeal(_call) -> dict:
 _ZQ = version_of(RULES / "zhuanqiao" / "2018")  # a served version, for the comparison
 _GM = version_of(RULES / "minhang-gumeilu" / "2022")  # SCHEME's served version: the impact preview
 
+#: the draft whose fact mapping the matrix reads and saves, and whose impact it previews: made once
+#: per world by the editor (a 2031 copy of SCHEME, an id no other test's draft takes)
+_DRAFT: dict = {}
+
+
+def _draft_of(call, world) -> str:
+    if world.get("draft") is None:
+        editor = Actor(world["user_ids"]["editor"], "editor", "editor", None)
+        world["draft"] = releases.copy_version(world["ctx"], editor, _GM, "2031").id
+    _DRAFT["world"] = world  # for the bodies, which are given only the call
+    return str(world["draft"])
+
+
+def _mapping_body(_call) -> dict:
+    """An empty mapping, sent with the draft's lock as it is now (a save bumps it)."""
+    world = _DRAFT["world"]
+    with world["db"].transaction() as s:
+        return {"lock": s.get(RuleDraft, world["draft"]).lock, "mapping": {}}
+
+
 #: (method, rule of app.url_map without converters) -> the calls to make; one entry per route, no more, no fewer
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/health"): (Case(None),),
@@ -294,6 +315,11 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/rules/compare"): (Case("rules.read", query=f"?from={_ZQ}&to={_ZQ}"),),
+    # the fact mapping of a draft's impact preview (before the preview: the draft is made there)
+    ("GET", "/api/rules/drafts/<draft_id>/mapping"): (Case("rules.read"),),
+    ("PUT", "/api/rules/drafts/<draft_id>/mapping"): (
+        Case("rules.draft", body=_mapping_body, journals="rules.draft.mapping"),
+    ),
     # the impact preview of a rule change: a background job over the reviewed units of SCHEME
     ("POST", "/api/rules/impact"): (
         Case(
@@ -301,6 +327,15 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             body=lambda call: {"from": _GM, "to": _GM},
             journals="jobs.start",
             state="reviewed",
+        ),
+        # a draft's: its files archived as a version (the first time) and previewed
+        Case(
+            "rules.impact",
+            body=lambda call: {"draft": int(_draft_of(call, _DRAFT["world"]))},
+            writes=frozenset({"rule_versions"}),
+            journals="jobs.start",
+            state="reviewed",
+            label="draft",
         ),
     ),
     ("GET", "/api/rules/impact/<job_id>"): (Case("rules.impact", state="reviewed"),),
@@ -485,6 +520,7 @@ PARAMS = {
         world["panel_round"] if call.rule.endswith("/marks") else world["round"]
     ),
     "job_id": _queued_job,
+    "draft_id": _draft_of,
     "appeal_id": lambda call, world: str(_open_item(call, world).appeal_id),
     "clause": lambda call, world: (
         PANEL_CLAUSE if call.rule.endswith("/marks") else _open_item(call, world).clause_id

@@ -197,3 +197,15 @@ def test_versions_with_a_mapping_and_without(api):
         (ADDED, 3),
     ]
     assert [(d["fact"], d["units"]) for d in result["facts"]["dropped"]] == [(OLD_NAME, 2)]
+
+
+def test_the_openapi_document_describes_both(api):
+    doc = api.get("/api/openapi.json").json
+    put = doc["paths"]["/api/rules/drafts/{draft_id}/mapping"]["put"]
+    assert set(put["responses"]) >= {"200", "401", "403", "404", "409", "422"}
+    body = put["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(doc["components"]["schemas"][body]["required"]) == {"lock", "mapping"}
+    assert "get" in doc["paths"]["/api/rules/drafts/{draft_id}/mapping"]
+    post = doc["paths"]["/api/rules/impact"]["post"]["requestBody"]["content"]["application/json"]
+    impact_in = doc["components"]["schemas"][post["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"from", "to", "draft", "mapping", "year"} <= set(impact_in)
