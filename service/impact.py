@@ -301,7 +301,8 @@ def render_text(impact: dict) -> str:
             lines.append(f"      原：{c['why_before']}")
             lines.append(f"      新：{c['why_after']}")
         for m in u.get("mapped", []):
-            lines.append(f"  对应：{m['label']}（{m['fact']}）{m['text']}")
+            if m["how"] != "set":  # a fixed value is the same for every unit: said once, above
+                lines.append(f"  对应：{m['label']}（{m['fact']}）{m['text']}")
         if u["missing"]:
             names = "、".join(f"{m['label']}（{m['fact']}）" for m in u["missing"])
             lines.append(f"  缺少新版本读取的事实（按缺失处理，不按0计）：{names}")
