@@ -454,10 +454,14 @@ def test_an_upload_is_bounded_and_says_what_is_wrong(api):
         b"not a zip": "file",
         _zip_of({"README.md": "x"}): "file",
         _zip_of({"a/scheme.yaml": "id: x", "b/scheme.yaml": "id: y"}): "file",
-        _zip_of({"s/scheme.yaml": "id: x", "s/clauses/link.yaml": link}): "file.s/clauses/link.yaml",
+        _zip_of(
+            {"s/scheme.yaml": "id: x", "s/clauses/link.yaml": link}
+        ): "file.s/clauses/link.yaml",
         _zip_of({"s/scheme.yaml": "id: x", "s/../x.yaml": "a: 1"}): "file.s/../x.yaml",
         _zip_of({"s/scheme.yaml": b"id: \xff"}): "file.s/scheme.yaml",
-        _zip_of({"s/scheme.yaml": "id: x", "s/inner/scheme.yaml": "id: y"}): "files.inner/scheme.yaml",
+        _zip_of(
+            {"s/scheme.yaml": "id: x", "s/inner/scheme.yaml": "id: y"}
+        ): "files.inner/scheme.yaml",
     }
     for data, field in cases.items():
         with pytest.raises(Invalid) as refused:
