@@ -347,7 +347,8 @@ class FactSourceOut(Schema):
     submission_id = fields.Integer(allow_none=True)
     round = fields.Integer(allow_none=True, metadata={"description": "该版本所属的考核轮次"})
     role = fields.String(
-        allow_none=True, metadata={"description": "以何身份：self（自评）/ review（评审）/ appeal（申诉更正）"}
+        allow_none=True,
+        metadata={"description": "以何身份：self（自评）/ review（评审）/ appeal（申诉更正）"},
     )
     role_words = fields.String(allow_none=True, metadata={"description": "自评 / 评审 / 申诉更正"})
     by = fields.String(allow_none=True, metadata={"description": "录入或最后修改它的人"})
@@ -432,7 +433,9 @@ class ReplayClauseOut(Schema):
     replayed_status = fields.String(allow_none=True)
     stored_explanation = fields.String()
     replayed_explanation = fields.String()
-    facts = fields.List(fields.Nested(ReplayFactOut), metadata={"description": "该条款读取的不同的事实"})
+    facts = fields.List(
+        fields.Nested(ReplayFactOut), metadata={"description": "该条款读取的不同的事实"}
+    )
     causes = fields.List(
         fields.String(), metadata={"description": "原因：facts / panel / engine / program"}
     )
@@ -448,7 +451,9 @@ class ReplayOut(Schema):
     differences = fields.List(fields.String())
     # issue 11: exactly what differs and why
     words = fields.String(metadata={"description": "“已复现”，或哪些条款不同、原因"})
-    clauses = fields.List(fields.Nested(ReplayClauseOut), metadata={"description": "得分、状态或说明不同的条款"})
+    clauses = fields.List(
+        fields.Nested(ReplayClauseOut), metadata={"description": "得分、状态或说明不同的条款"}
+    )
     facts = fields.List(fields.Nested(ReplayFactOut), metadata={"description": "不同的事实"})
     causes = fields.List(
         fields.String(),

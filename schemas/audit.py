@@ -82,7 +82,9 @@ class AuditAppealOut(Schema):
     filed_at = fields.DateTime()
     clause = fields.String()
     reason = fields.String()
-    answer = fields.String(allow_none=True, metadata={"description": "uphold（维持）/ correct（更正）"})
+    answer = fields.String(
+        allow_none=True, metadata={"description": "uphold（维持）/ correct（更正）"}
+    )
     answer_words = fields.String()
     answer_reason = fields.String(allow_none=True)
     answered_by = fields.String(allow_none=True)

@@ -335,8 +335,7 @@ def round_audit(ctx: ops.Context, actor: Actor | None, round_id: int) -> dict:
             raise NotFound("unknown_round", f"没有编号为 {round_id} 的考核轮次")
         units = list(s.scalars(select(Unit).order_by(Unit.code)))
         places = {
-            p.unit_id: p
-            for p in s.scalars(select(RoundUnit).where(RoundUnit.round_id == round_id))
+            p.unit_id: p for p in s.scalars(select(RoundUnit).where(RoundUnit.round_id == round_id))
         }
         score_ids = [p.official_score_id for p in places.values() if p.official_score_id]
         scores = {sc.id: sc for sc in s.scalars(select(Score).where(Score.id.in_(score_ids)))}

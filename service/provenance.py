@@ -42,7 +42,9 @@ def _appeal_versions(s, unit_id: int, round_ids: set) -> dict:
 def _names(s, user_ids: set) -> dict:
     if not user_ids:
         return {}
-    return dict(s.execute(select(User.id, User.username).where(User.id.in_(sorted(user_ids)))).all())
+    return dict(
+        s.execute(select(User.id, User.username).where(User.id.in_(sorted(user_ids)))).all()
+    )
 
 
 def _source(version: Submission, name: str, names: dict, appeals: dict) -> dict:

@@ -101,4 +101,3 @@ def last_history_check():
 def run_history_check():
     """立即核对历史链（管理员）；结果记入操作日志，审计人员可读取（GET /api/journal/checks/last）。"""
     return audit.run_history_check(ctx(), actor())
-

@@ -209,7 +209,9 @@ def get_score(score_id):
     # where each fact came from, derived on read (the stored trace and its hash are untouched)
     from .audit import exact_sources
 
-    return dict(_score(row, unit.code), provenance=exact_sources(provenance.of_score(ctx(), row, unit)))
+    return dict(
+        _score(row, unit.code), provenance=exact_sources(provenance.of_score(ctx(), row, unit))
+    )
 
 
 @blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])
