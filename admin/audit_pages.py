@@ -70,7 +70,7 @@ def score_replay(score_id):
 def round_replay(round_id):
     """复核本轮全部正式得分: the ``scores.replay`` job, then its page, which follows its progress."""
     try:
-        job = jobs.start_job(ctx(), current_actor(), audit.KIND, {"round": round_id})
+        job = audit.start_round_replay(ctx(), current_actor(), round_id)
     except (Conflict, Invalid) as err:
         flash(err.message, "warn")
         return redirect(url_for("admin_web.audit_index"))

@@ -35,7 +35,7 @@ from .db import (
 from .domain.cycle import ROUND_STAGES
 from .domain.trace import to_data
 from .exceptions import Conflict, Invalid, NotFound
-from .jobs import FINISHED, ItemRun, Kind, register
+from .jobs import FINISHED, ItemRun, Kind, register, start_job
 from .roundstate import describe
 
 #: the causes of a difference, in words
@@ -263,6 +263,16 @@ REPLAY_SCORES = register(
         summarize=_summarize,
     )
 )
+
+
+def start_round_replay(ctx: ops.Context, actor: Actor | None, round_id: int) -> dict:
+    """The replay job of a round's official scores (a round that does not exist: 404, after the
+    permission, so a caller who may not ask learns nothing)."""
+    check(ctx.db, actor, PERMISSION, f"round:{round_id}")
+    with ctx.db.transaction() as s:
+        if s.get(Round, round_id) is None:
+            raise NotFound("unknown_round", f"没有编号为 {round_id} 的考核轮次")
+    return start_job(ctx, actor, KIND, {"round": round_id})
 
 
 def replay_report(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:

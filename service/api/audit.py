@@ -9,7 +9,7 @@ from decimal import Decimal
 from schemas import FactHistoryOut, HistoryCheckOut, ScoreProvenanceOut
 from schemas.audit import HistoryCheckLastOut, ReplayReportOut, RoundAuditOut
 from schemas.jobs import JobDetailOut
-from service import audit, jobs, provenance
+from service import audit, provenance
 from service.domain.numbers import plain
 
 from .common import Blueprint, actor, ctx
@@ -58,12 +58,12 @@ def fact_history(code, scheme_id, fact):
 
 
 @blp.route(f"/rounds/<{ID}:round_id>/replay", methods=["POST"])
-@blp.errors(401, 403, 409, 422)
+@blp.errors(401, 403, 404, 409)
 @blp.response(201, JobDetailOut)
 def start_replay(round_id):
     """复核本轮全部正式得分：后台任务（scores.replay），逐个按评分当时的规则版本和事实重算并比较，
     不改动任何数据；进度见 GET /api/jobs/{id}，报告见 GET /api/replays/{job_id}。"""
-    return jobs.start_job(ctx(), actor(), audit.KIND, {"round": round_id})
+    return audit.start_round_replay(ctx(), actor(), round_id)
 
 
 @blp.route(f"/replays/<{ID}:job_id>")

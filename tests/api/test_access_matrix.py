@@ -1042,6 +1042,7 @@ UNKNOWN = [
     ("GET", f"/api/units/nowhere/schemes/{SCHEME}/facts/x/history", None, "submissions.read"),
     ("GET", "/api/replays/999999", None, "scores.replay"),
     ("GET", "/api/rounds/999999/audit", None, "audit.read"),
+    ("POST", "/api/rounds/999999/replay", None, "scores.replay"),
     ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
     ("GET", "/api/rules/impact/999999", None, "rules.impact"),
     ("GET", "/api/rules/impact/999999/workbook", None, "rules.impact"),
