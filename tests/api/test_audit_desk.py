@@ -5,10 +5,16 @@ last result; the stored trace and its hash untouched; the OpenAPI document names
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 from sqlalchemy import event, select
 
 from service import jobs, provenance
 from service.db import Score, Unit
+
+from ..conftest import FIXTURES
+from .conftest import DATABASES, make_api
 
 SCHEME = "gumeilu-2022"
 SELF = {"leader_evaluation_score": 4, "leader_evaluation_reason": "工作扎实",
@@ -217,3 +223,50 @@ def test_the_openapi_document_names_the_desk(api):
     assert "provenance" in schema("/api/scores/{score_id}", "get")["properties"]
     replay = schema("/api/scores/{score_id}/replay", "post")["properties"]
     assert {"clauses", "causes", "words", "reproduced", "differences"} <= set(replay)
+
+
+@pytest.fixture(params=DATABASES)
+def panel_api(request, tmp_path, engine):
+    """The API on the panel fixture scheme (a clause the reviewers' marks score)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURES / "panel", rules / "panel")
+    made = make_api(tmp_path, request.param, engine, rules)
+    yield made
+    made.ctx.db.engine.dispose()
+
+
+def test_a_replay_that_differs_names_the_clause_the_numbers_and_the_panel(panel_api):
+    """A reviewer's mark changed after the official score (the review reopened): the old score
+    replayed with the marks as they are now is not reproduced, and says where and why."""
+    api, scheme = panel_api, "panel"
+    rid = api.round_of(scheme)
+    marks = f"/api/rounds/{rid}/units/gucun/clauses/2/marks"
+    sent = api.post(f"/api/units/gucun/schemes/{scheme}/submissions", "admin",
+                    json={"role": "self", "facts": {}})  # fmt: skip
+    assert sent.status_code == 201, sent.json
+    assert (
+        api.call("PUT", marks, "reviewer", json={"points": 6, "reason": "初评"}).status_code == 200
+    )
+    assert api.post(f"/api/rounds/{rid}/units/gucun/review-complete", "reviewer").status_code == 200
+    score = api.post(f"/api/units/gucun/schemes/{scheme}/scores", "reviewer",
+                     json={"kind": "official"}).json  # fmt: skip
+    same = api.post(f"/api/scores/{score['id']}/replay", "auditor").json
+    assert same["reproduced"] is True and same["words"] == "已复现"
+
+    reopened = api.post(f"/api/rounds/{rid}/units/gucun/reopen", "reviewer",
+                        json={"reason": "评审打分须复核"})  # fmt: skip
+    assert reopened.status_code == 200, reopened.json
+    assert (
+        api.call("PUT", marks, "reviewer", json={"points": 9, "reason": "复核后改"}).status_code
+        == 200
+    )
+    replay = api.post(f"/api/scores/{score['id']}/replay", "auditor").json
+    assert replay["reproduced"] is False and replay["causes"] == ["panel"]
+    assert [c["clause"] for c in replay["clauses"]] == ["2"]
+    clause = replay["clauses"][0]
+    assert clause["causes_words"] == ["评审组打分不同"] and clause["facts"] == []
+    assert (
+        replay["words"].startswith("未复现：1 个条款不同（2）")
+        and "评审组打分不同" in replay["words"]
+    )
+    assert replay["stored_total"] == score["trace"]["total"]
