@@ -269,8 +269,9 @@ def test_the_tamper_check_an_admin_runs_and_the_auditor_reads(app, scored):
 
 
 #: every new page: (method, path, {role: status}); a POST carries the page's CSRF token
-def _pages(scored) -> list:
+def _pages(scored, job: int) -> list:
     s, r = scored["score"], scored["round"]
+    readers = {"admin": 200, "reviewer": 200, "auditor": 200, "submitter": 403, "editor": 403}
     hist = f"/admin/units/gucun/schemes/{SCHEME}/facts/featured_quality_score/history"
     other = f"/admin/units/dachang/schemes/{SCHEME}/facts/featured_quality_score/history"
     return [
@@ -289,6 +290,8 @@ def _pages(scored) -> list:
                                         "submitter": 403, "editor": 403}),
         ("POST", "/admin/journal/verify", {"admin": 302, "auditor": 403, "reviewer": 403,
                                            "submitter": 403, "editor": 403}),
+        ("GET", f"/admin/replays/{job}", readers),
+        ("GET", f"/admin/replays/{job}.xlsx", readers),
         ("POST", f"/admin/rounds/{r}/replay", {"reviewer": 302, "submitter": 403,
                                                "editor": 403}),
     ]  # fmt: skip
@@ -303,8 +306,9 @@ def test_every_new_page_by_every_role_and_the_auditor_changes_nothing(app, score
             return (s.scalar(select(func.count()).select_from(Submission)),
                     s.scalar(select(func.count()).select_from(Score)))  # fmt: skip
 
+    job = audit.start_round_replay(ctx, actor(app, "admin"), scored["round"])["id"]
     before = data_rows()
-    for method, path, wanted in _pages(scored):
+    for method, path, wanted in _pages(scored, job):
         for who, status in wanted.items():
             client = _client(app, who)
             if method == "POST":
