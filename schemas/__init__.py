@@ -459,7 +459,7 @@ class ReplayOut(Schema):
         fields.String(),
         metadata={
             "description": "不同的原因：facts（事实不同）、panel（评审组打分不同）、engine（计算引擎不同）、"
-            "program（规则版本和事实都相同，计分程序的结果不同）"
+            "program（规则版本和事实都相同，计分程序的结果不同）、tampered（保存的评分记录与写入时不符）"
         },
     )
     unit = fields.String()

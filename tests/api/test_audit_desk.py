@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from service import jobs, provenance
 from service.db import Score, Unit
@@ -270,3 +270,20 @@ def test_a_replay_that_differs_names_the_clause_the_numbers_and_the_panel(panel_
         and "评审组打分不同" in replay["words"]
     )
     assert replay["stored_total"] == score["trace"]["total"]
+
+
+def test_a_score_row_changed_since_it_was_written_is_replayed_and_said_not_reproduced(api):
+    score = _walk(api)["first"]
+    drop = (
+        ["DROP TRIGGER scores_no_update ON scores"]
+        if api.ctx.db.engine.dialect.name == "postgresql"
+        else ["DROP TRIGGER scores_no_update", "DROP TRIGGER scores_no_delete"]
+    )
+    with api.ctx.db.engine.begin() as connection:
+        for statement in [*drop, f"UPDATE scores SET total = 100 WHERE id = {score['id']}"]:
+            connection.execute(text(statement))
+    replay = api.post(f"/api/scores/{score['id']}/replay", "auditor")
+    assert replay.status_code == 200, replay.json
+    assert "X-History-Warning" in replay.headers
+    assert replay.json["reproduced"] is False and replay.json["causes"] == ["tampered"]
+    assert replay.json["differences"] == []  # the trace itself still says what was computed
