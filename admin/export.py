@@ -499,3 +499,220 @@ def _save(wb) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+# --- the auditor's workbooks (issue 11) ---------------------------------------------------------
+
+AUDIT_UNITS_HEADER = ("序号", "单位", "状态", "计分记录", "总分", "等级", "规则版本", "依据提交",
+                      "计算引擎", "计算人", "计算时间", "复核结果")  # fmt: skip
+AUDIT_UNITS_WIDTHS = (6, 16, 9, 9, 9, 8, 20, 8, 14, 10, 16, 40)
+AUDIT_FACTS_HEADER = ("单位", "条款", "事实", "值", "来自", "身份", "录入/修改人", "时间", "理由",
+                      "佐证材料")  # fmt: skip
+AUDIT_FACTS_WIDTHS = (14, 10, 28, 12, 8, 10, 12, 16, 36, 30)
+AUDIT_MARKS_HEADER = ("单位", "条款", "评审人", "分数", "理由", "时间")
+AUDIT_MARKS_WIDTHS = (16, 12, 14, 8, 50, 16)
+AUDIT_APPEALS_HEADER = ("单位", "申诉", "条款", "申诉人", "申诉时间", "申诉理由", "答复", "答复理由",
+                        "答复人", "答复时间", "新版本", "新计分记录")  # fmt: skip
+AUDIT_APPEALS_WIDTHS = (14, 7, 10, 10, 16, 30, 7, 30, 10, 16, 7, 9)
+REPLAY_HEADER = (
+    "序号",
+    "单位",
+    "计分记录",
+    "保存的总分",
+    "复核的总分",
+    "结果",
+    "不同的条款",
+    "原因",
+)
+REPLAY_WIDTHS = (6, 16, 9, 11, 11, 9, 50, 30)
+
+
+def _when(value) -> str:
+    from .present import when
+
+    return when(value) if value else ""
+
+
+def _text_value(value) -> object:
+    """A fact's value as a cell: an exact number where it is one, else its text."""
+    if isinstance(value, bool) or value is None:
+        return {True: "是", False: "否", None: "缺失"}[value]
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            return Decimal(value) if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value) else value
+        except ArithmeticError:  # pragma: no cover - the pattern is a decimal
+            return value
+    return str(value)
+
+
+def _replay_words(replay: Mapping | None) -> str:
+    if not replay:
+        return ""
+    return replay.get("words") or ("已复现" if replay.get("reproduced") else "未复现")
+
+
+def _audit_sheet(ws, title: str, heading: str, header, widths, rows, points_cols=()) -> None:
+    _title(ws, 1, title, len(header))
+    _header(ws, 3, header, widths)
+    row = 4
+    for values in rows:
+        _row(ws, row, values, points_cols=points_cols)
+        row += 1
+    _sign_off(ws, row, len(header))
+    _page(ws, landscape=True, heading=heading)
+
+
+def audit_workbook(data: Mapping) -> bytes:
+    """The audit of a round (``service.audit.round_audit``), laid out for printing and signing:
+    汇总 (every unit's official score, rules version, submission version, engine, who computed it,
+    the replay), 事实来源 (each fact a clause read: value, version, as what, who, when, why,
+    evidence), 评审组打分 (each reviewer's points), 申诉 (appeals and their answers)."""
+    rnd = data["round"]
+    heading = _header_text(
+        f"{rnd['title']} · 审计工作簿　规则版本 {rnd['rules_version'][:12]}", 120
+    )
+    wb = Workbook()
+    _styles(wb)
+    summary = wb.active
+    summary.title = "汇总"
+    rows = []
+    for n, u in enumerate(data["units"], 1):
+        sc = u.get("score")
+        rows.append(
+            (n, u["unit_name"], u["state_words"], sc["id"] if sc else None,
+             _num(sc["total"]) if sc else None, (sc or {}).get("grade") or "",
+             sc["rules_version"] if sc else "", f"第{sc['submission_version']}版" if sc else "",
+             sc["engine_version"] if sc else "", sc["computed_by"] if sc else "",
+             _when(sc["computed_at"]) if sc else "",
+             _replay_words(u.get("replay")) if sc else "没有正式得分")
+        )  # fmt: skip
+    _audit_sheet(summary, f"{rnd['title']} · 审计汇总（{rnd['stage_words']}）", heading,
+                 AUDIT_UNITS_HEADER, AUDIT_UNITS_WIDTHS, rows, points_cols=(5,))  # fmt: skip
+    facts = []
+    for u in data["units"]:
+        prov = u.get("provenance")
+        if not prov:
+            continue
+        for clause, names in prov["clauses"].items():
+            for name in names:
+                p = prov["facts"].get(name)
+                if p is None:
+                    continue
+                facts.append(
+                    (u["unit_name"], clause, name, _text_value(p["value"]) if p["present"] else "缺失",
+                     f"第{p['version']}版" if p["version"] else "从未填报", p["role_words"] or "",
+                     p["by"] or "", _when(p["at"]), p["reason"], "；".join(p["evidence"]))
+                )  # fmt: skip
+    _audit_sheet(wb.create_sheet("事实来源"), f"{rnd['title']} · 各条款读取的事实及其来源", heading,
+                 AUDIT_FACTS_HEADER, AUDIT_FACTS_WIDTHS, facts)  # fmt: skip
+    marks = [
+        (u["unit_name"], m["clause"], m["reviewer"], _num(m["points"]), m["reason"],
+         _when(m["entered_at"]))
+        for u in data["units"] for m in u["marks"]
+    ]  # fmt: skip
+    _audit_sheet(wb.create_sheet("评审组打分"), f"{rnd['title']} · 评审组各成员的打分", heading,
+                 AUDIT_MARKS_HEADER, AUDIT_MARKS_WIDTHS, marks, points_cols=(4,))  # fmt: skip
+    appeals = [
+        (u["unit_name"], a["appeal"], a["clause"], a["filed_by"], _when(a["filed_at"]), a["reason"],
+         a["answer_words"], a["answer_reason"] or "", a["answered_by"] or "",
+         _when(a["answered_at"]), a["new_submission_version"], a["new_score_id"])
+        for u in data["units"] for a in u["appeals"]
+    ]  # fmt: skip
+    _audit_sheet(wb.create_sheet("申诉"), f"{rnd['title']} · 申诉及答复", heading,
+                 AUDIT_APPEALS_HEADER, AUDIT_APPEALS_WIDTHS, appeals)  # fmt: skip
+    replays = []
+    for n, u in enumerate((u for u in data["units"] if u.get("score")), 1):
+        r = u.get("replay") or {}
+        replays.append(_replay_row(n, u["unit_name"], u["score"]["id"], r))
+    _audit_sheet(wb.create_sheet("复核"), f"{rnd['title']} · 正式得分复核", heading,
+                 REPLAY_HEADER, REPLAY_WIDTHS, replays, points_cols=(4, 5))  # fmt: skip
+    return _save(wb)
+
+
+def _replay_row(n: int, unit: str, score_id, r: Mapping) -> tuple:
+    clauses = "；".join(
+        f"{c['clause']}：{c.get('stored_points')} → {c.get('replayed_points')}"
+        for c in r.get("clauses") or []
+    )
+    causes = "、".join(w for c in r.get("clauses") or [] for w in c.get("causes_words") or []) or (
+        "" if r.get("reproduced") else "、".join(r.get("causes") or [])
+    )
+    return (n, unit, score_id, _num(r.get("stored_total")), _num(r.get("replayed_total")),
+            "已复现" if r.get("reproduced") else "未复现", clauses, causes)  # fmt: skip
+
+
+def replay_workbook(report: Mapping) -> bytes:
+    """A replay job's report (``service.audit.replay_report``): one row per official score."""
+    rnd = report.get("round") or {}
+    title = f"{rnd.get('title', '')} · 复核报告（任务 {report['job']}）"
+    heading = _header_text(f"{title}　规则版本 {rnd.get('rules_version', '')[:12]}", 120)
+    wb = Workbook()
+    _styles(wb)
+    ws = wb.active
+    ws.title = "复核"
+    rows = [
+        _replay_row(n, s["unit_name"], s["score"], s) for n, s in enumerate(report["scores"], 1)
+    ]
+    rows += [
+        ("", f["unit_name"], f["score"], None, None, "出错", f["message"], "")
+        for f in report["failures"]
+    ]
+    _audit_sheet(ws, title, heading, REPLAY_HEADER, REPLAY_WIDTHS, rows, points_cols=(4, 5))
+    return _save(wb)
+
+
+JOURNAL_HEADER = ("编号", "时间（北京时间）", "操作人", "角色", "动作", "对象", "单位", "细则", "结果",
+                  "详情")  # fmt: skip
+JOURNAL_WIDTHS = (10, 18, 14, 10, 22, 40, 12, 18, 8, 60)
+
+
+def journal_workbook(entries, filters_words: str, limit: int) -> bytes:
+    """The journal entries ``entries`` yields (newest first; a None: there were more than ``limit``),
+    written as they come (a write-only sheet: memory stays flat however many rows)."""
+    import json
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("操作日志")
+    for i, width in enumerate(JOURNAL_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+    ws.page_setup.paperSize = "9"  # A4
+    ws.page_setup.orientation = "landscape"
+    ws.oddFooter.left.text = "打印日期：&D"
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    ws.oddFooter.right.text = SIGN_OFF
+    ws.append([f"操作日志导出　筛选：{filters_words}"])
+    ws.append(list(JOURNAL_HEADER))
+    count, more = 0, False
+    for e in entries:
+        if e is None:
+            more = True
+            break
+        detail = json.dumps(e.detail or {}, ensure_ascii=False, default=str) if e.detail else ""
+        row = [e.id, _when(e.at), e.actor, e.role, e.action, e.target, e.unit or "",
+               e.scheme or "", e.outcome, detail]  # fmt: skip
+        ws.append([_text_cell(ws, v) for v in row])
+        count += 1
+    ws.append([])
+    ws.append(
+        [
+            f"共 {count} 条"
+            + (f"（超过导出上限 {limit} 条，其余未导出：请缩小筛选范围）" if more else "")
+        ]
+    )
+    ws.append([SIGN_OFF])
+    return _save(wb)
+
+
+def _text_cell(ws, value):
+    """A value of a write-only sheet; text always text, never a formula (as ``_put`` writes it)."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    if value.startswith(FORMULA_START):
+        cell.quotePrefix = True
+    return cell

@@ -334,6 +334,60 @@ class ScoreRequest(Schema):
     )
 
 
+class FactSourceOut(Schema):
+    """Where a fact's value came from: the version where it last changed (issue 11)."""
+
+    fact = fields.String(metadata={"description": "事实名"})
+    value = fields.Raw(allow_none=True, metadata={"description": "计分所用的值（缺失为 null）"})
+    present = fields.Boolean(metadata={"description": "计分所依据的版本中有这项事实"})
+    changes = fields.Integer(metadata={"description": "填入或改动过它的版本数（首次填入也算）"})
+    version = fields.Integer(
+        allow_none=True, metadata={"description": "值最后一次改变的提交版本（从未填过为 null）"}
+    )
+    submission_id = fields.Integer(allow_none=True)
+    round = fields.Integer(allow_none=True, metadata={"description": "该版本所属的考核轮次"})
+    role = fields.String(
+        allow_none=True,
+        metadata={"description": "以何身份：self（自评）/ review（评审）/ appeal（申诉更正）"},
+    )
+    role_words = fields.String(allow_none=True, metadata={"description": "自评 / 评审 / 申诉更正"})
+    by = fields.String(allow_none=True, metadata={"description": "录入或最后修改它的人"})
+    at = fields.DateTime(allow_none=True, metadata={"description": "何时"})
+    reason = fields.String(metadata={"description": "该项的修改理由，没有则为该版的总理由"})
+    evidence = fields.List(fields.String(), metadata={"description": "该版为这项事实附的佐证材料"})
+    appeal = fields.Integer(allow_none=True, metadata={"description": "申诉更正时：申诉编号"})
+    appeal_clause = fields.String(allow_none=True, metadata={"description": "申诉更正时：条款"})
+
+
+class ScoreProvenanceOut(Schema):
+    score = fields.Integer()
+    unit = fields.String()
+    scheme = fields.String()
+    submission_version = fields.Integer()
+    facts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(FactSourceOut),
+        metadata={"description": "事实名到它的来源（计分时各条款读取的每项事实）"},
+    )
+    clauses = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "条款编号到它读取（及缺少）的事实名"},
+    )
+
+
+class FactVersionOut(FactSourceOut):
+    changed = fields.Boolean(metadata={"description": "这一版填入或改动了它"})
+
+
+class FactHistoryOut(Schema):
+    unit = fields.String()
+    scheme = fields.String()
+    fact = fields.String()
+    label = fields.String(metadata={"description": "事实的中文名称"})
+    versions = fields.List(fields.Nested(FactVersionOut), metadata={"description": "按版本先后"})
+
+
 class ScoreOut(Schema):
     id = fields.Integer()
     unit = fields.String()
@@ -354,6 +408,38 @@ class ScoreOut(Schema):
     trace = fields.Dict(
         metadata={"description": "完整的计分轨迹；可读文字用 Accept: text/plain 取得"}
     )
+    provenance = fields.Nested(
+        ScoreProvenanceOut,
+        metadata={
+            "description": "单个评分（GET /api/scores/{id}）：每个条款读取的每项事实的来源——值、"
+            "来自第几版提交、谁录入或最后修改、以何身份、何时、理由与佐证材料（读取时由提交历史得出，"
+            "不改变保存的轨迹）"
+        },
+    )
+
+
+class ReplayFactOut(Schema):
+    fact = fields.String()
+    stored = fields.Raw(allow_none=True, metadata={"description": "保存的轨迹中的值"})
+    replayed = fields.Raw(allow_none=True, metadata={"description": "重算时的值"})
+
+
+class ReplayClauseOut(Schema):
+    clause = fields.String()
+    title = fields.String()
+    stored_points = fields.String(allow_none=True)
+    replayed_points = fields.String(allow_none=True)
+    stored_status = fields.String(allow_none=True)
+    replayed_status = fields.String(allow_none=True)
+    stored_explanation = fields.String()
+    replayed_explanation = fields.String()
+    facts = fields.List(
+        fields.Nested(ReplayFactOut), metadata={"description": "该条款读取的不同的事实"}
+    )
+    causes = fields.List(
+        fields.String(), metadata={"description": "原因：facts / panel / engine / program"}
+    )
+    causes_words = fields.List(fields.String())
 
 
 class ReplayOut(Schema):
@@ -363,6 +449,27 @@ class ReplayOut(Schema):
     stored_total = fields.String()
     replayed_total = fields.String()
     differences = fields.List(fields.String())
+    # issue 11: exactly what differs and why
+    words = fields.String(metadata={"description": "“已复现”，或哪些条款不同、原因"})
+    clauses = fields.List(
+        fields.Nested(ReplayClauseOut), metadata={"description": "得分、状态或说明不同的条款"}
+    )
+    facts = fields.List(fields.Nested(ReplayFactOut), metadata={"description": "不同的事实"})
+    causes = fields.List(
+        fields.String(),
+        metadata={
+            "description": "不同的原因：facts（事实不同）、panel（评审组打分不同）、engine（计算引擎不同）、"
+            "program（规则版本和事实都相同，计分程序的结果不同）、tampered（保存的评分记录与写入时不符）"
+        },
+    )
+    unit = fields.String()
+    unit_name = fields.String()
+    scheme = fields.String()
+    round = fields.Integer(allow_none=True)
+    kind = fields.String(allow_none=True)
+    submission_version = fields.Integer()
+    engine_version = fields.String(metadata={"description": "计分时的计算引擎"})
+    replayed_engine = fields.String(metadata={"description": "重算所用的计算引擎"})
 
 
 class RankingOut(Schema):

@@ -18,7 +18,10 @@ class JobIn(Schema):
     params = fields.Dict(
         keys=fields.String(),
         load_default=dict,
-        metadata={"description": '任务参数；scores.recompute：{"scheme": 细则编号}'},
+        metadata={
+            "description": '任务参数；scores.recompute：{"scheme": 细则编号}；'
+            'scores.replay（复核一个考核轮次的全部正式得分）：{"round": 考核轮次编号}'
+        },
     )
 
 

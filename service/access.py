@@ -86,6 +86,11 @@ PERMISSIONS = {
     "rules.draft": {"admin", "editor"},
     "rules.approve": {"admin"},
     "journal.read": {"admin", "auditor"},
+    # run the tamper check of the history chain from the journal page (auditors read its result)
+    "history.verify": {"admin"},
+    # a round's audit: every unit's official score, facts with provenance, panel marks, appeals and
+    # the score replayed (service/audit.py; the audit workbook)
+    "audit.read": {"admin", "auditor"},
     "tokens.read": ALL,  # one's own tokens
     "tokens.revoke": ALL,  # one's own; an admin anyone's (OTHERS_TOKENS)
     "users.write": {"admin"},  # disable and enable accounts

@@ -76,6 +76,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .access import SignInLimits, stored_secret
     from .api import admin as admin_api
     from .api import appeals as appeals_api
+    from .api import audit as audit_api
     from .api import auth as auth_api
     from .api import drafts as drafts_api
     from .api import evidence as evidence_api
@@ -190,6 +191,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(appeals_api.blp)
     api.register_blueprint(panel_api.blp)
     api.register_blueprint(drafts_api.blp)
+    api.register_blueprint(audit_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)

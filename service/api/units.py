@@ -17,6 +17,7 @@ from schemas import (
     UnitIn,
     UnitOut,
 )
+from service import audit, provenance
 from service import operations as ops
 from service.domain.numbers import plain
 from service.domain.trace import render_data
@@ -203,12 +204,21 @@ def list_scores(code, scheme_id):
 def get_score(score_id):
     """一个已保存的评分及其完整轨迹；`Accept: text/plain` 则为可读文字。"""
     row, unit = ops.get_score(ctx(), actor(), score_id)
-    return text_response(render_data(row.trace)) if wants_text() else _score(row, unit.code)
+    if wants_text():
+        return text_response(render_data(row.trace))
+    # where each fact came from, derived on read (the stored trace and its hash are untouched)
+    from .audit import exact_sources
+
+    return dict(
+        _score(row, unit.code), provenance=exact_sources(provenance.of_score(ctx(), row, unit))
+    )
 
 
 @blp.route("/scores/<int(max=2147483647):score_id>/replay", methods=["POST"])
 @blp.response(200, ReplayOut)
 @blp.errors(401, 403, 404, 503)
 def replay(score_id):
-    """按评分当时的规则版本重算，核对是否完全一致。"""
-    return ops.replay(ctx(), actor(), score_id)
+    """按评分当时的规则版本重算，核对是否完全一致：“已复现”，或哪些条款的得分、状态、说明不同，
+    数值和原因（事实不同、评审组打分不同、计算引擎不同，或同一规则版本和事实下计分程序的结果不同）。
+    不改动任何数据，作为一次读取记入操作日志。"""
+    return audit.replay_score(ctx(), actor(), score_id)

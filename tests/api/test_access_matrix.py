@@ -513,6 +513,19 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", MARKS): (Case("scores.read", reads=True),),
+    # the auditor's desk (issue 11): provenance, a fact's history, the replay of a round (a job
+    # that writes nothing: an auditor may start it), its report, a round's audit, the tamper check
+    ("GET", "/api/scores/<score_id>/provenance"): (Case("scores.read", reads=True),),
+    ("GET", "/api/units/<code>/schemes/<scheme_id>/facts/<fact>/history"): (
+        Case("submissions.read", reads=True),
+    ),
+    ("POST", "/api/rounds/<round_id>/replay"): (
+        Case("scores.replay", journals="jobs.start", state="reviewed"),
+    ),
+    ("GET", "/api/replays/<job_id>"): (Case("scores.replay", state="reviewed"),),
+    ("GET", "/api/rounds/<round_id>/audit"): (Case("audit.read", reads=True, state="reviewed"),),
+    ("GET", "/api/journal/checks/last"): (Case("journal.read"),),
+    ("POST", "/api/journal/checks"): (Case("history.verify", journals="history.verify"),),
 }
 
 _year_serial = iter(range(2030, 2100))
@@ -553,6 +566,9 @@ def _queued_job(call, world) -> str:
     """A job of its own for each call that reads or cancels one, queued by the admin (for the
     impact preview's routes, an impact preview)."""
     admin = Actor(world["user_ids"]["admin"], "admin", "admin", None)
+    if call.rule.startswith("/api/replays/"):
+        job = jobs.start_job(world["ctx"], admin, "scores.replay", {"round": int(world["round"])})
+        return str(job["id"])
     if "/rules/impact/" in call.rule:
         params = {"from": _GM, "to": _GM}
         job = jobs.start_job(world["ctx"], admin, "rules.impact", params)
@@ -609,6 +625,7 @@ PARAMS = {
         world["panel_round"] if call.rule.endswith("/marks") else world["round"]
     ),
     "job_id": _queued_job,
+    "fact": lambda call, world: "leader_evaluation_score",
     "appeal_id": lambda call, world: str(_open_item(call, world).appeal_id),
     "clause": lambda call, world: (
         PANEL_CLAUSE if call.rule.endswith("/marks") else _open_item(call, world).clause_id
@@ -1098,8 +1115,20 @@ def test_every_route_every_role_every_unit(api):
     assert (
         {"sign-in", "tokens.revoke"}
         <= done
-        <= reads | {"history.verify", "sign-in", "tokens.revoke"}
+        <= reads | {"history.verify", "sign-in", "tokens.revoke", "jobs.start"}
     )
+    # the only job the auditor starts is a replay, which writes nothing
+    with db.transaction() as s:
+        started = list(
+            s.scalars(
+                select(JournalEntry.detail).where(
+                    JournalEntry.actor == "auditor",
+                    JournalEntry.action == "jobs.start",
+                    JournalEntry.outcome == "ok",
+                )
+            )
+        )
+    assert started and {d["kind"] for d in started} == {"scores.replay"}
 
     # a submitter sees only their own unit in the list
     listed = api.get("/api/units", "submitter")
@@ -1133,6 +1162,11 @@ UNKNOWN = [
     ("GET", "/api/evidence/999999", None, "submissions.read"),
     ("POST", "/api/scores/999999/replay", None, "scores.replay"),
     ("GET", "/api/jobs/999999", None, "jobs.read"),
+    ("GET", "/api/scores/999999/provenance", None, "scores.read"),
+    ("GET", f"/api/units/nowhere/schemes/{SCHEME}/facts/x/history", None, "submissions.read"),
+    ("GET", "/api/replays/999999", None, "scores.replay"),
+    ("GET", "/api/rounds/999999/audit", None, "audit.read"),
+    ("POST", "/api/rounds/999999/replay", None, "scores.replay"),
     ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
     ("GET", "/api/rules/impact/999999", None, "rules.impact"),
     ("GET", "/api/rules/impact/999999/workbook", None, "rules.impact"),
