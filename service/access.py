@@ -87,7 +87,7 @@ PERMISSIONS = {
     "rules.approve": {"admin"},
     "journal.read": {"admin", "auditor"},
     # run the tamper check of the history chain from the journal page (auditors read its result)
-    "history.verify": {"admin"},
+    "history.verify": {"admin", "auditor"},  # a check changes nothing; it records its result
     # a round's audit: every unit's official score, facts with provenance, panel marks, appeals and
     # the score replayed (service/audit.py; the audit workbook)
     "audit.read": {"admin", "auditor"},

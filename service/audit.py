@@ -446,8 +446,8 @@ def round_audit(ctx: ops.Context, actor: Actor | None, round_id: int) -> dict:
 
 
 def run_history_check(ctx: ops.Context, actor: Actor | None) -> dict:
-    """Walk the history chain now (an admin: ``history.verify``); the result is journaled, where
-    the auditor reads it (``last_check``)."""
+    """Walk the history chain now (an admin or an auditor: ``history.verify``); the result is
+    journaled, where ``last_check`` reads it."""
     check(ctx.db, actor, "history.verify", "history")
     return ops.verify_history(ctx, actor)
 

@@ -1353,37 +1353,6 @@ def list_scores(ctx: Context, actor: Actor, unit_code: str, scheme_id: str) -> l
     return _served(ctx, actor, rows, target)
 
 
-def replay(ctx: Context, actor: Actor, score_id: int) -> dict:
-    """Recompute a stored score from its submission under its own rules version."""
-    row, unit = _visible_score(ctx, actor, score_id, "scores.replay")
-    # the folder the trace names the clause files by (archived versions load from memory, so it
-    # is only a name: replay names them the same way)
-    first_file = next((c.get("file", "") for c in row.trace.get("clauses", [])), "")
-    folder = first_file.rsplit("/clauses/", 1)[0] if "/clauses/" in first_file else "scheme"
-    scheme = scheme_by_version(ctx, row.rules_version, folder)
-    with ctx.db.transaction() as s:
-        submission = s.get(Submission, row.submission_id)
-        marks = marks_of(s, row.round_id, unit.id) if row.round_id else {}
-    _refuse_tampered(ctx, actor, submission, f"score:{score_id}")
-    withheld = any(  # a preview that showed no marks, as it was computed
-        (r.get("panel") or {}).get("status") == "withheld"
-        for c in row.trace.get("clauses", [])
-        for r in c.get("rules", [])
-    )
-    result = _score(ctx, scheme, unit.name, submission.facts, marks, withheld)
-    again = to_data(result)
-    stored = dict(row.trace)
-    differences = sorted(k for k in set(stored) | set(again) if stored.get(k) != again.get(k))
-    return {
-        "score": row.id,
-        "rules_version": row.rules_version,
-        "reproduced": not differences,
-        "stored_total": stored.get("total"),
-        "replayed_total": again.get("total"),
-        "differences": differences,
-    }
-
-
 # --- ranking --------------------------------------------------------------------------
 
 
