@@ -204,11 +204,24 @@ def _check_field(name: str, allowed: Iterable[str], what: str) -> None:
 
 def document(files: Files, rel: str) -> Any:
     """A file as the edits read it (ruamel's round-trip nodes, with their line numbers), for a
-    form to show; refused as the edits refuse it. Read it, do not change it."""
-    doc = _load(files, rel)
-    if not isinstance(doc, CommentedMap):
-        raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+    form to show; refused as the edits refuse it. Read it, do not change it: it is shared by
+    every reader of the same text (a form is built again on every post, and parsing a clause
+    file the round-trip way takes tens of milliseconds)."""
+    text = files.get(rel)
+    doc = _READ.get(text) if text is not None else None
+    if doc is None:
+        doc = _load(files, rel)
+        if not isinstance(doc, CommentedMap):
+            raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+        with _READ_LOCK:
+            if len(_READ) > 64:
+                _READ.clear()
+            _READ[text] = doc
     return doc
+
+
+_READ: dict[str, Any] = {}
+_READ_LOCK = threading.Lock()
 
 
 # --- finding things ----------------------------------------------------------------------------
