@@ -107,6 +107,7 @@ class Row:
     errors: list[str] = field(default_factory=list)
     remove: str = ""  # the ``action`` value of its remove button
     note: str = ""  # e.g. which test cases a removal will change
+    uses: list[str] = field(default_factory=list)  # a fact's: the test cases that give it
     path: tuple = ()
 
 
@@ -553,9 +554,14 @@ def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
             continue
         name = _text(spec.get("name"))
         path = ("facts", i)
-        used = uses.get(name, [])
-        note = f"删去时也从这些测试用例中删去：{'、'.join(used)}" if used else ""
+        # as remove_fact will say it took the fact out of them ("file：name")
+        used = [f"{b.rel}：{t}" for t in uses.get(name, [])]
+        used += [f"scheme.yaml：{t}" for t in _scheme_uses(b.files, name)]
+        words = [f"本条款用例“{t}”" for t in uses.get(name, [])]
+        words += [f"细则用例“{t}”" for t in _scheme_uses(b.files, name)]
+        note = f"删去时也从{len(words)}个测试用例中删去：{'、'.join(words)}" if words else ""
         r = b.row(f"f.{name}", name, facts, i, path, remove=f"remove_fact:{name}", note=note)
+        r.uses = used
         r.cells["name"] = Field(f"f.{name}.name", "事实名", name, "static", b.rel, r.line)
         for key, words in FACT_COLUMNS[1:]:
             kind = {"min": "number", "max": "number"}.get(key, "text")
@@ -576,6 +582,23 @@ def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
             )
         rows.append(r)
     return Table("facts", "事实", FACT_COLUMNS, rows, "add_fact", "添加事实")
+
+
+def _scheme_uses(files: Files, fact: str) -> list[str]:
+    """The scheme's test cases (and ranking tests) that give a fact, as remove_fact takes it out."""
+    head = _head(files)
+    out = [
+        _text(case.get("name"))
+        for case in head.get("tests") or []
+        if isinstance(case, dict) and fact in (case.get("facts") or {})
+    ]
+    for case in head.get("ranking_tests") or []:
+        units = case.get("units") if isinstance(case, dict) else None
+        if isinstance(units, dict) and any(
+            fact in ((u or {}).get("facts") or {}) for u in units.values() if isinstance(u, dict)
+        ):
+            out.append(_text(case.get("name")))
+    return out
 
 
 def _fact_writer(cid: str, fact: str, key: str, kind: str, words: str, required: bool):
@@ -1076,7 +1099,9 @@ def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
                 for g in members
             ]
             posted = group["posted"][members.index(f)]
-        new = f.write(new, posted)
+        before, new = new, f.write(new, posted)
+        if new == before:  # the same value written otherwise ("4.0" for 4): nothing to say
+            continue
         changes.append(f"{f.label}改为“{posted.strip()}”" if posted.strip() else f"{f.label}清空")
     action = (form.get("action") or "").strip()
     if action and action != "save":

@@ -396,9 +396,17 @@ def set_scheme_test_fact(files: Files, test: str, fact: str, value: Any) -> File
         facts = _scheme_test(d, test).get("facts")
         if not isinstance(facts, CommentedMap):
             raise EditError(f"用例“{test}”没有 facts")
+        _flow_if_empty(facts)
         _set(facts, fact, value, f"用例“{test}”的 facts", add=True, facts=True)
 
     return _edited(files, SCHEME_FILE, change)
+
+
+def _flow_if_empty(facts: Any) -> None:
+    # ``facts: {}`` is read without a flow style: its first fact would turn it into a block
+    # over two lines, where the file wrote it on one
+    if not facts and facts.fa.flow_style() is None:
+        facts.fa.set_flow_style()
 
 
 def _clause_test(doc: Any, rel: str, name: str) -> Any:
@@ -425,6 +433,7 @@ def set_clause_test_fact(files: Files, clause_id: str, test: str, fact: str, val
         facts = _clause_test(d, rel, test).get("facts")
         if not isinstance(facts, CommentedMap):
             raise EditError(f"{rel} 的用例“{test}”没有 facts")
+        _flow_if_empty(facts)
         _set(facts, fact, value, f"{rel} 的用例“{test}”的 facts", add=True, facts=True)
 
     return _edited(files, rel, change)
