@@ -207,8 +207,10 @@ def document(files: Files, rel: str) -> Any:
     form to show; refused as the edits refuse it. Read it, do not change it: it is shared by
     every reader of the same text (a form is built again on every post, and parsing a clause
     file the round-trip way takes tens of milliseconds)."""
-    text = files.get(rel)
-    doc = _READ.get(text) if text is not None else None
+    if rel not in files:
+        raise EditError(f"没有文件 {rel}")
+    text = files[rel]
+    doc = _READ.get(text)
     if doc is None:
         doc = _load(files, rel)
         if not isinstance(doc, CommentedMap):
