@@ -174,7 +174,9 @@ def _scalar(old: Any, new: Any, key: str | None) -> Any:
     if isinstance(new, Decimal) and not new.is_finite():
         raise EditError(f"{key or '事实'}应为有限的数字，收到 {new}")
     if isinstance(new, Decimal | int) and not isinstance(new, bool):
-        return _Verbatim(format(new, "f"))  # plain notation: 1E+1 is written 10
+        return _Verbatim(
+            format(Decimal(new), "f")
+        )  # plain notation: 1E+1 is written 10 (an int too)
     if isinstance(new, str) and isinstance(old, ScalarString):
         return type(old)(new)
     if isinstance(new, str) and "\n" in new:
@@ -626,12 +628,23 @@ def _put_list(owner: Any, key: str, values: list[str], order: list[str]) -> None
     if isinstance(old, CommentedSeq):
         if [str(v) for v in old] == values:
             return
-        kept = [_scalar(old[i] if i < len(old) else None, v, None) for i, v in enumerate(values)]
-        old[:] = kept  # in place: the list keeps its flow or block style and its comments
+        _items_in_place(old, values)
         return
     seq = CommentedSeq(values)
     seq.fa.set_flow_style()
     owner.insert(_position(owner, key, order), key, seq)
+
+
+def _items_in_place(seq: Any, values: list) -> None:
+    """Make a list hold ``values`` item by item: an item kept keeps its comment, the list its
+    flow or block style (a slice assignment would drop the comments)."""
+    for i, v in enumerate(values[: len(seq)]):
+        if str(seq[i]) != str(v):
+            seq[i] = _scalar(seq[i], v, None)
+    while len(seq) > len(values):
+        del seq[len(seq) - 1]
+    for v in values[len(seq) :]:
+        seq.append(_scalar(None, v, None))
 
 
 def _new(value: Any, like: Any = None) -> Any:
@@ -743,8 +756,10 @@ def set_rule_panel(files: Files, clause_id: str, rule_id: str, panel: dict | Non
             drop = {k: panel[k] for k in ("highest", "lowest") if panel.get(k)}
             if drop:
                 fresh["drop"] = drop
-            _put(rule, "panel", None, order, rel)
-            rule.insert(_position(rule, "panel", order), "panel", _new(fresh))
+            written = _new(fresh)
+            if "drop" in written:
+                written["drop"].fa.set_flow_style()  # as the format's documentation writes it
+            rule.insert(_position(rule, "panel", order), "panel", written)
             return
         _set(old, "reviewers", panel["reviewers"], f"{rel} 的规则 {rule_id} 的 panel")
         drop = old.get("drop")
@@ -1031,8 +1046,7 @@ def set_clause_test_key(files: Files, clause_id: str, test: str, name: str, valu
         if isinstance(value, list | tuple):
             old = case.get(name)
             if isinstance(old, CommentedSeq):
-                if [str(x) for x in old] != [str(x) for x in value]:
-                    old[:] = [_plain(x) for x in value]
+                _items_in_place(old, [str(x) for x in value])
                 return
             case.insert(_position(case, name, _spec_order(CLAUSE_TEST)), name, _new(list(value)))
             return
