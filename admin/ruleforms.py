@@ -86,6 +86,8 @@ class Field:
     last: bool = False  # written after the others (a test case's name: the others find it by it)
     # the fields that are one value in the file (a range's four cells, a panel's three numbers)
     group: dict | None = field(default=None, repr=False)
+    # what the label is of, for the journal's sentence ("规则“r2”的"): the form shows the label
+    scope: str = ""
 
     def changed(self, posted: str) -> bool:
         if self.input == "lines":
@@ -279,11 +281,15 @@ def _range_parts(text: str) -> tuple[str, str, str, str]:
     return left, "" if lo == "-inf" else lo, "" if hi == "inf" else hi, right
 
 
+#: what a range's cell may say for "no bound" besides nothing
+_UNBOUNDED = ("", "inf", "-inf", "+inf", "∞", "-∞", "不限", "无")
+
+
 def _range_text(left: str, lo: str, hi: str, right: str, what: str, names: list[str]) -> str:
     """The range the four cells say, in the format's words: "[1.2, inf)"."""
     out = []
     for t, inf, name, end in ((lo, "-inf", names[1], "下限"), (hi, "inf", names[2], "上限")):
-        if not t.strip():
+        if t.strip().lower() in _UNBOUNDED:
             out.append(inf)
         else:
             out.append(format(_decimal(t, what + end, name), "f"))
@@ -616,6 +622,7 @@ def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
     block = BLOCKS.get(kind)
     path = ("rules", i)
     row = b.row(f"r.{rid}", rid, rules, i, path, remove=f"remove_rule:{rid}")
+    before = set(b.fields)
     fields = [_rule_key(b, rule, rid, path, "title", "text", "规则说明", False)]
     tables, panel, bounds = [], [], []
     for key in block.keys if block else ():
@@ -645,6 +652,9 @@ def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
     )
     if kind == "assessed":
         bounds = _bounds(b, _text(rule.get("value")), rid)
+    for name in set(b.fields) - before:
+        if not b.fields[name].label.startswith("规则"):
+            b.fields[name].scope = f"规则“{rid}”的"
     return RuleForm(rid, kind, block.title if block else kind, row, fields, tables, panel, bounds)
 
 
@@ -1102,7 +1112,8 @@ def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
         before, new = new, f.write(new, posted)
         if new == before:  # the same value written otherwise ("4.0" for 4): nothing to say
             continue
-        changes.append(f"{f.label}改为“{posted.strip()}”" if posted.strip() else f"{f.label}清空")
+        what = f.scope + f.label
+        changes.append(f"{what}改为“{posted.strip()}”" if posted.strip() else f"{what}清空")
     action = (form.get("action") or "").strip()
     if action and action != "save":
         new, said, gone = _act(new, b, ctx, action, form)
@@ -1145,6 +1156,10 @@ def _act(files: Files, b: _Builder, ctx: dict, action: str, form: Any):
         if kind not in BLOCKS:
             raise EditError(f"请选择新规则的积木类型（收到“{kind}”）", field="new_rule.kind")
         rid = (form.get("new_rule.id") or "").strip() or ctx["new_rule_id"]
+        if "/" in rid or rid.startswith(("!", "$")):
+            raise EditError(
+                f"规则编号“{rid}”不能含有“/”，也不能以“!”或“$”开头", field="new_rule.id"
+            )
         return (
             edit.add_rule(files, cid, _starter(b, rid, kind)),
             [f"添加规则“{rid}”（{BLOCKS[kind].title}）"],
