@@ -13,7 +13,11 @@ The contract with the editor's pages
     YAML node is at that line or, failing that, to the nearest enclosing row (band, rule, fact,
     test case) or field; the ones nothing claims are in ``context["errors"]``.
     ``context["fields"]`` maps every field's name to its ``Field`` (label, value, file, line,
-    errors) so that the editor can put an ``EditError.field`` beside its field.
+    errors) so that the editor can put an ``EditError.field`` beside its field, or show again
+    what was typed (set ``value``). The rest of the context: ``header`` (the clause's fields),
+    ``facts``, ``vetoes`` and ``tests`` (``Table``s of ``Row``s of cells; a fact's row has
+    ``uses``: the test cases its removal will change, as ``Removal.touched`` names them),
+    ``rules`` (``RuleForm``s: the rule's fields, its tables, panel and reviewer bounds).
 
 ``apply_clause_form(files, clause_id, form) -> Applied``
     ``form``: the posted werkzeug ``MultiDict``. Applies every field whose posted value differs
@@ -53,7 +57,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -174,6 +178,11 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _list(value: Any) -> list:
+    """A list the form walks: what is not a list (a draft broken in the text view) is none."""
+    return value if isinstance(value, list) else []
 
 
 def _lines(text: str) -> list[str]:
@@ -352,7 +361,7 @@ class _Builder:
             str(f.get("name")): f for f in head.get("facts") or [] if isinstance(f, dict)
         }
         self.facts = {
-            str(f.get("name")): f for f in self.doc.get("facts") or [] if isinstance(f, dict)
+            str(f.get("name")): f for f in _list(self.doc.get("facts")) if isinstance(f, dict)
         }
 
     # one field
@@ -554,7 +563,7 @@ FACT_COLUMNS = [
 
 def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
     rows = []
-    facts = b.doc.get("facts") or []
+    facts = _list(b.doc.get("facts"))
     for i, spec in enumerate(facts):
         if not isinstance(spec, dict):
             continue
@@ -708,6 +717,8 @@ def _item_table(b: _Builder, rule: Any, rid: str, path: tuple, key: str, words: 
             columns.append((name, CELL_WORDS.get(name, name)))
     rows = []
     for n, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            continue
         ipath = path + (key, n - 1)
         what = f"第{n}{_ITEM_WORD[key]}"
         r = b.row(
@@ -838,8 +849,11 @@ def _panel_fields(b: _Builder, rule: Any, rid: str, path: tuple) -> list[Field]:
 
 def _bounds(b: _Builder, fact: str, rid: str) -> list[Field]:
     """An assessed rule's reviewer bounds: the min and max of the fact it reads, edited here."""
-    facts = b.doc.get("facts") or []
-    at = next((i for i, f in enumerate(facts) if _text(f.get("name")) == fact), None)
+    facts = _list(b.doc.get("facts"))
+    at = next(
+        (i for i, f in enumerate(facts) if isinstance(f, dict) and _text(f.get("name")) == fact),
+        None,
+    )
     if at is None:
         return []
     spec = facts[at]
@@ -861,9 +875,11 @@ def _bounds(b: _Builder, fact: str, rid: str) -> list[Field]:
 
 
 def _veto_rows(b: _Builder) -> Table:
-    vetoes = b.doc.get("vetoes") or []
+    vetoes = b.doc.get("vetoes") if isinstance(b.doc.get("vetoes"), list) else []
     rows = []
     for i, veto in enumerate(vetoes):
+        if not isinstance(veto, dict):
+            continue
         vid = _text(veto.get("id"))
         path = ("vetoes", i)
         r = b.row(f"v.{vid}", vid, vetoes, i, path, remove=f"remove_veto:{vid}")
@@ -889,10 +905,11 @@ def _veto_rows(b: _Builder) -> Table:
 
 
 def _test_table(b: _Builder) -> tuple[Table, dict[str, list[str]]]:
-    cases = b.doc.get("tests") or []
+    cases = _list(b.doc.get("tests"))
     names = list(b.facts)
     for case in cases:
-        for k in case.get("facts") or {} if isinstance(case, dict) else {}:
+        given = case.get("facts") if isinstance(case, dict) else None
+        for k in given if isinstance(given, dict) else {}:
             if str(k) not in names:
                 names.append(str(k))
     uses: dict[str, list[str]] = {}
@@ -1005,7 +1022,7 @@ def _test_fact_writer(cid: str, test: str, fact: str, ftype: str | None, what: s
     return write
 
 
-def _attach(b: _Builder, errors_by_line: dict, rows: Iterable[Row]) -> list[str]:
+def _attach(b: _Builder, errors_by_line: dict) -> list[str]:
     """Put each error beside the field at its line, or the nearest enclosing row or field."""
     spans: dict = {}
     total = b.files[b.rel].count("\n") + 1
@@ -1049,7 +1066,13 @@ def _build(files: Files, clause_id: str) -> tuple[_Builder, dict]:
     tests, uses = _test_table(b)
     facts = _fact_table(b, uses)
     rules_node = b.doc.get("rules") if isinstance(b.doc.get("rules"), list) else []
-    rules = [_rule_form(b, rules_node, i) for i in range(len(rules_node))]
+    # a rule that is not a mapping (a draft broken in the text view) has no form: the loader
+    # names it, and the text view is where it is mended
+    rules = [
+        _rule_form(b, rules_node, i)
+        for i in range(len(rules_node))
+        if isinstance(rules_node[i], dict)
+    ]
     vetoes = _veto_rows(b)
     ctx = {
         "clause_id": b.cid,
@@ -1072,8 +1095,7 @@ def _build(files: Files, clause_id: str) -> tuple[_Builder, dict]:
 def clause_form(files: Files, clause_id: str, errors_by_line: dict | None = None) -> dict:
     """The template context of one clause's form (see the module's docstring)."""
     b, ctx = _build(files, clause_id)
-    rows: list[Row] = []
-    ctx["errors"] = _attach(b, errors_by_line or {}, rows)
+    ctx["errors"] = _attach(b, errors_by_line or {})
     return ctx
 
 

@@ -548,3 +548,36 @@ def test_an_unknown_action_is_refused():
     with pytest.raises(edit.EditError, match="无法识别的操作 launch"):
         _post(files, "13", "launch")
     assert _post(files, "13", "save") == files
+
+
+def test_a_clause_broken_in_the_text_view_still_gets_a_form_and_the_loader_has_the_word():
+    broken = (
+        'id: "7"\ntitle: 标题\nfacts: 不是列表\nrules:\n  - 不是映射\n  - id: r2\n    kind: bands\n'
+        "    bands: [1, {range: '[0, 1)', points: x}]\nvetoes: [1]\ntests: [1, {name: a, facts: [1]}]\n"
+    )
+    files = {"clauses/07-x.yaml": broken, "scheme.yaml": "categories: 不是列表\n"}
+    ctx = ruleforms.clause_form(files, "7", {("clauses/07-x.yaml", 5): ["规则应为映射"]})
+    assert [rf.id for rf in ctx["rules"]] == ["r2"]
+    assert ctx["fields"]["r.r2.bands.2.points"].value == "x"
+    # the rule that is not a mapping has no form: its error is listed, not lost
+    assert ctx["errors"] == ["规则应为映射"] and ctx["tests"].rows[0].title == "a"
+    html = render(ctx)
+    assert ruleforms.apply_clause_form(files, "7", posted(html)) == files
+
+
+def test_a_failing_case_is_shown_at_its_row_and_a_block_case_at_its_name():
+    files = _files(SHUANGTAIZI)
+    ctx = ruleforms.clause_form(files, "3")
+    flow = ctx["tests"].rows[2]
+    ctx = ruleforms.clause_form(files, "3", {(flow.file, flow.line): ["期望3分，实际得2分"]})
+    assert ctx["tests"].rows[2].errors == ["期望3分，实际得2分"]
+    files = _files(GUMEILU)
+    ctx = ruleforms.clause_form(files, "13")
+    block = ctx["tests"].rows[1]
+    ctx = ruleforms.clause_form(files, "13", {(block.file, block.line): ["期望-1分，实际得0分"]})
+    assert ctx["fields"]["t.2.name"].errors == ["期望-1分，实际得0分"]
+    # a line inside a block case, no field at it: the case's row
+    ctx = ruleforms.clause_form(files, "13", {(block.file, block.line + 3): ["第四行"]})
+    assert ctx["fields"]["t.2.fired"].errors == ["第四行"]
+    page = render(ctx)
+    assert page.index("第四行") > page.index('id="cf-t-2"')
