@@ -659,8 +659,9 @@ def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
             b, rule, rid, path, "bonus", "flag", "加分规则", False, COMMON_RULE_FIELDS["bonus"].doc
         )
     )
-    if kind == "assessed":
-        bounds = _bounds(b, _text(rule.get("value")), rid)
+    for key in block.keys if block else ():
+        if key.bounds:  # the reviewer's bounds: the min and max of the fact the key names
+            bounds += _bounds(b, _text(rule.get(key.name)), rid)
     for name in set(b.fields) - before:
         if not b.fields[name].label.startswith("规则"):
             b.fields[name].scope = f"规则“{rid}”的"

@@ -581,3 +581,23 @@ def test_a_failing_case_is_shown_at_its_row_and_a_block_case_at_its_name():
     assert ctx["fields"]["t.2.fired"].errors == ["第四行"]
     page = render(ctx)
     assert page.index("第四行") > page.index('id="cf-t-2"')
+
+
+def test_an_assessed_rule_edits_its_reviewer_bounds_as_its_block_declares():
+    # the assessed block declares its value key ``bounds``: the fact's min and max are the
+    # reviewer's bounds, edited with the rule (no kind is named in admin/ruleforms.py)
+    assert [k.name for k in ruleforms.BLOCKS["assessed"].keys if k.bounds] == ["value"]
+    files = _files(GUMEILU)
+    ctx = ruleforms.clause_form(files, "6")
+    (rule,) = ctx["rules"]
+    assert [(f.name, f.value) for f in rule.bounds] == [
+        ("r.r1.bounds.min", "0"),
+        ("r.r1.bounds.max", "6"),
+    ]
+    after = ruleforms.apply_clause_form(files, "6", posted(render(ctx), **{"r.r1.bounds.max": "5"}))
+    assert changed_lines(files, after) == {
+        "clauses/06-brand-building.yaml": (["    max: 6"], ["    max: 5"])
+    }
+    assert after.changes == ["规则“r1”的评审给分上限改为“5”"]
+    checked = edit.check(after, "gumeilu")  # a reviewer's 6 in a test case is now out of bounds
+    assert not checked.ok and "brand_building_score" in str(checked.error)
