@@ -65,6 +65,7 @@ from typing import Any
 from service.domain.blocks import BLOCKS
 from service.rulefiles import edit
 from service.rulefiles.edit import EditError, Files
+from service.rulefiles.reader import Id, Number, Range
 from service.rulefiles.spec import BAND, COMMON_RULE_FIELDS, FACT_TYPES, LEVEL, PART
 
 # --- what the template shows -------------------------------------------------------------------
@@ -1263,11 +1264,21 @@ def _starter(b: _Builder, rid: str, kind: str) -> dict:
 
 
 def _starter_item(b: _Builder, key: str) -> dict:
-    if key == "bands":
-        return {"range": "[0, inf)", "points": Decimal(0)}
-    if key == "levels":
-        return {"range": "[0, 100]", "label": "新的一档"}
-    return {"fact": next(iter(b.facts), ""), "weight": Decimal(1)}
+    """A new band, level or part: its required fields, each given a first value by what the
+    spec says it holds (the officer then edits the row; the loader says what still clashes)."""
+    out: dict = {}
+    for name, spec in LIST_ITEMS[key].fields.items():
+        if not spec.required:
+            continue
+        if isinstance(spec.spec, Range):
+            out[name] = "[0, inf)"
+        elif isinstance(spec.spec, Number):
+            out[name] = Decimal(1 if spec.spec.positive else 0)
+        elif isinstance(spec.spec, Id):
+            out[name] = next(iter(b.facts), "")
+        else:
+            out[name] = "新的一" + _ITEM_WORD[key]
+    return out
 
 
 __all__ = ["Applied", "Field", "Row", "RuleForm", "Table", "apply_clause_form", "clause_form"]

@@ -411,7 +411,7 @@ def test_adding_and_removing_a_maturity_level_and_a_weighted_part():
     added = _post(files, "2.1", "add_row:levels:r1")
     assert changed_lines(files, added)[rel] == (
         [],
-        ['      - range: "[0, 100]"', "        label: 新的一档"],
+        ['      - range: "[0, inf)"', "        label: 新的一档"],
     )
     assert _post(added, "2.1", "remove_row:levels:5:r1") == files
     files = _files(FIXTURES / "weighted")
