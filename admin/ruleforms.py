@@ -1109,8 +1109,37 @@ def _posted(form: Any, name: str) -> str | None:
     return None if value is None else str(value).replace("\r\n", "\n")
 
 
+#: the last forms applied: (clause, files, form) -> the result. A save applies the same form to
+#: the same files twice (once to say what changed, once inside the draft's optimistic lock), and
+#: each edit writes its file the round-trip way (tens of milliseconds a value)
+_APPLIED: dict[tuple, Applied] = {}
+_APPLIED_LOCK = threading.Lock()
+
+
+def _form_items(form: Any) -> tuple:
+    try:
+        return tuple(form.items(multi=True))
+    except TypeError:  # a plain mapping
+        return tuple(form.items())
+
+
 def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
     """Write what the posted form changed (see the module's docstring)."""
+    key = (str(clause_id), tuple(files.items()), _form_items(form))
+    try:
+        done = _APPLIED.get(key)
+    except TypeError:  # a value that cannot be a key (an upload): nothing remembered
+        return _apply(files, clause_id, form)
+    if done is None:
+        done = _apply(files, clause_id, form)
+        with _APPLIED_LOCK:
+            if len(_APPLIED) > 8:
+                _APPLIED.clear()
+            _APPLIED[key] = done
+    return Applied(done, list(done.changes), list(done.touched))
+
+
+def _apply(files: Files, clause_id: str, form: Any) -> Applied:
     b, ctx = _build(files, clause_id)
     changes: list[str] = []
     touched: list[str] = []

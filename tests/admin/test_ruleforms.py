@@ -601,3 +601,15 @@ def test_an_assessed_rule_edits_its_reviewer_bounds_as_its_block_declares():
     assert after.changes == ["规则“r1”的评审给分上限改为“5”"]
     checked = edit.check(after, "gumeilu")  # a reviewer's 6 in a test case is now out of bounds
     assert not checked.ok and "brand_building_score" in str(checked.error)
+
+
+def test_the_same_form_applied_twice_to_the_same_files_gives_equal_results_apart():
+    files = _files(GUMEILU)
+    form = posted(render(ruleforms.clause_form(files, "13")), **{"r.r2.cap": "4"})
+    first = ruleforms.apply_clause_form(files, "13", form)
+    second = ruleforms.apply_clause_form(files, "13", form)
+    assert first == second and first is not second and first.changes == second.changes
+    first.changes.append("x")
+    first["scheme.yaml"] = ""
+    assert ruleforms.apply_clause_form(files, "13", form) == second
+    assert second.changes == ["规则“r2”的上限改为“4”"]
