@@ -381,6 +381,8 @@ class _Builder:
         if value is None:
             value = _text(owner.get(key)) if isinstance(owner, dict) else ""
         line = _line(owner, key) if isinstance(owner, dict) and key in owner else 0
+        if input in ("text", "expression") and "\n" in value:
+            input = "textarea"  # a text input cannot hold a line break: a browser drops it
         f = Field(name, label, value, input, self.rel, line, path=path, write=write, **extra)
         self.fields[name] = f
         if line:

@@ -55,8 +55,9 @@ def render(ctx: dict) -> str:
 
 
 class _Form(HTMLParser):
-    """What a browser posts for a form: inputs, textareas (their first newline dropped, as
-    HTML parsing drops it, lines ending CRLF as browsers send them) and selected options."""
+    """What a browser posts for a form: inputs (without line breaks, as browsers sanitize
+    them), textareas (their first newline dropped, as HTML parsing drops it, lines ending CRLF
+    as browsers send them) and selected options."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -69,7 +70,9 @@ class _Form(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "input" and a.get("type", "text") in ("text", "hidden"):
-            self.fields.append((a["name"], a.get("value") or ""))
+            # a browser strips line breaks from a text input's value (HTML's value sanitization)
+            value = (a.get("value") or "").replace("\r", "").replace("\n", "")
+            self.fields.append((a["name"], value))
         elif tag == "textarea":
             self._textarea, self._text = a["name"], []
         elif tag == "select":
@@ -613,3 +616,22 @@ def test_the_same_form_applied_twice_to_the_same_files_gives_equal_results_apart
     first["scheme.yaml"] = ""
     assert ruleforms.apply_clause_form(files, "13", form) == second
     assert second.changes == ["规则“r2”的上限改为“4”"]
+
+
+def test_a_value_written_over_several_lines_is_shown_in_a_textarea_and_kept():
+    # a text input cannot hold a line break (a browser drops it): such a value gets a textarea
+    files = _files(GUMEILU)
+    rel = "clauses/13-equipment-accidents.yaml"
+    text = files[rel].replace(
+        "    help: 有人员死亡的事故不计入本数，另填死亡人数。\n",
+        "    help: |-\n      有人员死亡的事故不计入本数，\n      另填死亡人数。\n",
+    )
+    files = {**files, rel: text}
+    ctx = ruleforms.clause_form(files, "13")
+    html = render(ctx)
+    assert ruleforms.apply_clause_form(files, "13", posted(html)) == files
+    assert ctx["fields"]["f.nonfatal_equipment_accidents.help"].input == "textarea"
+    after = ruleforms.apply_clause_form(
+        files, "13", posted(html, **{"f.nonfatal_equipment_accidents.help": "第一行\r\n第二行"})
+    )
+    assert "    help: |-\n      第一行\n      第二行\n" in after[rel]
