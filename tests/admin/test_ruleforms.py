@@ -635,3 +635,70 @@ def test_a_value_written_over_several_lines_is_shown_in_a_textarea_and_kept():
         files, "13", posted(html, **{"f.nonfatal_equipment_accidents.help": "第一行\r\n第二行"})
     )
     assert "    help: |-\n      第一行\n      第二行\n" in after[rel]
+
+
+# --- in a real browser -------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_in_chromium_posted_unchanged_is_byte_identical_and_a_typed_value_is_written():
+    """Debian's Chromium posts the forms (what a browser does to inputs, textareas and
+    selects is the browser's, not an emulation): every clause of 双台子 and the clauses with a
+    panel, maturity levels and weighted parts; then a typed band edge and a clicked button."""
+    from flask import Flask, render_template_string, request
+
+    from tools.browser import CHROMIUM, chromium, serve
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    pytest.importorskip("playwright.sync_api")
+    schemes = {
+        "s": _files(SHUANGTAIZI),
+        "c1": _files(RULES / "baoshan" / "2022-c1"),
+        "panel": _files(FIXTURES / "panel"),
+        "weighted": _files(FIXTURES / "weighted"),
+    }
+    results: dict = {}
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    page_html = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>'
+        '<form method="post">{% include "admin/_clause_form.html" %}'
+        '<button type="submit" id="save">保存</button></form></body></html>'
+    )
+
+    @app.get("/<scheme>/<cid>")
+    def show(scheme, cid):
+        return render_template_string(page_html, form=ruleforms.clause_form(schemes[scheme], cid))
+
+    @app.post("/<scheme>/<cid>")
+    def save(scheme, cid):
+        results[(scheme, cid)] = ruleforms.apply_clause_form(schemes[scheme], cid, request.form)
+        return "ok"
+
+    clauses = [("s", cid) for cid in clause_ids(schemes["s"])]
+    clauses += [("c1", "2.1"), ("panel", "2"), ("weighted", "1")]
+    with serve(app) as base, chromium() as context:
+        page = context.new_page()
+        for scheme, cid in clauses:
+            page.goto(f"{base}/{scheme}/{cid}")
+            page.click("#save")
+            page.wait_for_load_state()
+            assert results[(scheme, cid)] == schemes[scheme], (scheme, cid)
+        page.goto(f"{base}/s/3")
+        page.fill('[name="r.ratio.bands.2.lo"]', "1.1")
+        page.select_option('[name="r.ratio.bands.2.lo_closed"]', "(")
+        page.click("#save")
+        page.wait_for_load_state()
+        rel = "clauses/03-quality-incentives.yaml"
+        assert changed_lines(schemes["s"], results[("s", "3")]) == {
+            rel: (
+                ['      - {range: "[1, 1.2)", points: 3, label: 达到全市平均值}'],
+                ['      - {range: "(1.1, 1.2)", points: 3, label: 达到全市平均值}'],
+            )
+        }
+        page.goto(f"{base}/s/3")
+        page.click('button[value="add_row:bands:ratio"]')
+        page.wait_for_load_state()
+        assert changed_lines(schemes["s"], results[("s", "3")])[rel][1] == [
+            '      - {range: "[0, inf)", points: 0}'
+        ]
