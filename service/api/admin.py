@@ -79,7 +79,7 @@ def compare(args):
 
 @blp.route("/rules/impact", methods=["POST"])
 @blp.arguments(ImpactIn)
-@blp.errors(400, 401, 403, 409, 413, 422)
+@blp.errors(400, 401, 403, 404, 409, 413, 422)
 @blp.response(201, JobDetailOut)
 def start_impact(body):
     """影响预览：按原版本和新版本为最新考核轮次（或 year 年度的轮次）全部已评审单位评分并比较。
