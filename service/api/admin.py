@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, request, url_for
+from flask.views import MethodView
 
 from schemas import (
     HistoryCheckOut,
@@ -128,25 +129,25 @@ def impact_workbook(job_id):
     )
 
 
+# one route for both methods (a GET and a PUT route on one path answer 405 where 404 belongs)
 @blp.route("/rules/drafts/<int(max=2147483647):draft_id>/mapping")
-@blp.response(200, DraftMappingOut)
-@blp.errors(401, 403, 404, 409)
-def draft_mapping(draft_id):
-    """规则草案的事实对应：草案读取而原版本（该细则在用的版本，或草案复制自的版本）没有的事实，
-    每个事实可改名对应的原事实和已保存的对应，以及草案不再读取的原事实。"""
-    return mapping.mapping_view(ctx(), actor(), draft_id)
+class DraftMapping(MethodView):
+    @blp.response(200, DraftMappingOut)
+    @blp.errors(401, 403, 404, 409)
+    def get(self, draft_id):
+        """规则草案的事实对应：草案读取而原版本（该细则在用的版本，或草案复制自的版本）没有的事实，
+        每个事实可改名对应的原事实和已保存的对应，以及草案不再读取的原事实。"""
+        return mapping.mapping_view(ctx(), actor(), draft_id)
 
-
-@blp.route("/rules/drafts/<int(max=2147483647):draft_id>/mapping", methods=["PUT"])
-@blp.arguments(DraftMappingIn)
-@blp.response(200, DraftMappingOut)
-@blp.errors(400, 401, 403, 404, 409, 413, 422)
-def set_draft_mapping(body, draft_id):
-    """保存规则草案的事实对应（整体替换）：每个新事实或来自一个类型相容的原事实（改名），或取
-    一个固定值并写明理由（按新事实的类型和范围检查）。错误逐项指明 mapping.<事实名>；
-    lock 不是最新时返回 409。影响预览（POST /api/rules/impact，{"draft": 编号}）使用它。"""
-    mapping.set_mapping(ctx(), actor(), draft_id, body["lock"], body["mapping"])
-    return mapping.mapping_view(ctx(), actor(), draft_id)
+    @blp.arguments(DraftMappingIn)
+    @blp.response(200, DraftMappingOut)
+    @blp.errors(400, 401, 403, 404, 409, 413, 422)
+    def put(self, body, draft_id):
+        """保存规则草案的事实对应（整体替换）：每个新事实或来自一个类型相容的原事实（改名），或取
+        一个固定值并写明理由（按新事实的类型和范围检查）。错误逐项指明 mapping.<事实名>；
+        lock 不是最新时返回 409。影响预览（POST /api/rules/impact，{"draft": 编号}）使用它。"""
+        mapping.set_mapping(ctx(), actor(), draft_id, body["lock"], body["mapping"])
+        return mapping.mapping_view(ctx(), actor(), draft_id)
 
 
 NEXT_PAGE_HEADERS = {
