@@ -13,7 +13,8 @@
 - the blueprint (``admin.views``): sign-in, units, fact entry, explained scores,
   history, ranking, rules and Excel downloads; ``admin.roundpages`` adds the review
   cycle's pages to it (the reviewer's steps on a unit, the rounds and their status
-  boards), ``admin.appeal_pages`` the appeals, ``admin.panel_pages`` the panel's marks, and ``admin.standing`` says where a unit is in its round on every page.
+  boards), ``admin.appeal_pages`` the appeals, ``admin.panel_pages`` the panel's marks, ``admin.version_pages`` any rule version read-only with its
+  publication record, and ``admin.standing`` says where a unit is in its round on every page.
 
 The pages call ``service.operations`` for everything they do, so access
 control, validation and the journal are the API's own.
@@ -33,6 +34,7 @@ def init_app(app) -> None:
         impact_pages,  # noqa: F401  (a draft's impact preview and fact mapping, same blueprint)
         panel_pages,  # noqa: F401  (the panel's marks: several reviewers, on the same blueprint)
         roundpages,  # noqa: F401  (its routes are the blueprint's)
+        version_pages,  # noqa: F401  (any rule version, read-only, with its publication record)
     )
     from .sessions import DatabaseSessionInterface
     from .views import bp

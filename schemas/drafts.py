@@ -164,3 +164,92 @@ class DiskStatusOut(Schema):
     disk_version = fields.String(allow_none=True)
     differs = fields.Boolean(metadata={"description": "磁盘上的与产品中使用的不同"})
     imported = fields.Boolean(metadata={"description": "磁盘上的版本曾经被使用过"})
+
+
+# --- the publication record of a version (releases.publication_record) ----------------------------
+
+
+class VersionRoundRefOut(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    year = fields.Integer()
+
+
+class VersionReleaseOut(Schema):
+    draft = fields.Integer(metadata={"description": "发布它的规则草案编号"})
+    origin = fields.String(metadata={"description": "草案的来历：copy / upload / disk"})
+    base_version = fields.String(allow_none=True, metadata={"description": "草案所据的版本"})
+    note = fields.String(allow_none=True, metadata={"description": "提交批准时的说明"})
+    proposed_by = fields.String(allow_none=True)
+    proposed_at = fields.DateTime(allow_none=True)
+    approved_by = fields.String(allow_none=True)
+    approved_at = fields.DateTime(allow_none=True)
+    effective_year = fields.Integer(allow_none=True, metadata={"description": "自哪一年度起生效"})
+    effective_round = fields.Nested(
+        VersionRoundRefOut,
+        allow_none=True,
+        metadata={"description": "批准时同时改用它的考核轮次"},
+    )
+    rule_set = fields.Integer(allow_none=True, metadata={"description": "批准时发布的规则集"})
+    against = fields.String(
+        allow_none=True,
+        metadata={"description": "批准时对照的版本（同一细则在用的，或草案所据的）"},
+    )
+
+
+class VersionServedOut(Schema):
+    from_rule_set = fields.Integer(metadata={"description": "开始使用它的规则集"})
+    from_at = fields.DateTime()
+    by = fields.String(metadata={"description": "发布那个规则集的人（启动时为“（启动）”）"})
+    how = fields.String(metadata={"description": "approval（批准发布）/ start / reload"})
+    how_words = fields.String()
+    until_rule_set = fields.Integer(
+        allow_none=True, metadata={"description": "不再使用它的规则集；仍在使用时为空"}
+    )
+    until_at = fields.DateTime(allow_none=True)
+
+
+class VersionRoundOut(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    year = fields.Integer()
+    stage = fields.String()
+
+
+class VersionDraftOut(Schema):
+    id = fields.Integer()
+    state = fields.String(allow_none=True, metadata={"description": "草案现在的状态"})
+
+
+class VersionFileOut(Schema):
+    path = fields.String(metadata={"description": "细则文件夹内的路径"})
+    bytes = fields.Integer()
+    sha256 = fields.String()
+
+
+class VersionRecordOut(Schema):
+    version = fields.String()
+    scheme = fields.String()
+    title = fields.String()
+    year = fields.String()
+    folder = fields.String(metadata={"description": "在规则目录中的文件夹"})
+    loaded_at = fields.DateTime(allow_none=True, metadata={"description": "首次存档的时间"})
+    serving = fields.Boolean(metadata={"description": "产品现在按它计分"})
+    origin = fields.String(
+        metadata={
+            "description": "release（在产品中发布）/ directory（从规则目录导入）/ "
+            "draft（草案的文件，未发布）/ unknown"
+        }
+    )
+    origin_words = fields.String()
+    releases = fields.List(fields.Nested(VersionReleaseOut))
+    served = fields.List(
+        fields.Nested(VersionServedOut),
+        metadata={"description": "使用它的各段时间（按规则集），最早的在前"},
+    )
+    rounds = fields.List(fields.Nested(VersionRoundOut), metadata={"description": "使用它的轮次"})
+    drafts = fields.List(
+        fields.Nested(VersionDraftOut),
+        metadata={"description": "文件曾是这一版本、未发布的草案"},
+    )
+    files = fields.List(fields.Nested(VersionFileOut))

@@ -20,6 +20,7 @@ except by ``rulefiles.edit`` (ruamel's round trip, which the forms use and which
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import stat
@@ -34,7 +35,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import operations as ops
 from .access import Actor, check, deny, journal
-from .db import Round, RoundUnit, RuleDraft, RuleSet, RuleVersion, User, now
+from .db import JournalEntry, Round, RoundUnit, RuleDraft, RuleSet, RuleVersion, User, now
 from .domain.model import Scheme
 from .domain.text import REASON_CHARS_MAX, unstorable
 from .exceptions import Conflict, Invalid, NotFound, ServiceError, Unavailable
@@ -1065,3 +1066,161 @@ def version_and_folder_for_year(ctx: ops.Context, scheme_id: str, year: int) -> 
                     return entry["version"], entry["folder"]
     scheme = ops.current_scheme(ctx, scheme_id)
     return scheme.version, ops.folder_of(scheme)
+
+
+# --- the publication record of a version (issue 11) ----------------------------------------------
+
+#: how a version came to be served, in the words of the version page
+HOW_WORDS = {"approval": "批准发布", "start": "启动时从规则目录导入", "reload": "重新加载规则目录"}
+ORIGIN_WORDS = {
+    "release": "在产品中起草、批准并发布",
+    "directory": "从规则目录导入",
+    "draft": "草案的文件（用于比较或影响预览），未发布",
+    "unknown": "来历不明（只见于规则版本存档）",
+}
+_DRAFT_ACTIONS = ("rules.draft.create", "rules.draft.save")
+
+
+def _served_periods(sets: list, version: str, approvals: dict) -> list[dict]:
+    """The stretches of rule sets (oldest first) that served ``version``: from the set that began
+    serving it (who published that set, when, how) until the set that stopped (None: still)."""
+    periods: list[dict] = []
+    open_period = None
+    for set_id, schemes, by, at in sets:
+        serving = any(entry.get("version") == version for entry in schemes.values())
+        if serving and open_period is None:
+            if set_id in approvals:
+                how = "approval"
+            elif by == ops.STARTUP.username:
+                how = "start"
+            else:
+                how = "reload"
+            open_period = {
+                "from_rule_set": set_id,
+                "from_at": at,
+                "by": by,
+                "how": how,
+                "how_words": HOW_WORDS[how],
+                "until_rule_set": None,
+                "until_at": None,
+            }
+            periods.append(open_period)
+        elif not serving and open_period is not None:
+            open_period["until_rule_set"], open_period["until_at"] = set_id, at
+            open_period = None
+    return periods
+
+
+def publication_record(ctx: ops.Context, actor: Actor, version: str) -> dict:
+    """Everything an auditor asks of one rule version, served or archived: its header (scheme,
+    title, year, folder, when first loaded), how it came to be (a release written in the pages:
+    who proposed it with the note, who approved it, when, effective from which year and round; or
+    imported from the rules directory at a start or a reload, by whom, when: the rule sets that
+    served it), whether it is served now, the rounds pinned to it, the drafts whose files it was,
+    and its files (path, bytes, SHA-256).  Plain values; 404 for a version nobody stored."""
+    check(ctx.db, actor, "rules.read", f"rules_version:{str(version)[:64]}")
+    files, folder, head = _version_files(ctx, version)  # NotFound for an unknown version
+    with ctx.db.transaction() as s:
+        loaded_at = s.scalar(select(RuleVersion.loaded_at).where(RuleVersion.version == version))
+        sets = list(
+            s.execute(
+                select(RuleSet.id, RuleSet.schemes, RuleSet.actor, RuleSet.created_at).order_by(
+                    RuleSet.id
+                )
+            )
+        )
+        drafts = list(
+            s.scalars(select(RuleDraft).where(RuleDraft.version == version).order_by(RuleDraft.id))
+        )
+        names = _names(s, drafts)
+        released, approvals = [], {}
+        for row in drafts:
+            if row.state != PUBLISHED:
+                continue
+            approved = s.scalars(
+                select(JournalEntry)
+                .where(
+                    JournalEntry.action == "rules.approve",
+                    JournalEntry.target == _target(row),
+                    JournalEntry.outcome == "ok",
+                )
+                .order_by(JournalEntry.id.desc())
+                .limit(1)
+            ).first()
+            rule_set = (approved.detail or {}).get("rule_set") if approved is not None else None
+            if rule_set is not None:
+                approvals[rule_set] = row.id
+            rnd = s.get(Round, row.effective_round_id) if row.effective_round_id else None
+            released.append(
+                {
+                    "draft": row.id,
+                    "origin": row.origin,
+                    "base_version": row.base_version,
+                    "note": row.note,
+                    "proposed_by": names.get(row.proposed_by),
+                    "proposed_at": row.proposed_at,
+                    "approved_by": names.get(row.decided_by),
+                    "approved_at": row.decided_at,
+                    "effective_year": row.effective_year,
+                    "effective_round": (
+                        {"id": rnd.id, "title": rnd.title, "year": rnd.year} if rnd else None
+                    ),
+                    "rule_set": rule_set,
+                    "against": (approved.detail or {}).get("against") if approved else None,
+                }
+            )
+        # drafts whose files were once this version (saved, then changed again): the journal
+        # names the version each save stored
+        unpublished = {r.id: r.state for r in drafts if r.state != PUBLISHED}
+        for target, detail in s.execute(
+            select(JournalEntry.target, JournalEntry.detail).where(
+                JournalEntry.action.in_(_DRAFT_ACTIONS), JournalEntry.outcome == "ok"
+            )
+        ):
+            if (detail or {}).get("version") == version:
+                found = re.match(r"rule_draft:(\d+)", target)
+                if found and int(found.group(1)) not in {r["draft"] for r in released}:
+                    draft_id = int(found.group(1))
+                    if draft_id not in unpublished:
+                        state = s.scalar(select(RuleDraft.state).where(RuleDraft.id == draft_id))
+                        unpublished[draft_id] = state
+        pinned = [
+            {"id": i, "title": t, "year": y, "stage": st}
+            for i, t, y, st in s.execute(
+                select(Round.id, Round.title, Round.year, Round.stage)
+                .where(Round.rules_version == version)
+                .order_by(Round.year, Round.id)
+            )
+        ]
+    periods = _served_periods(sets, version, approvals)
+    if released:
+        origin = "release"
+    elif periods:
+        origin = "directory"
+    elif unpublished:
+        origin = "draft"
+    else:
+        origin = "unknown"
+    return {
+        "version": version,
+        "scheme": head["scheme_id"],
+        "title": head["title"],
+        "year": head["year"],
+        "folder": folder,
+        "loaded_at": loaded_at,
+        "serving": version in set(ctx.registry.versions().values()),
+        "origin": origin,
+        "origin_words": ORIGIN_WORDS[origin],
+        "releases": released,
+        "served": periods,
+        "rounds": pinned,
+        "drafts": [{"id": i, "state": st} for i, st in sorted(unpublished.items())],
+        "files": [
+            {
+                "path": rel,
+                "bytes": len(files[rel].encode("utf-8", "surrogatepass")),
+                "sha256": hashlib.sha256(files[rel].encode("utf-8", "surrogatepass")).hexdigest(),
+            }
+            for rel in sorted(files)
+        ],
+    }

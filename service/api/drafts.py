@@ -1,5 +1,6 @@
 """Drafts and releases of rule versions: create (copy, upload, disk), save, check, propose,
-return, approve, withdraw, download as a zip; the rules directory beside the product."""
+return, approve, withdraw, download as a zip; any version's publication record; the rules
+directory beside the product."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from schemas.drafts import (
     DraftProposeIn,
     DraftReasonIn,
     DraftUploadIn,
+    VersionRecordOut,
 )
 from service import releases
 from service.exceptions import Invalid
@@ -145,6 +147,17 @@ def withdraw(body, draft_id):
 def draft_zip(draft_id):
     """下载草案为 zip（顶层文件夹为细则文件夹名）：scoring check / scoring test 可直接检查。"""
     return _zip(*releases.draft_zip(ctx(), actor(), draft_id))
+
+
+@blp.route("/versions/<version>")
+@blp.errors(401, 403, 404)
+@blp.response(200, VersionRecordOut)
+def version_record(version):
+    """一个规则版本（使用中的或存档的）及其发布记录：细则、标题、年度、首次存档时间；在产品中
+    发布的，谁提交（附说明）、谁批准、何时、自哪一年度或轮次起生效；从规则目录导入的，启动或
+    重新加载时由谁导入、何时；使用它的各段时间（规则集）、现在是否使用、哪些轮次使用它；
+    以及它的文件（路径、字节数、SHA-256；内容见 …/zip）。"""
+    return releases.publication_record(ctx(), actor(), version)
 
 
 @blp.route("/versions/<version>/zip")

@@ -39,7 +39,7 @@ def scored(app) -> dict:
                       "", '"1"', {"featured_quality_score": "现场核查后上调"})  # fmt: skip
     rounds.complete_review(ctx, reviewer, rid, "gucun")
     score = operations.compute_score(ctx, reviewer, "gucun", SCHEME, kind="official")
-    return {"round": rid, "score": score.id}
+    return {"round": rid, "score": score.id, "version": score.rules_version}
 
 
 def _client(app, who: str):
@@ -268,8 +268,10 @@ def test_the_tamper_check_the_auditor_runs_and_the_admin_reads(app, scored):
 
 #: every new page: (method, path, {role: status}); a POST carries the page's CSRF token
 def _pages(scored, job: int) -> list:
-    s, r = scored["score"], scored["round"]
+    s, r, v = scored["score"], scored["round"], scored["version"]
     readers = {"admin": 200, "reviewer": 200, "auditor": 200, "submitter": 403, "editor": 403}
+    rules_readers = {"admin": 200, "editor": 200, "auditor": 200, "reviewer": 403,
+                     "submitter": 403}  # fmt: skip
     hist = f"/admin/units/gucun/schemes/{SCHEME}/facts/featured_quality_score/history"
     other = f"/admin/units/dachang/schemes/{SCHEME}/facts/featured_quality_score/history"
     return [
@@ -292,6 +294,9 @@ def _pages(scored, job: int) -> list:
         ("GET", f"/admin/replays/{job}.xlsx", readers),
         ("POST", f"/admin/rounds/{r}/replay", {"reviewer": 302, "submitter": 403,
                                                "editor": 403}),
+        # the rule version the score was computed under, read-only, and its files (issue 11)
+        ("GET", f"/admin/rules/versions/{v}", rules_readers),
+        ("GET", f"/admin/rules/versions/{v}/zip", rules_readers),
     ]  # fmt: skip
 
 

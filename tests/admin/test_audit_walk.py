@@ -1,11 +1,13 @@
 """Issue 11's done-when, in real headless Chromium, as the auditor: open a unit's official score,
-read one fact's provenance and its history, replay the score (已复现), replay the round's official
-scores as a background job and read its report, filter the journal to that unit and export it, and
+read one fact's provenance and its history, replay the score (已复现), open the rule version it was
+computed under with its publication record and files, replay the round's official scores as a
+background job and read its report, filter the journal to that unit and export it, and
 download the round's audit workbook, whose cells are checked with openpyxl."""
 
 from __future__ import annotations
 
 import re
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -88,8 +90,30 @@ def test_the_auditor_traces_replays_filters_exports_and_downloads(desk, tmp_path
         assert _text(page.locator("#replay-result")) == "已复现"
         assert Decimal(_text(page.locator("#replayed-total"))) == total.quantize(Decimal("0.01"))
 
-        # TODO(lead, issue 10): open the rule version this score was computed under
-        # (rules_version) and its publication record here, once the release records exist.
+        # the rule version this score was computed under, from the replay, and its publication
+        # record: imported from the rules directory at the start, still served, pinned by the round
+        page.click("#replay-version")
+        page.wait_for_load_state()
+        assert _text(page.locator("#version-hash")) == rules_version
+        assert page.locator("#version-origin").get_attribute("data-origin") == "directory"
+        assert "使用中" in _text(page.locator("#version-serving"))
+        [imported] = page.locator("#served tbody tr").all()
+        assert imported.get_attribute("data-how") == "start"
+        assert "（启动）" in _text(imported) and "仍在使用" in _text(imported)
+        assert page.locator(f"#version-rounds li[data-round='{rid}']").count() == 1
+        assert page.locator("#version-clauses section.clause").count() == len(
+            ctx.registry.by_version(rules_version).clauses
+        )
+        # and the same page from the score page's link, its files as a zip of the stored bytes
+        page.goto(f"{site}/admin/units/gucun/schemes/{SCHEME}/score")
+        page.click("#rules-version")
+        page.wait_for_load_state()
+        assert _text(page.locator("#version-hash")) == rules_version
+        with page.expect_download() as download:
+            page.click("#version-zip")
+        with zipfile.ZipFile(download.value.path()) as archive:
+            inside = {n.split("/", 1)[1]: archive.read(n).decode() for n in archive.namelist()}
+        assert inside == ctx.registry.by_version(rules_version).texts
 
         # the round's official scores replayed as a background job: progress, then the report
         page.goto(f"{site}/admin/audit")

@@ -407,6 +407,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/api/rules/drafts/<draft_id>/withdraw"): (
         Case("rules.draft", body=_with_lock(reason="不再需要"), journals="rules.withdraw"),
     ),
+    ("GET", "/api/rules/versions/<version>"): (Case("rules.read"),),
     ("GET", "/api/rules/versions/<version>/zip"): (Case("rules.read"),),
     ("GET", "/api/rules/disk"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
@@ -1170,6 +1171,7 @@ UNKNOWN = [
     ("POST", "/api/jobs/999999/cancel", None, "jobs.cancel"),
     ("GET", "/api/rules/impact/999999", None, "rules.impact"),
     ("GET", "/api/rules/impact/999999/workbook", None, "rules.impact"),
+    ("GET", f"/api/rules/versions/{'0' * 64}", None, "rules.read"),
     (
         "POST",
         f"/api/appeals/999999/items/{APPEALED}/answer",
