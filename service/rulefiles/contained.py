@@ -20,7 +20,10 @@ import os
 import threading
 from pathlib import Path
 
+from service.domain.model import Scheme
+
 from ..preload import FORKSERVER_PRELOAD
+from . import loader
 from .errors import RuleFileError, RuleSetError
 
 #: Seconds a load may take.  All six shipped schemes load in about 0.7 s.
@@ -48,7 +51,7 @@ def _mp_context() -> mp.context.BaseContext:
 
 
 def _child(
-    conn, files: dict | None, root: str | None, label: str
+    conn, parts: dict | None, path: str | None, label: str
 ) -> None:  # pragma: no cover - runs in the child
     try:
         import resource
@@ -56,12 +59,14 @@ def _child(
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     except (ImportError, ValueError, OSError):
         pass
-    from .loader import load_all, load_tree
+    from .loader import load_part
 
     try:
-        schemes = load_all(root) if root is not None else load_tree(files or {}, label)
-        conn.send(("ok", schemes))
-    except RuleSetError as err:
+        outcomes = {
+            folder: load_part(folder, own, path or "") for folder, own in (parts or {}).items()
+        }
+        conn.send(("ok", outcomes))
+    except RuleSetError as err:  # pragma: no cover - load_part returns a folder's errors
         conn.send(("errors", err.errors))
     except MemoryError:
         conn.send(("failed", "内存不足（规则文件过大或过于复杂）"))
@@ -77,12 +82,13 @@ def _unloadable(label: str, why: str) -> RuleSetError:
     return RuleSetError([RuleFileError(label, 1, 1, f"规则文件无法解析：{why}；当前规则未受影响")])
 
 
-def _run(files: dict | None, root: str | None, label: str, deadline: float, target=_child) -> dict:
-    """``target`` (the loading child) is a parameter for the tests, which make it crash."""
+def _run(parts: dict, path: str | None, label: str, deadline: float, target=_child) -> dict:
+    """Load ``parts`` ({scheme folder: its files}) in a child: {folder: scheme or its errors}.
+    ``target`` (the loading child) is a parameter for the tests, which make it crash."""
     ctx = _mp_context()
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(  # type: ignore[attr-defined]  # BaseContext lacks the attribute in typeshed
-        target=target, args=(child, files, root, label), daemon=True, name="rule loader"
+        target=target, args=(child, parts, path, label), daemon=True, name="rule loader"
     )
     process.start()
     child.close()
@@ -108,12 +114,41 @@ def _run(files: dict | None, root: str | None, label: str, deadline: float, targ
     raise _unloadable(label, payload)
 
 
+def _load(files: dict, label: str, path: str, deadline: float) -> dict:
+    """The schemes of a rules directory's files, all or nothing, as ``loader.load_tree`` gives
+    them; only the scheme folders not loaded lately (``loader.known_scheme``) are parsed, in a
+    child.  Unchanged schemes are neither sent nor parsed nor compiled again: a reload of
+    unchanged rules forks nothing (issue 12), and the child's schemes are kept here, where the
+    next reload finds them (a child's own memory dies with it)."""
+    parts = loader.scheme_parts(files)
+    outcomes: dict = {}
+    unknown: dict = {}
+    keys: dict = {}
+    for folder, own in parts:
+        keys[folder] = loader.scheme_key(own, folder, loader.folder_path(path, folder))
+        scheme = loader.known_scheme(keys[folder])
+        if scheme is not None:
+            outcomes[folder] = scheme
+        else:
+            unknown[folder] = own
+    if unknown:
+        fresh = _run(unknown, path, label, deadline)
+        for folder, outcome in fresh.items():
+            if isinstance(outcome, Scheme):
+                loader.keep_scheme(keys[folder], outcome)
+        outcomes.update(fresh)
+    return loader.gather([(folder, outcomes[folder]) for folder, _ in parts], label)
+
+
 def load_tree(files: dict, label: str = ".", deadline: float = DEADLINE) -> dict:
     """``loader.load_tree`` in a child process: the schemes, or ``RuleSetError``."""
     data = {rel: (d.encode("utf-8") if isinstance(d, str) else d) for rel, d in files.items()}
-    return _run(data, None, label, deadline)
+    return _load(data, label, "", deadline)
 
 
 def load_all(root: Path | str, deadline: float = DEADLINE) -> dict:
-    """``loader.load_all`` in a child process: the schemes, or ``RuleSetError``."""
-    return _run(None, os.fspath(root), Path(root).as_posix(), deadline)
+    """``loader.load_all`` in a child process: the schemes, or ``RuleSetError``.  The files are
+    read here (reading is bounded and follows no link, ``loader.read_tree``); parsing, where a
+    fault in C code could kill the process, happens in the child."""
+    files = loader.read_tree(root)
+    return _load(files, Path(root).as_posix(), os.fspath(root), deadline)
