@@ -10,6 +10,7 @@ scoring impact A B FACTS_FILE [--json] [--oracle]   (A, B: two scheme folders)
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import json
@@ -53,7 +54,9 @@ def _load(rules_dir):
         sys.exit(1)
 
 
-def _matcher(oracle: bool):
+def _matcher(oracle: bool, batch: bool = False):
+    """The matcher the commands score with.  ``batch``: for ``scoring score``, which scores batch
+    after batch, a call every tens of milliseconds: neither side waits awake for the other."""
     if oracle:
         from service.engine.oracle import OracleMatcher
 
@@ -61,6 +64,8 @@ def _matcher(oracle: bool):
     from service.engine.pool import EnginePool
 
     settings = from_environment()
+    if batch:
+        return EnginePool(size=1, deadline=settings.engine_deadline, spin=0, worker_spin=0)
     return EnginePool(size=1, deadline=settings.engine_deadline)
 
 
@@ -262,7 +267,13 @@ def _decimals(value):
 @click.option("--clause", "clause_id", default=None, help="只计算并输出这一个条款（条款编号）")
 @click.option("--json", "as_json", is_flag=True, help="输出结构化的 JSON 轨迹")
 @click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
-def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle):
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="并行评分的进程数（默认为处理器核数；单位不多时只用一个）",
+)
+def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle, jobs):
     """按细则 SCHEME_ID 对事实文件中的单位评分，输出完整的计分说明。
 
     FACTS_FILE：一个事实文件（.json、.yaml；一个单位或 units 下的多个单位），每行一个单位的
@@ -279,24 +290,19 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle):
             f"细则“{scheme_id}”中没有编号为“{clause_id}”的条款（有：{'、'.join(scheme.clauses)}）"
         )
     units = stream_units(facts_file)
-    matcher = _matcher(oracle)
     sys.stdout.flush()
     out = sys.stdout.buffer  # the output is UTF-8 text written as bytes, spooled as bytes
     try:
         with _Spool() as spool:
             # everything is written to the spool first: a unit with wrong facts, found after
             # thousands were scored, still leaves no half-written output
-            if clause_id is not None:
-                _write_clause(scheme, units, matcher, clause_id, as_json, spool, out)
-            else:
-                _write_scores(scheme, units, matcher, as_json, spool, out)
+            form = _Form(scheme, as_json, clause_id)
+            kept = _score_all(form, units, oracle, jobs or os.cpu_count() or 1, spool)
+            form.write(spool, kept, out)
     except InvalidFacts as err:
         for e in err.errors:
             click.echo(f"事实有误 {e}", err=True)
         sys.exit(2)
-    finally:
-        if hasattr(matcher, "close"):
-            matcher.close()
 
 
 # --- scoring many units: in batches, each result written and let go as it is made ------------
@@ -318,19 +324,16 @@ RANKED = (
 )
 
 
-def _scored(scheme, units: Iterator, matcher) -> Iterator:
-    """Each unit's result, scored ``CHUNK`` units to a matcher call, in the order given."""
-    from service.domain.scoring import score_units
-
-    name = getattr(matcher, "name", "engine")
+def _batches(units: Iterator) -> Iterator[dict]:
+    """unit -> facts, ``CHUNK`` units at a time, in the order given."""
     chunk: dict = {}
     for unit, facts in units:
         chunk[unit] = facts
         if len(chunk) >= CHUNK:
-            yield from score_units(scheme, chunk, matcher, name)
+            yield chunk
             chunk = {}
     if chunk:
-        yield from score_units(scheme, chunk, matcher, name)
+        yield chunk
 
 
 def _ranking_reads(scheme) -> tuple:
@@ -357,33 +360,43 @@ def _kept(result, reads: tuple):
 
 
 class _Spool:
-    """Pieces of output (one a unit) in a temporary file, read back in order at the end."""
+    """Pieces of output (one a unit) in temporary files, read back in order at the end: the
+    command's own file, and those of the processes that score in parallel (in ``folder``)."""
 
     def __init__(self):
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by __exit__
-        self.ends: list[int] = []
-        self.marks: list[int] = []  # one number kept with each piece
+        self._folder = tempfile.TemporaryDirectory(prefix="scoring-")
+        self.folder = self._folder.name
+        self.files = [tempfile.TemporaryFile(dir=self.folder)]  # noqa: SIM115 - closed by __exit__
+        self.entries: list[tuple[int, int, int, int]] = []  # file, start, end, a number kept
         self.size = 0
 
     def add(self, data: bytes, mark: int = 0) -> None:
-        self.file.write(data)
+        self.files[0].write(data)
+        self.entries.append((0, self.size, self.size + len(data), mark))
         self.size += len(data)
-        self.ends.append(self.size)
-        self.marks.append(mark)
+
+    def file_number(self, path: str) -> int:
+        """The number of another process's spool file, opened for reading the first time."""
+        for n, f in enumerate(self.files):
+            if getattr(f, "name", None) == path:
+                return n
+        self.files.append(open(path, "rb"))  # noqa: SIM115 - closed by __exit__
+        return len(self.files) - 1
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        self.file.flush()
-        self.file.seek(0)
-        start = 0
-        for end, mark in zip(self.ends, self.marks):
-            yield self.file.read(end - start), mark
-            start = end
+        self.files[0].flush()
+        for number, start, end, mark in self.entries:
+            f = self.files[number]
+            f.seek(start)
+            yield f.read(end - start), mark
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.file.close()
+        for f in self.files:
+            f.close()
+        self._folder.cleanup()
 
 
 def _dumped(value, indent: int = 0) -> bytes:
@@ -415,45 +428,81 @@ def _json_document(out, fields: list, items: Iterator[bytes], after: list) -> No
     out.write(b"\n}\n")
 
 
-def _write_scores(scheme, units: Iterator, matcher, as_json: bool, spool: _Spool, out) -> None:
-    """Every unit's explained score, ranked, as ``scoring score`` prints it: each unit's text
-    (or JSON) is made and spooled as it is scored, all but the part ranking decides; ranking
-    works on what ``_kept`` keeps; the output is the spool with the ranked part filled in."""
-    from service.domain.grading import rank_units
-    from service.domain.trace import render, render_ranking, to_data
+class _Form:
+    """What ``scoring score`` prints, made a unit at a time: each unit's text or JSON (``piece``)
+    is made as it is scored, all but the part ranking decides, which ``write`` fills in from
+    what ``_kept`` keeps once every unit is ranked."""
 
-    reads = _ranking_reads(scheme)
-    kept: list = []
-    token = secrets.token_hex(8)  # stands for a ranked field in a spooled JSON result
-    for result in _scored(scheme, units, matcher):
-        if as_json:
+    def __init__(self, scheme, as_json: bool, clause_id: str | None):
+        self.scheme, self.as_json, self.clause_id = scheme, as_json, clause_id
+        self.reads = _ranking_reads(scheme)
+        self.token = secrets.token_hex(8)  # stands for a ranked field in a spooled JSON result
+        self.several = True  # one clause's text names each unit if there are several
+
+    def piece(self, result) -> tuple[bytes, int, object]:
+        """(the unit's output so far, the length of its text's header, what ranking keeps)."""
+        from service.domain.trace import render, to_data
+
+        if self.clause_id is not None:
+            clause = next(c for c in result.clauses if c.id == self.clause_id)
+            if self.as_json:
+                return (
+                    b"    " + _dumped({"unit": result.unit, "clause": to_data(clause)}, 4),
+                    0,
+                    None,
+                )
+            text = f"被考核单位：{result.unit}\n" if self.several else ""
+            text += _clause_block(render(_labelled(self.scheme, result)), self.clause_id)
+            return (text + "\n\n").encode("utf-8"), 0, None
+        if self.as_json:
             data = to_data(result)
             for key in RANKED:
                 if key in data:
-                    data[key] = f"@{token}:{key}@"
-            spool.add(b"    " + _dumped(data, 4))
-            kept.append(_kept(result, reads))
-            continue
-        full = render(_labelled(scheme, result))
-        kept.append(_kept(result, reads))
-        head, totals = _totals_of(full, render(kept[-1]))
-        spool.add(full[: len(full) - len(totals)].encode("utf-8"), head)
-    entries = rank_units(scheme, kept) if len(kept) > 1 or scheme.grading.method == "rank" else None
-    by_unit = {e.unit: e for e in entries} if entries else {}
-    if as_json:
-        filled = (_filled(piece, k, token) for (piece, _), k in zip(spool, kept))
-        _json_document(
-            out,
-            [("scheme", scheme.id), ("version", scheme.version)],
-            filled,
-            [("ranking", to_data(entries) if entries else None)],
-        )
-        return
-    for (piece, head), k in zip(spool, kept):
-        totals = render(k, by_unit.get(k.unit))[head + 1 :]
-        out.write(piece + totals.encode("utf-8") + b"\n\n")
-    if entries and len(entries) > 1:
-        out.write(render_ranking(entries).encode("utf-8") + b"\n")
+                    data[key] = f"@{self.token}:{key}@"
+            return b"    " + _dumped(data, 4), 0, _kept(result, self.reads)
+        full = render(_labelled(self.scheme, result))
+        kept = _kept(result, self.reads)
+        head, totals = _totals_of(full, render(kept))
+        return full[: len(full) - len(totals)].encode("utf-8"), head, kept
+
+    def write(self, spool: _Spool, kept: list, out) -> None:
+        from service.domain.grading import rank_units
+        from service.domain.trace import render, render_ranking, to_data
+
+        scheme = self.scheme
+        if self.clause_id is not None:
+            if self.as_json:
+                fields = [("scheme", scheme.id), ("version", scheme.version)]
+                fields.append(("clause", self.clause_id))
+                _json_document(out, fields, (piece for piece, _ in spool), [])
+                return
+            for piece, _ in spool:
+                out.write(piece)
+            return
+        ranked = len(kept) > 1 or scheme.grading.method == "rank"
+        entries = rank_units(scheme, kept) if ranked else None
+        by_unit = {e.unit: e for e in entries} if entries else {}
+        if self.as_json:
+            filled = (self._filled(piece, k) for (piece, _), k in zip(spool, kept))
+            fields = [("scheme", scheme.id), ("version", scheme.version)]
+            ranking = [("ranking", to_data(entries) if entries else None)]
+            _json_document(out, fields, filled, ranking)
+            return
+        for (piece, head), k in zip(spool, kept):
+            totals = render(k, by_unit.get(k.unit))[head + 1 :]
+            out.write(piece + totals.encode("utf-8") + b"\n\n")
+        if entries and len(entries) > 1:
+            out.write(render_ranking(entries).encode("utf-8") + b"\n")
+
+    def _filled(self, piece: bytes, kept) -> bytes:
+        """A spooled JSON result with the fields ranking set written in."""
+        from service.domain.trace import to_data
+
+        for key in RANKED:
+            marker = f'"@{self.token}:{key}@"'.encode()
+            if marker in piece:
+                piece = piece.replace(marker, _dumped(to_data(getattr(kept, key)), 6))
+        return piece
 
 
 def _totals_of(full: str, alone: str) -> tuple[int, str]:
@@ -467,37 +516,140 @@ def _totals_of(full: str, alone: str) -> tuple[int, str]:
     return head, totals
 
 
-def _filled(piece: bytes, kept, token: str) -> bytes:
-    """A spooled JSON result with the fields ranking set written in."""
-    from service.domain.trace import to_data
+def _score_all(form: _Form, units: Iterator, oracle: bool, jobs: int, spool: _Spool) -> list:
+    """Score every unit, each one's piece spooled as it is made; what ranking keeps of each, in
+    order.  Several processes score side by side (``jobs``) when there are several batches."""
+    first = list(itertools.islice(units, 2 * CHUNK))
+    form.several = len(first) > 1
+    units = itertools.chain(first, units)
+    if jobs > 1 and len(first) > CHUNK:
+        return _score_in_parallel(form, units, oracle, jobs, spool)
+    from service.domain.scoring import score_units
 
-    for key in RANKED:
-        marker = f'"@{token}:{key}@"'.encode()
-        if marker in piece:
-            piece = piece.replace(marker, _dumped(to_data(getattr(kept, key)), 6))
-    return piece
+    kept = []
+    matcher = _matcher(oracle, batch=True)
+    try:
+        for batch in _batches(units):
+            for result in score_units(form.scheme, batch, matcher, _name(matcher)):
+                data, head, k = form.piece(result)
+                spool.add(data, head)
+                kept.append(k)
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+    return kept
 
 
-def _write_clause(scheme, units: Iterator, matcher, clause_id: str, as_json, spool, out) -> None:
-    """One clause of each unit's score: its rules, facts and points, and nothing else."""
-    from service.domain.trace import render, to_data
+def _name(matcher) -> str:
+    return getattr(matcher, "name", "engine")
 
-    first = list(itertools.islice(units, 2))
-    several = len(first) > 1
-    for r in _scored(scheme, itertools.chain(first, units), matcher):
-        clause = next(c for c in r.clauses if c.id == clause_id)
-        if as_json:
-            spool.add(b"    " + _dumped({"unit": r.unit, "clause": to_data(clause)}, 4))
-            continue
-        text = f"被考核单位：{r.unit}\n" if several else ""
-        text += _clause_block(render(_labelled(scheme, r)), clause_id) + "\n\n"
-        spool.add(text.encode("utf-8"))
-    if as_json:
-        fields = [("scheme", scheme.id), ("version", scheme.version), ("clause", clause_id)]
-        _json_document(out, fields, (piece for piece, _ in spool), [])
-        return
-    for piece, _ in spool:
-        out.write(piece)
+
+def _score_in_parallel(form: _Form, units: Iterator, oracle: bool, jobs: int, spool: _Spool):
+    """Batches scored by ``jobs`` forked processes, each with its own matcher (and engine
+    process), each writing its pieces to its own spool file; batch ``i`` goes to process
+    ``i % jobs`` and comes back in order, two batches in flight a process."""
+    import multiprocessing as mp
+
+    from service.domain.facts import InvalidFacts
+
+    ctx = mp.get_context("fork")  # the loaded scheme and the form are the parent's: nothing sent
+    started = []
+    try:
+        for n in range(jobs):
+            tasks, answers = ctx.Queue(), ctx.Queue()
+            process = ctx.Process(
+                target=_scoring_process,
+                args=(form, oracle, os.path.join(spool.folder, f"{n}.spool"), tasks, answers),
+                name=f"scoring {n}",
+            )
+            process.start()
+            started.append((process, tasks, answers))
+        batches = _batches(units)
+        order: collections.deque = collections.deque()  # the process of each batch in flight
+
+        def send(n: int) -> None:
+            batch = next(batches, None)
+            if batch is not None:
+                started[n][1].put(batch)  # queued by a thread: never waits for the process
+                order.append(n)
+
+        for _ in range(2):
+            for n in range(jobs):
+                send(n)
+        kept: list = []
+        while order:
+            n = order.popleft()
+            reply = _answer(*started[n][::2])
+            if reply[0] == "invalid":
+                raise InvalidFacts(reply[1])
+            if reply[0] == "failed":
+                raise click.ClickException(f"评分失败：{reply[1]}")
+            number = spool.file_number(reply[1])
+            for start, end, head, k in reply[2]:
+                spool.entries.append((number, start, end, head))
+                kept.append(k)
+            send(n)
+        for _, tasks, _ in started:
+            tasks.put(None)  # done: each process closes its matcher and ends
+        for process, _, _ in started:
+            process.join()
+        return kept
+    finally:
+        for process, tasks, answers in started:
+            if process.is_alive():  # an error above: its engine process ends as its socket closes
+                process.terminate()
+                process.join()
+            for q in (tasks, answers):
+                q.cancel_join_thread()
+                q.close()
+
+
+def _answer(process, answers):
+    """The next answer of a scoring process; an error if it died without one."""
+    import queue
+
+    while True:
+        try:
+            return answers.get(timeout=1)
+        except queue.Empty:
+            if not process.is_alive():
+                raise click.ClickException(
+                    f"评分进程意外退出（退出码 {process.exitcode}），未输出任何结果"
+                ) from None
+
+
+def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no cover - a child
+    """Score the batches sent until None comes: each unit's piece to the spool file ``path``,
+    (start, end, header length, what ranking keeps) of each back."""
+    from service.domain.facts import InvalidFacts
+    from service.domain.scoring import score_units
+
+    matcher = _matcher(oracle, batch=True)
+    size = 0
+    try:
+        with open(path, "wb") as f:
+            while (batch := tasks.get()) is not None:
+                try:
+                    results = score_units(form.scheme, batch, matcher, _name(matcher))
+                except InvalidFacts as err:  # sent as its errors: the exception does not unpickle
+                    answers.put(("invalid", err.errors))
+                    continue
+                except Exception as err:
+                    answers.put(("failed", f"{type(err).__name__}: {err}"))
+                    continue
+                rows = []
+                for result in results:
+                    data, head, k = form.piece(result)
+                    f.write(data)
+                    rows.append((size, size + len(data), head, k))
+                    size += len(data)
+                f.flush()
+                answers.put(("ok", path, rows))
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+        answers.close()
+        answers.join_thread()
 
 
 def _load_folder(folder: Path):

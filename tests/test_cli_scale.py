@@ -82,8 +82,10 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(cli, "CHUNK", 7)
 
 
-def _invoke(*args) -> tuple[int, bytes, str]:
-    result = CliRunner().invoke(cli.main, ["score", *map(str, args), "--oracle"])
+def _invoke(*args, jobs: int = 1) -> tuple[int, bytes, str]:
+    result = CliRunner().invoke(
+        cli.main, ["score", *map(str, args), "--oracle", "--jobs", str(jobs)]
+    )
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout_bytes, result.stderr
@@ -103,15 +105,16 @@ def seeds():
     return load_all(RULES)
 
 
+@pytest.mark.parametrize("jobs", [1, 3], ids=["one process", "three processes"])
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("scheme_id", [RANKED_SCHEME, PLAIN_SCHEME])
 def test_many_units_print_what_scoring_them_at_once_printed(
-    tmp_path, seeds, small_chunks, scheme_id, as_json
+    tmp_path, seeds, small_chunks, scheme_id, as_json, jobs
 ):
     scheme = seeds[scheme_id]
     path = _written(tmp_path, scheme, 45, "jsonl")
     flags = ["--json"] if as_json else []
-    code, out, err = _invoke(scheme_id, path, "--rules", RULES, *flags)
+    code, out, err = _invoke(scheme_id, path, "--rules", RULES, *flags, jobs=jobs)
     assert code == 0, err
     expected = reference(scheme, _units(scheme, 45), as_json)
     assert out == expected
@@ -148,8 +151,8 @@ def test_one_clause_of_many_units(tmp_path, seeds, small_chunks, as_json, count)
     scheme = seeds[RANKED_SCHEME]
     clause_id = next(iter(scheme.clauses))
     path = _written(tmp_path, scheme, count, "jsonl")
-    flags = ["--json"] if as_json else []
-    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES, "--clause", clause_id, *flags)
+    flags = ["--json", "--clause", clause_id] if as_json else ["--clause", clause_id]
+    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES, *flags, jobs=2)
     assert code == 0, err
     assert out == reference(scheme, _units(scheme, count), as_json, clause_id)
 
@@ -190,7 +193,8 @@ def test_a_line_that_is_not_json_is_named(tmp_path, seeds):
     assert f"{path.name} 第3行：不是有效的 JSON（第" in err
 
 
-def test_wrong_facts_late_in_the_file_leave_no_output(tmp_path, seeds, small_chunks):
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one process", "two processes"])
+def test_wrong_facts_late_in_the_file_leave_no_output(tmp_path, seeds, small_chunks, jobs):
     scheme = seeds[RANKED_SCHEME]
     path = _written(tmp_path, scheme, 30, "jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -198,7 +202,7 @@ def test_wrong_facts_late_in_the_file_leave_no_output(tmp_path, seeds, small_chu
     bad["facts"]["no_such_fact"] = 1
     lines[25] = json.dumps(bad, ensure_ascii=False)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES)
+    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES, jobs=jobs)
     assert code == 2
     assert out == b""  # units 1-21 were scored in earlier batches: nothing of them printed
     assert "事实有误 no_such_fact" in err
