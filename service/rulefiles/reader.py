@@ -252,6 +252,7 @@ class _Composer(CParser, VersionedResolver):
 
     _tags: dict = {}
     _TAGS_KEPT = 50_000
+    _shared: dict = {}  # one Tag object a tag: it works out its text once, on the first str()
 
     def __init__(self, text: str):
         CParser.__init__(self, text)
@@ -264,7 +265,8 @@ class _Composer(CParser, VersionedResolver):
         if tag is None:
             if len(self._tags) >= self._TAGS_KEPT:
                 self._tags.clear()
-            tag = self._tags[key] = VersionedResolver.resolve(self, kind, value, implicit)
+            tag = VersionedResolver.resolve(self, kind, value, implicit)
+            tag = self._tags[key] = self._shared.setdefault(str(tag), tag)
         return tag
 
 
