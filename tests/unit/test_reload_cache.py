@@ -152,3 +152,19 @@ def test_the_composer_gives_ruamel_s_nodes_for_every_shipped_file():
         yaml = YAML(typ="safe")
         yaml.version = (1, 2)
         assert _shape(_compose(text)) == _shape(yaml.compose(text)), path
+
+
+def test_the_loading_process_is_kept_between_loads_and_replaced_when_found_dead(rules):
+    """What it parsed stays with it: the next load of a changed scheme parses the changed file."""
+    contained.load_all(rules)
+    first = contained._loading[0].pid
+    _touch(rules / "a" / "clauses" / "01-rate.yaml")
+    assert contained.load_all(rules)["minimal"]
+    assert contained._loading[0].pid == first
+    # found dead between loads (killed, out of memory): replaced before the next, which costs
+    # no load (a crash during a load is that load's error: tests/unit/test_contained.py)
+    contained._loading[0].kill()
+    contained._loading[0].join()
+    _touch(rules / "a" / "clauses" / "01-rate.yaml", "# 再次修订\n")
+    assert contained.load_all(rules)["minimal"]
+    assert contained._loading[0].pid != first
