@@ -440,7 +440,8 @@ class _Form:
         self.several = True  # one clause's text names each unit if there are several
 
     def piece(self, result) -> tuple[bytes, int, object]:
-        """(the unit's output so far, the length of its text's header, what ranking keeps)."""
+        """(the unit's output so far, where in it ranking fills in: the length of its text's
+        header, or where a JSON result's ranked fields begin, what ranking keeps)."""
         from service.domain.trace import render, to_data
 
         if self.clause_id is not None:
@@ -459,7 +460,10 @@ class _Form:
             for key in RANKED:
                 if key in data:
                     data[key] = f"@{self.token}:{key}@"
-            return b"    " + _dumped(data, 4), 0, _kept(result, self.reads)
+            piece = b"    " + _dumped(data, 4)
+            # where the fields ranking sets begin: after the clauses, the bulk of a result
+            first = piece.find(f'"@{self.token}:'.encode())
+            return piece, max(first, 0), _kept(result, self.reads)
         full = render(_labelled(self.scheme, result))
         kept = _kept(result, self.reads)
         head, totals = _totals_of(full, render(kept))
@@ -483,7 +487,9 @@ class _Form:
         entries = rank_units(scheme, kept) if ranked else None
         by_unit = {e.unit: e for e in entries} if entries else {}
         if self.as_json:
-            filled = (self._filled(piece, k) for (piece, _), k in zip(spool, kept))
+            filled = (
+                piece[:at] + self._filled(piece[at:], k) for (piece, at), k in zip(spool, kept)
+            )
             fields = [("scheme", scheme.id), ("version", scheme.version)]
             ranking = [("ranking", to_data(entries) if entries else None)]
             _json_document(out, fields, filled, ranking)
@@ -495,7 +501,7 @@ class _Form:
             out.write(render_ranking(entries).encode("utf-8") + b"\n")
 
     def _filled(self, piece: bytes, kept) -> bytes:
-        """A spooled JSON result with the fields ranking set written in."""
+        """The end of a spooled JSON result with the fields ranking set written in."""
         from service.domain.trace import to_data
 
         for key in RANKED:
