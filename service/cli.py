@@ -202,7 +202,12 @@ def stream_units(path: Path) -> Iterator[tuple[str, dict]]:
 def _file_units(file: Path, named: bool) -> Iterator[tuple[str, dict, str]]:
     """(unit, facts, where in words) of one file; a JSON lines file is read line by line."""
     if file.suffix != ".jsonl":
-        units = read_facts_file(file)
+        try:
+            units = read_facts_file(file)
+        except click.ClickException as err:
+            if named:  # one file of a folder: which one
+                raise click.ClickException(f"{file.name}：{err.message}") from None
+            raise
         items = list(units.items())
         units.clear()
         for i, (unit, facts) in enumerate(items):

@@ -230,3 +230,12 @@ def test_at_most_one_batch_of_full_results_is_alive_at_a_time(tmp_path, seeds, m
     assert len(alive) == 60
     assert most[0] > 0  # scored batch by batch (all at once, none would be alive before the call)
     assert most[0] <= 5  # the batch being written, never the earlier ones
+
+
+def test_a_file_of_a_folder_that_is_not_a_facts_file_is_named(tmp_path, seeds):
+    scheme = seeds[RANKED_SCHEME]
+    folder = _written(tmp_path, scheme, 3, "dir")
+    (folder / "zz-notes.json").write_text('{"title": "说明"}', encoding="utf-8")
+    code, out, err = _invoke(RANKED_SCHEME, folder, "--rules", RULES)
+    assert code == 1 and out == b""
+    assert "zz-notes.json：事实文件应包含 facts（一个单位）或 units（多个单位）" in err
