@@ -214,4 +214,4 @@ def load_all(root: Path | str, deadline: float = DEADLINE) -> dict:
     read here (reading is bounded and follows no link, ``loader.read_tree``); parsing, where a
     fault in C code could kill the process, happens in the child."""
     files = loader.read_tree(root)
-    return _load(files, Path(root).as_posix(), os.fspath(root), deadline)
+    return _load(files, Path(root).as_posix(), str(Path(root)), deadline)  # as loader.load_all

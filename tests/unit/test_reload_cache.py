@@ -168,3 +168,12 @@ def test_the_loading_process_is_kept_between_loads_and_replaced_when_found_dead(
     _touch(rules / "a" / "clauses" / "01-rate.yaml", "# 再次修订\n")
     assert contained.load_all(rules)["minimal"]
     assert contained._loading[0].pid != first
+
+
+def test_a_start_s_load_is_what_the_first_reload_finds(rules, children):
+    """A worker's start loads in process (``loader.load_all``); its reload then starts no child,
+    however the directory is written."""
+    started = loader.load_all(rules)
+    reloaded = contained.load_all(f"{rules}/")
+    assert children == []
+    assert all(reloaded[sid] is started[sid] for sid in started)
