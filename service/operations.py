@@ -1499,8 +1499,8 @@ def _round_summary(rnd: Round | None) -> dict | None:
 # 检查 means check and test: the strict loader, then every clause, scheme and ranking test case
 # through the production engine (casebook.check_rules).  Validate reports both; a reload and a
 # start serve nothing whose cases fail.  A version whose cases passed is journaled
-# ("rules.tested", by its hash): the same bytes pass again, so a worker's start runs the cases of
-# new versions only (an explicit check or reload runs them all).
+# ("rules.tested", by its hash): the same bytes pass again, so a worker's start and a reload run
+# the cases of new versions only (an explicit check runs them all).
 
 TESTED = "rules.tested"
 
@@ -1611,8 +1611,10 @@ def validate_rules(ctx: Context, actor: Actor, files: dict) -> dict:
 
 def reload_rules(ctx: Context, actor: Actor) -> dict:
     check(ctx.db, actor, "rules.reload", "rules")
-    # loaded in a child process (see validate_rules), every case run, served here all-or-nothing
-    checked = check_rule_set(ctx, lambda: contained.load_all(ctx.registry.rules_dir), serve=True)
+    # loaded in a child process (see validate_rules), new versions tested, served all-or-nothing
+    checked = check_rule_set(
+        ctx, lambda: contained.load_all(ctx.registry.rules_dir), passed_versions(ctx), serve=True
+    )
     if checked.errors:
         with ctx.db.transaction() as s:
             journal(s, actor, "rules.reload", "rules", "failed", errors=len(checked.errors))

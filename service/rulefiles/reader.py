@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ruamel.yaml import YAML
+from _ruamel_yaml import CParser  # libyaml: scans, parses and composes in C
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from service.domain import expressions as ex
 from service.domain.model import Interval
@@ -238,16 +239,51 @@ def _opens_quote(last: str, previous: str, flow: int, only_indicators: bool) -> 
     return previous in " \t" and only_indicators
 
 
+class _Composer(CParser, VersionedResolver):
+    """libyaml (ruamel.yaml.clib) composing one text, typed as YAML 1.2: what
+    ``YAML(typ="safe")`` with ``version = (1, 2)`` composes (the same class underneath, the same
+    nodes, tags, marks and errors), without building a ``YAML`` object for every file (it
+    looks for plug-ins on disk each time) and with each scalar's type resolved once.
+
+    The C composer asks the resolver for the tag of every node, and ruamel's resolver works out
+    its table again for each one: that was half of composing a scheme (issue 12).  The answer
+    depends only on the node's kind, text and implicitness (the version is always 1.2: this
+    loader, like ruamel's, has no scanner to read a %YAML directive from), so it is kept."""
+
+    _tags: dict = {}
+    _TAGS_KEPT = 50_000
+    _shared: dict = {}  # one Tag object a tag: it works out its text once, on the first str()
+
+    def __init__(self, text: str):
+        CParser.__init__(self, text)
+        VersionedResolver.__init__(self, version=(1, 2), loadumper=self)
+        self._parser = self._composer = self
+
+    def resolve(self, kind, value, implicit):
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            if len(self._tags) >= self._TAGS_KEPT:
+                self._tags.clear()
+            tag = VersionedResolver.resolve(self, kind, value, implicit)
+            tag = self._tags[key] = self._shared.setdefault(str(tag), tag)
+        return tag
+
+
+def _compose(text: str) -> Node | None:
+    composer = _Composer(text)
+    try:
+        return composer.get_single_node()
+    finally:
+        composer.dispose()
+
+
 def compose(text: str, ctx: Context) -> Node | None:
     if not _problems_before_parsing(text, ctx):
         return None
-    yaml = YAML(
-        typ="safe"
-    )  # libyaml via ruamel.yaml.clib: ~7x faster; same marks and YAML 1.2 typing
-    yaml.version = (1, 2)
     odd = _ODD_BREAKS.search(text) is not None
     try:
-        node = yaml.compose(text)
+        node = _compose(text)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         # from the character offset: libyaml puts the end of a file that does not end in a

@@ -10,6 +10,7 @@ import random
 from decimal import Decimal
 
 from service.domain.grading import competition_ranks
+from service.domain.relative import places
 
 
 def _totals(n: int, seed: int) -> list[Decimal]:
@@ -91,3 +92,61 @@ def test_comparisons_grow_as_n_log_n_not_n_squared():
     competition_ranks(totals)
     # every unit against every other would be n² = 4,000,000 comparisons
     assert _Counted.calls <= 4 * n * math.log2(n), _Counted.calls
+
+
+def test_100000_totals_take_n_log_n_comparisons():
+    """The count on 100,000 totals themselves: n² would be 10,000,000,000."""
+    n = 100_000
+    totals = [_Counted(t) for t in _totals(n, 11)]
+    _Counted.calls = 0
+    ranks = competition_ranks(totals)
+    assert _Counted.calls <= 2 * n * math.log2(n), _Counted.calls
+    assert len(ranks) == n and min(ranks) == 1
+
+
+def test_places_by_a_relative_measure_take_n_log_n_comparisons():
+    """The parts scored by place among the units (``relative.places``) rank as totals do."""
+    n = 100_000
+    values = [_Counted(t) for t in _totals(n, 13)]
+    for better in ("higher", "lower"):
+        _Counted.calls = 0
+        got = places(values, better)
+        assert _Counted.calls <= 2 * n * math.log2(n), (better, _Counted.calls)
+        ordered = sorted(set(values), reverse=better == "higher")
+        first = ordered[0]
+        assert all(p == 1 for v, p in zip(values, got) if v == first)
+        assert max(got) <= n
+
+
+def test_ranking_100000_units_grades_each_once():
+    """``rank_units`` over 100,000 scored units (what ``scoring score`` keeps of each): every
+    unit ranked and graded, in rank order, the decision taken once a unit."""
+    from types import SimpleNamespace
+
+    from service.domain import grading
+    from service.domain.model import Grading, Tier
+
+    scheme = SimpleNamespace(
+        relative=None,
+        grading=Grading(method="rank", tiers=(Tier("A", top=10), Tier("B"))),
+    )
+    totals = _totals(100_000, 17)
+    units = [
+        SimpleNamespace(unit=f"u{i:06d}", total=t, facts={}, grade_vetoes=[])
+        for i, t in enumerate(totals)
+    ]
+    calls = [0]
+    decide = grading.decision
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return decide(*args, **kwargs)
+
+    grading.decision = counted
+    try:
+        entries = grading.rank_units(scheme, units)
+    finally:
+        grading.decision = decide
+    assert calls[0] == len(units) == len(entries)
+    assert [e.rank for e in entries] == sorted(e.rank for e in entries)
+    assert {e.grade for e in entries if e.rank <= 10} == {"A"}

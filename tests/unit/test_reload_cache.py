@@ -1,0 +1,179 @@
+"""Reloading rules parses and compiles only what changed (issue 12: a reload of unchanged rules
+took 0.88 s, the whole directory parsed again in a child process, every case run again).
+
+Schemes that loaded are kept by the SHA-256 of their files (``loader.scheme_key``); the contained
+load sends only the scheme folders not kept to its child, so an unchanged directory forks
+nothing; the composer gives exactly the nodes ruamel's own gives.  Errors are never kept: a
+broken file is refused with its exact messages every time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from service.rulefiles import RuleSetError, contained, loader
+from service.rulefiles.reader import _compose
+
+from ..conftest import MINIMAL, RULES
+
+uncached = getattr(loader.load_files, "uncached", loader.load_files)  # conftest memoises too
+
+
+@pytest.fixture()
+def rules(tmp_path) -> Path:
+    """Two scheme folders of a rules directory of their own."""
+    root = tmp_path / "rules"
+    shutil.copytree(MINIMAL, root / "a")
+    shutil.copytree(RULES / "zhuanqiao" / "2018", root / "b")
+    return root
+
+
+@pytest.fixture()
+def children(monkeypatch) -> list:
+    """The scheme folders each contained load sent to a child, one list a child."""
+    sent: list = []
+    run = contained._run
+
+    def counted(parts, *args, **kwargs):
+        sent.append(sorted(parts))
+        return run(parts, *args, **kwargs)
+
+    monkeypatch.setattr(contained, "_run", counted)
+    return sent
+
+
+def _touch(path: Path, words: str = "# 修订\n") -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(words)
+
+
+def test_the_same_files_give_the_same_scheme_object_and_changed_files_a_new_one():
+    files = loader.read_tree(MINIMAL)
+    first = uncached(files, "minimal", "")
+    assert uncached(dict(files), "minimal", "") is first
+    assert uncached(files, "elsewhere", "") is not first  # the name is in every message and trace
+    changed = dict(files, **{"clauses/01-rate.yaml": files["clauses/01-rate.yaml"] + b"# x\n"})
+    again = uncached(changed, "minimal", "")
+    assert again is not first and again.version != first.version
+
+
+def test_a_broken_scheme_is_refused_with_the_same_messages_every_time():
+    files = dict(loader.read_tree(MINIMAL), **{"clauses/09-bad.yaml": b"id: 9\npionts: 3\n"})
+    messages = []
+    for _ in range(2):
+        with pytest.raises(RuleSetError) as err:
+            uncached(files, "minimal", "")
+        messages.append([str(e) for e in err.value.errors])
+    assert messages[0] == messages[1] and messages[0]
+
+
+def test_an_unchanged_directory_is_reloaded_without_a_child(rules, children):
+    first = contained.load_all(rules)
+    again = contained.load_all(rules)
+    assert children == [["a", "b"]]  # the first load only
+    assert again == first
+    assert all(again[sid] is first[sid] for sid in first)
+
+
+def test_one_changed_scheme_alone_is_sent_to_the_child(rules, children):
+    first = contained.load_all(rules)
+    _touch(rules / "b" / "clauses" / sorted(p.name for p in (rules / "b" / "clauses").iterdir())[0])
+    again = contained.load_all(rules)
+    assert children[1:] == [["b"]]
+    assert again["minimal"] is first["minimal"]
+    assert again["zhuanqiao-2018"].version != first["zhuanqiao-2018"].version
+
+
+def test_errors_of_a_partly_kept_directory_are_the_loader_s_in_its_order(rules, children):
+    contained.load_all(rules)
+    # a third folder repeating a kept scheme's id, and a broken clause in the other one
+    shutil.copytree(rules / "b", rules / "c")
+    _touch(rules / "a" / "clauses" / "01-rate.yaml", "pionts: 3\n")
+    with pytest.raises(RuleSetError) as contained_err:
+        contained.load_all(rules)
+    with pytest.raises(RuleSetError) as direct_err:
+        loader.load_tree(loader.read_tree(rules), rules.as_posix(), str(rules))
+    assert [str(e) for e in contained_err.value.errors] == [str(e) for e in direct_err.value.errors]
+    assert any("重复" in str(e) for e in direct_err.value.errors)
+    assert children[-1] == ["a", "c"]  # b was kept: neither sent nor parsed
+
+
+def test_a_candidate_is_checked_folder_by_folder_too(children):
+    files = {f"minimal/{rel}": data for rel, data in loader.read_tree(MINIMAL).items()}
+    files["minimal/scheme.yaml"] += f"# {uuid.uuid4()}\n".encode()  # bytes no test loaded before
+    contained.load_tree(files, "candidate")
+    contained.load_tree(files, "candidate")
+    assert children == [["minimal"]]
+
+
+def _shape(node):
+    """Everything the reader reads of a node: kind, tag, text, style and marks, all the way down."""
+    if isinstance(node.value, list):
+        items = [
+            (_shape(entry[0]), _shape(entry[1])) if isinstance(entry, tuple) else _shape(entry)
+            for entry in node.value
+        ]
+        return type(node).__name__, node.tag, node.start_mark.index, node.end_mark.index, items
+    return (
+        type(node).__name__,
+        node.tag,
+        node.value,
+        node.style,
+        node.start_mark.line,
+        node.start_mark.column,
+        node.start_mark.index,
+        node.end_mark.index,
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: yes\nb: 1_000\nc: .inf\nd: ~\ne: 2001-12-14\nf: 0o17\ng: 017\nh: True\n",
+        "%YAML 1.1\n---\na: yes\n",
+        "- !!str 1\n- !foo x\n- 'q'\n- \"d\"\n- |\n  lit\n",
+        "a: [1, {b: c}]\n",
+    ],
+)
+def test_the_composer_gives_ruamel_s_nodes(text):
+    yaml = YAML(typ="safe")
+    yaml.version = (1, 2)
+    assert _shape(_compose(text)) == _shape(yaml.compose(text))
+
+
+def test_the_composer_gives_ruamel_s_nodes_for_every_shipped_file():
+    for path in sorted(RULES.rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        yaml = YAML(typ="safe")
+        yaml.version = (1, 2)
+        assert _shape(_compose(text)) == _shape(yaml.compose(text)), path
+
+
+def test_the_loading_process_is_kept_between_loads_and_replaced_when_found_dead(rules):
+    """What it parsed stays with it: the next load of a changed scheme parses the changed file."""
+    contained.load_all(rules)
+    first = contained._loading[0].pid
+    _touch(rules / "a" / "clauses" / "01-rate.yaml")
+    assert contained.load_all(rules)["minimal"]
+    assert contained._loading[0].pid == first
+    # found dead between loads (killed, out of memory): replaced before the next, which costs
+    # no load (a crash during a load is that load's error: tests/unit/test_contained.py)
+    contained._loading[0].kill()
+    contained._loading[0].join()
+    _touch(rules / "a" / "clauses" / "01-rate.yaml", "# 再次修订\n")
+    assert contained.load_all(rules)["minimal"]
+    assert contained._loading[0].pid != first
+
+
+def test_a_start_s_load_is_what_the_first_reload_finds(rules, children):
+    """A worker's start loads in process (``loader.load_all``); its reload then starts no child,
+    however the directory is written."""
+    started = loader.load_all(rules)
+    reloaded = contained.load_all(f"{rules}/")
+    assert children == []
+    assert all(reloaded[sid] is started[sid] for sid in started)

@@ -1,0 +1,265 @@
+"""Figures at scale (issue 12): 10,000 and 1,000 units ranked from the CLI, 1,000 units scored
+and ranked in one process, rules reloads through the service layer, the six seed schemes loaded
+cold.  Each figure is printed with its target and whether it is met; nothing is asserted.
+
+    python -m tools.scale_bench [--units 10000] [--rounds 5]
+
+``tools.bench`` prints the same figures at its end (``bench.scale_figures``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.config import from_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+@dataclass
+class Figure:
+    label: str
+    value: float
+    unit: str
+    target: float  # the figure must stay below it
+
+    @property
+    def met(self) -> bool:
+        return self.value < self.target
+
+    def line(self) -> str:
+        shown = f"{self.value:.0f}" if self.value >= 100 else f"{self.value:.2f}"
+        target = f"{self.target:g}"
+        return f"   {self.label}：{shown} {self.unit}（目标 < {target} {self.unit}）{'达到' if self.met else '未达到'}"
+
+
+def run_cli(*args: str) -> tuple[float, float, float, int]:
+    """``python -m service.cli`` with ``args``, its output thrown away: (seconds, CPU seconds of
+    the command and the processes it waited for, the peak of the resident memory of the command
+    and all its processes together in MiB, exit code).  The CPU time says what the wall time
+    would be on a quiet machine, when others share its cores.  The memory (proportional set
+    size, shared pages counted once) is sampled every 50 ms; a child's own ``ru_maxrss`` would
+    count the memory of this process it was forked from."""
+    import psutil
+
+    started = time.perf_counter()
+    peak = 0
+    with open(os.devnull, "wb") as sink:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args], cwd=ROOT, stdout=sink, stderr=sink
+        )
+        me = psutil.Process(child.pid)
+        while True:
+            try:
+                tree = [me, *me.children(recursive=True)]
+                # proportional set size: pages the forked processes share are counted once
+                peak = max(peak, sum(p.memory_full_info().pss for p in tree))
+            except psutil.Error:
+                pass  # a process of the tree ended between the listing and the reading
+            try:
+                _pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            except ChildProcessError:  # pragma: no cover
+                break
+            if _pid:
+                break
+            time.sleep(0.05)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, cpu, peak / MIB, child.returncode
+
+
+def cli_figures(scheme, rules_dir: Path, big: int = 10_000, small: int = 1_000) -> list[Figure]:
+    """``scoring score`` over ``big`` and ``small`` units of the largest seed scheme (JSON lines),
+    the text output and the JSON output, through the contained engine: wall time, peak RSS."""
+    from tools.units_file import write
+
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in (small, big):
+            facts = write(scheme, count, Path(tmp) / f"units{count}.jsonl")
+            for flags, words in (((), "文本"), (("--json",), "JSON")):
+                seconds, cpu, rss, code = run_cli(
+                    "score", scheme.id, str(facts), "--rules", str(rules_dir), *flags
+                )
+                if code != 0:
+                    print(f"   scoring score {count} 个单位（{words}）失败：退出码 {code}")
+                    continue
+                print(
+                    f"   scoring score {count} 个单位（{words}输出，含启动与加载）："
+                    f"{seconds:.2f} s（CPU {cpu:.2f} s，{os.cpu_count()} 核），峰值内存（全部进程合计）{rss:.0f} MiB"
+                )
+                seconds_target = 15.0 if count == big else 1.0
+                figures.append(
+                    Figure(
+                        f"命令行 {count} 个单位评分并排名（{words}）", seconds, "s", seconds_target
+                    )
+                )
+                if count == big:
+                    figures.append(
+                        Figure(f"命令行 {count} 个单位峰值内存（{words}）", rss, "MiB", 400)
+                    )
+    return figures
+
+
+def in_process_figure(scheme, matcher, units: int = 1_000, rounds: int = 3) -> Figure:
+    """``units`` units scored (checked, matched, full trace) and ranked in this process: the
+    median of ``rounds``."""
+    from service.domain.grading import rank_units
+    from service.domain.scoring import score_units
+    from tools.bench import random_facts
+
+    rng = random.Random(12)
+    batch = {f"u{i}": random_facts(scheme, rng) for i in range(units)}
+    score_units(scheme, dict(list(batch.items())[:5]), matcher, "bench")  # compiled beforehand
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        rank_units(scheme, score_units(scheme, batch, matcher, "bench"))
+        times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    print(f"   {units} 个单位评分并排名（进程内，{rounds} 次中位数）：{seconds:.2f} s")
+    return Figure(f"{units} 个单位评分并排名（进程内）", seconds, "s", 1.0)
+
+
+def cold_load_figure(rules_dir: Path, rounds: int = 3) -> Figure:
+    """All seed schemes loaded with nothing kept from before: the best of ``rounds``."""
+    from service.rulefiles import loader
+
+    times = []
+    for _ in range(rounds):
+        loader.forget()
+        started = time.perf_counter()
+        schemes = loader.load_all(rules_dir)
+        times.append(time.perf_counter() - started)
+    ms = min(times) * 1000
+    print(f"   全部 {len(schemes)} 套种子细则冷加载（{rounds} 次最快）：{ms:.0f} ms")
+    return Figure(f"全部 {len(schemes)} 套种子细则冷加载", ms, "ms", 500)
+
+
+def reload_figures(rules_dir: Path, rounds: int = 5) -> list[Figure]:
+    """``operations.reload_rules`` (what POST /api/rules/reload runs) on a copy of the rules, on a
+    fresh SQLite database: nothing changed, and one scheme changed (a clause file of the largest
+    scheme gains a comment line, a new version each time); medians of ``rounds``."""
+    from werkzeug.security import generate_password_hash
+
+    from service import operations
+    from service.access import Actor
+    from service.app import create_app
+    from service.commands import upgrade
+    from service.config import Settings
+    from service.db import User
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules"
+        shutil.copytree(rules_dir, rules)
+        url = f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        settings = Settings(
+            rules_dir=rules,
+            engine_workers=1,
+            engine_deadline=30,
+            database_url=url,
+            secret_key="bench",
+            instance_dir=Path(tmp) / "instance",
+        )
+        app = create_app(settings)
+        ctx = app.extensions["scoring"]
+        try:
+            with ctx.db.transaction() as s:
+                user = User(
+                    username="bench",
+                    display_name="bench",
+                    role="admin",
+                    unit_id=None,
+                    password_hash=generate_password_hash("x" * 12, method="pbkdf2:sha256:1000"),
+                    active=True,
+                )
+                s.add(user)
+                s.flush()
+                actor = Actor(user.id, "bench", "admin", None)
+            largest = max(ctx.registry.schemes().values(), key=lambda sc: len(sc.matches))
+            clause = rules / largest.files[-1]
+            operations.reload_rules(ctx, actor)  # the engine has compiled what it serves
+            # the first change: the loading process starts, with nothing parsed (it is then kept)
+            with clause.open("a", encoding="utf-8") as f:
+                f.write("# 修订\n")
+            started = time.perf_counter()
+            operations.reload_rules(ctx, actor)
+            first_ms = (time.perf_counter() - started) * 1000
+            same, changed = [], []
+            for n in range(rounds):
+                started = time.perf_counter()
+                done = operations.reload_rules(ctx, actor)
+                same.append(time.perf_counter() - started)
+                assert not done["changes"], done
+                with clause.open("a", encoding="utf-8") as f:
+                    f.write(f"# 修订 {n}\n")
+                started = time.perf_counter()
+                done = operations.reload_rules(ctx, actor)
+                changed.append(time.perf_counter() - started)
+                assert list(done["changes"]) == [largest.id], done
+        finally:
+            if hasattr(ctx.engine, "close"):
+                ctx.engine.close()
+            ctx.db.engine.dispose()
+    same_ms, changed_ms = statistics.median(same) * 1000, statistics.median(changed) * 1000
+    print(
+        f"   规则重新加载（服务层 reload_rules，{rounds} 次中位数）：未改动 {same_ms:.0f} ms；"
+        f"改动一套细则（{largest.id}）{changed_ms:.0f} ms（读取进程启动后的第一次改动 "
+        f"{first_ms:.0f} ms：进程新起，什么都没有解析过）"
+    )
+    return [
+        Figure("规则重新加载，未改动", same_ms, "ms", 100),
+        Figure("规则重新加载，改动一套细则", changed_ms, "ms", 300),
+    ]
+
+
+def figures(units: int = 10_000, rounds: int = 5, with_cli: bool = True) -> list[Figure]:
+    """Every scale figure, printed as it is measured, then the list against the targets."""
+    from service.engine.pool import EnginePool
+    from service.rulefiles.loader import load_all
+
+    rules_dir = from_environment().rules_dir
+    load = "、".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== 规模（issue 12）；机器 {os.cpu_count()} 核，平均负载 {load}（1、5、15 分钟）")
+    out = [cold_load_figure(rules_dir)]
+    seeds = load_all(rules_dir)
+    largest = max(seeds.values(), key=lambda s: len(s.matches))
+    out += reload_figures(rules_dir, rounds)
+    with EnginePool(size=1, deadline=60) as pool:
+        out.append(in_process_figure(largest, pool))
+    if with_cli:
+        out += cli_figures(largest, rules_dir, big=units)
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"   本进程峰值内存 {me:.0f} MiB")
+    print("对照目标（规模）：")
+    for f in out:
+        print(f.line())
+    return out
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.scale_bench", description=__doc__)
+    parser.add_argument("--units", type=int, default=10_000, help="命令行评分的单位数")
+    parser.add_argument("--rounds", type=int, default=5, help="重新加载的测量次数")
+    parser.add_argument("--no-cli", action="store_true", help="不测命令行评分")
+    args = parser.parse_args()
+    figures(args.units, args.rounds, not args.no_cli)
+
+
+if __name__ == "__main__":
+    main()
