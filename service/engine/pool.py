@@ -172,8 +172,13 @@ def worker_main(sock: socket.socket, accepted) -> None:  # pragma: no cover - ru
                     rs = rulesets[key] = durable.Ruleset(
                         key, json.loads(definition, parse_float=Decimal)
                     )
-                out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
+                last = len(batch) - 1
+                out = [sorted(rs.evaluate_raw(f, keep=i == last)) for i, f in enumerate(batch)]
                 send(("ok", out))
+                if batch:
+                    # after the answer, off the caller's time: the last session's state deleted
+                    # and the next call's session opened (most likely for the same version)
+                    rs.open_ahead()
             except durable.EngineError as err:
                 send(("error", str(err)))
             except Exception as err:  # engine errors surface as plain exceptions
