@@ -23,10 +23,11 @@ from . import expressions as ex
 from .blocks import BLOCKS
 from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
-from .numbers import ZERO, clamp, plain, points_words, to_match_precision
-from .outcome import RuleOutcome, _Worded
+from .numbers import MAX_MAGNITUDE, ZERO, clamp, plain, points_words, to_match_precision
+from .outcome import PanelOutcome, RuleOutcome, _Worded
 from .panel import Mark, with_marks
 from .program import SCHEME_GROUP
+from .trace import fixed_data
 from .wording import cap as _cap
 from .wording import facts_text, value_words
 
@@ -54,6 +55,22 @@ class VetoOutcome:
 
 @dataclass(slots=True)
 class ClauseResult(_Worded):
+    #: the fields copied from the clause, the same for every unit: ``trace.fixed_data``, written
+    #: once per clause (its plan) and held in ``_fixed``
+    FIXED = (
+        "id",
+        "title",
+        "category",
+        "kind",
+        "maximum",
+        "start",
+        "source",
+        "file",
+        "offices",
+        "note",
+        "bonus_cap",
+    )
+
     id: str
     title: str
     category: str
@@ -80,6 +97,7 @@ class ClauseResult(_Worded):
     bonus_cap: Decimal | None = None
     _explanation: str | None = field(default=None, repr=False, compare=False)
     _write: Callable | None = field(default=None, repr=False, compare=False)
+    _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -178,10 +196,6 @@ class ScoreResult:
 # --- step 1: facts for the matcher ------------------------------------------------
 
 
-def _measure(expr: ex.Expr, values: Mapping) -> Decimal:
-    return ex.evaluate(expr, values)
-
-
 def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     """One flat fact per clause (and one for grade vetoes), operands only.
 
@@ -190,19 +204,16 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     it can hold.
     """
     values = applicable(scheme, values)
-    groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
-    if scheme.grade_operands:
-        groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
     out = []
-    for group, operands, derived in groups:
+    for group, operands, derived in _plan(scheme).groups:
         fact: dict = {"group": group}
         for key in operands:
             if key in derived:
                 try:
-                    value = _measure(derived[key], values)
+                    value = ex.evaluate(derived[key], values)
                 except ex.Undefined:
                     continue
-                if abs(value) > Decimal("1e12"):
+                if abs(value) > MAX_MAGNITUDE:
                     continue  # out of the engine's exact range: treated as undefined
                 fact[key] = to_match_precision(value)
             elif key in values:
@@ -220,7 +231,7 @@ class _ClausePlan:
     (``_plan``) instead of for every unit: the facts it needs, its rules' blocks, the fixed
     words of its sentence."""
 
-    __slots__ = ("start", "required", "conditional", "rules", "base_words", "verb", "tail")
+    __slots__ = ("start", "required", "conditional", "rules", "base_words", "verb", "tail", "data")
 
     def __init__(self, scheme: Scheme, clause: Clause):
         u = scheme.unit
@@ -228,7 +239,21 @@ class _ClausePlan:
         self.required = tuple(n for n in clause.reads if scheme.facts[n].required)
         # a fact with an applies_when may not be missing although absent (``facts.applies``)
         self.conditional = any(scheme.facts[n].applies_when is not None for n in self.required)
-        self.rules = tuple((rule, BLOCKS[rule.kind]) for rule in clause.rules)
+        self.rules = tuple((rule, BLOCKS[rule.kind], _rule_data(rule)) for rule in clause.rules)
+        self.data = fixed_data(
+            ClauseResult,
+            id=clause.id,
+            title=clause.title,
+            category=clause.category,
+            kind=clause.kind,
+            maximum=clause.points,
+            start=self.start,
+            source=clause.source.text,
+            file=clause.file,
+            offices=clause.offices,
+            note=clause.note,
+            bonus_cap=clause.bonus_cap,
+        )
         self.base_words = f"起始{plain(self.start)}{u}；" if clause.start == "full" else ""
         most = plain(clause.points)
         if clause.kind == DEDUCTION:
@@ -239,14 +264,24 @@ class _ClausePlan:
             self.verb, self.tail = "本项得", f"{u}（满分{most}{u}）"
 
 
-class _Plan:
-    """A scheme version's clause plans and the order of its categories."""
+def _rule_data(rule) -> tuple:
+    """The class of the rule's outcome (``Block.score``) and the data of its fixed fields."""
+    kind = RuleOutcome if rule.panel is None else PanelOutcome
+    return kind, fixed_data(kind, rule=rule.id, kind=rule.kind, title=rule.title, note=rule.note)
 
-    __slots__ = ("clauses", "category_order")
+
+class _Plan:
+    """A scheme version's clause plans, the order of its categories and its groups of operands
+    for the matcher (``prepare``)."""
+
+    __slots__ = ("clauses", "category_order", "groups")
 
     def __init__(self, scheme: Scheme):
         self.clauses = {cid: _ClausePlan(scheme, c) for cid, c in scheme.clauses.items()}
         self.category_order = {cid: i for i, cid in enumerate(scheme.category_index())}
+        self.groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
+        if scheme.grade_operands:
+            self.groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
 
 
 _PLANS: dict[int, tuple] = {}  # id(scheme) -> (a weak reference to it, its _Plan)
@@ -304,6 +339,7 @@ def _score_clause(
     vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
     missing = _missing_for(plan, scheme, values)
     result = _new_result(clause, start, base_sum, bonus_raw, outcomes, vetoes, missing, values)
+    result._fixed = plan.data
     for veto in vetoes:
         if veto.fired:
             result.status = "vetoed"
@@ -399,8 +435,10 @@ def _rule_outcomes(
     outcomes = []
     # added up in the rules' order from 0, as ``sum`` did: the same decimals to the last digit
     base = bonus = ZERO
-    for rule, block in plan.rules:
+    for rule, block, (made, data) in plan.rules:
         outcome = block.score(scheme, clause, rule, fired, values)
+        if outcome.__class__ is made:
+            outcome._fixed = data
         if rule.panel is not None:
             outcome.panel = (panels or {}).get(clause.id)  # type: ignore[attr-defined]
         # the sentence is written from the outcome: now if ``explain``, else when it is read
@@ -445,7 +483,7 @@ def _clause_words(
     if plan is None:
         plan = _plan(scheme).clauses[clause.id]
     fired = [
-        o.explanation for o, (r, _b) in zip(result.rules, plan.rules) if o.fired and not r.bonus
+        o.explanation for o, (r, _, _) in zip(result.rules, plan.rules) if o.fired and not r.bonus
     ]
     fired_words = "；".join(fired) or "无规则适用"
     points = result.points
@@ -498,8 +536,13 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     u = scheme.unit
 
     def walk(cat: Category) -> Decimal:
-        raw = sum((clause_results[c].points for c in cat.clauses), ZERO)
-        raw += sum((walk(child) for child in cat.children), ZERO)
+        # added in the same order from 0 as ``sum`` did: the same decimals to the last digit
+        raw = inner = ZERO
+        for c in cat.clauses:
+            raw += clause_results[c].points
+        for child in cat.children:
+            inner += walk(child)
+        raw += inner
         points, capped = _cap(raw, cat.cap) if cat.cap is not None else (raw, False)
         if cat.kind == DEDUCTION and cat.cap is not None:
             points, capped = (max(raw, -cat.cap), raw < -cat.cap)

@@ -45,9 +45,28 @@ def _writer(kind):
     but for the values that need one (decimals, facts, lists of results)."""
     hints = {f.name: f.type if isinstance(f.type, str) else "" for f in dataclasses.fields(kind)}
     names = [n for n in hints if not n.startswith("_")]
-    entries = [f"{n!r}: {_field_value(n, hints[n])}" for n in names]
-    entries += [f"{n!r}: {_field_value(n, 'str')}" for n in getattr(kind, "TEXT", ())]
-    source = "def write(v):\n    return {" + ", ".join(entries) + "}\n"
+    written = [(n, _field_value(n, hints[n])) for n in names]
+    # a sentence already written (``_Worded``: most of them, on an API answer) read from its slot,
+    # without the property's call; else through the property, which writes it
+    written += [
+        (n, f"x if (x := v._{n}) is not None else v.{n}")
+        if f"_{n}" in hints
+        else (n, _field_value(n, "str"))
+        for n in getattr(kind, "TEXT", ())
+    ]
+    display = "{" + ", ".join(f"{n!r}: {e}" for n, e in written) + "}"
+    fixed = getattr(kind, "FIXED", ())
+    if fixed:
+        # an object made with its fixed fields already written (``fixed_data``): a copy of them,
+        # and only the fields that vary written over it, in place (the keys' order is kept)
+        source = (
+            "def write(v):\n    d = v._fixed\n    if d is None:\n"
+            f"        return {display}\n    d = d.copy()\n"
+            + "".join(f"    d[{n!r}] = {e}\n" for n, e in written if n not in fixed)
+            + "    return d\n"
+        )
+    else:
+        source = f"def write(v):\n    return {display}\n"
     scope = {
         "to_data": to_data,
         "plain": plain,
@@ -58,6 +77,17 @@ def _writer(kind):
     }
     exec(compile(source, f"<to_data of {kind.__name__}>", "exec"), scope)  # noqa: S102 - our own fields' names
     return scope["write"]
+
+
+def fixed_data(cls, /, **fixed) -> dict:
+    """The data of the fields of a dataclass ``cls`` named in its ``FIXED`` that are the same
+    for every object made from one rule or clause, written once: a template in the order of all
+    its fields, the others left None.  An object holding it as ``_fixed`` is written as a copy
+    of it with the other fields written over (the fixed ones must then not change)."""
+    assert set(fixed) == set(cls.FIXED), (set(fixed), cls.FIXED)
+    names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+    names += list(getattr(cls, "TEXT", ()))
+    return {n: to_data(fixed[n]) if n in fixed else None for n in names}
 
 
 def _dict(value: dict) -> dict:
@@ -74,8 +104,15 @@ def _dict(value: dict) -> dict:
 
 
 def _list(value) -> list:
+    # a list of results (a clause's rules) goes straight to their class's writer
     return [
-        v if v.__class__ in _PLAIN else plain(v) if v.__class__ is Decimal else to_data(v)
+        v
+        if v.__class__ in _PLAIN
+        else plain(v)
+        if v.__class__ is Decimal
+        else w(v)
+        if (w := _WRITERS.get(v.__class__)) is not None
+        else to_data(v)
         for v in value
     ]
 
