@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from decimal import Decimal
 
 from .numbers import display, plain
@@ -68,7 +69,7 @@ def _writer(kind):
     else:
         source = f"def write(v):\n    return {display}\n"
     scope = {
-        "to_data": to_data,
+        "to_data": _data,
         "plain": plain,
         "Decimal": Decimal,
         "SEQUENCES": _SEQUENCES,
@@ -87,7 +88,7 @@ def fixed_data(cls, /, **fixed) -> dict:
     assert set(fixed) == set(cls.FIXED), (set(fixed), cls.FIXED)
     names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
     names += list(getattr(cls, "TEXT", ()))
-    return {n: to_data(fixed[n]) if n in fixed else None for n in names}
+    return {n: _data(fixed[n]) if n in fixed else None for n in names}
 
 
 def _dict(value: dict) -> dict:
@@ -98,7 +99,7 @@ def _dict(value: dict) -> dict:
         if v.__class__ in _PLAIN
         else plain(v)
         if v.__class__ is Decimal
-        else to_data(v)
+        else _data(v)
         for k, v in value.items()
     }
 
@@ -112,7 +113,7 @@ def _list(value) -> list:
         if v.__class__ is Decimal
         else w(v)
         if (w := _WRITERS.get(v.__class__)) is not None
-        else to_data(v)
+        else _data(v)
         for v in value
     ]
 
@@ -122,7 +123,19 @@ def to_data(value):
 
     This runs over every value of a trace on every API answer, so the common
     types are tested first, and leaves are written inline, without a call each.
+    The cyclic garbage collector waits meanwhile: the data holds no cycle for it to find, and
+    its lists made it walk the objects the process holds once every few answers.
     """
+    if not gc.isenabled():
+        return _data(value)
+    gc.disable()
+    try:
+        return _data(value)
+    finally:
+        gc.enable()
+
+
+def _data(value):
     kind = type(value)
     if kind in _PLAIN:
         return value
@@ -145,9 +158,9 @@ def _other(value):
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):
-        return {str(k): to_data(v) for k, v in value.items()}
+        return {str(k): _data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [to_data(v) for v in value]
+        return [_data(v) for v in value]
     return value
 
 
