@@ -495,7 +495,9 @@ def _clause_words(
 def _bonus_clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
     """A clause with its own bonus beyond its points: base and bonus said apart."""
     u = scheme.unit
-    points = result.points
+    points, most = result.points, clause.bonus_cap
+    if most is None:  # pragma: no cover - only a clause with a bonus cap is written here
+        raise ValueError("a clause without a bonus cap")
     base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
     fired_words = (
         "；".join(
@@ -507,10 +509,10 @@ def _bonus_clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) ->
         "；".join(o.explanation for o, r in zip(result.rules, clause.rules) if o.fired and r.bonus)
         or "无加分规则适用"
     )
-    cap = plain(clause.bonus_cap)
+    cap = plain(most)
     over = (
         f"，加分合计{points_words(result.bonus_raw)}{u}，超过加分上限{cap}{u}"
-        if result.bonus_raw > clause.bonus_cap
+        if result.bonus_raw > most
         else ""
     )
     return (
