@@ -56,7 +56,8 @@ class VetoOutcome:
 @dataclass(slots=True)
 class ClauseResult(_Worded):
     #: the fields copied from the clause, the same for every unit: ``trace.fixed_data``, written
-    #: once per clause (its plan) and held in ``_fixed``
+    #: once per clause (its plan) and held in ``_fixed``.  Text and numbers only: a list in it
+    #: (``offices``) would be one object shared by every unit's data, which a reader may change
     FIXED = (
         "id",
         "title",
@@ -66,7 +67,6 @@ class ClauseResult(_Worded):
         "start",
         "source",
         "file",
-        "offices",
         "note",
         "bonus_cap",
     )
@@ -250,7 +250,6 @@ class _ClausePlan:
             start=self.start,
             source=clause.source.text,
             file=clause.file,
-            offices=clause.offices,
             note=clause.note,
             bonus_cap=clause.bonus_cap,
         )

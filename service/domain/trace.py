@@ -86,6 +86,8 @@ def fixed_data(cls, /, **fixed) -> dict:
     its fields, the others left None.  An object holding it as ``_fixed`` is written as a copy
     of it with the other fields written over (the fixed ones must then not change)."""
     assert set(fixed) == set(cls.FIXED), (set(fixed), cls.FIXED)
+    # shared by every object made from it: values no reader can change in place
+    assert all(type(v) in _PLAIN or type(v) is Decimal for v in fixed.values()), fixed
     names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
     names += list(getattr(cls, "TEXT", ()))
     return {n: _data(fixed[n]) if n in fixed else None for n in names}
