@@ -481,8 +481,11 @@ def _clause_words(
         return _bonus_clause_words(scheme, clause, result)
     if plan is None:
         plan = _plan(scheme).clauses[clause.id]
+    # a sentence already written (explain) read from its slot, without the property's call
     fired = [
-        o.explanation for o, (r, _, _) in zip(result.rules, plan.rules) if o.fired and not r.bonus
+        o._explanation if o._explanation is not None else o.explanation
+        for o, (r, _, _) in zip(result.rules, plan.rules)
+        if o.fired and not r.bonus
     ]
     fired_words = "；".join(fired) or "无规则适用"
     points = result.points

@@ -84,20 +84,30 @@ _text = functools.lru_cache(maxsize=4096)(functools.partial(json.dumps, ensure_a
 
 
 def dumps_fact(fact: dict) -> str:
-    """``dumps`` for the flat facts of an evaluation (the hot path): same output, less work."""
-    parts = []
-    for name, value in fact.items():
-        kind = value.__class__
-        if kind is Decimal:  # the operands: most values
-            text = plain(value)
-        elif kind is bool:
-            text = "true" if value else "false"
-        elif kind is str:
-            text = _text(value)
-        else:
-            text = dumps(value)
-        parts.append(_key(name) + text)
-    return "{" + ",".join(parts) + "}"
+    """``dumps`` for the flat facts of an evaluation (the hot path): same output, less work.
+
+    Most values are operands (decimals), written in the same expression as their key; the group
+    name and the yes/no values by ``_value``."""
+    return (
+        "{"
+        + ",".join(
+            [
+                _key(name) + (plain(value) if value.__class__ is Decimal else _value(value))
+                for name, value in fact.items()
+            ]
+        )
+        + "}"
+    )
+
+
+def _value(value) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value.__class__ is str:
+        return _text(value)
+    return dumps(value)
 
 
 def _test(cond: Condition) -> dict:

@@ -173,7 +173,7 @@ def worker_main(sock: socket.socket, accepted) -> None:  # pragma: no cover - ru
                         key, json.loads(definition, parse_float=Decimal)
                     )
                 last = len(batch) - 1
-                out = [sorted(rs.evaluate_raw(f, keep=i == last)) for i, f in enumerate(batch)]
+                out = [list(rs.evaluate_raw(f, keep=i == last)) for i, f in enumerate(batch)]
                 send(("ok", out))
                 if batch:
                     # after the answer, off the caller's time: the last session's state deleted
