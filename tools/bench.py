@@ -343,9 +343,10 @@ def api_path(scheme, matcher):
     return evaluate
 
 
-def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
+def _interleaved(contenders: dict, batch: list, rounds: int, each: dict | None = None) -> dict:
     """Median µs per unit of each contender over ``rounds`` passes of ``batch``, the contenders
-    taking turns within each round (and the order rotating), so a busy moment hurts all alike."""
+    taking turns within each round (and the order rotating), so a busy moment hurts all alike.
+    ``each``: filled with every round's figure of each contender, in the rounds' order."""
     names = list(contenders)
     for name in names:  # warm up: caches, the worker's ruleset, zen's compiled expressions
         for body in batch[:50]:
@@ -359,6 +360,8 @@ def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
             for body in batch:
                 evaluate(body)
             per_unit[name].append((time.perf_counter() - t0) / len(batch) * 1e6)
+    if each is not None:
+        each.update(per_unit)
     return {name: statistics.median(times) for name, times in per_unit.items()}
 
 
@@ -414,6 +417,7 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         "floor": "下限（纯 Python，二分查档，精确小数，只算分）",
     }
     load = os.getloadavg()
+    each: dict = {}
     medians = _interleaved(
         {
             "project": api_path(largest, pool),
@@ -424,6 +428,7 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         },
         batch,
         rounds,
+        each,
     )
     print(
         f"   {largest.id}（{len(largest.clauses)} 个条款），{units} 个单位一批，交替运行 {rounds} 轮，"
@@ -439,6 +444,19 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
             f"   本项目（{label}）/ zen 带 trace = {to_zen:.2f}"
             f"（目标 ≤ 1.0，{'达到' if to_zen <= 1 else '未达到'}）；"
             f"/ 下限 = {to_floor:.1f}（目标 ≤ 20，{'达到' if to_floor <= 20 else '未达到'}）"
+        )
+        # the same ratios within each round, whose contenders ran minutes apart at most: a busy
+        # moment moves both sides of such a ratio, and their median is steadier than the above
+        paired = [
+            (p / z, p / f)
+            for p, z, f in zip(each[key], each["zen_trace"], each["floor"], strict=True)
+        ]
+        print(
+            "      各轮内之比：zen 带 trace "
+            + " ".join(f"{a:.2f}" for a, _ in paired)
+            + f"（中位数 {statistics.median(a for a, _ in paired):.2f}）；下限 "
+            + " ".join(f"{b:.1f}" for _, b in paired)
+            + f"（中位数 {statistics.median(b for _, b in paired):.1f}）"
         )
     calls = _calls(api_path(largest, oracle), batch[:100])
     print(f"   API 路径每个单位的 Python 函数调用（计数，不受负载影响）：{calls:,.0f} 次")
