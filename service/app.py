@@ -32,10 +32,7 @@ class LazyEnginePool:
                 if self._pool is None or self._pid != os.getpid():
                     from service.engine.pool import EnginePool
 
-                    # no awake waiting in a server: its CPU belongs to the other requests
-                    self._pool = EnginePool(
-                        size=self.workers, deadline=self.deadline, spin=0, worker_spin=0
-                    )
+                    self._pool = EnginePool(size=self.workers, deadline=self.deadline)
                     self._pid = os.getpid()
                     for key in self._retired:
                         self._pool.retire(key)

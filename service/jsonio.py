@@ -51,10 +51,20 @@ def _object(pairs: list) -> dict:
     return made
 
 
+#: one decoder for every body: ``json.loads`` with arguments builds a new one on every call
+_DECODER = json.JSONDecoder(parse_float=Decimal, object_pairs_hook=_object)
+
+
 def loads(text: str | bytes):
     """JSON in: numbers with a fraction or exponent as exact decimals, a duplicate key refused
     (``DuplicateKey``, a ``ValueError``)."""
-    return json.loads(text, parse_float=Decimal, object_pairs_hook=_object)
+    if isinstance(text, (bytes, bytearray)):
+        # as json.loads reads bytes: UTF-8, -16 or -32 by the first bytes, lone surrogates kept
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    elif not isinstance(text, str) or text.startswith("\ufeff"):
+        # json.loads's own errors: not text, or text starting with a byte-order mark
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_object)
+    return _DECODER.decode(text)
 
 
 def dumps_bytes(value, pretty: bool = False) -> bytes:

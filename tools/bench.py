@@ -398,9 +398,10 @@ def api_path(scheme, matcher):
     return evaluate
 
 
-def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
+def _interleaved(contenders: dict, batch: list, rounds: int, each: dict | None = None) -> dict:
     """Median µs per unit of each contender over ``rounds`` passes of ``batch``, the contenders
-    taking turns within each round (and the order rotating), so a busy moment hurts all alike."""
+    taking turns within each round (and the order rotating), so a busy moment hurts all alike.
+    ``each``: filled with every round's figure of each contender, in the rounds' order."""
     names = list(contenders)
     for name in names:  # warm up: caches, the worker's ruleset, zen's compiled expressions
         for body in batch[:50]:
@@ -414,6 +415,8 @@ def _interleaved(contenders: dict, batch: list, rounds: int) -> dict:
             for body in batch:
                 evaluate(body)
             per_unit[name].append((time.perf_counter() - t0) / len(batch) * 1e6)
+    if each is not None:
+        each.update(per_unit)
     return {name: statistics.median(times) for name, times in per_unit.items()}
 
 
@@ -468,6 +471,8 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         "zen": "zen-engine（不带 trace）",
         "floor": "下限（纯 Python，二分查档，精确小数，只算分）",
     }
+    load = os.getloadavg()
+    each: dict = {}
     medians = _interleaved(
         {
             "project": api_path(largest, pool),
@@ -478,20 +483,90 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         },
         batch,
         rounds,
+        each,
     )
     print(
         f"   {largest.id}（{len(largest.clauses)} 个条款），{units} 个单位一批，交替运行 {rounds} 轮，"
-        "每个单位耗时的中位数："
+        f"每个单位耗时的中位数（开始时负载 {load[0]:.1f}，结束时 {os.getloadavg()[0]:.1f}，"
+        f"{os.cpu_count()} 核）："
     )
     for key, label in names.items():
         print(f"   {medians[key]:>10,.0f} µs  {label}")
-    to_zen = medians["project"] / medians["zen_trace"]
-    to_floor = medians["project"] / medians["floor"]
-    print(
-        f"   本项目 / zen 带 trace = {to_zen:.2f}（目标 ≤ 1.0，{'达到' if to_zen <= 1 else '未达到'}）；"
-        f"本项目 / 下限 = {to_floor:.1f}（目标 ≤ 20，{'达到' if to_floor <= 20 else '未达到'}）"
-    )
+    for key, label in (("project", "durable-rules"), ("oracle", "纯 Python 对照")):
+        to_zen = medians[key] / medians["zen_trace"]
+        to_floor = medians[key] / medians["floor"]
+        print(
+            f"   本项目（{label}）/ zen 带 trace = {to_zen:.2f}"
+            f"（目标 ≤ 1.0，{'达到' if to_zen <= 1 else '未达到'}）；"
+            f"/ 下限 = {to_floor:.1f}（目标 ≤ 20，{'达到' if to_floor <= 20 else '未达到'}）"
+        )
+        # the same ratios within each round, whose contenders ran minutes apart at most: a busy
+        # moment moves both sides of such a ratio, and their median is steadier than the above
+        paired = [
+            (p / z, p / f)
+            for p, z, f in zip(each[key], each["zen_trace"], each["floor"], strict=True)
+        ]
+        print(
+            "      各轮内之比：zen 带 trace "
+            + " ".join(f"{a:.2f}" for a, _ in paired)
+            + f"（中位数 {statistics.median(a for a, _ in paired):.2f}）；下限 "
+            + " ".join(f"{b:.1f}" for _, b in paired)
+            + f"（中位数 {statistics.median(b for _, b in paired):.1f}）"
+        )
+    calls = _calls(api_path(largest, oracle), batch[:100])
+    print(f"   API 路径每个单位的 Python 函数调用（计数，不受负载影响）：{calls:,.0f} 次")
+    stages(largest, pool, batch[:300])
     return medians
+
+
+#: the API path cut into its steps: each row runs the steps up to it, and its time less the row
+#: before's is the step's own (the same units, rows taking turns)
+STAGES = {
+    "loads": "读取请求 JSON（精确小数）",
+    "validate": "核对事实",
+    "prepare": "计算衡量值、为引擎排好事实",
+    "match": "durable-rules：序列化、进程往返、引擎",
+    "assemble": "计分与完整解释（条款、规则、文字）",
+    "to_data": "to_data",
+    "json": "orjson 写出回答",
+}
+
+
+def stages(scheme, pool, batch: list, rounds: int = 5) -> dict:
+    """Where one unit's time goes on the API path through the contained engine: the median
+    µs of each step (issue 12: "a note says where the remaining time goes")."""
+    from service.domain.facts import validate_facts
+    from service.domain.scoring import assemble, prepare
+    from service.domain.trace import to_data
+    from service.jsonio import dumps_bytes, loads
+
+    def upto(last: str):
+        steps = list(STAGES)[: list(STAGES).index(last) + 1]
+
+        def run(body: bytes):
+            value = loads(body)
+            if "validate" in steps:
+                value = validate_facts(scheme, value)
+            if "prepare" in steps:
+                facts = prepare(scheme, value)
+            if "match" in steps:
+                (fired,) = pool.match(scheme, [facts])
+            if "assemble" in steps:
+                result = assemble(scheme, "（试算）", value, fired, pool.name, True)
+            if "to_data" in steps:
+                data = to_data(result)
+            if "json" in steps:
+                dumps_bytes({"result": data})
+
+        return run
+
+    times = _interleaved({key: upto(key) for key in STAGES}, batch, rounds)
+    print("   其中各步（API 路径，durable-rules，逐步累加、交替运行的中位数之差）：")
+    before = 0.0
+    for key, label in STAGES.items():
+        print(f"   {max(0.0, times[key] - before):>10,.0f} µs  {label}")
+        before = times[key]
+    return times
 
 
 # --- side by side with another revision (issue 8) ----------------------------------------

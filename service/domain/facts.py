@@ -55,8 +55,14 @@ def allowed(spec: FactSpec) -> str:
     return kind
 
 
+#: the types of number facts (``FactSpec.type``)
+_NUMBERS = frozenset({"number", "integer", "percent"})
+
+
 def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
     """(value, None) if ``raw`` is acceptable for ``spec``, else (None, message)."""
+    if raw.__class__ is Decimal and spec.type in _NUMBERS:
+        return _check_number(spec, raw)  # most facts of most units: straight to the number's checks
     if spec.type == "boolean":
         if isinstance(raw, bool):
             return raw, None
@@ -79,12 +85,16 @@ def check_value(spec: FactSpec, raw) -> tuple[object, str | None]:
         if not math.isfinite(raw):
             return None, f"应为{allowed(spec)}，不能是非有限数"
         raw = Decimal(repr(raw))
-    # every number of every unit (and of every test case at load) comes through here: each
-    # property of the value is asked once
     try:
         value = raw if type(raw) is Decimal else Decimal(raw)
     except InvalidOperation:  # pragma: no cover - Decimal(int) cannot fail
         return None, f"应为{allowed(spec)}"
+    return _check_number(spec, value)
+
+
+def _check_number(spec: FactSpec, value: Decimal) -> tuple[object, str | None]:
+    # every number of every unit (and of every test case at load) comes through here: each
+    # property of the value is asked once
     if not value.is_finite():
         return None, f"应为{allowed(spec)}，不能是非有限数"
     magnitude = value.copy_abs()  # not abs(): no context, so 1E+400000000 is no Overflow

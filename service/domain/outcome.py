@@ -46,6 +46,9 @@ class _Worded:
 
 @dataclass(slots=True)
 class RuleOutcome(_Worded):
+    #: the fields that are the same for every unit: ``trace.fixed_data``, held in ``_fixed``
+    FIXED = ("rule", "kind", "title", "note")
+
     rule: str
     kind: str
     title: str
@@ -61,6 +64,8 @@ class RuleOutcome(_Worded):
     # what the rule's block worked out on the way to its points (a measure, a count of steps),
     # kept for its sentence so that writing it later works nothing out a second time
     _why: tuple = field(default=(), repr=False, compare=False)
+    #: the data of the ``FIXED`` fields, written once per rule (``trace.fixed_data``), or None
+    _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

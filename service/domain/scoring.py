@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,10 +23,11 @@ from . import expressions as ex
 from .blocks import BLOCKS
 from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
-from .numbers import ZERO, clamp, plain, points_words, to_match_precision
-from .outcome import RuleOutcome, _Worded
+from .numbers import MAX_MAGNITUDE, ZERO, clamp, plain, points_words, to_match_precision
+from .outcome import PanelOutcome, RuleOutcome, _Worded
 from .panel import Mark, with_marks
 from .program import SCHEME_GROUP
+from .trace import fixed_data
 from .wording import cap as _cap
 from .wording import facts_text, value_words
 
@@ -53,6 +55,22 @@ class VetoOutcome:
 
 @dataclass(slots=True)
 class ClauseResult(_Worded):
+    #: the fields copied from the clause, the same for every unit: ``trace.fixed_data``, written
+    #: once per clause (its plan) and held in ``_fixed``.  Text and numbers only: a list in it
+    #: (``offices``) would be one object shared by every unit's data, which a reader may change
+    FIXED = (
+        "id",
+        "title",
+        "category",
+        "kind",
+        "maximum",
+        "start",
+        "source",
+        "file",
+        "note",
+        "bonus_cap",
+    )
+
     id: str
     title: str
     category: str
@@ -79,6 +97,7 @@ class ClauseResult(_Worded):
     bonus_cap: Decimal | None = None
     _explanation: str | None = field(default=None, repr=False, compare=False)
     _write: Callable | None = field(default=None, repr=False, compare=False)
+    _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -177,10 +196,6 @@ class ScoreResult:
 # --- step 1: facts for the matcher ------------------------------------------------
 
 
-def _measure(expr: ex.Expr, values: Mapping) -> Decimal:
-    return ex.evaluate(expr, values)
-
-
 def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     """One flat fact per clause (and one for grade vetoes), operands only.
 
@@ -189,19 +204,16 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     it can hold.
     """
     values = applicable(scheme, values)
-    groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
-    if scheme.grade_operands:
-        groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
     out = []
-    for group, operands, derived in groups:
+    for group, operands, derived in _plan(scheme).groups:
         fact: dict = {"group": group}
         for key in operands:
             if key in derived:
                 try:
-                    value = _measure(derived[key], values)
+                    value = ex.evaluate(derived[key], values)
                 except ex.Undefined:
                     continue
-                if abs(value) > Decimal("1e12"):
+                if abs(value) > MAX_MAGNITUDE:
                     continue  # out of the engine's exact range: treated as undefined
                 fact[key] = to_match_precision(value)
             elif key in values:
@@ -214,16 +226,85 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
 # --- step 3: points and trace -----------------------------------------------------
 
 
-def _missing_for(clause: Clause, scheme: Scheme, values: Mapping) -> list:
+class _ClausePlan:
+    """What scoring a clause needs that depends on the scheme version alone, worked out once
+    (``_plan``) instead of for every unit: the facts it needs, its rules' blocks, the fixed
+    words of its sentence."""
+
+    __slots__ = ("start", "required", "conditional", "rules", "base_words", "verb", "tail", "data")
+
+    def __init__(self, scheme: Scheme, clause: Clause):
+        u = scheme.unit
+        self.start = clause.points if clause.start == "full" else ZERO
+        self.required = tuple(n for n in clause.reads if scheme.facts[n].required)
+        # a fact with an applies_when may not be missing although absent (``facts.applies``)
+        self.conditional = any(scheme.facts[n].applies_when is not None for n in self.required)
+        self.rules = tuple((rule, BLOCKS[rule.kind], _rule_data(rule)) for rule in clause.rules)
+        self.data = fixed_data(
+            ClauseResult,
+            id=clause.id,
+            title=clause.title,
+            category=clause.category,
+            kind=clause.kind,
+            maximum=clause.points,
+            start=self.start,
+            source=clause.source.text,
+            file=clause.file,
+            note=clause.note,
+            bonus_cap=clause.bonus_cap,
+        )
+        self.base_words = f"起始{plain(self.start)}{u}；" if clause.start == "full" else ""
+        most = plain(clause.points)
+        if clause.kind == DEDUCTION:
+            self.verb, self.tail = "本项扣", f"{u}（最多扣{most}{u}）"
+        elif clause.kind == BONUS:
+            self.verb, self.tail = "本项加", f"{u}（最多加{most}{u}）"
+        else:
+            self.verb, self.tail = "本项得", f"{u}（满分{most}{u}）"
+
+
+def _rule_data(rule) -> tuple:
+    """The class of the rule's outcome (``Block.score``) and the data of its fixed fields."""
+    kind = RuleOutcome if rule.panel is None else PanelOutcome
+    return kind, fixed_data(kind, rule=rule.id, kind=rule.kind, title=rule.title, note=rule.note)
+
+
+class _Plan:
+    """A scheme version's clause plans, the order of its categories and its groups of operands
+    for the matcher (``prepare``)."""
+
+    __slots__ = ("clauses", "category_order", "groups")
+
+    def __init__(self, scheme: Scheme):
+        self.clauses = {cid: _ClausePlan(scheme, c) for cid, c in scheme.clauses.items()}
+        self.category_order = {cid: i for i, cid in enumerate(scheme.category_index())}
+        self.groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
+        if scheme.grade_operands:
+            self.groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
+
+
+_PLANS: dict[int, tuple] = {}  # id(scheme) -> (a weak reference to it, its _Plan)
+
+
+def _plan(scheme: Scheme) -> _Plan:
+    """The scheme's plan, made at its first unit and dropped with the scheme (a scheme version
+    is never changed once loaded: a changed file is a new version, a new ``Scheme``)."""
+    entry = _PLANS.get(id(scheme))
+    if entry is not None and entry[0]() is scheme:
+        return entry[1]
+    plan = _Plan(scheme)
+    key = id(scheme)
+    _PLANS[key] = (weakref.ref(scheme, lambda _ref: _PLANS.pop(key, None)), plan)
+    return plan
+
+
+def _missing_for(plan: _ClausePlan, scheme: Scheme, values: Mapping) -> list:
     # a fact that does not apply is not missing (applies_when's facts are never dropped, so
     # asking again on the values left gives the same answer)
-    return [
-        n
-        for n in clause.reads
-        if scheme.facts[n].required
-        and values.get(n) is None
-        and applies(scheme.facts[n], values) is not False
-    ]
+    missing = [n for n in plan.required if values.get(n) is None]
+    if missing and plan.conditional:
+        return [n for n in missing if applies(scheme.facts[n], values) is not False]
+    return missing
 
 
 def score_clause(
@@ -234,33 +315,30 @@ def score_clause(
     explain: bool = False,
     panels: Mapping | None = None,
 ) -> ClauseResult:
-    # every clause of every unit comes through here: one pass over the rules, no helper called
-    # where a test can spare it
-    start = clause.points if clause.start == "full" else ZERO
-    outcomes, base_sum, bonus_raw = _rule_outcomes(scheme, clause, fired, values, explain, panels)
-    vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
-    missing = _missing_for(clause, scheme, values)
-    result = ClauseResult(
-        id=clause.id,
-        title=clause.title,
-        category=clause.category,
-        kind=clause.kind,
-        maximum=clause.points,
-        points=ZERO,
-        status="scored",
-        start=start,
-        raw=start + base_sum,
-        rules=outcomes,
-        vetoes=vetoes,
-        missing=missing,
-        facts={n: values.get(n) for n in clause.reads},
-        source=clause.source.text,
-        file=clause.file,
-        offices=clause.offices,
-        note=clause.note,
-        bonus_raw=bonus_raw,
-        bonus_cap=clause.bonus_cap,
+    return _score_clause(
+        scheme, clause, _plan(scheme).clauses[clause.id], fired, values, explain, panels
     )
+
+
+def _score_clause(
+    scheme: Scheme,
+    clause: Clause,
+    plan: _ClausePlan,
+    fired: set,
+    values: Mapping,
+    explain: bool,
+    panels: Mapping | None,
+) -> ClauseResult:
+    # every clause of every unit comes through here: one pass over the rules, no helper called
+    # where a test can spare it, and what depends on the clause alone read from its plan
+    start = plan.start
+    outcomes, base_sum, bonus_raw = _rule_outcomes(
+        scheme, clause, plan, fired, values, explain, panels
+    )
+    vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
+    missing = _missing_for(plan, scheme, values)
+    result = _new_result(clause, start, base_sum, bonus_raw, outcomes, vetoes, missing, values)
+    result._fixed = plan.data
     for veto in vetoes:
         if veto.fired:
             result.status = "vetoed"
@@ -270,8 +348,49 @@ def score_clause(
             result.status = "incomplete"
         else:
             _scored(scheme, clause, result)
-    result._write = functools.partial(_clause_words, scheme, clause)
+    # the sentence: now if the caller reads every one (an API answer), else when it is read
+    if explain:
+        result._explanation = _clause_words(scheme, clause, result, plan)
+    else:
+        result._write = functools.partial(_clause_words, scheme, clause)
     return result
+
+
+def _new_result(
+    clause: Clause,
+    start: Decimal,
+    base_sum: Decimal,
+    bonus_raw: Decimal,
+    outcomes: list,
+    vetoes: list,
+    missing: list,
+    values: Mapping,
+) -> ClauseResult:
+    # positional, in the fields' order: a call with 22 keywords cost more than the fields
+    return ClauseResult(
+        clause.id,
+        clause.title,
+        clause.category,
+        clause.kind,
+        clause.points,  # maximum
+        ZERO,  # points
+        "scored",
+        start,
+        start + base_sum,  # raw
+        outcomes,
+        vetoes,
+        missing,
+        {n: values.get(n) for n in clause.reads},
+        clause.source.text,
+        "",  # clamped
+        clause.file,
+        clause.offices,
+        clause.note,
+        ZERO,  # base
+        ZERO,  # bonus
+        bonus_raw,
+        clause.bonus_cap,
+    )
 
 
 def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutcome]:
@@ -302,6 +421,7 @@ def _scored(scheme: Scheme, clause: Clause, result: ClauseResult) -> None:
 def _rule_outcomes(
     scheme: Scheme,
     clause: Clause,
+    plan: _ClausePlan,
     fired: set,
     values: Mapping,
     explain: bool,
@@ -314,9 +434,10 @@ def _rule_outcomes(
     outcomes = []
     # added up in the rules' order from 0, as ``sum`` did: the same decimals to the last digit
     base = bonus = ZERO
-    for rule in clause.rules:
-        block = BLOCKS[rule.kind]
+    for rule, block, (made, data) in plan.rules:
         outcome = block.score(scheme, clause, rule, fired, values)
+        if outcome.__class__ is made:
+            outcome._fixed = data
         if rule.panel is not None:
             outcome.panel = (panels or {}).get(clause.id)  # type: ignore[attr-defined]
         # the sentence is written from the outcome: now if ``explain``, else when it is read
@@ -342,7 +463,9 @@ def _clamped_words(clause: Clause, raw: Decimal, points: Decimal, u: str) -> str
     return f"合计{total}{u}，超过本项上限{plain(clause.points)}{u}，按{counted}{u}计"
 
 
-def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
+def _clause_words(
+    scheme: Scheme, clause: Clause, result: ClauseResult, plan: _ClausePlan | None = None
+) -> str:
     u = scheme.unit
     if result.status == "vetoed":
         words = "；".join(
@@ -354,7 +477,29 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
     if result.status == "incomplete":
         labels = "、".join(scheme.facts[n].label for n in result.missing)
         return f"缺少事实：{labels}（缺失不等于0{_marks_in(result)}），本项暂计0{u}"
+    if clause.bonus_cap is not None:
+        return _bonus_clause_words(scheme, clause, result)
+    if plan is None:
+        plan = _plan(scheme).clauses[clause.id]
+    # a sentence already written (explain) read from its slot, without the property's call
+    fired = [
+        o._explanation if o._explanation is not None else o.explanation
+        for o, (r, _, _) in zip(result.rules, plan.rules)
+        if o.fired and not r.bonus
+    ]
+    fired_words = "；".join(fired) or "无规则适用"
     points = result.points
+    shown = points_words(-points if clause.kind == DEDUCTION else points)
+    clamped = f"；{result.clamped}" if result.clamped else ""
+    return f"{plan.base_words}{fired_words}{clamped}。{plan.verb}{shown}{plan.tail}"
+
+
+def _bonus_clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
+    """A clause with its own bonus beyond its points: base and bonus said apart."""
+    u = scheme.unit
+    points, most = result.points, clause.bonus_cap
+    if most is None:  # pragma: no cover - only a clause with a bonus cap is written here
+        raise ValueError("a clause without a bonus cap")
     base = f"起始{plain(result.start)}{u}；" if clause.start == "full" else ""
     fired_words = (
         "；".join(
@@ -362,34 +507,22 @@ def _clause_words(scheme: Scheme, clause: Clause, result: ClauseResult) -> str:
         )
         or "无规则适用"
     )
-    if clause.bonus_cap is not None:
-        bonus_words = (
-            "；".join(
-                o.explanation for o, r in zip(result.rules, clause.rules) if o.fired and r.bonus
-            )
-            or "无加分规则适用"
-        )
-        cap = plain(clause.bonus_cap)
-        over = (
-            f"，加分合计{points_words(result.bonus_raw)}{u}，超过加分上限{cap}{u}"
-            if result.bonus_raw > clause.bonus_cap
-            else ""
-        )
-        return (
-            f"{base}{fired_words}"
-            + (f"；{result.clamped}" if result.clamped else "")
-            + f"。基本分{points_words(result.base)}{u}（满分{plain(clause.points)}{u}）"
-            + f"；加分：{bonus_words}{over}，加{points_words(result.bonus)}{u}（最多加{cap}{u}）"
-            + f"。本项共得{points_words(points)}{u}"
-        )
-    if clause.kind == DEDUCTION:
-        outcome = f"本项扣{points_words(-points)}{u}（最多扣{plain(clause.points)}{u}）"
-    elif clause.kind == BONUS:
-        outcome = f"本项加{points_words(points)}{u}（最多加{plain(clause.points)}{u}）"
-    else:
-        outcome = f"本项得{points_words(points)}{u}（满分{plain(clause.points)}{u}）"
+    bonus_words = (
+        "；".join(o.explanation for o, r in zip(result.rules, clause.rules) if o.fired and r.bonus)
+        or "无加分规则适用"
+    )
+    cap = plain(most)
+    over = (
+        f"，加分合计{points_words(result.bonus_raw)}{u}，超过加分上限{cap}{u}"
+        if result.bonus_raw > most
+        else ""
+    )
     return (
-        f"{base}{fired_words}" + (f"；{result.clamped}" if result.clamped else "") + f"。{outcome}"
+        f"{base}{fired_words}"
+        + (f"；{result.clamped}" if result.clamped else "")
+        + f"。基本分{points_words(result.base)}{u}（满分{plain(clause.points)}{u}）"
+        + f"；加分：{bonus_words}{over}，加{points_words(result.bonus)}{u}（最多加{cap}{u}）"
+        + f"。本项共得{points_words(points)}{u}"
     )
 
 
@@ -407,8 +540,13 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
     u = scheme.unit
 
     def walk(cat: Category) -> Decimal:
-        raw = sum((clause_results[c].points for c in cat.clauses), ZERO)
-        raw += sum((walk(child) for child in cat.children), ZERO)
+        # added in the same order from 0 as ``sum`` did: the same decimals to the last digit
+        raw = inner = ZERO
+        for c in cat.clauses:
+            raw += clause_results[c].points
+        for child in cat.children:
+            inner += walk(child)
+        raw += inner
         points, capped = _cap(raw, cat.cap) if cat.cap is not None else (raw, False)
         if cat.kind == DEDUCTION and cat.cap is not None:
             points, capped = (max(raw, -cat.cap), raw < -cat.cap)
@@ -436,8 +574,8 @@ def _categories(scheme: Scheme, clause_results: dict) -> list:
 
     for top in scheme.categories:
         walk(top)
-    order = list(scheme.category_index())
-    out.sort(key=lambda r: order.index(r.id))
+    order = _plan(scheme).category_order
+    out.sort(key=lambda r: order[r.id])
     return out
 
 
@@ -508,8 +646,9 @@ def _clause_results(
         values, panels = with_marks(scheme, values, None)
     not_applying = sorted(not_applicable(scheme, values))
     values = applicable(scheme, values)
+    plans = _plan(scheme).clauses
     results = {
-        cid: score_clause(scheme, c, fired, values, explain, panels)
+        cid: _score_clause(scheme, c, plans[cid], fired, values, explain, panels)
         for cid, c in scheme.clauses.items()
     }
     return values, not_applying, results
@@ -556,6 +695,29 @@ def score_units(
     ``marks``: unit -> clause id -> the reviewers' marks of its panel clauses (``domain.panel``);
     a panel clause of a unit without all its marks is incomplete; ``withheld``: see
     ``panel.with_marks``."""
+    # a result is some 650 small objects that all stay alive: for 1,000 units the cyclic garbage
+    # collector would walk them again and again as they pile up (a third of the time, measured),
+    # and there is nothing for it to find, so it waits until the batch is built.  It waits from
+    # the facts' checking on: one unit's checking and matching made it walk the objects the
+    # process holds some 0.4 times a unit (66-130 us of a what-if answer, measured)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _score_units(scheme, units, matcher, matcher_name, explain, marks, withheld)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _score_units(
+    scheme: Scheme,
+    units: Mapping[str, Mapping],
+    matcher: Matcher,
+    matcher_name: str,
+    explain: bool,
+    marks: Mapping[str, Mapping[str, Sequence[Mark]]] | None,
+    withheld: bool,
+) -> list:
     checked = {unit: validate_facts(scheme, facts) for unit, facts in units.items()}
     panels: dict = {}
     if scheme.panels:
@@ -565,19 +727,10 @@ def score_units(
             )
     batch = [prepare(scheme, values) for values in checked.values()]
     fired = matcher.match(scheme, batch)
-    # a result is some 650 small objects that all stay alive: for 1,000 units the cyclic garbage
-    # collector would walk them again and again as they pile up (a third of the time, measured),
-    # and there is nothing for it to find, so it waits until the batch is built
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return [
-            assemble(scheme, unit, values, hits, matcher_name, explain, panels.get(unit))
-            for (unit, values), hits in zip(checked.items(), fired)
-        ]
-    finally:
-        if collecting:
-            gc.enable()
+    return [
+        assemble(scheme, unit, values, hits, matcher_name, explain, panels.get(unit))
+        for (unit, values), hits in zip(checked.items(), fired)
+    ]
 
 
 def score_unit(

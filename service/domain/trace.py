@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from decimal import Decimal
-from operator import attrgetter
 
 from .numbers import display, plain
 
@@ -19,40 +19,105 @@ _PLAIN = frozenset({str, int, bool, float, type(None)})
 _SEQUENCES = frozenset({list, tuple, set})
 
 
+def _field_value(name: str, hint: str) -> str:
+    """The expression writing field ``name`` of ``v``, by its annotation: the type the field
+    holds is tested first (one identity test), anything else goes through ``to_data``, so a
+    value of another type than declared is written exactly as ``to_data`` writes it."""
+    read = f"(x := v.{name})"
+    if hint in ("str", "bool"):
+        return f"x if {read}.__class__ is {hint} else to_data(x)"
+    if hint in ("int", "int | None"):
+        return f"x if {read} is None or x.__class__ is int else to_data(x)"
+    if hint.startswith("Decimal"):  # most of a trace's numbers: points, maxima, amounts
+        return f"plain(x) if {read}.__class__ is Decimal else to_data(x)"
+    if hint == "dict":  # facts: their values are plain or decimals
+        return f"_dict(x) if {read}.__class__ is dict else to_data(x)"
+    if hint in ("list", "tuple"):  # most of a clause's lists (vetoes, missing, offices) are empty
+        return f"(_list(x) if x else []) if {read}.__class__ in SEQUENCES else to_data(x)"
+    return f"to_data(v.{name})"
+
+
 def _writer(kind):
     """A function that writes a dataclass's public fields, then its sentences (``TEXT``), as a dict.
 
-    A trace has some 650 objects, so the field list is worked out once per class: one
-    ``attrgetter`` call (C code) reads every field of an object at once and ``dict(zip(...))``
-    (C code too) lays them out; only the values that are not plain are then written over, the
-    decimals (most of them: points and maxima) directly rather than through ``to_data``."""
-    names = tuple(f.name for f in dataclasses.fields(kind) if not f.name.startswith("_"))
-    names += tuple(getattr(kind, "TEXT", ()))
-    if not names:
-        return lambda v: {}
-    get = attrgetter(*names)
-    if len(names) == 1:  # attrgetter of one name gives the value itself, not a 1-tuple
-        get = _one(get)
+    A trace has some 90 objects a unit and this runs over every one of them on every API answer,
+    so each class gets a function of its own, written once from its fields (``exec``): one dict
+    display reading each field and writing it by its declared type, no loop and no call per field
+    but for the values that need one (decimals, facts, lists of results)."""
+    hints = {f.name: f.type if isinstance(f.type, str) else "" for f in dataclasses.fields(kind)}
+    names = [n for n in hints if not n.startswith("_")]
+    written = [(n, _field_value(n, hints[n])) for n in names]
+    # a sentence already written (``_Worded``: most of them, on an API answer) read from its slot,
+    # without the property's call; else through the property, which writes it
+    written += [
+        (n, f"x if (x := v._{n}) is not None else v.{n}")
+        if f"_{n}" in hints
+        else (n, _field_value(n, "str"))
+        for n in getattr(kind, "TEXT", ())
+    ]
+    display = "{" + ", ".join(f"{n!r}: {e}" for n, e in written) + "}"
+    fixed = getattr(kind, "FIXED", ())
+    if fixed:
+        # an object made with its fixed fields already written (``fixed_data``): a copy of them,
+        # and only the fields that vary written over it, in place (the keys' order is kept)
+        source = (
+            "def write(v):\n    d = v._fixed\n    if d is None:\n"
+            f"        return {display}\n    d = d.copy()\n"
+            + "".join(f"    d[{n!r}] = {e}\n" for n, e in written if n not in fixed)
+            + "    return d\n"
+        )
+    else:
+        source = f"def write(v):\n    return {display}\n"
+    scope = {
+        "to_data": _data,
+        "plain": plain,
+        "Decimal": Decimal,
+        "SEQUENCES": _SEQUENCES,
+        "_dict": _dict,
+        "_list": _list,
+    }
+    exec(compile(source, f"<to_data of {kind.__name__}>", "exec"), scope)  # noqa: S102 - our own fields' names
+    return scope["write"]
 
-    def write(v):
-        out = dict(zip(names, get(v)))
-        for name, x in out.items():  # values replaced in place: the dict's size never changes
-            kind = type(x)
-            if kind in _PLAIN:
-                continue
-            if kind is Decimal:
-                out[name] = plain(x)
-            elif kind in _SEQUENCES and not x:
-                out[name] = []  # most of a clause's lists (vetoes, missing, offices) are empty
-            else:
-                out[name] = to_data(x)
-        return out
 
-    return write
+def fixed_data(cls, /, **fixed) -> dict:
+    """The data of the fields of a dataclass ``cls`` named in its ``FIXED`` that are the same
+    for every object made from one rule or clause, written once: a template in the order of all
+    its fields, the others left None.  An object holding it as ``_fixed`` is written as a copy
+    of it with the other fields written over (the fixed ones must then not change)."""
+    assert set(fixed) == set(cls.FIXED), (set(fixed), cls.FIXED)
+    # shared by every object made from it: values no reader can change in place
+    assert all(type(v) in _PLAIN or type(v) is Decimal for v in fixed.values()), fixed
+    names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+    names += list(getattr(cls, "TEXT", ()))
+    return {n: _data(fixed[n]) if n in fixed else None for n in names}
 
 
-def _one(get):
-    return lambda v: (get(v),)
+def _dict(value: dict) -> dict:
+    # a trace's dicts are facts: their decimals (a few hundred a unit) written here rather than
+    # through another call each
+    return {
+        k if k.__class__ is str else str(k): v
+        if v.__class__ in _PLAIN
+        else plain(v)
+        if v.__class__ is Decimal
+        else _data(v)
+        for k, v in value.items()
+    }
+
+
+def _list(value) -> list:
+    # a list of results (a clause's rules) goes straight to their class's writer
+    return [
+        v
+        if v.__class__ in _PLAIN
+        else plain(v)
+        if v.__class__ is Decimal
+        else w(v)
+        if (w := _WRITERS.get(v.__class__)) is not None
+        else _data(v)
+        for v in value
+    ]
 
 
 def to_data(value):
@@ -60,24 +125,28 @@ def to_data(value):
 
     This runs over every value of a trace on every API answer, so the common
     types are tested first, and leaves are written inline, without a call each.
+    The cyclic garbage collector waits meanwhile: the data holds no cycle for it to find, and
+    its lists made it walk the objects the process holds once every few answers.
     """
+    if not gc.isenabled():
+        return _data(value)
+    gc.disable()
+    try:
+        return _data(value)
+    finally:
+        gc.enable()
+
+
+def _data(value):
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is Decimal:
         return plain(value)
-    # a trace's dicts are facts and its lists results or facts: their decimals (a hundred and
-    # more a unit) written here rather than through another call each
     if kind is dict:
-        return {
-            str(k): v if type(v) in _PLAIN else plain(v) if type(v) is Decimal else to_data(v)
-            for k, v in value.items()
-        }
+        return _dict(value)
     if kind is list or kind is tuple or kind is set:
-        return [
-            v if type(v) in _PLAIN else plain(v) if type(v) is Decimal else to_data(v)
-            for v in value
-        ]
+        return _list(value)
     write = _WRITERS.get(kind)
     if write is None:
         if dataclasses.is_dataclass(kind):
@@ -91,9 +160,9 @@ def _other(value):
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, dict):
-        return {str(k): to_data(v) for k, v in value.items()}
+        return {str(k): _data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [to_data(v) for v in value]
+        return [_data(v) for v in value]
     return value
 
 

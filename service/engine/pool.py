@@ -22,6 +22,14 @@ worker, or one that stops reading half-way through a request larger than the
 socket's buffer, costs the caller the deadline and no more (a blocking send
 waited for such a worker for ever, with other callers queued behind it).
 
+Nobody spins.  Caller and worker each sleep in the kernel (``poll``, a blocking
+``recv``) until the other's bytes arrive, and the kernel wakes the sleeper.  Both
+used to wait awake for a few milliseconds first (2 ms the caller, 3 ms the
+worker) to shave the wake-up off one unit after another; on this 2-core machine
+under load that burnt the very cores the other side needed, and the contained
+engine slowed 4x (``python -m tools.roundtrip`` measures it, with and without
+another process holding a core).
+
 A worker counts every request it takes (``accepted``, in memory shared with
 the caller) before it computes anything.  A worker found dead before it took
 a call, even one killed an instant before the call (still unreaped, so it
@@ -100,20 +108,30 @@ def keep_heap(limit: int = 64 << 20) -> bool:
         return False
 
 
-def _read_exact(sock: socket.socket, size: int) -> bytearray:
-    buf = bytearray(size)
-    view, got = memoryview(buf), 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
-        if n == 0:
-            raise EOFError
-        got += n
-    return buf
+class _Reader:
+    """The worker's end of its socket, read in blocking calls (the worker has nothing else to
+    do): one ``recv`` usually brings a whole request, header and body, instead of one for each."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buf = sock, bytearray()
+
+    def message(self):
+        buf = self.buf
+        while True:
+            if len(buf) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(buf)
+                end = _HEADER.size + size
+                if len(buf) >= end:
+                    msg = pickle.loads(memoryview(buf)[_HEADER.size : end])
+                    del buf[:end]
+                    return msg
+            chunk = self.sock.recv(1 << 16)  # sleeps in the kernel until the caller writes
+            if not chunk:
+                raise EOFError
+            buf += chunk
 
 
-def worker_main(
-    sock: socket.socket, accepted, spin: float = 0.003
-) -> None:  # pragma: no cover - runs in the child process
+def worker_main(sock: socket.socket, accepted) -> None:  # pragma: no cover - runs in the child
     import json
     from decimal import Decimal
 
@@ -123,22 +141,15 @@ def worker_main(
 
     rulesets: dict[str, durable.Ruleset] = {}
     released = 0
-    readable = select.poll()
-    readable.register(sock, select.POLLIN)
+    reader = _Reader(sock)
 
     def send(message) -> None:
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         sock.sendall(_HEADER.pack(len(data)) + data)
 
     while True:
-        # a caller scoring units one after another comes back within a few
-        # milliseconds: wait for it awake briefly, then block
-        spin_until = time.perf_counter() + spin
-        while time.perf_counter() < spin_until and not readable.poll(0):
-            pass
         try:
-            (size,) = _HEADER.unpack(_read_exact(sock, _HEADER.size))
-            msg = pickle.loads(_read_exact(sock, size))
+            msg = reader.message()
         except (EOFError, OSError, KeyboardInterrupt):
             return
         # taken: from here on the caller must not retry this call elsewhere
@@ -161,8 +172,13 @@ def worker_main(
                     rs = rulesets[key] = durable.Ruleset(
                         key, json.loads(definition, parse_float=Decimal)
                     )
-                out = [sorted(rs.evaluate_raw(facts)) for facts in batch]
+                last = len(batch) - 1
+                out = [list(rs.evaluate_raw(f, keep=i == last)) for i, f in enumerate(batch)]
                 send(("ok", out))
+                if batch:
+                    # after the answer, off the caller's time: the last session's state deleted
+                    # and the next call's session opened (most likely for the same version)
+                    rs.open_ahead()
             except durable.EngineError as err:
                 send(("error", str(err)))
             except Exception as err:  # engine errors surface as plain exceptions
@@ -224,14 +240,11 @@ class _Worker:
                 return
             self.wait(self.writable, until)
 
-    def receive(self, until: float, spin: float):
-        # most answers come within a few milliseconds: wait for them awake (a
-        # blocked reader is slow to wake on this kind of machine), then block
-        if spin:
-            spin_until = time.perf_counter() + spin
-            while time.perf_counter() < spin_until and not self.readable.poll(0):
-                pass
+    def receive(self, until: float):
+        # the answer is not there yet when the request has just gone: sleep in poll() first (the
+        # kernel wakes us when it comes, or at the deadline) rather than try a recv bound to fail
         buf, need, size = bytearray(), _HEADER.size, -1
+        self.wait(self.readable, until)
         while True:
             try:
                 chunk = self.sock.recv(max(need - len(buf), 65536) if size < 0 else need - len(buf))
@@ -265,21 +278,11 @@ class EnginePool:
         deadline: float = 5.0,
         per_unit: float = 0.05,
         start_method: str = "spawn",
-        spin: float = 0.002,
-        worker_spin: float = 0.003,
     ):
-        """``spin``/``worker_spin``: seconds the caller and a worker wait awake for the
-        other before blocking.  They cut the latency of one unit after another (a
-        blocked process is slow to wake on this kind of machine) but burn CPU: a
-        server under load, which has other requests to run, sets both to 0."""
         self.size, self.deadline, self.per_unit = size, deadline, per_unit
         self.split_at = (
             50  # batches of at least 2 x this many units are shared out over the workers
         )
-        self.spin = (
-            spin  # seconds to wait awake for an answer before blocking (one unit takes ~1 ms)
-        )
-        self.worker_spin = worker_spin
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
             # a fresh worker is then a fork of one clean server process that has already
@@ -312,7 +315,7 @@ class EnginePool:
         accepted = self._ctx.RawValue("Q", 0)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, accepted, self.worker_spin),
+            args=(child, accepted),
             daemon=True,
             name="durable-rules worker",
         )
@@ -361,7 +364,7 @@ class EnginePool:
         """Send ``message`` and wait for the answer, all of it before ``until`` (monotonic)."""
         try:
             worker.send(message, until)
-            return worker.receive(until, self.spin)
+            return worker.receive(until)
         except (EOFError, OSError) as err:
             if isinstance(err, TimeoutError):
                 raise

@@ -150,7 +150,7 @@ def test_an_answer_cut_off_half_way_costs_only_the_deadline():
     try:
         # the receive, then a request the far end never reads (a send that would block)
         for attempt in (
-            lambda until: worker.receive(until, spin=0),
+            lambda until: worker.receive(until),
             lambda until: worker.send(("match", "x" * (8 << 20)), until),
         ):
             outcome: list = []
