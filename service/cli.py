@@ -104,19 +104,16 @@ def _load(rules_dir):
         sys.exit(1)
 
 
-def _matcher(oracle: bool, batch: bool = False):
-    """The matcher the commands score with.  ``batch``: for ``scoring score``, which scores batch
-    after batch, a call every tens of milliseconds: neither side waits awake for the other."""
+def _matcher(oracle: bool):
+    """The matcher the commands score with (the engine's caller and worker sleep while they wait
+    for each other, so a batch every tens of milliseconds costs no CPU in between)."""
     if oracle:
         from service.engine.oracle import OracleMatcher
 
         return OracleMatcher()
     from service.engine.pool import EnginePool
 
-    settings = from_environment()
-    if batch:
-        return EnginePool(size=1, deadline=settings.engine_deadline, spin=0, worker_spin=0)
-    return EnginePool(size=1, deadline=settings.engine_deadline)
+    return EnginePool(size=1, deadline=from_environment().engine_deadline)
 
 
 @click.group()
@@ -587,7 +584,7 @@ def _score_all(form: _Form, units: Iterator, oracle: bool, jobs: int, spool: _Sp
     from service.domain.scoring import score_units
 
     kept = []
-    matcher = _matcher(oracle, batch=True)
+    matcher = _matcher(oracle)
     try:
         for batch in _batches(units):
             for result in score_units(form.scheme, batch, matcher, _name(matcher)):
@@ -684,7 +681,7 @@ def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no 
     from service.domain.facts import InvalidFacts
     from service.domain.scoring import score_units
 
-    matcher = _matcher(oracle, batch=True)
+    matcher = _matcher(oracle)
     size = 0
     try:
         with open(path, "wb") as f:
