@@ -81,6 +81,10 @@ PERMISSIONS = {
     "rules.reload": {"admin", "editor"},
     # the impact of a rule change on every reviewed unit (service/impact.py): a background job
     "rules.impact": {"admin", "editor"},
+    # drafts of rule versions (service/releases.py): create, edit, check, propose, withdraw; an
+    # admin who is not the proposer approves or returns (four eyes); reading them is rules.read
+    "rules.draft": {"admin", "editor"},
+    "rules.approve": {"admin"},
     "journal.read": {"admin", "auditor"},
     "tokens.read": ALL,  # one's own tokens
     "tokens.revoke": ALL,  # one's own; an admin anyone's (OTHERS_TOKENS)

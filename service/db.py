@@ -234,6 +234,47 @@ class RuleSet(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
+class RuleDraft(Base):
+    """A scheme version being written in the product (issue 10): its files, its state (draft ->
+    proposed -> published, or withdrawn) and the last check's result.  A draft is never served and
+    never scores officially; once approved, its files are archived in ``rule_versions`` and
+    published as a new ``rule_sets`` row.  Mutable (not append-only): the journal is its history.
+    ``lock`` is bumped by every change, so a save from a stale page is refused (409)."""
+
+    __tablename__ = "rule_drafts"
+    __table_args__ = (Index("ix_rule_drafts_state", "state", "scheme_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scheme_id: Mapped[str] = mapped_column(String(100))  # the ``id:`` of its scheme.yaml
+    folder: Mapped[str] = mapped_column(
+        String(300)
+    )  # under the rules root ("minhang-gumeilu/2023")
+    title: Mapped[str] = mapped_column(String(300))
+    year: Mapped[str] = mapped_column(String(40))  # as scheme.yaml writes it ("2016-2017")
+    origin: Mapped[str] = mapped_column(String(20))  # copy | upload | disk
+    base_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    files: Mapped[dict] = mapped_column(JSON)  # path inside the scheme folder -> text
+    state: Mapped[str] = mapped_column(String(20))  # draft | proposed | published | withdrawn
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checked: Mapped[dict] = mapped_column(JSON, default=dict)  # the last check (releases.py)
+    mapping: Mapped[dict] = mapped_column(JSON, default=dict)  # the impact fact mapping
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # the proposal's note
+    proposed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why returned or withdrawn
+    effective_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    effective_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    lock: Mapped[int] = mapped_column(Integer)
+
+    # every UPDATE says "WHERE lock = <the value read>" and bumps it: a stale save is an error
+    __mapper_args__ = {"version_id_col": lock}
+
+
 class Submission(Chained, Base):
     """One version of a unit's facts for a scheme; never changed, only followed by a newer one."""
 

@@ -1,0 +1,714 @@
+"""Drafts and releases of rule versions (issue 10): a scheme version written in the product.
+
+A draft (``db.RuleDraft``) is a scheme folder's files ({path inside the folder: text}) with a state:
+draft -> proposed -> published, or withdrawn.  It starts as a copy of any version for a new year,
+an uploaded zip of a scheme folder, or the rules directory's copy of a scheme.  Every save stores
+the files whether or not they load (an editor may be mid-change) together with the result of the
+one check (``operations.check_rule_set``: the strict loader in a child process, then every test
+case through this worker's engine).  A draft is never served and never scores officially.
+
+Publication has four eyes: an editor proposes (the check must pass), an admin who is not the
+proposer approves (the check runs again) or returns it with a reason.  Approval archives the files
+in ``rule_versions`` and publishes a new ``rule_sets`` row (the newest one with this scheme's entry
+replaced or added), so every worker serves it through ``operations.sync_rules``; this worker swaps
+at once.  A round opened later pins ``version_for_year``; one named at approval is re-pinned if it
+has no official score yet.  Every step is journaled.
+
+User-typed text is parsed only in the contained loader (``rulefiles.contained``), never here,
+except by ``rulefiles.edit`` (ruamel's round trip, which the forms use and which runs no loader).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import operations as ops
+from .access import Actor, check, journal
+from .db import Round, RuleDraft, RuleSet, RuleVersion, User, now
+from .domain.model import Scheme
+from .domain.text import REASON_CHARS_MAX, unstorable
+from .exceptions import Conflict, Invalid, NotFound
+from .rulefiles import RuleSetError, contained
+from .rulefiles import edit as rule_edit
+from .rulefiles.loader import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_TOTAL_BYTES,
+    RULE_SUFFIXES,
+    SCHEME_FILE,
+    path_problems,
+    read_tree,
+    shown_name,
+    version_of_files,
+)
+
+DRAFT, PROPOSED, PUBLISHED, WITHDRAWN = "draft", "proposed", "published", "withdrawn"
+STATES = (DRAFT, PROPOSED, PUBLISHED, WITHDRAWN)
+OPEN = (DRAFT, PROPOSED)  # a draft still on its way: its scheme id is taken
+STATE_WORDS = {DRAFT: "草稿", PROPOSED: "待批准", PUBLISHED: "已发布", WITHDRAWN: "已撤回"}
+ORIGINS = ("copy", "upload", "disk")
+#: a year a version may take effect from (as a round's year)
+YEARS = range(2000, 2101)
+#: an uploaded zip, compressed (the files inside are bounded as the loader bounds them)
+MAX_UPLOAD_BYTES = 16 << 20
+MAX_NOTE_CHARS = REASON_CHARS_MAX
+#: a zip's entries carry this date, so the same files always give the same bytes
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class DraftView:
+    id: int
+    scheme_id: str
+    folder: str
+    title: str
+    year: str
+    origin: str
+    base_version: str | None
+    files: dict[str, str]
+    state: str
+    version: str | None
+    # {"ok", "errors": [{"file" (path inside the scheme folder, a key of files), "line",
+    #  "column", "message"}], "failing": [operations.failing_case dicts], "cases", "version"}
+    checked: dict
+    mapping: dict
+    note: str | None
+    proposed_by: str | None  # user names
+    proposed_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    effective_year: int | None
+    effective_round_id: int | None
+    created_by: str | None
+    created_at: datetime
+    updated_by: str | None
+    updated_at: datetime
+    lock: int
+
+
+def _names(s, rows: list[RuleDraft]) -> dict:
+    ids = {
+        uid
+        for r in rows
+        for uid in (r.proposed_by, r.decided_by, r.created_by, r.updated_by)
+        if uid is not None
+    }
+    if not ids:
+        return {}
+    return dict(s.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
+
+
+def _view(row: RuleDraft, names: dict) -> DraftView:
+    return DraftView(
+        id=row.id,
+        scheme_id=row.scheme_id,
+        folder=row.folder,
+        title=row.title,
+        year=row.year,
+        origin=row.origin,
+        base_version=row.base_version,
+        files=dict(row.files),
+        state=row.state,
+        version=row.version,
+        checked=dict(row.checked or {}),
+        mapping=dict(row.mapping or {}),
+        note=row.note,
+        proposed_by=names.get(row.proposed_by),
+        proposed_at=row.proposed_at,
+        decided_by=names.get(row.decided_by),
+        decided_at=row.decided_at,
+        reason=row.reason,
+        effective_year=row.effective_year,
+        effective_round_id=row.effective_round_id,
+        created_by=names.get(row.created_by),
+        created_at=row.created_at,
+        updated_by=names.get(row.updated_by),
+        updated_at=row.updated_at,
+        lock=row.lock,
+    )
+
+
+def _target(row_or_id, scheme_id: str | None = None) -> str:
+    if isinstance(row_or_id, RuleDraft):
+        return f"rule_draft:{row_or_id.id}/scheme:{row_or_id.scheme_id}"
+    return f"rule_draft:{row_or_id}" + (f"/scheme:{scheme_id}" if scheme_id else "")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def list_drafts(ctx: ops.Context, actor: Actor, state: str | None = None) -> list[DraftView]:
+    """Every draft (newest first), or those in ``state``."""
+    check(ctx.db, actor, "rules.read", "rule_drafts")
+    if state is not None and state not in STATES:
+        raise Invalid(
+            "invalid_state", "没有这种草案状态", {"state": [f"可选：{'、'.join(STATES)}"]}
+        )
+    with ctx.db.transaction() as s:
+        query = select(RuleDraft).order_by(RuleDraft.id.desc())
+        if state is not None:
+            query = query.where(RuleDraft.state == state)
+        rows = list(s.scalars(query))
+        names = _names(s, rows)
+        return [_view(r, names) for r in rows]
+
+
+def _get(s, draft_id: int) -> RuleDraft:
+    row = s.get(RuleDraft, draft_id) if 0 < draft_id < 2**31 else None
+    if row is None:
+        raise NotFound("unknown_draft", f"没有编号为 {draft_id} 的规则草案")
+    return row
+
+
+def read_draft(ctx: ops.Context, actor: Actor, draft_id: int) -> DraftView:
+    check(ctx.db, actor, "rules.read", _target(draft_id))
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        return _view(row, _names(s, [row]))
+
+
+# --- checking ------------------------------------------------------------------------------------
+
+
+def _inside(path: str, folder: str) -> str:
+    """A path the loader names (under the rules root) as a key of the draft's files."""
+    return path[len(folder) + 1 :] if path.startswith(folder + "/") else path
+
+
+def _check(ctx: ops.Context, folder: str, files: dict, serve: bool = False):
+    """The one check of a draft's files: (checked dict, the scheme or None).  Loaded in a child
+    process (the text is a user's), every case through this worker's engine."""
+    rooted = {f"{folder}/{rel}": text for rel, text in files.items()}
+    checked = ops.check_rule_set(ctx, lambda: contained.load_tree(rooted, folder), serve=serve)
+    scheme = next(iter(checked.schemes.values()), None)
+    failing = []
+    for case in checked.failing:
+        shown = ops.failing_case(case)
+        shown["file"] = _inside(shown["file"], folder)
+        failing.append(shown)
+    return {
+        "ok": checked.ok,
+        "errors": [
+            {
+                "file": _inside(e.file, folder),
+                "line": e.line,
+                "column": e.column,
+                "message": e.message,
+            }
+            for e in checked.errors
+        ],
+        "failing": failing,
+        "cases": len(checked.results),
+        "version": scheme.version if scheme is not None else None,
+    }, scheme
+
+
+def _header(text: str, key: str) -> str | None:
+    """A top-level scalar of scheme.yaml read without parsing it (a draft that does not load
+    still shows its id and title): ``key: value`` with the value's quotes and comment dropped."""
+    m = re.search(rf"^{key}:[ \t]*(.*?)[ \t]*$", text, re.M)
+    if m is None:
+        return None
+    value = re.sub(r"[ \t]+#.*$", "", m.group(1)).strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return value or None
+
+
+def _describe(files: dict, scheme: Scheme | None, fallback: dict) -> dict:
+    """The columns kept in step with scheme.yaml: its id, title and year."""
+    if scheme is not None:
+        return {"scheme_id": scheme.id, "title": scheme.title, "year": str(scheme.year)}
+    text = files.get(SCHEME_FILE, "")
+    out = {}
+    for key in ("id", "title", "year"):
+        value = _header(text, key)
+        column = "scheme_id" if key == "id" else key
+        out[column] = value if value is not None else fallback.get(column, "")
+    out["scheme_id"] = out["scheme_id"][:100]
+    out["title"] = out["title"][:300]
+    out["year"] = out["year"][:40]
+    return out
+
+
+def _files_problems(files) -> dict:
+    """{field: [why]} for files that cannot be a scheme folder's (before anything is loaded)."""
+    if not isinstance(files, dict) or not files:
+        return {"files": ["应为细则文件夹内的相对路径到文件内容，至少有 scheme.yaml"]}
+    problems: dict = {}
+    if len(files) > MAX_FILES:
+        return {"files": [f"规则文件过多：最多{MAX_FILES}个"]}
+    for rel, problem in path_problems(list(files)):
+        problems.setdefault(f"files.{shown_name(rel)}", []).append(problem)
+    total = 0
+    for rel, text in files.items():
+        if not isinstance(text, str):
+            problems.setdefault(f"files.{shown_name(rel)}", []).append("文件内容应为文字")
+            continue
+        if unstorable(text):
+            problems.setdefault(f"files.{shown_name(rel)}", []).append(unstorable(text))
+        total += len(text.encode("utf-8", "surrogatepass"))
+        if rel != SCHEME_FILE and rel.rpartition("/")[2] == SCHEME_FILE:
+            problems.setdefault(f"files.{shown_name(rel)}", []).append(
+                "一个草案只能是一套细则：scheme.yaml 只能在细则文件夹的根部"
+            )
+    if total > MAX_TOTAL_BYTES:
+        problems.setdefault("files", []).append(f"规则文件合计过大：最多{MAX_TOTAL_BYTES}字节")
+    return problems
+
+
+def _refuse_files(files) -> None:
+    problems = _files_problems(files)
+    if problems:
+        raise Invalid("invalid_files", "规则文件不可用", problems)
+
+
+# --- creating ------------------------------------------------------------------------------------
+
+
+def _open_draft_with(s, scheme_id: str, besides: int | None = None) -> RuleDraft | None:
+    query = select(RuleDraft).where(RuleDraft.scheme_id == scheme_id, RuleDraft.state.in_(OPEN))
+    if besides is not None:
+        query = query.where(RuleDraft.id != besides)
+    return s.scalars(query.limit(1)).first()
+
+
+def _create(
+    ctx: ops.Context,
+    actor: Actor,
+    origin: str,
+    folder: str,
+    files: dict,
+    base_version: str | None,
+    fallback: dict,
+    refuse_served: bool = False,
+) -> DraftView:
+    checked, scheme = _check(ctx, folder, files)
+    head = _describe(files, scheme, fallback)
+    if refuse_served and ctx.registry.get(head["scheme_id"]) is not None:
+        raise Conflict(
+            "scheme_id_taken",
+            f"细则编号“{head['scheme_id']}”已在使用中，请为新版本另起编号",
+            {"scheme_id": ["已有细则使用这一编号"]},
+        )
+    at = now()
+    with ctx.db.transaction() as s:
+        other = _open_draft_with(s, head["scheme_id"])
+        if other is not None:
+            raise Conflict(
+                "scheme_id_taken",
+                f"细则编号“{head['scheme_id']}”已由草案 {other.id}（{STATE_WORDS[other.state]}）使用",
+                {"scheme_id": [f"草案 {other.id} 已使用这一编号"]},
+            )
+        row = RuleDraft(
+            origin=origin,
+            folder=folder,
+            files=dict(files),
+            base_version=base_version,
+            state=DRAFT,
+            version=version_of_files(files),
+            checked=checked,
+            mapping={},
+            created_by=actor.user_id,
+            created_at=at,
+            updated_by=actor.user_id,
+            updated_at=at,
+            **head,
+        )
+        s.add(row)
+        s.flush()
+        journal(
+            s,
+            actor,
+            "rules.draft.create",
+            _target(row),
+            "ok",
+            origin=origin,
+            base_version=base_version,
+            version=row.version,
+            checked=checked["ok"],
+        )
+        return _view(row, _names(s, [row]))
+
+
+def _folder_of_version(ctx: ops.Context, version: str, scheme_id: str) -> str:
+    """Where under the rules root a version was (or is) served from: the registry, a rule set, a
+    round or a published draft name it; else the scheme id."""
+    served = ctx.registry.by_version(version)
+    if served is not None and ops.folder_of(served):
+        return ops.folder_of(served)
+    with ctx.db.transaction() as s:
+        for (schemes,) in s.execute(select(RuleSet.schemes).order_by(RuleSet.id.desc())):
+            for entry in schemes.values():
+                if entry.get("version") == version and entry.get("folder"):
+                    return entry["folder"]
+        folder = s.scalar(select(Round.folder).where(Round.rules_version == version).limit(1))
+        if folder:
+            return folder
+        folder = s.scalar(
+            select(RuleDraft.folder)
+            .where(RuleDraft.version == version, RuleDraft.state == PUBLISHED)
+            .limit(1)
+        )
+    return folder or scheme_id
+
+
+def _version_files(ctx: ops.Context, version: str) -> tuple[dict, str, dict]:
+    """(files, folder, {"scheme_id", "title", "year"}) of a served or stored version."""
+    scheme = ctx.registry.by_version(version)
+    if scheme is not None:
+        files = dict(scheme.texts)
+        head = {"scheme_id": scheme.id, "title": scheme.title, "year": str(scheme.year)}
+    else:
+        with ctx.db.transaction() as s:
+            row = (
+                s.get(RuleVersion, version)
+                if re.fullmatch(r"[0-9a-f]{64}", version or "")
+                else None
+            )
+            if row is None:
+                raise NotFound(
+                    "unknown_rules_version",
+                    f"没有版本为 {str(version)[:16]} 的规则",
+                    {"version": ["没有这一版本"]},
+                )
+            files = dict(row.files)
+            head = _describe(files, None, {"scheme_id": row.scheme_id, "title": row.title})
+    return files, _folder_of_version(ctx, version, head["scheme_id"]), head
+
+
+def _with_year(text: str, old: str, new: str) -> str:
+    """``text`` with the old year's digits replaced by the new year's ("gumeilu-2022" ->
+    "gumeilu-2023", "2016-2017年度" -> "2018-2019年度"); unchanged if they do not appear."""
+    if old and old in text:
+        return text.replace(old, new)
+    old_first = re.search(r"\d{4}", old or "")
+    new_first = re.search(r"\d{4}", new)
+    if old_first and new_first and old_first.group() in text:
+        return text.replace(old_first.group(), new_first.group())
+    return text
+
+
+_SCHEME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def copy_version(
+    ctx: ops.Context,
+    actor: Actor,
+    version: str,
+    year: str,
+    scheme_id: str | None = None,
+    title: str | None = None,
+) -> DraftView:
+    """A draft for ``year`` from any served or stored version: its id, year and title rewritten
+    (the old year's digits replaced where they appear; an explicit ``scheme_id``/``title`` wins),
+    through ``edit.set_scheme_field`` so everything else stays byte-identical."""
+    check(ctx.db, actor, "rules.draft", f"rules_version:{str(version)[:64]}")
+    year = str(year or "").strip()
+    problems = {}
+    if not year or len(year) > 40 or not re.search(r"\d{4}", year) or unstorable(year):
+        problems["year"] = ["应为年度，如 2023 或 2023-2024"]
+    if scheme_id is not None and not _SCHEME_ID.fullmatch(scheme_id):
+        problems["scheme_id"] = ["应为1到100个英文字母、数字、点、下划线或连字符"]
+    if title is not None and (not title.strip() or len(title) > 300 or unstorable(title)):
+        problems["title"] = [unstorable(title) or "应为1到300个字"]
+    if problems:
+        raise Invalid("invalid_copy", "复制规则版本的信息有误", problems)
+    files, folder, head = _version_files(ctx, version)
+    old_year = head["year"]
+    new_id = scheme_id or _with_year(head["scheme_id"], old_year, year)
+    new_title = (title or "").strip() or _with_year(head["title"], old_year, year)
+    new_folder = _with_year(folder, old_year, year)
+    if new_folder == folder:
+        new_folder = f"{folder}-{year}"
+    if ctx.registry.get(new_id) is not None:
+        raise Conflict(
+            "scheme_id_taken",
+            f"细则编号“{new_id}”已在使用中，请为{year}年度的版本另起编号",
+            {"scheme_id": ["已有细则使用这一编号"]},
+        )
+    try:
+        for name, value in (("id", new_id), ("year", year), ("title", new_title)):
+            files = rule_edit.set_scheme_field(files, name, value)
+    except rule_edit.EditError as err:
+        raise Invalid("invalid_copy", str(err), {"version": [str(err)]}) from None
+    return _create(
+        ctx,
+        actor,
+        "copy",
+        new_folder,
+        files,
+        version,
+        {"scheme_id": new_id, "title": new_title, "year": year},
+        refuse_served=True,
+    )
+
+
+def _unzip(data: bytes) -> tuple[dict, str]:
+    """The rule files of a zip of one scheme folder (scheme.yaml at its root or under one top
+    folder) and that folder's name ("" at the root), every bound checked before a byte is used."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise Invalid(
+            "upload_too_large", "上传的压缩包过大", {"file": [f"最多{MAX_UPLOAD_BYTES}字节"]}
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise Invalid(
+            "invalid_zip", "上传的文件不是 zip 压缩包", {"file": ["应为一个细则文件夹的 zip"]}
+        ) from None
+    if len(infos) > MAX_FILES:
+        raise Invalid("invalid_zip", "压缩包中的文件过多", {"file": [f"最多{MAX_FILES}个"]})
+    problems: dict = {}
+    wanted = []
+    total = 0
+    for info in infos:
+        name = info.filename
+        if info.is_dir() or name.startswith("__MACOSX/"):
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            problems.setdefault(f"file.{name}", []).append("是符号链接：只能有普通文件和文件夹")
+            continue
+        if not name.endswith(RULE_SUFFIXES):
+            continue  # notes, READMEs: not rule files, not read (as in a rules directory)
+        if info.flag_bits & 0x1:
+            problems.setdefault(f"file.{name}", []).append("是加密的文件，无法读取")
+            continue
+        if info.file_size > MAX_FILE_BYTES:
+            problems.setdefault(f"file.{name}", []).append(
+                f"文件过大：一个规则文件最多{MAX_FILE_BYTES}字节"
+            )
+            continue
+        total += info.file_size
+        wanted.append(info)
+    if total > MAX_TOTAL_BYTES:
+        problems.setdefault("file", []).append(f"规则文件合计过大：最多{MAX_TOTAL_BYTES}字节")
+    for name, problem in path_problems([i.filename for i in wanted]):
+        problems.setdefault(f"file.{shown_name(name)}", []).append(problem)
+    if problems:
+        raise Invalid("invalid_zip", "压缩包中有不可用的文件", problems)
+    files = {}
+    for info in wanted:
+        with archive.open(info) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # the size in the header may lie
+        if len(raw) > MAX_FILE_BYTES:
+            raise Invalid(
+                "invalid_zip", "压缩包中有不可用的文件", {f"file.{info.filename}": ["文件过大"]}
+            )
+        try:
+            files[info.filename] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(
+                "invalid_zip",
+                "压缩包中有不可用的文件",
+                {f"file.{info.filename}": ["不是 UTF-8 编码的文字"]},
+            ) from None
+    if SCHEME_FILE in files:
+        top = ""
+    else:
+        tops = {name.split("/", 1)[0] for name in files}
+        top = next(iter(tops)) if len(tops) == 1 else ""
+        if not top or f"{top}/{SCHEME_FILE}" not in files:
+            raise Invalid(
+                "invalid_zip",
+                "压缩包中没有细则文件夹",
+                {"file": ["scheme.yaml 应在压缩包的根部，或在唯一的顶层文件夹中"]},
+            )
+        files = {name[len(top) + 1 :]: text for name, text in files.items()}
+    _refuse_files(files)
+    return files, top
+
+
+def upload_draft(ctx: ops.Context, actor: Actor, data: bytes) -> DraftView:
+    """A draft from a zip of one scheme folder (as ``version_zip`` gives it), loaded in a child
+    process; a draft whose files do not load is kept with its errors."""
+    check(ctx.db, actor, "rules.draft", "rule_drafts")
+    files, top = _unzip(data)
+    scheme_id = _header(files.get(SCHEME_FILE, ""), "id")
+    if not scheme_id:
+        raise Invalid(
+            "invalid_zip", "scheme.yaml 中没有细则编号（id）", {"file.scheme.yaml": ["缺少 id"]}
+        )
+    served = ctx.registry.get(scheme_id)
+    if served is not None and ops.folder_of(served):
+        parent = ops.folder_of(served).rpartition("/")[0]
+        folder = (f"{parent}/{top}" if parent else top) if top else ops.folder_of(served)
+    else:
+        folder = f"{scheme_id}/{top}" if top else scheme_id
+    fallback = {"scheme_id": scheme_id, "title": scheme_id, "year": ""}
+    return _create(ctx, actor, "upload", folder, files, None, fallback)
+
+
+def _disk_schemes(ctx: ops.Context) -> dict:
+    """{scheme id: (folder, {path inside the folder: text})} of the rules directory, read (not
+    parsed: the id is the line ``id:`` of each scheme.yaml)."""
+    try:
+        tree = read_tree(ctx.registry.rules_dir)
+    except RuleSetError:
+        return {}
+    folders = sorted(
+        rel.rpartition("/")[0] for rel in tree if rel.rpartition("/")[2] == SCHEME_FILE
+    )
+    out: dict = {}
+    for folder in sorted(folders, key=len, reverse=True):  # the innermost folder owns its files
+        inside = folder + "/" if folder else ""
+        own = {}
+        for rel in list(tree):
+            if rel.startswith(inside):
+                own[rel[len(inside) :]] = tree.pop(rel)
+        try:
+            texts = {rel: data.decode("utf-8") for rel, data in own.items()}
+        except UnicodeDecodeError:
+            continue
+        scheme_id = _header(texts.get(SCHEME_FILE, ""), "id") or folder
+        out.setdefault(scheme_id, (folder, texts))
+    return out
+
+
+def draft_from_disk(ctx: ops.Context, actor: Actor, scheme_id: str) -> DraftView:
+    """A draft from the rules directory's copy of one scheme (what an office keeping its rules in
+    git has changed there), checked like any other draft."""
+    check(ctx.db, actor, "rules.draft", f"scheme:{scheme_id}")
+    found = _disk_schemes(ctx).get(scheme_id)
+    if found is None:
+        raise NotFound(
+            "unknown_scheme",
+            f"规则目录中没有编号为“{scheme_id}”的细则",
+            {"disk": ["规则目录中没有这一细则"]},
+        )
+    folder, files = found
+    served = ctx.registry.get(scheme_id)
+    base = served.version if served is not None else None
+    fallback = {"scheme_id": scheme_id, "title": scheme_id, "year": ""}
+    return _create(ctx, actor, "disk", folder, files, base, fallback)
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+
+def _editable(row: RuleDraft, lock: int, states=(DRAFT,)) -> None:
+    if row.state not in states:
+        allowed = "、".join(STATE_WORDS[s] for s in states)
+        raise Conflict(
+            "draft_state",
+            f"草案 {row.id} 的状态为“{STATE_WORDS[row.state]}”，这一步只能在“{allowed}”状态下进行",
+            {"state": [STATE_WORDS[row.state]]},
+        )
+    if lock != row.lock:
+        raise Conflict(
+            "stale_draft",
+            f"草案 {row.id} 已被他人修改（{row.lock}），请重新读取后再改",
+            {"lock": [f"当前为 {row.lock}"]},
+            current_version=str(row.lock),
+        )
+
+
+def _flush(s, row: RuleDraft) -> None:
+    try:
+        s.flush()
+    except StaleDataError:
+        raise Conflict(
+            "stale_draft",
+            f"草案 {row.id} 刚被他人修改，请重新读取后再改",
+            {"lock": ["已不是最新"]},
+        ) from None
+
+
+def _peek(ctx: ops.Context, draft_id: int, lock: int, states=(DRAFT,)) -> RuleDraft:
+    """The draft as it is now, refused early (before a check costs time) if it cannot change."""
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        _editable(row, lock, states)
+        return row
+
+
+def save_files(
+    ctx: ops.Context, actor: Actor, draft_id: int, lock: int, files: dict, what: str
+) -> DraftView:
+    """Store the draft's files and the result of their check; stored even if they do not load."""
+    check(ctx.db, actor, "rules.draft", _target(draft_id))
+    _refuse_files(files)
+    row = _peek(ctx, draft_id, lock)
+    checked, scheme = _check(ctx, row.folder, files)
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        _editable(row, lock)
+        before = row.version
+        head = _describe(
+            files, scheme, {"scheme_id": row.scheme_id, "title": row.title, "year": row.year}
+        )
+        other = _open_draft_with(s, head["scheme_id"], besides=row.id)
+        if other is not None:
+            raise Conflict(
+                "scheme_id_taken",
+                f"细则编号“{head['scheme_id']}”已由草案 {other.id} 使用",
+                {"scheme_id": [f"草案 {other.id} 已使用这一编号"]},
+            )
+        for key, value in head.items():
+            setattr(row, key, value)
+        row.files = dict(files)
+        row.version = version_of_files(files)
+        row.checked = checked
+        row.updated_by, row.updated_at = actor.user_id, now()
+        _flush(s, row)
+        journal(
+            s,
+            actor,
+            "rules.draft.save",
+            _target(row),
+            "ok",
+            what=(what or "")[:200],
+            before=before,
+            version=row.version,
+            checked=checked["ok"],
+            errors=len(checked["errors"]),
+            failing=len(checked["failing"]),
+        )
+        return _view(row, _names(s, [row]))
+
+
+def edit(
+    ctx: ops.Context,
+    actor: Actor,
+    draft_id: int,
+    lock: int,
+    change: Callable[[rule_edit.Files], object],
+    what: str,
+    field: str = "files",
+) -> DraftView:
+    """Apply one ``rulefiles.edit`` operation to the draft's files, then ``save_files``; an
+    ``EditError`` is a 422 naming ``field``.  A removal's result (``edit.Removal``) is its files."""
+    check(ctx.db, actor, "rules.draft", _target(draft_id))
+    row = _peek(ctx, draft_id, lock)
+    try:
+        changed = change(dict(row.files))
+    except rule_edit.EditError as err:
+        raise Invalid("invalid_edit", str(err), {field: [str(err)]}) from None
+    files = changed.files if isinstance(changed, rule_edit.Removal) else changed
+    return save_files(ctx, actor, draft_id, lock, files, what)
+
+
+def check_draft(ctx: ops.Context, actor: Actor, draft_id: int) -> DraftView:
+    """Check the draft again (loader and every case) and store the result."""
+    check(ctx.db, actor, "rules.draft", _target(draft_id))
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        folder, files = row.folder, dict(row.files)
+    checked, _scheme = _check(ctx, folder, files)
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        if dict(row.files) == files:  # saved meanwhile: that save stored its own check
+            row.checked = checked
+            _flush(s, row)
+        return _view(row, _names(s, [row]))
