@@ -922,10 +922,13 @@ def _rules_page(
     comparison=None,
     compare_error="",
 ):
+    from .rule_pages import drafts_section  # the rule editor's module (it imports this one)
+
     versions = ops.rule_versions(ctx(), current_actor())
     schemes = ctx().registry.schemes().values()
     return render_template(
         "admin/rules.html",
+        **drafts_section(),
         versions=versions,
         schemes=schemes,
         serving={s.version for s in schemes},
@@ -1014,3 +1017,7 @@ def rules_impact_xlsx(job_id):
 @bp.route("/<path:anything>")
 def not_found(anything):
     abort(404)
+
+
+# the rule editor's pages (drafts, clauses, files: issue 10) are views of this blueprint too
+from . import rule_pages  # noqa: E402,F401
