@@ -24,6 +24,7 @@ without a database); the views are thin.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from ruamel.yaml import YAML
 
 from service import releases
+from service.access import check
 from service.errors import status_of
 from service.exceptions import Conflict, Invalid, NotFound, ServiceError
 from service.rulefiles import edit
@@ -567,6 +569,23 @@ def moved(now: Outline, clause_id: str, direction: str) -> list[str]:
 # --- the pages ----------------------------------------------------------------------------------
 
 
+def _needs(permission: str):
+    """The role is checked before anything of the form is read (a reviewer learns nothing from a
+    form's errors; the denial is journaled as the API's are)."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            target = f"rule_draft:{kwargs['draft_id']}" if "draft_id" in kwargs else "rule_drafts"
+            check(ctx().db, current_actor(), permission, target)
+            return view(*args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+
 def _lock() -> int:
     text = (request.form.get("lock") or "").strip()
     if not text.isascii() or not text.isdigit() or len(text) > 9:
@@ -703,30 +722,35 @@ def _when(value) -> str:
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/header")
+@_needs("rules.draft")
 def rule_draft_header(draft_id):
     now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
     return _save(draft_id, header_edits(request.form, now), "修改细则基本信息", "#header")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/categories")
+@_needs("rules.draft")
 def rule_draft_categories(draft_id):
     now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
     return _save(draft_id, category_edits(request.form, now), "修改类别", "#categories")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/grading")
+@_needs("rules.draft")
 def rule_draft_grading(draft_id):
     now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
     return _save(draft_id, grading_edits(request.form, now), "修改评级办法", "#grading")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/tests")
+@_needs("rules.draft")
 def rule_draft_tests(draft_id):
     now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
     return _save(draft_id, test_edits(request.form, now), "修改细则测试用例", "#tests")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses")
+@_needs("rules.draft")
 def rule_draft_add_clause(draft_id):
     now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
     clause, stem, problems = new_clause(request.form, now)
@@ -737,6 +761,7 @@ def rule_draft_add_clause(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>/remove")
+@_needs("rules.draft")
 def rule_draft_remove_clause(draft_id, clause_id):
     """删除条款: its file goes, its facts leave every scheme test (and ranking test) that gave
     them; the page says which tests changed."""
@@ -764,6 +789,7 @@ def rule_draft_remove_clause(draft_id, clause_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>/move")
+@_needs("rules.draft")
 def rule_draft_move_clause(draft_id, clause_id):
     direction = request.form.get("direction")
     if direction not in ("up", "down"):
@@ -792,6 +818,7 @@ def _step(draft_id: int, call: Callable, words: str, anchor: str = ""):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/check")
+@_needs("rules.draft")
 def rule_draft_check(draft_id):
     view = releases.check_draft(ctx(), current_actor(), draft_id)
     checked = view.checked or {}
@@ -803,6 +830,7 @@ def rule_draft_check(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/propose")
+@_needs("rules.draft")
 def rule_draft_propose(draft_id):
     note = request.form.get("note", "")
     return _step(draft_id, lambda lock: releases.propose(ctx(), current_actor(), draft_id, lock,
@@ -810,6 +838,7 @@ def rule_draft_propose(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/approve")
+@_needs("rules.approve")
 def rule_draft_approve(draft_id):
     typed = request.form.to_dict()
     year_text = (request.form.get("effective_year") or "").strip()
@@ -830,6 +859,7 @@ def rule_draft_approve(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/return")
+@_needs("rules.approve")
 def rule_draft_return(draft_id):
     reason = request.form.get("reason", "")
     return _step(draft_id, lambda lock: releases.return_draft(ctx(), current_actor(), draft_id,
@@ -837,6 +867,7 @@ def rule_draft_return(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/withdraw")
+@_needs("rules.draft")
 def rule_draft_withdraw(draft_id):
     reason = request.form.get("reason", "")
     return _step(draft_id, lambda lock: releases.withdraw(ctx(), current_actor(), draft_id, lock,
@@ -844,6 +875,7 @@ def rule_draft_withdraw(draft_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/compare")
+@_needs("rules.read")
 def rule_draft_compare(draft_id):
     """比较: the draft's files archived as a version, then the rules page's comparison of it with
     the version chosen (by default the one in force)."""
@@ -893,6 +925,7 @@ def _refused_start(err, anchor: str = "#drafts"):
 
 
 @bp.post("/rules/drafts/copy")
+@_needs("rules.draft")
 def rule_draft_copy():
     """复制为新年度草稿: any version, a year (its digits rewrite the id and title), a title."""
     version = request.form.get("version", "")
@@ -909,6 +942,7 @@ def rule_draft_copy():
 
 
 @bp.post("/rules/drafts/upload")
+@_needs("rules.draft")
 def rule_draft_upload():
     """上传规则包: a zip of one scheme folder."""
     upload = request.files.get("file")
@@ -924,6 +958,7 @@ def rule_draft_upload():
 
 
 @bp.post("/rules/drafts/disk")
+@_needs("rules.draft")
 def rule_draft_disk():
     """从磁盘目录建立草稿: the rules directory's copy of a scheme."""
     scheme_id = (request.form.get("scheme") or "").strip()
@@ -983,6 +1018,7 @@ def rule_clause(draft_id, clause_id):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>")
+@_needs("rules.draft")
 def rule_clause_save(draft_id, clause_id):
     from . import ruleforms
 
@@ -1054,6 +1090,7 @@ def rule_file(draft_id, rel):
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/files/<path:rel>")
+@_needs("rules.draft")
 def rule_file_save(draft_id, rel):
     actor = current_actor()
     text = request.form.get("text", "").replace("\r\n", "\n")

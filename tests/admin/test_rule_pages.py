@@ -448,3 +448,77 @@ def test_every_form_needs_the_csrf_token(app):
     ):
         assert editor.post(path, data={}).status_code == 400
     assert _lock(editor.get(f"/admin/rules/drafts/{draft_id}")) == _lock(page)
+
+
+# --- who may open which page: every route of the rule editor × every role -------------------------
+
+#: (method, rule) -> the permission it needs; one entry per route of admin.rule_pages, no more
+EDITOR_ROUTES = {
+    ("GET", "/admin/rules/drafts/<draft_id>"): "rules.read",
+    ("GET", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>"): "rules.read",
+    ("GET", "/admin/rules/drafts/<draft_id>/files/<rel>"): "rules.read",
+    ("GET", "/admin/rules/drafts/<draft_id>/download"): "rules.read",
+    ("GET", "/admin/rules/versions/<version>.zip"): "rules.read",
+    ("POST", "/admin/rules/drafts/<draft_id>/compare"): "rules.read",
+    ("POST", "/admin/rules/drafts/copy"): "rules.draft",
+    ("POST", "/admin/rules/drafts/upload"): "rules.draft",
+    ("POST", "/admin/rules/drafts/disk"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/header"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/categories"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/grading"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/tests"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/clauses"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>/remove"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>/move"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/files/<rel>"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/check"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/propose"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/withdraw"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/approve"): "rules.approve",
+    ("POST", "/admin/rules/drafts/<draft_id>/return"): "rules.approve",
+}
+
+
+def _editor_routes(app) -> set[tuple[str, str]]:
+    param = re.compile(r"<(?:[^:>]+:)?([^:>]+)>")
+    return {
+        (method, param.sub(r"<\1>", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("admin_web.rule_")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_the_access_matrix_lists_every_route_of_the_rule_editor(app):
+    assert _editor_routes(app) == set(EDITOR_ROUTES)
+
+
+def test_every_role_gets_what_the_matrix_says_on_every_route(app):
+    from service.access import PERMISSIONS
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2031")
+    version = version_of(GUMEILU)
+    values = {"draft_id": str(draft_id), "clause_id": "1", "rel": "scheme.yaml",
+              "version": version}  # fmt: skip
+    for username in ("admin", "editor", "reviewer", "auditor", "submitter", None):
+        client = _signed_in(app, username) if username else app.test_client()
+        role = username  # every test user's name is their role
+        token = csrf_token(client.get("/admin/login" if username is None else "/admin/").text)
+        for (method, rule), permission in EDITOR_ROUTES.items():
+            url = re.sub(r"<(\w+)>", lambda m: values[m.group(1)], rule)
+            if method == "GET":
+                r = client.get(url)
+            else:  # a form that changes nothing if it is let through: a stale lock
+                r = client.post(url, data={"csrf_token": token, "lock": "999999"})
+            if role is None:
+                assert r.status_code in (302, 400), (url, r.status_code)
+                if r.status_code == 302:
+                    assert "/admin/login" in r.headers["Location"]
+            elif role in PERMISSIONS[permission]:
+                assert r.status_code != 403, (role, method, url, r.status_code)
+                assert r.status_code < 500, (role, method, url, _text(r)[:500])
+            else:
+                assert r.status_code == 403, (role, method, url, r.status_code)
+    assert _draft(app, draft_id).state == "draft"  # nothing of it changed
