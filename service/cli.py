@@ -1,7 +1,7 @@
 """Command line: check a rules directory, run its test cases, score a facts file.
 
-scoring check  [--rules DIR] [--no-tests]
-scoring test   [--rules DIR] [--oracle]
+scoring check  [--rules DIR|ZIP] [--no-tests]
+scoring test   [--rules DIR|ZIP] [--oracle]
 scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
 scoring diff   A B            (A, B: two scheme folders)
@@ -24,9 +24,9 @@ def _rules_option(f):
     return click.option(
         "--rules",
         "rules_dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
         default=None,
-        help="规则目录（默认取环境变量 SCORING_RULES_DIR，或项目的 rules/）",
+        help="规则目录，或从产品下载的细则 zip（默认取环境变量 SCORING_RULES_DIR，或项目的 rules/）",
     )(f)
 
 
@@ -34,12 +34,61 @@ def _rules(rules_dir):
     return rules_dir or from_environment().rules_dir
 
 
-def _load(rules_dir):
+def _zip_files(path: Path) -> dict:
+    """The rule files of a zip (as the product's download gives a version: its scheme folder's
+    last part at the top), named ``<zip name>/<path inside>`` so messages say where they are; bounded
+    as a rules directory is (size, count), links and encrypted entries refused."""
+    import stat
+    import zipfile
+
     from service.rulefiles import RuleSetError
-    from service.rulefiles.loader import load_all
+    from service.rulefiles.errors import RuleFileError
+    from service.rulefiles.loader import MAX_FILE_BYTES, MAX_FILES, RULE_SUFFIXES, path_problems
+
+    def refuse(name: str, why: str):
+        raise RuleSetError([RuleFileError(f"{path.name}/{name}" if name else path.name, 1, 1, why)])
 
     try:
-        return load_all(_rules(rules_dir))
+        archive = zipfile.ZipFile(path)
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        refuse("", f"不是可读的 zip 压缩包（{err}）")
+    if len(infos) > MAX_FILES:
+        refuse("", f"压缩包中的文件过多：最多{MAX_FILES}个")
+    files = {}
+    for info in infos:
+        name = info.filename
+        if info.is_dir() or not name.endswith(RULE_SUFFIXES) or name.startswith("__MACOSX/"):
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            refuse(name, "是符号链接：规则文件夹中只能有普通文件和文件夹")
+        if info.flag_bits & 0x1:
+            refuse(name, "是加密的文件，无法读取")
+        for _rel, problem in path_problems([name])[:1]:
+            refuse(name, problem)
+        with archive.open(info) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            refuse(name, f"文件过大：一个规则文件最多{MAX_FILE_BYTES}字节")
+        files[f"{path.name}/{name}"] = data
+    return files
+
+
+def _loader(rules_dir):
+    """What loads the rules the command names: a rules directory, or a zip of a scheme folder."""
+    from service.rulefiles.loader import load_all, load_tree
+
+    rules = _rules(rules_dir)
+    if Path(rules).is_file():
+        return lambda: load_tree(_zip_files(Path(rules)), Path(rules).name)
+    return lambda: load_all(rules)
+
+
+def _load(rules_dir):
+    from service.rulefiles import RuleSetError
+
+    try:
+        return _loader(rules_dir)()
     except RuleSetError as err:
         for e in err.errors:
             click.echo(str(e), err=True)
@@ -75,12 +124,11 @@ def check(rules_dir, no_tests):
         click.echo(f"全部 {len(schemes)} 套细则检查通过（未运行测试用例）。")
         return
     from service.casebook import check_rules
-    from service.rulefiles.loader import load_all
 
     matcher = _matcher(False)
     try:
         # the one check of the service layer: the strict loader, then every case through the engine
-        checked = check_rules(lambda: load_all(_rules(rules_dir)), matcher)
+        checked = check_rules(_loader(rules_dir), matcher)
     finally:
         matcher.close()
     if checked.errors:

@@ -282,6 +282,76 @@ def current_scheme(ctx: Context, scheme_id: str) -> Scheme:
     return scheme
 
 
+# --- what is published in the pages stays published -----------------------------------------
+#
+# Versions are also written in the product (service/releases.py) and published as rule sets.  A
+# restart or a reload never reverts them: the rules directory is imported only where its content
+# is new.  A disk scheme is served from disk only if its version never appeared in any rule set;
+# otherwise the newest rule set's entry for that scheme id stays, and schemes published in the
+# pages but absent from disk stay served too.
+
+
+def published_versions(connection) -> set[str]:
+    """Every version any rule set ever served."""
+    return {
+        entry["version"]
+        for (schemes,) in connection.execute(select(RuleSet.schemes))
+        for entry in schemes.values()
+    }
+
+
+def kept_published(ctx: Context, disk: dict) -> dict:
+    """What to serve of the rules directory's schemes ``disk`` (checked) and the rule set in
+    force: disk schemes whose version is new, else the rule set's own entries."""
+    with ctx.db.engine.connect() as connection:
+        latest = _latest_rule_set(connection)
+        ever = published_versions(connection) if latest is not None else set()
+    if latest is None:
+        return dict(disk)
+    served = {}
+    for sid, entry in latest.schemes.items():
+        on_disk = disk.get(sid)
+        if on_disk is not None and (
+            on_disk.version == entry["version"] or on_disk.version not in ever
+        ):
+            continue  # the same version, or new content on disk (imported): served from disk
+        try:
+            served[sid] = scheme_by_version(ctx, entry["version"], entry["folder"])
+        except (
+            RuleSetError,
+            ServiceError,
+        ) as err:  # pragma: no cover - an archive this loader refuses
+            log.error("规则集 %s 中的细则 %s 无法读取，改用规则目录中的：%s", latest.id, sid, err)
+    for sid, scheme in disk.items():
+        served.setdefault(sid, scheme)
+    return served
+
+
+def publish_scheme(s, actor: Actor, scheme: Scheme, folder: str) -> int:
+    """Inside the caller's transaction: a new rule set, the newest one with ``scheme``'s entry
+    replaced or added (its files archived first); the new row's id.  Two publications at once
+    collide on the unique ``follows`` (IntegrityError): the caller tries again."""
+    _archive(s, scheme)
+    latest = _latest_rule_set(s)
+    schemes = dict(latest.schemes) if latest is not None else {}
+    before = schemes.get(scheme.id, {}).get("version")
+    schemes[scheme.id] = {"version": scheme.version, "folder": folder}
+    row = RuleSet(
+        follows=latest.id if latest is not None else 0, schemes=schemes, actor=actor.username
+    )
+    s.add(row)
+    s.flush()
+    journal(
+        s,
+        actor,
+        "rules.publish",
+        f"rule_set:{row.id}",
+        "ok",
+        changes={scheme.id: [before, scheme.version]},
+    )
+    return row.id
+
+
 # --- signing in, and the journal ---------------------------------------------------------
 
 _NO_USER_HASH: list = []  # a password hash to check when there is no such user: the same work either way
@@ -1531,7 +1601,8 @@ def serve_rules_at_start(ctx: Context) -> dict:
         raise RuleSetError(checked.errors)
     if checked.failing:
         raise FailingCases(checked.failing)
-    changes = ctx.registry.swap(checked.schemes)
+    changes = ctx.registry.swap(kept_published(ctx, checked.schemes))
+    _release_unserved(ctx, checked)
     _remember_passed(ctx, STARTUP, checked)
     return changes
 
@@ -1593,7 +1664,8 @@ def reload_rules(ctx: Context, actor: Actor) -> dict:
             f"规则目录有 {len(checked.failing)} 个测试用例未通过，未加载；当前规则继续使用",
             fields,
         )
-    changes = ctx.registry.swap(checked.schemes)
+    changes = ctx.registry.swap(kept_published(ctx, checked.schemes))
+    _release_unserved(ctx, checked)
     _remember_passed(ctx, actor, checked)
     generation = publish_rules(ctx, actor)
     with ctx.db.transaction() as s:

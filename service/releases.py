@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import operations as ops
-from .access import Actor, check, journal
-from .db import Round, RuleDraft, RuleSet, RuleVersion, User, now
+from .access import Actor, check, deny, journal
+from .db import Round, RoundUnit, RuleDraft, RuleSet, RuleVersion, User, now
 from .domain.model import Scheme
 from .domain.text import REASON_CHARS_MAX, unstorable
-from .exceptions import Conflict, Invalid, NotFound
+from .exceptions import Conflict, Invalid, NotFound, ServiceError, Unavailable
 from .rulefiles import RuleSetError, contained
 from .rulefiles import edit as rule_edit
 from .rulefiles.loader import (
@@ -712,3 +713,355 @@ def check_draft(ctx: ops.Context, actor: Actor, draft_id: int) -> DraftView:
             row.checked = checked
             _flush(s, row)
         return _view(row, _names(s, [row]))
+
+
+# --- four eyes -----------------------------------------------------------------------------------
+
+
+def _text(value: str | None, name: str, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise Invalid("invalid_" + name, "请填写说明", {name: ["不能为空"]})
+    if len(value) > MAX_NOTE_CHARS or unstorable(value):
+        raise Invalid(
+            "invalid_" + name,
+            "说明有误",
+            {name: [unstorable(value) or f"不超过{MAX_NOTE_CHARS}字"]},
+        )
+    return value
+
+
+def _not_passing(checked: dict) -> Invalid:
+    """Why a draft cannot go on: its loader errors at their lines, its failing cases at theirs."""
+    fields: dict = {}
+    for e in checked["errors"]:
+        fields.setdefault(f"{e['file']}:{e['line']}:{e['column']}", []).append(e["message"])
+    for c in checked["failing"]:
+        at = f"{c['file']}:{c['line']}" if c["line"] else c["file"]
+        fields.setdefault(at, []).append(f"{c['case']}：{'；'.join(c['problems'])}")
+    if checked["errors"]:
+        return Invalid("invalid_rules", f"草案的规则文件有 {len(checked['errors'])} 处错误", fields)
+    return Invalid("failing_tests", f"草案有 {len(checked['failing'])} 个测试用例未通过", fields)
+
+
+def propose(ctx: ops.Context, actor: Actor, draft_id: int, lock: int, note: str) -> DraftView:
+    """提交批准: only a draft that loads and passes every case (checked again now)."""
+    check(ctx.db, actor, "rules.draft", _target(draft_id))
+    note = _text(note, "note", required=False)
+    row = _peek(ctx, draft_id, lock)
+    checked, _scheme = _check(ctx, row.folder, dict(row.files))
+    if not checked["ok"]:
+        raise _not_passing(checked)
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        _editable(row, lock)
+        row.state, row.note, row.checked = PROPOSED, note, checked
+        row.proposed_by, row.proposed_at = actor.user_id, now()
+        row.reason = None
+        row.updated_by, row.updated_at = actor.user_id, row.proposed_at
+        _flush(s, row)
+        journal(s, actor, "rules.propose", _target(row), "ok", note=note, version=row.version)
+        return _view(row, _names(s, [row]))
+
+
+def return_draft(
+    ctx: ops.Context, actor: Actor, draft_id: int, lock: int, reason: str
+) -> DraftView:
+    """退回: a proposed draft goes back to its editor with the reason, who reads it in the draft."""
+    check(ctx.db, actor, "rules.approve", _target(draft_id))
+    reason = _text(reason, "reason")
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        _editable(row, lock, (PROPOSED,))
+        row.state, row.reason = DRAFT, reason
+        row.decided_by, row.decided_at = actor.user_id, now()
+        row.updated_by, row.updated_at = actor.user_id, row.decided_at
+        _flush(s, row)
+        journal(s, actor, "rules.return", _target(row), "ok", reason=reason, version=row.version)
+        return _view(row, _names(s, [row]))
+
+
+def withdraw(ctx: ops.Context, actor: Actor, draft_id: int, lock: int, reason: str) -> DraftView:
+    """撤回: a draft or a proposed draft is given up (kept, read-only, with the reason)."""
+    check(ctx.db, actor, "rules.draft", _target(draft_id))
+    reason = _text(reason, "reason")
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        _editable(row, lock, OPEN)
+        row.state, row.reason = WITHDRAWN, reason
+        row.updated_by, row.updated_at = actor.user_id, now()
+        _flush(s, row)
+        journal(s, actor, "rules.withdraw", _target(row), "ok", reason=reason, version=row.version)
+        return _view(row, _names(s, [row]))
+
+
+def _in_force(ctx: ops.Context, row: RuleDraft) -> Scheme | None:
+    """What the draft is compared with: the version in force for its scheme id, else its base."""
+    served = ctx.registry.get(row.scheme_id)
+    if served is not None:
+        return served
+    if row.base_version:
+        try:
+            return ops.scheme_by_version(ctx, row.base_version)
+        except (ServiceError, RuleSetError):
+            return None
+    return None
+
+
+def _sentences(old: Scheme | None, new: Scheme) -> list[str]:
+    from .domain.compare import compare
+
+    if old is None:
+        return [f"新细则“{new.title}”（{new.id}）"]
+    return [d.sentence for g in compare(old, new) for d in g.differences]
+
+
+def _repin(s, actor: Actor, row: RuleDraft, round_id: int, scheme: Scheme, effective: int):
+    """Put a round under the approved version: only an open round of this scheme with no official
+    score yet (a score already official was computed under the version the round had)."""
+    rnd = s.get(Round, round_id) if 0 < round_id < 2**31 else None
+    if rnd is None:
+        raise NotFound(
+            "unknown_round", f"没有编号为 {round_id} 的考核轮次", {"round": ["没有这一轮次"]}
+        )
+    if rnd.scheme_id != scheme.id:
+        raise Invalid(
+            "round_of_other_scheme",
+            f"考核轮次 {round_id} 属于细则“{rnd.scheme_id}”，不是“{scheme.id}”",
+            {"round": ["应为同一细则的轮次"]},
+        )
+    if rnd.year < effective:
+        raise Invalid(
+            "round_before_effective",
+            f"考核轮次 {round_id} 为{rnd.year}年度，早于生效年度{effective}",
+            {"round": ["轮次的年度不能早于生效年度"]},
+        )
+    if rnd.stage != "open":
+        raise Conflict(
+            "round_not_open",
+            f"考核轮次 {round_id} 已不在进行中（{rnd.stage}），不能改用新版本",
+            {"round": ["只能为进行中的轮次改用新版本"]},
+        )
+    official = s.scalar(
+        select(RoundUnit.id)
+        .where(RoundUnit.round_id == rnd.id, RoundUnit.official_score_id.is_not(None))
+        .limit(1)
+    )
+    if official is not None:
+        raise Conflict(
+            "round_has_official_scores",
+            f"考核轮次 {round_id} 已有正式得分，不能改用新版本（已有的得分按原版本计算）",
+            {"round": ["已有正式得分"]},
+        )
+    before = rnd.rules_version
+    rnd.rules_version, rnd.folder = scheme.version, row.folder
+    journal(
+        s,
+        actor,
+        "rounds.rules_version",
+        f"round:{rnd.id}/scheme:{rnd.scheme_id}",
+        "ok",
+        before=before,
+        after=scheme.version,
+        draft=row.id,
+    )
+
+
+def approve(
+    ctx: ops.Context,
+    actor: Actor,
+    draft_id: int,
+    lock: int,
+    effective_year: int,
+    round_id: int | None = None,
+) -> DraftView:
+    """批准并发布: an admin who is not the proposer; the check runs again; the files are archived
+    and published as a new rule set (every worker serves it through ``sync_rules``, this one at
+    once); a round named is re-pinned; journaled with the comparison against the version in force
+    for that scheme id (or the base version)."""
+    target = _target(draft_id)
+    check(ctx.db, actor, "rules.approve", target)
+    if (
+        isinstance(effective_year, bool)
+        or not isinstance(effective_year, int)
+        or effective_year not in YEARS
+    ):
+        raise Invalid(
+            "invalid_effective_year",
+            "请填写生效年度",
+            {"effective_year": [f"应在{YEARS.start}至{YEARS.stop - 1}之间"]},
+        )
+    row = _peek(ctx, draft_id, lock, (PROPOSED,))
+    if row.proposed_by == actor.user_id:
+        deny(ctx.db, actor, "rules.approve", target, "提交人与批准人不能是同一人")
+    checked, scheme = _check(ctx, row.folder, dict(row.files), serve=True)
+    if not checked["ok"] or scheme is None:
+        raise _not_passing(checked)
+    ctx.registry.remember(scheme)  # served from this worker's memory, never parsed here again
+    against = _in_force(ctx, row)
+    sentences = _sentences(against, scheme)
+    for _attempt in range(20):
+        try:
+            with ctx.db.transaction() as s:
+                row = _get(s, draft_id)
+                _editable(row, lock, (PROPOSED,))
+                generation = ops.publish_scheme(s, actor, scheme, row.folder)  # archived first
+                if round_id is not None:
+                    _repin(s, actor, row, round_id, scheme, effective_year)
+                row.state, row.checked, row.version = PUBLISHED, checked, scheme.version
+                row.decided_by, row.decided_at = actor.user_id, now()
+                row.effective_year, row.effective_round_id = effective_year, round_id
+                row.reason = None
+                row.updated_by, row.updated_at = actor.user_id, row.decided_at
+                _flush(s, row)
+                journal(
+                    s,
+                    actor,
+                    "rules.approve",
+                    _target(row),
+                    "ok",
+                    version=scheme.version,
+                    against=against.version if against is not None else None,
+                    sentences=sentences[:500],
+                    effective_year=effective_year,
+                    round=round_id,
+                    rule_set=generation,
+                )
+                view = _view(row, _names(s, [row]))
+            break
+        except (IntegrityError, OperationalError) as err:
+            # another worker published a rule set meanwhile: publish after it
+            if isinstance(err, OperationalError) and not (
+                "locked" in str(err) or "busy" in str(err)
+            ):
+                raise
+            continue
+    else:  # pragma: no cover - twenty publications in a row by others
+        raise Unavailable("rules_busy", "规则正在被其他进程发布，请稍后重试", retry_after=1)
+    ops.sync_rules(ctx, force=True)  # this worker serves it now; the others within seconds
+    return view
+
+
+# --- versions as files ---------------------------------------------------------------------------
+
+
+def draft_version(ctx: ops.Context, actor: Actor, draft_id: int) -> str:
+    """Archive the draft's current files as a rule version (for the comparison and the impact
+    preview) and return its hash; a draft whose files do not load has none (422)."""
+    check(ctx.db, actor, "rules.read", _target(draft_id))
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        folder, files = row.folder, dict(row.files)
+    version = version_of_files(files)
+    if ctx.registry.by_version(version) is None:
+        try:
+            schemes = contained.load_tree({f"{folder}/{r}": t for r, t in files.items()}, folder)
+        except RuleSetError as err:
+            raise Invalid(
+                "invalid_rules",
+                f"草案的规则文件有 {len(err.errors)} 处错误，无法比较或预览",
+                {f"{_inside(e.file, folder)}:{e.line}:{e.column}": [e.message] for e in err.errors},
+            ) from None
+        ctx.registry.remember(next(iter(schemes.values())))
+    scheme = ctx.registry.by_version(version)
+    try:
+        with ctx.db.transaction() as s:
+            ops._archive(s, scheme)
+    except IntegrityError:
+        pass  # archived meanwhile by another request: the same version is the same files
+    return version
+
+
+def _zip(folder: str, files: dict) -> bytes:
+    """A zip whose top folder is the scheme folder's last part, with the exact stored bytes."""
+    top = folder.rstrip("/").rpartition("/")[2] or "scheme"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel in sorted(files):
+            info = zipfile.ZipInfo(f"{top}/{rel}", date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[rel].encode("utf-8", "surrogatepass"))
+    return out.getvalue()
+
+
+def version_zip(ctx: ops.Context, actor: Actor, version: str) -> tuple[str, bytes]:
+    """(file name, zip) of a served or stored version: ``scoring check`` and ``scoring test``
+    accept it as it is."""
+    check(ctx.db, actor, "rules.read", f"rules_version:{str(version)[:64]}")
+    files, folder, head = _version_files(ctx, version)
+    return f"{head['scheme_id']}-{version[:12]}.zip", _zip(folder, files)
+
+
+def draft_zip(ctx: ops.Context, actor: Actor, draft_id: int) -> tuple[str, bytes]:
+    check(ctx.db, actor, "rules.read", _target(draft_id))
+    with ctx.db.transaction() as s:
+        row = _get(s, draft_id)
+        name = f"{row.scheme_id}-draft-{row.id}.zip"
+        return name, _zip(row.folder, dict(row.files))
+
+
+# --- disk and product ----------------------------------------------------------------------------
+
+
+def disk_status(ctx: ops.Context, actor: Actor) -> list[dict]:
+    """Per scheme id, the rules directory beside what is served: served version, disk version,
+    whether they differ, whether the disk version was ever imported (served by a rule set)."""
+    check(ctx.db, actor, "rules.read", "rules")
+    served = ctx.registry.schemes()
+    with ctx.db.engine.connect() as connection:
+        ever = ops.published_versions(connection)
+    out = []
+    disk = _disk_schemes(ctx)
+    for sid in sorted(set(served) | set(disk)):
+        folder, files = disk.get(sid, (None, None))
+        disk_version = version_of_files(files) if files is not None else None
+        served_version = served[sid].version if sid in served else None
+        out.append(
+            {
+                "scheme": sid,
+                "title": served[sid].title
+                if sid in served
+                else _header((files or {}).get(SCHEME_FILE, ""), "title") or sid,
+                "folder": folder,
+                "served_version": served_version,
+                "disk_version": disk_version,
+                "differs": disk_version is not None and disk_version != served_version,
+                "imported": disk_version is not None and disk_version in ever,
+            }
+        )
+    return out
+
+
+def version_for_year(ctx: ops.Context, scheme_id: str, year: int) -> str:
+    """The version a round of ``year`` is opened under: the newest published release of that
+    scheme whose effective year is at most ``year``; else the newest version rule sets served of
+    it that is not a release effective later; else the one served now."""
+    return version_and_folder_for_year(ctx, scheme_id, year)[0]
+
+
+def version_and_folder_for_year(ctx: ops.Context, scheme_id: str, year: int) -> tuple[str, str]:
+    """(version, folder) of ``version_for_year``."""
+    with ctx.db.transaction() as s:
+        releases = list(
+            s.execute(
+                select(RuleDraft.version, RuleDraft.folder, RuleDraft.effective_year)
+                .where(RuleDraft.scheme_id == scheme_id, RuleDraft.state == PUBLISHED)
+                .order_by(
+                    RuleDraft.effective_year.desc(),
+                    RuleDraft.decided_at.desc(),
+                    RuleDraft.id.desc(),
+                )
+            )
+        )
+        for version, folder, effective in releases:
+            if effective is not None and effective <= year:
+                return version, folder
+        later = {v for v, _f, effective in releases if effective is not None and effective > year}
+        if later:
+            for (schemes,) in s.execute(select(RuleSet.schemes).order_by(RuleSet.id.desc())):
+                entry = schemes.get(scheme_id)
+                if entry is not None and entry["version"] not in later:
+                    return entry["version"], entry["folder"]
+    scheme = ops.current_scheme(ctx, scheme_id)
+    return scheme.version, ops.folder_of(scheme)

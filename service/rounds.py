@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import releases
 from .access import Actor, check, journal
 from .db import DeadlineChange, Round, RoundUnit, Score, Submission, Unit
 from .domain.cycle import DEADLINES, ROUND_STAGES, RoundDates, shown
@@ -25,9 +26,9 @@ from .operations import (
     _journal_read,
     _unit_for,
     current_scheme,
-    folder_of,
     previous_year_facts,
     round_scheme,
+    scheme_by_version,
 )
 from .roundstate import advance, describe, place_of
 
@@ -66,13 +67,17 @@ def open_round(
         problems["title"] = [unstorable(title) or "不超过300字"]
     if problems:
         raise Invalid("invalid_round", "考核轮次的信息有误", problems)
+    # the version in force for that year (a release approved with an effective year), which is
+    # not always the one served now: a 2022 round opened late keeps the 2022 rules
+    version, folder = releases.version_and_folder_for_year(ctx, scheme_id, year)
+    scheme = scheme_by_version(ctx, version, folder)
     try:
         with ctx.db.transaction() as s:
             _archive(s, scheme)
             rnd = Round(
                 scheme_id=scheme.id,
                 rules_version=scheme.version,
-                folder=folder_of(scheme),
+                folder=folder,
                 year=year,
                 title=title,
                 stage="open",
