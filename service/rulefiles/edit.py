@@ -45,7 +45,14 @@ _NUMBER_KEYS = {"points", "cap", "total", "each", "step", "scale_from", "scale_t
 
 
 class EditError(ValueError):
-    """An edit that names something the files do not have, or a file that cannot be kept as is."""
+    """An edit that names something the files do not have, or a file that cannot be kept as is.
+
+    ``field``: the name of the form field the error concerns, when a form made the edit (the
+    editor shows the message beside it); None otherwise."""
+
+    def __init__(self, message: str = "", field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -193,6 +200,15 @@ def _check_field(name: str, allowed: Iterable[str], what: str) -> None:
     allowed = tuple(allowed)
     if name not in allowed:
         raise EditError(f"{what}没有可在表单中修改的字段 {name}（可改：{'、'.join(allowed)}）")
+
+
+def document(files: Files, rel: str) -> Any:
+    """A file as the edits read it (ruamel's round-trip nodes, with their line numbers), for a
+    form to show; refused as the edits refuse it. Read it, do not change it."""
+    doc = _load(files, rel)
+    if not isinstance(doc, CommentedMap):
+        raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+    return doc
 
 
 # --- finding things ----------------------------------------------------------------------------
@@ -543,6 +559,476 @@ def reorder_clauses(files: Files, order: list[str]) -> Files:
     return new
 
 
+# --- keys added and removed, list items, rules, facts, vetoes and test cases (the forms) ------
+#
+# The operations below add what a file does not have yet and remove what it no longer needs.
+# A new key goes where the format lists it (after the last key the file has that the format
+# puts before it), a new list item is written in the style of its neighbour (flow or block,
+# quoted like it), and a removal takes out only the node removed.
+
+#: The clause keys ``set_clause_key`` sets, adds or (given None) removes.
+CLAUSE_KEYS = ("title", "points", "category", "start", "offices", "deadline", "evidence", "note")
+#: The lists of a rule whose items ``add_rule_item``/``set_rule_item``/``remove_rule_item`` edit.
+RULE_LISTS = ("bands", "levels", "parts")
+#: The keys of a clause test case ``set_clause_test_key`` sets, adds or removes.
+CLAUSE_TEST_KEYS = ("name", "points", "fired", "status", "note")
+#: A veto's fields a form edits.
+VETO_FIELDS = ("when", "reason", "note")
+
+
+def _spec_order(obj: Any) -> list[str]:
+    return list(obj.fields)
+
+
+def _put(owner: Any, key: str, value: Any, order: list[str], where: str) -> None:
+    """Set ``key`` (None: remove it), adding it after the last key the format puts before it."""
+    if not isinstance(owner, CommentedMap):
+        raise EditError(f"{where} 不是一个映射，无法设置 {key}")
+    if value is None:
+        if key in owner:
+            del owner[key]
+        return
+    if isinstance(value, list | tuple):
+        _put_list(owner, key, [str(v) for v in value], order)
+        return
+    if key in owner:
+        _set(owner, key, value, where)
+        return
+    owner.insert(_position(owner, key, order), key, _scalar(None, value, key))
+
+
+def _put_list(owner: Any, key: str, values: list[str], order: list[str]) -> None:
+    old = owner.get(key)
+    if isinstance(old, CommentedSeq):
+        if [str(v) for v in old] == values:
+            return
+        kept = [_scalar(old[i] if i < len(old) else None, v, None) for i, v in enumerate(values)]
+        old[:] = kept  # in place: the list keeps its flow or block style and its comments
+        return
+    seq = CommentedSeq(values)
+    seq.fa.set_flow_style()
+    owner.insert(_position(owner, key, order), key, seq)
+
+
+def _new(value: Any, like: Any = None) -> Any:
+    """A value for a new node, written the way ``like`` (its neighbour's) is."""
+    if isinstance(value, dict):
+        m = CommentedMap()
+        for k, v in value.items():
+            m[str(k)] = _new(v, like.get(k) if isinstance(like, CommentedMap) else None)
+        if isinstance(like, CommentedMap) and like.fa.flow_style():
+            m.fa.set_flow_style()
+        return m
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq([_new(v) for v in value])
+        if not isinstance(like, CommentedSeq) or like.fa.flow_style() or not like:
+            seq.fa.set_flow_style()
+        return seq
+    if isinstance(value, str) and isinstance(like, ScalarString) and "\n" not in value:
+        return type(like)(value)
+    return _plain(value)
+
+
+def set_clause_key(files: Files, clause_id: str, name: str, value: Any) -> Files:
+    """Set, add or (``value`` None, or an empty list) remove a clause key: its title, points,
+    category, start, offices and evidence (lists of text), deadline or note; ``bonus`` sets the
+    cap of the clause's bonus rules (None: no bonus cap)."""
+    _check_field(name, CLAUSE_KEYS + ("bonus",), "条款")
+    from .spec import CLAUSE  # the spec reads the blocks, which this module's importers need not
+
+    rel = clause_file(files, clause_id)
+    order = _spec_order(CLAUSE)
+
+    def change(d: Any) -> None:
+        if name == "bonus":
+            if value is None:
+                _put(d, "bonus", None, order, rel)
+            elif isinstance(d.get("bonus"), CommentedMap):
+                _set(d["bonus"], "cap", value, f"{rel} 的 bonus")
+            else:
+                _put(d, "bonus", None, order, rel)
+                d.insert(_position(d, "bonus", order), "bonus", _new({"cap": value}))
+            return
+        if isinstance(value, list | tuple) and not value:
+            _put(d, name, None, order, rel)  # the format refuses an empty list: none is no key
+        else:
+            _put(d, name, value, order, rel)
+
+    return _edited(files, rel, change)
+
+
+def _position(owner: Any, key: str, order: list[str]) -> int:
+    rank = order.index(key) if key in order else len(order)
+    return max(
+        (i + 1 for i, k in enumerate(owner) if k in order and order.index(k) < rank), default=0
+    )
+
+
+def _rule_order(rule: Any) -> list[str]:
+    from service.domain.blocks import BLOCKS
+
+    from .spec import COMMON_RULE_FIELDS
+
+    block = BLOCKS.get(str(rule.get("kind")))
+    keys = [k.name for k in block.keys] if block else []
+    common = list(COMMON_RULE_FIELDS)
+    # id, kind, title first; the kind's keys; then note and bonus
+    return common[:3] + keys + common[3:]
+
+
+def set_rule_key(files: Files, clause_id: str, rule_id: str, name: str, value: Any) -> Files:
+    """Set, add or (``value`` None) remove a key of a rule: title, note, bonus or a key its kind
+    declares (cap, when, measure_label, scale_to, whole_steps, …); a required key is not removed."""
+    if name in FIXED_RULE_KEYS:
+        raise EditError(f"规则的 {name} 不能在表单中修改")
+    from service.domain.blocks import BLOCKS
+
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        rule = _rule(d, rel, rule_id)
+        order = _rule_order(rule)
+        where = f"{rel} 的规则 {rule_id}"
+        if name not in order:
+            raise EditError(f"{where}（{rule.get('kind')}）没有可写的键 {name}")
+        block = BLOCKS.get(str(rule.get("kind")))
+        required = {k.name for k in block.keys if k.required} if block else set()
+        if value is None and name in required:
+            raise EditError(f"{where} 的 {name} 必须填写")
+        if isinstance(rule.get(name), CommentedMap | CommentedSeq) and value is not None:
+            raise EditError(f"规则 {rule_id} 的 {name} 不是单个值，请用它自己的表格修改")
+        _put(rule, name, value, order, where)
+
+    return _edited(files, rel, change)
+
+
+def set_rule_panel(files: Files, clause_id: str, rule_id: str, panel: dict | None) -> Files:
+    """Set a rule's reviewer panel: ``{"reviewers": n, "highest": n, "lowest": n}`` (dropped
+    marks 0 are not written), or None to score by one reviewer."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        rule = _rule(d, rel, rule_id)
+        order = _rule_order(rule)
+        if panel is None:
+            _put(rule, "panel", None, order, rel)
+            return
+        old = rule.get("panel")
+        if not isinstance(old, CommentedMap):
+            fresh = {"reviewers": panel["reviewers"]}
+            drop = {k: panel[k] for k in ("highest", "lowest") if panel.get(k)}
+            if drop:
+                fresh["drop"] = drop
+            _put(rule, "panel", None, order, rel)
+            rule.insert(_position(rule, "panel", order), "panel", _new(fresh))
+            return
+        _set(old, "reviewers", panel["reviewers"], f"{rel} 的规则 {rule_id} 的 panel")
+        drop = old.get("drop")
+        for k in ("highest", "lowest"):
+            n = panel.get(k) or 0
+            if isinstance(drop, CommentedMap) and k in drop:
+                _set(drop, k, n, f"规则 {rule_id} 的 panel.drop") if n else drop.pop(k)
+            elif n:
+                if not isinstance(drop, CommentedMap):
+                    drop = old["drop"] = _new({}, None)
+                    drop.fa.set_flow_style()
+                drop[k] = _plain(n)
+        if isinstance(drop, CommentedMap) and not drop:
+            del old["drop"]
+
+    return _edited(files, rel, change)
+
+
+def _rule_list(d: Any, rel: str, rule_id: str, key: str) -> Any:
+    if key not in RULE_LISTS:
+        raise EditError(f"规则没有可逐项修改的列表 {key}（可改：{'、'.join(RULE_LISTS)}）")
+    items = _rule(d, rel, rule_id).get(key)
+    if not isinstance(items, CommentedSeq):
+        raise EditError(f"{rel} 的规则 {rule_id} 没有 {key}")
+    return items
+
+
+def _item_order(key: str) -> list[str]:
+    from .spec import BAND, LEVEL, PART
+
+    return _spec_order({"bands": BAND, "levels": LEVEL, "parts": PART}[key])
+
+
+_ITEM_WORD = {"bands": "档", "levels": "档", "parts": "部分"}
+
+
+def set_rule_item(
+    files: Files, clause_id: str, rule_id: str, key: str, number: int, name: str, value: Any
+) -> Files:
+    """Set, add or (None) remove a field of the ``number``-th (from 1) band, level or part."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        items = _rule_list(d, rel, rule_id, key)
+        if not 1 <= number <= len(items):
+            raise EditError(f"{rel} 的规则 {rule_id} 没有第{number}{_ITEM_WORD[key]}")
+        order = _item_order(key)
+        if name not in order:
+            raise EditError(f"{key} 的项没有字段 {name}")
+        _put(items[number - 1], name, value, order, f"{rel} 的规则 {rule_id} 第{number}项")
+
+    return _edited(files, rel, change)
+
+
+def add_rule_item(
+    files: Files, clause_id: str, rule_id: str, key: str, item: dict, at: int | None = None
+) -> Files:
+    """Insert a band, level or part (a dict as the file holds it) so that it becomes the
+    ``at``-th (from 1; None: the last), written like its neighbour."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        items = _rule_list(d, rel, rule_id, key)
+        n = len(items) + 1 if at is None else at
+        if not 1 <= n <= len(items) + 1:
+            raise EditError(f"{rel} 的规则 {rule_id} 无法在第{n}{_ITEM_WORD[key]}处插入")
+        like = items[min(n - 1, len(items) - 1)] if items else None
+        items.insert(n - 1, _new(item, like))
+
+    return _edited(files, rel, change)
+
+
+def remove_rule_item(files: Files, clause_id: str, rule_id: str, key: str, number: int) -> Files:
+    """Remove the ``number``-th (from 1) band, level or part; the last one is kept (the format
+    needs at least one)."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        items = _rule_list(d, rel, rule_id, key)
+        if not 1 <= number <= len(items):
+            raise EditError(f"{rel} 的规则 {rule_id} 没有第{number}{_ITEM_WORD[key]}")
+        if len(items) == 1:
+            raise EditError(f"规则 {rule_id} 至少要有一{_ITEM_WORD[key]}，不能删去唯一的一项")
+        del items[number - 1]
+
+    return _edited(files, rel, change)
+
+
+def _append(d: Any, key: str, item: dict, order: list[str], at: int | None = None) -> None:
+    seq = d.get(key)
+    if not isinstance(seq, CommentedSeq):
+        if key in d:
+            raise EditError(f"{key} 不是列表，请先在文本视图中修改")
+        seq = CommentedSeq()
+        d.insert(_position(d, key, order), key, seq)
+    n = len(seq) if at is None else at
+    like = seq[min(n, len(seq) - 1)] if seq else None
+    seq.insert(n, _new(item, like))
+
+
+def add_rule(files: Files, clause_id: str, rule: dict) -> Files:
+    """Append a rule (a dict as the clause file holds it: id, kind and its keys)."""
+    from .spec import CLAUSE
+
+    rid = str(rule.get("id", "")).strip()
+    if not rid:
+        raise EditError("新规则缺少编号 id")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        if any(str(r.get("id")) == rid for r in d.get("rules") or []):
+            raise EditError(f"{rel} 的条款已有编号为 {rid} 的规则")
+        _append(d, "rules", rule, _spec_order(CLAUSE))
+
+    return _edited(files, rel, change)
+
+
+def _drop_reference(cases: Any, ref: str, rel: str) -> list[str]:
+    """Take a rule or veto id out of the test cases' ``fired`` and ``bands`` expectations."""
+    touched = []
+    for case in cases or []:
+        hit = False
+        fired = case.get("fired")
+        if isinstance(fired, CommentedSeq) and any(str(x) == ref for x in fired):
+            fired[:] = [x for x in fired if str(x) != ref]
+            hit = True
+        bands = case.get("bands")
+        if isinstance(bands, CommentedMap) and ref in bands:
+            del bands[ref]
+            if not bands:
+                del case["bands"]
+            hit = True
+        if hit:
+            touched.append(f"{rel}：{case.get('name')}")
+    return touched
+
+
+def remove_rule(files: Files, clause_id: str, rule_id: str) -> Removal:
+    """Remove a rule and its id from the clause's test cases (expected ``fired`` and ``bands``);
+    returns the test cases touched. The last rule is kept (a clause needs one)."""
+    rel = clause_file(files, clause_id)
+    touched: list[str] = []
+
+    def change(d: Any) -> None:
+        rules = d.get("rules")
+        _rule(d, rel, rule_id)
+        if len(rules) == 1:
+            raise EditError("条款至少要有一条规则，不能删去唯一的一条")
+        del rules[[str(r.get("id")) for r in rules].index(str(rule_id))]
+        touched.extend(_drop_reference(d.get("tests"), str(rule_id), rel))
+
+    return Removal(_edited(files, rel, change), touched)
+
+
+def add_fact(files: Files, clause_id: str, fact: dict) -> Files:
+    """Append a fact to a clause's facts (a dict: name, type, label and the optional keys)."""
+    from .spec import CLAUSE
+
+    name = str(fact.get("name", "")).strip()
+    if not name:
+        raise EditError("新事实缺少事实名 name")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        if any(str(f.get("name")) == name for f in d.get("facts") or []):
+            raise EditError(f"{rel} 的条款已有事实 {name}")
+        _append(d, "facts", fact, _spec_order(CLAUSE))
+
+    return _edited(files, rel, change)
+
+
+def set_fact_key(files: Files, clause_id: str, fact: str, name: str, value: Any) -> Files:
+    """Set, add or (None) remove a fact's label, unit, help, min, max, type or required."""
+    from .spec import FACT
+
+    _check_field(name, FACT_FIELDS + ("required", "applies_when"), "事实")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        for spec in d.get("facts") or []:
+            if str(spec.get("name")) == fact:
+                _put(spec, name, value, _spec_order(FACT), f"{rel} 的事实 {fact}")
+                return
+        raise EditError(f"{rel} 的条款没有事实 {fact}")
+
+    return _edited(files, rel, change)
+
+
+def _veto(d: Any, rel: str, veto_id: str) -> Any:
+    for veto in d.get("vetoes") or []:
+        if str(veto.get("id")) == str(veto_id):
+            return veto
+    raise EditError(f"{rel} 的条款没有编号为 {veto_id} 的否决")
+
+
+def set_veto_field(files: Files, clause_id: str, veto_id: str, name: str, value: Any) -> Files:
+    """Set a clause veto's condition (when), reason or note (None: no note)."""
+    from .spec import VETO
+
+    _check_field(name, VETO_FIELDS, "否决")
+    if value is None and name != "note":
+        raise EditError(f"否决的 {name} 必须填写")
+    rel = clause_file(files, clause_id)
+    return _edited(
+        files,
+        rel,
+        lambda d: _put(_veto(d, rel, veto_id), name, value, _spec_order(VETO), f"否决 {veto_id}"),
+    )
+
+
+def add_veto(files: Files, clause_id: str, veto: dict) -> Files:
+    """Append a veto (id, when, reason) to a clause's vetoes."""
+    from .spec import CLAUSE
+
+    vid = str(veto.get("id", "")).strip()
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        if not vid or any(str(v.get("id")) == vid for v in d.get("vetoes") or []):
+            raise EditError(f"{rel} 的条款已有编号为 {vid} 的否决")
+        _append(d, "vetoes", veto, _spec_order(CLAUSE))
+
+    return _edited(files, rel, change)
+
+
+def remove_veto(files: Files, clause_id: str, veto_id: str) -> Removal:
+    """Remove a clause veto (no vetoes left: no ``vetoes`` key) and ``!id`` from the tests."""
+    rel = clause_file(files, clause_id)
+    touched: list[str] = []
+
+    def change(d: Any) -> None:
+        _veto(d, rel, veto_id)
+        vetoes = d["vetoes"]
+        del vetoes[[str(v.get("id")) for v in vetoes].index(str(veto_id))]
+        if not vetoes:
+            del d["vetoes"]
+        touched.extend(_drop_reference(d.get("tests"), f"!{veto_id}", rel))
+
+    return Removal(_edited(files, rel, change), touched)
+
+
+def add_clause_test(files: Files, clause_id: str, case: dict) -> Files:
+    """Append a test case (name, facts, points, …) to a clause, written like the one before."""
+    from .spec import CLAUSE
+
+    name = str(case.get("name", "")).strip()
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        if not name or any(str(c.get("name")) == name for c in d.get("tests") or []):
+            raise EditError(f"{rel} 的条款已有名为“{name}”的测试用例")
+        _append(d, "tests", case, _spec_order(CLAUSE))
+
+    return _edited(files, rel, change)
+
+
+def remove_clause_test(files: Files, clause_id: str, test: str) -> Files:
+    """Remove a clause test case (the last one is kept: a clause needs one)."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        _clause_test(d, rel, test)
+        cases = d["tests"]
+        if len(cases) == 1:
+            raise EditError("条款至少要有一个测试用例，不能删去唯一的一个")
+        del cases[[str(c.get("name")) for c in cases].index(test)]
+
+    return _edited(files, rel, change)
+
+
+def set_clause_test_key(files: Files, clause_id: str, test: str, name: str, value: Any) -> Files:
+    """Set, add or (None) remove a clause test case's name, expected points, expected rules
+    (``fired``: a list of rule ids, ``!id`` for a veto; [] expects none), status or note."""
+    from .spec import CLAUSE_TEST
+
+    _check_field(name, CLAUSE_TEST_KEYS, "条款测试用例")
+    if value is None and name in ("name", "points"):
+        raise EditError(f"测试用例的 {name} 必须填写")
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        case = _clause_test(d, rel, test)
+        where = f"{rel} 的用例“{test}”"
+        if isinstance(value, list | tuple):
+            old = case.get(name)
+            if isinstance(old, CommentedSeq):
+                if [str(x) for x in old] != [str(x) for x in value]:
+                    old[:] = [_plain(x) for x in value]
+                return
+            case.insert(_position(case, name, _spec_order(CLAUSE_TEST)), name, _new(list(value)))
+            return
+        _put(case, name, value, _spec_order(CLAUSE_TEST), where)
+
+    return _edited(files, rel, change)
+
+
+def remove_clause_test_fact(files: Files, clause_id: str, test: str, fact: str) -> Files:
+    """Take one fact out of a clause test case (the case then runs without it)."""
+    rel = clause_file(files, clause_id)
+
+    def change(d: Any) -> None:
+        facts = _clause_test(d, rel, test).get("facts")
+        if isinstance(facts, CommentedMap) and fact in facts:
+            del facts[fact]
+
+    return _edited(files, rel, change)
+
+
 def check(files: Files, prefix: str = "") -> Checked:
     """The strict loader's word on edited files: the scheme, or its error as it is."""
     try:
@@ -553,6 +1039,24 @@ def check(files: Files, prefix: str = "") -> Checked:
 
 __all__ = [
     "Checked",
+    "add_clause_test",
+    "document",
+    "add_fact",
+    "add_rule",
+    "add_rule_item",
+    "add_veto",
+    "remove_clause_test",
+    "remove_clause_test_fact",
+    "remove_rule",
+    "remove_rule_item",
+    "remove_veto",
+    "set_clause_key",
+    "set_clause_test_key",
+    "set_fact_key",
+    "set_rule_item",
+    "set_rule_key",
+    "set_rule_panel",
+    "set_veto_field",
     "EditError",
     "Removal",
     "add_clause",

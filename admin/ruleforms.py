@@ -1,0 +1,1210 @@
+"""The form of one clause: its fields, facts, rules (a form for each building block) and test
+cases, read from the clause file and written back through ``service.rulefiles.edit``.
+
+The contract with the editor's pages
+------------------------------------
+``clause_form(files, clause_id, errors_by_line={}) -> dict``
+    The template context of one clause's form, rendered by ``admin/_clause_form.html`` (a Jinja
+    include, placed INSIDE the editor's ``<form>``; it has no ``<form>`` tag of its own). Pass
+    the context as ``form`` (``{% with form = ctx %}{% include … %}{% endwith %}``).
+    ``files`` is the scheme's files ({path inside the scheme folder: text}); ``errors_by_line``
+    maps ``(file, line)`` (line from 1; file the path inside the folder, or with the folder in
+    front, as the loader prints it) to messages. Each message is attached to the field whose
+    YAML node is at that line or, failing that, to the nearest enclosing row (band, rule, fact,
+    test case) or field; the ones nothing claims are in ``context["errors"]``.
+    ``context["fields"]`` maps every field's name to its ``Field`` (label, value, file, line,
+    errors) so that the editor can put an ``EditError.field`` beside its field.
+
+``apply_clause_form(files, clause_id, form) -> Applied``
+    ``form``: the posted werkzeug ``MultiDict``. Applies every field whose posted value differs
+    from the value the form shows for the current files (a field not posted is left alone), each
+    through one ``edit`` operation, then the posted ``action``, if any. Returns the new files: an
+    ``Applied`` (a dict of files) that also says, in Chinese, what it changed (``changes``, for
+    the journal) and which test cases a removal changed (``touched``). A form posted unchanged
+    returns files equal to ``files``, byte for byte. A value that cannot be written (a malformed
+    number, a required field left empty) raises ``edit.EditError`` with ``.field`` the form
+    field's name and a message naming it ("第2档上限应为数字，收到“abc”").
+
+Structural actions: submit buttons are ``<button name="action" value="…">``; the editor's own
+save button posts no ``action`` (or ``action=save``). The values (``apply_clause_form`` handles
+them all; unknown ones are an EditError):
+
+    add_fact                      a fact from new_fact.name / new_fact.type / new_fact.label
+    remove_fact:<fact>            the fact, and its values in every test case (``touched``)
+    add_rule                      a rule of kind new_rule.kind (id new_rule.id, or the next rN)
+    remove_rule:<rule id>         the rule, and its id in the test cases' expectations
+    add_row:<list>:<rule id>      a band / level / part (list: bands, levels, parts), at the end
+    remove_row:<list>:<n>:<rule id>  the n-th (from 1)
+    add_veto / remove_veto:<veto id>
+    add_test / remove_test:<n>    a test case (n-th from 1, as the table shows them)
+
+Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts, ``r.<rule>.<key>`` rule keys,
+``r.<rule>.<list>.<n>.<key>`` band/level/part cells (a range is four cells: ``lo_closed``,
+``lo``, ``hi``, ``hi_closed``), ``r.<rule>.panel.<reviewers|highest|lowest>``,
+``v.<veto>.<key>``, ``t.<n>.<key>`` and ``t.<n>.fact.<fact>`` test cells.
+
+Every widget follows from the declarations: a rule's fields are its block's ``keys`` (their
+``type`` chooses the widget, ``label`` and ``doc`` the words), its tables the spec's BAND,
+LEVEL and PART objects; adding a block kind needs nothing here. Numbers go from the form's
+text to the file as exact decimals, never through a float.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from service.domain.blocks import BLOCKS
+from service.rulefiles import edit
+from service.rulefiles.edit import EditError, Files
+from service.rulefiles.spec import BAND, COMMON_RULE_FIELDS, FACT_TYPES, LEVEL, PART
+
+# --- what the template shows -------------------------------------------------------------------
+
+
+@dataclass
+class Field:
+    """One input of the form: its name, its words, the value it shows and where it is written."""
+
+    name: str
+    label: str
+    value: str
+    input: str  # text | number | textarea | lines | expression | select | whole
+    file: str
+    line: int  # of its YAML node, from 1 (0: not written yet)
+    options: list[tuple[str, str]] = field(default_factory=list)
+    hint: str = ""
+    required: bool = False
+    errors: list[str] = field(default_factory=list)
+    path: tuple = ()
+    # how a changed value is written: (files, posted text) -> files
+    write: Callable[[Files, str], Files] | None = field(default=None, repr=False)
+    last: bool = False  # written after the others (a test case's name: the others find it by it)
+    # the fields that are one value in the file (a range's four cells, a panel's three numbers)
+    group: dict | None = field(default=None, repr=False)
+
+    def changed(self, posted: str) -> bool:
+        if self.input == "lines":
+            return _lines(posted) != _lines(self.value)
+        if self.input == "textarea":
+            return posted != self.value
+        return posted.strip() != self.value.strip()
+
+
+@dataclass
+class Row:
+    """A band, level, part, fact, rule, veto or test case: its cells and the errors at it."""
+
+    key: str
+    title: str
+    file: str
+    line: int
+    cells: dict[str, Field] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    remove: str = ""  # the ``action`` value of its remove button
+    note: str = ""  # e.g. which test cases a removal will change
+    path: tuple = ()
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    columns: list[tuple[str, str]]  # (cell key, heading)
+    rows: list[Row]
+    add: str = ""  # the ``action`` of its add button
+    add_label: str = ""
+
+
+@dataclass
+class RuleForm:
+    id: str
+    kind: str
+    kind_title: str
+    row: Row
+    fields: list[Field]
+    tables: list[Table]
+    panel: list[Field]
+    bounds: list[Field]  # an assessed rule's reviewer bounds: its value fact's min and max
+
+
+class Applied(dict):
+    """Files after a form was applied (a plain dict of files), with what was changed."""
+
+    def __init__(self, files: Files, changes: list[str], touched: list[str]):
+        super().__init__(files)
+        self.changes = changes
+        self.touched = touched
+
+
+# --- reading the files -------------------------------------------------------------------------
+
+_SAFE = threading.local()
+_HEADS: dict[str, Any] = {}
+
+
+def _head(files: Files) -> Any:
+    """scheme.yaml's data (categories, facts), parsed once per text: the form only reads it."""
+    text = files.get("scheme.yaml", "")
+    if text not in _HEADS:
+        from ruamel.yaml import YAML
+
+        if not hasattr(_SAFE, "yaml"):
+            _SAFE.yaml = YAML(typ="safe")
+        try:
+            data = _SAFE.yaml.load(text)
+        except Exception:  # a broken header is the loader's to report; the clause form goes on
+            data = None
+        if len(_HEADS) > 32:
+            _HEADS.clear()
+        _HEADS[text] = data if isinstance(data, dict) else {}
+    return _HEADS[text]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+
+
+def _line(owner: Any, key: Any) -> int:
+    """The line (from 1) of a mapping's key or a list's item; 0 if it is not written."""
+    try:
+        if isinstance(key, int):
+            return owner.lc.item(key)[0] + 1
+        if key in owner:
+            return owner.lc.key(key)[0] + 1
+    except (AttributeError, KeyError, IndexError, TypeError):
+        pass
+    return 0
+
+
+def _spans(node: Any, path: tuple, start: int, end: int, out: dict) -> None:
+    """Each node's lines (first, last), from its key's line to the line before its sibling's."""
+    out[path] = (start, end)
+    if isinstance(node, dict):
+        keys = list(node)
+        lines = [_line(node, k) for k in keys]
+    elif isinstance(node, list):
+        keys = list(range(len(node)))
+        lines = [_line(node, i) for i in keys]
+    else:
+        return
+    for i, k in enumerate(keys):
+        s = lines[i] or start
+        e = max(s, lines[i + 1] - 1) if i + 1 < len(keys) and lines[i + 1] else end
+        _spans(node[k], path + (k,), s, min(e, end) if e >= s else s, out)
+
+
+# --- numbers and values from the form ----------------------------------------------------------
+
+
+def _decimal(text: str, what: str, name: str) -> Decimal:
+    t = text.strip().replace("，", "").replace(",", "")
+    try:
+        value = Decimal(t)
+    except InvalidOperation:
+        raise EditError(f"{what}应为数字，收到“{text.strip()}”", field=name) from None
+    if not value.is_finite():
+        raise EditError(f"{what}应为数字，收到“{text.strip()}”", field=name)
+    return value
+
+
+def _whole(text: str, what: str, name: str) -> int:
+    value = _decimal(text, what, name)
+    if value != value.to_integral_value():
+        raise EditError(f"{what}应为整数，收到“{text.strip()}”", field=name)
+    return int(value)
+
+
+def _typed(kind: str, text: str, what: str, name: str, required: bool) -> Any:
+    """A posted value as the file holds it (None: not written); ``kind`` is a Key type."""
+    t = text.replace("\r\n", "\n") if kind == "textarea" else text.strip()
+    if not t.strip():
+        if required:
+            raise EditError(f"{what}必须填写", field=name)
+        return None
+    if kind in ("number", "positive"):
+        return _decimal(t, what, name)
+    if kind == "whole":
+        return _whole(t, what, name)
+    if kind == "flag":
+        if t not in ("true", "false"):
+            raise EditError(f"{what}应为“是”或“否”，收到“{t}”", field=name)
+        return t == "true"
+    return t
+
+
+def _fact_value(t: str, fact_type: str | None, what: str, name: str) -> Any:
+    """A test case's fact as the file holds it, by the fact's type."""
+    t = t.strip()
+    if fact_type in ("number", "integer", "percent"):
+        return _decimal(t, what, name)
+    if fact_type == "boolean" or (fact_type is None and t in ("true", "false")):
+        if t in ("true", "是"):
+            return True
+        if t in ("false", "否"):
+            return False
+        raise EditError(f"{what}应为“是”或“否”，收到“{t}”", field=name)
+    if fact_type is None:
+        try:
+            return _decimal(t, what, name)
+        except EditError:
+            return t
+    return t
+
+
+# --- ranges ------------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"^\s*([\[(])\s*(\S*?)\s*,\s*(\S*?)\s*([\])])\s*$")
+
+
+def _range_parts(text: str) -> tuple[str, str, str, str]:
+    """(lo_closed, lo, hi, hi_closed) as the cells show them: "[" or "(", "" for infinite."""
+    m = _RANGE.match(text or "")
+    if not m:
+        return "[", "", "", ")"
+    left, lo, hi, right = m.groups()
+    return left, "" if lo == "-inf" else lo, "" if hi == "inf" else hi, right
+
+
+def _range_text(left: str, lo: str, hi: str, right: str, what: str, names: list[str]) -> str:
+    """The range the four cells say, in the format's words: "[1.2, inf)"."""
+    out = []
+    for t, inf, name, end in ((lo, "-inf", names[1], "下限"), (hi, "inf", names[2], "上限")):
+        if not t.strip():
+            out.append(inf)
+        else:
+            out.append(format(_decimal(t, what + end, name), "f"))
+    if left not in ("[", "("):
+        raise EditError(f"{what}下限应选“含”或“不含”", field=names[0])
+    if right not in ("]", ")"):
+        raise EditError(f"{what}上限应选“含”或“不含”", field=names[3])
+    return f"{left}{out[0]}, {out[1]}{right}"
+
+
+# --- building the form -------------------------------------------------------------------------
+
+#: How a key's type is shown: the widget, and the Key type the posted text is read as.
+WIDGETS = {
+    "expression": "expression",
+    "number": "number",
+    "positive": "number",
+    "flag": "select",
+    "fact": "select",
+    "text": "text",
+}
+#: A rule's keys that hold lists, shown as tables: the spec object of one item.
+LIST_ITEMS = {"bands": BAND, "levels": LEVEL, "parts": PART}
+#: A table cell's heading (the spec's docs are sentences).
+CELL_WORDS = {
+    "points": "分值",
+    "label": "名称",
+    "text": "原文描述",
+    "fact": "事实",
+    "weight": "权重",
+}
+_ITEM_WORD = {"bands": "档", "levels": "档", "parts": "部分"}
+FLAG_OPTIONS = [("", "（不写）"), ("true", "是"), ("false", "否")]
+STATUS_OPTIONS = [
+    ("", "（不检查）"),
+    ("scored", "已计分"),
+    ("incomplete", "缺事实"),
+    ("vetoed", "否决"),
+]
+FACT_TYPE_WORDS = {
+    "number": "数值",
+    "integer": "整数",
+    "percent": "百分比",
+    "boolean": "是/否",
+    "text": "文字",
+    "choice": "选项",
+}
+
+
+class _Builder:
+    def __init__(self, files: Files, clause_id: str):
+        self.files = files
+        self.cid = str(clause_id)
+        self.rel = edit.clause_file(files, self.cid)
+        self.doc = edit.document(files, self.rel)
+        self.fields: dict[str, Field] = {}
+        self.targets: dict[tuple, Field | Row] = {}
+        head = _head(files)
+        self.scheme_facts = {
+            str(f.get("name")): f for f in head.get("facts") or [] if isinstance(f, dict)
+        }
+        self.facts = {
+            str(f.get("name")): f for f in self.doc.get("facts") or [] if isinstance(f, dict)
+        }
+
+    # one field
+    def add(
+        self,
+        name: str,
+        label: str,
+        owner: Any,
+        key: Any,
+        input: str,
+        path: tuple,
+        write: Callable[[Files, str], Files],
+        value: str | None = None,
+        **extra: Any,
+    ) -> Field:
+        if value is None:
+            value = _text(owner.get(key)) if isinstance(owner, dict) else ""
+        line = _line(owner, key) if isinstance(owner, dict) and key in owner else 0
+        f = Field(name, label, value, input, self.rel, line, path=path, write=write, **extra)
+        self.fields[name] = f
+        if line:
+            self.targets.setdefault(path, f)
+        return f
+
+    def row(self, key: str, title: str, owner: Any, index: int, path: tuple, **extra) -> Row:
+        r = Row(key, title, self.rel, _line(owner, index), path=path, **extra)
+        self.targets[path] = r
+        return r
+
+    def fact_type(self, name: str) -> str | None:
+        spec = self.facts.get(name) or self.scheme_facts.get(name)
+        return str(spec.get("type")) if spec else None
+
+    def fact_label(self, name: str) -> str:
+        spec = self.facts.get(name) or self.scheme_facts.get(name)
+        return str(spec.get("label") or name) if spec else name
+
+    def fact_options(self, current: str) -> list[tuple[str, str]]:
+        names = list(self.facts) + [n for n in self.scheme_facts if n not in self.facts]
+        options = [("", "（不写）")] + [(n, f"{n}（{self.fact_label(n)}）") for n in names]
+        if current and current not in names:
+            options.append((current, f"{current}（未声明）"))
+        return options
+
+
+def _clause_fields(b: _Builder) -> list[Field]:
+    d, cid = b.doc, b.cid
+
+    def key_writer(key: str, kind: str, label: str, required: bool = False):
+        def write(files: Files, text: str) -> Files:
+            return edit.set_clause_key(
+                files, cid, key, _typed(kind, text, label, f"c.{key}", required)
+            )
+
+        return write
+
+    def lines_writer(key: str):
+        return lambda files, text: edit.set_clause_key(files, cid, key, _lines(text))
+
+    def source(files: Files, text: str) -> Files:
+        return edit.set_clause_field(files, cid, "source", text.replace("\r\n", "\n"))
+
+    cats = [("", "（未选）")] + _categories(_head(b.files).get("categories"), 0)
+    current = _text(d.get("category"))
+    if current and current not in [c for c, _ in cats]:
+        cats.append((current, f"{current}（细则中没有这一类别）"))
+    bonus = d.get("bonus")
+    src = d.get("source") if isinstance(d.get("source"), dict) else {}
+    out = [
+        b.add(
+            "c.title",
+            "条款名称",
+            d,
+            "title",
+            "text",
+            ("title",),
+            key_writer("title", "text", "条款名称", True),
+            required=True,
+        ),
+        b.add(
+            "c.source",
+            "原文（逐字照录）",
+            src,
+            "text",
+            "textarea",
+            ("source", "text"),
+            source,
+            required=True,
+        ),
+        b.add(
+            "c.points",
+            "分值",
+            d,
+            "points",
+            "number",
+            ("points",),
+            key_writer("points", "number", "分值", True),
+            required=True,
+            hint="加分项、扣分项为最多加或扣的分数",
+        ),
+        b.add(
+            "c.category",
+            "所属类别",
+            d,
+            "category",
+            "select",
+            ("category",),
+            key_writer("category", "text", "所属类别", True),
+            options=cats,
+            required=True,
+        ),
+        b.add(
+            "c.start",
+            "计分方式",
+            d,
+            "start",
+            "select",
+            ("start",),
+            key_writer("start", "text", "计分方式"),
+            options=[("", "从0分加起（默认）"), ("zero", "从0分加起"), ("full", "从满分扣起")],
+        ),
+        b.add(
+            "c.offices",
+            "责任部门",
+            d,
+            "offices",
+            "lines",
+            ("offices",),
+            lines_writer("offices"),
+            value="\n".join(_text(x) for x in d.get("offices") or []),
+            hint="每行一个部门",
+        ),
+        b.add(
+            "c.deadline",
+            "落实时限",
+            d,
+            "deadline",
+            "text",
+            ("deadline",),
+            key_writer("deadline", "text", "落实时限"),
+        ),
+        b.add(
+            "c.evidence",
+            "佐证材料",
+            d,
+            "evidence",
+            "lines",
+            ("evidence",),
+            lines_writer("evidence"),
+            value="\n".join(_text(x) for x in d.get("evidence") or []),
+            hint="每行一项",
+        ),
+        b.add(
+            "c.note",
+            "解读说明",
+            d,
+            "note",
+            "textarea",
+            ("note",),
+            key_writer("note", "textarea", "解读说明"),
+        ),
+    ]
+    out.append(
+        b.add(
+            "c.bonus",
+            "加分项上限",
+            bonus if isinstance(bonus, dict) else {},
+            "cap",
+            "number",
+            ("bonus", "cap"),
+            key_writer("bonus", "positive", "加分项上限"),
+            hint="本条款标为加分的规则在条款分值之外最多加的分数；不设加分项则留空",
+        )
+    )
+    return out
+
+
+def _categories(cats: Any, depth: int) -> list[tuple[str, str]]:
+    out = []
+    for cat in cats or []:
+        if isinstance(cat, dict):
+            out.append(
+                (_text(cat.get("id")), "　" * depth + f"{cat.get('id')} {cat.get('title', '')}")
+            )
+            out += _categories(cat.get("categories"), depth + 1)
+    return out
+
+
+FACT_COLUMNS = [
+    ("name", "事实名"),
+    ("type", "类型"),
+    ("label", "中文名称"),
+    ("unit", "单位"),
+    ("min", "最小值"),
+    ("max", "最大值"),
+    ("help", "填报说明"),
+]
+
+
+def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
+    rows = []
+    facts = b.doc.get("facts") or []
+    for i, spec in enumerate(facts):
+        if not isinstance(spec, dict):
+            continue
+        name = _text(spec.get("name"))
+        path = ("facts", i)
+        used = uses.get(name, [])
+        note = f"删去时也从这些测试用例中删去：{'、'.join(used)}" if used else ""
+        r = b.row(f"f.{name}", name, facts, i, path, remove=f"remove_fact:{name}", note=note)
+        r.cells["name"] = Field(f"f.{name}.name", "事实名", name, "static", b.rel, r.line)
+        for key, words in FACT_COLUMNS[1:]:
+            kind = {"min": "number", "max": "number"}.get(key, "text")
+            required = key in ("type", "label")
+            opts = (
+                [(t, f"{t}（{FACT_TYPE_WORDS[t]}）") for t in FACT_TYPES] if key == "type" else []
+            )
+            r.cells[key] = b.add(
+                f"f.{name}.{key}",
+                f"事实“{name}”的{words}",
+                spec,
+                key,
+                "select" if key == "type" else ("number" if kind == "number" else "text"),
+                path + (key,),
+                _fact_writer(b.cid, name, key, kind, words, required),
+                options=opts,
+                required=required,
+            )
+        rows.append(r)
+    return Table("facts", "事实", FACT_COLUMNS, rows, "add_fact", "添加事实")
+
+
+def _fact_writer(cid: str, fact: str, key: str, kind: str, words: str, required: bool):
+    def write(files: Files, text: str) -> Files:
+        value = _typed(kind, text, f"事实“{fact}”的{words}", f"f.{fact}.{key}", required)
+        return edit.set_fact_key(files, cid, fact, key, value)
+
+    return write
+
+
+def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
+    rule = rules[i]
+    rid = _text(rule.get("id"))
+    kind = _text(rule.get("kind"))
+    block = BLOCKS.get(kind)
+    path = ("rules", i)
+    row = b.row(f"r.{rid}", rid, rules, i, path, remove=f"remove_rule:{rid}")
+    fields = [_rule_key(b, rule, rid, path, "title", "text", "规则说明", False)]
+    tables, panel, bounds = [], [], []
+    for key in block.keys if block else ():
+        if key.type in LIST_ITEMS:
+            tables.append(_item_table(b, rule, rid, path, key.name, key.label or key.name))
+        elif key.type == "panel":
+            panel = _panel_fields(b, rule, rid, path)
+        elif key.type in WIDGETS:
+            fields.append(
+                _rule_key(
+                    b,
+                    rule,
+                    rid,
+                    path,
+                    key.name,
+                    key.type,
+                    key.label or key.name,
+                    key.required,
+                    key.doc,
+                )
+            )
+    fields.append(_rule_key(b, rule, rid, path, "note", "textarea", "解读说明", False))
+    fields.append(
+        _rule_key(
+            b, rule, rid, path, "bonus", "flag", "加分规则", False, COMMON_RULE_FIELDS["bonus"].doc
+        )
+    )
+    if kind == "assessed":
+        bounds = _bounds(b, _text(rule.get("value")), rid)
+    return RuleForm(rid, kind, block.title if block else kind, row, fields, tables, panel, bounds)
+
+
+def _rule_key(
+    b: _Builder,
+    rule: Any,
+    rid: str,
+    path: tuple,
+    key: str,
+    kind: str,
+    words: str,
+    required: bool,
+    doc: str = "",
+) -> Field:
+    what = f"规则“{rid}”的{words}"
+    name = f"r.{rid}.{key}"
+    value = _text(rule.get(key))
+    input = "textarea" if kind == "textarea" else WIDGETS.get(kind, "text")
+    options: list[tuple[str, str]] = []
+    if kind == "flag":
+        options = FLAG_OPTIONS
+    elif kind == "fact":
+        options = b.fact_options(value)
+
+    def write(files: Files, text: str) -> Files:
+        return edit.set_rule_key(files, b.cid, rid, key, _typed(kind, text, what, name, required))
+
+    hint = doc.split("：", 1)[-1] if doc else ""
+    return b.add(
+        name,
+        words,
+        rule,
+        key,
+        input,
+        path + (key,),
+        write,
+        options=options,
+        required=required,
+        hint=hint,
+    )
+
+
+def _item_table(b: _Builder, rule: Any, rid: str, path: tuple, key: str, words: str) -> Table:
+    spec = LIST_ITEMS[key]
+    items = rule.get(key) if isinstance(rule.get(key), list) else []
+    columns: list[tuple[str, str]] = []
+    for name in spec.fields:
+        if name == "range":
+            columns += [("lo_closed", "下限"), ("lo", ""), ("hi", "上限"), ("hi_closed", "")]
+        else:
+            columns.append((name, CELL_WORDS.get(name, name)))
+    rows = []
+    for n, item in enumerate(items, 1):
+        ipath = path + (key, n - 1)
+        what = f"第{n}{_ITEM_WORD[key]}"
+        r = b.row(
+            f"r.{rid}.{key}.{n}",
+            what,
+            items,
+            n - 1,
+            ipath,
+            remove=f"remove_row:{key}:{n}:{rid}" if len(items) > 1 else "",
+        )
+        for name, field_spec in spec.fields.items():
+            if name == "range":
+                r.cells.update(_range_cells(b, item, rid, key, n, ipath, what))
+                continue
+            kind = {"points": "number", "weight": "positive", "fact": "fact"}.get(name, "text")
+            required = field_spec.required
+            fname = f"r.{rid}.{key}.{n}.{name}"
+            label = f"{what}{CELL_WORDS.get(name, name)}"
+            r.cells[name] = b.add(
+                fname,
+                label,
+                item,
+                name,
+                WIDGETS.get(kind, "text"),
+                ipath + (name,),
+                _item_writer(b.cid, rid, key, n, name, kind, label, fname, required),
+                options=b.fact_options(_text(item.get(name))) if kind == "fact" else [],
+                required=required,
+            )
+        rows.append(r)
+    return Table(
+        f"r.{rid}.{key}", words, columns, rows, f"add_row:{key}:{rid}", f"添加一{_ITEM_WORD[key]}"
+    )
+
+
+def _item_writer(cid, rid, key, n, name, kind, label, fname, required):
+    def write(files: Files, text: str) -> Files:
+        value = _typed(kind, text, label, fname, required)
+        return edit.set_rule_item(files, cid, rid, key, n, name, value)
+
+    return write
+
+
+def _range_cells(b: _Builder, item: Any, rid: str, key: str, n: int, path: tuple, what: str):
+    text = _text(item.get("range"))
+    parts = _range_parts(text)
+    names = [f"r.{rid}.{key}.{n}.{c}" for c in ("lo_closed", "lo", "hi", "hi_closed")]
+    shared: dict = {}
+
+    def write_part(index: int):
+        def write(files: Files, posted: str) -> Files:
+            # the four cells are one range: the posted cells as they stand now (the form's)
+            cells = list(shared.get("posted") or parts)
+            cells[index] = posted.strip()
+            new = _range_text(*cells, what, names)
+            return edit.set_rule_item(files, b.cid, rid, key, n, "range", new)
+
+        return write
+
+    out = {}
+    opts = {
+        "lo_closed": [("[", "含"), ("(", "不含")],
+        "hi_closed": [("]", "含"), (")", "不含")],
+    }
+    labels = {"lo_closed": "下限含否", "lo": "下限", "hi": "上限", "hi_closed": "上限含否"}
+    for i, c in enumerate(("lo_closed", "lo", "hi", "hi_closed")):
+        f = b.add(
+            names[i],
+            what + labels[c],
+            item,
+            "range",
+            "select" if c in opts else "number",
+            path + ("range",),
+            write_part(i),
+            value=parts[i],
+            options=opts.get(c, []),
+            hint="留空为不限" if c in ("lo", "hi") else "",
+        )
+        f.group = shared
+        out[c] = f
+    return out
+
+
+def _panel_fields(b: _Builder, rule: Any, rid: str, path: tuple) -> list[Field]:
+    panel = rule.get("panel") if isinstance(rule.get("panel"), dict) else None
+    drop = panel.get("drop") if panel and isinstance(panel.get("drop"), dict) else {}
+    values = {
+        "reviewers": _text(panel.get("reviewers")) if panel else "",
+        "highest": _text(drop.get("highest")) if drop else "",
+        "lowest": _text(drop.get("lowest")) if drop else "",
+    }
+    words = {"reviewers": "评审人数", "highest": "去掉最高分个数", "lowest": "去掉最低分个数"}
+    shared: dict = {}
+
+    def writer(which: str):
+        def write(files: Files, posted: str) -> Files:
+            posted_all = shared.get("posted")
+            now = dict(zip(values, posted_all, strict=True)) if posted_all else dict(values)
+            now[which] = posted
+            n = {
+                k: _typed("whole", now[k], f"规则“{rid}”的{words[k]}", f"r.{rid}.panel.{k}", False)
+                for k in now
+            }
+            if n["reviewers"] is None:
+                return edit.set_rule_panel(files, b.cid, rid, None)
+            return edit.set_rule_panel(files, b.cid, rid, n)
+
+        return write
+
+    out = []
+    for k in ("reviewers", "highest", "lowest"):
+        owner = panel if k == "reviewers" else drop
+        f = b.add(
+            f"r.{rid}.panel.{k}",
+            words[k],
+            owner or {},
+            k if k == "reviewers" else k,
+            "whole",
+            path + ("panel",) + (() if k == "reviewers" else ("drop",)) + (k,),
+            writer(k),
+            value=values[k],
+            hint="留空：由一名评审给分" if k == "reviewers" else "",
+        )
+        f.group = shared
+        out.append(f)
+    return out
+
+
+def _bounds(b: _Builder, fact: str, rid: str) -> list[Field]:
+    """An assessed rule's reviewer bounds: the min and max of the fact it reads, edited here."""
+    facts = b.doc.get("facts") or []
+    at = next((i for i, f in enumerate(facts) if _text(f.get("name")) == fact), None)
+    if at is None:
+        return []
+    spec = facts[at]
+    out = []
+    for key, words in (("min", "评审给分下限"), ("max", "评审给分上限")):
+        out.append(
+            b.add(
+                f"r.{rid}.bounds.{key}",
+                words,
+                spec,
+                key,
+                "number",
+                ("facts", at, key),
+                _fact_writer(b.cid, fact, key, "number", words, False),
+                hint=f"即事实“{fact}”的{'最小值' if key == 'min' else '最大值'}",
+            )
+        )
+    return out
+
+
+def _veto_rows(b: _Builder) -> Table:
+    vetoes = b.doc.get("vetoes") or []
+    rows = []
+    for i, veto in enumerate(vetoes):
+        vid = _text(veto.get("id"))
+        path = ("vetoes", i)
+        r = b.row(f"v.{vid}", vid, vetoes, i, path, remove=f"remove_veto:{vid}")
+        r.cells["id"] = Field(f"v.{vid}.id", "编号", vid, "static", b.rel, r.line)
+        for key, words, kind, input in (
+            ("when", "否决条件", "expression", "expression"),
+            ("reason", "原文依据", "text", "text"),
+            ("note", "解读说明", "text", "text"),
+        ):
+            required = key != "note"
+            what = f"否决“{vid}”的{words}"
+
+            def write(files, text, key=key, kind=kind, what=what, required=required, vid=vid):
+                value = _typed(kind, text, what, f"v.{vid}.{key}", required)
+                return edit.set_veto_field(files, b.cid, vid, key, value)
+
+            r.cells[key] = b.add(
+                f"v.{vid}.{key}", what, veto, key, input, path + (key,), write, required=required
+            )
+        rows.append(r)
+    columns = [("id", "编号"), ("when", "否决条件"), ("reason", "原文依据"), ("note", "解读说明")]
+    return Table("vetoes", "否决（不得分）条件", columns, rows, "add_veto", "添加否决条件")
+
+
+def _test_table(b: _Builder) -> tuple[Table, dict[str, list[str]]]:
+    cases = b.doc.get("tests") or []
+    names = list(b.facts)
+    for case in cases:
+        for k in case.get("facts") or {} if isinstance(case, dict) else {}:
+            if str(k) not in names:
+                names.append(str(k))
+    uses: dict[str, list[str]] = {}
+    columns = [("name", "用例名称")] + [(f"fact.{n}", b.fact_label(n)) for n in names]
+    columns += [("points", "期望得分"), ("fired", "期望触发的规则"), ("status", "期望状态")]
+    rows = []
+    for i, case in enumerate(cases):
+        if not isinstance(case, dict):
+            continue
+        n = i + 1
+        tname = _text(case.get("name"))
+        path = ("tests", i)
+        r = b.row(
+            f"t.{n}", tname, cases, i, path, remove=f"remove_test:{n}" if len(cases) > 1 else ""
+        )
+        r.cells["name"] = b.add(
+            f"t.{n}.name",
+            f"第{n}个用例的名称",
+            case,
+            "name",
+            "text",
+            path + ("name",),
+            _test_writer(b.cid, tname, "name", n),
+            required=True,
+            last=True,
+        )
+        facts = case.get("facts") if isinstance(case.get("facts"), dict) else {}
+        for fact in names:
+            if fact in facts:
+                uses.setdefault(fact, []).append(tname)
+            ftype = b.fact_type(fact)
+            what = f"用例“{tname}”的{b.fact_label(fact)}"
+            fname = f"t.{n}.fact.{fact}"
+            opts = [("", "（不给）"), ("true", "是"), ("false", "否")] if ftype == "boolean" else []
+            r.cells[f"fact.{fact}"] = b.add(
+                fname,
+                what,
+                facts,
+                fact,
+                "select" if opts else "text",
+                path + ("facts", fact),
+                _test_fact_writer(b.cid, tname, fact, ftype, what, fname),
+                value=_text(facts.get(fact)) if fact in facts else "",
+                options=opts,
+            )
+        r.cells["points"] = b.add(
+            f"t.{n}.points",
+            f"用例“{tname}”的期望得分",
+            case,
+            "points",
+            "number",
+            path + ("points",),
+            _test_writer(b.cid, tname, "points", n),
+            required=True,
+        )
+        fired = case.get("fired")
+        shown = (
+            "无" if isinstance(fired, list) and not fired else "、".join(map(_text, fired or []))
+        )
+        r.cells["fired"] = b.add(
+            f"t.{n}.fired",
+            f"用例“{tname}”期望触发的规则",
+            case,
+            "fired",
+            "text",
+            path + ("fired",),
+            _test_writer(b.cid, tname, "fired", n),
+            value=shown,
+            hint="规则编号用顿号或逗号分隔；否决写 !编号；“无”：期望一条也不触发；留空：不检查",
+        )
+        r.cells["status"] = b.add(
+            f"t.{n}.status",
+            f"用例“{tname}”的期望状态",
+            case,
+            "status",
+            "select",
+            path + ("status",),
+            _test_writer(b.cid, tname, "status", n),
+            options=STATUS_OPTIONS,
+        )
+        rows.append(r)
+    return Table("tests", "测试用例", columns, rows, "add_test", "添加测试用例"), uses
+
+
+def _test_writer(cid: str, test: str, key: str, n: int):
+    def write(files: Files, text: str) -> Files:
+        what, name = (
+            f"第{n}个用例的{ {'name': '名称', 'points': '期望得分', 'fired': '期望触发的规则', 'status': '期望状态'}[key] }",
+            f"t.{n}.{key}",
+        )
+        if key == "fired":
+            t = text.strip()
+            value: Any = None if not t else ([] if t == "无" else re.split(r"[\s,，、]+", t))
+            return edit.set_clause_test_key(files, cid, test, key, value)
+        kind = "number" if key == "points" else "text"
+        value = _typed(kind, text, what, name, key in ("name", "points"))
+        return edit.set_clause_test_key(files, cid, test, key, value)
+
+    return write
+
+
+def _test_fact_writer(cid: str, test: str, fact: str, ftype: str | None, what: str, fname: str):
+    def write(files: Files, text: str) -> Files:
+        if not text.strip():
+            return edit.remove_clause_test_fact(files, cid, test, fact)
+        return edit.set_clause_test_fact(
+            files, cid, test, fact, _fact_value(text, ftype, what, fname)
+        )
+
+    return write
+
+
+def _attach(b: _Builder, errors_by_line: dict, rows: Iterable[Row]) -> list[str]:
+    """Put each error beside the field at its line, or the nearest enclosing row or field."""
+    spans: dict = {}
+    total = b.files[b.rel].count("\n") + 1
+    _spans(b.doc, (), 1, total, spans)
+    unclaimed = []
+    for (file, line), messages in errors_by_line.items():
+        if not (file == b.rel or str(file).endswith("/" + b.rel)):
+            continue
+        target = _target(b, spans, int(line))
+        if target is None:
+            unclaimed += list(messages)
+        else:
+            target.errors += [m for m in messages if m not in target.errors]
+    return unclaimed
+
+
+def _target(b: _Builder, spans: dict, line: int) -> Field | Row | None:
+    exact = [p for p, t in b.targets.items() if isinstance(t, Field) and t.line == line]
+    if len(exact) == 1:
+        return b.targets[exact[0]]
+    inside = [p for p in spans if spans[p][0] <= line <= spans[p][1] and p in b.targets]
+    if exact:  # several fields on one line (a flow mapping): their row
+        common = _common(exact)
+        inside = [p for p in inside if len(p) <= len(common) and p == common[: len(p)]]
+    if not inside:
+        return None
+    return b.targets[max(inside, key=len)]
+
+
+def _common(paths: list[tuple]) -> tuple:
+    first = paths[0]
+    n = 0
+    while n < len(first) and all(len(p) > n and p[n] == first[n] for p in paths):
+        n += 1
+    return first[:n]
+
+
+def _build(files: Files, clause_id: str) -> tuple[_Builder, dict]:
+    b = _Builder(files, clause_id)
+    header = _clause_fields(b)
+    tests, uses = _test_table(b)
+    facts = _fact_table(b, uses)
+    rules_node = b.doc.get("rules") if isinstance(b.doc.get("rules"), list) else []
+    rules = [_rule_form(b, rules_node, i) for i in range(len(rules_node))]
+    vetoes = _veto_rows(b)
+    ctx = {
+        "clause_id": b.cid,
+        "file": b.rel,
+        "title": _text(b.doc.get("title")),
+        "header": header,
+        "facts": facts,
+        "rules": rules,
+        "vetoes": vetoes,
+        "tests": tests,
+        "kinds": [(k, blk.title) for k, blk in BLOCKS.items()],
+        "fact_types": [(t, f"{t}（{FACT_TYPE_WORDS[t]}）") for t in FACT_TYPES],
+        "new_rule_id": _next_id([r.id for r in rules], "r"),
+        "fields": b.fields,
+        "errors": [],
+    }
+    return b, ctx
+
+
+def clause_form(files: Files, clause_id: str, errors_by_line: dict | None = None) -> dict:
+    """The template context of one clause's form (see the module's docstring)."""
+    b, ctx = _build(files, clause_id)
+    rows: list[Row] = []
+    ctx["errors"] = _attach(b, errors_by_line or {}, rows)
+    return ctx
+
+
+# --- applying a posted form --------------------------------------------------------------------
+
+
+def _posted(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return None if value is None else str(value).replace("\r\n", "\n")
+
+
+def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
+    """Write what the posted form changed (see the module's docstring)."""
+    b, ctx = _build(files, clause_id)
+    changes: list[str] = []
+    touched: list[str] = []
+    # a range's four cells and a panel's three are one value each: write it once, from all
+    groups_done: set[int] = set()
+    ordered = sorted(b.fields.values(), key=lambda f: f.last)
+    new = dict(files)
+    for f in ordered:
+        posted = _posted(form, f.name)
+        if posted is None or f.write is None or not f.changed(posted):
+            continue
+        group = getattr(f, "group", None)
+        if group is not None:
+            if id(group) in groups_done:
+                continue
+            groups_done.add(id(group))
+            members = [g for g in b.fields.values() if getattr(g, "group", None) is group]
+            group["posted"] = [
+                (_posted(form, g.name) if _posted(form, g.name) is not None else g.value).strip()
+                for g in members
+            ]
+            posted = group["posted"][members.index(f)]
+        new = f.write(new, posted)
+        changes.append(f"{f.label}改为“{posted.strip()}”" if posted.strip() else f"{f.label}清空")
+    action = (form.get("action") or "").strip()
+    if action and action != "save":
+        new, said, gone = _act(new, b, ctx, action, form)
+        changes += said
+        touched += gone
+    return Applied(new, changes, touched)
+
+
+def _next_id(ids: list[str], prefix: str) -> str:
+    n = 1
+    while f"{prefix}{n}" in ids:
+        n += 1
+    return f"{prefix}{n}"
+
+
+def _act(files: Files, b: _Builder, ctx: dict, action: str, form: Any):
+    verb, _, arg = action.partition(":")
+    cid = b.cid
+    if verb == "add_fact":
+        name = (form.get("new_fact.name") or "").strip()
+        ftype = (form.get("new_fact.type") or "number").strip()
+        label = (form.get("new_fact.label") or "").strip() or name
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise EditError(
+                "新事实的事实名应由英文字母、数字和下划线组成，且不以数字开头",
+                field="new_fact.name",
+            )
+        if ftype not in FACT_TYPES:
+            raise EditError(f"新事实的类型“{ftype}”不是可选的类型", field="new_fact.type")
+        return (
+            edit.add_fact(files, cid, {"name": name, "type": ftype, "label": label}),
+            [f"添加事实“{name}”"],
+            [],
+        )
+    if verb == "remove_fact":
+        removal = edit.remove_fact(files, cid, arg)
+        return removal.files, [f"删去事实“{arg}”"], removal.touched
+    if verb == "add_rule":
+        kind = (form.get("new_rule.kind") or "").strip()
+        if kind not in BLOCKS:
+            raise EditError(f"请选择新规则的积木类型（收到“{kind}”）", field="new_rule.kind")
+        rid = (form.get("new_rule.id") or "").strip() or ctx["new_rule_id"]
+        return (
+            edit.add_rule(files, cid, _starter(b, rid, kind)),
+            [f"添加规则“{rid}”（{BLOCKS[kind].title}）"],
+            [],
+        )
+    if verb == "remove_rule":
+        removal = edit.remove_rule(files, cid, arg)
+        return removal.files, [f"删去规则“{arg}”"], removal.touched
+    if verb == "add_row":
+        key, _, rid = arg.partition(":")
+        if key not in LIST_ITEMS:
+            raise EditError(f"没有可添加行的表格 {key}")
+        return (
+            edit.add_rule_item(files, cid, rid, key, _starter_item(b, key)),
+            [f"规则“{rid}”添加一{_ITEM_WORD[key]}"],
+            [],
+        )
+    if verb == "remove_row":
+        key, n, rid = (arg.split(":", 2) + ["", ""])[:3]
+        if key not in LIST_ITEMS or not n.isdigit():
+            raise EditError(f"无法识别的操作 {action}")
+        return (
+            edit.remove_rule_item(files, cid, rid, key, int(n)),
+            [f"规则“{rid}”删去第{n}{_ITEM_WORD[key]}"],
+            [],
+        )
+    if verb == "add_veto":
+        vid = _next_id([r.title for r in ctx["vetoes"].rows], "v")
+        veto = {"id": vid, "when": next(iter(b.facts), "false"), "reason": "（请填写原文依据）"}
+        return edit.add_veto(files, cid, veto), [f"添加否决“{vid}”"], []
+    if verb == "remove_veto":
+        removal = edit.remove_veto(files, cid, arg)
+        return removal.files, [f"删去否决“{arg}”"], removal.touched
+    if verb == "add_test":
+        names = [r.title for r in ctx["tests"].rows]
+        n = len(names) + 1
+        while f"新用例{n}" in names:
+            n += 1
+        case = {"name": f"新用例{n}", "facts": {}, "points": Decimal(0)}
+        return edit.add_clause_test(files, cid, case), [f"添加测试用例“新用例{n}”"], []
+    if verb == "remove_test":
+        rows = ctx["tests"].rows
+        if not arg.isdigit() or not 1 <= int(arg) <= len(rows):
+            raise EditError(f"没有第{arg}个测试用例")
+        # the name as the form's fields left it (a rename in the same post is already written)
+        name = _current_test_name(files, b, int(arg))
+        return edit.remove_clause_test(files, cid, name), [f"删去测试用例“{name}”"], []
+    raise EditError(f"无法识别的操作 {action}")
+
+
+def _current_test_name(files: Files, b: _Builder, n: int) -> str:
+    doc = edit.document(files, b.rel)
+    return _text((doc.get("tests") or [])[n - 1].get("name"))
+
+
+_STARTERS = {
+    "expression": lambda b: next(iter(b.facts), "0"),
+    "number": lambda b: Decimal(0),
+    "positive": lambda b: Decimal(1),
+    "flag": lambda b: True,
+    "fact": lambda b: next(iter(b.facts), ""),
+    "text": lambda b: "",
+}
+
+
+def _starter(b: _Builder, rid: str, kind: str) -> dict:
+    """A new rule of ``kind`` with its required keys given a first value (the form then shows
+    it, and the loader says what still needs changing)."""
+    rule: dict = {"id": rid, "kind": kind}
+    for key in BLOCKS[kind].keys:
+        if not key.required:
+            continue
+        if key.type in LIST_ITEMS:
+            rule[key.name] = [_starter_item(b, key.name)]
+        elif key.type in _STARTERS:
+            rule[key.name] = _STARTERS[key.type](b)
+    return rule
+
+
+def _starter_item(b: _Builder, key: str) -> dict:
+    if key == "bands":
+        return {"range": "[0, inf)", "points": Decimal(0)}
+    if key == "levels":
+        return {"range": "[0, 100]", "label": "新的一档"}
+    return {"fact": next(iter(b.facts), ""), "weight": Decimal(1)}
+
+
+__all__ = ["Applied", "Field", "Row", "RuleForm", "Table", "apply_clause_form", "clause_form"]
