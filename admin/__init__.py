@@ -29,6 +29,7 @@ csrf = CSRFProtect()
 def init_app(app) -> None:
     from . import (
         appeal_pages,  # noqa: F401  (the appeal page's views, on the same blueprint)
+        impact_pages,  # noqa: F401  (a draft's impact preview and fact mapping, same blueprint)
         panel_pages,  # noqa: F401  (the panel's marks: several reviewers, on the same blueprint)
         roundpages,  # noqa: F401  (its routes are the blueprint's)
     )

@@ -1,8 +1,8 @@
 """The schemas of background jobs (service/jobs.py): what starts one, and what a job looks like."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from . import DB_INTEGER_MAX, Exact, Text
+from . import DB_INTEGER_MAX, Exact, Text, WholeNumber
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -96,19 +96,57 @@ _VERSION = validate.Regexp(r"^[0-9a-f]{64}$", error="应为64位十六进制的�
 
 
 class ImpactIn(Schema):
+    """Two versions (and a mapping), or a draft: its current files archived as a version and
+    compared with the version in force for its scheme id (or the one it was copied from), with
+    the mapping saved with it."""
+
     from_ = fields.String(
-        required=True,
+        load_default=None,
         data_key="from",
         validate=_VERSION,
-        metadata={"description": "原规则版本（GET /api/rules/versions 的 version）"},
+        metadata={
+            "description": "原规则版本（GET /api/rules/versions 的 version）；给出 draft 时不填"
+        },
     )
-    to = fields.String(required=True, validate=_VERSION, metadata={"description": "新规则版本"})
+    to = fields.String(
+        load_default=None,
+        validate=_VERSION,
+        metadata={"description": "新规则版本；给出 draft 时不填"},
+    )
+    draft = WholeNumber(
+        load_default=None,
+        validate=validate.Range(min=1, max=DB_INTEGER_MAX, error="应为草案编号"),
+        metadata={
+            "description": "规则草案编号：按草案当前的文件（存档为一个版本）与该细则在用的版本"
+            "（或草案复制自的版本）比较，使用草案保存的事实对应"
+        },
+    )
+    mapping = fields.Dict(
+        keys=fields.String(),
+        load_default=None,
+        metadata={
+            "description": '事实对应（给出 from/to 时）：{新事实名: {"from": 原事实名}} 或 '
+            '{新事实名: {"value": 值, "reason": 理由}}；没有对应的事实按缺失处理，不按0计'
+        },
+    )
     year = fields.Integer(
         load_default=None,
         allow_none=True,
         validate=validate.Range(min=1900, max=2999, error="应为1900到2999的年度"),
         metadata={"description": "取哪一年度考核轮次的已评审事实（默认：原版本细则最新的轮次）"},
     )
+
+    @validates_schema
+    def _versions_or_draft(self, data, **kwargs):
+        if data.get("draft") is not None:
+            extra = [k for k in ("from_", "to", "mapping") if data.get(k) is not None]
+            if extra:
+                name = {"from_": "from"}.get(extra[0], extra[0])
+                raise ValidationError("给出草案时不再指定版本和对应：用草案保存的对应", name)
+            return
+        for name, key in (("from", "from_"), ("to", "to")):
+            if data.get(key) is None:
+                raise ValidationError("必填：规则版本号（或给出草案编号 draft）", name)
 
 
 class ImpactHeadOut(Schema):
@@ -125,6 +163,45 @@ class ImpactMissingOut(Schema):
     label = fields.String()
 
 
+class ImpactMappedOut(Schema):
+    fact = fields.String(metadata={"description": "对应的新事实"})
+    label = fields.String()
+    how = fields.String(metadata={"description": "renamed 改名而来；set 固定值"})
+    from_ = fields.String(attribute="from", data_key="from", allow_none=True)
+    from_label = fields.String(allow_none=True)
+    value = fields.String(allow_none=True, metadata={"description": "该单位取得的值（没有：null）"})
+    reason = fields.String(allow_none=True, metadata={"description": "固定值的理由"})
+    text = fields.String(metadata={"description": "该单位这一事实如何取值（中文）"})
+
+
+class ImpactMappingOut(Schema):
+    fact = fields.String()
+    label = fields.String()
+    how = fields.String(metadata={"description": "renamed 改名而来；set 固定值"})
+    from_ = fields.String(attribute="from", data_key="from", allow_none=True)
+    value = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    text = fields.String()
+
+
+class ImpactFactCountOut(Schema):
+    fact = fields.String()
+    label = fields.String()
+    units = fields.Integer(metadata={"description": "单位数"})
+    sentence = fields.String()
+
+
+class ImpactFactsOut(Schema):
+    missing = fields.List(
+        fields.Nested(ImpactFactCountOut),
+        metadata={"description": "新版本读取而已评审事实中没有的事实，及缺少它的单位数"},
+    )
+    dropped = fields.List(
+        fields.Nested(ImpactFactCountOut),
+        metadata={"description": "已评审事实中有而新版本不再读取的事实，及有它的单位数"},
+    )
+
+
 class ImpactClauseOut(Schema):
     clause = fields.String()
     title = fields.String()
@@ -137,6 +214,10 @@ class ImpactClauseOut(Schema):
     change = fields.String()
     why_before = fields.String(metadata={"description": "原版本的计分说明"})
     why_after = fields.String(metadata={"description": "新版本的计分说明"})
+    trace_before = fields.String(
+        metadata={"description": "原版本下这一条款的计分过程（各规则是否成立、缺少的事实）"}
+    )
+    trace_after = fields.String(metadata={"description": "新版本下这一条款的计分过程"})
 
 
 class ImpactUnitOut(Schema):
@@ -157,6 +238,13 @@ class ImpactUnitOut(Schema):
         fields.Nested(ImpactClauseOut), metadata={"description": "得分有变化的条款"}
     )
     missing = fields.List(fields.Nested(ImpactMissingOut))
+    mapped = fields.List(
+        fields.Nested(ImpactMappedOut), metadata={"description": "该单位按事实对应取值的事实"}
+    )
+    dropped = fields.List(
+        fields.Nested(ImpactMissingOut),
+        metadata={"description": "该单位事实中有而新版本不再读取的事实"},
+    )
 
 
 class ImpactFailureOut(Schema):
@@ -178,3 +266,10 @@ class ImpactOut(Schema):
     changed = fields.Integer(metadata={"description": "总分、名次或等级有变化的单位数"})
     units = fields.List(fields.Nested(ImpactUnitOut))
     failures = fields.List(fields.Nested(ImpactFailureOut))
+    draft = fields.Integer(
+        allow_none=True, metadata={"description": "预览的规则草案（没有：null）"}
+    )
+    mapping = fields.List(
+        fields.Nested(ImpactMappingOut), metadata={"description": "这次预览使用的事实对应"}
+    )
+    facts = fields.Nested(ImpactFactsOut)

@@ -5,7 +5,8 @@ scoring test   [--rules DIR|ZIP] [--oracle]
 scoring score  SCHEME FACTS_FILE [--rules DIR] [--clause ID] [--json] [--oracle]
 scoring bench  [--units N]
 scoring diff   A B            (A, B: two scheme folders)
-scoring impact A B FACTS_FILE [--json] [--oracle]   (A, B: two scheme folders)
+scoring impact A B FACTS_FILE [--map OLD=NEW]... [--set FACT=VALUE:REASON]... [--json] [--oracle]
+                                                    (A, B: two scheme folders)
 """
 
 from __future__ import annotations
@@ -361,21 +362,36 @@ def diff(old, new):
 @click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("facts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "renames",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="新事实 NEW 取原事实 OLD 的值（改名）；可多次使用",
+)
+@click.option(
+    "--set",
+    "fixed",
+    multiple=True,
+    metavar="FACT=VALUE:REASON",
+    help="新事实 FACT 对每个单位都取固定值 VALUE，REASON 为理由（必填）；可多次使用",
+)
 @click.option("--json", "as_json", is_flag=True, help="输出结构化的 JSON")
 @click.option("--oracle", is_flag=True, help="用纯 Python 匹配器代替 durable-rules")
-def impact(old, new, facts_file, as_json, oracle):
+def impact(old, new, facts_file, renames, fixed, as_json, oracle):
     """影响预览：按旧版本 OLD 和新版本 NEW（两个细则文件夹）为事实文件中的单位评分，列出每个单位
-    总分、名次、等级的前后变化和得分有变化的条款；新版本读取而事实中没有的事实列为缺失（不按0计）。"""
+    总分、名次、等级的前后变化和得分有变化的条款；新版本读取而事实中没有的事实列为缺失（不按0计），
+    除非用 --map 或 --set 对应。"""
     from service.domain.facts import InvalidFacts
     from service.impact import compare_units, rank_both, render_text
 
     a, b = _load_folder(old), _load_folder(new)
+    mapping = _mapping_options(a, b, renames, fixed)
     units = read_facts_file(facts_file)
     matcher = _matcher(oracle)
     try:
-        result = rank_both(
-            a, b, compare_units(a, b, units, matcher, getattr(matcher, "name", "engine"))
-        )
+        name = getattr(matcher, "name", "engine")
+        result = rank_both(a, b, compare_units(a, b, units, matcher, name, mapping), mapping)
     except InvalidFacts as err:
         for e in err.errors:
             click.echo(f"事实有误 {e}", err=True)
@@ -387,6 +403,43 @@ def impact(old, new, facts_file, as_json, oracle):
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
     click.echo(render_text(result))
+
+
+def _mapping_options(a, b, renames, fixed) -> dict:
+    """--map OLD=NEW and --set FACT=VALUE:REASON as a checked mapping (``service.mapping``); a
+    wrong one is reported naming the option and exits 2, before anything is scored."""
+    from service.exceptions import Invalid
+    from service.mapping import check_mapping, parse_value
+
+    mapping: dict = {}
+    for option in renames:
+        source, sep, target = option.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            _usage(f"--map {option}：应写作 原事实名=新事实名")
+        mapping[target.strip()] = {"from": source.strip()}
+    for option in fixed:
+        name, sep, rest = option.partition("=")
+        value, colon, reason = rest.partition(":")
+        if not sep or not colon or not name.strip():
+            _usage(f"--set {option}：应写作 事实名=值:理由")
+        spec = b.facts.get(name.strip())
+        try:
+            parsed = parse_value(spec, value) if spec is not None else value
+        except ValueError as err:
+            _usage(f"--set {option}：固定值{err}")
+        mapping[name.strip()] = {"value": parsed, "reason": reason}
+    try:
+        return check_mapping(a, b, mapping)
+    except Invalid as err:
+        for where, messages in err.fields.items():
+            for message in messages:
+                click.echo(f"{where}: {message}", err=True)
+        sys.exit(2)
+
+
+def _usage(message: str):
+    click.echo(message, err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

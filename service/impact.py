@@ -9,7 +9,11 @@ item's result the unit's row (plain JSON values, so any host can rank the rows l
 ``impact_result`` ranking the stored rows under both versions when the result is read.
 
 A fact that version B reads and the unit's facts lack is listed as missing, never taken as zero:
-the scoring core already leaves such a clause incomplete, and the row names the facts.
+the scoring core already leaves such a clause incomplete, and the row names the facts.  A fact
+mapping (``service/mapping.py``: an old fact renamed, or a fixed value with its reason) is applied
+to each unit's old facts before they are scored under B; the job keeps the mapping in its
+parameters, so a result always says which mapping it used, and each row says how each mapped fact
+got its value.  Facts the old facts have and B does not read are listed as dropped.
 """
 
 from __future__ import annotations
@@ -20,14 +24,19 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from . import operations as ops
+from . import releases
 from .access import Actor, check
 from .db import Job, JobItem, Round, RoundUnit, Submission, Unit, marks_of
-from .domain.facts import InvalidFacts
+from .domain.facts import InvalidFacts, check_value
 from .domain.grading import rank_units
 from .domain.scoring import GradePending, GradeVetoResult, score_units
-from .domain.trace import to_data
+
+# the lines a clause's trace prints (rules fired, facts missing, the explanation): both versions'
+# lines of a changed clause go with its row, one click away on the result page
+from .domain.trace import _clause_lines, to_data
 from .exceptions import Conflict, Invalid, NotFound
 from .jobs import Kind, register
+from .mapping import FROM, apply_mapping, check_mapping, describe, lacking, schemes_of, words
 from .roundstate import REVIEWED, latest_round_of
 
 KIND = "rules.impact"
@@ -42,6 +51,10 @@ def _known(scheme, facts: dict) -> dict:
     return {k: v for k, v in facts.items() if k in scheme.facts}
 
 
+def _trace(result) -> str:
+    return "\n".join(_clause_lines(result, "")) if result is not None else ""
+
+
 def _clause_row(cid: str, a, b, ca, cb) -> dict:
     title = (cb or ca).title
     return {
@@ -52,12 +65,60 @@ def _clause_row(cid: str, a, b, ca, cb) -> dict:
         "change": str((cb.points if cb else Decimal(0)) - (ca.points if ca else Decimal(0))),
         "why_before": ca.explanation if ca is not None else f"版本 {a.version[:8]} 没有这一条款",
         "why_after": cb.explanation if cb is not None else f"版本 {b.version[:8]} 没有这一条款",
+        "trace_before": _trace(ca),
+        "trace_after": _trace(cb),
     }
 
 
-def unit_row(a, b, ra, rb) -> dict:
-    """One unit's row: totals under A and B, the clauses whose points differ, the facts B lacks.
-    Plain JSON values (decimals as exact strings), kept with the job's item."""
+def _label(scheme, name: str) -> str:
+    spec = scheme.facts.get(name)
+    return spec.label if spec is not None and spec.label else name
+
+
+def facts_under(a, b, facts: dict, mapping: dict | None) -> tuple[dict, list[dict]]:
+    """A unit's old facts as version ``b`` reads them: the mapping applied, then only the facts
+    ``b`` declares; and a note per mapped fact.  A renamed value that ``b``'s fact does not accept
+    (out of its new range, a choice it no longer has) is left missing, and its note says why."""
+    mapped, notes = apply_mapping(facts, mapping or {})
+    shown = []
+    for note in notes:
+        name, value = note["fact"], note["value"]
+        row = {"fact": name, "label": _label(b, name), "how": note["how"], "value": None}
+        if note["how"] == "set":
+            row.update(value=words(value), reason=note["reason"])
+            row["text"] = f"固定值 {words(value)}（理由：{note['reason']}）"
+        else:
+            row.update({"from": note[FROM], "from_label": _label(a, note[FROM])})
+            source = f"原事实“{row['from_label']}”"
+            problem = None
+            if value is not None and name in b.facts:
+                value, problem = check_value(b.facts[name], value)
+            if note["value"] is None:
+                row["text"] = f"由{source}而来：该单位没有这一事实，按缺失处理"
+            elif problem:
+                mapped.pop(name, None)
+                row["text"] = f"由{source}而来：新事实不接受其值（{problem}），按缺失处理"
+            else:
+                row["value"] = words(value)
+                row["text"] = f"取自{source}：{words(value)}"
+        shown.append(row)
+    return _known(b, mapped), shown
+
+
+def _dropped(a, b, facts: dict, notes: list[dict]) -> list[dict]:
+    """The facts this unit has under ``a`` that ``b`` does not read and no mapping takes."""
+    taken = {n["from"] for n in notes if "from" in n}
+    return [
+        {"fact": n, "label": _label(a, n)}
+        for n, v in facts.items()
+        if v is not None and n in a.facts and n not in b.facts and n not in taken
+    ]
+
+
+def unit_row(a, b, ra, rb, mapped: list | None = None, dropped: list | None = None) -> dict:
+    """One unit's row: totals under A and B, the clauses whose points differ, the facts B lacks,
+    the facts mapped (and how) and those B no longer reads.  Plain JSON values (decimals as exact
+    strings), kept with the job's item."""
     by_a = {c.id: c for c in ra.clauses}
     by_b = {c.id: c for c in rb.clauses}
     changed = []
@@ -72,6 +133,8 @@ def unit_row(a, b, ra, rb) -> dict:
         "after": _standing(rb),
         "clauses": changed,
         "missing": [{"fact": n, "label": b.facts[n].label if n in b.facts else n} for n in missing],
+        "mapped": mapped or [],
+        "dropped": dropped or [],
     }
 
 
@@ -86,11 +149,18 @@ def _standing(result) -> dict:
     }
 
 
-def compare_units(a, b, units: dict, matcher, matcher_name: str = "engine") -> list[dict]:
-    """Every unit ({name: facts}) scored under ``a`` and ``b`` in one matcher call each."""
+def compare_units(
+    a, b, units: dict, matcher, matcher_name: str = "engine", mapping: dict | None = None
+) -> list[dict]:
+    """Every unit ({name: facts}) scored under ``a`` and ``b`` in one matcher call each, the
+    (checked, ``mapping.check_mapping``) mapping applied to the facts scored under ``b``."""
+    under_b = {u: facts_under(a, b, f, mapping) for u, f in units.items()}
     ra = score_units(a, {u: _known(a, f) for u, f in units.items()}, matcher, matcher_name, True)
-    rb = score_units(b, {u: _known(b, f) for u, f in units.items()}, matcher, matcher_name, True)
-    return [unit_row(a, b, x, y) for x, y in zip(ra, rb)]
+    rb = score_units(b, {u: fb for u, (fb, _n) in under_b.items()}, matcher, matcher_name, True)
+    return [
+        unit_row(a, b, x, y, under_b[u][1], _dropped(a, b, units[u], under_b[u][1]))
+        for u, x, y in zip(units, ra, rb)
+    ]
 
 
 @dataclass
@@ -114,9 +184,13 @@ def _ranked(row: dict, side: str) -> _Ranked:
     return _Ranked(row["unit"], Decimal(st["total"]), vetoes, pending, st["facts"])
 
 
-def rank_both(a, b, rows: list[dict]) -> dict:
+def rank_both(
+    a, b, rows: list[dict], mapping: dict | None = None, facts_year: str | int | None = None
+) -> dict:
     """The rows ranked and graded under each version: the impact as the API and workbook show it.
-    The rank is among the rows given (the units compared), as the ranking page ranks a round."""
+    The rank is among the rows given (the units compared), as the ranking page ranks a round.
+    ``mapping``: the one the rows were made with; ``facts_year``: whose reviewed facts they are
+    (the summary's words; the old version's year if not given)."""
     entries = {}
     for side, scheme in (("before", a), ("after", b)):
         entries[side] = {e.unit: e for e in rank_units(scheme, [_ranked(r, side) for r in rows])}
@@ -139,6 +213,8 @@ def rank_both(a, b, rows: list[dict]) -> dict:
                 "grade_pending_after": eb.grade_pending,
                 "clauses": row["clauses"],
                 "missing": row["missing"],
+                "mapped": row.get("mapped", []),
+                "dropped": row.get("dropped", []),
             }
         )
     units.sort(key=lambda u: (u["rank_after"], u["unit"]))
@@ -154,6 +230,52 @@ def rank_both(a, b, rows: list[dict]) -> dict:
             or u["rank_before"] != u["rank_after"]
             or u["grade_before"] != u["grade_after"]
         ),
+        "mapping": [
+            {"fact": name, "label": _label(b, name), **_entry_out(entry)}
+            | {"text": describe(entry, a, b, name)}
+            for name, entry in (mapping or {}).items()
+        ],
+        "facts": _facts_summary(a, b, units, facts_year or a.year),
+    }
+
+
+def _entry_out(entry: dict) -> dict:
+    if FROM in entry:
+        return {"how": "renamed", "from": entry[FROM], "value": None, "reason": None}
+    return {"how": "set", "from": None, "value": words(entry["value"]), "reason": entry["reason"]}
+
+
+def _facts_summary(a, b, units: list[dict], year) -> dict:
+    """How many units lack each fact ``b`` reads, and have each fact ``b`` no longer reads, with
+    the sentence the pages print: 2023版读取的事实“…”在2022年的已评审事实中没有：N个单位."""
+    missing: dict[str, int] = {}
+    gone: dict[str, int] = {}
+    for u in units:
+        for m in u["missing"]:
+            missing[m["fact"]] = missing.get(m["fact"], 0) + 1
+        for d in u["dropped"]:
+            gone[d["fact"]] = gone.get(d["fact"], 0) + 1
+    return {
+        "missing": [
+            {
+                "fact": n,
+                "label": _label(b, n),
+                "units": count,
+                "sentence": f"{b.year}版读取的事实“{_label(b, n)}”在{year}年的已评审事实中没有："
+                f"{count}个单位",
+            }
+            for n, count in sorted(missing.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "dropped": [
+            {
+                "fact": n,
+                "label": _label(a, n),
+                "units": count,
+                "sentence": f"{year}年的已评审事实中的“{_label(a, n)}”{b.year}版不再读取："
+                f"{count}个单位有这一事实",
+            }
+            for n, count in sorted(gone.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
     }
 
 
@@ -164,6 +286,8 @@ def render_text(impact: dict) -> str:
         f"{a['scheme']}（{a['year']}，版本 {a['version'][:16]}）→ "
         f"{b['scheme']}（{b['year']}，版本 {b['version'][:16]}）"
     ]
+    for m in impact.get("mapping", []):
+        lines.append(f"事实对应：{m['text']}")
     for u in impact["units"]:
         lines.append(
             f"\n{u['unit']}：总分 {u['total_before']} → {u['total_after']}（{_signed(u['change'])}），"
@@ -176,10 +300,18 @@ def render_text(impact: dict) -> str:
             )
             lines.append(f"      原：{c['why_before']}")
             lines.append(f"      新：{c['why_after']}")
+        for m in u.get("mapped", []):
+            lines.append(f"  对应：{m['label']}（{m['fact']}）{m['text']}")
         if u["missing"]:
             names = "、".join(f"{m['label']}（{m['fact']}）" for m in u["missing"])
             lines.append(f"  缺少新版本读取的事实（按缺失处理，不按0计）：{names}")
+        if u.get("dropped"):
+            names = "、".join(f"{d['label']}（{d['fact']}）" for d in u["dropped"])
+            lines.append(f"  新版本不再读取的事实：{names}")
     lines.append(f"\n共 {len(impact['units'])} 个单位，{impact['changed']} 个有变化。")
+    summary = impact.get("facts", {})
+    lines.extend(m["sentence"] + "（按缺失处理，不按0计）。" for m in summary.get("missing", []))
+    lines.extend(d["sentence"] + "。" for d in summary.get("dropped", []))
     return "\n".join(lines)
 
 
@@ -227,9 +359,20 @@ def _round(s, scheme_id: str, year: int | None) -> Round | None:
 
 
 def check_params(ctx: ops.Context, params: dict) -> dict:
-    """{from, to, year?} -> the parameters as kept, with the round whose facts are compared."""
+    """{from, to, year?, mapping?, draft?} -> the parameters as kept, with the round whose facts
+    are compared and the mapping checked (``mapping.check_mapping``: errors name
+    ``params.mapping.<fact>``)."""
     a = _version_param(ctx, params, "from")
     b = _version_param(ctx, params, "to")
+    try:
+        mapping = check_mapping(a, b, params.get("mapping"))
+    except Invalid as err:
+        raise Invalid(
+            err.code, err.message, {f"params.{k}": v for k, v in err.fields.items()}
+        ) from None
+    draft = params.get("draft")
+    if draft is not None and (isinstance(draft, bool) or not isinstance(draft, int)):
+        raise Invalid("invalid_params", "草稿编号应为整数", {"params.draft": ["应为整数"]})
     year = params.get("year")
     if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
         raise Invalid("invalid_params", "年度应为整数", {"params.year": ["应为整数，如 2023"]})
@@ -243,7 +386,27 @@ def check_params(ctx: ops.Context, params: dict) -> dict:
             f"细则“{a.id}”没有{where}考核轮次，没有可以比较的已评审事实",
             {"year": [where]},
         )
-    return {"from": a.version, "to": b.version, "year": year, "round": round_id}
+    kept = {"from": a.version, "to": b.version, "year": year, "round": round_id}
+    kept["mapping"] = mapping
+    if draft is not None:
+        kept["draft"] = draft
+    return kept
+
+
+def draft_params(ctx: ops.Context, actor: Actor | None, draft_id: int, year=None) -> dict:
+    """The parameters of a draft's impact preview: the version in force for its scheme id (or the
+    one it was copied from) against its current files, archived as a version now
+    (``releases.draft_version``), with the mapping saved with it (entries for facts the draft no
+    longer lacks left out: they are the mapping step's "no longer used")."""
+    check(ctx.db, actor, PERMISSION, f"rule_draft:{draft_id}")
+    draft, old, new = schemes_of(ctx, actor, draft_id)
+    needed = {f.name for f in lacking(old, new)}
+    mapping = {k: v for k, v in (draft.mapping or {}).items() if k in needed}
+    to = releases.draft_version(ctx, actor, draft_id)
+    params: dict = {"from": old.version, "to": to, "mapping": mapping, "draft": draft_id}
+    if year is not None:
+        params["year"] = year
+    return params
 
 
 def items(ctx: ops.Context, params: dict) -> list[tuple[str, str]]:
@@ -287,13 +450,14 @@ def run_item(run, params: dict, key: str) -> dict:
         marks = marks_of(s, rnd.id, unit.id)
     if facts is None:
         raise NotFound("no_submission", f"单位“{unit.name}”没有已评审的事实")
+    under_b, mapped = facts_under(a, b, facts, params.get("mapping"))
     results = []
-    for scheme in (a, b):
+    for scheme, given in ((a, _known(a, facts)), (b, under_b)):
         try:
             results.append(
                 score_units(
                     scheme,
-                    {unit.name: _known(scheme, facts)},
+                    {unit.name: given},
                     ctx.engine,
                     ctx.engine.name,
                     explain=True,
@@ -305,7 +469,7 @@ def run_item(run, params: dict, key: str) -> dict:
             raise Invalid(
                 "invalid_facts", f"已评审的事实不符合版本 {scheme.version[:8]} 的规定：{words}"
             ) from None
-    row = unit_row(a, b, *results)
+    row = unit_row(a, b, *results, mapped, _dropped(a, b, facts, mapped))
     row["unit_code"] = key
     return row
 
@@ -319,6 +483,8 @@ def impact_result(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
         if job is None or job.kind != KIND:
             raise NotFound("unknown_job", f"没有编号为 {job_id} 的影响预览任务")
         params, state, total = dict(job.params), job.state, job.total
+        rnd = s.get(Round, params["round"]) if params.get("round") else None
+        facts_year = rnd.year if rnd is not None else None
         rows = list(
             s.scalars(
                 select(JobItem.result)
@@ -336,7 +502,7 @@ def impact_result(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
         ]
     a = ops.scheme_by_version(ctx, params["from"])
     b = ops.scheme_by_version(ctx, params["to"])
-    result = rank_both(a, b, rows)
+    result = rank_both(a, b, rows, params.get("mapping"), facts_year)
     result.update(
         job=job_id,
         state=state,
@@ -346,6 +512,7 @@ def impact_result(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
         round=params.get("round"),
         year=params.get("year"),
         failures=failures,
+        draft=params.get("draft"),
     )
     return result
 
@@ -354,7 +521,9 @@ def impact_result(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
 
 
 def workbook(impact: dict) -> bytes:
-    """The impact as an .xlsx: 单位 (before/after, rank and grade changes) and 条款变化."""
+    """The impact as an .xlsx: 单位 (before/after, rank and grade changes, the facts missing,
+    mapped and dropped), 条款变化, and 事实对应 (the mapping used, each fixed value's reason, and
+    how many units lack or no longer use each fact)."""
     from io import BytesIO
 
     from openpyxl import Workbook
@@ -364,7 +533,7 @@ def workbook(impact: dict) -> bytes:
     units.title = "单位"
     units.append(
         ["单位编号", "单位", "原总分", "新总分", "变化", "原名次", "新名次", "原等级", "新等级",
-         "缺少的事实"]
+         "缺少的事实", "对应的事实", "不再读取的事实"]
     )  # fmt: skip
     clauses = wb.create_sheet("条款变化")
     clauses.append(
@@ -375,7 +544,9 @@ def workbook(impact: dict) -> bytes:
             [u.get("unit_code") or "", u["unit"], Decimal(u["total_before"]),
              Decimal(u["total_after"]), Decimal(u["change"]), u["rank_before"], u["rank_after"],
              _grade(u, "before"), _grade(u, "after"),
-             "、".join(m["label"] for m in u["missing"])]
+             "、".join(m["label"] for m in u["missing"]),
+             "；".join(f"{m['label']}：{m['text']}" for m in u.get("mapped", [])),
+             "、".join(d["label"] for d in u.get("dropped", []))]
         )  # fmt: skip
         for c in u["clauses"]:
             clauses.append(
@@ -384,7 +555,20 @@ def workbook(impact: dict) -> bytes:
                  Decimal(c["after"]) if c["after"] is not None else None,
                  Decimal(c["change"]), c["why_before"], c["why_after"]]
             )  # fmt: skip
-    for sheet in (units, clauses):
+    facts = wb.create_sheet("事实对应")
+    facts.append(["事实", "说明", "对应方式", "原事实", "固定值", "理由"])
+    for m in impact.get("mapping", []):
+        how = "改名而来" if m["how"] == "renamed" else "固定值"
+        facts.append([m["fact"], m["label"], how, m["from"], m["value"], m["reason"]])
+    summary = impact.get("facts", {})
+    if summary.get("missing") or summary.get("dropped"):
+        facts.append([])
+        facts.append(["事实", "说明", "情况", "单位数"])
+        for m in summary.get("missing", []):
+            facts.append([m["fact"], m["label"], "新版本读取而已评审事实中没有", m["units"]])
+        for d in summary.get("dropped", []):
+            facts.append([d["fact"], d["label"], "已评审事实中有而新版本不再读取", d["units"]])
+    for sheet in (units, clauses, facts):
         for row in sheet.iter_rows():
             for cell in row:
                 if isinstance(cell.value, str) and cell.value.startswith("="):

@@ -231,6 +231,7 @@ def test_impact_prints_each_unit_before_and_after(tmp_path):
         "  缺少新版本读取的事实（按缺失处理，不按0计）：区局考核分数（bureau_score）",
         "",
         "共 2 个单位，2 个有变化。",
+        "2026版读取的事实“区局考核分数”在2026年的已评审事实中没有：1个单位（按缺失处理，不按0计）。",
     ]
     data = json.loads(run("impact", str(old), str(new), facts, "--oracle", "--json").stdout)
     assert [(u["unit"], u["total_before"], u["total_after"]) for u in data["units"]] == [

@@ -18,7 +18,8 @@ from schemas import (
     TokenResponse,
 )
 from schemas.jobs import ImpactIn, ImpactOut, JobDetailOut
-from service import impact, jobs
+from schemas.mapping import DraftMappingIn, DraftMappingOut
+from service import impact, jobs, mapping
 from service import operations as ops
 
 from .common import Blueprint, actor, client_address, ctx
@@ -83,9 +84,20 @@ def compare(args):
 def start_impact(body):
     """影响预览：按原版本和新版本为最新考核轮次（或 year 年度的轮次）全部已评审单位评分并比较。
 
-    作为后台任务运行，立即返回任务；结果见 GET /api/rules/impact/{job_id}，
+    给出 from 和 to（及可选的 mapping 事实对应），或给出 draft（规则草案编号：草案当前的文件存档为
+    一个版本，与该细则在用的版本或草案复制自的版本比较，使用草案保存的事实对应）。新版本读取而
+    已评审事实中没有、又没有对应的事实按缺失处理，不按0计。作为后台任务运行，立即返回任务
+    （params 中记有所用的版本和事实对应）；结果见 GET /api/rules/impact/{job_id}，
     工作簿见 GET /api/rules/impact/{job_id}/workbook。"""
-    params = {"from": body["from_"], "to": body["to"], "year": body.get("year")}
+    if body.get("draft") is not None:
+        params = impact.draft_params(ctx(), actor(), body["draft"], body.get("year"))
+    else:
+        params = {
+            "from": body["from_"],
+            "to": body["to"],
+            "year": body.get("year"),
+            "mapping": body.get("mapping"),
+        }
     return jobs.start_job(ctx(), actor(), impact.KIND, params)
 
 
@@ -114,6 +126,27 @@ def impact_workbook(job_id):
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="impact-{job_id}.xlsx"'},
     )
+
+
+@blp.route("/rules/drafts/<int(max=2147483647):draft_id>/mapping")
+@blp.response(200, DraftMappingOut)
+@blp.errors(401, 403, 404, 409)
+def draft_mapping(draft_id):
+    """规则草案的事实对应：草案读取而原版本（该细则在用的版本，或草案复制自的版本）没有的事实，
+    每个事实可改名对应的原事实和已保存的对应，以及草案不再读取的原事实。"""
+    return mapping.mapping_view(ctx(), actor(), draft_id)
+
+
+@blp.route("/rules/drafts/<int(max=2147483647):draft_id>/mapping", methods=["PUT"])
+@blp.arguments(DraftMappingIn)
+@blp.response(200, DraftMappingOut)
+@blp.errors(400, 401, 403, 404, 409, 413, 422)
+def set_draft_mapping(body, draft_id):
+    """保存规则草案的事实对应（整体替换）：每个新事实或来自一个类型相容的原事实（改名），或取
+    一个固定值并写明理由（按新事实的类型和范围检查）。错误逐项指明 mapping.<事实名>；
+    lock 不是最新时返回 409。影响预览（POST /api/rules/impact，{"draft": 编号}）使用它。"""
+    mapping.set_mapping(ctx(), actor(), draft_id, body["lock"], body["mapping"])
+    return mapping.mapping_view(ctx(), actor(), draft_id)
 
 
 NEXT_PAGE_HEADERS = {

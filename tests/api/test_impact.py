@@ -107,15 +107,15 @@ def test_impact_of_a_moved_band(api_on_copy):
     assert book.status_code == 200
     assert book.headers["Content-Disposition"] == f'attachment; filename="impact-{job["id"]}.xlsx"'
     wb = load_workbook(io.BytesIO(book.data))
-    assert wb.sheetnames == ["单位", "条款变化"]
+    assert wb.sheetnames == ["单位", "条款变化", "事实对应"]
     units = [[c.value for c in row] for row in wb["单位"].iter_rows()]
     assert units[0][:9] == [
         "单位编号", "单位", "原总分", "新总分", "变化", "原名次", "新名次", "原等级", "新等级",
     ]  # fmt: skip
     assert units[1:] == [
-        ["dachang", "大场镇", 20, 20, 0, 1, 1, "优秀", "优秀", None],
-        ["gucun", "顾村镇", 15, 17, 2, 2, 2, "合格", "合格", None],
-        ["bsip", "宝山工业园区", 13, 13, 0, 3, 3, "合格", "合格", "区局考核分数"],
+        ["dachang", "大场镇", 20, 20, 0, 1, 1, "优秀", "优秀", None, None, None],
+        ["gucun", "顾村镇", 15, 17, 2, 2, 2, "合格", "合格", None, None, None],
+        ["bsip", "宝山工业园区", 13, 13, 0, 3, 3, "合格", "合格", "区局考核分数", None, None],
     ]
     changes = [[c.value for c in row] for row in wb["条款变化"].iter_rows()]
     assert len(changes) == 2
