@@ -585,7 +585,6 @@ def _needs(permission: str):
     return wrap
 
 
-
 def _lock() -> int:
     text = (request.form.get("lock") or "").strip()
     if not text.isascii() or not text.isdigit() or len(text) > 9:
@@ -972,8 +971,20 @@ def rule_draft_disk():
 # --- one clause, in blockforms' form -------------------------------------------------------------
 
 
-def clause_page(draft_id: int, clause_id: str, view=None, files=None, notice=None, status=200,
-                theirs=None):  # fmt: skip
+def clause_page(
+    draft_id: int,
+    clause_id: str,
+    view=None,
+    files=None,
+    notice=None,
+    status=200,
+    theirs=None,
+    form=None,
+    field_errors=None,
+):
+    """One clause in blockforms' form. ``files``: what the form shows (the user's edit put on
+    the current files after a stale save); ``form``: the posted form, re-shown as typed (every
+    field keeps what was typed); ``field_errors``: {field: [message]} beside their fields."""
     from . import ruleforms
 
     me = current_person()
@@ -984,32 +995,41 @@ def clause_page(draft_id: int, clause_id: str, view=None, files=None, notice=Non
     except EditError:
         abort(404)
     checked = view.checked or {}
-    by_line = errors_by_line(checked, view.folder)
-    context = ruleforms.clause_form(shown, clause_id, by_line)
-    claimed = _claimed(context)
+    context = ruleforms.clause_form(shown, clause_id, errors_by_line(checked, view.folder))
+    unclaimed = set(context.get("errors") or [])
+    # what no field claims is listed at the top with file:line:column and a link to its line
     loose = [
-        e for e in placed(checked, view.folder)["errors"]
-        if e["rel"] != rel or (e["file"], int(e.get("line") or 1)) not in claimed
-    ]  # fmt: skip
+        e
+        for e in placed(checked, view.folder)["errors"]
+        if e["rel"] != rel or e["message"] in unclaimed
+    ]
+    context["errors"] = []
+    loose_cases = [
+        c for c in checked.get("failing") or [] if relative(view.folder, c.get("file", "")) != rel
+    ]
+    fields = context.get("fields") or {}
+    for name, posted in (form or {}).items():
+        if name in fields and isinstance(posted, str):
+            fields[name].value = posted.replace("\r\n", "\n")
+    unplaced = {}
+    for name, messages in (field_errors or {}).items():
+        if name in fields:
+            fields[name].errors += [m for m in messages if m not in fields[name].errors]
+        else:
+            unplaced[name] = messages
     return render_template(
         "admin/rule_clause.html",
         d=view,
         clause_id=clause_id,
         rel=rel,
-        form_context=context,
+        form=context,
         loose=loose,
+        loose_cases=loose_cases,
+        unplaced=unplaced,
         editable=view.state == "draft" and me.can("rules.draft"),
         notice=notice,
         theirs=theirs,
-        **context,
     ), status
-
-
-def _claimed(context: dict) -> set:
-    """The (file, line) pairs the clause form shows beside a field (blockforms says which it
-    claimed, as ``claimed``; without that word, every line of the clause's own file)."""
-    found = context.get("claimed")
-    return set(found) if found is not None else set()
 
 
 @bp.get("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>")
@@ -1017,26 +1037,52 @@ def rule_clause(draft_id, clause_id):
     return clause_page(draft_id, clause_id)
 
 
+def _field_of(err: EditError) -> str:
+    return getattr(err, "field", None) or "files"
+
+
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>")
 @_needs("rules.draft")
 def rule_clause_save(draft_id, clause_id):
+    """保存并检查 (or a structural button: add a fact, a rule, a band, a test…): blockforms'
+    ``apply_clause_form`` on the draft's files through ``releases.edit``."""
     from . import ruleforms
 
     actor = current_actor()
     form = request.form
+    typed = {k: v for k, v in form.items() if k not in ("csrf_token", "lock", "action")}
+    view = releases.read_draft(ctx(), actor, draft_id)
     try:
         lock = _lock()
-        releases.edit(ctx(), actor, draft_id, lock,
-                      lambda f: ruleforms.apply_clause_form(f, clause_id, form),
-                      f"修改第{clause_id}条")  # fmt: skip
+        if view.lock == lock:  # tried first: a value that cannot be written is named at its field
+            applied = ruleforms.apply_clause_form(view.files, clause_id, form)
+            said = "；".join(applied.changes)[:150]
+        else:
+            applied, said = None, ""
+        what = f"修改第{clause_id}条" + (f"：{said}" if said else "")
+        releases.edit(
+            ctx(),
+            actor,
+            draft_id,
+            lock,
+            lambda f: ruleforms.apply_clause_form(f, clause_id, form),
+            what,
+        )
+    except EditError as err:
+        message = str(err)
+        return clause_page(
+            draft_id, clause_id, view, notice=f"没有保存：{message}", status=422, form=typed,
+            field_errors={_field_of(err): [message]},
+        )  # fmt: skip
     except Conflict as err:
         view = releases.read_draft(ctx(), actor, draft_id)
         if str(view.lock) == form.get("lock"):
             return clause_page(draft_id, clause_id, view, notice=err.message,
-                               status=status_of(err))  # fmt: skip
-        # someone else saved: their version beside, what was typed re-shown on top of it
+                               status=status_of(err), form=typed)  # fmt: skip
+        # someone else saved: their version at the end, what was typed put on top of it
         try:
             mine = ruleforms.apply_clause_form(view.files, clause_id, form)
+            edit.clause_file(mine, clause_id)
         except EditError:
             mine = None
         rel = edit.clause_file(view.files, clause_id)
@@ -1045,12 +1091,24 @@ def rule_clause_save(draft_id, clause_id):
             draft_id, clause_id, view, mine,
             f"{who}在您打开页面之后保存了这份草稿（{_when(view.updated_at)}）：下面的表单是您填写的"
             "内容（已放在他们保存的版本上），他们保存的这个条款文件列在页末。核对后再保存一次即可。",
-            409, view.files.get(rel, ""),
+            409, view.files.get(rel, ""), form=typed if mine is None else None,
         )  # fmt: skip
     except Invalid as err:
         view = releases.read_draft(ctx(), actor, draft_id)
-        return clause_page(draft_id, clause_id, view, notice=err.message, status=status_of(err))
-    flash(f"已保存第{clause_id}条。", "ok")
+        return clause_page(draft_id, clause_id, view, notice=err.message,
+                           status=status_of(err), form=typed, field_errors=err.fields)  # fmt: skip
+    saved = releases.read_draft(ctx(), actor, draft_id)
+    touched = getattr(applied, "touched", None) or []
+    words = f"已保存第{clause_id}条" + (f"（{said}）" if said else "")
+    if touched:
+        words += f"；这些测试用例也随之修改：{'、'.join(touched)}"
+    ok = (saved.checked or {}).get("ok")
+    flash(words + ("。检查通过。" if ok else "。检查未通过：问题标在所在字段旁。"),
+          "ok" if ok else "warn")  # fmt: skip
+    try:
+        edit.clause_file(saved.files, clause_id)
+    except EditError:  # the clause's id itself was changed: back to the draft's clause list
+        return redirect(url_for("admin_web.rule_draft", draft_id=draft_id) + "#clauses")
     return redirect(url_for("admin_web.rule_clause", draft_id=draft_id, clause_id=clause_id))
 
 

@@ -505,7 +505,11 @@ def test_every_role_gets_what_the_matrix_says_on_every_route(app):
     for username in ("admin", "editor", "reviewer", "auditor", "submitter", None):
         client = _signed_in(app, username) if username else app.test_client()
         role = username  # every test user's name is their role
-        token = csrf_token(client.get("/admin/login" if username is None else "/admin/").text)
+        token = csrf_token(
+            client.get(
+                "/admin/login" if username is None else "/admin/", follow_redirects=True
+            ).text
+        )
         for (method, rule), permission in EDITOR_ROUTES.items():
             url = re.sub(r"<(\w+)>", lambda m: values[m.group(1)], rule)
             if method == "GET":
@@ -522,3 +526,46 @@ def test_every_role_gets_what_the_matrix_says_on_every_route(app):
             else:
                 assert r.status_code == 403, (role, method, url, r.status_code)
     assert _draft(app, draft_id).state == "draft"  # nothing of it changed
+
+
+def test_the_clause_page_saves_through_blockforms_and_shows_errors_beside_fields(app):
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2032")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/4"
+    page = editor.get(url)
+    assert page.status_code == 200 and 'name="c.points"' in page.text
+    assert 'id="clause-form"' in page.text and 'id="save-clause"' in page.text
+    # a value that cannot be written: named beside its field, kept as typed, nothing stored
+    body = {"csrf_token": csrf_token(page.text), "lock": _lock(page)}
+    r = editor.post(url, data={**body, "c.points": "五", "c.title": "改过的名称"})
+    assert r.status_code == 422
+    box = _text(r).split('id="cf-c-points-box"')[1].split("</div>\n</div>")[0]
+    assert 'value="五"' in box and "field-error" in box
+    assert 'value="改过的名称"' in _text(r)
+    assert _lock(editor.get(url)) == _lock(page)
+    # 4 → 5 points: saved; the rules no longer add up, said at the field or at the top
+    r = editor.post(url, data={**body, "c.points": "5"})
+    assert r.status_code == 302, _text(r)[:2000]
+    shown = editor.get(r.headers["Location"])
+    text = _text(shown)
+    assert "已保存第4条" in text and "检查未通过" in text
+    assert 'value="5"' in text.split('id="cf-c-points-box"')[1][:600]
+    assert "field-error" in text or 'id="loose-errors"' in text
+    # back to 4, and the first case made to expect 3: it fails, listed beside clause 4 on the
+    # draft page and beside the case in the clause's test table, as scoring test prints it
+    page = editor.get(url)
+    r = editor.post(url, data={"csrf_token": csrf_token(page.text), "lock": _lock(page),
+                               "c.points": "4", "t.1.points": "3"})  # fmt: skip
+    assert r.status_code == 302
+    draft = _text(editor.get(f"/admin/rules/drafts/{draft_id}"))
+    row = draft.split('data-clause="4"')[1].split("</tr>")[0]
+    assert 'data-case="4 10篇与1篇，刚好达到"' in row and "期望3分，实得4分" in row
+    clause = _text(editor.get(url))
+    assert "期望3分，实得4分" in clause.split('id="cf-t-1"')[1].split('id="cf-t-2"')[0]
+    body = {"csrf_token": csrf_token(page.text), "lock": _lock(page)}
+    # a stale save: theirs at the end, what was typed in the form
+    r = editor.post(url, data={**body, "c.title": "我的名称"})
+    assert r.status_code == 409
+    text = _text(r)
+    assert "在您打开页面之后保存了这份草稿" in text and 'id="theirs"' in text
+    assert 'value="我的名称"' in text.split('id="cf-c-title-box"')[1][:600]
