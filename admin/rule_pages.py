@@ -600,7 +600,7 @@ def drafts_section() -> dict:
     views = releases.list_drafts(ctx(), me.actor)
     by_state = {state: [d for d in views if d.state == state] for state in STATES}
     try:
-        disk = releases.disk_status(ctx(), me.actor) if hasattr(releases, "disk_status") else []
+        disk = releases.disk_status(ctx(), me.actor)
     except ServiceError:  # the page shows the drafts without the disk's word
         disk = []
     return {

@@ -569,3 +569,67 @@ def test_the_clause_page_saves_through_blockforms_and_shows_errors_beside_fields
     text = _text(r)
     assert "在您打开页面之后保存了这份草稿" in text and 'id="theirs"' in text
     assert 'value="我的名称"' in text.split('id="cf-c-title-box"')[1][:600]
+
+
+def test_propose_return_propose_and_a_second_admin_approves(app):
+    editor, admin = _signed_in(app, "editor"), _signed_in(app, "admin")
+    draft_id = _copy(editor, "2033")
+    # a draft whose check fails cannot be proposed: the page says which case, nothing changes
+    broken = _post(editor, draft_id, "/tests", {"s.1.total": "99"})
+    r = _post(
+        editor, draft_id, "/propose", {"note": "2033年度"}, editor.get(broken.headers["Location"])
+    )
+    assert r.status_code == 422 and "个测试用例未通过" in _text(r)
+    assert 'value="99"' in _text(r) or _draft(app, draft_id).state == "draft"
+    _post(editor, draft_id, "/tests", {"s.1.total": "100"})
+    r = _post(editor, draft_id, "/propose", {"note": "2033年度细则"})
+    assert r.status_code == 302
+    page = editor.get(r.headers["Location"])
+    assert 'data-state="proposed"' in page.text and "2033年度细则" in _text(page)
+    assert 'id="approve"' not in page.text  # an editor does not approve
+    # the admin returns it with a reason; the editor reads it and proposes again
+    r = _post(admin, draft_id, "/return", {"reason": "请补充质量月条款"})
+    assert r.status_code == 302
+    page = editor.get(f"/admin/rules/drafts/{draft_id}")
+    assert 'data-state="draft"' in page.text and "请补充质量月条款" in _text(page)
+    _post(editor, draft_id, "/propose", {"note": "已补充"})
+    # approval needs a year; then it is published, the draft's page and the rules page say so
+    r = _post(admin, draft_id, "/approve", {"effective_year": "明年"})
+    assert r.status_code == 422 and "生效年度应为四位数字" in _text(r)
+    r = _post(admin, draft_id, "/approve", {"effective_year": "2033"})
+    assert r.status_code == 302, _text(r)
+    page = _text(admin.get(f"/admin/rules/drafts/{draft_id}"))
+    assert 'data-state="published"' in page and "自2033年度起生效" in page
+    published = _text(admin.get("/admin/rules")).split('id="drafts-published"')[1]
+    assert "2033年度古美路街道" in published.split("</table>")[0]
+    assert app.extensions["scoring"].registry.get("gumeilu-2033") is not None
+
+
+def test_an_admin_who_proposed_may_not_approve_and_a_draft_is_withdrawn(app):
+    admin = _signed_in(app, "admin")
+    draft_id = _copy(admin, "2034")
+    _post(admin, draft_id, "/propose", {"note": "自己提交"})
+    page = admin.get(f"/admin/rules/drafts/{draft_id}")
+    assert 'id="own-proposal"' in page.text and 'id="approve"' not in page.text
+    r = _post(admin, draft_id, "/approve", {"effective_year": "2034"}, page)
+    assert r.status_code == 403 and "提交人与批准人不能是同一人" in _text(r)
+    r = _post(admin, draft_id, "/withdraw", {"reason": "不再需要"})
+    assert r.status_code == 302
+    page = admin.get(f"/admin/rules/drafts/{draft_id}")
+    assert 'data-state="withdrawn"' in page.text and "保存基本信息" not in page.text
+    listed = _text(admin.get("/admin/rules")).split('id="drafts-withdrawn"')[1].split("</table>")[0]
+    assert "不再需要" in listed
+
+
+def test_compare_a_draft_with_the_version_in_force(app):
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2035")
+    _post(editor, draft_id, "/categories", {"c.组织领导.title": "一、组织领导工作"})
+    page = editor.get(f"/admin/rules/drafts/{draft_id}")
+    selected = re.search(r'<option value="([0-9a-f]{64})" selected>', page.text).group(1)
+    assert selected == version_of(GUMEILU)  # 2022, the version it was copied from
+    r = editor.post(f"/admin/rules/drafts/{draft_id}/compare",
+                    data={"csrf_token": csrf_token(page.text), "from": selected})  # fmt: skip
+    assert r.status_code == 302 and "/admin/rules/compare?from=" in r.headers["Location"]
+    shown = _text(editor.get(r.headers["Location"]))
+    assert "2035" in shown and "组织领导工作" in shown.split('id="compare-result"')[1]
