@@ -467,16 +467,17 @@ def test_edits(form, now: Outline) -> Edits:
                       edit.set_scheme_test_field(f, t, "grade", g))  # fmt: skip
     fact = (form.get("s.fact.name") or "").strip()
     if fact:
-        number_ = (form.get("s.fact.case") or "").strip()
-        case = next((c for c in now.tests if str(c["number"]) == number_), None)
-        if case is None:
-            edits.bad("s.fact.case", "请选择测试用例")
+        chosen = form.getlist("s.fact.case") if hasattr(form, "getlist") else []
+        cases = [c for c in now.tests if str(c["number"]) in chosen]
+        if not cases:
+            edits.bad("s.fact.case", "请选择测试用例（可选多个）")
         elif not _NAME.fullmatch(fact):
             edits.bad("s.fact.name", "事实名只能用英文字母、数字和下划线，以字母开头")
         else:
             value = fact_value(form.get("s.fact.value", ""))
-            edits.add("s.fact.name", lambda f: edit.set_scheme_test_fact(
-                f, case["name"], fact, value))  # fmt: skip
+            for case in cases:
+                edits.add("s.fact.name", lambda f, t=case["name"]: edit.set_scheme_test_fact(
+                    f, t, fact, value))  # fmt: skip
     return edits
 
 
@@ -665,6 +666,7 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         typed=typed or {},
         theirs=theirs,
         removed=removed,
+        chosen_cases=request.form.getlist("s.fact.case") if request.method == "POST" else [],
     ), status
 
 
