@@ -681,25 +681,40 @@ def rule_draft(draft_id):
     return draft_page(draft_id)
 
 
+class _Kept:
+    """A change as ``releases.edit`` runs it, keeping the ``EditError`` it raised (with its field,
+    which releases turns into a plain 422) and what it returned: the form is applied once."""
+
+    def __init__(self, change: Change):
+        self.change, self.error, self.result = change, None, None
+
+    def __call__(self, files: Files) -> Files:
+        try:
+            self.result = self.change(files)
+        except EditError as err:
+            self.error = err
+            raise
+        return self.result
+
+
 def _save(draft_id: int, edits: Edits | Change, what: str, anchor: str):
-    """Apply a form's edits to the draft (tried on its files first: an edit naming nothing there
-    is shown beside its field), save through releases.edit, back to the page at ``anchor``.
-    A stale lock: the page again with the other editor's version and what was typed."""
+    """Apply a form's edits to the draft through releases.edit (an edit that cannot be made is
+    shown beside its field, nothing stored), back to the page at ``anchor``. A stale lock: the
+    page again with the other editor's version and what was typed."""
     actor = current_actor()
     typed = request.form.to_dict()
+    if isinstance(edits, Edits) and edits.problems:  # unreadable values: no need to ask releases
+        return draft_page(draft_id, "有内容不能保存，请按提示修改（其余内容没有保存）：",
+                          edits.problems, typed, 422)  # fmt: skip
+    kept = _Kept(edits.apply if isinstance(edits, Edits) else edits)
     try:
-        lock = _lock()
-        view = releases.read_draft(ctx(), actor, draft_id)
-        change = edits.apply if isinstance(edits, Edits) else edits
-        if view.lock == lock:
-            change(view.files)  # FormProblems before anything is stored
-        releases.edit(ctx(), actor, draft_id, lock, change, what)
-    except FormProblems as err:
-        return draft_page(draft_id, "有内容不能保存，请按提示修改（其余内容没有保存）：", err.fields,
-                          typed, 422)  # fmt: skip
+        releases.edit(ctx(), actor, draft_id, _lock(), kept, what)
     except Conflict as err:
         return _conflict(draft_id, err, typed)
     except Invalid as err:
+        if isinstance(kept.error, FormProblems):
+            return draft_page(draft_id, "有内容不能保存，请按提示修改（其余内容没有保存）：",
+                              kept.error.fields, typed, 422)  # fmt: skip
         return draft_page(draft_id, err.message, err.fields, typed, status_of(err))
     flash(f"已保存：{what}。检查结果见下。", "ok")
     return redirect(url_for("admin_web.rule_draft", draft_id=draft_id) + anchor)
@@ -1053,29 +1068,21 @@ def rule_clause_save(draft_id, clause_id):
     actor = current_actor()
     form = request.form
     typed = {k: v for k, v in form.items() if k not in ("csrf_token", "lock", "action")}
-    view = releases.read_draft(ctx(), actor, draft_id)
+    action = (form.get("action") or "").strip()
+    kept = _Kept(lambda f: ruleforms.apply_clause_form(f, clause_id, form))
+    what = f"修改第{clause_id}条" + (f"（{action}）" if action and action != "save" else "")
     try:
-        lock = _lock()
-        if view.lock == lock:  # tried first: a value that cannot be written is named at its field
-            applied = ruleforms.apply_clause_form(view.files, clause_id, form)
-            said = "；".join(applied.changes)[:150]
-        else:
-            applied, said = None, ""
-        what = f"修改第{clause_id}条" + (f"：{said}" if said else "")
-        releases.edit(
-            ctx(),
-            actor,
-            draft_id,
-            lock,
-            lambda f: ruleforms.apply_clause_form(f, clause_id, form),
-            what,
-        )
-    except EditError as err:
-        message = str(err)
-        return clause_page(
-            draft_id, clause_id, view, notice=f"没有保存：{message}", status=422, form=typed,
-            field_errors={_field_of(err): [message]},
-        )  # fmt: skip
+        releases.edit(ctx(), actor, draft_id, _lock(), kept, what)
+    except Invalid as err:
+        view = releases.read_draft(ctx(), actor, draft_id)
+        if kept.error is not None:  # a value that cannot be written: beside its field
+            message = str(kept.error)
+            return clause_page(
+                draft_id, clause_id, view, notice=f"没有保存：{message}", status=422, form=typed,
+                field_errors={_field_of(kept.error): [message]},
+            )  # fmt: skip
+        return clause_page(draft_id, clause_id, view, notice=err.message,
+                           status=status_of(err), form=typed, field_errors=err.fields)  # fmt: skip
     except Conflict as err:
         view = releases.read_draft(ctx(), actor, draft_id)
         if str(view.lock) == form.get("lock"):
@@ -1095,11 +1102,9 @@ def rule_clause_save(draft_id, clause_id):
             "内容（已放在他们保存的版本上），他们保存的这个条款文件列在页末。核对后再保存一次即可。",
             409, view.files.get(rel, ""), form=typed if mine is None else None,
         )  # fmt: skip
-    except Invalid as err:
-        view = releases.read_draft(ctx(), actor, draft_id)
-        return clause_page(draft_id, clause_id, view, notice=err.message,
-                           status=status_of(err), form=typed, field_errors=err.fields)  # fmt: skip
     saved = releases.read_draft(ctx(), actor, draft_id)
+    applied = kept.result
+    said = "；".join(getattr(applied, "changes", None) or [])[:300]
     touched = getattr(applied, "touched", None) or []
     words = f"已保存第{clause_id}条" + (f"（{said}）" if said else "")
     if touched:
