@@ -633,3 +633,62 @@ def test_compare_a_draft_with_the_version_in_force(app):
     assert r.status_code == 302 and "/admin/rules/compare?from=" in r.headers["Location"]
     shown = _text(editor.get(r.headers["Location"]))
     assert "2035" in shown and "组织领导工作" in shown.split('id="compare-result"')[1]
+
+
+def test_a_version_downloaded_then_uploaded_and_a_draft_from_the_disk(app):
+    editor = _signed_in(app, "editor")
+    ctx = app.extensions["scoring"]
+    zhenxing = ctx.registry.get("zhenxing-2010").version
+    r = editor.get(f"/admin/rules/versions/{zhenxing}.zip")
+    assert r.status_code == 200 and r.mimetype == "application/zip"
+    page = editor.get("/admin/rules")
+    assert 'id="upload-form"' in page.text and 'enctype="multipart/form-data"' in page.text
+    import io
+
+    uploaded = editor.post(
+        "/admin/rules/drafts/upload",
+        data={"csrf_token": csrf_token(page.text), "file": (io.BytesIO(r.data), "zhenxing.zip")},
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 302, _text(uploaded)
+    view = editor.get(uploaded.headers["Location"])
+    assert "已上传规则包" in _text(view) and "上传" in _text(view) and "检查通过" in _text(view)
+    # not a zip: said on the rules page, nothing made
+    before = len(_text(editor.get("/admin/rules")).split('data-draft="'))
+    bad = editor.post(
+        "/admin/rules/drafts/upload",
+        data={"csrf_token": csrf_token(page.text), "file": (io.BytesIO(b"not a zip"), "x.zip")},
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 302
+    shown = _text(editor.get(bad.headers["Location"]))
+    assert "上传的文件不是 zip 压缩包" in shown and len(shown.split('data-draft="')) == before
+    # the rules directory's copy of a scheme, and the disk's word beside what is served
+    r = editor.post("/admin/rules/drafts/disk",
+                    data={"csrf_token": csrf_token(page.text), "scheme": "zhuanqiao-2018"})  # fmt: skip
+    assert r.status_code == 302 and "已从磁盘目录建立草稿" in _text(
+        editor.get(r.headers["Location"])
+    )
+    disk = _text(editor.get("/admin/rules")).split('id="disk"')[1].split("</table>")[0]
+    assert "zhuanqiao-2018" in disk and 'data-differs="no"' in disk
+
+
+def test_the_grading_form_on_a_ranked_scheme_and_its_ranking_cases(app):
+    admin = _signed_in(app, "admin")
+    page = admin.get("/admin/rules")
+    r = admin.post(
+        "/admin/rules/drafts/copy",
+        data={"csrf_token": csrf_token(page.text), "year": "2023",
+              "version": app.extensions["scoring"].registry.get("baoshan-2022-b1").version},
+    )  # fmt: skip
+    draft_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    page = admin.get(r.headers["Location"])
+    assert 'name="t.1.top" value="6"' in page.text and 'name="d.1.top" value="3"' in page.text
+    r = _post(admin, draft_id, "/grading", {"t.1.top": "5"}, page)
+    assert r.status_code == 302
+    shown = _text(admin.get(r.headers["Location"]))
+    assert 'name="t.1.top" value="5"' in shown
+    # the ranking case with a tie at 6th place now fails, listed in the check result
+    assert "并列第6名的两个单位都划为A档" in shown.split('id="check-failing"')[1].split("</div>")[0]
+    r = _post(admin, draft_id, "/grading", {"t.1.top": "x", "v.new.id": "v2"})
+    assert r.status_code == 422 and "“x”不是数字" in _text(r)
