@@ -77,6 +77,7 @@ def create_app(settings=None, engine=None) -> Flask:
     from .api import admin as admin_api
     from .api import appeals as appeals_api
     from .api import auth as auth_api
+    from .api import drafts as drafts_api
     from .api import evidence as evidence_api
     from .api import jobs as jobs_api
     from .api import panel as panel_api
@@ -188,6 +189,7 @@ def create_app(settings=None, engine=None) -> Flask:
     api.register_blueprint(jobs_api.blp)
     api.register_blueprint(appeals_api.blp)
     api.register_blueprint(panel_api.blp)
+    api.register_blueprint(drafts_api.blp)
     _journal_reads_per_request(app)
     errors.register(app)  # after flask-smorest, so its handlers give way to the one error shape
     init_admin_pages(app)  # the admin web pages under /admin (admin/)

@@ -44,6 +44,7 @@ from .db import (
     JournalEntry,
     Round,
     RoundUnit,
+    RuleDraft,
     RuleSet,
     RuleVersion,
     Score,
@@ -153,7 +154,15 @@ def scheme_by_version(ctx: Context, version: str, folder: str = "scheme") -> Sch
         if row is None:
             raise NotFound("unknown_rules_version", f"没有版本为 {version[:16]} 的规则")
         files = dict(row.files)
-    scheme = load_files(files, folder)
+        # a version written in the pages (service/releases.py) is text a user typed: loaded in a
+        # child process, as its check was, never in this worker
+        typed = s.scalar(select(RuleDraft.id).where(RuleDraft.version == version).limit(1))
+    if typed is not None:
+        inside = folder or "scheme"
+        loaded = contained.load_tree({f"{inside}/{rel}": t for rel, t in files.items()}, inside)
+        scheme = next(iter(loaded.values()))
+    else:
+        scheme = load_files(files, folder)
     if scheme.version != version:  # pragma: no cover - the hash covers exactly these files
         raise Inconsistent("rules_version_mismatch", "存档的规则文件与版本号不符")
     ctx.registry.remember(scheme)

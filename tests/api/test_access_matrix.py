@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from service import appeals, jobs, operations, rounds
+from service import appeals, jobs, operations, releases, rounds
 from service.access import OTHERS_TOKENS, OWN_UNIT_ONLY, PERMISSIONS, ROLES, Actor, issue
 from service.db import (
     Appeal,
@@ -56,6 +57,7 @@ from service.db import (
     PanelMark,
     Round,
     RoundUnit,
+    RuleDraft,
     RuleVersion,
     Score,
     Submission,
@@ -94,6 +96,7 @@ DATA_TABLES = {
     "appeals": Appeal,
     "appeal_items": AppealItem,
     "panel_marks": PanelMark,
+    "rule_drafts": RuleDraft,
 }
 #: the scheme (tests/fixtures/panel, served besides the shipped ones) and the clause whose panel
 #: marks the matrix enters and reads
@@ -200,6 +203,31 @@ def _appeal(_call) -> dict:
 _ZQ = version_of(RULES / "zhuanqiao" / "2018")  # a served version, for the comparison
 _GM = version_of(RULES / "minhang-gumeilu" / "2022")  # SCHEME's served version: the impact preview
 
+_draft_serial = iter(range(1, 100_000))
+_last_draft: dict = {}  # the draft the last call's URL names: its lock goes into the call's body
+
+
+def _new_draft(_call) -> dict:
+    """A copy of a served version under an id of its own (each allowed call makes one)."""
+    return {"copy": {"version": _ZQ, "year": "2031", "scheme_id": f"matrix-{next(_draft_serial)}"}}
+
+
+def _draft_zip(_call) -> dict:
+    """A zip of the fixture scheme under an id of its own, uploaded as a draft."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for path in sorted(MINIMAL.rglob("*.yaml")):
+            text = path.read_text(encoding="utf-8")
+            if path.name == "scheme.yaml":
+                text = text.replace("id: minimal", f"id: matrix-up-{next(_draft_serial)}", 1)
+            z.writestr(f"minimal/{path.relative_to(MINIMAL).as_posix()}", text)
+    return {"file": (io.BytesIO(out.getvalue()), "scheme.zip")}
+
+
+def _with_lock(**body):
+    return lambda call: {"lock": _last_draft["lock"], **body}
+
+
 #: (method, rule of app.url_map without converters) -> the calls to make; one entry per route, no more, no fewer
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/health"): (Case(None),),
@@ -305,6 +333,54 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rules/impact/<job_id>"): (Case("rules.impact", state="reviewed"),),
     ("GET", "/api/rules/impact/<job_id>/workbook"): (Case("rules.impact", state="reviewed"),),
+    # drafts and releases of rule versions (service/releases.py): each allowed call acts on a
+    # draft of its own in the state it needs (``_draft_for``)
+    ("GET", "/api/rules/drafts"): (Case("rules.read"),),
+    ("POST", "/api/rules/drafts"): (
+        Case(
+            "rules.draft",
+            body=_new_draft,
+            writes=frozenset({"rule_drafts"}),
+            journals="rules.draft.create",
+        ),
+    ),
+    ("POST", "/api/rules/drafts/upload"): (
+        Case(
+            "rules.draft",
+            form=_draft_zip,
+            writes=frozenset({"rule_drafts"}),
+            journals="rules.draft.create",
+        ),
+    ),
+    ("GET", "/api/rules/drafts/<draft_id>"): (Case("rules.read"),),
+    ("GET", "/api/rules/drafts/<draft_id>/zip"): (Case("rules.read"),),
+    ("PUT", "/api/rules/drafts/<draft_id>/files"): (
+        Case(
+            "rules.draft",
+            body=lambda call: {"lock": _last_draft["lock"], "files": _last_draft["files"]},
+            journals="rules.draft.save",
+        ),
+    ),
+    ("POST", "/api/rules/drafts/<draft_id>/check"): (Case("rules.draft"),),
+    ("POST", "/api/rules/drafts/<draft_id>/propose"): (
+        Case("rules.draft", body=_with_lock(note="请批准"), journals="rules.propose"),
+    ),
+    ("POST", "/api/rules/drafts/<draft_id>/return"): (
+        Case("rules.approve", body=_with_lock(reason="请再核对"), journals="rules.return"),
+    ),
+    ("POST", "/api/rules/drafts/<draft_id>/approve"): (
+        Case(
+            "rules.approve",
+            body=_with_lock(effective_year=2031),
+            writes=frozenset({"rule_versions"}),
+            journals=("rules.approve", "rules.publish"),
+        ),
+    ),
+    ("POST", "/api/rules/drafts/<draft_id>/withdraw"): (
+        Case("rules.draft", body=_with_lock(reason="不再需要"), journals="rules.withdraw"),
+    ),
+    ("GET", "/api/rules/versions/<version>/zip"): (Case("rules.read"),),
+    ("GET", "/api/rules/disk"): (Case("rules.read"),),
     ("GET", "/api/journal"): (Case("journal.read"),),
     ("GET", "/api/journal/verify"): (Case("journal.read", journals="history.verify"),),
     # the review cycle: rounds (the steps on one unit before publication first, so a walk of the
@@ -472,11 +548,31 @@ def _open_item(call, world) -> AppealItem:
         )
 
 
+def _draft_for(call, world) -> str:
+    """A draft for the call: a fresh one (proposed by the editor where the route needs that) for a
+    call that will be allowed, one shared draft for the others (refused before it is looked at)."""
+    editor = Actor(world["user_ids"]["editor"], "editor", "editor", None)
+    fresh = expected(call) == "allowed" and not call.rule.endswith(("<draft_id>", "/zip"))
+    if not fresh and "draft" in world:
+        draft = world["draft"]
+    else:
+        draft = releases.copy_version(
+            world["ctx"], editor, _ZQ, "2031", scheme_id=f"matrix-{next(_draft_serial)}"
+        )
+        if call.rule.endswith(("/return", "/approve")):
+            draft = releases.propose(world["ctx"], editor, draft.id, draft.lock, "准备")
+        if not fresh:
+            world["draft"] = draft
+    _last_draft.update(lock=draft.lock, files=draft.files)
+    return str(draft.id)
+
+
 #: how to fill each URL parameter, given the call (and the unit it is about)
 PARAMS = {
     "code": lambda call, world: call.unit,
     "scheme_id": lambda call, world: SCHEME,
-    "version": lambda call, world: "1",
+    "version": lambda call, world: _ZQ if call.rule.startswith("/api/rules/") else "1",
+    "draft_id": _draft_for,
     "score_id": lambda call, world: str(world["scores"][call.unit]),
     "evidence_id": lambda call, world: str(world["evidence"][call.unit]),
     "token_id": _token_of,

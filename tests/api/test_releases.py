@@ -18,7 +18,7 @@ from service.config import Settings
 from service.db import JournalEntry, Round, RuleSet, User
 from service.exceptions import Conflict, Forbidden, Invalid
 from service.rulefiles import edit
-from service.rulefiles.loader import version_of
+from service.rulefiles.loader import version_of, version_of_files
 
 from ..apps import round_dates
 from ..conftest import RULES
@@ -242,7 +242,9 @@ def test_four_eyes_return_and_withdraw(api):
     copy_2023(api)  # its id is free again
 
 
-def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(own, tmp_path, engine):
+def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(
+    own, tmp_path, engine, monkeypatch
+):
     api = own
     other = another_app(api, tmp_path, "worker2", engine)  # another worker, started before
     draft = copy_2023(api)
@@ -269,8 +271,15 @@ def test_approval_publishes_to_every_worker_and_a_restart_keeps_it(own, tmp_path
         "年度由“2022”改为“2023”",
     ]
     assert approved.detail["effective_year"] == 2023 and approved.detail["rule_set"] == newest.id
-    # the other worker serves it once it looks
+    # the other worker serves it once it looks, loaded in a child process (text a user typed)
     assert other.registry.get("gumeilu-2023") is None
+    in_process = operations.load_files
+
+    def never_typed_text(files, prefix, path=""):
+        assert version_of_files(files) != done.version, "a typed version parsed in the worker"
+        return in_process(files, prefix, path)
+
+    monkeypatch.setattr(operations, "load_files", never_typed_text)
     operations.sync_rules(other, force=True)
     assert other.registry.get("gumeilu-2023").version == done.version
     other.db.engine.dispose()
@@ -454,10 +463,14 @@ def test_an_upload_is_bounded_and_says_what_is_wrong(api):
         b"not a zip": "file",
         _zip_of({"README.md": "x"}): "file",
         _zip_of({"a/scheme.yaml": "id: x", "b/scheme.yaml": "id: y"}): "file",
-        _zip_of({"s/scheme.yaml": "id: x", "s/clauses/link.yaml": link}): "file.s/clauses/link.yaml",
+        _zip_of(
+            {"s/scheme.yaml": "id: x", "s/clauses/link.yaml": link}
+        ): "file.s/clauses/link.yaml",
         _zip_of({"s/scheme.yaml": "id: x", "s/../x.yaml": "a: 1"}): "file.s/../x.yaml",
         _zip_of({"s/scheme.yaml": b"id: \xff"}): "file.s/scheme.yaml",
-        _zip_of({"s/scheme.yaml": "id: x", "s/inner/scheme.yaml": "id: y"}): "files.inner/scheme.yaml",
+        _zip_of(
+            {"s/scheme.yaml": "id: x", "s/inner/scheme.yaml": "id: y"}
+        ): "files.inner/scheme.yaml",
     }
     for data, field in cases.items():
         with pytest.raises(Invalid) as refused:
@@ -470,3 +483,17 @@ def test_an_upload_is_bounded_and_says_what_is_wrong(api):
     )
     assert (kept.scheme_id, kept.folder, kept.title) == ("brand-new", "brand-new/new", "新细则")
     assert not kept.checked["ok"] and kept.checked["errors"][0]["file"] == "scheme.yaml"
+
+
+def test_every_shipped_scheme_copies_for_a_new_year_and_passes_its_check(api):
+    editor = actor(api, "editor")
+    for scheme in api.ctx.registry.schemes().values():
+        old_year = scheme.year
+        new_year = "2030" if "-" not in old_year else "2030-2031"
+        draft = releases.copy_version(api.ctx, editor, scheme.version, new_year)
+        assert draft.checked["ok"], (scheme.id, draft.checked)
+        assert draft.year == new_year and draft.scheme_id != scheme.id, draft.scheme_id
+        assert draft.title != scheme.title or old_year[:4] not in scheme.title
+        assert operations.folder_of(scheme) != draft.folder
+        changed = [r for r in draft.files if draft.files[r] != scheme.texts[r]]
+        assert changed == ["scheme.yaml"], (scheme.id, changed)
