@@ -13,7 +13,11 @@ The contract with the editor's pages
     YAML node is at that line or, failing that, to the nearest enclosing row (band, rule, fact,
     test case) or field; the ones nothing claims are in ``context["errors"]``.
     ``context["fields"]`` maps every field's name to its ``Field`` (label, value, file, line,
-    errors) so that the editor can put an ``EditError.field`` beside its field.
+    errors) so that the editor can put an ``EditError.field`` beside its field, or show again
+    what was typed (set ``value``). The rest of the context: ``header`` (the clause's fields),
+    ``facts``, ``vetoes`` and ``tests`` (``Table``s of ``Row``s of cells; a fact's row has
+    ``uses``: the test cases its removal will change, as ``Removal.touched`` names them),
+    ``rules`` (``RuleForm``s: the rule's fields, its tables, panel and reviewer bounds).
 
 ``apply_clause_form(files, clause_id, form) -> Applied``
     ``form``: the posted werkzeug ``MultiDict``. Applies every field whose posted value differs
@@ -53,7 +57,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -61,6 +65,7 @@ from typing import Any
 from service.domain.blocks import BLOCKS
 from service.rulefiles import edit
 from service.rulefiles.edit import EditError, Files
+from service.rulefiles.reader import Id, Number, Range
 from service.rulefiles.spec import BAND, COMMON_RULE_FIELDS, FACT_TYPES, LEVEL, PART
 
 # --- what the template shows -------------------------------------------------------------------
@@ -86,6 +91,8 @@ class Field:
     last: bool = False  # written after the others (a test case's name: the others find it by it)
     # the fields that are one value in the file (a range's four cells, a panel's three numbers)
     group: dict | None = field(default=None, repr=False)
+    # what the label is of, for the journal's sentence ("规则“r2”的"): the form shows the label
+    scope: str = ""
 
     def changed(self, posted: str) -> bool:
         if self.input == "lines":
@@ -107,6 +114,7 @@ class Row:
     errors: list[str] = field(default_factory=list)
     remove: str = ""  # the ``action`` value of its remove button
     note: str = ""  # e.g. which test cases a removal will change
+    uses: list[str] = field(default_factory=list)  # a fact's: the test cases that give it
     path: tuple = ()
 
 
@@ -171,6 +179,11 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _list(value: Any) -> list:
+    """A list the form walks: what is not a list (a draft broken in the text view) is none."""
+    return value if isinstance(value, list) else []
 
 
 def _lines(text: str) -> list[str]:
@@ -278,11 +291,15 @@ def _range_parts(text: str) -> tuple[str, str, str, str]:
     return left, "" if lo == "-inf" else lo, "" if hi == "inf" else hi, right
 
 
+#: what a range's cell may say for "no bound" besides nothing
+_UNBOUNDED = ("", "inf", "-inf", "+inf", "∞", "-∞", "不限", "无")
+
+
 def _range_text(left: str, lo: str, hi: str, right: str, what: str, names: list[str]) -> str:
     """The range the four cells say, in the format's words: "[1.2, inf)"."""
     out = []
     for t, inf, name, end in ((lo, "-inf", names[1], "下限"), (hi, "inf", names[2], "上限")):
-        if not t.strip():
+        if t.strip().lower() in _UNBOUNDED:
             out.append(inf)
         else:
             out.append(format(_decimal(t, what + end, name), "f"))
@@ -345,7 +362,7 @@ class _Builder:
             str(f.get("name")): f for f in head.get("facts") or [] if isinstance(f, dict)
         }
         self.facts = {
-            str(f.get("name")): f for f in self.doc.get("facts") or [] if isinstance(f, dict)
+            str(f.get("name")): f for f in _list(self.doc.get("facts")) if isinstance(f, dict)
         }
 
     # one field
@@ -547,15 +564,20 @@ FACT_COLUMNS = [
 
 def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
     rows = []
-    facts = b.doc.get("facts") or []
+    facts = _list(b.doc.get("facts"))
     for i, spec in enumerate(facts):
         if not isinstance(spec, dict):
             continue
         name = _text(spec.get("name"))
         path = ("facts", i)
-        used = uses.get(name, [])
-        note = f"删去时也从这些测试用例中删去：{'、'.join(used)}" if used else ""
+        # as remove_fact will say it took the fact out of them ("file：name")
+        used = [f"{b.rel}：{t}" for t in uses.get(name, [])]
+        used += [f"scheme.yaml：{t}" for t in _scheme_uses(b.files, name)]
+        words = [f"本条款用例“{t}”" for t in uses.get(name, [])]
+        words += [f"细则用例“{t}”" for t in _scheme_uses(b.files, name)]
+        note = f"删去时也从{len(words)}个测试用例中删去：{'、'.join(words)}" if words else ""
         r = b.row(f"f.{name}", name, facts, i, path, remove=f"remove_fact:{name}", note=note)
+        r.uses = used
         r.cells["name"] = Field(f"f.{name}.name", "事实名", name, "static", b.rel, r.line)
         for key, words in FACT_COLUMNS[1:]:
             kind = {"min": "number", "max": "number"}.get(key, "text")
@@ -578,6 +600,23 @@ def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
     return Table("facts", "事实", FACT_COLUMNS, rows, "add_fact", "添加事实")
 
 
+def _scheme_uses(files: Files, fact: str) -> list[str]:
+    """The scheme's test cases (and ranking tests) that give a fact, as remove_fact takes it out."""
+    head = _head(files)
+    out = [
+        _text(case.get("name"))
+        for case in head.get("tests") or []
+        if isinstance(case, dict) and fact in (case.get("facts") or {})
+    ]
+    for case in head.get("ranking_tests") or []:
+        units = case.get("units") if isinstance(case, dict) else None
+        if isinstance(units, dict) and any(
+            fact in ((u or {}).get("facts") or {}) for u in units.values() if isinstance(u, dict)
+        ):
+            out.append(_text(case.get("name")))
+    return out
+
+
 def _fact_writer(cid: str, fact: str, key: str, kind: str, words: str, required: bool):
     def write(files: Files, text: str) -> Files:
         value = _typed(kind, text, f"事实“{fact}”的{words}", f"f.{fact}.{key}", required)
@@ -593,6 +632,7 @@ def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
     block = BLOCKS.get(kind)
     path = ("rules", i)
     row = b.row(f"r.{rid}", rid, rules, i, path, remove=f"remove_rule:{rid}")
+    before = set(b.fields)
     fields = [_rule_key(b, rule, rid, path, "title", "text", "规则说明", False)]
     tables, panel, bounds = [], [], []
     for key in block.keys if block else ():
@@ -620,8 +660,12 @@ def _rule_form(b: _Builder, rules: Any, i: int) -> RuleForm:
             b, rule, rid, path, "bonus", "flag", "加分规则", False, COMMON_RULE_FIELDS["bonus"].doc
         )
     )
-    if kind == "assessed":
-        bounds = _bounds(b, _text(rule.get("value")), rid)
+    for key in block.keys if block else ():
+        if key.bounds:  # the reviewer's bounds: the min and max of the fact the key names
+            bounds += _bounds(b, _text(rule.get(key.name)), rid)
+    for name in set(b.fields) - before:
+        if not b.fields[name].label.startswith("规则"):
+            b.fields[name].scope = f"规则“{rid}”的"
     return RuleForm(rid, kind, block.title if block else kind, row, fields, tables, panel, bounds)
 
 
@@ -675,6 +719,8 @@ def _item_table(b: _Builder, rule: Any, rid: str, path: tuple, key: str, words: 
             columns.append((name, CELL_WORDS.get(name, name)))
     rows = []
     for n, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            continue
         ipath = path + (key, n - 1)
         what = f"第{n}{_ITEM_WORD[key]}"
         r = b.row(
@@ -805,8 +851,11 @@ def _panel_fields(b: _Builder, rule: Any, rid: str, path: tuple) -> list[Field]:
 
 def _bounds(b: _Builder, fact: str, rid: str) -> list[Field]:
     """An assessed rule's reviewer bounds: the min and max of the fact it reads, edited here."""
-    facts = b.doc.get("facts") or []
-    at = next((i for i, f in enumerate(facts) if _text(f.get("name")) == fact), None)
+    facts = _list(b.doc.get("facts"))
+    at = next(
+        (i for i, f in enumerate(facts) if isinstance(f, dict) and _text(f.get("name")) == fact),
+        None,
+    )
     if at is None:
         return []
     spec = facts[at]
@@ -828,9 +877,11 @@ def _bounds(b: _Builder, fact: str, rid: str) -> list[Field]:
 
 
 def _veto_rows(b: _Builder) -> Table:
-    vetoes = b.doc.get("vetoes") or []
+    vetoes = b.doc.get("vetoes") if isinstance(b.doc.get("vetoes"), list) else []
     rows = []
     for i, veto in enumerate(vetoes):
+        if not isinstance(veto, dict):
+            continue
         vid = _text(veto.get("id"))
         path = ("vetoes", i)
         r = b.row(f"v.{vid}", vid, vetoes, i, path, remove=f"remove_veto:{vid}")
@@ -856,10 +907,11 @@ def _veto_rows(b: _Builder) -> Table:
 
 
 def _test_table(b: _Builder) -> tuple[Table, dict[str, list[str]]]:
-    cases = b.doc.get("tests") or []
+    cases = _list(b.doc.get("tests"))
     names = list(b.facts)
     for case in cases:
-        for k in case.get("facts") or {} if isinstance(case, dict) else {}:
+        given = case.get("facts") if isinstance(case, dict) else None
+        for k in given if isinstance(given, dict) else {}:
             if str(k) not in names:
                 names.append(str(k))
     uses: dict[str, list[str]] = {}
@@ -972,7 +1024,7 @@ def _test_fact_writer(cid: str, test: str, fact: str, ftype: str | None, what: s
     return write
 
 
-def _attach(b: _Builder, errors_by_line: dict, rows: Iterable[Row]) -> list[str]:
+def _attach(b: _Builder, errors_by_line: dict) -> list[str]:
     """Put each error beside the field at its line, or the nearest enclosing row or field."""
     spans: dict = {}
     total = b.files[b.rel].count("\n") + 1
@@ -1016,7 +1068,13 @@ def _build(files: Files, clause_id: str) -> tuple[_Builder, dict]:
     tests, uses = _test_table(b)
     facts = _fact_table(b, uses)
     rules_node = b.doc.get("rules") if isinstance(b.doc.get("rules"), list) else []
-    rules = [_rule_form(b, rules_node, i) for i in range(len(rules_node))]
+    # a rule that is not a mapping (a draft broken in the text view) has no form: the loader
+    # names it, and the text view is where it is mended
+    rules = [
+        _rule_form(b, rules_node, i)
+        for i in range(len(rules_node))
+        if isinstance(rules_node[i], dict)
+    ]
     vetoes = _veto_rows(b)
     ctx = {
         "clause_id": b.cid,
@@ -1039,8 +1097,7 @@ def _build(files: Files, clause_id: str) -> tuple[_Builder, dict]:
 def clause_form(files: Files, clause_id: str, errors_by_line: dict | None = None) -> dict:
     """The template context of one clause's form (see the module's docstring)."""
     b, ctx = _build(files, clause_id)
-    rows: list[Row] = []
-    ctx["errors"] = _attach(b, errors_by_line or {}, rows)
+    ctx["errors"] = _attach(b, errors_by_line or {})
     return ctx
 
 
@@ -1076,8 +1133,11 @@ def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
                 for g in members
             ]
             posted = group["posted"][members.index(f)]
-        new = f.write(new, posted)
-        changes.append(f"{f.label}改为“{posted.strip()}”" if posted.strip() else f"{f.label}清空")
+        before, new = new, f.write(new, posted)
+        if new == before:  # the same value written otherwise ("4.0" for 4): nothing to say
+            continue
+        what = f.scope + f.label
+        changes.append(f"{what}改为“{posted.strip()}”" if posted.strip() else f"{what}清空")
     action = (form.get("action") or "").strip()
     if action and action != "save":
         new, said, gone = _act(new, b, ctx, action, form)
@@ -1120,6 +1180,10 @@ def _act(files: Files, b: _Builder, ctx: dict, action: str, form: Any):
         if kind not in BLOCKS:
             raise EditError(f"请选择新规则的积木类型（收到“{kind}”）", field="new_rule.kind")
         rid = (form.get("new_rule.id") or "").strip() or ctx["new_rule_id"]
+        if "/" in rid or rid.startswith(("!", "$")):
+            raise EditError(
+                f"规则编号“{rid}”不能含有“/”，也不能以“!”或“$”开头", field="new_rule.id"
+            )
         return (
             edit.add_rule(files, cid, _starter(b, rid, kind)),
             [f"添加规则“{rid}”（{BLOCKS[kind].title}）"],
@@ -1200,11 +1264,21 @@ def _starter(b: _Builder, rid: str, kind: str) -> dict:
 
 
 def _starter_item(b: _Builder, key: str) -> dict:
-    if key == "bands":
-        return {"range": "[0, inf)", "points": Decimal(0)}
-    if key == "levels":
-        return {"range": "[0, 100]", "label": "新的一档"}
-    return {"fact": next(iter(b.facts), ""), "weight": Decimal(1)}
+    """A new band, level or part: its required fields, each given a first value by what the
+    spec says it holds (the officer then edits the row; the loader says what still clashes)."""
+    out: dict = {}
+    for name, spec in LIST_ITEMS[key].fields.items():
+        if not spec.required:
+            continue
+        if isinstance(spec.spec, Range):
+            out[name] = "[0, inf)"
+        elif isinstance(spec.spec, Number):
+            out[name] = Decimal(1 if spec.spec.positive else 0)
+        elif isinstance(spec.spec, Id):
+            out[name] = next(iter(b.facts), "")
+        else:
+            out[name] = "新的一" + _ITEM_WORD[key]
+    return out
 
 
 __all__ = ["Applied", "Field", "Row", "RuleForm", "Table", "apply_clause_form", "clause_form"]

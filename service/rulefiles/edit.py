@@ -174,7 +174,9 @@ def _scalar(old: Any, new: Any, key: str | None) -> Any:
     if isinstance(new, Decimal) and not new.is_finite():
         raise EditError(f"{key or '事实'}应为有限的数字，收到 {new}")
     if isinstance(new, Decimal | int) and not isinstance(new, bool):
-        return _Verbatim(format(new, "f"))  # plain notation: 1E+1 is written 10
+        return _Verbatim(
+            format(Decimal(new), "f")
+        )  # plain notation: 1E+1 is written 10 (an int too)
     if isinstance(new, str) and isinstance(old, ScalarString):
         return type(old)(new)
     if isinstance(new, str) and "\n" in new:
@@ -204,11 +206,26 @@ def _check_field(name: str, allowed: Iterable[str], what: str) -> None:
 
 def document(files: Files, rel: str) -> Any:
     """A file as the edits read it (ruamel's round-trip nodes, with their line numbers), for a
-    form to show; refused as the edits refuse it. Read it, do not change it."""
-    doc = _load(files, rel)
-    if not isinstance(doc, CommentedMap):
-        raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+    form to show; refused as the edits refuse it. Read it, do not change it: it is shared by
+    every reader of the same text (a form is built again on every post, and parsing a clause
+    file the round-trip way takes tens of milliseconds)."""
+    if rel not in files:
+        raise EditError(f"没有文件 {rel}")
+    text = files[rel]
+    doc = _READ.get(text)
+    if doc is None:
+        doc = _load(files, rel)
+        if not isinstance(doc, CommentedMap):
+            raise EditError(f"{rel} 不是细则文件的格式（应为键值映射），请先在文本视图中修改")
+        with _READ_LOCK:
+            if len(_READ) > 64:
+                _READ.clear()
+            _READ[text] = doc
     return doc
+
+
+_READ: dict[str, Any] = {}
+_READ_LOCK = threading.Lock()
 
 
 # --- finding things ----------------------------------------------------------------------------
@@ -383,9 +400,17 @@ def set_scheme_test_fact(files: Files, test: str, fact: str, value: Any) -> File
         facts = _scheme_test(d, test).get("facts")
         if not isinstance(facts, CommentedMap):
             raise EditError(f"用例“{test}”没有 facts")
+        _flow_if_empty(facts)
         _set(facts, fact, value, f"用例“{test}”的 facts", add=True, facts=True)
 
     return _edited(files, SCHEME_FILE, change)
+
+
+def _flow_if_empty(facts: Any) -> None:
+    # ``facts: {}`` is read without a flow style: its first fact would turn it into a block
+    # over two lines, where the file wrote it on one
+    if not facts and facts.fa.flow_style() is None:
+        facts.fa.set_flow_style()
 
 
 def _clause_test(doc: Any, rel: str, name: str) -> Any:
@@ -412,6 +437,7 @@ def set_clause_test_fact(files: Files, clause_id: str, test: str, fact: str, val
         facts = _clause_test(d, rel, test).get("facts")
         if not isinstance(facts, CommentedMap):
             raise EditError(f"{rel} 的用例“{test}”没有 facts")
+        _flow_if_empty(facts)
         _set(facts, fact, value, f"{rel} 的用例“{test}”的 facts", add=True, facts=True)
 
     return _edited(files, rel, change)
@@ -602,12 +628,23 @@ def _put_list(owner: Any, key: str, values: list[str], order: list[str]) -> None
     if isinstance(old, CommentedSeq):
         if [str(v) for v in old] == values:
             return
-        kept = [_scalar(old[i] if i < len(old) else None, v, None) for i, v in enumerate(values)]
-        old[:] = kept  # in place: the list keeps its flow or block style and its comments
+        _items_in_place(old, values)
         return
     seq = CommentedSeq(values)
     seq.fa.set_flow_style()
     owner.insert(_position(owner, key, order), key, seq)
+
+
+def _items_in_place(seq: Any, values: list) -> None:
+    """Make a list hold ``values`` item by item: an item kept keeps its comment, the list its
+    flow or block style (a slice assignment would drop the comments)."""
+    for i, v in enumerate(values[: len(seq)]):
+        if str(seq[i]) != str(v):
+            seq[i] = _scalar(seq[i], v, None)
+    while len(seq) > len(values):
+        del seq[len(seq) - 1]
+    for v in values[len(seq) :]:
+        seq.append(_scalar(None, v, None))
 
 
 def _new(value: Any, like: Any = None) -> Any:
@@ -719,8 +756,10 @@ def set_rule_panel(files: Files, clause_id: str, rule_id: str, panel: dict | Non
             drop = {k: panel[k] for k in ("highest", "lowest") if panel.get(k)}
             if drop:
                 fresh["drop"] = drop
-            _put(rule, "panel", None, order, rel)
-            rule.insert(_position(rule, "panel", order), "panel", _new(fresh))
+            written = _new(fresh)
+            if "drop" in written:
+                written["drop"].fa.set_flow_style()  # as the format's documentation writes it
+            rule.insert(_position(rule, "panel", order), "panel", written)
             return
         _set(old, "reviewers", panel["reviewers"], f"{rel} 的规则 {rule_id} 的 panel")
         drop = old.get("drop")
@@ -1007,8 +1046,7 @@ def set_clause_test_key(files: Files, clause_id: str, test: str, name: str, valu
         if isinstance(value, list | tuple):
             old = case.get(name)
             if isinstance(old, CommentedSeq):
-                if [str(x) for x in old] != [str(x) for x in value]:
-                    old[:] = [_plain(x) for x in value]
+                _items_in_place(old, [str(x) for x in value])
                 return
             case.insert(_position(case, name, _spec_order(CLAUSE_TEST)), name, _new(list(value)))
             return

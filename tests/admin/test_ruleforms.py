@@ -7,6 +7,8 @@ are exact decimals; the structural actions (rows, rules, facts, vetoes, test cas
 from __future__ import annotations
 
 import difflib
+import re
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +24,16 @@ from ..conftest import FIXTURES, RULES
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "admin" / "templates"
 SCHEMES = sorted(find_schemes(RULES)) + [
-    FIXTURES / name for name in ("panel", "clause_bonus", "applies", "round_walk")
+    FIXTURES / name
+    for name in (
+        "panel",
+        "clause_bonus",
+        "applies",
+        "round_walk",
+        "minimal",
+        "lowering",
+        "weighted",
+    )
 ]
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -127,3 +138,466 @@ def test_every_clause_form_posted_as_rendered_changes_no_byte(folder):
         after = ruleforms.apply_clause_form(files, cid, posted(html))
         assert after == files, (cid, list(changed_lines(files, after)))
         assert after.changes == []
+
+
+# --- every shipped scheme: one value changed per kind of field ---------------------------------
+
+
+def _bumped(value: str) -> str:
+    return format(Decimal(value) + 1, "f")
+
+
+def _kinds_of_change(ctx: dict):
+    """(field, new text, whether the scheme must still load) for one field of each kind."""
+    f = ctx["fields"]
+    yield f["c.title"], "改过的条款名称", True
+    yield f["c.source"], f["c.source"].value + "\n新增的一段原文", True
+    yield f["c.note"], "新的解读说明", True
+    yield f["c.deadline"], "2031年12月底", True
+    yield f["c.offices"], f["c.offices"].value + "\n新的责任部门", True
+    yield f["c.points"], _bumped(f["c.points"].value), False  # the subtotal no longer adds up
+    yield f["c.category"], "没有这一类", False
+    for row in ctx["facts"].rows[:1]:
+        yield row.cells["label"], "改过的事实名称", True
+        yield row.cells["help"], "改过的填报说明", True
+        if row.cells["max"].value:
+            yield row.cells["max"], _bumped(row.cells["max"].value), False
+    for rf in ctx["rules"]:
+        yield rf.fields[0], "改过的规则说明", True  # title
+        for fld in rf.fields:
+            if fld.input == "expression" and fld.value:
+                yield fld, f"({fld.value})", True  # the same condition, written otherwise
+            if fld.input == "select" and fld.name.endswith(".bonus") and not fld.value:
+                yield fld, "false", True
+        for fld in rf.panel[:1]:
+            if fld.value:  # a panel written: its number of reviewers
+                yield fld, str(int(fld.value) + 2), False
+        for table in rf.tables:
+            for cell in ("points", "weight", "label"):
+                if cell in table.rows[0].cells and table.rows[0].cells[cell].value:
+                    c = table.rows[0].cells[cell]
+                    yield c, (_bumped(c.value) if cell != "label" else "改过的档名"), False
+            lo = table.rows[-1].cells.get("lo")
+            if lo is not None:
+                yield lo, "-12345", False  # overlaps: the loader names the band
+    for row in ctx["vetoes"].rows[:1]:
+        yield row.cells["reason"], "改过的否决依据", True
+        yield row.cells["when"], f"({row.cells['when'].value})", True
+    for row in ctx["tests"].rows[:1]:
+        if Decimal(row.cells["points"].value) != 0:
+            yield row.cells["points"], "0", True  # within every clause's range
+        yield row.cells["fired"], "无", True
+        for key, cell in row.cells.items():
+            if key.startswith("fact.") and cell.value and cell.input == "text":
+                try:  # may leave the fact's range: the loader then says so at the case
+                    yield cell, _bumped(cell.value), False
+                except ArithmeticError:
+                    yield cell, cell.value + "改", False
+                break
+
+
+def _kind(name: str) -> str:
+    """A field's name without the ids in it: "r.*.bands.*.points"."""
+    return re.sub(r"\.\d+\.", ".*.", re.sub(r"^([frvt])\.[^.]+\.", r"\1.*.", name))
+
+
+@pytest.mark.parametrize("folder", SCHEMES, ids=_ids)
+def test_one_changed_value_changes_that_value_only(folder):
+    """Every clause's title, and each kind of field in the first two clauses that have it
+    (each post writes the file the round-trip way: tens of milliseconds)."""
+    files = _files(folder)
+    prefix = _ids(folder)
+    tried: dict[str, int] = {}
+    checked_kinds = set()
+    for cid in clause_ids(files):
+        ctx = ruleforms.clause_form(files, cid)
+        html = render(ctx)
+        rel = ctx["file"]
+        for fld, value, must_load in _kinds_of_change(ctx):
+            kind = _kind(fld.name)
+            if value == fld.value or (tried.get(kind, 0) >= 2 and kind != "c.title"):
+                continue
+            tried[kind] = tried.get(kind, 0) + 1
+            after = ruleforms.apply_clause_form(files, cid, posted(html, **{fld.name: value}))
+            changes = changed_lines(files, after)
+            assert list(changes) == [rel], (fld.name, changes)
+            removed, added = changes[rel]
+            if fld.input not in ("textarea", "lines"):
+                assert len(removed) <= 1 and len(added) == 1, (fld.name, removed, added)
+            assert after.changes and fld.label in after.changes[0]
+            if kind in checked_kinds:  # the loader reads the whole scheme: once per kind
+                continue
+            checked_kinds.add(kind)
+            checked = edit.check(after, prefix)
+            if must_load:
+                assert checked.ok, (fld.name, value, str(checked.error))
+            elif not checked.ok:  # the error is at a line of a file of the scheme
+                assert all(e.file.startswith(prefix + "/") for e in checked.error.errors)
+    assert {"c.title", "c.source", "c.offices", "c.points", "c.category"} <= checked_kinds
+    assert {"t.*.points", "f.*.label", "r.*.title"} <= checked_kinds
+
+
+# --- errors beside their fields ----------------------------------------------------------------
+
+
+def _errors_by_line(error) -> dict:
+    out: dict = {}
+    for e in error.errors:
+        out.setdefault((e.file, e.line), []).append(e.message)
+    return out
+
+
+SHUANGTAIZI = RULES / "shuangtaizi" / "2016-2017"
+GUMEILU = RULES / "minhang-gumeilu" / "2022"
+
+
+def test_an_overlapping_band_is_reported_beside_its_row():
+    files = _files(SHUANGTAIZI)
+    html = render(ruleforms.clause_form(files, "3"))
+    # band 2 now starts at 1.5: it overlaps band 1 ([1.2, inf)) and leaves [1, 1.2) uncovered
+    after = ruleforms.apply_clause_form(files, "3", posted(html, **{"r.ratio.bands.2.lo": "1.5"}))
+    assert '      - {range: "[1.5, 1.2)", points: 3' in after["clauses/03-quality-incentives.yaml"]
+    checked = edit.check(after, "shuangtaizi/2016-2017")
+    assert not checked.ok
+    line = checked.error.errors[0].line
+    ctx = ruleforms.clause_form(after, "3", _errors_by_line(checked.error))
+    band = ctx["rules"][1].tables[0].rows[1]
+    assert band.line == line and band.errors == [checked.error.errors[0].message]
+    assert ctx["errors"] == []
+    # on the page: the message in the row after the band's
+    page = render(ctx)
+    row = page.index('id="cf-r-ratio-bands-2"')
+    assert page.index(checked.error.errors[0].message) > row
+    assert page.index(checked.error.errors[0].message) < page.index('id="cf-r-ratio-bands-3"')
+
+
+def test_an_error_at_a_block_style_key_is_beside_that_field_and_others_are_listed():
+    files = _files(GUMEILU)
+    html = render(ruleforms.clause_form(files, "13"))
+    after = ruleforms.apply_clause_form(files, "13", posted(html, **{"r.r2.cap": "0"}))
+    checked = edit.check(after, "minhang-gumeilu/2022")
+    assert not checked.ok
+    (error,) = [e for e in checked.error.errors if "13-equipment" in e.file]
+    ctx = ruleforms.clause_form(
+        after,
+        "13",
+        {
+            (error.file, error.line): [error.message],
+            ("clauses/13-equipment-accidents.yaml", 1000): ["文件末尾之后的错误"],
+            ("scheme.yaml", 3): ["另一个文件的错误"],
+        },
+    )
+    assert ctx["fields"]["r.r2.cap"].errors == [error.message]
+    assert ctx["errors"] == ["文件末尾之后的错误"]  # another file's errors are not this form's
+    assert 'class="field has-error"' in render(ctx)
+
+
+def test_an_error_inside_a_multi_line_value_goes_to_the_enclosing_field():
+    files = _files(SHUANGTAIZI)
+    ctx = ruleforms.clause_form(files, "3")
+    source = ctx["fields"]["c.source"]
+    ctx = ruleforms.clause_form(
+        files, "3", {("x/clauses/03-quality-incentives.yaml", source.line + 2): ["原文有误"]}
+    )
+    assert ctx["fields"]["c.source"].errors == ["原文有误"]
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+
+def test_numbers_go_from_the_form_to_the_file_as_exact_decimals():
+    files = _files(GUMEILU)
+    html = render(ruleforms.clause_form(files, "13"))
+    rel = "clauses/13-equipment-accidents.yaml"
+    for text, written in (
+        ("0.1", "0.1"),
+        ("2.10", "2.10"),
+        (" 3.333333333333333333 ", "3.333333333333333333"),
+        ("1E+1", "10"),
+    ):
+        after = ruleforms.apply_clause_form(files, "13", posted(html, **{"r.r2.cap": text}))
+        assert f"    cap: {written}\n" in after[rel], text
+    for name, text, words in (
+        ("r.r2.cap", "三", "规则“r2”的上限应为数字，收到“三”"),
+        ("r.r2.each", "1/2", "规则“r2”的每项分值应为数字，收到“1/2”"),
+        ("c.points", "NaN", "分值应为数字"),
+        ("t.2.points", "-1分", "期望得分应为数字"),
+        ("f.equipment_accident_deaths.max", "0.1.2", "最大值应为数字"),
+    ):
+        with pytest.raises(edit.EditError, match=words) as caught:
+            ruleforms.apply_clause_form(files, "13", posted(html, **{name: text}))
+        assert caught.value.field == name
+
+
+def test_a_malformed_band_edge_names_the_band_in_chinese():
+    files = _files(SHUANGTAIZI)
+    html = render(ruleforms.clause_form(files, "3"))
+    with pytest.raises(edit.EditError, match="^第2档上限应为数字，收到“1.2x”$") as caught:
+        ruleforms.apply_clause_form(files, "3", posted(html, **{"r.ratio.bands.2.hi": "1.2x"}))
+    assert caught.value.field == "r.ratio.bands.2.hi"
+
+
+def test_a_required_field_left_empty_is_named():
+    files = _files(GUMEILU)
+    html = render(ruleforms.clause_form(files, "13"))
+    with pytest.raises(edit.EditError, match="条款名称必须填写") as caught:
+        ruleforms.apply_clause_form(files, "13", posted(html, **{"c.title": "  "}))
+    assert caught.value.field == "c.title"
+
+
+def test_several_changes_in_one_post_and_a_renamed_test_case():
+    files = _files(GUMEILU)
+    html = render(ruleforms.clause_form(files, "13"))
+    after = ruleforms.apply_clause_form(
+        files,
+        "13",
+        posted(
+            html,
+            **{
+                "t.2.name": "一起无死亡事故",
+                "t.2.points": "-1.5",
+                "t.2.fact.equipment_accident_deaths": "",
+                "t.2.fired": "r1、r2",
+                "c.offices": "甲\r\n乙\r\n",
+                "c.evidence": "",
+            },
+        ),
+    )
+    text = after["clauses/13-equipment-accidents.yaml"]
+    assert (
+        "  - name: 一起无死亡事故\n    facts: {nonfatal_equipment_accidents: 1}\n    points: -1.5\n    fired: [r1, r2]\n"
+        in text
+    )
+    assert "offices: [甲, 乙]\n" in text and "evidence" not in text
+    assert len(after.changes) == 6
+
+
+# --- rows, rules, facts, vetoes and test cases added and removed -------------------------------
+
+
+def _unchanged_round_trip(files: dict, cid: str) -> None:
+    html = render(ruleforms.clause_form(files, cid))
+    assert ruleforms.apply_clause_form(files, cid, posted(html)) == files
+
+
+def _post(files, cid, action, **fields):
+    html = render(ruleforms.clause_form(files, cid))
+    form = posted(html, **fields)
+    form.add("action", action)
+    return ruleforms.apply_clause_form(files, cid, form)
+
+
+def test_adding_and_removing_a_band_row():
+    files = _files(SHUANGTAIZI)
+    rel = "clauses/03-quality-incentives.yaml"
+    added = _post(files, "3", "add_row:bands:ratio")
+    removed, lines = changed_lines(files, added)[rel]
+    assert removed == [] and lines == ['      - {range: "[0, inf)", points: 0}']
+    _unchanged_round_trip(added, "3")
+    ctx = ruleforms.clause_form(added, "3")
+    assert len(ctx["rules"][1].tables[0].rows) == 5
+    gone = _post(added, "3", "remove_row:bands:5:ratio")
+    assert gone == files
+    gone = _post(files, "3", "remove_row:bands:2:ratio")
+    assert changed_lines(files, gone)[rel] == (
+        ['      - {range: "[1, 1.2)", points: 3, label: 达到全市平均值}'],
+        [],
+    )
+
+
+def test_adding_and_removing_a_maturity_level_and_a_weighted_part():
+    files = _files(RULES / "baoshan" / "2022-c1")
+    rel = "clauses/03-2.1-report.yaml"
+    added = _post(files, "2.1", "add_row:levels:r1")
+    assert changed_lines(files, added)[rel] == (
+        [],
+        ['      - range: "[0, inf)"', "        label: 新的一档"],
+    )
+    assert _post(added, "2.1", "remove_row:levels:5:r1") == files
+    files = _files(FIXTURES / "weighted")
+    added = _post(files, "2", "add_row:parts:r1")
+    assert changed_lines(files, added)["clauses/02-extra.yaml"][1] == [
+        "      - {fact: award_score, weight: 1}"
+    ]
+    with pytest.raises(edit.EditError, match="至少要有一部分"):
+        _post(files, "2", "remove_row:parts:1:r1")
+
+
+def test_adding_a_fact_and_removing_one_from_every_test_that_gives_it():
+    files = _files(GUMEILU)
+    rel = "clauses/13-equipment-accidents.yaml"
+    ctx = ruleforms.clause_form(files, "13")
+    deaths = next(r for r in ctx["facts"].rows if r.title == "equipment_accident_deaths")
+    # the form says, before anything is removed, which test cases give the fact
+    assert deaths.note.startswith(
+        "删去时也从15个测试用例中删去：本条款用例“无事故”、本条款用例“1起"
+    )
+    assert deaths.note.endswith("细则用例“什么都没做”")
+    added = _post(
+        files,
+        "13",
+        "add_fact",
+        **{
+            "new_fact.name": "serious_accidents",
+            "new_fact.label": "较大事故起数",
+            "new_fact.type": "integer",
+        },
+    )
+    assert changed_lines(files, added)[rel] == (
+        [],
+        ["  - name: serious_accidents", "    type: integer", "    label: 较大事故起数"],
+    )
+    assert added.changes == ["添加事实“serious_accidents”"]
+    _unchanged_round_trip(added, "13")
+    with pytest.raises(edit.EditError, match="事实名应由英文字母") as caught:
+        _post(files, "13", "add_fact", **{"new_fact.name": "较大事故"})
+    assert caught.value.field == "new_fact.name"
+    removed = _post(files, "13", "remove_fact:equipment_accident_deaths")
+    assert removed.touched == deaths.uses
+    assert len([n for n in deaths.uses if n.startswith("scheme.yaml：")]) == 5
+    assert "equipment_accident_deaths" not in "".join(
+        line for line in removed[rel].splitlines() if "facts:" in line
+    )
+    checked = edit.check(removed, "gumeilu")  # rule r2 still reads it: the loader says where
+    assert not checked.ok and "equipment_accident_deaths" in str(checked.error)
+
+
+@pytest.mark.parametrize("kind", sorted(ruleforms.BLOCKS))
+def test_a_rule_of_each_kind_is_added_shown_and_removed(kind):
+    files = _files(GUMEILU)
+    rel = "clauses/13-equipment-accidents.yaml"
+    added = _post(files, "13", "add_rule", **{"new_rule.kind": kind})
+    assert added.changes == [f"添加规则“r3”（{ruleforms.BLOCKS[kind].title}）"]
+    removed, lines = changed_lines(files, added)[rel]
+    assert removed == [] and lines[:2] == ["  - id: r3", f"    kind: {kind}"]
+    _unchanged_round_trip(added, "13")
+    ctx = ruleforms.clause_form(added, "13")
+    new = ctx["rules"][-1]
+    required = [k for k in ruleforms.BLOCKS[kind].keys if k.required]
+    shown = {f.name for f in new.fields} | {t.key for t in new.tables}
+    assert all(f"r.r3.{k.name}" in shown for k in required)
+    # whatever the loader says of the new rule is shown at it (or listed), never lost
+    checked = edit.check(added, "gumeilu")
+    if not checked.ok:
+        ctx = ruleforms.clause_form(added, "13", _errors_by_line(checked.error))
+        mine = [e.message for e in checked.error.errors if e.file.endswith(rel)]
+        shown = (
+            [m for f in ctx["fields"].values() for m in f.errors] + new_errors(ctx) + ctx["errors"]
+        )
+        assert sorted(mine) == sorted(shown)
+    assert _post(added, "13", "remove_rule:r3") == files
+
+
+def new_errors(ctx: dict) -> list[str]:
+    rows = [rf.row for rf in ctx["rules"]] + ctx["facts"].rows + ctx["tests"].rows
+    rows += [r for rf in ctx["rules"] for t in rf.tables for r in t.rows]
+    return [m for r in rows for m in r.errors]
+
+
+def test_removing_a_rule_takes_it_out_of_the_expected_rules():
+    files = _files(GUMEILU)
+    removed = _post(files, "13", "remove_rule:r1")
+    rel = "clauses/13-equipment-accidents.yaml"
+    assert "1起无死亡事故" in " ".join(removed.touched)
+    assert "fired: [r1" not in removed[rel] and "r1]" not in removed[rel]
+    with pytest.raises(edit.EditError, match="至少要有一条规则"):
+        _post(_files(FIXTURES / "weighted"), "2", "remove_rule:r1")
+
+
+def test_adding_and_removing_a_veto_and_a_test_case():
+    files = _files(GUMEILU)
+    rel = "clauses/13-equipment-accidents.yaml"
+    added = _post(files, "13", "add_veto")
+    assert changed_lines(files, added)[rel][0] == []
+    assert "vetoes:\n  - id: v1\n" in added[rel]
+    _unchanged_round_trip(added, "13")
+    edited = _post(
+        added,
+        "13",
+        "save",
+        **{
+            "v.v1.reason": "原文：发生重大事故的不得分",
+            "v.v1.when": "equipment_accident_deaths >= 3",
+        },
+    )
+    assert (
+        "    when: equipment_accident_deaths >= 3\n    reason: 原文：发生重大事故的不得分\n"
+        in edited[rel]
+    )
+    assert _post(edited, "13", "remove_veto:v1") == files
+    added = _post(files, "13", "add_test")
+    assert changed_lines(files, added)[rel] == (
+        [],
+        ["  - name: 新用例12", "    facts: {}", "    points: 0"],
+    )
+    filled = _post(
+        added,
+        "13",
+        "save",
+        **{"t.12.fact.equipment_accident_deaths": "3", "t.12.points": "-3", "t.12.fired": "r2"},
+    )
+    assert (
+        "  - name: 新用例12\n    facts: {equipment_accident_deaths: 3}\n    points: -3\n    fired: [r2]\n"
+        in filled[rel]
+    )
+    assert _post(filled, "13", "remove_test:12") == files
+
+
+def test_an_unknown_action_is_refused():
+    files = _files(GUMEILU)
+    with pytest.raises(edit.EditError, match="无法识别的操作 launch"):
+        _post(files, "13", "launch")
+    assert _post(files, "13", "save") == files
+
+
+def test_a_clause_broken_in_the_text_view_still_gets_a_form_and_the_loader_has_the_word():
+    broken = (
+        'id: "7"\ntitle: 标题\nfacts: 不是列表\nrules:\n  - 不是映射\n  - id: r2\n    kind: bands\n'
+        "    bands: [1, {range: '[0, 1)', points: x}]\nvetoes: [1]\ntests: [1, {name: a, facts: [1]}]\n"
+    )
+    files = {"clauses/07-x.yaml": broken, "scheme.yaml": "categories: 不是列表\n"}
+    ctx = ruleforms.clause_form(files, "7", {("clauses/07-x.yaml", 5): ["规则应为映射"]})
+    assert [rf.id for rf in ctx["rules"]] == ["r2"]
+    assert ctx["fields"]["r.r2.bands.2.points"].value == "x"
+    # the rule that is not a mapping has no form: its error is listed, not lost
+    assert ctx["errors"] == ["规则应为映射"] and ctx["tests"].rows[0].title == "a"
+    html = render(ctx)
+    assert ruleforms.apply_clause_form(files, "7", posted(html)) == files
+
+
+def test_a_failing_case_is_shown_at_its_row_and_a_block_case_at_its_name():
+    files = _files(SHUANGTAIZI)
+    ctx = ruleforms.clause_form(files, "3")
+    flow = ctx["tests"].rows[2]
+    ctx = ruleforms.clause_form(files, "3", {(flow.file, flow.line): ["期望3分，实际得2分"]})
+    assert ctx["tests"].rows[2].errors == ["期望3分，实际得2分"]
+    files = _files(GUMEILU)
+    ctx = ruleforms.clause_form(files, "13")
+    block = ctx["tests"].rows[1]
+    ctx = ruleforms.clause_form(files, "13", {(block.file, block.line): ["期望-1分，实际得0分"]})
+    assert ctx["fields"]["t.2.name"].errors == ["期望-1分，实际得0分"]
+    # a line inside a block case, no field at it: the case's row
+    ctx = ruleforms.clause_form(files, "13", {(block.file, block.line + 3): ["第四行"]})
+    assert ctx["fields"]["t.2.fired"].errors == ["第四行"]
+    page = render(ctx)
+    assert page.index("第四行") > page.index('id="cf-t-2"')
+
+
+def test_an_assessed_rule_edits_its_reviewer_bounds_as_its_block_declares():
+    # the assessed block declares its value key ``bounds``: the fact's min and max are the
+    # reviewer's bounds, edited with the rule (no kind is named in admin/ruleforms.py)
+    assert [k.name for k in ruleforms.BLOCKS["assessed"].keys if k.bounds] == ["value"]
+    files = _files(GUMEILU)
+    ctx = ruleforms.clause_form(files, "6")
+    (rule,) = ctx["rules"]
+    assert [(f.name, f.value) for f in rule.bounds] == [
+        ("r.r1.bounds.min", "0"),
+        ("r.r1.bounds.max", "6"),
+    ]
+    after = ruleforms.apply_clause_form(files, "6", posted(render(ctx), **{"r.r1.bounds.max": "5"}))
+    assert changed_lines(files, after) == {
+        "clauses/06-brand-building.yaml": (["    max: 6"], ["    max: 5"])
+    }
+    assert after.changes == ["规则“r1”的评审给分上限改为“5”"]
+    checked = edit.check(after, "gumeilu")  # a reviewer's 6 in a test case is now out of bounds
+    assert not checked.ok and "brand_building_score" in str(checked.error)

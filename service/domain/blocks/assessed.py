@@ -4,6 +4,7 @@ by several reviewers independently, the clause taking the mean of their marks (�
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..model import Panel, Rule, Scheme
@@ -18,7 +19,8 @@ class Assessed(Valued):
     kind = "assessed"
     title = "评审给分"
     keys = (
-        VALUE,
+        # the points a reviewer gives lie within the value fact's min and max
+        replace(VALUE, bounds=True),
         Key("reason", "fact", True, "assessed：评审理由的事实名", "理由事实"),
         Key(
             "panel",

@@ -44,6 +44,9 @@ class Key:
     label: str = ""
     #: the key holds points (a comparison says "3分", not "3")
     in_points: bool = False
+    #: (forms) the fact the key names has a min and max that bound the points given by hand,
+    #: the reviewer's bounds: a rule's form edits them beside the rule
+    bounds: bool = False
 
 
 # keys several kinds share, declared once: each kind that uses one reads and documents it alike
