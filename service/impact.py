@@ -301,7 +301,8 @@ def render_text(impact: dict) -> str:
             lines.append(f"      原：{c['why_before']}")
             lines.append(f"      新：{c['why_after']}")
         for m in u.get("mapped", []):
-            lines.append(f"  对应：{m['label']}（{m['fact']}）{m['text']}")
+            if m["how"] != "set":  # a fixed value is the same for every unit: said once, above
+                lines.append(f"  对应：{m['label']}（{m['fact']}）{m['text']}")
         if u["missing"]:
             names = "、".join(f"{m['label']}（{m['fact']}）" for m in u["missing"])
             lines.append(f"  缺少新版本读取的事实（按缺失处理，不按0计）：{names}")
@@ -402,6 +403,7 @@ def draft_params(ctx: ops.Context, actor: Actor | None, draft_id: int, year=None
     draft, old, new = schemes_of(ctx, actor, draft_id)
     needed = {f.name for f in lacking(old, new)}
     mapping = {k: v for k, v in (draft.mapping or {}).items() if k in needed}
+    ctx.registry.remember(new)  # loaded just now (in a child process): archived without again
     to = releases.draft_version(ctx, actor, draft_id)
     params: dict = {"from": old.version, "to": to, "mapping": mapping, "draft": draft_id}
     if year is not None:

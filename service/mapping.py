@@ -14,6 +14,8 @@ required, kept and shown in the result and the workbook).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -27,6 +29,7 @@ from .domain.numbers import plain
 from .domain.text import unstorable
 from .exceptions import Conflict, Invalid, NotFound
 from .rulefiles import RuleSetError, contained
+from .rulefiles.loader import version_of_files
 
 FROM, VALUE, REASON = "from", "value", "reason"
 REASON_MAX = 500
@@ -230,9 +233,23 @@ def old_version(ctx: ops.Context, draft) -> str:
     )
 
 
+#: the drafts' schemes loaded lately, by version: the mapping step reads a draft, checks a mapping
+#: against it and shows it again, each a load in a child process otherwise (a few, not every
+#: version a draft ever had: they are not kept as served or archived versions are)
+_LOADED: OrderedDict = OrderedDict()
+_LOADED_MAX = 8
+_loaded_lock = threading.Lock()
+
+
 def draft_scheme(draft) -> Scheme:
     """The draft's files as a scheme, loaded in a child process (the text is a user's);
     ``Conflict`` naming the first error when they do not load."""
+    version = version_of_files(draft.files)
+    key = (version, draft.folder)
+    with _loaded_lock:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
     rooted = {f"{draft.folder}/{rel}": text for rel, text in draft.files.items()}
     try:
         schemes = contained.load_tree(rooted, draft.folder)
@@ -245,7 +262,12 @@ def draft_scheme(draft) -> Scheme:
         ) from None
     if len(schemes) != 1:
         raise Conflict("draft_not_loadable", f"草案 {draft.id} 应恰好是一套细则")
-    return next(iter(schemes.values()))
+    scheme = next(iter(schemes.values()))
+    with _loaded_lock:
+        _LOADED[key] = scheme
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+    return scheme
 
 
 def schemes_of(ctx: ops.Context, actor: Actor | None, draft_id: int):

@@ -320,7 +320,8 @@ def test_the_impact_with_a_renamed_fact_and_a_new_fact_set_by_value():
     ]
     text = render_text(result)
     assert f"事实对应：新事实{LABEL}每个单位都按固定值 1（理由：{REASON}）" in text
-    assert f"  对应：2023年获质量奖项数（{ADDED}）固定值 1（理由：{REASON}）" in text
+    assert f"  对应：{NEW.facts[NEW_NAME].label}（{NEW_NAME}）取自原事实{COUNT}：3" in text
+    assert f"  对应：2023年获质量奖项数（{ADDED}）" not in text  # said once, not per unit
     from io import BytesIO
 
     from openpyxl import load_workbook

@@ -217,24 +217,77 @@ def compare_print(largest, seeds: dict) -> None:
     print(line + "（目标 < 200 ms）")
 
 
+def _mapped_version(largest):
+    """A second version of ``largest`` for the impact preview: every "分" of its source text
+    rewritten (so the clauses' texts differ), and two of its facts renamed, so that the preview
+    maps one from the old fact (a rename) and sets the other to a fixed value with a reason (the
+    mapping step of issue 10).  The version and its mapping (None: no fact fit)."""
+    import re
+
+    plain_facts = [
+        f
+        for f in largest.facts.values()
+        if f.type in ("integer", "number", "percent", "boolean")
+        and f.applies_when is None
+        and not f.previous_year
+    ]
+    texts = {rel: text.replace("分", "分值") for rel, text in largest.texts.items()}
+    if len(plain_facts) < 2:
+        return load_files(texts, "rewritten"), None
+    renamed, fixed = plain_facts[0], plain_facts[1]
+    for spec in (renamed, fixed):
+        texts = {
+            rel: re.sub(rf"\b{re.escape(spec.name)}\b", f"{spec.name}_2023", text)
+            for rel, text in texts.items()
+        }
+    other = load_files(texts, "rewritten")
+    value = True if fixed.type == "boolean" else (fixed.minimum or Decimal(0))
+    mapping = {
+        f"{renamed.name}_2023": {"from": renamed.name},
+        f"{fixed.name}_2023": {"value": value, "reason": "基准测试：新事实取固定值"},
+    }
+    return other, mapping
+
+
 def impact_print(largest, matcher, batch: list) -> None:
     """The impact preview (issue 10: < 5 s for 1,000 units): every unit scored under two versions
-    of the largest seed scheme (the second with every "分" of its source text rewritten, so two
-    versions that differ), ranked and graded under each, the changed clauses listed."""
+    of the largest seed scheme (the second with every "分" of its source text rewritten and two
+    facts renamed: one mapped from its old fact, one set to a fixed value with a reason), the
+    mapping applied to every unit, ranked and graded under each version, the changed clauses
+    listed."""
     try:  # here: --against runs this file on older code, which may have no impact preview
         from service.impact import compare_units, rank_both
     except ImportError:
         print("影响预览：这一版本的代码没有（跳过）")
         return
+    try:  # and older code may have an impact preview without the fact mapping
+        from service.mapping import check_mapping
+    except ImportError:
+        check_mapping = None
 
     units = {f"单位{i:04d}": facts for i, facts in enumerate(batch)}
-    rewritten = {rel: text.replace("分", "分值") for rel, text in largest.texts.items()}
-    other = load_files(rewritten, "rewritten")
+    if check_mapping is None:
+        other, mapping = (
+            load_files(
+                {rel: text.replace("分", "分值") for rel, text in largest.texts.items()},
+                "rewritten",
+            ),
+            None,
+        )
+    else:
+        other, mapping = _mapped_version(largest)
+        mapping = check_mapping(largest, other, mapping) if mapping else None
     t0 = time.perf_counter()
-    result = rank_both(largest, other, compare_units(largest, other, units, matcher, "engine"))
+    if mapping is None:
+        rows = compare_units(largest, other, units, matcher, "engine")
+        result = rank_both(largest, other, rows)
+    else:
+        rows = compare_units(largest, other, units, matcher, "engine", mapping)
+        result = rank_both(largest, other, rows, mapping)
     elapsed = time.perf_counter() - t0
+    how = f"，事实对应 {len(mapping)} 个（改名1个、固定值1个）" if mapping else ""
     print(
-        f"影响预览（{largest.id}，{len(units)}个单位，两个版本评分、排名并比较）："
+        f"影响预览（{largest.id}，{len(units)}个单位，两个版本评分、排名并比较{how}）："
         f"{elapsed:.2f} s，{result['changed']} 个单位有变化（目标 < 5 s）"
     )
 

@@ -137,6 +137,13 @@ def test_a_draft_mapped_and_previewed_through_the_pages(app):
     sheet = load_workbook(io.BytesIO(book.data))["事实对应"]
     assert [c.value for c in sheet[3]] == [ADDED, "2023年获质量奖项数", "固定值", None, "1", REASON]
 
+    # the admin's job page of the preview links its result and workbook
+    admin = app.test_client()
+    sign_in(admin, "admin")
+    job_page = admin.get(f"/admin/jobs/{job_id}")
+    assert job_page.status_code == 200
+    assert 'id="impact-link"' in job_page.text and 'id="impact-xlsx"' in job_page.text
+
     # an auditor reads the page but may neither save nor start
     auditor = app.test_client()
     sign_in(auditor, "auditor")

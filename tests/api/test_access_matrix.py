@@ -228,6 +228,20 @@ def _with_lock(**body):
     return lambda call: {"lock": _last_draft["lock"], **body}
 
 
+#: the draft whose impact the matrix previews: a 2031 copy of SCHEME (whose units are reviewed), made
+#: once per world by the editor; the world is kept here by the draft routes' URL filling (which
+#: comes first in the matrix), since a body is given only the call
+_IMPACT: dict = {}
+
+
+def _impact_draft(_call) -> dict:
+    world = _IMPACT["world"]
+    if world.get("impact_draft") is None:
+        editor = Actor(world["user_ids"]["editor"], "editor", "editor", None)
+        world["impact_draft"] = releases.copy_version(world["ctx"], editor, _GM, "2031").id
+    return {"draft": world["impact_draft"]}
+
+
 #: (method, rule of app.url_map without converters) -> the calls to make; one entry per route, no more, no fewer
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/health"): (Case(None),),
@@ -322,6 +336,11 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/api/rules/versions"): (Case("rules.read"),),
     ("GET", "/api/rules/compare"): (Case("rules.read", query=f"?from={_ZQ}&to={_ZQ}"),),
+    # the fact mapping of a draft's impact preview (before the preview: the draft is made there)
+    ("GET", "/api/rules/drafts/<draft_id>/mapping"): (Case("rules.read"),),
+    ("PUT", "/api/rules/drafts/<draft_id>/mapping"): (
+        Case("rules.draft", body=_with_lock(mapping={}), journals="rules.draft.mapping"),
+    ),
     # the impact preview of a rule change: a background job over the reviewed units of SCHEME
     ("POST", "/api/rules/impact"): (
         Case(
@@ -329,6 +348,15 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             body=lambda call: {"from": _GM, "to": _GM},
             journals="jobs.start",
             state="reviewed",
+        ),
+        # a draft's: its files archived as a version (the first time) and previewed
+        Case(
+            "rules.impact",
+            body=_impact_draft,
+            writes=frozenset({"rule_versions"}),
+            journals="jobs.start",
+            state="reviewed",
+            label="draft",
         ),
     ),
     ("GET", "/api/rules/impact/<job_id>"): (Case("rules.impact", state="reviewed"),),
@@ -572,7 +600,7 @@ PARAMS = {
     "code": lambda call, world: call.unit,
     "scheme_id": lambda call, world: SCHEME,
     "version": lambda call, world: _ZQ if call.rule.startswith("/api/rules/") else "1",
-    "draft_id": _draft_for,
+    "draft_id": lambda call, world: _IMPACT.update(world=world) or _draft_for(call, world),
     "score_id": lambda call, world: str(world["scores"][call.unit]),
     "evidence_id": lambda call, world: str(world["evidence"][call.unit]),
     "token_id": _token_of,

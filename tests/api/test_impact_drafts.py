@@ -197,3 +197,28 @@ def test_versions_with_a_mapping_and_without(api):
         (ADDED, 3),
     ]
     assert [(d["fact"], d["units"]) for d in result["facts"]["dropped"]] == [(OLD_NAME, 2)]
+
+
+def test_the_openapi_document_describes_both(api):
+    doc = api.get("/api/openapi.json").json
+    put = doc["paths"]["/api/rules/drafts/{draft_id}/mapping"]["put"]
+    assert set(put["responses"]) >= {"200", "401", "403", "404", "409", "422"}
+    body = put["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(doc["components"]["schemas"][body]["required"]) == {"lock", "mapping"}
+    assert "get" in doc["paths"]["/api/rules/drafts/{draft_id}/mapping"]
+    post = doc["paths"]["/api/rules/impact"]["post"]["requestBody"]["content"]["application/json"]
+    impact_in = doc["components"]["schemas"][post["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"from", "to", "draft", "mapping", "year"} <= set(impact_in)
+
+
+def test_a_proposed_draft_may_be_mapped_a_withdrawn_one_not(api):
+    """The mapping changes no rule: a proposed draft's may be saved (its approver previews it);
+    a withdrawn draft's may not (409 naming its state)."""
+    draft = _draft_2023(api)
+    editor = actor(api, "editor")
+    proposed = releases.propose(api.ctx, editor, draft.id, draft.lock, "2023年版")
+    saved = _put(api, draft.id, {"lock": proposed.lock, "mapping": {NEW_NAME: {"from": OLD_NAME}}})
+    assert saved.status_code == 200, saved.json
+    withdrawn = releases.withdraw(api.ctx, editor, draft.id, saved.json["lock"], "不再需要")
+    refused = _put(api, draft.id, {"lock": withdrawn.lock, "mapping": {}})
+    assert_error(refused, 409, "draft_state", fields=["state"])
