@@ -70,6 +70,7 @@ class Outline:
     categories: list[dict] = field(default_factory=list)
     grading: dict = field(default_factory=dict)
     tests: list[dict] = field(default_factory=list)
+    ranking_tests: list[dict] = field(default_factory=list)
     clauses: list[dict] = field(default_factory=list)
     problem: str = ""  # scheme.yaml cannot be read as a map: the text view is the way in
 
@@ -144,6 +145,11 @@ def outline(files: Files) -> Outline:
             "line": case.lc.line + 1 if hasattr(case, "lc") else 0,
         }
         for n, case in enumerate(_list(doc.get("tests")), 1)
+        if isinstance(case, dict)
+    ]
+    out.ranking_tests = [
+        {"name": _text(case.get("name")), "line": case.lc.line + 1 if hasattr(case, "lc") else 0}
+        for case in _list(doc.get("ranking_tests"))
         if isinstance(case, dict)
     ]
     return out

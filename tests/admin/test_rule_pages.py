@@ -690,5 +690,9 @@ def test_the_grading_form_on_a_ranked_scheme_and_its_ranking_cases(app):
     assert 'name="t.1.top" value="5"' in shown
     # the ranking case with a tie at 6th place now fails, listed in the check result
     assert "并列第6名的两个单位都划为A档" in shown.split('id="check-failing"')[1].split("</div>")[0]
+    # and beside the case itself, in the ranking tests' list, as scoring test prints it
+    ranking = shown.split('id="ranking-tests"')[1].split("</ul>")[0]
+    case = next(li for li in ranking.split("<li>") if li.startswith("并列第6名的两个单位都划为A档"))
+    assert 'class="failing"' in case and "✗ " in case
     r = _post(admin, draft_id, "/grading", {"t.1.top": "x", "v.new.id": "v2"})
     assert r.status_code == 422 and "“x”不是数字" in _text(r)
