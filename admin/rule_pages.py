@@ -24,8 +24,10 @@ without a database); the views are thin.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -106,7 +108,7 @@ def outline(files: Files) -> Outline:
     """The header, category tree, grading, scheme tests and clause list of a scheme's files. A
     clause file is read by its top-level lines only (id, title, category, points): the list is
     shown even when a clause file is broken, and quickly."""
-    out = Outline()
+    out = Outline(**_scheme_outline(files.get("scheme.yaml", "")))
     out.clauses = [
         {
             "id": _top(files[rel], "id"),
@@ -117,42 +119,67 @@ def outline(files: Files) -> Outline:
         }
         for rel in edit.clause_files(files)
     ]
-    try:
-        doc = _reader().load(files.get("scheme.yaml", ""))
-    except Exception as err:  # a file broken in the text view: its errors are the loader's
-        out.problem = f"scheme.yaml 不是有效的YAML（{str(err).splitlines()[0][:200]}）"
-        return out
-    if not isinstance(doc, dict):
-        out.problem = "scheme.yaml 不是细则文件的格式"
-        return out
-    source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
-    out.header = {k: _text(doc.get(k)) for k in ("id", "title", "year", "issuer", "total")}
-    out.header.update({f"source_{k}": _text(source.get(k)) for k in ("document", "ref", "text")})
-    out.categories = list(_categories(doc.get("categories"), 0))
-    grading = doc.get("grading") if isinstance(doc.get("grading"), dict) else {}
-    out.grading = {
-        "method": _text(grading.get("method")) or "none",
-        "tiers": _rows(grading.get("tiers"), eg.TIER_FIELDS),
-        "distinctions": _rows(grading.get("distinctions"), eg.DISTINCTION_FIELDS),
-        "vetoes": _rows(grading.get("vetoes"), ("id", *eg.VETO_FIELDS)),
-    }
-    out.tests = [
-        {
-            "number": n,
-            "name": _text(case.get("name")),
-            "total": _text(case.get("total")),
-            "grade": _text(case.get("grade")),
-            "line": case.lc.line + 1 if hasattr(case, "lc") else 0,
-        }
-        for n, case in enumerate(_list(doc.get("tests")), 1)
-        if isinstance(case, dict)
-    ]
-    out.ranking_tests = [
-        {"name": _text(case.get("name")), "line": case.lc.line + 1 if hasattr(case, "lc") else 0}
-        for case in _list(doc.get("ranking_tests"))
-        if isinstance(case, dict)
-    ]
     return out
+
+
+_OUTLINES: dict[str, dict] = {}  # scheme.yaml's text -> its outline (a page is read more often
+# than it is saved: the round-trip parse of 448 lines was 90 % of the draft page's time)
+_OUTLINES_LOCK = threading.Lock()
+
+
+def _scheme_outline(text: str) -> dict:
+    with _OUTLINES_LOCK:
+        found = _OUTLINES.get(text)
+    if found is None:
+        found = _read_scheme(text)
+        with _OUTLINES_LOCK:
+            if len(_OUTLINES) > 64:
+                _OUTLINES.clear()
+            _OUTLINES[text] = found
+    return copy.deepcopy(found)  # the views may add to what they are given
+
+
+def _read_scheme(text: str) -> dict:
+    try:
+        doc = _reader().load(text)
+    except Exception as err:  # a file broken in the text view: its errors are the loader's
+        return {"problem": f"scheme.yaml 不是有效的YAML（{str(err).splitlines()[0][:200]}）"}
+    if not isinstance(doc, dict):
+        return {"problem": "scheme.yaml 不是细则文件的格式"}
+    source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+    header = {k: _text(doc.get(k)) for k in ("id", "title", "year", "issuer", "total")}
+    header.update({f"source_{k}": _text(source.get(k)) for k in ("document", "ref", "text")})
+    grading = doc.get("grading") if isinstance(doc.get("grading"), dict) else {}
+    return {
+        "header": header,
+        "categories": list(_categories(doc.get("categories"), 0)),
+        "grading": {
+            "method": _text(grading.get("method")) or "none",
+            "tiers": _rows(grading.get("tiers"), eg.TIER_FIELDS),
+            "distinctions": _rows(grading.get("distinctions"), eg.DISTINCTION_FIELDS),
+            "vetoes": _rows(grading.get("vetoes"), ("id", *eg.VETO_FIELDS)),
+        },
+        "tests": [
+            {
+                "number": n,
+                "name": _text(case.get("name")),
+                "total": _text(case.get("total")),
+                "grade": _text(case.get("grade")),
+                "line": _line(case),
+            }
+            for n, case in enumerate(_list(doc.get("tests")), 1)
+            if isinstance(case, dict)
+        ],
+        "ranking_tests": [
+            {"name": _text(case.get("name")), "line": _line(case)}
+            for case in _list(doc.get("ranking_tests"))
+            if isinstance(case, dict)
+        ],
+    }
+
+
+def _line(node: Any) -> int:
+    return node.lc.line + 1 if hasattr(node, "lc") else 0
 
 
 def _list(value: Any) -> list:
