@@ -36,7 +36,7 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from ruamel.yaml import YAML
 
-from service import releases
+from service import releases, rounds
 from service.access import check
 from service.errors import status_of
 from service.exceptions import Conflict, Invalid, NotFound, ServiceError
@@ -655,12 +655,11 @@ def _in_force(view) -> str | None:
 
 
 def _me_proposed(view) -> bool:
-    me = current_person()
-    return view.proposed_by in (me.actor.username, me.display_name)
+    return view.proposed_by == current_person().actor.username  # DraftView names users so
 
 
 def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200, view=None,
-               theirs=False, removed=None):  # fmt: skip
+               theirs=False):  # fmt: skip
     me = current_person()
     view = view or releases.read_draft(ctx(), me.actor, draft_id)
     now = outline(view.files)
@@ -672,8 +671,6 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         if cid is not None:
             failing_by_clause.setdefault(cid, []).append(case)
     editable = view.state == "draft" and me.can("rules.draft")
-    from service import rounds
-
     return render_template(
         "admin/rule_draft.html",
         d=view,
@@ -698,7 +695,6 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         problems=problems or {},
         typed=typed or {},
         theirs=theirs,
-        removed=removed,
         chosen_cases=request.form.getlist("s.fact.case") if request.method == "POST" else [],
     ), status
 
