@@ -326,10 +326,7 @@ def kept_published(ctx: Context, disk: dict) -> dict:
             continue  # the same version, or new content on disk (imported): served from disk
         try:
             served[sid] = scheme_by_version(ctx, entry["version"], entry["folder"])
-        except (
-            RuleSetError,
-            ServiceError,
-        ) as err:  # pragma: no cover - an archive this loader refuses
+        except (RuleSetError, ServiceError) as err:  # pragma: no cover - unreadable archive
             log.error("规则集 %s 中的细则 %s 无法读取，改用规则目录中的：%s", latest.id, sid, err)
     for sid, scheme in disk.items():
         served.setdefault(sid, scheme)
