@@ -381,6 +381,8 @@ class _Builder:
         if value is None:
             value = _text(owner.get(key)) if isinstance(owner, dict) else ""
         line = _line(owner, key) if isinstance(owner, dict) and key in owner else 0
+        if input in ("text", "expression") and "\n" in value:
+            input = "textarea"  # a text input cannot hold a line break: a browser drops it
         f = Field(name, label, value, input, self.rel, line, path=path, write=write, **extra)
         self.fields[name] = f
         if line:
@@ -408,136 +410,87 @@ class _Builder:
         return options
 
 
+#: The clause's own fields: (key, label, widget, how the text is read, required, hint). The
+#: source's text is the one written under another key (source.text); bonus is bonus.cap.
+CLAUSE_FIELDS = (
+    ("title", "条款名称", "text", "text", True, ""),
+    ("source", "原文（逐字照录）", "textarea", "textarea", True, ""),
+    ("points", "分值", "number", "number", True, "加分项、扣分项为最多加或扣的分数"),
+    ("category", "所属类别", "select", "text", True, ""),
+    ("start", "计分方式", "select", "text", False, ""),
+    ("offices", "责任部门", "lines", "lines", False, "每行一个部门"),
+    ("deadline", "落实时限", "text", "text", False, ""),
+    ("evidence", "佐证材料", "lines", "lines", False, "每行一项"),
+    ("note", "解读说明", "textarea", "textarea", False, ""),
+    (
+        "bonus",
+        "加分项上限",
+        "number",
+        "positive",
+        False,
+        "本条款标为加分的规则在条款分值之外最多加的分数；不设加分项则留空",
+    ),
+)
+START_OPTIONS = [("", "从0分加起（默认）"), ("zero", "从0分加起"), ("full", "从满分扣起")]
+
+
 def _clause_fields(b: _Builder) -> list[Field]:
-    d, cid = b.doc, b.cid
-
-    def key_writer(key: str, kind: str, label: str, required: bool = False):
-        def write(files: Files, text: str) -> Files:
-            return edit.set_clause_key(
-                files, cid, key, _typed(kind, text, label, f"c.{key}", required)
+    d = b.doc
+    options = {"category": _category_options(b), "start": START_OPTIONS}
+    out = []
+    for key, label, widget, kind, required, hint in CLAUSE_FIELDS:
+        owner, at, path = d, key, (key,)
+        value = None
+        if key == "source":  # the verbatim text, under source
+            owner, at, path = (
+                d.get(key) if isinstance(d.get(key), dict) else {},
+                "text",
+                (key, "text"),
             )
+        elif key == "bonus":  # the cap of the clause's bonus rules, under bonus
+            owner, at, path = (
+                d.get(key) if isinstance(d.get(key), dict) else {},
+                "cap",
+                (key, "cap"),
+            )
+        elif widget == "lines":
+            value = "\n".join(_text(x) for x in _list(d.get(key)))
+        out.append(
+            b.add(
+                f"c.{key}",
+                label,
+                owner,
+                at,
+                widget,
+                path,
+                _clause_writer(b.cid, key, kind, label, required),
+                value=value,
+                options=options.get(key, []),
+                required=required,
+                hint=hint,
+            )  # fmt: skip
+        )
+    return out
 
-        return write
 
-    def lines_writer(key: str):
-        return lambda files, text: edit.set_clause_key(files, cid, key, _lines(text))
+def _clause_writer(cid: str, key: str, kind: str, label: str, required: bool):
+    def write(files: Files, text: str) -> Files:
+        if kind == "lines":
+            return edit.set_clause_key(files, cid, key, _lines(text))
+        value = _typed(kind, text, label, f"c.{key}", required)
+        if key == "source":
+            return edit.set_clause_field(files, cid, "source", value)
+        return edit.set_clause_key(files, cid, key, value)
 
-    def source(files: Files, text: str) -> Files:
-        return edit.set_clause_field(files, cid, "source", text.replace("\r\n", "\n"))
+    return write
 
+
+def _category_options(b: _Builder) -> list[tuple[str, str]]:
     cats = [("", "（未选）")] + _categories(_head(b.files).get("categories"), 0)
-    current = _text(d.get("category"))
+    current = _text(b.doc.get("category"))
     if current and current not in [c for c, _ in cats]:
         cats.append((current, f"{current}（细则中没有这一类别）"))
-    bonus = d.get("bonus")
-    src = d.get("source") if isinstance(d.get("source"), dict) else {}
-    out = [
-        b.add(
-            "c.title",
-            "条款名称",
-            d,
-            "title",
-            "text",
-            ("title",),
-            key_writer("title", "text", "条款名称", True),
-            required=True,
-        ),
-        b.add(
-            "c.source",
-            "原文（逐字照录）",
-            src,
-            "text",
-            "textarea",
-            ("source", "text"),
-            source,
-            required=True,
-        ),
-        b.add(
-            "c.points",
-            "分值",
-            d,
-            "points",
-            "number",
-            ("points",),
-            key_writer("points", "number", "分值", True),
-            required=True,
-            hint="加分项、扣分项为最多加或扣的分数",
-        ),
-        b.add(
-            "c.category",
-            "所属类别",
-            d,
-            "category",
-            "select",
-            ("category",),
-            key_writer("category", "text", "所属类别", True),
-            options=cats,
-            required=True,
-        ),
-        b.add(
-            "c.start",
-            "计分方式",
-            d,
-            "start",
-            "select",
-            ("start",),
-            key_writer("start", "text", "计分方式"),
-            options=[("", "从0分加起（默认）"), ("zero", "从0分加起"), ("full", "从满分扣起")],
-        ),
-        b.add(
-            "c.offices",
-            "责任部门",
-            d,
-            "offices",
-            "lines",
-            ("offices",),
-            lines_writer("offices"),
-            value="\n".join(_text(x) for x in d.get("offices") or []),
-            hint="每行一个部门",
-        ),
-        b.add(
-            "c.deadline",
-            "落实时限",
-            d,
-            "deadline",
-            "text",
-            ("deadline",),
-            key_writer("deadline", "text", "落实时限"),
-        ),
-        b.add(
-            "c.evidence",
-            "佐证材料",
-            d,
-            "evidence",
-            "lines",
-            ("evidence",),
-            lines_writer("evidence"),
-            value="\n".join(_text(x) for x in d.get("evidence") or []),
-            hint="每行一项",
-        ),
-        b.add(
-            "c.note",
-            "解读说明",
-            d,
-            "note",
-            "textarea",
-            ("note",),
-            key_writer("note", "textarea", "解读说明"),
-        ),
-    ]
-    out.append(
-        b.add(
-            "c.bonus",
-            "加分项上限",
-            bonus if isinstance(bonus, dict) else {},
-            "cap",
-            "number",
-            ("bonus", "cap"),
-            key_writer("bonus", "positive", "加分项上限"),
-            hint="本条款标为加分的规则在条款分值之外最多加的分数；不设加分项则留空",
-        )
-    )
-    return out
+    return cats
 
 
 def _categories(cats: Any, depth: int) -> list[tuple[str, str]]:
@@ -906,108 +859,77 @@ def _veto_rows(b: _Builder) -> Table:
     return Table("vetoes", "否决（不得分）条件", columns, rows, "add_veto", "添加否决条件")
 
 
+#: A test case's own cells besides its facts: (key, heading, widget, how the text is read).
+TEST_CELLS = (
+    ("points", "期望得分", "number", "number"),
+    ("fired", "期望触发的规则", "text", "fired"),
+    ("status", "期望状态", "select", "text"),
+)
+FIRED_HINT = "规则编号用顿号或逗号分隔；否决写 !编号；“无”：期望一条也不触发；留空：不检查"
+
+
 def _test_table(b: _Builder) -> tuple[Table, dict[str, list[str]]]:
+    """The test cases as a table: a column for each fact any case gives (the clause's first),
+    then the expected points, rules and status; and which cases give each fact."""
     cases = _list(b.doc.get("tests"))
     names = list(b.facts)
     for case in cases:
         given = case.get("facts") if isinstance(case, dict) else None
-        for k in given if isinstance(given, dict) else {}:
-            if str(k) not in names:
-                names.append(str(k))
+        names += [str(k) for k in (given if isinstance(given, dict) else {}) if str(k) not in names]
     uses: dict[str, list[str]] = {}
     columns = [("name", "用例名称")] + [(f"fact.{n}", b.fact_label(n)) for n in names]
-    columns += [("points", "期望得分"), ("fired", "期望触发的规则"), ("status", "期望状态")]
-    rows = []
-    for i, case in enumerate(cases):
-        if not isinstance(case, dict):
-            continue
-        n = i + 1
-        tname = _text(case.get("name"))
-        path = ("tests", i)
-        r = b.row(
-            f"t.{n}", tname, cases, i, path, remove=f"remove_test:{n}" if len(cases) > 1 else ""
-        )
-        r.cells["name"] = b.add(
-            f"t.{n}.name",
-            f"第{n}个用例的名称",
-            case,
-            "name",
-            "text",
-            path + ("name",),
-            _test_writer(b.cid, tname, "name", n),
-            required=True,
-            last=True,
-        )
-        facts = case.get("facts") if isinstance(case.get("facts"), dict) else {}
-        for fact in names:
-            if fact in facts:
-                uses.setdefault(fact, []).append(tname)
-            ftype = b.fact_type(fact)
-            what = f"用例“{tname}”的{b.fact_label(fact)}"
-            fname = f"t.{n}.fact.{fact}"
-            opts = [("", "（不给）"), ("true", "是"), ("false", "否")] if ftype == "boolean" else []
-            r.cells[f"fact.{fact}"] = b.add(
-                fname,
-                what,
-                facts,
-                fact,
-                "select" if opts else "text",
-                path + ("facts", fact),
-                _test_fact_writer(b.cid, tname, fact, ftype, what, fname),
-                value=_text(facts.get(fact)) if fact in facts else "",
-                options=opts,
-            )
-        r.cells["points"] = b.add(
-            f"t.{n}.points",
-            f"用例“{tname}”的期望得分",
-            case,
-            "points",
-            "number",
-            path + ("points",),
-            _test_writer(b.cid, tname, "points", n),
-            required=True,
-        )
-        fired = case.get("fired")
-        shown = (
-            "无" if isinstance(fired, list) and not fired else "、".join(map(_text, fired or []))
-        )
-        r.cells["fired"] = b.add(
-            f"t.{n}.fired",
-            f"用例“{tname}”期望触发的规则",
-            case,
-            "fired",
-            "text",
-            path + ("fired",),
-            _test_writer(b.cid, tname, "fired", n),
-            value=shown,
-            hint="规则编号用顿号或逗号分隔；否决写 !编号；“无”：期望一条也不触发；留空：不检查",
-        )
-        r.cells["status"] = b.add(
-            f"t.{n}.status",
-            f"用例“{tname}”的期望状态",
-            case,
-            "status",
-            "select",
-            path + ("status",),
-            _test_writer(b.cid, tname, "status", n),
-            options=STATUS_OPTIONS,
-        )
-        rows.append(r)
+    columns += [(key, words) for key, words, _, _ in TEST_CELLS]
+    rows = [
+        _test_row(b, cases, i, names, uses) for i in range(len(cases)) if isinstance(cases[i], dict)
+    ]
     return Table("tests", "测试用例", columns, rows, "add_test", "添加测试用例"), uses
 
 
-def _test_writer(cid: str, test: str, key: str, n: int):
+def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) -> Row:
+    case, n, path = cases[i], i + 1, ("tests", i)
+    tname = _text(case.get("name"))
+    remove = f"remove_test:{n}" if len(cases) > 1 else ""
+    r = b.row(f"t.{n}", tname, cases, i, path, remove=remove)
+    r.cells["name"] = b.add(
+        f"t.{n}.name", f"第{n}个用例的名称", case, "name", "text", path + ("name",),
+        _test_writer(b.cid, tname, "name", "text", f"第{n}个用例的名称", f"t.{n}.name"),
+        required=True, last=True,
+    )  # fmt: skip
+    facts = case.get("facts") if isinstance(case.get("facts"), dict) else {}
+    for fact in names:
+        if fact in facts:
+            uses.setdefault(fact, []).append(tname)
+        ftype = b.fact_type(fact)
+        what, fname = f"用例“{tname}”的{b.fact_label(fact)}", f"t.{n}.fact.{fact}"
+        opts = [("", "（不给）"), ("true", "是"), ("false", "否")] if ftype == "boolean" else []
+        r.cells[f"fact.{fact}"] = b.add(
+            fname, what, facts, fact, "select" if opts else "text", path + ("facts", fact),
+            _test_fact_writer(b.cid, tname, fact, ftype, what, fname),
+            value=_text(facts.get(fact)) if fact in facts else "", options=opts,
+        )  # fmt: skip
+    for key, words, widget, kind in TEST_CELLS:
+        fired = case.get("fired")
+        value = None
+        if key == "fired":  # [] is "none fired", no key is "not checked"
+            value = "无" if fired == [] else "、".join(map(_text, _list(fired)))
+        what = f"用例“{tname}”的{words}"
+        r.cells[key] = b.add(
+            f"t.{n}.{key}", what, case, key, widget, path + (key,),
+            _test_writer(b.cid, tname, key, kind, what, f"t.{n}.{key}"),
+            value=value, required=key == "points", hint=FIRED_HINT if key == "fired" else "",
+            options=STATUS_OPTIONS if key == "status" else [],
+        )  # fmt: skip
+    return r
+
+
+def _test_writer(cid: str, test: str, key: str, kind: str, what: str, name: str):
     def write(files: Files, text: str) -> Files:
-        what, name = (
-            f"第{n}个用例的{ {'name': '名称', 'points': '期望得分', 'fired': '期望触发的规则', 'status': '期望状态'}[key] }",
-            f"t.{n}.{key}",
-        )
-        if key == "fired":
+        value: Any
+        if kind == "fired":
             t = text.strip()
-            value: Any = None if not t else ([] if t == "无" else re.split(r"[\s,，、]+", t))
-            return edit.set_clause_test_key(files, cid, test, key, value)
-        kind = "number" if key == "points" else "text"
-        value = _typed(kind, text, what, name, key in ("name", "points"))
+            value = None if not t else ([] if t == "无" else re.split(r"[\s,，、]+", t))
+        else:
+            value = _typed(kind, text, what, name, key in ("name", "points"))
         return edit.set_clause_test_key(files, cid, test, key, value)
 
     return write
@@ -1109,8 +1031,37 @@ def _posted(form: Any, name: str) -> str | None:
     return None if value is None else str(value).replace("\r\n", "\n")
 
 
+#: the last forms applied: (clause, files, form) -> the result. A save applies the same form to
+#: the same files twice (once to say what changed, once inside the draft's optimistic lock), and
+#: each edit writes its file the round-trip way (tens of milliseconds a value)
+_APPLIED: dict[tuple, Applied] = {}
+_APPLIED_LOCK = threading.Lock()
+
+
+def _form_items(form: Any) -> tuple:
+    try:
+        return tuple(form.items(multi=True))
+    except TypeError:  # a plain mapping
+        return tuple(form.items())
+
+
 def apply_clause_form(files: Files, clause_id: str, form: Any) -> Applied:
     """Write what the posted form changed (see the module's docstring)."""
+    key = (str(clause_id), tuple(files.items()), _form_items(form))
+    try:
+        done = _APPLIED.get(key)
+    except TypeError:  # a value that cannot be a key (an upload): nothing remembered
+        return _apply(files, clause_id, form)
+    if done is None:
+        done = _apply(files, clause_id, form)
+        with _APPLIED_LOCK:
+            if len(_APPLIED) > 8:
+                _APPLIED.clear()
+            _APPLIED[key] = done
+    return Applied(done, list(done.changes), list(done.touched))
+
+
+def _apply(files: Files, clause_id: str, form: Any) -> Applied:
     b, ctx = _build(files, clause_id)
     changes: list[str] = []
     touched: list[str] = []
@@ -1154,84 +1105,101 @@ def _next_id(ids: list[str], prefix: str) -> str:
 
 
 def _act(files: Files, b: _Builder, ctx: dict, action: str, form: Any):
+    """The posted ``action`` (a structural button): (files, what it did, test cases touched)."""
     verb, _, arg = action.partition(":")
-    cid = b.cid
-    if verb == "add_fact":
-        name = (form.get("new_fact.name") or "").strip()
-        ftype = (form.get("new_fact.type") or "number").strip()
-        label = (form.get("new_fact.label") or "").strip() or name
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise EditError(
-                "新事实的事实名应由英文字母、数字和下划线组成，且不以数字开头",
-                field="new_fact.name",
-            )
-        if ftype not in FACT_TYPES:
-            raise EditError(f"新事实的类型“{ftype}”不是可选的类型", field="new_fact.type")
-        return (
-            edit.add_fact(files, cid, {"name": name, "type": ftype, "label": label}),
-            [f"添加事实“{name}”"],
-            [],
+    handler = ACTIONS.get(verb)
+    if handler is None:
+        raise EditError(f"无法识别的操作 {action}")
+    return handler(files, b, ctx, arg, form)
+
+
+def _add_fact(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    name = (form.get("new_fact.name") or "").strip()
+    ftype = (form.get("new_fact.type") or "number").strip()
+    label = (form.get("new_fact.label") or "").strip() or name
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise EditError(
+            "新事实的事实名应由英文字母、数字和下划线组成，且不以数字开头", field="new_fact.name"
         )
-    if verb == "remove_fact":
-        removal = edit.remove_fact(files, cid, arg)
-        return removal.files, [f"删去事实“{arg}”"], removal.touched
-    if verb == "add_rule":
-        kind = (form.get("new_rule.kind") or "").strip()
-        if kind not in BLOCKS:
-            raise EditError(f"请选择新规则的积木类型（收到“{kind}”）", field="new_rule.kind")
-        rid = (form.get("new_rule.id") or "").strip() or ctx["new_rule_id"]
-        if "/" in rid or rid.startswith(("!", "$")):
-            raise EditError(
-                f"规则编号“{rid}”不能含有“/”，也不能以“!”或“$”开头", field="new_rule.id"
-            )
-        return (
-            edit.add_rule(files, cid, _starter(b, rid, kind)),
-            [f"添加规则“{rid}”（{BLOCKS[kind].title}）"],
-            [],
-        )
-    if verb == "remove_rule":
-        removal = edit.remove_rule(files, cid, arg)
-        return removal.files, [f"删去规则“{arg}”"], removal.touched
-    if verb == "add_row":
-        key, _, rid = arg.partition(":")
-        if key not in LIST_ITEMS:
-            raise EditError(f"没有可添加行的表格 {key}")
-        return (
-            edit.add_rule_item(files, cid, rid, key, _starter_item(b, key)),
-            [f"规则“{rid}”添加一{_ITEM_WORD[key]}"],
-            [],
-        )
-    if verb == "remove_row":
-        key, n, rid = (arg.split(":", 2) + ["", ""])[:3]
-        if key not in LIST_ITEMS or not n.isdigit():
-            raise EditError(f"无法识别的操作 {action}")
-        return (
-            edit.remove_rule_item(files, cid, rid, key, int(n)),
-            [f"规则“{rid}”删去第{n}{_ITEM_WORD[key]}"],
-            [],
-        )
-    if verb == "add_veto":
-        vid = _next_id([r.title for r in ctx["vetoes"].rows], "v")
-        veto = {"id": vid, "when": next(iter(b.facts), "false"), "reason": "（请填写原文依据）"}
-        return edit.add_veto(files, cid, veto), [f"添加否决“{vid}”"], []
-    if verb == "remove_veto":
-        removal = edit.remove_veto(files, cid, arg)
-        return removal.files, [f"删去否决“{arg}”"], removal.touched
-    if verb == "add_test":
-        names = [r.title for r in ctx["tests"].rows]
-        n = len(names) + 1
-        while f"新用例{n}" in names:
-            n += 1
-        case = {"name": f"新用例{n}", "facts": {}, "points": Decimal(0)}
-        return edit.add_clause_test(files, cid, case), [f"添加测试用例“新用例{n}”"], []
-    if verb == "remove_test":
-        rows = ctx["tests"].rows
-        if not arg.isdigit() or not 1 <= int(arg) <= len(rows):
-            raise EditError(f"没有第{arg}个测试用例")
-        # the name as the form's fields left it (a rename in the same post is already written)
-        name = _current_test_name(files, b, int(arg))
-        return edit.remove_clause_test(files, cid, name), [f"删去测试用例“{name}”"], []
-    raise EditError(f"无法识别的操作 {action}")
+    if ftype not in FACT_TYPES:
+        raise EditError(f"新事实的类型“{ftype}”不是可选的类型", field="new_fact.type")
+    fact = {"name": name, "type": ftype, "label": label}
+    return edit.add_fact(files, b.cid, fact), [f"添加事实“{name}”"], []
+
+
+def _add_rule(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    kind = (form.get("new_rule.kind") or "").strip()
+    if kind not in BLOCKS:
+        raise EditError(f"请选择新规则的积木类型（收到“{kind}”）", field="new_rule.kind")
+    rid = (form.get("new_rule.id") or "").strip() or ctx["new_rule_id"]
+    if "/" in rid or rid.startswith(("!", "$")):
+        raise EditError(f"规则编号“{rid}”不能含有“/”，也不能以“!”或“$”开头", field="new_rule.id")
+    said = f"添加规则“{rid}”（{BLOCKS[kind].title}）"
+    return edit.add_rule(files, b.cid, _starter(b, rid, kind)), [said], []
+
+
+def _add_row(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    key, _, rid = arg.partition(":")
+    if key not in LIST_ITEMS:
+        raise EditError(f"没有可添加行的表格 {key}")
+    said = f"规则“{rid}”添加一{_ITEM_WORD[key]}"
+    return edit.add_rule_item(files, b.cid, rid, key, _starter_item(b, key)), [said], []
+
+
+def _remove_row(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    key, n, rid = (arg.split(":", 2) + ["", ""])[:3]
+    if key not in LIST_ITEMS or not n.isdigit():
+        raise EditError(f"无法识别的操作 remove_row:{arg}")
+    said = f"规则“{rid}”删去第{n}{_ITEM_WORD[key]}"
+    return edit.remove_rule_item(files, b.cid, rid, key, int(n)), [said], []
+
+
+def _add_veto(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    vid = _next_id([r.title for r in ctx["vetoes"].rows], "v")
+    veto = {"id": vid, "when": next(iter(b.facts), "false"), "reason": "（请填写原文依据）"}
+    return edit.add_veto(files, b.cid, veto), [f"添加否决“{vid}”"], []
+
+
+def _add_test(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    names = [r.title for r in ctx["tests"].rows]
+    n = len(names) + 1
+    while f"新用例{n}" in names:
+        n += 1
+    case = {"name": f"新用例{n}", "facts": {}, "points": Decimal(0)}
+    return edit.add_clause_test(files, b.cid, case), [f"添加测试用例“新用例{n}”"], []
+
+
+def _remove_test(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+    if not arg.isdigit() or not 1 <= int(arg) <= len(ctx["tests"].rows):
+        raise EditError(f"没有第{arg}个测试用例")
+    # the name as the form's fields left it (a rename in the same post is already written)
+    name = _current_test_name(files, b, int(arg))
+    return edit.remove_clause_test(files, b.cid, name), [f"删去测试用例“{name}”"], []
+
+
+def _removal(remove: Callable[..., edit.Removal], words: str):
+    """A removal that may change test cases (a fact, a rule, a veto), named by its id."""
+
+    def handler(files: Files, b: _Builder, ctx: dict, arg: str, form: Any):
+        removal = remove(files, b.cid, arg)
+        return removal.files, [f"删去{words}“{arg}”"], removal.touched
+
+    return handler
+
+
+#: the posted ``action``'s verb -> what it does (the module's docstring lists them)
+ACTIONS = {
+    "add_fact": _add_fact,
+    "remove_fact": _removal(edit.remove_fact, "事实"),
+    "add_rule": _add_rule,
+    "remove_rule": _removal(edit.remove_rule, "规则"),
+    "add_row": _add_row,
+    "remove_row": _remove_row,
+    "add_veto": _add_veto,
+    "remove_veto": _removal(edit.remove_veto, "否决"),
+    "add_test": _add_test,
+    "remove_test": _remove_test,
+}
 
 
 def _current_test_name(files: Files, b: _Builder, n: int) -> str:

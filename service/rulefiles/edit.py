@@ -673,6 +673,7 @@ def set_clause_key(files: Files, clause_id: str, name: str, value: Any) -> Files
     _check_field(name, CLAUSE_KEYS + ("bonus",), "条款")
     from .spec import CLAUSE  # the spec reads the blocks, which this module's importers need not
 
+    _required(CLAUSE, name, value, "条款")
     rel = clause_file(files, clause_id)
     order = _spec_order(CLAUSE)
 
@@ -692,6 +693,14 @@ def set_clause_key(files: Files, clause_id: str, name: str, value: Any) -> Files
             _put(d, name, value, order, rel)
 
     return _edited(files, rel, change)
+
+
+def _required(obj: Any, name: str, value: Any, what: str) -> None:
+    """A key the format requires is not removed (None or an empty list)."""
+    empty = value is None or (isinstance(value, list | tuple) and not value)
+    field_spec = obj.fields.get(name)
+    if empty and field_spec is not None and field_spec.required:
+        raise EditError(f"{what}的 {name} 必须填写")
 
 
 def _position(owner: Any, key: str, order: list[str]) -> int:
@@ -936,6 +945,7 @@ def set_fact_key(files: Files, clause_id: str, fact: str, name: str, value: Any)
     from .spec import FACT
 
     _check_field(name, FACT_FIELDS + ("required", "applies_when"), "事实")
+    _required(FACT, name, value, "事实")
     rel = clause_file(files, clause_id)
 
     def change(d: Any) -> None:

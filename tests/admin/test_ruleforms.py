@@ -55,8 +55,9 @@ def render(ctx: dict) -> str:
 
 
 class _Form(HTMLParser):
-    """What a browser posts for a form: inputs, textareas (their first newline dropped, as
-    HTML parsing drops it, lines ending CRLF as browsers send them) and selected options."""
+    """What a browser posts for a form: inputs (without line breaks, as browsers sanitize
+    them), textareas (their first newline dropped, as HTML parsing drops it, lines ending CRLF
+    as browsers send them) and selected options."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -69,7 +70,9 @@ class _Form(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "input" and a.get("type", "text") in ("text", "hidden"):
-            self.fields.append((a["name"], a.get("value") or ""))
+            # a browser strips line breaks from a text input's value (HTML's value sanitization)
+            value = (a.get("value") or "").replace("\r", "").replace("\n", "")
+            self.fields.append((a["name"], value))
         elif tag == "textarea":
             self._textarea, self._text = a["name"], []
         elif tag == "select":
@@ -601,3 +604,101 @@ def test_an_assessed_rule_edits_its_reviewer_bounds_as_its_block_declares():
     assert after.changes == ["规则“r1”的评审给分上限改为“5”"]
     checked = edit.check(after, "gumeilu")  # a reviewer's 6 in a test case is now out of bounds
     assert not checked.ok and "brand_building_score" in str(checked.error)
+
+
+def test_the_same_form_applied_twice_to_the_same_files_gives_equal_results_apart():
+    files = _files(GUMEILU)
+    form = posted(render(ruleforms.clause_form(files, "13")), **{"r.r2.cap": "4"})
+    first = ruleforms.apply_clause_form(files, "13", form)
+    second = ruleforms.apply_clause_form(files, "13", form)
+    assert first == second and first is not second and first.changes == second.changes
+    first.changes.append("x")
+    first["scheme.yaml"] = ""
+    assert ruleforms.apply_clause_form(files, "13", form) == second
+    assert second.changes == ["规则“r2”的上限改为“4”"]
+
+
+def test_a_value_written_over_several_lines_is_shown_in_a_textarea_and_kept():
+    # a text input cannot hold a line break (a browser drops it): such a value gets a textarea
+    files = _files(GUMEILU)
+    rel = "clauses/13-equipment-accidents.yaml"
+    text = files[rel].replace(
+        "    help: 有人员死亡的事故不计入本数，另填死亡人数。\n",
+        "    help: |-\n      有人员死亡的事故不计入本数，\n      另填死亡人数。\n",
+    )
+    files = {**files, rel: text}
+    ctx = ruleforms.clause_form(files, "13")
+    html = render(ctx)
+    assert ruleforms.apply_clause_form(files, "13", posted(html)) == files
+    assert ctx["fields"]["f.nonfatal_equipment_accidents.help"].input == "textarea"
+    after = ruleforms.apply_clause_form(
+        files, "13", posted(html, **{"f.nonfatal_equipment_accidents.help": "第一行\r\n第二行"})
+    )
+    assert "    help: |-\n      第一行\n      第二行\n" in after[rel]
+
+
+# --- in a real browser -------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_in_chromium_posted_unchanged_is_byte_identical_and_a_typed_value_is_written():
+    """Debian's Chromium posts the forms (what a browser does to inputs, textareas and
+    selects is the browser's, not an emulation): every clause of 双台子 and the clauses with a
+    panel, maturity levels and weighted parts; then a typed band edge and a clicked button."""
+    from flask import Flask, render_template_string, request
+
+    from tools.browser import CHROMIUM, chromium, serve
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    pytest.importorskip("playwright.sync_api")
+    schemes = {
+        "s": _files(SHUANGTAIZI),
+        "c1": _files(RULES / "baoshan" / "2022-c1"),
+        "panel": _files(FIXTURES / "panel"),
+        "weighted": _files(FIXTURES / "weighted"),
+    }
+    results: dict = {}
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    page_html = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>'
+        '<form method="post">{% include "admin/_clause_form.html" %}'
+        '<button type="submit" id="save">保存</button></form></body></html>'
+    )
+
+    @app.get("/<scheme>/<cid>")
+    def show(scheme, cid):
+        return render_template_string(page_html, form=ruleforms.clause_form(schemes[scheme], cid))
+
+    @app.post("/<scheme>/<cid>")
+    def save(scheme, cid):
+        results[(scheme, cid)] = ruleforms.apply_clause_form(schemes[scheme], cid, request.form)
+        return "ok"
+
+    clauses = [("s", cid) for cid in clause_ids(schemes["s"])]
+    clauses += [("c1", "2.1"), ("panel", "2"), ("weighted", "1")]
+    with serve(app) as base, chromium() as context:
+        page = context.new_page()
+        for scheme, cid in clauses:
+            page.goto(f"{base}/{scheme}/{cid}")
+            page.click("#save")
+            page.wait_for_load_state()
+            assert results[(scheme, cid)] == schemes[scheme], (scheme, cid)
+        page.goto(f"{base}/s/3")
+        page.fill('[name="r.ratio.bands.2.lo"]', "1.1")
+        page.select_option('[name="r.ratio.bands.2.lo_closed"]', "(")
+        page.click("#save")
+        page.wait_for_load_state()
+        rel = "clauses/03-quality-incentives.yaml"
+        assert changed_lines(schemes["s"], results[("s", "3")]) == {
+            rel: (
+                ['      - {range: "[1, 1.2)", points: 3, label: 达到全市平均值}'],
+                ['      - {range: "(1.1, 1.2)", points: 3, label: 达到全市平均值}'],
+            )
+        }
+        page.goto(f"{base}/s/3")
+        page.click('button[value="add_row:bands:ratio"]')
+        page.wait_for_load_state()
+        assert changed_lines(schemes["s"], results[("s", "3")])[rel][1] == [
+            '      - {range: "[0, inf)", points: 0}'
+        ]

@@ -257,3 +257,14 @@ def test_a_whole_number_given_as_an_int_is_written_as_it_is():
     # format(3, "f") is "3.000000": an int went through it, where a Decimal did not
     after = edit.set_clause_test_fact(FILES, "7", "无", "n", 3)
     assert "  - {name: 无, facts: {n: 3}, points: 0}\n" in after[REL]
+
+
+def test_a_key_the_format_requires_is_not_removed():
+    for call, words in (
+        (lambda: edit.set_clause_key(FILES, "7", "title", None), "条款的 title 必须填写"),
+        (lambda: edit.set_clause_key(FILES, "7", "points", None), "条款的 points 必须填写"),
+        (lambda: edit.set_fact_key(FILES, "7", "n", "type", None), "事实的 type 必须填写"),
+        (lambda: edit.set_fact_key(FILES, "7", "n", "label", None), "事实的 label 必须填写"),
+    ):
+        with pytest.raises(edit.EditError, match=words):
+            call()
