@@ -1100,6 +1100,16 @@ def rule_clause_save(draft_id, clause_id):
     action = (form.get("action") or "").strip()
     kept = _Kept(lambda f: ruleforms.apply_clause_form(f, clause_id, form))
     what = f"修改第{clause_id}条" + (f"（{action}）" if action and action != "save" else "")
+    current = releases.read_draft(ctx(), actor, draft_id)
+    if str(current.lock) == form.get("lock"):
+        # what the form changes, in words, for the journal (blockforms keeps the result: the
+        # same form on the same files inside releases.edit costs nothing more)
+        try:
+            changes = ruleforms.apply_clause_form(current.files, clause_id, form).changes
+        except EditError:
+            changes = []  # raised again inside releases.edit, and shown at its field
+        if changes:
+            what = f"修改第{clause_id}条：" + "；".join(changes)[:180]
     try:
         releases.edit(ctx(), actor, draft_id, _lock(), kept, what)
     except Invalid as err:

@@ -696,3 +696,27 @@ def test_the_grading_form_on_a_ranked_scheme_and_its_ranking_cases(app):
     assert 'class="failing"' in case and "✗ " in case
     r = _post(admin, draft_id, "/grading", {"t.1.top": "x", "v.new.id": "v2"})
     assert r.status_code == 422 and "“x”不是数字" in _text(r)
+
+
+def test_a_clause_save_is_journaled_with_what_it_changed(app):
+    from sqlalchemy import select
+
+    from service.db import JournalEntry
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2036")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/4"
+    page = editor.get(url)
+    r = editor.post(url, data={"csrf_token": csrf_token(page.text), "lock": _lock(page),
+                               "c.title": "工作信息与新媒体信息报送"})  # fmt: skip
+    assert r.status_code == 302
+    with app.extensions["scoring"].db.transaction() as s:
+        entry = s.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.action == "rules.draft.save")
+            .order_by(JournalEntry.id.desc())
+        ).first()
+        details = dict(entry.detail or {})
+    assert (
+        details["what"].startswith("修改第4条：") and "工作信息与新媒体信息报送" in details["what"]
+    )
