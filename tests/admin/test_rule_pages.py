@@ -720,3 +720,23 @@ def test_a_clause_save_is_journaled_with_what_it_changed(app):
     assert (
         details["what"].startswith("修改第4条：") and "工作信息与新媒体信息报送" in details["what"]
     )
+
+
+def test_a_draft_broken_in_the_text_view_still_shows_its_pages_and_its_errors(app):
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2037")
+    url = f"/admin/rules/drafts/{draft_id}/files/scheme.yaml"
+    page = editor.get(url)
+    r = editor.post(url, data={"csrf_token": csrf_token(page.text), "lock": _lock(page),
+                               "text": "id: [gumeilu-2037\ntitle: 断了\n"})  # fmt: skip
+    assert r.status_code == 302
+    draft = editor.get(f"/admin/rules/drafts/{draft_id}")
+    text = _text(draft)
+    assert draft.status_code == 200 and "scheme.yaml 不是有效的YAML" in text
+    assert 'data-clause="4"' in draft.text  # the clause list is still there
+    errors = text.split('id="check-errors"')[1].split("</div>")[0]
+    assert "scheme.yaml:" in errors and "#L" in errors
+    assert editor.get(f"/admin/rules/drafts/{draft_id}/clauses/4").status_code == 200
+    # the header form cannot be applied to a broken file: said beside nothing lost
+    r = _post(editor, draft_id, "/header", {"h.title": "新标题"})
+    assert r.status_code == 422 and 'value="新标题"' in _text(r)
