@@ -357,6 +357,11 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
     assert r.status_code == 302
     order = re.findall(r'data-clause="([^"]+)"', editor.get(r.headers["Location"]).text)
     assert order[:3] == ["2", "1", "3"]
+    # a clause whose id is Chinese (区领导评价, before the new 19) moves by its id in the address
+    r = _post(editor, draft_id, "/clauses/区领导评价/move", {"direction": "up"})
+    assert r.status_code == 302
+    order = re.findall(r'data-clause="([^"]+)"', editor.get(r.headers["Location"]).text)
+    assert order[-3:] == ["区领导评价", "18", "19"], order
     refused = _post(editor, draft_id, "/clauses/16/remove", {})
     assert refused.status_code == 422 and "确认删除" in _text(refused)
     r = _post(editor, draft_id, "/clauses/16/remove", {"confirm": "yes"})
