@@ -74,6 +74,7 @@ class Outline:
     tests: list[dict] = field(default_factory=list)
     ranking_tests: list[dict] = field(default_factory=list)
     clauses: list[dict] = field(default_factory=list)
+    fields: dict[int, str] = field(default_factory=dict)  # scheme.yaml's line -> form field
     problem: str = ""  # scheme.yaml cannot be read as a map: the text view is the way in
 
 
@@ -151,6 +152,7 @@ def _read_scheme(text: str) -> dict:
     header.update({f"source_{k}": _text(source.get(k)) for k in ("document", "ref", "text")})
     grading = doc.get("grading") if isinstance(doc.get("grading"), dict) else {}
     return {
+        "fields": _field_lines(doc, source, grading),
         "header": header,
         "categories": list(_categories(doc.get("categories"), 0)),
         "grading": {
@@ -180,6 +182,53 @@ def _read_scheme(text: str) -> dict:
 
 def _line(node: Any) -> int:
     return node.lc.line + 1 if hasattr(node, "lc") else 0
+
+
+def _key_line(node: Any, key: str) -> int:
+    """The line of ``key`` in a mapping as written (0: not written, or not known)."""
+    try:
+        return node.lc.key(key)[0] + 1 if key in node else 0
+    except (AttributeError, KeyError, TypeError):
+        return 0
+
+
+def _field_lines(doc: Any, source: Any, grading: Any) -> dict[int, str]:
+    """{line of scheme.yaml: the draft page's field written there}: an error the loader reports
+    at that line is shown beside that field (a category's subtotal, a test's total, …)."""
+    at: dict[int, str] = {}
+
+    def put(line: int, name: str) -> None:
+        if line:
+            at.setdefault(line, name)
+
+    for key in ("title", "year", "issuer", "total"):
+        put(_key_line(doc, key), f"h.{key}")
+    for key in ("document", "text"):
+        put(_key_line(source, key), f"h.source_{key}")
+    stack = list(_list(doc.get("categories")))
+    while stack:
+        cat = stack.pop()
+        if not isinstance(cat, dict):
+            continue
+        cid = _text(cat.get("id"))
+        for key in ("points", "cap", "title"):
+            put(_key_line(cat, key), f"c.{cid}.{key}")
+        put(_line(cat), f"c.{cid}.title")
+        stack.extend(_list(cat.get("categories")))
+    put(_key_line(grading, "method"), "g.method")
+    for prefix, key in (("t", "tiers"), ("d", "distinctions")):
+        for n, item in enumerate(_list(grading.get(key)), 1):
+            put(_line(item), f"{prefix}.{n}.{'grade' if prefix == 't' else 'name'}")
+    for veto in _list(grading.get("vetoes")):
+        if isinstance(veto, dict):
+            vid = _text(veto.get("id"))
+            for key in eg.VETO_FIELDS:
+                put(_key_line(veto, key), f"v.{vid}.{key}")
+    for n, case in enumerate(_list(doc.get("tests")), 1):
+        if isinstance(case, dict):
+            put(_key_line(case, "total"), f"s.{n}.total")
+            put(_key_line(case, "grade"), f"s.{n}.grade")
+    return at
 
 
 def _list(value: Any) -> list:
@@ -671,6 +720,13 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         if cid is not None:
             failing_by_clause.setdefault(cid, []).append(case)
     editable = view.state == "draft" and me.can("rules.draft")
+    # the check's errors in scheme.yaml beside the field written at their line
+    checked_at: dict[str, list[str]] = {}
+    case_lines = {line for rel, line in where["cases"] if rel == "scheme.yaml"}  # shown apart
+    for line, messages in where["by_file"].get("scheme.yaml", {}).items():
+        name = now.fields.get(line)
+        if name is not None and line not in case_lines:
+            checked_at.setdefault(name, []).extend(messages)
     return render_template(
         "admin/rule_draft.html",
         d=view,
@@ -695,6 +751,7 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         problems=problems or {},
         typed=typed or {},
         theirs=theirs,
+        checked_at=checked_at,
         chosen_cases=request.form.getlist("s.fact.case") if request.method == "POST" else [],
     ), status
 

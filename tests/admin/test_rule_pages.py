@@ -310,6 +310,9 @@ def test_header_categories_and_a_subtotal_error_shown_at_its_line(app):
     view = editor.get(f"/admin/rules/drafts/{draft_id}/files/scheme.yaml")
     row = _text(view).split(f'id="L{line}"')[1].split('<tr id="L')[0]
     assert "points: 95" in row and found.group(4) in row  # 工作's 95 no longer adds up
+    # and beside the field written at that line: 工作's subtotal in the categories form
+    cell = text.split('data-category="工作"')[1].split("</tr>")[0]
+    assert f'<p class="field-error checked" data-field="c.工作.points">{found.group(4)}</p>' in cell
     # back to 14: the check passes again
     r = _post(editor, draft_id, "/categories", {"c.组织领导.points": "14"})
     assert "检查通过" in _text(editor.get(r.headers["Location"]))
