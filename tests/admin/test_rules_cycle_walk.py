@@ -32,7 +32,7 @@ from service.config import PROJECT_ROOT
 from service.rulefiles.loader import version_of
 from tools.browser import chromium, serve, sign_in, sign_out
 
-from ..apps import make_app, round_dates
+from ..apps import make_app
 from ..conftest import RULES
 from .conftest import PASSWORD, actor, official
 from .test_browser import _browser_available
@@ -268,6 +268,21 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
         _save(page, "#approve button[type=submit]")
         assert page.locator("#state").get_attribute("data-state") == "published", _main(page)[:800]
         assert "自2023年度起生效" in _main(page)
+
+        # 13. a round of 2023 opened on the rounds page takes the 2023 version
+        page.goto(f"{site}/admin/rounds")
+        page.select_option("#scheme", "gumeilu-2023")
+        page.fill("#year", "2023")
+        for name, when in (
+            ("self_deadline", "2099-01-10T17:00"),
+            ("review_deadline", "2099-02-10T17:00"),
+            ("publication_start", "2099-02-11T09:00"),
+            ("appeal_deadline", "2099-02-18T17:00"),
+            ("publication_end", "2099-02-20T17:00"),
+        ):
+            page.fill(f"#d-{name}", when)
+        _save(page, "#open-round button[type=submit]")
+        assert "/admin/rounds/" in page.url, _main(page)[:800]
         page.close()
 
     # the zip passes scoring check and scoring test from the command line
@@ -284,8 +299,8 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
     admin = actor(walk_app, "admin")
     draft = releases.read_draft(ctx, admin, draft_id)
     assert ctx.registry.get("gumeilu-2023").version == draft.version
-    opened = rounds.open_round(ctx, admin, "gumeilu-2023", 2023, "", round_dates())
-    assert opened.rules_version == draft.version
+    opened = rounds.list_rounds(ctx, admin, "gumeilu-2023")[0]
+    assert opened.year == 2023 and opened.rules_version == draft.version
     facts = dict(_example_facts()["示例街道甲"], quality_month_event=True,
                  brand_building_score=Decimal(5))  # fmt: skip
     for gone in ("special_reports", "media_reports"):
