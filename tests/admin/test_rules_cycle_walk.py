@@ -7,8 +7,12 @@ cap (clause 13's deaths part 3 → 4); removes clause 16 (its facts leave every 
 clause 19 with a test case; sees a failing test reported beside its case (clause 4's "工作信息9篇"
 and the scheme test "有加分有扣分") and fixes it; reads the comparison; runs the impact preview
 over the three units whose 2022 facts were reviewed and scored; proposes. A second admin approves
-for 2023. The 2023 version then scores a new submission, a 2022 score still replays exactly, and
-the draft's zip, downloaded from its page, passes ``scoring check`` and ``scoring test``.
+for 2023 and opens a 2023 round on the rounds page, which takes the approved version. The draft's
+zip, downloaded from its page, passes ``scoring check`` and ``scoring test`` (subprocesses).
+
+Outside the browser, through the service layer: the setup (the three units' 2022 facts taken to
+official scores), then a new 2023 submission scored officially under the 2023 version, and every
+2022 score replayed exactly under its own version.
 
 The changes are those of tests/unit/test_rule_edits.py's ``_gumeilu_2023`` (the same edits made
 there through service.rulefiles.edit), so every expected total is worked out there.
