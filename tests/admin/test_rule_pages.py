@@ -445,10 +445,17 @@ def test_every_form_needs_the_csrf_token(app):
     editor = _signed_in(app, "editor")
     draft_id = _copy(editor, "2030")
     page = editor.get(f"/admin/rules/drafts/{draft_id}")
-    for path in ("/header", "/categories", "/grading", "/tests", "/clauses", "/check",
-                 "/propose", "/clauses/1/move", "/clauses/1/remove", "/files/scheme.yaml"):  # fmt: skip
-        r = editor.post(f"/admin/rules/drafts/{draft_id}{path}", data={"lock": _lock(page)})
-        assert r.status_code == 400 and "安全令牌" in _text(r), path
+    admin = _signed_in(app, "admin")
+    # every POST route of the rule editor on a draft (the access matrix lists them all)
+    posts = [rule for (method, rule) in EDITOR_ROUTES if method == "POST" and "<draft_id>" in rule]
+    assert len(posts) == 15
+    for rule in posts:
+        url = rule.replace("<draft_id>", str(draft_id)).replace("<clause_id>", "1")
+        url = url.replace("<rel>", "scheme.yaml")
+        for who in (editor, admin):
+            r = who.post(url, data={"lock": _lock(page), "confirm": "yes", "effective_year": "2030",
+                                    "direction": "up", "reason": "x", "note": "x"})  # fmt: skip
+            assert r.status_code == 400 and "安全令牌" in _text(r), url
     for path in (
         "/admin/rules/drafts/copy",
         "/admin/rules/drafts/upload",
