@@ -746,7 +746,10 @@ def draft_page(draft_id: int, notice=None, problems=None, typed=None, status=200
         may_draft=me.can("rules.draft"),
         versions=_versions(),
         in_force=_in_force(view),
-        rounds=rounds.list_rounds(ctx(), me.actor) if me.can("rules.approve") else [],
+        # the rounds an approval may re-pin: this scheme's, still open
+        rounds=[r for r in rounds.list_rounds(ctx(), me.actor, view.scheme_id) if r.stage == "open"]
+        if me.can("rules.approve") and view.state == "proposed"
+        else [],
         notice=notice,
         problems=problems or {},
         typed=typed or {},

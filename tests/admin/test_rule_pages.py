@@ -384,6 +384,12 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
     assert "检查通过" in _text(editor.get(r.headers["Location"]))
 
 
+def _actor(app, username: str = "admin"):
+    from .conftest import actor
+
+    return actor(app, username)
+
+
 def _draft(app, draft_id: int):
     from service import releases
 
@@ -668,6 +674,24 @@ def test_a_version_downloaded_then_uploaded_and_a_draft_from_the_disk(app):
     assert uploaded.status_code == 302, _text(uploaded)
     view = editor.get(uploaded.headers["Location"])
     assert "已上传规则包" in _text(view) and "上传" in _text(view) and "检查通过" in _text(view)
+    # proposed, then approved with the scheme's open round named: the round takes the version
+    uploaded_id = int(uploaded.headers["Location"].rsplit("/", 1)[1])
+    r = _post(editor, uploaded_id, "/header", {"h.issuer": "振兴办（修订）"})
+    assert r.status_code == 302
+    _post(editor, uploaded_id, "/propose", {"note": "修订发文单位"})
+    admin = _signed_in(app, "admin")
+    approving = admin.get(f"/admin/rules/drafts/{uploaded_id}")
+    from .conftest import round_of
+
+    rid = round_of(app, "zhenxing-2010")
+    assert f'<option value="{rid}">' in approving.text
+    r = _post(admin, uploaded_id, "/approve", {"effective_year": "2026", "round_id": str(rid)},
+              approving)  # fmt: skip
+    assert r.status_code == 302, _text(r)[:1500]
+    from service import rounds
+
+    version = _draft(app, uploaded_id).version
+    assert rounds.get_round(ctx, _actor(app), rid).rules_version == version
     # not a zip: said on the rules page, nothing made
     before = len(_text(editor.get("/admin/rules")).split('data-draft="'))
     bad = editor.post(
