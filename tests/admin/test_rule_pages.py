@@ -501,18 +501,26 @@ EDITOR_ROUTES = {
 }
 
 
+#: the impact preview's pages of a draft (helper "mapping"'s module admin.impact_pages)
+IMPACT_ROUTES = {
+    ("GET", "/admin/rules/drafts/<draft_id>/impact"): "rules.read",
+    ("POST", "/admin/rules/drafts/<draft_id>/mapping"): "rules.draft",
+    ("POST", "/admin/rules/drafts/<draft_id>/impact"): "rules.impact",
+}
+
+
 def _editor_routes(app) -> set[tuple[str, str]]:
     param = re.compile(r"<(?:[^:>]+:)?([^:>]+)>")
     return {
         (method, param.sub(r"<\1>", rule.rule))
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("admin_web.rule_")
+        if rule.endpoint.startswith(("admin_web.rule_", "admin_web.draft_"))
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
 
 
 def test_the_access_matrix_lists_every_route_of_the_rule_editor(app):
-    assert _editor_routes(app) == set(EDITOR_ROUTES)
+    assert _editor_routes(app) == set(EDITOR_ROUTES) | set(IMPACT_ROUTES)
 
 
 def test_every_role_gets_what_the_matrix_says_on_every_route(app):
@@ -531,7 +539,7 @@ def test_every_role_gets_what_the_matrix_says_on_every_route(app):
                 "/admin/login" if username is None else "/admin/", follow_redirects=True
             ).text
         )
-        for (method, rule), permission in EDITOR_ROUTES.items():
+        for (method, rule), permission in {**EDITOR_ROUTES, **IMPACT_ROUTES}.items():
             url = re.sub(r"<(\w+)>", lambda m: values[m.group(1)], rule)
             if method == "GET":
                 r = client.get(url)
