@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, impact, jobs, releases, rounds, selfassessment
+from service import evidence, impact, jobs, rounds, selfassessment
 from service import operations as ops
 from service.access import check
 from service.domain.cycle import ROUND_STAGES
@@ -922,12 +922,16 @@ def _rules_page(
     comparison=None,
     compare_error="",
 ):
+    from .rule_pages import drafts_section  # the rule editor's module (it imports this one)
+
     versions = ops.rule_versions(ctx(), current_actor())
     schemes = ctx().registry.schemes().values()
+    drafts = drafts_section()  # reads the rules directory's status once, for the note too
     # what the pages published is served even where the rules directory says otherwise: say so
-    disk_differs = [d for d in releases.disk_status(ctx(), current_actor()) if d["differs"]]
+    disk_differs = [d for d in drafts.get("disk") or [] if d["differs"]]
     return render_template(
         "admin/rules.html",
+        **drafts,
         versions=versions,
         disk_differs=disk_differs,
         schemes=schemes,
@@ -1017,3 +1021,7 @@ def rules_impact_xlsx(job_id):
 @bp.route("/<path:anything>")
 def not_found(anything):
     abort(404)
+
+
+# the rule editor's pages (drafts, clauses, files: issue 10) are views of this blueprint too
+from . import rule_pages  # noqa: E402,F401

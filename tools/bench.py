@@ -325,6 +325,13 @@ def save_and_check_print(largest) -> None:
     )
 
 
+def editor_pages_print(rounds: int = 20) -> None:
+    """The rule editor's pages (issue 10: < 200 ms a page): tools/editor_bench.py's figures."""
+    from tools import editor_bench  # here: --against runs this file on older code
+
+    editor_bench.print_figures(rounds)
+
+
 def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     me = psutil.Process(os.getpid())
     settings = from_environment()
@@ -342,6 +349,7 @@ def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
     largest_load = time.perf_counter() - t0
     compare_print(largest, seeds)
     save_and_check_print(largest)
+    editor_pages_print()
     oracle = OracleMatcher()
     with EnginePool(size=2, deadline=30) as pool, tempfile.TemporaryDirectory() as tmp:
         seed_rows = _measure(
