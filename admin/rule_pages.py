@@ -1002,14 +1002,6 @@ def rule_draft_zip(draft_id):
     return _zip(name, data)
 
 
-@bp.get("/rules/versions/<version>.zip")
-def rule_version_zip(version):
-    if not re.fullmatch(r"[0-9a-f]{64}", version):
-        abort(404)
-    name, data = releases.version_zip(ctx(), current_actor(), version)
-    return _zip(name, data)
-
-
 def _zip(name: str, data: bytes) -> Response:
     response = Response(data, mimetype=_ZIP)
     response.headers["Content-Disposition"] = export.attachment(name)

@@ -7,8 +7,9 @@ cap (clause 13's deaths part 3 → 4); removes clause 16 (its facts leave every 
 clause 19 with a test case; sees a failing test reported beside its case (clause 4's "工作信息9篇"
 and the scheme test "有加分有扣分") and fixes it; reads the comparison; runs the impact preview
 over the three units whose 2022 facts were reviewed and scored; proposes. A second admin approves
-for 2023 and opens a 2023 round on the rounds page, which takes the approved version. The draft's
-zip, downloaded from its page, passes ``scoring check`` and ``scoring test`` (subprocesses).
+for 2023 and opens a 2023 round on the rounds page, which takes the approved version, and replays
+(复核) a 2022 score on its score page: reproduced under the 2022 version. The draft's zip,
+downloaded from its page, passes ``scoring check`` and ``scoring test`` (subprocesses).
 
 Outside the browser, through the service layer: the setup (the three units' 2022 facts taken to
 official scores), then a new 2023 submission scored officially under the 2023 version, and every
@@ -28,7 +29,7 @@ from decimal import Decimal
 
 import pytest
 
-from service import jobs, releases, rounds
+from service import audit, jobs, releases, rounds
 from service import operations as ops
 from service.cli import read_facts_file
 from service.commands import add_user
@@ -287,6 +288,13 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
             page.fill(f"#d-{name}", when)
         _save(page, "#open-round button[type=submit]")
         assert "/admin/rounds/" in page.url, _main(page)[:800]
+
+        # 14. a 2022 score replayed in the pages (复核): reproduced under its own 2022 version
+        row = scored_2022["gucun"]
+        page.goto(f"{site}/admin/units/gucun/schemes/gumeilu-2022/score?id={row.id}")
+        _save(page, "#replay")
+        assert page.locator("#replay-result").inner_text() == "已复现", _main(page)[:800]
+        assert version_of(GUMEILU)[:12] in _main(page)
         page.close()
 
     # the zip passes scoring check and scoring test from the command line
@@ -318,6 +326,6 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
 
     # and every 2022 score still replays exactly under its own version
     for code, row in scored_2022.items():
-        again = ops.replay(ctx, admin, row.id)
+        again = audit.replay_score(ctx, admin, row.id)
         assert again["reproduced"], (code, again)
         assert again["rules_version"] == version_of(GUMEILU)
