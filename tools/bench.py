@@ -320,7 +320,7 @@ def save_and_check_ms(scheme, runs: int = 20) -> tuple[float, float, int]:
 def save_and_check_print(largest) -> None:
     total_ms, edit_ms, cases = save_and_check_ms(largest)
     print(
-        f"保存并检查一个条款的修改（{largest.id}）：{total_ms:.1f} ms，其中修改文件 {edit_ms:.1f} ms，"
+        f"保存并检查一个条款的修改（进程内：修改、加载、纯 Python 对照运行用例；{largest.id}）：{total_ms:.1f} ms，其中修改文件 {edit_ms:.1f} ms，"
         f"加载并运行{cases}个测试用例（目标 < 300 ms）"
     )
 
@@ -806,6 +806,20 @@ def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
     return verdicts
 
 
+def cycle_figures(units: int = 1000) -> None:
+    """Issue 10's figures alone, for the largest seed scheme: comparison of two versions, saving
+    and checking one clause (in process, and through the editor's page: the product's path), the
+    editor pages' render times, and the impact preview of ``units`` units under two versions."""
+    seeds = load_all(from_environment().rules_dir)
+    largest = max(seeds.values(), key=lambda s: len(s.matches))
+    compare_print(largest, seeds)
+    save_and_check_print(largest)
+    editor_pages_print()
+    batch = [random_facts(largest, random.Random(i)) for i in range(units)]
+    with EnginePool(size=2, deadline=30) as pool:
+        impact_print(largest, pool, batch)
+
+
 def main() -> None:
     import argparse
 
@@ -827,9 +841,16 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="--against 的轮数与 zen 对比的轮数")
     parser.add_argument("--zen-only", action="store_true", help="只跑与 zen-engine 和下限的对比")
+    parser.add_argument(
+        "--cycle",
+        action="store_true",
+        help="只跑规则改写流程的指标：比较两个版本、保存并检查、编辑页面、影响预览（issue 10）",
+    )
     args = parser.parse_args()
     if args.against:
         against(args.against, args.units, args.runs or 300, args.rounds)
+    elif args.cycle:
+        cycle_figures(args.units)
     elif args.zen_only:
         seeds = load_all(from_environment().rules_dir)
         largest = max(seeds.values(), key=lambda s: len(s.matches))

@@ -37,6 +37,8 @@ from service.db import User
 from service.rulefiles import edit
 
 TARGET_MS = 200
+#: saving one clause and checking the draft (issue 10: save-and-check < 300 ms)
+SAVE_TARGET_MS = 300
 LARGEST = "shuangtaizi-2016"
 PASSWORD = "bench-password"
 
@@ -151,7 +153,11 @@ def print_figures(rounds: int = 20) -> list[str]:
     slow = []
     for name, median, p95 in results:
         print(f"     {name:<{width}}  中位数 {median:>6.1f} ms  p95 {p95:>6.1f} ms")
-        if median >= TARGET_MS and "操作" not in name:
+        if "操作" in name:  # saving is an operation: its target is the save-and-check one
+            print(
+                f"     {'':<{width}}  目标 < {SAVE_TARGET_MS} ms：{'达到' if median < SAVE_TARGET_MS else '未达到'}"
+            )
+        elif median >= TARGET_MS:
             slow.append(name)
     print(
         f"   目标：每个页面 < {TARGET_MS} ms（中位数）："
