@@ -26,6 +26,8 @@ repository, and nothing listens anywhere but 127.0.0.1):
    ETag, or 404 the first time), POST a new version with ``If-Match`` and a
    reason, POST ``/scores`` for that version; timed per request and per cycle,
    at 10 and 50 clients, by a Python client (threads, keep-alive);
+   then what-if at 10 clients again while a child process spins in a busy loop on one core
+   (issue 12: "no collapse when another process takes a core"; ``--skip busy`` leaves it out);
 5. crash containment: during a short what-if load, one durable-rules worker
    process of one gunicorn worker is killed; the requests after it must
    succeed (the call that was on it answers 503 ``engine_unavailable`` and the
@@ -76,8 +78,11 @@ SCHEME = "shuangtaizi-2016"
 EXAMPLE = PROJECT_ROOT / "examples" / "shuangtaizi-2016.yaml"
 HOST = "127.0.0.1"
 
-#: the issue's targets
-TARGET_RATE, TARGET_P99_MS = 200, 100
+#: issue 12's targets: what-if at 10 clients on a quiet machine
+TARGET_RATE, TARGET_P99_MS = 300, 50
+#: and "no collapse when another process takes a core": with one of two cores taken by a busy
+#: loop, at least half the quiet target (the server has half the machine) and p99 at most twice it
+BUSY_RATE, BUSY_P99_MS = 150, 100
 
 # --- results ---------------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class Result:
     client_cpu: float = 0.0  # CPU seconds used by the load generator
     other_cpu: float = 0.0  # CPU seconds used by everything else on the machine (noise)
     spread: str = ""  # for the median of repeated runs: how many, and their range
+    busy: bool = False  # measured while a busy-loop process held a core
+    load: tuple = ()  # the machine's load average (1, 5, 15 minutes) at the end of the run
 
     @property
     def rate(self) -> float:
@@ -863,7 +870,7 @@ def print_table(results: list[Result], out) -> None:
         detail = ", ".join(f"{k}: {v}" for k, v in r.error_detail.items())
         if r.conflicts:
             detail = (detail + ", " if detail else "") + f"409 冲突: {r.conflicts}"
-        what = "请求" if r.name == "what-if" else "周期"
+        what = "请求" if r.name.startswith("what-if") else "周期"
         note = (
             f"{r.tool}；按{what}计"
             + (f"；{r.spread}" if r.spread else "")
@@ -904,10 +911,18 @@ def targets(results: list[Result]) -> list[str]:
     lines = []
     for r in results:
         if r.name == "what-if" and r.clients == 10:
-            ok = r.rate >= TARGET_RATE and r.p99_ms < TARGET_P99_MS and r.errors == 0
+            ok = r.rate >= TARGET_RATE and r.p99_ms <= TARGET_P99_MS and r.errors == 0
             lines.append(
-                f"what-if，10 个客户端：{r.rate:.0f} 次/秒（目标 ≥ {TARGET_RATE}），p99 {r.p99_ms:.1f} ms"
-                f"（目标 < {TARGET_P99_MS}）{'✓' if ok else '✗ 未达标'}"
+                f"what-if，10 个客户端（安静的机器）：{r.rate:.0f} 次/秒（目标 ≥ {TARGET_RATE}），"
+                f"p99 {r.p99_ms:.1f} ms（目标 ≤ {TARGET_P99_MS}）{'达到' if ok else '未达到'}；"
+                f"服务端每次 {r.server_ms:.2f} ms CPU；{load_words(r)}"
+            )
+        if r.busy:
+            ok = r.rate >= BUSY_RATE and r.p99_ms <= BUSY_P99_MS and r.errors == 0
+            lines.append(
+                f"what-if，{r.clients} 个客户端，另一进程占满一核（不崩溃）：{r.rate:.0f} 次/秒"
+                f"（目标 ≥ {BUSY_RATE}），p99 {r.p99_ms:.1f} ms（目标 ≤ {BUSY_P99_MS}）"
+                f"{'达到' if ok else '未达到'}；服务端每次 {r.server_ms:.2f} ms CPU；{load_words(r)}"
             )
     for r in results:
         if r.clients == 50:
@@ -975,7 +990,7 @@ def parse_args(argv):
         help="what-if load generator (auto: wrk if installed)",
     )
     p.add_argument(
-        "--skip", default="", help="comma-separated phases to skip: whatif, cycle, crash"
+        "--skip", default="", help="comma-separated phases to skip: whatif, busy, cycle, crash"
     )
     p.add_argument(
         "--matrix",
@@ -1015,7 +1030,29 @@ def measure_whatif(
             if wrk
             else whatif_python(server.port, instance.reviewer_token, body, n, seconds)
         )
-    return meter.fill(r)
+    r = meter.fill(r)
+    r.load = os.getloadavg()
+    return r
+
+
+class BusyCore:
+    """Another process holding a core for as long as the block runs: a child in a busy loop,
+    always ended (by its own pid) on the way out."""
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL
+        )
+        time.sleep(0.5)  # scheduled and spinning before the load starts
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def load_words(r: Result) -> str:
+    return "平均负载 " + "、".join(f"{x:.1f}" for x in r.load) if r.load else ""
 
 
 def _terminate(signum, frame):
@@ -1084,7 +1121,8 @@ def main(argv=None) -> int:
                         runs.append(r)
                         out.write(
                             f"  what-if，{n} 个客户端：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
-                            f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}\n"
+                            f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}，服务端每次 {r.server_ms:.2f} ms CPU，"
+                            f"{load_words(r)}\n"
                         )
                         out.flush()
                     # this machine's speed drifts by ±15 % from minute to minute: the median run stands
@@ -1097,6 +1135,20 @@ def main(argv=None) -> int:
                         )
                         r.errors = sum(run.errors for run in runs)
                     results.append(r)
+            if "busy" not in skip:
+                # the same load while another process spins on one of the cores: the engine
+                # round trip must not spin-wait, or its two sides starve each other
+                n = 10 if 10 in clients else clients[0]
+                with BusyCore():
+                    r = measure_whatif(server, instance, body, n, args.duration, wrk, 0.0, out)
+                r.busy, r.name = True, "what-if+忙核"
+                out.write(
+                    f"  what-if，{n} 个客户端，另一进程占满一核：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
+                    f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}，服务端每次 {r.server_ms:.2f} ms CPU，"
+                    f"{load_words(r)}\n"
+                )
+                out.flush()
+                results.append(r)
             if "cycle" not in skip:
                 offset = 0
                 for n in clients:  # each run on units of its own, each client on its own unit
