@@ -11,7 +11,8 @@ repository, and nothing listens anywhere but 127.0.0.1):
 1. a fresh instance: ``flask --app wsgi db-upgrade`` (the production path:
    Alembic migrations, then the served rule versions stored), then units and
    users with API tokens seeded with ``service.commands.add_user``: one
-   reviewer for the what-if calls and one submitter (自评) per unit, with a
+   reviewer for the what-if calls and the reviewed corrections, an admin who
+   opens the round, and one submitter (自评) per unit, with a
    unit of its own for every submit-then-score client, so no two clients ever
    write the same unit's submissions;
 2. gunicorn on a free port of 127.0.0.1 with the settings below, waited for
@@ -21,13 +22,15 @@ repository, and nothing listens anywhere but 127.0.0.1):
    scheme, 36 clauses, 70 facts) with the full facts of the first unit of
    ``examples/shuangtaizi-2016.yaml``, by ``wrk`` with a Lua script (or a
    Python client when ``wrk`` is not installed), at 10 and 50 connections for
-   a bounded time each;
-4. submit-then-score: each client loops over GET the latest submission (its
-   ETag, or 404 the first time), POST a new version with ``If-Match`` and a
-   reason, POST ``/scores`` for that version; timed per request and per cycle,
-   at 10 and 50 clients, by a Python client (threads, keep-alive);
-   then what-if at 10 clients again while a child process spins in a busy loop on one core
-   (issue 12: "no collapse when another process takes a core"; ``--skip busy`` leaves it out);
+   a bounded time each; then at 10 clients again while a child process spins
+   in a busy loop on one core (issue 12: "no collapse when another process
+   takes a core"; ``--skip busy`` leaves it out);
+4. submit-then-score: the admin opens a round of the scheme and every unit's
+   submitter submits its self-assessment once (the review cycle then takes
+   reviewed corrections); each client loops, as the reviewer, over GET the
+   latest submission (its ETag), POST a reviewed correction with ``If-Match``
+   and a reason, POST ``/scores`` for that version; timed per request and per
+   cycle, at 10 and 50 clients, by a Python client (threads, keep-alive);
 5. crash containment: during a short what-if load, one durable-rules worker
    process of one gunicorn worker is killed; the requests after it must
    succeed (the call that was on it answers 503 ``engine_unavailable`` and the
@@ -162,6 +165,7 @@ class Instance:
     database_url: str
     env: dict
     reviewer_token: str = ""
+    admin_token: str = ""  # opens the round the submissions belong to (考核流程)
     units: list = field(default_factory=list)  # [(code, submitter token)]
 
 
@@ -207,6 +211,7 @@ def make_instance(folder: Path, database_url: str | None, units: int) -> Instanc
                     )
                 )
         instance.reviewer_token = add_user(db, f"lb{run}-reviewer", "reviewer", None, None)
+        instance.admin_token = add_user(db, f"lb{run}-admin", "admin", None, None)
         for code in codes:
             instance.units.append(
                 (code, add_user(db, f"{code}-submitter", "submitter", code, None))
@@ -640,8 +645,49 @@ def whatif_wrk(
     )
 
 
-def submit_then_score(port: int, units: list, facts: list, clients: int, seconds: float) -> Result:
-    """Each client owns one unit: GET latest (ETag) → POST a new version with If-Match → POST /scores."""
+#: an open round's deadlines, far ahead: every stage of the review cycle stays open during a run
+ROUND_DATES = {
+    "self_deadline": "2099-01-01T17:00:00+08:00",
+    "review_deadline": "2099-02-01T17:00:00+08:00",
+    "publication_start": "2099-02-02T09:00:00+08:00",
+    "appeal_deadline": "2099-02-09T17:00:00+08:00",
+    "publication_end": "2099-02-12T17:00:00+08:00",
+}
+
+
+def open_round_and_self_assess(port: int, instance: Instance, facts: list) -> None:
+    """The review cycle's start for every seeded unit: the admin opens a round of the scheme and
+    each unit's submitter submits its self-assessment once.  A unit in "self-assessment
+    submitted" takes reviewed corrections, any number of them (a second self-assessment would
+    be refused, 409 ``illegal_transition``): those are what submit-then-score repeats."""
+    admin = Client(port, instance.admin_token)
+    try:
+        status, _, data = admin.call(
+            "POST", "/api/rounds", to_json(dict(ROUND_DATES, scheme=SCHEME, year=2026))
+        )
+    finally:
+        admin.close()
+    if status != 201:
+        raise SystemExit(f"opening the round failed: HTTP {status} {data[:300]!r}")
+    for i, (code, token) in enumerate(instance.units):
+        client = Client(port, token)
+        try:
+            status, _, data = client.call(
+                "POST",
+                f"/api/units/{code}/schemes/{SCHEME}/submissions",
+                to_json({"role": "self", "facts": facts[i % len(facts)][1], "reason": "自评"}),
+            )
+        finally:
+            client.close()
+        if status != 201:
+            raise SystemExit(f"self-assessment of {code} failed: HTTP {status} {data[:300]!r}")
+
+
+def submit_then_score(
+    port: int, units: list, facts: list, clients: int, seconds: float, reviewer_token: str
+) -> Result:
+    """Each client owns one unit, its self-assessment submitted: GET latest (ETag) → POST a
+    reviewed correction with If-Match → POST /scores, as the reviewer."""
     samples = Samples()
     cycles = []
     lock = threading.Lock()
@@ -649,9 +695,9 @@ def submit_then_score(port: int, units: list, facts: list, clients: int, seconds
     stop_at = start + seconds
 
     def loop(i):
-        code, token = units[i]
+        code, _submitter = units[i]
         base = f"/api/units/{code}/schemes/{SCHEME}"
-        client = Client(port, token)
+        client = Client(port, reviewer_token)
         n = 0
         try:
             while time.perf_counter() < stop_at:
@@ -671,7 +717,7 @@ def submit_then_score(port: int, units: list, facts: list, clients: int, seconds
                         continue
                     body = to_json(
                         {
-                            "role": "self",
+                            "role": "review",
                             "facts": values,
                             "reason": f"压测第{n}次更正：按“{name}”的数据重新填报",
                         }
@@ -1150,6 +1196,7 @@ def main(argv=None) -> int:
                 out.flush()
                 results.append(r)
             if "cycle" not in skip:
+                open_round_and_self_assess(server.port, instance, facts)
                 offset = 0
                 for n in clients:  # each run on units of its own, each client on its own unit
                     wait_quiet(args.quiet_wait, out)
@@ -1160,6 +1207,7 @@ def main(argv=None) -> int:
                             facts,
                             n,
                             args.duration,
+                            instance.reviewer_token,
                         )
                     results.append(meter.fill(r))
                     offset += n
