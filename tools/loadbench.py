@@ -986,7 +986,7 @@ def targets(results: list[Result]) -> list[str]:
                 f"{ceiling:.0f} 次/秒"
             )
             break
-    if any(r.other_share > 0.1 for r in results):
+    if any(r.other_share > 0.1 for r in results if not r.busy):  # the busy loop is meant
         lines.append(
             "注意：测量期间其他进程占用了超过 10% 的 CPU（见“他人占用”列），数字偏低；请在空闲时重测"
         )
