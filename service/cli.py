@@ -105,8 +105,8 @@ def _load(rules_dir):
 
 
 def _matcher(oracle: bool, batch: bool = False):
-    """The matcher the commands score with.  ``batch``: for ``scoring score``, which scores batch
-    after batch, a call every tens of milliseconds: neither side waits awake for the other."""
+    """The matcher the commands score with (``batch``: for ``scoring score``; the same engine
+    pool since no caller or worker waits awake for the other, ``engine.pool``)."""
     if oracle:
         from service.engine.oracle import OracleMatcher
 
@@ -114,8 +114,6 @@ def _matcher(oracle: bool, batch: bool = False):
     from service.engine.pool import EnginePool
 
     settings = from_environment()
-    if batch:
-        return EnginePool(size=1, deadline=settings.engine_deadline, spin=0, worker_spin=0)
     return EnginePool(size=1, deadline=settings.engine_deadline)
 
 
