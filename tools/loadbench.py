@@ -11,7 +11,8 @@ repository, and nothing listens anywhere but 127.0.0.1):
 1. a fresh instance: ``flask --app wsgi db-upgrade`` (the production path:
    Alembic migrations, then the served rule versions stored), then units and
    users with API tokens seeded with ``service.commands.add_user``: one
-   reviewer for the what-if calls and one submitter (自评) per unit, with a
+   reviewer for the what-if calls and the reviewed corrections, an admin who
+   opens the round, and one submitter (自评) per unit, with a
    unit of its own for every submit-then-score client, so no two clients ever
    write the same unit's submissions;
 2. gunicorn on a free port of 127.0.0.1 with the settings below, waited for
@@ -21,11 +22,15 @@ repository, and nothing listens anywhere but 127.0.0.1):
    scheme, 36 clauses, 70 facts) with the full facts of the first unit of
    ``examples/shuangtaizi-2016.yaml``, by ``wrk`` with a Lua script (or a
    Python client when ``wrk`` is not installed), at 10 and 50 connections for
-   a bounded time each;
-4. submit-then-score: each client loops over GET the latest submission (its
-   ETag, or 404 the first time), POST a new version with ``If-Match`` and a
-   reason, POST ``/scores`` for that version; timed per request and per cycle,
-   at 10 and 50 clients, by a Python client (threads, keep-alive);
+   a bounded time each; then at 10 clients again while a child process spins
+   in a busy loop on one core (issue 12: "no collapse when another process
+   takes a core"; ``--skip busy`` leaves it out);
+4. submit-then-score: the admin opens a round of the scheme and every unit's
+   submitter submits its self-assessment once (the review cycle then takes
+   reviewed corrections); each client loops, as the reviewer, over GET the
+   latest submission (its ETag), POST a reviewed correction with ``If-Match``
+   and a reason, POST ``/scores`` for that version; timed per request and per
+   cycle, at 10 and 50 clients, by a Python client (threads, keep-alive);
 5. crash containment: during a short what-if load, one durable-rules worker
    process of one gunicorn worker is killed; the requests after it must
    succeed (the call that was on it answers 503 ``engine_unavailable`` and the
@@ -76,8 +81,11 @@ SCHEME = "shuangtaizi-2016"
 EXAMPLE = PROJECT_ROOT / "examples" / "shuangtaizi-2016.yaml"
 HOST = "127.0.0.1"
 
-#: the issue's targets
-TARGET_RATE, TARGET_P99_MS = 200, 100
+#: issue 12's targets: what-if at 10 clients on a quiet machine
+TARGET_RATE, TARGET_P99_MS = 300, 50
+#: and "no collapse when another process takes a core": with one of two cores taken by a busy
+#: loop, at least half the quiet target (the server has half the machine) and p99 at most twice it
+BUSY_RATE, BUSY_P99_MS = 150, 100
 
 # --- results ---------------------------------------------------------------------------
 
@@ -108,6 +116,8 @@ class Result:
     client_cpu: float = 0.0  # CPU seconds used by the load generator
     other_cpu: float = 0.0  # CPU seconds used by everything else on the machine (noise)
     spread: str = ""  # for the median of repeated runs: how many, and their range
+    busy: bool = False  # measured while a busy-loop process held a core
+    load: tuple = ()  # the machine's load average (1, 5, 15 minutes) at the end of the run
 
     @property
     def rate(self) -> float:
@@ -155,6 +165,7 @@ class Instance:
     database_url: str
     env: dict
     reviewer_token: str = ""
+    admin_token: str = ""  # opens the round the submissions belong to (考核流程)
     units: list = field(default_factory=list)  # [(code, submitter token)]
 
 
@@ -200,6 +211,7 @@ def make_instance(folder: Path, database_url: str | None, units: int) -> Instanc
                     )
                 )
         instance.reviewer_token = add_user(db, f"lb{run}-reviewer", "reviewer", None, None)
+        instance.admin_token = add_user(db, f"lb{run}-admin", "admin", None, None)
         for code in codes:
             instance.units.append(
                 (code, add_user(db, f"{code}-submitter", "submitter", code, None))
@@ -633,8 +645,49 @@ def whatif_wrk(
     )
 
 
-def submit_then_score(port: int, units: list, facts: list, clients: int, seconds: float) -> Result:
-    """Each client owns one unit: GET latest (ETag) → POST a new version with If-Match → POST /scores."""
+#: an open round's deadlines, far ahead: every stage of the review cycle stays open during a run
+ROUND_DATES = {
+    "self_deadline": "2099-01-01T17:00:00+08:00",
+    "review_deadline": "2099-02-01T17:00:00+08:00",
+    "publication_start": "2099-02-02T09:00:00+08:00",
+    "appeal_deadline": "2099-02-09T17:00:00+08:00",
+    "publication_end": "2099-02-12T17:00:00+08:00",
+}
+
+
+def open_round_and_self_assess(port: int, instance: Instance, facts: list) -> None:
+    """The review cycle's start for every seeded unit: the admin opens a round of the scheme and
+    each unit's submitter submits its self-assessment once.  A unit in "self-assessment
+    submitted" takes reviewed corrections, any number of them (a second self-assessment would
+    be refused, 409 ``illegal_transition``): those are what submit-then-score repeats."""
+    admin = Client(port, instance.admin_token)
+    try:
+        status, _, data = admin.call(
+            "POST", "/api/rounds", to_json(dict(ROUND_DATES, scheme=SCHEME, year=2026))
+        )
+    finally:
+        admin.close()
+    if status != 201:
+        raise SystemExit(f"opening the round failed: HTTP {status} {data[:300]!r}")
+    for i, (code, token) in enumerate(instance.units):
+        client = Client(port, token)
+        try:
+            status, _, data = client.call(
+                "POST",
+                f"/api/units/{code}/schemes/{SCHEME}/submissions",
+                to_json({"role": "self", "facts": facts[i % len(facts)][1], "reason": "自评"}),
+            )
+        finally:
+            client.close()
+        if status != 201:
+            raise SystemExit(f"self-assessment of {code} failed: HTTP {status} {data[:300]!r}")
+
+
+def submit_then_score(
+    port: int, units: list, facts: list, clients: int, seconds: float, reviewer_token: str
+) -> Result:
+    """Each client owns one unit, its self-assessment submitted: GET latest (ETag) → POST a
+    reviewed correction with If-Match → POST /scores, as the reviewer."""
     samples = Samples()
     cycles = []
     lock = threading.Lock()
@@ -642,9 +695,9 @@ def submit_then_score(port: int, units: list, facts: list, clients: int, seconds
     stop_at = start + seconds
 
     def loop(i):
-        code, token = units[i]
+        code, _submitter = units[i]
         base = f"/api/units/{code}/schemes/{SCHEME}"
-        client = Client(port, token)
+        client = Client(port, reviewer_token)
         n = 0
         try:
             while time.perf_counter() < stop_at:
@@ -664,7 +717,7 @@ def submit_then_score(port: int, units: list, facts: list, clients: int, seconds
                         continue
                     body = to_json(
                         {
-                            "role": "self",
+                            "role": "review",
                             "facts": values,
                             "reason": f"压测第{n}次更正：按“{name}”的数据重新填报",
                         }
@@ -863,7 +916,7 @@ def print_table(results: list[Result], out) -> None:
         detail = ", ".join(f"{k}: {v}" for k, v in r.error_detail.items())
         if r.conflicts:
             detail = (detail + ", " if detail else "") + f"409 冲突: {r.conflicts}"
-        what = "请求" if r.name == "what-if" else "周期"
+        what = "请求" if r.name.startswith("what-if") else "周期"
         note = (
             f"{r.tool}；按{what}计"
             + (f"；{r.spread}" if r.spread else "")
@@ -904,10 +957,18 @@ def targets(results: list[Result]) -> list[str]:
     lines = []
     for r in results:
         if r.name == "what-if" and r.clients == 10:
-            ok = r.rate >= TARGET_RATE and r.p99_ms < TARGET_P99_MS and r.errors == 0
+            ok = r.rate >= TARGET_RATE and r.p99_ms <= TARGET_P99_MS and r.errors == 0
             lines.append(
-                f"what-if，10 个客户端：{r.rate:.0f} 次/秒（目标 ≥ {TARGET_RATE}），p99 {r.p99_ms:.1f} ms"
-                f"（目标 < {TARGET_P99_MS}）{'✓' if ok else '✗ 未达标'}"
+                f"what-if，10 个客户端（安静的机器）：{r.rate:.0f} 次/秒（目标 ≥ {TARGET_RATE}），"
+                f"p99 {r.p99_ms:.1f} ms（目标 ≤ {TARGET_P99_MS}）{'达到' if ok else '未达到'}；"
+                f"服务端每次 {r.server_ms:.2f} ms CPU；{load_words(r)}"
+            )
+        if r.busy:
+            ok = r.rate >= BUSY_RATE and r.p99_ms <= BUSY_P99_MS and r.errors == 0
+            lines.append(
+                f"what-if，{r.clients} 个客户端，另一进程占满一核（不崩溃）：{r.rate:.0f} 次/秒"
+                f"（目标 ≥ {BUSY_RATE}），p99 {r.p99_ms:.1f} ms（目标 ≤ {BUSY_P99_MS}）"
+                f"{'达到' if ok else '未达到'}；服务端每次 {r.server_ms:.2f} ms CPU；{load_words(r)}"
             )
     for r in results:
         if r.clients == 50:
@@ -925,7 +986,7 @@ def targets(results: list[Result]) -> list[str]:
                 f"{ceiling:.0f} 次/秒"
             )
             break
-    if any(r.other_share > 0.1 for r in results):
+    if any(r.other_share > 0.1 for r in results if not r.busy):  # the busy loop is meant
         lines.append(
             "注意：测量期间其他进程占用了超过 10% 的 CPU（见“他人占用”列），数字偏低；请在空闲时重测"
         )
@@ -975,7 +1036,7 @@ def parse_args(argv):
         help="what-if load generator (auto: wrk if installed)",
     )
     p.add_argument(
-        "--skip", default="", help="comma-separated phases to skip: whatif, cycle, crash"
+        "--skip", default="", help="comma-separated phases to skip: whatif, busy, cycle, crash"
     )
     p.add_argument(
         "--matrix",
@@ -1015,7 +1076,29 @@ def measure_whatif(
             if wrk
             else whatif_python(server.port, instance.reviewer_token, body, n, seconds)
         )
-    return meter.fill(r)
+    r = meter.fill(r)
+    r.load = os.getloadavg()
+    return r
+
+
+class BusyCore:
+    """Another process holding a core for as long as the block runs: a child in a busy loop,
+    always ended (by its own pid) on the way out."""
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL
+        )
+        time.sleep(0.5)  # scheduled and spinning before the load starts
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def load_words(r: Result) -> str:
+    return "平均负载 " + "、".join(f"{x:.1f}" for x in r.load) if r.load else ""
 
 
 def _terminate(signum, frame):
@@ -1084,7 +1167,8 @@ def main(argv=None) -> int:
                         runs.append(r)
                         out.write(
                             f"  what-if，{n} 个客户端：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
-                            f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}\n"
+                            f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}，服务端每次 {r.server_ms:.2f} ms CPU，"
+                            f"{load_words(r)}\n"
                         )
                         out.flush()
                     # this machine's speed drifts by ±15 % from minute to minute: the median run stands
@@ -1097,7 +1181,22 @@ def main(argv=None) -> int:
                         )
                         r.errors = sum(run.errors for run in runs)
                     results.append(r)
+            if "busy" not in skip:
+                # the same load while another process spins on one of the cores: the engine
+                # round trip must not spin-wait, or its two sides starve each other
+                n = 10 if 10 in clients else clients[0]
+                with BusyCore():
+                    r = measure_whatif(server, instance, body, n, args.duration, wrk, 0.0, out)
+                r.busy, r.name = True, "what-if+忙核"
+                out.write(
+                    f"  what-if，{n} 个客户端，另一进程占满一核：{r.rate:.1f} 次/秒，p50 {r.p50_ms:.1f} ms，"
+                    f"p99 {r.p99_ms:.1f} ms，错误 {r.errors}，服务端每次 {r.server_ms:.2f} ms CPU，"
+                    f"{load_words(r)}\n"
+                )
+                out.flush()
+                results.append(r)
             if "cycle" not in skip:
+                open_round_and_self_assess(server.port, instance, facts)
                 offset = 0
                 for n in clients:  # each run on units of its own, each client on its own unit
                     wait_quiet(args.quiet_wait, out)
@@ -1108,6 +1207,7 @@ def main(argv=None) -> int:
                             facts,
                             n,
                             args.duration,
+                            instance.reviewer_token,
                         )
                     results.append(meter.fill(r))
                     offset += n
