@@ -38,6 +38,7 @@ from ruamel.yaml import YAML
 
 from service import releases, rounds
 from service.access import check
+from service.domain.blocks import BLOCKS
 from service.errors import status_of
 from service.exceptions import Conflict, Invalid, NotFound, ServiceError
 from service.rulefiles import edit
@@ -51,7 +52,8 @@ from .views import bp
 STATES = {"draft": "草稿", "proposed": "待批准", "published": "已发布", "withdrawn": "已撤回"}
 STATE_BADGES = {"draft": "blue", "proposed": "warn", "published": "ok", "withdrawn": ""}
 ORIGINS = {"copy": "复制", "upload": "上传", "disk": "磁盘目录"}
-KINDS = {"fixed": "做到即得分（fixed）", "per_unit": "按件计分（per_unit）"}
+#: the kinds a new clause may start with, as the blocks declare them (``Block.starts``)
+KINDS = {k: f"{b.title}（{k}）" for k, b in BLOCKS.items() if b.starts is not None}
 METHOD_WORDS = {"none": "不评级", "thresholds": "按分数线", "rank": "按名次"}
 EFFECT_WORDS = {"force": "直接定为", "bar": "不得评", "lower": "降一级"}
 _ZIP = "application/zip"
@@ -588,32 +590,30 @@ def new_clause(form, now: Outline) -> tuple[dict, str, dict[str, list[str]]]:
             values[k] = number(get(k))
         except ValueError as err:
             p[f"n.{k}"] = [f"{words}：{err}"]
-    if kind == "per_unit":
-        for k, words in (("each", "每件分值"), ("cap", "上限")):
-            if get(k) or k == "each":
-                try:
-                    values[k] = number(get(k))
-                except ValueError as err:
-                    p[f"n.{k}"] = [f"{words}：{err}"]
+    amounts = {}
+    for k, words, required in BLOCKS[kind].starts or () if kind in KINDS else ():
+        if get(k) or required:
+            try:
+                amounts[k] = number(get(k))
+            except ValueError as err:
+                p[f"n.{k}"] = [f"{words}：{err}"]
     if not get("source"):
         p["n.source"] = ["请照录原文"]
     if not get("test_name"):
         p["n.test_name"] = ["测试用例名称必填"]
     if p:
         return {}, "", p
-    label = get("label") or title
-    if kind == "fixed":
-        spec: dict = {"name": fact, "type": "boolean", "label": label}
-        rule: dict = {"id": "r1", "kind": "fixed", "title": title, "when": fact,
-                      "points": values["points"]}  # fmt: skip
-    else:
-        spec = {"name": fact, "type": "integer", "label": label, "min": 0, "max": 100000}
-        if get("unit"):
-            spec["unit"] = get("unit")
-        rule = {"id": "r1", "kind": "per_unit", "title": title, "count": fact,
-                "each": values["each"]}  # fmt: skip
-        if "cap" in values:
-            rule["cap"] = values["cap"]
+    spec, first = BLOCKS[kind].starter(fact, title, values["points"], amounts)
+    # written in the order a fact is read: its name, type and label, then its bounds and unit
+    spec = {
+        "name": spec.pop("name"),
+        "type": spec.pop("type"),
+        "label": get("label") or title,
+        **spec,
+    }
+    if get("unit") and spec.get("type") != "boolean":
+        spec["unit"] = get("unit")
+    rule = {"id": "r1", **first}
     source = {"document": now.header.get("source_document") or "原文", "text": get("source")}
     if get("ref"):
         source["ref"] = get("ref")

@@ -20,6 +20,9 @@ from tools.bench import _calls, _json_body, api_path, random_facts
 ORACLE_CALLS = 2648
 API_CALLS = 3856
 TO_DATA_CALLS = 705
+#: a unit's count moves by a call or two with what earlier tests in the same process left in
+#: shared caches (seen: 2,649.5 after the whole suite, 2,648 alone); a real regression is tens
+SLACK = 1.002
 
 
 def _largest(shipped):
@@ -43,7 +46,7 @@ def test_scoring_a_unit_does_no_more_work_than_issue_12_left(shipped, oracle):
     units = _units(scheme)
     for unit in units:  # warm: the sentence caches, the rules' fact names, the scheme's plan
         evaluate(unit)
-    assert _calls(evaluate, units) <= ORACLE_CALLS
+    assert _calls(evaluate, units) <= ORACLE_CALLS * SLACK
 
 
 def test_an_api_answer_does_no_more_work_than_issue_12_left(shipped, oracle):
@@ -52,7 +55,7 @@ def test_an_api_answer_does_no_more_work_than_issue_12_left(shipped, oracle):
     bodies = [_json_body(unit) for unit in _units(scheme)]
     for body in bodies:
         evaluate(body)
-    assert _calls(evaluate, bodies) <= API_CALLS
+    assert _calls(evaluate, bodies) <= API_CALLS * SLACK
 
 
 def test_a_trace_is_written_as_data_without_a_call_per_value(shipped, oracle):
@@ -68,4 +71,4 @@ def test_a_trace_is_written_as_data_without_a_call_per_value(shipped, oracle):
         scheme, {f"u{i}": u for i, u in enumerate(units)}, oracle, "bench", explain=True
     )
     to_data(results[0])  # warm: each class's writer made once
-    assert _calls(to_data, results) <= TO_DATA_CALLS
+    assert _calls(to_data, results) <= TO_DATA_CALLS * SLACK

@@ -97,12 +97,23 @@ class Block:
     kind: ClassVar[str]
     #: the kind's name on the admin pages
     title: ClassVar[str]
+    #: the editor's 新增条款 may start a clause with one rule of this kind reading one new fact:
+    #: the amounts its form asks for, (key, words, required); None: not offered (such a rule is
+    #: written in the clause's own form once the clause exists)
+    starts: ClassVar[tuple[tuple[str, str, bool], ...] | None] = None
     keys: ClassVar[tuple[Key, ...]]
     #: gives only points above 0, so a deduction clause cannot use it
     positive_only: ClassVar[bool] = False
 
     #: the key whose value is the rule's own maximum (``most``), where a check points at it
     most_key: ClassVar[str] = ""
+
+    def starter(
+        self, fact: str, title: str, points: Decimal, amounts: Mapping[str, Decimal]
+    ) -> tuple[dict, dict]:
+        """A new clause's fact (its spec without label) and first rule (without id), as written
+        in a clause file, for a kind whose ``starts`` is not None."""
+        raise NotImplementedError
 
     def check(self, rule: RuleReading, base: dict) -> Rule | None:
         """The rule as the core holds it, or None after reporting what is wrong with it."""

@@ -22,6 +22,15 @@ class Fixed(Block):
     )
 
     most_key = "points"
+    starts = ()
+
+    def starter(
+        self, fact: str, title: str, points: Decimal, amounts: Mapping[str, Decimal]
+    ) -> tuple[dict, dict]:
+        # a checklist item: done (a yes/no fact) gives the clause's points
+        return {"name": fact, "type": "boolean"}, {
+            "kind": self.kind, "title": title, "when": fact, "points": points
+        }  # fmt: skip
 
     def most(self, rule: Rule) -> Decimal | None:
         return rule.points

@@ -26,6 +26,17 @@ class PerUnit(Counted):
         WHEN,
     )
 
+    starts = (("each", "每件分值", True), ("cap", "上限", False))
+
+    def starter(
+        self, fact: str, title: str, points: Decimal, amounts: Mapping[str, Decimal]
+    ) -> tuple[dict, dict]:
+        # a count of cases (at most 100,000: a unit's yearly count of anything) times the amount
+        rule = {"kind": self.kind, "title": title, "count": fact, "each": amounts["each"]}
+        if "cap" in amounts:
+            rule["cap"] = amounts["cap"]
+        return {"name": fact, "type": "integer", "min": 0, "max": 100000}, rule
+
     def check(self, rule: RuleReading, base: dict) -> Rule | None:
         if not self.read_measure(rule, base) or not self.read_each(rule):
             return None
