@@ -291,12 +291,10 @@ def set_mapping(
     draft, old, new = schemes_of(ctx, actor, draft_id)
     normal = check_mapping(old, new, mapping)
     with ctx.db.transaction() as s:
-        row = releases._get(s, draft_id)
-        releases._editable(row, lock, (releases.DRAFT, releases.PROPOSED))
-        before = dict(row.mapping or {})
-        row.mapping = normal
-        row.updated_by, row.updated_at = actor.user_id, now()
-        releases._flush(s, row)
+        with releases.changing(s, draft_id, lock, (releases.DRAFT, releases.PROPOSED)) as row:
+            before = dict(row.mapping or {})
+            row.mapping = normal
+            row.updated_by, row.updated_at = actor.user_id, now()
         journal(
             s,
             actor,
@@ -307,7 +305,7 @@ def set_mapping(
             facts={name: describe(entry, old, new, name) for name, entry in normal.items()},
             removed=sorted(set(before) - set(normal)),
         )
-        return releases._view(row, releases._names(s, [row]))
+        return releases.view_of(s, row)
 
 
 def sources(old: Scheme, spec: FactSpec) -> list[FactSpec]:

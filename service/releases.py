@@ -25,7 +25,8 @@ import io
 import re
 import stat
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -625,6 +626,22 @@ def _flush(s, row: RuleDraft) -> None:
             f"草案 {row.id} 刚被他人修改，请重新读取后再改",
             {"lock": ["已不是最新"]},
         ) from None
+
+
+@contextmanager
+def changing(s, draft_id: int, lock: int, states=(DRAFT,)) -> Iterator[RuleDraft]:
+    """For another service that changes a column of a draft's own (the impact's fact mapping):
+    the draft's row in the caller's transaction, refused unless it is in ``states`` at ``lock``,
+    and flushed on the way out, so a change made meanwhile is a ``Conflict``, never lost."""
+    row = _get(s, draft_id)
+    _editable(row, lock, states)
+    yield row
+    _flush(s, row)
+
+
+def view_of(s, row: RuleDraft) -> DraftView:
+    """A draft's row as the pages and the API read it (names, not user ids)."""
+    return _view(row, _names(s, [row]))
 
 
 def _peek(ctx: ops.Context, draft_id: int, lock: int, states=(DRAFT,)) -> RuleDraft:
