@@ -33,7 +33,7 @@ from .domain.scoring import GradePending, GradeVetoResult, score_units
 
 # the lines a clause's trace prints (rules fired, facts missing, the explanation): both versions'
 # lines of a changed clause go with its row, one click away on the result page
-from .domain.trace import _clause_lines, to_data
+from .domain.trace import clause_text, to_data
 from .exceptions import Conflict, Invalid, NotFound
 from .jobs import Kind, register
 from .mapping import FROM, apply_mapping, check_mapping, describe, lacking, schemes_of, words
@@ -52,7 +52,7 @@ def _known(scheme, facts: dict) -> dict:
 
 
 def _trace(result) -> str:
-    return "\n".join(_clause_lines(result, "")) if result is not None else ""
+    return clause_text(result) if result is not None else ""
 
 
 def _clause_row(cid: str, a, b, ca, cb) -> dict:

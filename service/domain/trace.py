@@ -254,6 +254,12 @@ class _Layout:
                 self.category(item, depth + 1)
 
 
+def clause_text(clause) -> str:
+    """One clause's explanation as the text trace writes it (the impact preview shows a clause's
+    under both versions side by side)."""
+    return "\n".join(_clause_lines(clause, ""))
+
+
 def _clause_lines(clause, indent: str) -> list[str]:
     bound = {"deduction": "最多扣", "bonus": "最多加"}.get(clause.kind, "满分")
     lines = [
