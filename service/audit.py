@@ -33,7 +33,6 @@ from .db import (
     intact,
     marks_of,
 )
-from .domain.cycle import ROUND_STAGES
 from .domain.trace import to_data
 from .exceptions import Conflict, Invalid, NotFound
 from .jobs import FINISHED, ItemRun, Kind, register, start_job
@@ -327,17 +326,8 @@ def replay_report(ctx: ops.Context, actor: Actor | None, job_id: int) -> dict:
 
 
 def _round_words(rnd: Round | None) -> dict | None:
-    if rnd is None:
-        return None
-    return {
-        "id": rnd.id,
-        "title": rnd.title,
-        "year": rnd.year,
-        "scheme": rnd.scheme_id,
-        "stage": rnd.stage,
-        "stage_words": ROUND_STAGES[rnd.stage],
-        "rules_version": rnd.rules_version,
-    }
+    summary = ops.round_summary(rnd)
+    return None if summary is None else {**summary, "scheme": rnd.scheme_id}
 
 
 # --- the audit of a round: what its workbook holds ---------------------------------------------

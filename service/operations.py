@@ -1464,7 +1464,7 @@ def ranking(
     result = {
         "scheme": scheme.id,
         "version": scheme.version,
-        "round": _round_summary(rnd),
+        "round": round_summary(rnd),
         "unranked": unranked,
         "method": scheme.grading.method,
         "entries": [
@@ -1481,7 +1481,8 @@ def ranking(
     return result
 
 
-def _round_summary(rnd: Round | None) -> dict | None:
+def round_summary(rnd: Round | None) -> dict | None:
+    """A round as a ranking, a replay report or an audit names it."""
     if rnd is None:
         return None
     return {
