@@ -13,9 +13,12 @@ use units and schemes no other test in the module depends on.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
+
+from service import jobs
 
 from ..api.conftest import DATABASES, _fresh_postgres
 from ..apps import PASSWORD
@@ -102,3 +105,25 @@ def official(app, code: str, scheme: str, facts: dict, reviewer: str = "reviewer
     self_submit(app, code, scheme, facts)
     rounds.complete_review(ctx, actor(app, reviewer), round_of(app, scheme), code)
     return ops.compute_score(ctx, actor(app, reviewer), code, scheme, kind="official")
+
+
+class JobWorker:
+    """A background-job worker thread, as each service process runs one (the walks in Chromium)."""
+
+    def __init__(self, app):
+        self.stop = threading.Event()
+        self.worker = jobs.Worker(app.extensions["scoring"])
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self.stop.is_set():
+            if not self.worker.run_once():
+                self.stop.wait(0.2)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)

@@ -14,21 +14,19 @@ and 专家评审 (two reviewers' mean, out of 10).
 from __future__ import annotations
 
 import io
-import threading
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from service import jobs
 from service.commands import add_user
 from tools.browser import chromium, serve, sign_in, sign_out
 
 from .. import evidence_samples
 from ..apps import make_app
 from ..conftest import FIXTURES
-from .conftest import PASSWORD
+from .conftest import PASSWORD, JobWorker
 from .test_browser import _browser_available
 
 pytestmark = pytest.mark.e2e
@@ -52,28 +50,6 @@ def walk_app(tmp_path, engine):
     add_user(db, "reviewer2", "reviewer", None, PASSWORD, min_password_length=6)
     yield app
     db.engine.dispose()
-
-
-class _Worker:
-    """A background-job worker thread, as each service process runs one."""
-
-    def __init__(self, app):
-        self.stop = threading.Event()
-        self.worker = jobs.Worker(app.extensions["scoring"])
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self.stop.is_set():
-            if not self.worker.run_once():
-                self.stop.wait(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
 
 
 def _facts_page(site, code):
@@ -108,7 +84,7 @@ def _self_assess(page, site, code, plan: bool, meetings: str, file=None, reason=
 def test_one_round_end_to_end_in_the_pages(walk_app, tmp_path):
     _browser_available()
     pdf = evidence_samples.pdf("年度质量工作计划")
-    with serve(walk_app) as site, chromium() as context, _Worker(walk_app):
+    with serve(walk_app) as site, chromium() as context, JobWorker(walk_app):
         page = context.new_page()
         page.on("dialog", lambda d: d.accept())
 

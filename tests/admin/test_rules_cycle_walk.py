@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import zipfile
 from decimal import Decimal
 
 import pytest
 
-from service import audit, jobs, releases, rounds
+from service import audit, releases, rounds
 from service import operations as ops
 from service.cli import read_facts_file
 from service.commands import add_user
@@ -39,7 +38,7 @@ from tools.browser import chromium, serve, sign_in, sign_out
 
 from ..apps import make_app
 from ..conftest import RULES
-from .conftest import PASSWORD, actor, official
+from .conftest import PASSWORD, JobWorker, actor, official
 from .test_browser import _browser_available
 
 pytestmark = pytest.mark.e2e
@@ -55,28 +54,6 @@ def walk_app(tmp_path, engine):
              min_password_length=6)  # fmt: skip
     yield app
     app.extensions["scoring"].db.engine.dispose()
-
-
-class _Worker:
-    """A background-job worker thread, as each service process runs one (the impact preview)."""
-
-    def __init__(self, app):
-        self.stop = threading.Event()
-        self.worker = jobs.Worker(app.extensions["scoring"])
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self.stop.is_set():
-            if not self.worker.run_once():
-                self.stop.wait(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
 
 
 def _example_facts() -> dict[str, dict]:
@@ -120,7 +97,7 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
         for name, facts in _example_facts().items()
         for code in [UNITS[name]]
     }
-    with serve(walk_app) as site, chromium() as context, _Worker(walk_app):
+    with serve(walk_app) as site, chromium() as context, JobWorker(walk_app):
         page = context.new_page()
         page.on("dialog", lambda d: d.accept())
         sign_in(page, site, "editor", PASSWORD)
