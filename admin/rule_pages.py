@@ -440,7 +440,8 @@ def category_edits(form, now: Outline) -> Edits:
                        lambda f, v, c=cid: edit.set_category_field(f, c, "points", v))  # fmt: skip
         typed_cap = (form.get(f"{key}.cap") or "").strip()
         if f"{key}.cap" in form and not typed_cap and cat["cap"]:
-            edits.bad(f"{key}.cap", "表单不能取消上限：请在文本视图中删除该类别的 cap 一行")
+            # an emptied cap is no cap: its line goes (edit.set_category_field with None)
+            edits.add(f"{key}.cap", lambda f, c=cid: edit.set_category_field(f, c, "cap", None))
         elif f"{key}.cap" in form:
             _num_field(edits, f"{key}.cap", typed_cap, cat["cap"],
                        lambda f, v, c=cid: edit.set_category_field(f, c, "cap", v))  # fmt: skip

@@ -81,6 +81,12 @@ def test_header_and_category_forms_become_only_the_edits_that_change_something(g
     assert _changes(gumeilu, after) == {
         "scheme.yaml": (["        points: 14"], ["        points: 15", "    cap: 6"])
     }
+    # the cap emptied in the form: its line goes, the file is as it was before the cap
+    cleared = rp.category_edits(MultiDict({"c.加分项.cap": ""}), rp.outline(after))
+    assert [name for name, _ in cleared.steps] == ["c.加分项.cap"]
+    assert _changes(gumeilu, cleared.apply(after)) == {
+        "scheme.yaml": (["        points: 14"], ["        points: 15"])
+    }
 
 
 def test_a_form_value_that_cannot_be_read_is_named_and_nothing_is_applied(gumeilu):
@@ -298,6 +304,10 @@ def test_header_categories_and_a_subtotal_error_shown_at_its_line(app):
     page = editor.get(r.headers["Location"])
     text = _text(page)
     assert "已保存：修改类别" in text and 'name="c.加分项.cap" value="6"' in text
+    r = _post(editor, draft_id, "/categories", {"c.加分项.cap": ""}, page)
+    assert r.status_code == 302, _text(r)
+    assert 'name="c.加分项.cap" value=""' in editor.get(r.headers["Location"]).text
+    assert "\n    cap:" not in _draft(app, draft_id).files["scheme.yaml"]
     # 组织领导's clauses still add up to 14: the loader's words, at scheme.yaml's line, linked
     errors = text.split('id="check-errors"')[1].split("</div>")[0]
     found = re.search(
@@ -380,7 +390,9 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
     ], touched
     files = _draft(app, draft_id).files
     assert touched == edit.remove_clause(files, "16").touched
-    facts = re.findall(r'<span class="mono">([^<]+)</span>', asked.text.split('id="remove-facts"')[1])
+    facts = re.findall(
+        r'<span class="mono">([^<]+)</span>', asked.text.split('id="remove-facts"')[1]
+    )
     from ruamel.yaml import YAML
 
     declared = YAML(typ="safe").load(files[edit.clause_file(files, "16")])["facts"]
@@ -409,7 +421,7 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
 
 def test_removing_a_clause_confirmed_on_a_stale_page_is_refused_and_removes_nothing(app):
     editor, admin = _signed_in(app, "editor"), _signed_in(app, "admin")
-    draft_id = _copy(editor, "2036")
+    draft_id = _copy(editor, "2041")
     asked = editor.get(f"/admin/rules/drafts/{draft_id}/clauses/16/remove")
     assert asked.status_code == 200
     r = _post(admin, draft_id, "/header", {"h.issuer": "古美路街道办事处"})
