@@ -440,7 +440,8 @@ def category_edits(form, now: Outline) -> Edits:
                        lambda f, v, c=cid: edit.set_category_field(f, c, "points", v))  # fmt: skip
         typed_cap = (form.get(f"{key}.cap") or "").strip()
         if f"{key}.cap" in form and not typed_cap and cat["cap"]:
-            edits.bad(f"{key}.cap", "表单不能取消上限：请在文本视图中删除该类别的 cap 一行")
+            # an emptied cap is no cap: its line goes (edit.set_category_field with None)
+            edits.add(f"{key}.cap", lambda f, c=cid: edit.set_category_field(f, c, "cap", None))
         elif f"{key}.cap" in form:
             _num_field(edits, f"{key}.cap", typed_cap, cat["cap"],
                        lambda f, v, c=cid: edit.set_category_field(f, c, "cap", v))  # fmt: skip
@@ -865,16 +866,54 @@ def rule_draft_add_clause(draft_id):
     return _save(draft_id, edits, f"新增第{clause.get('id', '')}条", "#clauses")
 
 
+def removal_preview(files: Files, clause_id: str) -> dict:
+    """What removing one clause will do, computed on the files without saving: its facts (name
+    and label) and the test cases ``edit.remove_clause`` will change, as it names them."""
+    rel = edit.clause_file(files, clause_id)
+    doc = edit.document(files, rel)
+    facts = [
+        {"name": _text(f.get("name")), "label": _text(f.get("label"))}
+        for f in (doc.get("facts") or [])
+        if isinstance(f, dict)
+    ]
+    return {
+        "id": clause_id,
+        "title": _top(files[rel], "title"),
+        "file": rel,
+        "facts": facts,
+        "touched": edit.remove_clause(files, clause_id).touched,
+    }
+
+
+def _removal_page(draft_id: int, clause_id: str, notice=None, status=200):
+    me = current_person()
+    view = releases.read_draft(ctx(), me.actor, draft_id)
+    try:
+        preview = removal_preview(view.files, clause_id)
+    except EditError:
+        abort(404)
+    editable = view.state == "draft" and me.can("rules.draft")
+    return render_template("admin/rule_remove.html", d=view, c=preview, editable=editable,
+                           notice=notice), status  # fmt: skip
+
+
+@bp.get("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>/remove")
+@_needs("rules.draft")
+def rule_draft_remove_clause_confirm(draft_id, clause_id):
+    """删除条款 asks first: the clause's facts and the test cases its removal will change, with
+    确认删除 (the draft's lock of this page) and 取消; nothing changes until it is confirmed."""
+    return _removal_page(draft_id, clause_id)
+
+
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses/<clause_id>/remove")
 @_needs("rules.draft")
 def rule_draft_remove_clause(draft_id, clause_id):
-    """删除条款: its file goes, its facts leave every scheme test (and ranking test) that gave
-    them; the page says which tests changed."""
+    """确认删除: the clause's file goes, its facts leave every scheme test (and ranking test)
+    that gave them; the page says which tests changed."""
     actor = current_actor()
     typed = request.form.to_dict()
     if request.form.get("confirm") != "yes":
-        return draft_page(draft_id, "删除条款须勾选“确认删除”。", {f"rm.{clause_id}": ["请确认"]},
-                          typed, 422)  # fmt: skip
+        return _removal_page(draft_id, clause_id, "删除条款须在本页点“确认删除”。", 422)
     touched: list[str] = []
 
     def change(files: Files) -> Files:

@@ -14,6 +14,7 @@ edited scheme still *loads* is the strict loader's word: ``check`` returns its e
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import threading
@@ -279,14 +280,27 @@ def set_scheme_field(files: Files, name: str, value: Any) -> Files:
     return _edited(files, SCHEME_FILE, lambda d: _set(d, name, value, SCHEME_FILE))
 
 
+#: a category's keys the format lets go (title is required; a standard category's points are its
+#: subtotal, and a bonus or deduction category has none to remove)
+CATEGORY_OPTIONAL = ("cap", "note")
+
+
 def set_category_field(files: Files, category_id: str, name: str, value: Any) -> Files:
-    """Set a category's title, points (subtotal), cap or note; a cap not yet written is added."""
+    """Set a category's title, points (subtotal), cap or note; a cap not yet written is added.
+    ``value`` None removes the key (cap or note only): its line goes, the rest stays as written."""
     _check_field(name, CATEGORY_FIELDS, "类别")
+    if value is None and name not in CATEGORY_OPTIONAL:
+        raise EditError(f"类别 {category_id} 的 {name} 必须填写，不能删除")
 
     def change(d: Any) -> None:
         cat = _category(d.get("categories"), category_id)
         if cat is None:
             raise EditError(f"{SCHEME_FILE} 没有编号为 {category_id} 的类别")
+        if value is None:
+            if name not in cat:
+                return  # nothing to remove: the files stay as they are
+            _drop_key(cat, name)
+            return
         _set(cat, name, value, f"类别 {category_id}", add=name in ("cap", "note"))
 
     return _edited(files, SCHEME_FILE, change)
@@ -604,6 +618,27 @@ VETO_FIELDS = ("when", "reason", "note")
 
 def _spec_order(obj: Any) -> list[str]:
     return list(obj.fields)
+
+
+def _drop_key(owner: Any, key: str) -> None:
+    """Delete a key with its line (and its end-of-line comment) only: the comment lines and blank
+    lines ruamel keeps after its value belong to what follows, so they move to the key before."""
+    keys = list(owner)
+    slot = owner.ca.items.pop(key, None)
+    token = slot[2] if slot and len(slot) > 2 else None
+    rest = token.value.partition("\n")[2] if token is not None else ""
+    at = keys.index(key)
+    del owner[key]
+    if token is None or not rest or at == 0:  # (a category's id, never removed, comes first)
+        return
+    before = keys[at - 1]
+    mine = owner.ca.items.setdefault(before, [None, None, None, None])
+    if mine[2] is not None:
+        mine[2].value += rest
+    else:
+        moved = copy.copy(token)
+        moved.value = "\n" + rest
+        mine[2] = moved
 
 
 def _put(owner: Any, key: str, value: Any, order: list[str], where: str) -> None:

@@ -81,6 +81,12 @@ def test_header_and_category_forms_become_only_the_edits_that_change_something(g
     assert _changes(gumeilu, after) == {
         "scheme.yaml": (["        points: 14"], ["        points: 15", "    cap: 6"])
     }
+    # the cap emptied in the form: its line goes, the file is as it was before the cap
+    cleared = rp.category_edits(MultiDict({"c.加分项.cap": ""}), rp.outline(after))
+    assert [name for name, _ in cleared.steps] == ["c.加分项.cap"]
+    assert _changes(gumeilu, cleared.apply(after)) == {
+        "scheme.yaml": (["        points: 14"], ["        points: 15"])
+    }
 
 
 def test_a_form_value_that_cannot_be_read_is_named_and_nothing_is_applied(gumeilu):
@@ -298,6 +304,10 @@ def test_header_categories_and_a_subtotal_error_shown_at_its_line(app):
     page = editor.get(r.headers["Location"])
     text = _text(page)
     assert "已保存：修改类别" in text and 'name="c.加分项.cap" value="6"' in text
+    r = _post(editor, draft_id, "/categories", {"c.加分项.cap": ""}, page)
+    assert r.status_code == 302, _text(r)
+    assert 'name="c.加分项.cap" value=""' in editor.get(r.headers["Location"]).text
+    assert "\n    cap:" not in _draft(app, draft_id).files["scheme.yaml"]
     # 组织领导's clauses still add up to 14: the loader's words, at scheme.yaml's line, linked
     errors = text.split('id="check-errors"')[1].split("</div>")[0]
     found = re.search(
@@ -365,9 +375,34 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
     assert r.status_code == 302
     order = re.findall(r'data-clause="([^"]+)"', editor.get(r.headers["Location"]).text)
     assert order[-3:] == ["区领导评价", "18", "19"], order
-    refused = _post(editor, draft_id, "/clauses/16/remove", {})
+    # 删除 leads to a page that says what the removal will change, before anything changes
+    listed = editor.get(f"/admin/rules/drafts/{draft_id}")
+    assert f'href="/admin/rules/drafts/{draft_id}/clauses/16/remove"' in listed.text
+    asked = editor.get(f"/admin/rules/drafts/{draft_id}/clauses/16/remove")
+    assert asked.status_code == 200
+    touched = re.findall(r"<li>([^<]+)</li>", asked.text.split('id="remove-touched"')[1])
+    assert touched == [
+        "scheme.yaml：全部工作满分、无加分无扣分",
+        "scheme.yaml：有加分有扣分",
+        "scheme.yaml：各加分项都到封顶、无扣分：加分项不设总计上限",
+        "scheme.yaml：各加分项封顶且扣分项扣满",
+        "scheme.yaml：什么都没做",
+    ], touched
+    files = _draft(app, draft_id).files
+    assert touched == edit.remove_clause(files, "16").touched
+    facts = re.findall(
+        r'<span class="mono">([^<]+)</span>', asked.text.split('id="remove-facts"')[1]
+    )
+    from ruamel.yaml import YAML
+
+    declared = YAML(typ="safe").load(files[edit.clause_file(files, "16")])["facts"]
+    assert facts == [f["name"] for f in declared] and facts
+    assert "确认删除" in asked.text and "取消" in asked.text
+    assert _draft(app, draft_id).files == files  # asking changed nothing
+    refused = _post(editor, draft_id, "/clauses/16/remove", {}, asked)
     assert refused.status_code == 422 and "确认删除" in _text(refused)
-    r = _post(editor, draft_id, "/clauses/16/remove", {"confirm": "yes"})
+    assert _draft(app, draft_id).files == files
+    r = _post(editor, draft_id, "/clauses/16/remove", {"confirm": "yes"}, asked)
     assert r.status_code == 302
     text = _text(editor.get(r.headers["Location"]))
     assert (
@@ -382,6 +417,21 @@ def test_clauses_added_moved_and_removed_with_their_facts_out_of_the_tests(app):
     number = next(t["number"] for t in tests if t["name"] == "有加分有扣分")
     r = _post(editor, draft_id, "/tests", {f"s.{number}.total": "91.175"})
     assert "检查通过" in _text(editor.get(r.headers["Location"]))
+
+
+def test_removing_a_clause_confirmed_on_a_stale_page_is_refused_and_removes_nothing(app):
+    editor, admin = _signed_in(app, "editor"), _signed_in(app, "admin")
+    draft_id = _copy(editor, "2041")
+    asked = editor.get(f"/admin/rules/drafts/{draft_id}/clauses/16/remove")
+    assert asked.status_code == 200
+    r = _post(admin, draft_id, "/header", {"h.issuer": "古美路街道办事处"})
+    assert r.status_code == 302
+    files = _draft(app, draft_id).files
+    r = _post(editor, draft_id, "/clauses/16/remove", {"confirm": "yes"}, asked)
+    assert r.status_code == 409 and "admin在您打开页面之后保存了这份草稿" in _text(r)
+    assert _draft(app, draft_id).files == files and 'data-clause="16"' in r.text
+    # a clause the draft does not have has no confirmation page
+    assert editor.get(f"/admin/rules/drafts/{draft_id}/clauses/99/remove").status_code == 404
 
 
 def _actor(app, username: str = "admin"):
@@ -489,6 +539,7 @@ EDITOR_ROUTES = {
     ("POST", "/admin/rules/drafts/<draft_id>/tests"): "rules.draft",
     ("POST", "/admin/rules/drafts/<draft_id>/clauses"): "rules.draft",
     ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>"): "rules.draft",
+    ("GET", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>/remove"): "rules.draft",
     ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>/remove"): "rules.draft",
     ("POST", "/admin/rules/drafts/<draft_id>/clauses/<clause_id>/move"): "rules.draft",
     ("POST", "/admin/rules/drafts/<draft_id>/files/<rel>"): "rules.draft",

@@ -171,10 +171,12 @@ def test_gumeilu_2022_to_2023_through_the_pages(walk_app, tmp_path):
 
         # 5. clause 16 removed, its facts taken out of every scheme test (the page names them)
         page.goto(draft_url)
-        row16 = page.locator("tr[data-clause='16']")
-        row16.locator("summary:has-text('删除')").click()
-        row16.locator("input[name=confirm]").check()
-        _save(page, "tr[data-clause='16'] button:has-text('删除第16条')")
+        _save(page, "tr[data-clause='16'] a:has-text('删除')")
+        asked = _main(page)  # the confirmation says what will change before anything does
+        assert "删除第16条" in asked and "scheme.yaml：有加分有扣分" in page.inner_text(
+            "#remove-touched"
+        )
+        _save(page, "#confirm-remove")
         said = _main(page)
         assert "已删除第16条。它的事实已从这些测试用例中去掉" in said
         assert "scheme.yaml：有加分有扣分" in said

@@ -162,6 +162,47 @@ def test_each_header_category_and_clause_edit_changes_its_one_line(folder):
 
 
 @pytest.mark.parametrize("folder", SCHEMES, ids=_ids)
+def test_clearing_a_category_cap_takes_out_its_one_line_and_nothing_else(folder):
+    files = _files(folder)
+    head = _data(files["scheme.yaml"])
+    cats = list(_categories(head.get("categories")))
+    for cat in (c for c in cats if "cap" in c):  # every cap written: its line goes, no other
+        after = edit.set_category_field(files, str(cat["id"]), "cap", None)
+        assert _changes(files, after) == {"scheme.yaml": ([f"    cap: {cat['cap']}"], [])}
+        assert "cap" not in next(
+            c
+            for c in _categories(_data(after["scheme.yaml"]).get("categories"))
+            if c["id"] == cat["id"]
+        )
+    for cat in (c for c in cats if c.get("kind", "standard") != "standard" and "cap" not in c):
+        cid = str(cat["id"])  # a cap added and cleared again: the file as it was, byte for byte
+        added = edit.set_category_field(files, cid, "cap", Decimal("7"))
+        assert added != files
+        assert edit.set_category_field(added, cid, "cap", None) == files
+        assert edit.set_category_field(files, cid, "cap", None) == files  # no cap: nothing to do
+    for cat in _some_categories(head):
+        for name in ("title", "points"):  # what the format requires is not removed
+            with pytest.raises(edit.EditError, match=f"{name} 必须填写"):
+                edit.set_category_field(files, str(cat["id"]), name, None)
+
+
+def test_clearing_a_cap_keeps_the_comments_and_blank_lines_around_it():
+    text = (
+        "categories:\n"
+        "  - id: a\n    title: A  # t\n    kind: bonus\n    cap: 5  # 总计不超5分\n"
+        "    # 下一行是原文\n    source: x\n"
+        "  - id: b\n    title: B\n    kind: bonus\n    cap: 3\n    # 结尾的注释\n\n"
+        "  - id: c\n    title: C\n    kind: bonus\n    cap: 4\n"
+    )
+    files = {"scheme.yaml": text}
+    for cid, line in (("a", "    cap: 5  # 总计不超5分"), ("b", "    cap: 3"), ("c", "    cap: 4")):
+        after = edit.set_category_field(files, cid, "cap", None)
+        assert after["scheme.yaml"] == text.replace(line + "\n", "", 1), cid
+    with pytest.raises(edit.EditError, match="没有编号为 z 的类别"):
+        edit.set_category_field(files, "z", "cap", None)
+
+
+@pytest.mark.parametrize("folder", SCHEMES, ids=_ids)
 def test_each_rule_key_and_band_edit_changes_its_one_line(folder):
     files = _files(folder)
     for cid, rid, key, value in _scalar_rules(files):
