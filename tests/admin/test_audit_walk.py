@@ -20,9 +20,8 @@ from tools.browser import chromium, serve, sign_in
 
 from ..apps import make_app
 from ..conftest import RULES
-from .conftest import PASSWORD, actor
+from .conftest import PASSWORD, JobWorker, actor
 from .test_browser import _browser_available
-from .test_round_walk import _Worker
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +61,7 @@ def test_the_auditor_traces_replays_filters_exports_and_downloads(desk, tmp_path
     with ctx.db.transaction() as s:
         stored = s.get(Score, score_id)
         total, rules_version = Decimal(stored.trace["total"]), stored.rules_version
-    with serve(app) as site, chromium() as browser, _Worker(app):
+    with serve(app) as site, chromium() as browser, JobWorker(app):
         page = browser.new_page()
         sign_in(page, site, "auditor", PASSWORD)
 
