@@ -115,27 +115,11 @@ def add_tier(files: Files, tier: dict) -> Files:
     """A tier added after the others (the lowest so far): {grade, min | top, title}."""
     if not str(tier.get("grade") or "").strip():
         raise EditError("新等级缺少等级名称 grade")
-    unknown = set(tier) - set(TIER_FIELDS)
-    if unknown:
-        raise EditError(f"等级没有字段 {'、'.join(sorted(unknown))}")
-
-    def change(d: Any) -> None:
-        items = _items(_grading(d), "tiers", "等级", create=True)
-        items.append(_new_item(items, tier))
-
-    return _edited(files, SCHEME_FILE, change)
+    return _append(files, "tiers", "等级", tier, TIER_FIELDS)
 
 
 def remove_tier(files: Files, number: int) -> Files:
-    def change(d: Any) -> None:
-        grading = _grading(d)
-        items = _items(grading, "tiers", "等级")
-        _nth(items, number, "等级")
-        del items[number - 1]
-        if not items:
-            del grading["tiers"]  # an empty list is refused by the loader: no tiers at all
-
-    return _edited(files, SCHEME_FILE, change)
+    return _remove_nth(files, "tiers", "等级", number)
 
 
 def set_distinction_field(files: Files, number: int, name: str, value: Any) -> Files:
@@ -152,25 +136,38 @@ def set_distinction_field(files: Files, number: int, name: str, value: Any) -> F
 def add_distinction(files: Files, distinction: dict) -> Files:
     if not all(str(distinction.get(k) or "").strip() for k in ("name", "grade")):
         raise EditError("新称号须写明称号名称 name 和须先获得的等级 grade")
-    unknown = set(distinction) - set(DISTINCTION_FIELDS)
+    return _append(files, "distinctions", "称号", distinction, DISTINCTION_FIELDS)
+
+
+def remove_distinction(files: Files, number: int) -> Files:
+    return _remove_nth(files, "distinctions", "称号", number)
+
+
+def _append(files: Files, key: str, words: str, item: dict, fields, unique=None) -> Files:
+    """``item`` added after the others of grading's ``key`` list (made if absent); its keys must
+    be among ``fields``; ``unique``: a check of the grading before it is added."""
+    unknown = set(item) - set(fields)
     if unknown:
-        raise EditError(f"称号没有字段 {'、'.join(sorted(unknown))}")
+        raise EditError(f"{words}没有字段 {'、'.join(sorted(unknown))}")
 
     def change(d: Any) -> None:
-        items = _items(_grading(d), "distinctions", "称号", create=True)
-        items.append(_new_item(items, distinction))
+        grading = _grading(d)
+        if unique is not None:
+            unique(grading)
+        items = _items(grading, key, words, create=True)
+        items.append(_new_item(items, item))
 
     return _edited(files, SCHEME_FILE, change)
 
 
-def remove_distinction(files: Files, number: int) -> Files:
+def _remove_nth(files: Files, key: str, words: str, number: int) -> Files:
     def change(d: Any) -> None:
         grading = _grading(d)
-        items = _items(grading, "distinctions", "称号")
-        _nth(items, number, "称号")
+        items = _items(grading, key, words)
+        _nth(items, number, words)
         del items[number - 1]
         if not items:
-            del grading["distinctions"]
+            del grading[key]  # an empty list is refused by the loader: no such list at all
 
     return _edited(files, SCHEME_FILE, change)
 
@@ -204,18 +201,12 @@ def add_grade_veto(files: Files, veto: dict) -> Files:
         raise EditError(f"新的等级否决缺少 {'、'.join(missing)}")
     if veto["effect"] not in VETO_EFFECTS:
         raise EditError(f"等级否决的效果应为 {'、'.join(VETO_EFFECTS)} 之一")
-    unknown = set(veto) - {"id", *VETO_FIELDS}
-    if unknown:
-        raise EditError(f"等级否决没有字段 {'、'.join(sorted(unknown))}")
 
-    def change(d: Any) -> None:
-        grading = _grading(d)
+    def unique(grading: Any) -> None:
         if any(str(v.get("id")) == str(veto["id"]) for v in grading.get("vetoes") or []):
             raise EditError(f"已有编号为 {veto['id']} 的等级否决")
-        items = _items(grading, "vetoes", "等级否决", create=True)
-        items.append(_new_item(items, veto))
 
-    return _edited(files, SCHEME_FILE, change)
+    return _append(files, "vetoes", "等级否决", veto, {"id", *VETO_FIELDS}, unique)
 
 
 def remove_grade_veto(files: Files, veto_id: str) -> Files:
