@@ -47,6 +47,9 @@ class LazyEnginePool:
     def match(self, scheme, batch):
         return self.pool.match(scheme, batch)
 
+    def start(self, scheme, batch):
+        return self.pool.start(scheme, batch)
+
     def retire(self, key: str) -> None:
         self._retired.append(key)
         if self._pool is not None and self._pid == os.getpid():

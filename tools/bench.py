@@ -523,17 +523,24 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         )
     calls = _calls(api_path(largest, oracle), batch[:100])
     print(f"   API 路径每个单位的 Python 函数调用（计数，不受负载影响）：{calls:,.0f} 次")
+    own, engine = cpu_per_unit(largest, pool, batch)
+    print(
+        f"   durable-rules 路径每个单位的 CPU：本进程 {own:,.0f} µs + 引擎进程 {engine:,.0f} µs"
+        f"（两个进程同时工作，所以墙钟时间少于两者之和；zen 与下限只用本进程）"
+    )
     stages(largest, pool, batch[:300])
     return medians
 
 
-#: the API path cut into its steps: each row runs the steps up to it, and its time less the row
-#: before's is the step's own (the same units, rows taking turns)
+#: the API path's own work in this process, cut into its steps: each row runs the steps up to it,
+#: and its time less the row before's is the step's own (the same units, rows taking turns).  The
+#: engine's round trip is not among them: it runs in the engine's process while this one scores
+#: (``scoring._while_matching``), and what is left of it is the path's time less all of these
 STAGES = {
     "loads": "读取请求 JSON（精确小数）",
     "validate": "核对事实",
     "prepare": "计算衡量值、为引擎排好事实",
-    "match": "durable-rules：序列化、进程往返、引擎",
+    "guess": "Python 判断条件（引擎计算的同时先按此计分，再与引擎的结果核对）",
     "assemble": "计分与完整解释（条款、规则、文字）",
     "to_data": "to_data",
     "json": "orjson 写出回答",
@@ -544,7 +551,7 @@ def stages(scheme, pool, batch: list, rounds: int = 5) -> dict:
     """Where one unit's time goes on the API path through the contained engine: the median
     µs of each step (issue 12: "a note says where the remaining time goes")."""
     from service.domain.facts import validate_facts
-    from service.domain.scoring import assemble, prepare
+    from service.domain.scoring import assemble, match_here, prepare
     from service.domain.trace import to_data
     from service.jsonio import dumps_bytes, loads
 
@@ -557,8 +564,8 @@ def stages(scheme, pool, batch: list, rounds: int = 5) -> dict:
                 value = validate_facts(scheme, value)
             if "prepare" in steps:
                 facts = prepare(scheme, value)
-            if "match" in steps:
-                (fired,) = pool.match(scheme, [facts])
+            if "guess" in steps:
+                (fired,) = match_here(scheme, [facts])
             if "assemble" in steps:
                 result = assemble(scheme, "（试算）", value, fired, pool.name, True)
             if "to_data" in steps:
@@ -568,13 +575,40 @@ def stages(scheme, pool, batch: list, rounds: int = 5) -> dict:
 
         return run
 
-    times = _interleaved({key: upto(key) for key in STAGES}, batch, rounds)
+    def round_trip(body: bytes):
+        pool.match(scheme, [prepare(scheme, validate_facts(scheme, loads(body)))])
+
+    contenders = {key: upto(key) for key in STAGES}
+    contenders["path"] = api_path(scheme, pool)
+    contenders["alone"] = round_trip
+    times = _interleaved(contenders, batch, rounds)
     print("   其中各步（API 路径，durable-rules，逐步累加、交替运行的中位数之差）：")
     before = 0.0
     for key, label in STAGES.items():
         print(f"   {max(0.0, times[key] - before):>10,.0f} µs  {label}")
         before = times[key]
+    alone = times["alone"] - times["prepare"]
+    print(
+        f"   {max(0.0, times['path'] - before):>10,.0f} µs  durable-rules：序列化、发送、等待回答"
+        f"（往返单独计时 {alone:,.0f} µs，其余与上面的计分同时在引擎进程中完成）"
+    )
     return times
+
+
+def cpu_per_unit(scheme, pool, batch: list) -> tuple[float, float]:
+    """CPU µs a unit on the API path through the contained engine: this process's, and the
+    engine processes' (which work while this one scores: wall time is not all of it)."""
+    evaluate = api_path(scheme, pool)
+    workers = [psutil.Process(pid) for pid in pool.pids()]
+
+    def engine_cpu() -> float:
+        return sum(sum(w.cpu_times()[:2]) for w in workers)
+
+    engine0, own0 = engine_cpu(), time.process_time()
+    for body in batch:
+        evaluate(body)
+    own, engine = time.process_time() - own0, engine_cpu() - engine0
+    return own / len(batch) * 1e6, engine / len(batch) * 1e6
 
 
 # --- side by side with another revision (issue 8) ----------------------------------------

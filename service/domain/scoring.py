@@ -7,6 +7,11 @@ The flow for one unit:
    conditions hold;
 3. ``assemble`` turns the fired conditions into points with exact decimals,
    applies caps, floors, vetoes and pools, and writes the trace.
+
+A matcher in another process (``Remote``: the contained engine) is asked first,
+and the units are scored from Python's own check of the conditions while it
+works; each unit is then compared with its answer, which is what counts
+(``_while_matching``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Protocol
 
 from . import expressions as ex
 from .blocks import BLOCKS
+from .conditions import holds
 from .facts import applicable, applies, not_applicable, validate_facts
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
 from .numbers import MAX_MAGNITUDE, ZERO, clamp, plain, points_words, to_match_precision
@@ -39,6 +45,27 @@ class Matcher(Protocol):
 
     def match(self, scheme: Scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
         """For each unit's list of group facts, the set of match keys that hold."""
+
+
+class Matching(Protocol):
+    """A matching under way elsewhere (``Remote.start``), its answer not yet read."""
+
+    def result(self) -> list[set]:
+        """The matcher's answer (waiting for it): ``Matcher.match``'s."""
+
+    def discard(self) -> None:
+        """The answer is not wanted after all (the caller failed meanwhile): read and dropped."""
+
+    def disagreed(self, position: int, guessed: set, fired: set) -> None:
+        """The conditions this module found to hold for unit ``position`` were not the
+        matcher's: the matcher's answer was used; the matcher records the difference."""
+
+
+class Remote(Matcher, Protocol):
+    """A matcher that runs in another process, and so can work while its caller does."""
+
+    def start(self, scheme: Scheme, batch: Sequence[Sequence[dict]]) -> Matching:
+        """Send the facts and return at once; ``result()`` then waits for the answer."""
 
 
 # --- results ------------------------------------------------------------------
@@ -223,6 +250,25 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     return out
 
 
+# --- step 2, here: the conditions checked in Python ----------------------------------
+
+
+def match_here(scheme: Scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
+    """The match keys whose conditions hold, checked here in Python (``conditions.holds``): the
+    test oracle durable-rules is compared with, and the guess ``score_units`` scores with while
+    the engine works (the engine's answer is what counts)."""
+    conditions = _plan(scheme).conditions
+    out = []
+    for facts in batch:
+        fired = set()
+        for fact in facts:
+            for key, condition in conditions.get(fact["group"], ()):
+                if holds(condition, fact):
+                    fired.add(key)
+        out.append(fired)
+    return out
+
+
 # --- step 3: points and trace -----------------------------------------------------
 
 
@@ -273,7 +319,7 @@ class _Plan:
     """A scheme version's clause plans, the order of its categories and its groups of operands
     for the matcher (``prepare``)."""
 
-    __slots__ = ("clauses", "category_order", "groups")
+    __slots__ = ("clauses", "category_order", "groups", "conditions")
 
     def __init__(self, scheme: Scheme):
         self.clauses = {cid: _ClausePlan(scheme, c) for cid, c in scheme.clauses.items()}
@@ -281,6 +327,10 @@ class _Plan:
         self.groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
         if scheme.grade_operands:
             self.groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
+        #: group -> its (match key, condition) pairs: what ``match_here`` tests a group's fact on
+        self.conditions: dict[str, list] = {}
+        for m in scheme.matches:
+            self.conditions.setdefault(m.group, []).append((m.key, m.condition))
 
 
 _PLANS: dict[int, tuple] = {}  # id(scheme) -> (a weak reference to it, its _Plan)
@@ -749,11 +799,54 @@ def _score_units(
                 scheme, values, (marks or {}).get(unit), withheld
             )
     batch = [prepare(scheme, values) for values in checked.values()]
-    fired = matcher.match(scheme, batch)
-    return [
-        assemble(scheme, unit, values, hits, matcher_name, explain, panels.get(unit))
-        for (unit, values), hits in zip(checked.items(), fired)
-    ]
+    start = getattr(matcher, "start", None)
+    if start is None:
+        fired = matcher.match(scheme, batch)
+        return [
+            assemble(scheme, unit, values, hits, matcher_name, explain, panels.get(unit))
+            for (unit, values), hits in zip(checked.items(), fired)
+        ]
+    return _while_matching(
+        scheme, checked, start(scheme, batch), batch, matcher_name, explain, panels
+    )
+
+
+def _while_matching(
+    scheme: Scheme,
+    checked: Mapping[str, Mapping],
+    matching: Matching,
+    batch: list,
+    matcher_name: str,
+    explain: bool,
+    panels: Mapping,
+) -> list:
+    """Score the units while the matcher, in its own process, works on ``batch``.
+
+    The matcher's answer is what every score is built from.  But a contained engine's answer
+    comes back a few hundred microseconds later, most of it the other process's time, and this
+    process would sit idle meanwhile: so the units are scored now from the conditions this
+    module itself finds to hold (``match_here``, the oracle the engine is tested against), and
+    when the answer comes each unit's guess is compared with it.  A unit whose guess was the
+    answer keeps its score (built from the very set the engine gave); any other is scored again
+    from the answer, and the matcher records the difference.  The engine's failure is the call's
+    failure, as without the guess: no score is given."""
+    try:
+        guesses = match_here(scheme, batch)
+        results = [
+            assemble(scheme, unit, values, guess, matcher_name, explain, panels.get(unit))
+            for (unit, values), guess in zip(checked.items(), guesses)
+        ]
+    except BaseException:
+        matching.discard()
+        raise
+    fired = matching.result()
+    for i, ((unit, values), guess, hits) in enumerate(zip(checked.items(), guesses, fired)):
+        if guess != hits:
+            matching.disagreed(i, guess, hits)
+            results[i] = assemble(
+                scheme, unit, values, hits, matcher_name, explain, panels.get(unit)
+            )
+    return results
 
 
 def score_unit(

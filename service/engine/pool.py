@@ -222,10 +222,12 @@ class _Worker:
         self.writable.register(self.sock, select.POLLOUT)
 
     def wait(self, poller: select.poll, until: float) -> None:
+        """Sleep until the socket is ready or the deadline passes (then TimeoutError).  Bytes
+        already there are taken even past the deadline: a caller that scored its guesses
+        (``scoring._while_matching``) may come for an answer the worker gave in time."""
         left = until - time.monotonic()
-        if left <= 0:
+        if not poller.poll(max(0, math.ceil(left * 1000))) and time.monotonic() >= until:
             raise TimeoutError
-        poller.poll(math.ceil(left * 1000))
 
     def send(self, message, until: float) -> None:
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
@@ -265,6 +267,142 @@ class _Worker:
             self.sock.close()
         except OSError:  # pragma: no cover
             pass
+
+
+class _Call:
+    """One evaluation in one worker: the request sent when made (``EnginePool.begin``), the
+    answer read by ``result``; the caller may work in between, and the worker stays the call's
+    until its answer is read (or dropped, ``discard``), so no other call reads it."""
+
+    def __init__(self, pool: EnginePool, worker: _Worker, key: str, definition: str, batch: list):
+        self.pool, self.key, self.definition, self.batch = pool, key, definition, batch
+        self.timeout = pool.deadline + pool.per_unit * len(batch)
+        self.until = time.monotonic() + self.timeout
+        self.retire: list[str] = []
+        self.worker: _Worker | None = worker
+        try:
+            self._guarded(receive=False)
+        except BaseException:
+            self._give_back()
+            raise
+
+    def _send(self) -> None:
+        pool, worker = self.pool, self.worker
+        assert worker is not None
+        with pool._lock:
+            self.retire = sorted(pool._retired & worker.loaded)
+        send_def = self.definition if self.key not in worker.loaded else None
+        pool._send(worker, ("match", self.key, send_def, self.batch, self.retire), self.until)
+
+    def _receive(self):
+        pool, worker = self.pool, self.worker
+        assert worker is not None
+        reply = pool._receive(worker, self.until)
+        worker.loaded -= set(self.retire)
+        if reply[0] == "need":  # the worker released it meanwhile: send it again
+            pool._send(worker, ("match", self.key, self.definition, self.batch, []), self.until)
+            reply = pool._receive(worker, self.until)
+        worker.loaded.add(self.key)
+        worker.calls += 1
+        return reply
+
+    def _guarded(self, receive: bool):
+        """Send the request (``receive``: read the answer), a worker's failure turned into an
+        incident and the worker replaced.  A worker found dead before it took the request has
+        computed nothing for it (killed an instant ago, not yet reaped): a fresh worker serves
+        it, once.  A death after it took the request costs the call: its input may be what
+        killed it, so it is never retried."""
+        pool = self.pool
+        try:
+            try:
+                return self._receive() if receive else self._send()
+            except _NotTaken as dead:
+                self.worker = pool._replace(self.worker)
+                pool._incident(
+                    "crash",
+                    "空闲的规则引擎进程已退出，已重启引擎进程",
+                    f"{dead.detail}; found dead before it took the call",
+                )
+                self._send()
+                return self._receive() if receive else None
+        except TimeoutError:
+            self.worker = pool._replace(self.worker)
+            raise pool._incident(
+                "hang", f"规则引擎在{self.timeout:.1f}秒内没有完成计算，已重启引擎进程"
+            ) from None
+        except (_NotTaken, EOFError, OSError) as err:
+            detail = err.detail if isinstance(err, _NotTaken) else None
+            if detail is None:
+                self.worker.process.join(timeout=2)
+                detail = f"exit code {self.worker.process.exitcode}; {type(err).__name__}"
+            self.worker = pool._replace(self.worker)
+            raise pool._incident("crash", "规则引擎进程意外退出，已重启引擎进程", detail) from None
+
+    def result(self) -> list[set]:
+        """The fired rules of each unit of the batch (waiting for the answer); the worker is
+        given back."""
+        if self.worker is None:
+            raise RuntimeError("this call's answer was read already")
+        try:
+            reply = self._guarded(receive=True)
+        finally:
+            self._give_back()
+        if reply[0] == "error":
+            raise self.pool._incident("error", "规则引擎未能完整处理这些事实，本次不计分", reply[1])
+        return [set(fired) for fired in reply[1]]
+
+    def discard(self) -> None:
+        """The answer is read and dropped (it must not be left for the worker's next call)."""
+        if self.worker is not None:
+            try:
+                self.result()
+            except EngineUnavailable:
+                pass
+
+    def _give_back(self) -> None:
+        if self.worker is not None:
+            self.pool._idle.put(self.worker)
+            self.worker = None
+
+
+class _Matching:
+    """A batch under way in one or more workers (``EnginePool.start``): ``scoring.Matching``.
+    ``parts``: a call under way for each chunk, or a chunk still to send (no worker was idle)."""
+
+    def __init__(self, pool: EnginePool, key: str, definition: str, parts: list):
+        self.pool, self.key, self.definition, self.parts = pool, key, definition, parts
+
+    def result(self) -> list[set]:
+        answers: list = [None] * len(self.parts)
+        failure: EngineUnavailable | None = None
+        # every call under way first, each giving its worker back, then the chunks not yet sent
+        for i, part in enumerate(self.parts):
+            if isinstance(part, _Call):
+                try:
+                    answers[i] = part.result()
+                except EngineUnavailable as err:
+                    failure = failure or err
+        if failure is not None:
+            raise failure
+        for i, part in enumerate(self.parts):
+            if not isinstance(part, _Call):
+                answers[i] = self.pool.match_raw(self.key, self.definition, part)
+        return [fired for answer in answers for fired in answer]
+
+    def discard(self) -> None:
+        for part in self.parts:
+            if isinstance(part, _Call):
+                part.discard()
+
+    def disagreed(self, position: int, guessed: set, fired: set) -> None:
+        """Python's reading of the conditions (``scoring.match_here``) differed from the engine's
+        for one unit: the engine's answer was used; the difference is an incident to look into."""
+        self.pool._incident(
+            "disagreement",
+            "规则引擎与 Python 对条件的判断不一致，已按规则引擎的结果计分",
+            f"unit {position} of the batch; only the engine: {sorted(fired - guessed)}; "
+            f"only Python: {sorted(guessed - fired)}",
+        )
 
 
 class EnginePool:
@@ -362,110 +500,96 @@ class EnginePool:
 
     def _call(self, worker: _Worker, message, until: float):
         """Send ``message`` and wait for the answer, all of it before ``until`` (monotonic)."""
+        self._send(worker, message, until)
+        return self._receive(worker, until)
+
+    def _send(self, worker: _Worker, message, until: float) -> None:
         try:
             worker.send(message, until)
-            return worker.receive(until)
         except (EOFError, OSError) as err:
-            if isinstance(err, TimeoutError):
-                raise
-            worker.process.join(timeout=2)  # the socket closes before the exit status is reaped
-            detail = f"exit code {worker.process.exitcode}; {type(err).__name__}"
-            if worker.accepted.value < worker.sent:
-                raise _NotTaken(detail) from None
+            self._not_taken(worker, err)
             raise
 
-    def _attempt(self, worker: _Worker, key: str, definition: str, batch: list, until: float):
-        with self._lock:
-            retire = sorted(self._retired & worker.loaded)
-        send_def = definition if key not in worker.loaded else None
-        reply = self._call(worker, ("match", key, send_def, batch, retire), until)
-        worker.loaded -= set(retire)
-        if reply[0] == "need":  # the worker released it meanwhile: send it again
-            reply = self._call(worker, ("match", key, definition, batch, []), until)
-        worker.loaded.add(key)
-        worker.calls += 1
-        return reply
+    def _receive(self, worker: _Worker, until: float):
+        try:
+            return worker.receive(until)
+        except (EOFError, OSError) as err:
+            self._not_taken(worker, err)
+            raise
+
+    @staticmethod
+    def _not_taken(worker: _Worker, err: Exception) -> None:
+        """Raise ``_NotTaken`` when the worker ended before it took the request sent last."""
+        if isinstance(err, TimeoutError):
+            return
+        worker.process.join(timeout=2)  # the socket closes before the exit status is reaped
+        detail = f"exit code {worker.process.exitcode}; {type(err).__name__}"
+        if worker.accepted.value < worker.sent:
+            raise _NotTaken(detail) from None
+
+    def _take(self, wait: bool = True) -> _Worker | None:
+        """An idle worker, for one call (waiting for one while all are busy; without ``wait``,
+        None then)."""
+        try:
+            worker = self._idle.get(block=wait)
+        except queue.Empty:
+            return None
+        if (
+            not worker.process.is_alive()
+        ):  # died while idle (killed, out of memory): nobody's call lost
+            code = worker.process.exitcode
+            worker = self._replace(worker)
+            self._incident(
+                "crash", "空闲的规则引擎进程已退出，已重启引擎进程", f"exit code {code}; found idle"
+            )
+        return worker
+
+    def begin(
+        self, key: str, definition: str, batch: Sequence[Sequence[str]], wait: bool = True
+    ) -> _Call | None:
+        """Send pre-serialised facts to a worker and return at once: ``result()`` reads the
+        answer.  The worker is the call's until then, and the deadline runs from now.  Without
+        ``wait``: None when no worker is idle now."""
+        if self._closed:
+            raise RuntimeError("engine pool is closed")
+        worker = self._take(wait)
+        return None if worker is None else _Call(self, worker, key, definition, list(batch))
 
     def match_raw(self, key: str, definition: str, batch: Sequence[Sequence[str]]) -> list[set]:
         """Evaluate pre-serialised facts under the ruleset ``definition`` known as ``key``."""
-        if self._closed:
-            raise RuntimeError("engine pool is closed")
-        timeout = self.deadline + self.per_unit * len(batch)
-        batch = list(batch)
-        worker = self._idle.get()
-        try:
-            until = time.monotonic() + timeout
-            if (
-                not worker.process.is_alive()
-            ):  # died while idle (killed, out of memory): nobody's call lost
-                code = worker.process.exitcode
-                worker = self._replace(worker)
-                self._incident(
-                    "crash",
-                    "空闲的规则引擎进程已退出，已重启引擎进程",
-                    f"exit code {code}; found idle",
-                )
-            try:
-                try:
-                    reply = self._attempt(worker, key, definition, batch, until)
-                except _NotTaken as dead:
-                    # died before it took the call (killed an instant ago, not yet reaped):
-                    # nothing was computed, so a fresh worker serves the call, once
-                    worker = self._replace(worker)
-                    self._incident(
-                        "crash",
-                        "空闲的规则引擎进程已退出，已重启引擎进程",
-                        f"{dead.detail}; found dead before it took the call",
-                    )
-                    reply = self._attempt(worker, key, definition, batch, until)
-            except TimeoutError:
-                worker = self._replace(worker)
-                raise self._incident(
-                    "hang", f"规则引擎在{timeout:.1f}秒内没有完成计算，已重启引擎进程"
-                ) from None
-            except (_NotTaken, EOFError, OSError) as err:
-                detail = err.detail if isinstance(err, _NotTaken) else None
-                if detail is None:
-                    worker.process.join(timeout=2)
-                    detail = f"exit code {worker.process.exitcode}; {type(err).__name__}"
-                worker = self._replace(worker)
-                raise self._incident(
-                    "crash", "规则引擎进程意外退出，已重启引擎进程", detail
-                ) from None
-            if reply[0] == "error":
-                raise self._incident("error", "规则引擎未能完整处理这些事实，本次不计分", reply[1])
-            return [set(fired) for fired in reply[1]]
-        finally:
-            self._idle.put(worker)
+        call = self.begin(key, definition, batch)
+        assert call is not None  # it waited for a worker
+        return call.result()
 
-    def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
+    def start(self, scheme, batch: Sequence[Sequence[dict]]) -> _Matching:
+        """Send a batch's facts and return at once (``scoring.Remote``): the workers compute while
+        the caller goes on, and ``result()`` waits for their answers.  A large batch is shared out
+        over the workers, which run side by side, each chunk in a whole worker of its own."""
         from service.engine.durable import dumps_fact
 
         key, definition = scheme.program_name, self._definition(scheme)
         payload = [[dumps_fact(f) for f in facts] for facts in batch]
         if len(payload) < 2 * self.split_at or self.size < 2:
-            return self.match_raw(key, definition, payload)
-        # a large batch is shared out over the workers, which run side by side
-        # (each chunk still has a whole worker, and its own sessions, to itself)
+            return _Matching(self, key, definition, [self.begin(key, definition, payload)])
         size = -(-len(payload) // self.size)
         chunks = [payload[i : i + size] for i in range(0, len(payload), size)]
-        results: list = [None] * len(chunks)
-        errors: list = []
+        # the first chunk waits for a worker; the others take one only if it is idle now, else
+        # they run once the calls under way are answered: a caller never holds a worker while
+        # it waits for another (two such callers would wait for each other for ever)
+        parts: list = [self.begin(key, definition, chunks[0])]
+        try:
+            for chunk in chunks[1:]:
+                call = self.begin(key, definition, chunk, wait=False)
+                parts.append(call if call is not None else chunk)
+        except BaseException:
+            for part in parts:
+                if isinstance(part, _Call):
+                    part.discard()
+            raise
+        return _Matching(self, key, definition, parts)
 
-        def run(i):
-            try:
-                results[i] = self.match_raw(key, definition, chunks[i])
-            except Exception as err:  # re-raised below, in the caller's thread
-                errors.append(err)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(chunks))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
-        return [fired for part in results for fired in part]
+    def match(self, scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
+        return self.start(scheme, batch).result()
 
     def retire(self, key: str) -> None:
         """Release a scheme version in every worker (at each worker's next call)."""
