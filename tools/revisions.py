@@ -84,14 +84,15 @@ def worktree(rev: str, prefix: str = "against-") -> Iterator[tuple[str, Path]]:
         git("worktree", "add", "--detach", "--quiet", str(other), commit)
         yield commit, other
     finally:
-        subprocess.run(
+        removed = subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)],
             capture_output=True,
             check=False,
         )
         shutil.rmtree(tmp, ignore_errors=True)
-        # a worktree whose folder went missing another way stays registered until pruned
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
+        if removed.returncode != 0:
+            # a worktree whose folder went missing another way stays registered until pruned
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
 
 
 def _environment(root: Path) -> dict:
