@@ -19,7 +19,7 @@ def pre_fork(server, worker) -> None:
 def post_worker_init(worker) -> None:
     """Freeze what the worker holds once its application is loaded (modules, the Flask app,
     every scheme served): some 290,000 objects that live as long as the worker.  Unfrozen, every
-    full collection of the cyclic garbage collector walks them all again (about 170 ms every few
+    full collection of the cyclic garbage collector walks them all again (164-519 ms every few
     thousand answers, measured), to find nothing: they are never garbage.  Frozen, collections
     skip them; they are still freed by reference counting when let go (a rule set replaced by a
     newer one: a loaded scheme holds no reference cycle).  Collected first, so that garbage of
