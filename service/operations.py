@@ -215,22 +215,7 @@ def publish_rules(ctx: Context, actor: Actor | None = None) -> int:
                 if latest is not None and _version_map(latest.schemes) == _version_map(served):
                     generation = latest.id
                     break
-                row = RuleSet(
-                    follows=latest.id if latest is not None else 0,
-                    schemes=served,
-                    actor=by.username,
-                )
-                s.add(row)
-                s.flush()
-                generation = row.id
-                before = _version_map(latest.schemes) if latest is not None else {}
-                changes = {
-                    sid: [before.get(sid), entry["version"]]
-                    for sid, entry in served.items()
-                    if before.get(sid) != entry["version"]
-                }
-                changes.update({sid: [v, None] for sid, v in before.items() if sid not in served})
-                journal(s, by, "rules.publish", f"rule_set:{generation}", "ok", changes=changes)
+                generation = _next_rule_set(s, by, latest, served, _changes(latest, served))
                 break
         except (IntegrityError, OperationalError) as err:
             # another worker published meanwhile (PostgreSQL: the unique "follows"; SQLite: that,
@@ -342,19 +327,34 @@ def publish_scheme(s, actor: Actor, scheme: Scheme, folder: str) -> int:
     schemes = dict(latest.schemes) if latest is not None else {}
     before = schemes.get(scheme.id, {}).get("version")
     schemes[scheme.id] = {"version": scheme.version, "folder": folder}
+    # the released scheme, named as before even if its version were the one in force
+    return _next_rule_set(s, actor, latest, schemes, {scheme.id: [before, scheme.version]})
+
+
+def _changes(latest, schemes: dict) -> dict:
+    """scheme id -> [the version ``latest`` served or None, the version ``schemes`` serve or None],
+    for every scheme whose version differs."""
+    before = _version_map(latest.schemes) if latest is not None else {}
+    changes = {
+        sid: [before.get(sid), entry["version"]]
+        for sid, entry in schemes.items()
+        if before.get(sid) != entry["version"]
+    }
+    changes.update({sid: [v, None] for sid, v in before.items() if sid not in schemes})
+    return changes
+
+
+def _next_rule_set(s, actor: Actor, latest, schemes: dict, changes: dict) -> int:
+    """Inside the caller's transaction: the rule set after ``latest`` (the newest row, or None)
+    serving ``schemes``, published by ``actor``, and its journal entry; the new row's id.  The
+    one place both publications (a worker's rules, an approved release) write.  Two at once
+    collide on the unique ``follows`` (IntegrityError): the caller tries again."""
     row = RuleSet(
         follows=latest.id if latest is not None else 0, schemes=schemes, actor=actor.username
     )
     s.add(row)
     s.flush()
-    journal(
-        s,
-        actor,
-        "rules.publish",
-        f"rule_set:{row.id}",
-        "ok",
-        changes={scheme.id: [before, scheme.version]},
-    )
+    journal(s, actor, "rules.publish", f"rule_set:{row.id}", "ok", changes=changes)
     return row.id
 
 

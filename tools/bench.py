@@ -716,41 +716,33 @@ def _calls(evaluate, units: list) -> float:
     return pstats.Stats(profile).total_calls / len(units)  # type: ignore[attr-defined]
 
 
-#: one side of --against: answers each figure's name on stdin with its value on stdout
-_CHILD = """
-import importlib.util, json, sys, tempfile
-from pathlib import Path
-root, bench, units, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-sys.path.insert(0, root)
-spec = importlib.util.spec_from_file_location("bench_figures", bench)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-with tempfile.TemporaryDirectory() as tmp:
-    figures = module.Figures(units, runs, Path(tmp))
-    print(json.dumps({"code": figures.code, "first": figures.first_load_ms}), flush=True)
-    for line in sys.stdin:
-        print(json.dumps({"value": figures.measure(line.strip())}), flush=True)
-    figures.close()
-"""
+def serve_figures(units: int, runs: int) -> None:
+    """One side of --against (in a child, on its side's code): answers each figure's name on
+    stdin with its value on stdout, one JSON line each, after a first line with its first load."""
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = Figures(units, runs, Path(tmp))
+        print(json.dumps({"first": figures.first_load_ms}), flush=True)
+        for line in sys.stdin:
+            print(json.dumps({"value": figures.measure(line.strip())}), flush=True)
+        figures.close()
 
 
 class _Side:
     def __init__(self, root: Path, units: int, runs: int):
+        from tools import revisions  # here, not at the top: the other side loads this file too
+
         self.root = root
-        env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
-        env["PYTHONPATH"] = str(root)  # spawned engine workers import the same side's code
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(root), __file__, str(units), str(runs)],
-            cwd=root,
-            env=env,
+        self.process = revisions.start(
+            root,
+            __file__,
+            "serve_figures",
+            units,
+            runs,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        hello = self._answer()
-        code, self.first_load_ms = hello["code"], hello["first"]
-        if not Path(code).resolve().is_relative_to(root.resolve()):
-            raise SystemExit(f"{root} 的基准测试用了别处的代码：{code}")
+        self.first_load_ms = self._answer()["first"]
 
     def _answer(self) -> dict:
         assert self.process.stdout is not None
@@ -775,41 +767,34 @@ def _short(x: float) -> str:
     return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def against(rev: str, units: int, runs: int, rounds: int = 3) -> dict:
     """This working tree and ``rev`` side by side: each figure ``rounds`` times for each side,
     the sides taking turns figure by figure (who goes first alternating)."""
-    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    here = _git("rev-parse", "HEAD")
-    dirty = " + 未提交的修改" if _git("status", "--porcelain", "--untracked-files=no") else ""
-    print(
-        f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），"
-        f"每项指标各测 {rounds} 次，两边逐项轮流、先后交替"
+    from tools import revisions  # here, not at the top: the other side loads this file too
+
+    here = revisions.git("rev-parse", "HEAD")
+    dirty = (
+        " + 未提交的修改" if revisions.git("status", "--porcelain", "--untracked-files=no") else ""
     )
-    tmp = Path(tempfile.mkdtemp(prefix="bench-against-"))
-    other = tmp / "rev"
-    _git("worktree", "add", "--detach", "--quiet", str(other), commit)
     values: dict = {key: {"current": [], "other": []} for key in FIGURES}
     sides: dict = {}
-    try:
-        sides = {"current": _Side(ROOT, units, runs), "other": _Side(other, units, runs)}
-        turn = 0
-        for _ in range(rounds):
-            for key in FIGURES:
-                order = ("current", "other") if turn % 2 == 0 else ("other", "current")
-                turn += 1
-                for side in order:
-                    values[key][side].append(sides[side].measure(key))
-    finally:
-        for side in sides.values():
-            side.close()
-        _git("worktree", "remove", "--force", str(other))
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    with revisions.worktree(rev, prefix="bench-against-") as (commit, other):
+        print(
+            f"对比：当前工作区（{here[:10]}{dirty}）与 {rev}（{commit[:10]}），"
+            f"每项指标各测 {rounds} 次，两边逐项轮流、先后交替"
+        )
+        try:
+            sides = {"current": _Side(ROOT, units, runs), "other": _Side(other, units, runs)}
+            turn = 0
+            for _ in range(rounds):
+                for key in FIGURES:
+                    order = ("current", "other") if turn % 2 == 0 else ("other", "current")
+                    turn += 1
+                    for side in order:
+                        values[key][side].append(sides[side].measure(key))
+        finally:
+            for side in sides.values():
+                side.close()
     print(
         f"\n   {'指标':<40}{f'当前（{rounds} 次）':>22} │{f'{rev}（{rounds} 次）':>22} │"
         f"{'中位数之比':>8} │ 同侧波动 │ 5% 以内"

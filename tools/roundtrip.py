@@ -18,12 +18,10 @@ both side by side: the before and after of a change to ``service/engine/pool.py`
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -138,57 +136,18 @@ def show(values: dict) -> None:
         print(f"   {label:<44} {values[key]:>10,.1f}")
 
 
-_CHILD = """
-import json, sys
-root, tool = sys.argv[1], sys.argv[2]
-sys.path.insert(0, root)
-import importlib.util
-spec = importlib.util.spec_from_file_location("roundtrip_side", tool)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-if __name__ == "__main__":
-    print(json.dumps(module.measure(int(sys.argv[3]), float(sys.argv[4]))))
-"""
-
-
-def _side(root: Path, calls: int, seconds: float) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(root)
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as child:
-        child.write(_CHILD)
-    try:
-        done = subprocess.run(
-            [sys.executable, child.name, str(root), __file__, str(calls), str(seconds)],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        os.unlink(child.name)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{root} 的测量进程出错（见上方）")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def against(rev: str, rounds: int, calls: int, seconds: float) -> None:
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--verify", f"{rev}^{{commit}}"], capture_output=True, text=True
-    ).stdout.strip()
-    tmp = Path(tempfile.mkdtemp(prefix="roundtrip-"))
-    other = tmp / "rev"
-    subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(other), commit], check=True)
+    from tools import revisions  # here, not at the top: the other side loads this file too
+
     runs: dict = {"current": [], "other": []}
-    try:
+    with revisions.worktree(rev, prefix="roundtrip-") as (commit, other):
         for r in range(rounds):
             order = ("current", "other") if r % 2 == 0 else ("other", "current")
             for side in order:
-                runs[side].append(_side(ROOT if side == "current" else other, calls, seconds))
-    finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=False)
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+                root = ROOT if side == "current" else other
+                runs[side].append(
+                    revisions.call(root, __file__, "measure", calls, seconds, what="测量进程")
+                )
     print(
         f"引擎往返：当前工作区与 {rev}（{commit[:10]}），各 {rounds} 次交替测量的中位数"
         f"（机器 {os.cpu_count()} 核，测量时负载 {os.getloadavg()[0]:.1f}）"

@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -139,47 +135,16 @@ def sweep(root: Path, randoms: int, keep: set | None = None) -> dict:
     return {"digests": out, "kept": kept}
 
 
-_CHILD = """
-import json, sys
-from pathlib import Path
-root, tool, randoms, keep = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-sys.path.insert(0, root)
-import importlib.util
-spec = importlib.util.spec_from_file_location("same_traces_side", tool)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-if __name__ == "__main__":
-    keep = set(json.loads(keep)) if keep != "-" else None
-    json.dump(module.sweep(Path(root), randoms, keep), sys.stdout, ensure_ascii=False)
-"""
+def side(root: str, randoms: int, keep: list | None) -> dict:
+    """``sweep`` as one side of ``--against`` runs it (in a child, on ``root``'s code)."""
+    return sweep(Path(root), randoms, set(keep) if keep is not None else None)
 
 
 def _side(root: Path, randoms: int, keep: set | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("SCORING_RULES_DIR", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(root)
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as child:
-        child.write(_CHILD)
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                child.name,
-                str(root),
-                __file__,
-                str(randoms),
-                json.dumps(sorted(keep)) if keep else "-",
-            ],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        os.unlink(child.name)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{root} 的比对进程出错（见上方）")
-    return json.loads(done.stdout)
+    from tools import revisions  # here, not at the top: the other side loads this file too
+
+    shown = sorted(keep) if keep else None
+    return revisions.call(root, __file__, "side", str(root), randoms, shown, what="比对进程")
 
 
 def _first_difference(a: str, b: str) -> str:
@@ -188,17 +153,9 @@ def _first_difference(a: str, b: str) -> str:
 
 
 def against(rev: str, randoms: int) -> int:
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    tmp = Path(tempfile.mkdtemp(prefix="same-traces-"))
-    other = tmp / "rev"
-    subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(other), commit], check=True)
-    try:
+    from tools import revisions  # here, not at the top: the other side loads this file too
+
+    with revisions.worktree(rev, prefix="same-traces-") as (commit, other):
         mine = _side(ROOT, randoms)["digests"]
         theirs = _side(other, randoms)["digests"]
         differing = sorted(
@@ -222,9 +179,6 @@ def against(rev: str, randoms: int) -> int:
                         )
                         print(f"      {key} {detail}")
         return 1 if differing else 0
-    finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=False)
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
 
 def main() -> None:
