@@ -643,9 +643,6 @@ class Figures:
     Only APIs both sides have are used (this file is run against the other side's code)."""
 
     def __init__(self, units: int, runs: int, folder: Path):
-        import service
-
-        self.code = service.__file__
         self.runs = runs
         self.rules_dir = from_environment().rules_dir
         t0 = time.perf_counter()
