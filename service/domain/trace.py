@@ -6,7 +6,7 @@ import dataclasses
 import gc
 from decimal import Decimal
 
-from .numbers import display, plain
+from .numbers import PLAIN, display, plain
 
 STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "被否决"}
 KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
@@ -22,19 +22,36 @@ _SEQUENCES = frozenset({list, tuple, set})
 def _field_value(name: str, hint: str) -> str:
     """The expression writing field ``name`` of ``v``, by its annotation: the type the field
     holds is tested first (one identity test), anything else goes through ``to_data``, so a
-    value of another type than declared is written exactly as ``to_data`` writes it."""
+    value of another type than declared is written exactly as ``to_data`` writes it.  Decimals
+    are read from ``PLAIN`` (no call), and a facts dict or a list is written by a comprehension
+    in place (``_dict``'s and ``_list``'s, without the call to them)."""
     read = f"(x := v.{name})"
+    # an optional field's None is written as itself here rather than by a call to ``to_data``
+    optional = hint.endswith(" | None")
+    other = "None if x is None else to_data(x)" if optional else "to_data(x)"
+    hint = hint.removesuffix(" | None")
     if hint in ("str", "bool"):
-        return f"x if {read}.__class__ is {hint} else to_data(x)"
-    if hint in ("int", "int | None"):
+        return f"x if {read}.__class__ is {hint} else {other}"
+    if hint == "int":
         return f"x if {read} is None or x.__class__ is int else to_data(x)"
-    if hint.startswith("Decimal"):  # most of a trace's numbers: points, maxima, amounts
-        return f"plain(x) if {read}.__class__ is Decimal else to_data(x)"
+    if hint == "Decimal":  # most of a trace's numbers: points, maxima, amounts
+        return f"PLAIN[x] if {read}.__class__ is Decimal else {other}"
     if hint == "dict":  # facts: their values are plain or decimals
-        return f"_dict(x) if {read}.__class__ is dict else to_data(x)"
+        return f"{_DICT} if {read}.__class__ is dict else to_data(x)"
     if hint in ("list", "tuple"):  # most of a clause's lists (vetoes, missing, offices) are empty
-        return f"(_list(x) if x else []) if {read}.__class__ in SEQUENCES else to_data(x)"
+        return f"({_LIST} if x else []) if {read}.__class__ in SEQUENCES else to_data(x)"
     return f"to_data(v.{name})"
+
+
+#: ``_dict``'s and ``_list``'s comprehensions over ``x``, written out in a writer
+_DICT = (
+    "{k if k.__class__ is str else str(k): y if y.__class__ in PLAINS else PLAIN[y]"
+    " if y.__class__ is Decimal else to_data(y) for k, y in x.items()}"
+)
+_LIST = (
+    "[y if y.__class__ in PLAINS else PLAIN[y] if y.__class__ is Decimal else w(y)"
+    " if (w := WRITERS.get(y.__class__)) is not None else to_data(y) for y in x]"
+)
 
 
 def _writer(kind):
@@ -70,11 +87,11 @@ def _writer(kind):
         source = f"def write(v):\n    return {display}\n"
     scope = {
         "to_data": _data,
-        "plain": plain,
+        "PLAIN": PLAIN,
+        "PLAINS": _PLAIN,
+        "WRITERS": _WRITERS,
         "Decimal": Decimal,
         "SEQUENCES": _SEQUENCES,
-        "_dict": _dict,
-        "_list": _list,
     }
     exec(compile(source, f"<to_data of {kind.__name__}>", "exec"), scope)  # noqa: S102 - our own fields' names
     return scope["write"]
@@ -99,7 +116,7 @@ def _dict(value: dict) -> dict:
     return {
         k if k.__class__ is str else str(k): v
         if v.__class__ in _PLAIN
-        else plain(v)
+        else PLAIN[v]
         if v.__class__ is Decimal
         else _data(v)
         for k, v in value.items()
@@ -111,7 +128,7 @@ def _list(value) -> list:
     return [
         v
         if v.__class__ in _PLAIN
-        else plain(v)
+        else PLAIN[v]
         if v.__class__ is Decimal
         else w(v)
         if (w := _WRITERS.get(v.__class__)) is not None
@@ -142,7 +159,7 @@ def _data(value):
     if kind in _PLAIN:
         return value
     if kind is Decimal:
-        return plain(value)
+        return PLAIN[value]
     if kind is dict:
         return _dict(value)
     if kind is list or kind is tuple or kind is set:
