@@ -258,7 +258,9 @@ class _ClausePlan:
         u = scheme.unit
         self.start = clause.points if clause.start == "full" else ZERO
         self.required = tuple(n for n in clause.reads if scheme.facts[n].required)
-        # a fact with an applies_when may not be missing although absent (``facts.applies``)
+        # a fact with an applies_when may not be missing although absent (``facts.applies``; its
+        # applies_when's facts are never dropped, so asking again on the values left gives the
+        # same answer)
         self.conditional = any(scheme.facts[n].applies_when is not None for n in self.required)
         # each rule with its block, the class and fixed data of its outcome, its match key and
         # the words of its condition (``Block.words``)
@@ -362,9 +364,8 @@ def _score_clause(
         scheme, clause, plan, fired, values, explain, panels
     )
     vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
-    # a fact that does not apply is not missing (applies_when's facts are never dropped, so
-    # asking again on the values left gives the same answer)
-    missing = [n for n in plan.required if values.get(n) is None]
+    facts = {n: values.get(n) for n in clause.reads}
+    missing = [n for n in plan.required if facts[n] is None]
     if missing and plan.conditional:
         missing = [n for n in missing if applies(scheme.facts[n], values) is not False]
     raw = start + base_sum
@@ -372,10 +373,12 @@ def _score_clause(
         status, points, base, bonus, clamped = "vetoed", ZERO, ZERO, ZERO, ""
     elif missing:
         status, points, base, bonus, clamped = "incomplete", ZERO, ZERO, ZERO, ""
+    elif clause.bonus_cap is None and plan.low <= raw <= plan.high:
+        # most clauses: within their points, no bonus (``_scored`` without the call)
+        status, points, base, bonus, clamped = "scored", raw + ZERO, raw, ZERO, ""
     else:
         status = "scored"
         points, base, bonus, clamped = _scored(scheme, clause, plan, raw, bonus_raw)
-    facts = {n: values.get(n) for n in clause.reads}
     # positional, in the fields' order: a call with 22 keywords cost more than the fields
     result = ClauseResult(
         clause.id, clause.title, clause.category, clause.kind, clause.points, points, status,
@@ -386,15 +389,13 @@ def _score_clause(
     # the sentence: now if the caller reads every one (an API answer), else when it is read
     if not explain:
         result._write = functools.partial(_clause_words, scheme, clause)
-    elif status == "scored" and clause.bonus_cap is None:
-        # the most common sentence, from the fired rules' sentences gathered on the way
-        shown = POINTS_WORDS[-points if plan.deduction else points]
-        result._explanation = (
-            f"{plan.base_words}{'；'.join(said) or '无规则适用'}"
-            f"{f'；{clamped}' if clamped else ''}。{plan.verb}{shown}{plan.tail}"
-        )
-    else:
+    elif status != "scored" or clause.bonus_cap is not None:
         result._explanation = _clause_words(scheme, clause, result, plan)
+    else:  # the most common sentence, from the fired rules' sentences gathered on the way
+        result._explanation = (
+            f"{plan.base_words}{'；'.join(said) or '无规则适用'}{f'；{clamped}' if clamped else ''}"
+            f"。{plan.verb}{POINTS_WORDS[-points if plan.deduction else points]}{plan.tail}"
+        )
     return result
 
 

@@ -22,6 +22,10 @@ from .base import (
 )
 from .measured import Measured
 
+#: id(band) -> (the band, the point unit, the words of a measure falling in it); bounded
+_TAILS: dict[int, tuple[Band, str, str]] = {}
+_HELD = 4096
+
 
 class Bands(Measured):
     kind = "bands"
@@ -62,11 +66,20 @@ class Bands(Measured):
             missed = f"，{guard}不成立" if guard else "，不在任何档内"
             return f"{shown}{missed}，不计分"
         band = rule.bands[out.band - 1]
-        name = f"“{band.label}”" if band.label else ""
-        return (
-            f"{shown}，落在{band.range.text}档{name}（{band.range.words()}），"
-            f"{signed(band.points, scheme.unit)}"
-        )
+        # the words after the measure depend on the band alone (and the point unit): written
+        # once per band, not for every unit that falls in it
+        held = _TAILS.get(id(band))
+        if held is None or held[0] is not band or held[1] != scheme.unit:
+            name = f"“{band.label}”" if band.label else ""
+            tail = (
+                f"，落在{band.range.text}档{name}（{band.range.words()}），"
+                f"{signed(band.points, scheme.unit)}"
+            )
+            if len(_TAILS) >= _HELD:
+                _TAILS.clear()
+            # the band itself held beside its words: its id cannot be another band's meanwhile
+            held = _TAILS[id(band)] = (band, scheme.unit, tail)
+        return shown + held[2]
 
     def differences(self, old: Rule, new: Rule, unit: str) -> list[Change]:
         out = self.key_differences(old, new, unit, skip=("bands",))
