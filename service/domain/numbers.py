@@ -137,10 +137,22 @@ def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
 
 def measure_words(value: Decimal) -> str:
     """A measure as shown in a trace: exact when short, else "约" and 4 places (1/3 -> 约0.3333)."""
+    if value.__class__ is Decimal:
+        # its fixed-point text has exactly as many places as the exponent says (a NaN or an
+        # infinity none): cheaper than its digit tuple, 34 digits for 1/3 (every measure of
+        # every unit comes here)
+        text = format(value, "f")
+        point = text.find(".")
+        if point < 0 or len(text) - point <= 5:
+            return PLAIN[value]
+        return "约" + PLAIN[value.quantize(_PLACES_4, rounding=decimal.ROUND_HALF_UP)]
     exponent = value.as_tuple().exponent  # "n", "N" or "F" for a NaN or infinity
     if not isinstance(exponent, int) or exponent >= -4:
         return plain(value)
-    return "约" + plain(value.quantize(Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))
+    return "约" + plain(value.quantize(_PLACES_4, rounding=decimal.ROUND_HALF_UP))
+
+
+_PLACES_4 = Decimal("0.0001")
 
 
 # YAML 1.2's decimal numbers in ASCII digits only (Python's Decimal and int also take

@@ -23,9 +23,11 @@ from . import expressions as ex
 from .blocks import BLOCKS
 from .blocks.base import guard_words
 from .facts import applicable, applies, not_applicable, validate_facts
+from .grading import grade_alone
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
 from .numbers import (
     MAX_MAGNITUDE,
+    PLAIN,
     POINTS_WORDS,
     ZERO,
     clamp,
@@ -571,11 +573,11 @@ def _walk(cat: Category, clause_results: dict, out: list, u: str) -> Decimal:
     if cat.kind == DEDUCTION and cat.cap is not None:
         points, capped = (max(raw, -cat.cap), raw < -cat.cap)
     if capped:
-        expl = f"{cat.title}合计{points_words(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{points_words(points)}{u}计"
+        expl = f"{cat.title}合计{POINTS_WORDS[raw]}{u}，超过总计上限{PLAIN[cat.cap]}{u}，按{POINTS_WORDS[points]}{u}计"
+    elif cat.points is not None:
+        expl = f"{cat.title}合计{POINTS_WORDS[points]}{u}（满分{PLAIN[cat.points]}{u}）"
     else:
-        expl = f"{cat.title}合计{points_words(points)}{u}" + (
-            f"（满分{plain(cat.points)}{u}）" if cat.points is not None else ""
-        )
+        expl = f"{cat.title}合计{POINTS_WORDS[points]}{u}"
     out.append(
         CategoryResult(
             cat.id,
@@ -609,8 +611,6 @@ def assemble(
     """The score of one unit from the rules that fired.  ``explain``: the caller will read every
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass.
     ``panels``: see ``_clause_results``."""
-    from .grading import grade_alone
-
     values, not_applying, clause_results = _clause_results(scheme, values, fired, explain, panels)
     categories = _categories(scheme, clause_results)
     tops = [r for r in categories if r.parent is None]

@@ -6,7 +6,7 @@ import dataclasses
 import gc
 from decimal import Decimal
 
-from .numbers import PLAIN, display, plain
+from .numbers import PLAIN, ZERO, display, plain
 
 STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "被否决"}
 KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
@@ -35,7 +35,9 @@ def _field_value(name: str, hint: str) -> str:
     if hint == "int":
         return f"x if {read} is None or x.__class__ is int else to_data(x)"
     if hint == "Decimal":  # most of a trace's numbers: points, maxima, amounts
-        return f"PLAIN[x] if {read}.__class__ is Decimal else {other}"
+        # the one 0 (``numbers.ZERO``: the points of a rule that did not fire, a clause's bonus
+        # without one) known by identity, without comparing it with the cache's 0
+        return f'"0" if {read} is ZERO else PLAIN[x] if x.__class__ is Decimal else {other}'
     if hint == "dict":  # facts: their values are plain or decimals
         return f"{_DICT} if {read}.__class__ is dict else to_data(x)"
     if hint in ("list", "tuple"):  # most of a clause's lists (vetoes, missing, offices) are empty
@@ -88,6 +90,7 @@ def _writer(kind):
     scope = {
         "to_data": _data,
         "PLAIN": PLAIN,
+        "ZERO": ZERO,
         "PLAINS": _PLAIN,
         "WRITERS": _WRITERS,
         "Decimal": Decimal,

@@ -24,6 +24,8 @@ from .measured import Measured
 
 #: id(band) -> (the band, the point unit, the words of a measure falling in it); bounded
 _TAILS: dict[int, tuple[Band, str, str]] = {}
+#: a bands rule's match key -> the match keys of its bands; bounded
+_KEYS: dict[str, tuple[str, ...]] = {}
 _HELD = 4096
 
 
@@ -55,10 +57,17 @@ class Bands(Measured):
             group.add(f"{base}/{i}", guarded(group, rule, band.range.condition(operand)))
 
     def measured(self, out: RuleOutcome, rule: Rule, key: str, fired: set, m) -> None:
-        # the bands are exclusive: at most one holds
-        for i, band in enumerate(rule.bands, 1):
-            if f"{key}/{i}" in fired:
-                out.fired, out.band, out.amount = True, i, band.points
+        # the bands are exclusive: at most one holds; their match keys "key/1", "key/2", … made
+        # once per rule key and number of bands
+        bands = rule.bands
+        keys = _KEYS.get(key)
+        if keys is None or len(keys) != len(bands):
+            if len(_KEYS) >= _HELD:
+                _KEYS.clear()
+            keys = _KEYS[key] = tuple(f"{key}/{i}" for i in range(1, len(bands) + 1))
+        for i, band_key in enumerate(keys):
+            if band_key in fired:
+                out.fired, out.band, out.amount = True, i + 1, bands[i].points
                 return
 
     def measured_words(self, scheme, rule: Rule, out: RuleOutcome, guard, shown, unit) -> str:
