@@ -245,6 +245,7 @@ class _ClausePlan:
     __slots__ = (
         "start",
         "required",
+        "needed",
         "conditional",
         "rules",
         "base_words",
@@ -260,6 +261,7 @@ class _ClausePlan:
         u = scheme.unit
         self.start = clause.points if clause.start == "full" else ZERO
         self.required = tuple(n for n in clause.reads if scheme.facts[n].required)
+        self.needed = frozenset(self.required)
         # a fact with an applies_when may not be missing although absent (``facts.applies``; its
         # applies_when's facts are never dropped, so asking again on the values left gives the
         # same answer)
@@ -359,24 +361,24 @@ def _score_clause(
     explain: bool,
     panels: Mapping | None,
 ) -> ClauseResult:
-    # every clause of every unit comes through here: one pass over the rules, no helper called
-    # where a test can spare it, and what depends on the clause alone read from its plan
-    start = plan.start
+    # every clause of every unit comes through here (plain loops: a comprehension is a call)
     outcomes, base_sum, bonus_raw, said = _rule_outcomes(
         scheme, clause, plan, fired, values, explain, panels
     )
     vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
-    facts = {n: values.get(n) for n in clause.reads}
-    missing = [n for n in plan.required if facts[n] is None]
+    facts, missing = {}, []
+    for n in clause.reads:  # the clause's facts, and those it needs that are missing
+        if (value := values.get(n)) is None and n in plan.needed:
+            missing.append(n)
+        facts[n] = value
     if missing and plan.conditional:
         missing = [n for n in missing if applies(scheme.facts[n], values) is not False]
-    raw = start + base_sum
+    raw = plan.start + base_sum
     if vetoes and any(v.fired for v in vetoes):
         status, points, base, bonus, clamped = "vetoed", ZERO, ZERO, ZERO, ""
     elif missing:
         status, points, base, bonus, clamped = "incomplete", ZERO, ZERO, ZERO, ""
-    elif clause.bonus_cap is None and plan.low <= raw <= plan.high:
-        # most clauses: within their points, no bonus (``_scored`` without the call)
+    elif clause.bonus_cap is None and plan.low <= raw <= plan.high:  # most: no _scored call
         status, points, base, bonus, clamped = "scored", raw + ZERO, raw, ZERO, ""
     else:
         status = "scored"
@@ -384,7 +386,7 @@ def _score_clause(
     # positional, in the fields' order: a call with 22 keywords cost more than the fields
     result = ClauseResult(
         clause.id, clause.title, clause.category, clause.kind, clause.points, points, status,
-        start, raw, outcomes, vetoes, missing, facts, clause.source.text, clamped, clause.file,
+        plan.start, raw, outcomes, vetoes, missing, facts, clause.source.text, clamped, clause.file,
         clause.offices, clause.note, base, bonus, bonus_raw, clause.bonus_cap,
     )  # fmt: skip
     result._fixed = plan.data
