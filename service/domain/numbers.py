@@ -11,6 +11,7 @@ compare the very same values and agree on every band edge.
 from __future__ import annotations
 
 import decimal
+import itertools
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -59,13 +60,16 @@ class Texts(dict):
     """Each value's text by a function that gives equal values equal text (``plain`` and the
     words below: "2.50" and "2.5" are both "2.5"), written at a value's first use and then read
     with one lookup.  A trace writes some 500 numbers a unit, mostly the same few hundred: the
-    hot paths index it (``PLAIN[x]``: no call at all), others call ``plain``.  Emptied when full,
-    so values never seen again (or a NaN, never equal to itself) cannot make it grow."""
+    hot paths index it (``PLAIN[x]``: no call at all), others call ``plain``.  When full, the
+    oldest quarter is dropped, so values never seen again (or a NaN, never equal to itself)
+    cannot make it grow, and the values in use stay (emptied at once, a batch's values would
+    all be written again)."""
 
     __slots__ = ("write",)
 
-    #: values held at most (the size of the caches these replaced)
-    HELD = 4096
+    #: values held at most (twice the lru_cache these replaced: a batch of the largest seed scheme
+    #: writes some 1,500 distinct numbers a hundred units, and each value is held, not shared)
+    HELD = 8192
 
     def __init__(self, write):
         super().__init__()
@@ -74,7 +78,9 @@ class Texts(dict):
     def __missing__(self, value) -> str:
         text = self.write(value)
         if len(self) >= self.HELD:
-            self.clear()
+            # the oldest first (a dict keeps its order); ``pop``: another thread may drop them too
+            for old in list(itertools.islice(self, self.HELD // 4)):
+                self.pop(old, None)
         self[value] = text
         return text
 

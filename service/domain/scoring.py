@@ -615,9 +615,12 @@ def assemble(
     ``panels``: see ``_clause_results``."""
     values, not_applying, clause_results = _clause_results(scheme, values, fired, explain, panels)
     categories = _categories(scheme, clause_results)
-    tops = [r for r in categories if r.parent is None]
-    total = sum((r.points for r in tops), ZERO)
-    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in _KINDS}
+    total, by_kind = ZERO, dict.fromkeys(_KINDS, ZERO)  # the tops added in order from 0, as sum did
+    for r in categories:
+        if r.parent is None:
+            total += r.points
+            if r.kind in by_kind:
+                by_kind[r.kind] += r.points
     vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(

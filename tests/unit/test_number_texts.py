@@ -22,11 +22,14 @@ def test_equal_values_spelled_differently_give_the_text_of_the_value():
     assert EQUALS_WORDS[Decimal("0.3333")] == "≈0.33"
 
 
-def test_the_cache_is_emptied_when_full_so_it_never_grows_past_its_size():
+def test_the_cache_drops_its_oldest_values_when_full_so_it_never_grows_past_its_size():
     texts = Texts(str)
     for i in range(Texts.HELD * 3 + 7):
         assert texts[Decimal(i)] == str(i)
         assert len(texts) <= Texts.HELD
+    # the newest values stay: a batch's values are not all written again after one more value
+    newest = [Decimal(i) for i in range(Texts.HELD * 3 + 7 - Texts.HELD // 2, Texts.HELD * 3 + 7)]
+    assert all(value in texts for value in newest)
     # a NaN is never equal to itself: each one is a new entry, and still the size is held
     for _ in range(Texts.HELD + 10):
         assert texts[Decimal("NaN")] == "NaN"
