@@ -21,7 +21,7 @@ from typing import Protocol
 
 from . import expressions as ex
 from .blocks import BLOCKS
-from .blocks.base import guard_words
+from .blocks.base import Block, guard_words
 from .facts import applicable, applies, not_applicable, validate_facts
 from .grading import grade_alone
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
@@ -266,8 +266,9 @@ class _ClausePlan:
         # applies_when's facts are never dropped, so asking again on the values left gives the
         # same answer)
         self.conditional = any(scheme.facts[n].applies_when is not None for n in self.required)
-        # each rule with its block, the class and fixed data of its outcome, its match key and
-        # the words of its condition (``Block.words``)
+        # each rule with its block, the class and fixed data of its outcome, its match key, the
+        # words of its condition (``Block.words``), and whether it has none (scored and written
+        # without ``Block.score``'s and ``Block.words``' calls, ``_rule_outcomes``)
         self.rules = tuple(
             (
                 rule,
@@ -275,6 +276,7 @@ class _ClausePlan:
                 *_rule_data(rule),
                 f"{clause.id}/{rule.id}",
                 guard_words(rule),
+                _direct(rule, BLOCKS[rule.kind]),
             )
             for rule in clause.rules
         )
@@ -301,6 +303,13 @@ class _ClausePlan:
             self.verb, self.tail = "本项加", f"{u}（最多加{most}{u}）"
         else:
             self.verb, self.tail = "本项得", f"{u}（满分{most}{u}）"
+
+
+def _direct(rule, block: Block) -> bool:
+    """A rule without a condition, of a block that keeps ``Block.score`` and ``Block.words``:
+    for it these come straight to the block's ``points`` and ``sentence``."""
+    kind = type(block)
+    return rule.when is None and kind.score is Block.score and kind.words is Block.words
 
 
 def _rule_data(rule) -> tuple:
@@ -449,14 +458,23 @@ def _rule_outcomes(
     said = []
     # added up in the rules' order from 0, as ``sum`` did: the same decimals to the last digit
     base = bonus = ZERO
-    for rule, block, made, data, key, guard in plan.rules:
-        outcome = block.score(scheme, clause, rule, fired, values, key, made)
+    for rule, block, made, data, key, guard, direct in plan.rules:
+        if direct:  # most rules: ``Block.score``'s work without its call (positional fields)
+            outcome = made(rule.id, rule.kind, rule.title, False, ZERO, None, False, {}, None, rule.note)  # fmt: skip
+            block.points(outcome, scheme, clause, rule, key, fired, values)
+        else:
+            outcome = block.score(scheme, clause, rule, fired, values, key, made)
         outcome._fixed = data
         if rule.panel is not None:
             outcome.panel = (panels or {}).get(clause.id)
         # the sentence is written from the outcome: now if ``explain``, else when it is read
         if explain:
-            words = outcome._explanation = block.words(scheme, clause, rule, outcome, guard)
+            # without a condition no fact of it is missing: ``Block.words`` comes to ``sentence``
+            words = outcome._explanation = (
+                block.sentence(scheme, clause, rule, outcome, guard)
+                if direct
+                else block.words(scheme, clause, rule, outcome, guard)
+            )
             if outcome.fired and not rule.bonus:
                 said.append(words)
         else:
