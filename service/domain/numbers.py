@@ -11,8 +11,9 @@ compare the very same values and agree on every band edge.
 from __future__ import annotations
 
 import decimal
-import functools
+import itertools
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 #: Working precision for arithmetic on points and measures.
@@ -55,15 +56,46 @@ def too_many_digits(value: Decimal) -> bool:
     return MATCH_CONTEXT.plus(value) != value
 
 
-@functools.lru_cache(
-    maxsize=4096
-)  # a trace writes ~500 decimals, mostly the same few; equal decimals give equal text
-def plain(value: Decimal) -> str:
-    """A decimal as plain digits, never in exponent form ("1E+1" -> "10")."""
+class Texts(dict):
+    """Each value's text by a function that gives equal values equal text (``plain`` and the
+    words below: "2.50" and "2.5" are both "2.5"), written at a value's first use and then read
+    with one lookup.  A trace writes some 500 numbers a unit, mostly the same few hundred: the
+    hot paths index it (``PLAIN[x]``: no call at all), others call ``plain``.  When full, the
+    oldest quarter is dropped, so values never seen again (or a NaN, never equal to itself)
+    cannot make it grow, and the values in use stay (emptied at once, a batch's values would
+    all be written again)."""
+
+    __slots__ = ("write",)
+
+    #: values held at most (twice the lru_cache these replaced: a batch of the largest seed scheme
+    #: writes some 1,500 distinct numbers a hundred units, and each value is held, not shared)
+    HELD = 8192
+
+    def __init__(self, write):
+        super().__init__()
+        self.write = write
+
+    def __missing__(self, value) -> str:
+        text = self.write(value)
+        if len(self) >= self.HELD:
+            # the oldest first (a dict keeps its order); ``pop``: another thread may drop them too
+            for old in list(itertools.islice(self, self.HELD // 4)):
+                self.pop(old, None)
+        self[value] = text
+        return text
+
+
+def _plain(value: Decimal) -> str:
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+#: decimal -> its plain digits (``plain``)
+PLAIN = Texts(_plain)
+#: A decimal as plain digits, never in exponent form ("1E+1" -> "10").
+plain: Callable[..., str] = PLAIN.__getitem__
 
 
 def display(value: Decimal) -> str:
@@ -71,19 +103,23 @@ def display(value: Decimal) -> str:
     return format(value.quantize(_CENT, rounding=decimal.ROUND_HALF_UP), "f")
 
 
-@functools.lru_cache(maxsize=4096)  # as ``plain``: equal decimals give equal text
-def points_words(value: Decimal) -> str:
-    """A computed number as a sentence shows it: exact up to 2 places, else "约" and the number
-    rounded (half up) to 2 places, zeros kept ("约5.00": 4.995 is not 5).
-
-    Only the sentence is rounded; the number in the data stays exact."""
+def _points_words(value: Decimal) -> str:
     return _rounded(value, "约")
 
 
-@functools.lru_cache(maxsize=1024)
-def equals_words(value: Decimal) -> str:
-    """ "=" and a computed result, or "≈" and it rounded to 2 places: an equation stays true."""
+def _equals_words(value: Decimal) -> str:
     return "=" + plain(value) if _exact(value) else _rounded(value, "≈")
+
+
+#: decimal -> ``points_words``, decimal -> ``equals_words``
+POINTS_WORDS = Texts(_points_words)
+EQUALS_WORDS = Texts(_equals_words)
+#: A computed number as a sentence shows it: exact up to 2 places, else "约" and the number
+#: rounded (half up) to 2 places, zeros kept ("约5.00": 4.995 is not 5).  Only the sentence is
+#: rounded; the number in the data stays exact.
+points_words: Callable[..., str] = POINTS_WORDS.__getitem__
+#: "=" and a computed result, or "≈" and it rounded to 2 places: an equation stays true.
+equals_words: Callable[..., str] = EQUALS_WORDS.__getitem__
 
 
 def _exact(value: Decimal) -> bool:
@@ -107,10 +143,22 @@ def clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
 
 def measure_words(value: Decimal) -> str:
     """A measure as shown in a trace: exact when short, else "约" and 4 places (1/3 -> 约0.3333)."""
+    if value.__class__ is Decimal:
+        # its fixed-point text has exactly as many places as the exponent says (a NaN or an
+        # infinity none): cheaper than its digit tuple, 34 digits for 1/3 (every measure of
+        # every unit comes here)
+        text = format(value, "f")
+        point = text.find(".")
+        if point < 0 or len(text) - point <= 5:
+            return PLAIN[value]
+        return "约" + PLAIN[value.quantize(_PLACES_4, rounding=decimal.ROUND_HALF_UP)]
     exponent = value.as_tuple().exponent  # "n", "N" or "F" for a NaN or infinity
     if not isinstance(exponent, int) or exponent >= -4:
         return plain(value)
-    return "约" + plain(value.quantize(Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))
+    return "约" + plain(value.quantize(_PLACES_4, rounding=decimal.ROUND_HALF_UP))
+
+
+_PLACES_4 = Decimal("0.0001")
 
 
 # YAML 1.2's decimal numbers in ASCII digits only (Python's Decimal and int also take

@@ -26,10 +26,21 @@ from typing import Protocol
 
 from . import expressions as ex
 from .blocks import BLOCKS
+from .blocks.base import Block, guard_words
 from .conditions import holds
 from .facts import applicable, applies, not_applicable, validate_facts
+from .grading import grade_alone
 from .model import BONUS, DEDUCTION, Category, Clause, Scheme
-from .numbers import MAX_MAGNITUDE, ZERO, clamp, plain, points_words, to_match_precision
+from .numbers import (
+    MAX_MAGNITUDE,
+    PLAIN,
+    POINTS_WORDS,
+    ZERO,
+    clamp,
+    plain,
+    points_words,
+    to_match_precision,
+)
 from .outcome import PanelOutcome, RuleOutcome, _Worded
 from .panel import Mark, with_marks
 from .program import SCHEME_GROUP
@@ -274,18 +285,49 @@ def match_here(scheme: Scheme, batch: Sequence[Sequence[dict]]) -> list[set]:
 
 class _ClausePlan:
     """What scoring a clause needs that depends on the scheme version alone, worked out once
-    (``_plan``) instead of for every unit: the facts it needs, its rules' blocks, the fixed
-    words of its sentence."""
+    (``_plan``) instead of for every unit: the facts it needs, its rules' blocks, match keys and
+    guards, its bounds, the fixed words of its sentence."""
 
-    __slots__ = ("start", "required", "conditional", "rules", "base_words", "verb", "tail", "data")
+    __slots__ = (
+        "start",
+        "required",
+        "needed",
+        "conditional",
+        "rules",
+        "base_words",
+        "verb",
+        "tail",
+        "data",
+        "low",
+        "high",
+        "deduction",
+    )
 
     def __init__(self, scheme: Scheme, clause: Clause):
         u = scheme.unit
         self.start = clause.points if clause.start == "full" else ZERO
         self.required = tuple(n for n in clause.reads if scheme.facts[n].required)
-        # a fact with an applies_when may not be missing although absent (``facts.applies``)
+        self.needed = frozenset(self.required)
+        # a fact with an applies_when may not be missing although absent (``facts.applies``; its
+        # applies_when's facts are never dropped, so asking again on the values left gives the
+        # same answer)
         self.conditional = any(scheme.facts[n].applies_when is not None for n in self.required)
-        self.rules = tuple((rule, BLOCKS[rule.kind], _rule_data(rule)) for rule in clause.rules)
+        # each rule with its block, the class and fixed data of its outcome, its match key, the
+        # words of its condition (``Block.words``), and whether it has none (scored and written
+        # without ``Block.score``'s and ``Block.words``' calls, ``_rule_outcomes``)
+        self.rules = tuple(
+            (
+                rule,
+                BLOCKS[rule.kind],
+                *_rule_data(rule),
+                f"{clause.id}/{rule.id}",
+                guard_words(rule),
+                _direct(rule, BLOCKS[rule.kind]),
+            )
+            for rule in clause.rules
+        )
+        self.low, self.high = clause.low, clause.high
+        self.deduction = clause.kind == DEDUCTION
         self.data = fixed_data(
             ClauseResult,
             id=clause.id,
@@ -309,6 +351,13 @@ class _ClausePlan:
             self.verb, self.tail = "本项得", f"{u}（满分{most}{u}）"
 
 
+def _direct(rule, block: Block) -> bool:
+    """A rule without a condition, of a block that keeps ``Block.score`` and ``Block.words``:
+    for it these come straight to the block's ``points`` and ``sentence``."""
+    kind = type(block)
+    return rule.when is None and kind.score is Block.score and kind.words is Block.words
+
+
 def _rule_data(rule) -> tuple:
     """The class of the rule's outcome (``Block.score``) and the data of its fixed fields."""
     kind = RuleOutcome if rule.panel is None else PanelOutcome
@@ -316,13 +365,14 @@ def _rule_data(rule) -> tuple:
 
 
 class _Plan:
-    """A scheme version's clause plans, the order of its categories and its groups of operands
-    for the matcher (``prepare``)."""
+    """A scheme version's clause plans (also in the scheme's order, with each clause), the order
+    of its categories and its groups of operands for the matcher (``prepare``)."""
 
-    __slots__ = ("clauses", "category_order", "groups", "conditions")
+    __slots__ = ("clauses", "ordered", "category_order", "groups", "conditions")
 
     def __init__(self, scheme: Scheme):
         self.clauses = {cid: _ClausePlan(scheme, c) for cid, c in scheme.clauses.items()}
+        self.ordered = [(cid, c, self.clauses[cid]) for cid, c in scheme.clauses.items()]
         self.category_order = {cid: i for i, cid in enumerate(scheme.category_index())}
         self.groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
         if scheme.grade_operands:
@@ -348,15 +398,6 @@ def _plan(scheme: Scheme) -> _Plan:
     return plan
 
 
-def _missing_for(plan: _ClausePlan, scheme: Scheme, values: Mapping) -> list:
-    # a fact that does not apply is not missing (applies_when's facts are never dropped, so
-    # asking again on the values left gives the same answer)
-    missing = [n for n in plan.required if values.get(n) is None]
-    if missing and plan.conditional:
-        return [n for n in missing if applies(scheme.facts[n], values) is not False]
-    return missing
-
-
 def score_clause(
     scheme: Scheme,
     clause: Clause,
@@ -379,68 +420,61 @@ def _score_clause(
     explain: bool,
     panels: Mapping | None,
 ) -> ClauseResult:
-    # every clause of every unit comes through here: one pass over the rules, no helper called
-    # where a test can spare it, and what depends on the clause alone read from its plan
-    start = plan.start
-    outcomes, base_sum, bonus_raw = _rule_outcomes(
+    # every clause of every unit comes through here (plain loops: a comprehension is a call)
+    outcomes, base_sum, bonus_raw, said = _rule_outcomes(
         scheme, clause, plan, fired, values, explain, panels
     )
     vetoes = _veto_outcomes(clause, fired, values) if clause.vetoes else []
-    missing = _missing_for(plan, scheme, values)
-    result = _new_result(clause, start, base_sum, bonus_raw, outcomes, vetoes, missing, values)
+    facts, missing = {}, []
+    for n in clause.reads:  # the clause's facts, and those it needs that are missing
+        if (value := values.get(n)) is None and n in plan.needed:
+            missing.append(n)
+        facts[n] = value
+    if missing and plan.conditional:
+        missing = [n for n in missing if applies(scheme.facts[n], values) is not False]
+    raw = plan.start + base_sum
+    if vetoes and any(v.fired for v in vetoes):
+        status, points, base, bonus, clamped = "vetoed", ZERO, ZERO, ZERO, ""
+    elif missing:
+        status, points, base, bonus, clamped = "incomplete", ZERO, ZERO, ZERO, ""
+    elif clause.bonus_cap is None and plan.low <= raw <= plan.high:  # most: no _scored call
+        status, points, base, bonus, clamped = "scored", raw + ZERO, raw, ZERO, ""
+    else:
+        status = "scored"
+        points, base, bonus, clamped = _scored(scheme, clause, plan, raw, bonus_raw)
+    # positional, in the fields' order: a call with 22 keywords cost more than the fields
+    result = ClauseResult(
+        clause.id, clause.title, clause.category, clause.kind, clause.points, points, status,
+        plan.start, raw, outcomes, vetoes, missing, facts, clause.source.text, clamped, clause.file,
+        clause.offices, clause.note, base, bonus, bonus_raw, clause.bonus_cap,
+    )  # fmt: skip
     result._fixed = plan.data
-    for veto in vetoes:
-        if veto.fired:
-            result.status = "vetoed"
-            break
-    else:
-        if missing:
-            result.status = "incomplete"
-        else:
-            _scored(scheme, clause, result)
     # the sentence: now if the caller reads every one (an API answer), else when it is read
-    if explain:
-        result._explanation = _clause_words(scheme, clause, result, plan)
-    else:
+    if not explain:
         result._write = functools.partial(_clause_words, scheme, clause)
+    elif status != "scored" or clause.bonus_cap is not None:
+        result._explanation = _clause_words(scheme, clause, result, plan)
+    else:  # the most common sentence, from the fired rules' sentences gathered on the way
+        result._explanation = (
+            f"{plan.base_words}{'；'.join(said) or '无规则适用'}{f'；{clamped}' if clamped else ''}"
+            f"。{plan.verb}{POINTS_WORDS[-points if plan.deduction else points]}{plan.tail}"
+        )
     return result
 
 
-def _new_result(
-    clause: Clause,
-    start: Decimal,
-    base_sum: Decimal,
-    bonus_raw: Decimal,
-    outcomes: list,
-    vetoes: list,
-    missing: list,
-    values: Mapping,
-) -> ClauseResult:
-    # positional, in the fields' order: a call with 22 keywords cost more than the fields
-    return ClauseResult(
-        clause.id,
-        clause.title,
-        clause.category,
-        clause.kind,
-        clause.points,  # maximum
-        ZERO,  # points
-        "scored",
-        start,
-        start + base_sum,  # raw
-        outcomes,
-        vetoes,
-        missing,
-        {n: values.get(n) for n in clause.reads},
-        clause.source.text,
-        "",  # clamped
-        clause.file,
-        clause.offices,
-        clause.note,
-        ZERO,  # base
-        ZERO,  # bonus
-        bonus_raw,
-        clause.bonus_cap,
-    )
+def _scored(
+    scheme: Scheme, clause: Clause, plan: _ClausePlan, raw: Decimal, bonus_raw: Decimal
+) -> tuple[Decimal, Decimal, Decimal, str]:
+    """The points, base and bonus points of a clause scored, and why its points are not the sum
+    of its rules' (or ""): the base rules clamped to the clause's points, and its bonus, if
+    any, to its bonus cap."""
+    low, high = plan.low, plan.high
+    base = low if raw < low else high if raw > high else raw
+    clamped = _clamped_words(clause, raw, base, scheme.unit) if base != raw else ""
+    if clause.bonus_cap is None:
+        return base + ZERO, base, ZERO, clamped
+    bonus = clamp(bonus_raw, ZERO, clause.bonus_cap)
+    return base + bonus, base, bonus, clamped
 
 
 def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutcome]:
@@ -456,18 +490,6 @@ def _veto_outcomes(clause: Clause, fired: set, values: Mapping) -> list[VetoOutc
     ]
 
 
-def _scored(scheme: Scheme, clause: Clause, result: ClauseResult) -> None:
-    """The base rules clamped to the clause's points, and its bonus, if any, to its bonus cap."""
-    raw = result.raw
-    points = clamp(raw, clause.low, clause.high)
-    if points != raw:
-        result.clamped = _clamped_words(clause, raw, points, scheme.unit)
-    if clause.bonus_cap is not None:
-        result.bonus = clamp(result.bonus_raw, ZERO, clause.bonus_cap)
-    result.base = points
-    result.points = points + result.bonus
-
-
 def _rule_outcomes(
     scheme: Scheme,
     clause: Clause,
@@ -476,23 +498,35 @@ def _rule_outcomes(
     values: Mapping,
     explain: bool,
     panels: Mapping | None = None,
-) -> tuple[list[RuleOutcome], Decimal, Decimal]:
-    """Each rule's outcome from its building block (a panel's result kept with its rule's), and
-    the sums of the base rules' and of the bonus rules' points (bonus rules count beyond the
+) -> tuple[list[RuleOutcome], Decimal, Decimal, list[str]]:
+    """Each rule's outcome from its building block (a panel's result kept with its rule's), the
+    sums of the base rules' and of the bonus rules' points (bonus rules count beyond the
     clause's points, up to its own bonus cap: never clamped with the base rules, else
-    "该项设有加分项(最多加5分)" would vanish into the clause's 5 points)."""
+    "该项设有加分项(最多加5分)" would vanish into the clause's 5 points), and (``explain``) the
+    sentences of the base rules that fired, which the clause's sentence lists."""
     outcomes = []
+    said = []
     # added up in the rules' order from 0, as ``sum`` did: the same decimals to the last digit
     base = bonus = ZERO
-    for rule, block, (made, data) in plan.rules:
-        outcome = block.score(scheme, clause, rule, fired, values)
-        if outcome.__class__ is made:
-            outcome._fixed = data
+    for rule, block, made, data, key, guard, direct in plan.rules:
+        if direct:  # most rules: ``Block.score``'s work without its call (positional fields)
+            outcome = made(rule.id, rule.kind, rule.title, False, ZERO, None, False, {}, None, rule.note)  # fmt: skip
+            block.points(outcome, scheme, clause, rule, key, fired, values)
+        else:
+            outcome = block.score(scheme, clause, rule, fired, values, key, made)
+        outcome._fixed = data
         if rule.panel is not None:
-            outcome.panel = (panels or {}).get(clause.id)  # type: ignore[attr-defined]
+            outcome.panel = (panels or {}).get(clause.id)
         # the sentence is written from the outcome: now if ``explain``, else when it is read
         if explain:
-            outcome._explanation = block.words(scheme, clause, rule, outcome)
+            # without a condition no fact of it is missing: ``Block.words`` comes to ``sentence``
+            words = outcome._explanation = (
+                block.sentence(scheme, clause, rule, outcome, guard)
+                if direct
+                else block.words(scheme, clause, rule, outcome, guard)
+            )
+            if outcome.fired and not rule.bonus:
+                said.append(words)
         else:
             outcome._write = functools.partial(block.words, scheme, clause, rule)
         outcomes.append(outcome)
@@ -500,7 +534,7 @@ def _rule_outcomes(
             bonus += outcome.amount
         else:
             base += outcome.amount
-    return outcomes, base, bonus
+    return outcomes, base, bonus, said
 
 
 def _clamped_words(clause: Clause, raw: Decimal, points: Decimal, u: str) -> str:
@@ -534,7 +568,7 @@ def _clause_words(
     # a sentence already written (explain) read from its slot, without the property's call
     fired = [
         o._explanation if o._explanation is not None else o.explanation
-        for o, (r, _, _) in zip(result.rules, plan.rules)
+        for o, (r, *_) in zip(result.rules, plan.rules)
         if o.fired and not r.bonus
     ]
     fired_words = "；".join(fired) or "无规则适用"
@@ -609,11 +643,11 @@ def _walk(cat: Category, clause_results: dict, out: list, u: str) -> Decimal:
     if cat.kind == DEDUCTION and cat.cap is not None:
         points, capped = (max(raw, -cat.cap), raw < -cat.cap)
     if capped:
-        expl = f"{cat.title}合计{points_words(raw)}{u}，超过总计上限{plain(cat.cap)}{u}，按{points_words(points)}{u}计"
+        expl = f"{cat.title}合计{POINTS_WORDS[raw]}{u}，超过总计上限{PLAIN[cat.cap]}{u}，按{POINTS_WORDS[points]}{u}计"
+    elif cat.points is not None:
+        expl = f"{cat.title}合计{POINTS_WORDS[points]}{u}（满分{PLAIN[cat.points]}{u}）"
     else:
-        expl = f"{cat.title}合计{points_words(points)}{u}" + (
-            f"（满分{plain(cat.points)}{u}）" if cat.points is not None else ""
-        )
+        expl = f"{cat.title}合计{POINTS_WORDS[points]}{u}"
     out.append(
         CategoryResult(
             cat.id,
@@ -647,13 +681,14 @@ def assemble(
     """The score of one unit from the rules that fired.  ``explain``: the caller will read every
     sentence of the trace (an API answer, a stored score), so write them now, in the same pass.
     ``panels``: see ``_clause_results``."""
-    from .grading import grade_alone
-
     values, not_applying, clause_results = _clause_results(scheme, values, fired, explain, panels)
     categories = _categories(scheme, clause_results)
-    tops = [r for r in categories if r.parent is None]
-    total = sum((r.points for r in tops), ZERO)
-    by_kind = {k: sum((r.points for r in tops if r.kind == k), ZERO) for k in _KINDS}
+    total, by_kind = ZERO, dict.fromkeys(_KINDS, ZERO)  # the tops added in order from 0, as sum did
+    for r in categories:
+        if r.parent is None:
+            total += r.points
+            if r.kind in by_kind:
+                by_kind[r.kind] += r.points
     vetoes = _grade_vetoes(scheme, values, fired)
     missing = sorted({n for r in clause_results.values() for n in r.missing})
     result = ScoreResult(
@@ -698,10 +733,9 @@ def _clause_results(
         values, panels = with_marks(scheme, values, None)
     not_applying = sorted(not_applicable(scheme, values))
     values = applicable(scheme, values)
-    plans = _plan(scheme).clauses
     results = {
-        cid: _score_clause(scheme, c, plans[cid], fired, values, explain, panels)
-        for cid, c in scheme.clauses.items()
+        cid: _score_clause(scheme, c, plan, fired, values, explain, panels)
+        for cid, c, plan in _plan(scheme).ordered
     }
     return values, not_applying, results
 

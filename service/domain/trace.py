@@ -6,7 +6,7 @@ import dataclasses
 import gc
 from decimal import Decimal
 
-from .numbers import display, plain
+from .numbers import PLAIN, ZERO, display, plain
 
 STATUS_WORDS = {"scored": "已计分", "incomplete": "缺少事实", "vetoed": "被否决"}
 KIND_WORDS = {"standard": "基本分", "bonus": "加分", "deduction": "扣分"}
@@ -22,31 +22,64 @@ _SEQUENCES = frozenset({list, tuple, set})
 def _field_value(name: str, hint: str) -> str:
     """The expression writing field ``name`` of ``v``, by its annotation: the type the field
     holds is tested first (one identity test), anything else goes through ``to_data``, so a
-    value of another type than declared is written exactly as ``to_data`` writes it."""
+    value of another type than declared is written exactly as ``to_data`` writes it.  Decimals
+    are read from ``PLAIN`` (no call).  (A dict or list field: ``_container``.)"""
     read = f"(x := v.{name})"
+    # an optional field's None is written as itself here rather than by a call to ``to_data``
+    optional = hint.endswith(" | None")
+    other = "None if x is None else to_data(x)" if optional else "to_data(x)"
+    hint = hint.removesuffix(" | None")
     if hint in ("str", "bool"):
-        return f"x if {read}.__class__ is {hint} else to_data(x)"
-    if hint in ("int", "int | None"):
+        return f"x if {read}.__class__ is {hint} else {other}"
+    if hint == "int":
         return f"x if {read} is None or x.__class__ is int else to_data(x)"
-    if hint.startswith("Decimal"):  # most of a trace's numbers: points, maxima, amounts
-        return f"plain(x) if {read}.__class__ is Decimal else to_data(x)"
-    if hint == "dict":  # facts: their values are plain or decimals
-        return f"_dict(x) if {read}.__class__ is dict else to_data(x)"
-    if hint in ("list", "tuple"):  # most of a clause's lists (vetoes, missing, offices) are empty
-        return f"(_list(x) if x else []) if {read}.__class__ in SEQUENCES else to_data(x)"
+    if hint == "Decimal":  # most of a trace's numbers: points, maxima, amounts
+        # the one 0 (``numbers.ZERO``: the points of a rule that did not fire, a clause's bonus
+        # without one) known by identity, without comparing it with the cache's 0
+        return f'"0" if {read} is ZERO else PLAIN[x] if x.__class__ is Decimal else {other}'
     return f"to_data(v.{name})"
+
+
+#: how ``_dict`` and ``_list`` write one value ``y``, written out in a writer's loops
+_ITEM = "y if y.__class__ in PLAINS else PLAIN[y] if y.__class__ is Decimal else "
+_CONTAINERS = {
+    # facts: their values are plain or decimals
+    "dict": (
+        "    if (x := v.{name}).__class__ is dict:\n        {to} = {{}}\n"
+        "        for k, y in x.items():\n"
+        "            {to}[k if k.__class__ is str else str(k)] = " + _ITEM + "to_data(y)\n"
+        "    else:\n        {to} = to_data(x)\n"
+    ),
+    # most of a clause's lists (vetoes, missing) are empty; a list of results (a clause's
+    # rules) goes straight to their class's writer
+    "list": (
+        "    if (x := v.{name}).__class__ in SEQUENCES:\n        {to} = []\n"
+        "        for y in x:\n            {to}.append(" + _ITEM + "w(y)"
+        " if (w := WRITERS.get(y.__class__)) is not None else to_data(y))\n"
+        "    else:\n        {to} = to_data(x)\n"
+    ),
+}
+_CONTAINERS["tuple"] = _CONTAINERS["list"]
 
 
 def _writer(kind):
     """A function that writes a dataclass's public fields, then its sentences (``TEXT``), as a dict.
 
     A trace has some 90 objects a unit and this runs over every one of them on every API answer,
-    so each class gets a function of its own, written once from its fields (``exec``): one dict
-    display reading each field and writing it by its declared type, no loop and no call per field
-    but for the values that need one (decimals, facts, lists of results)."""
+    so each class gets a function of its own, written once from its fields (``exec``): its dicts
+    and lists (facts, results) written first by loops in place (Python 3.11 makes a comprehension
+    a call of its own), then one dict display reading each other field and writing it by its
+    declared type, no call per field but for the values that need one."""
     hints = {f.name: f.type if isinstance(f.type, str) else "" for f in dataclasses.fields(kind)}
     names = [n for n in hints if not n.startswith("_")]
-    written = [(n, _field_value(n, hints[n])) for n in names]
+    first = ""  # the statements writing the dicts and lists, each to a local of its own
+    written = []
+    for i, n in enumerate(names):
+        if hints[n] in _CONTAINERS:
+            first += _CONTAINERS[hints[n]].format(name=n, to=f"c{i}")
+            written.append((n, f"c{i}"))
+        else:
+            written.append((n, _field_value(n, hints[n])))
     # a sentence already written (``_Worded``: most of them, on an API answer) read from its slot,
     # without the property's call; else through the property, which writes it
     written += [
@@ -61,20 +94,21 @@ def _writer(kind):
         # an object made with its fixed fields already written (``fixed_data``): a copy of them,
         # and only the fields that vary written over it, in place (the keys' order is kept)
         source = (
-            "def write(v):\n    d = v._fixed\n    if d is None:\n"
+            f"def write(v):\n{first}    d = v._fixed\n    if d is None:\n"
             f"        return {display}\n    d = d.copy()\n"
             + "".join(f"    d[{n!r}] = {e}\n" for n, e in written if n not in fixed)
             + "    return d\n"
         )
     else:
-        source = f"def write(v):\n    return {display}\n"
+        source = f"def write(v):\n{first}    return {display}\n"
     scope = {
         "to_data": _data,
-        "plain": plain,
+        "PLAIN": PLAIN,
+        "ZERO": ZERO,
+        "PLAINS": _PLAIN,
+        "WRITERS": _WRITERS,
         "Decimal": Decimal,
         "SEQUENCES": _SEQUENCES,
-        "_dict": _dict,
-        "_list": _list,
     }
     exec(compile(source, f"<to_data of {kind.__name__}>", "exec"), scope)  # noqa: S102 - our own fields' names
     return scope["write"]
@@ -99,7 +133,7 @@ def _dict(value: dict) -> dict:
     return {
         k if k.__class__ is str else str(k): v
         if v.__class__ in _PLAIN
-        else plain(v)
+        else PLAIN[v]
         if v.__class__ is Decimal
         else _data(v)
         for k, v in value.items()
@@ -111,7 +145,7 @@ def _list(value) -> list:
     return [
         v
         if v.__class__ in _PLAIN
-        else plain(v)
+        else PLAIN[v]
         if v.__class__ is Decimal
         else w(v)
         if (w := _WRITERS.get(v.__class__)) is not None
@@ -142,7 +176,7 @@ def _data(value):
     if kind in _PLAIN:
         return value
     if kind is Decimal:
-        return plain(value)
+        return PLAIN[value]
     if kind is dict:
         return _dict(value)
     if kind is list or kind is tuple or kind is set:

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from .model import Scheme
-from .numbers import plain
+from .numbers import PLAIN
 
 
 def signed(amount: Decimal, u: str = "分") -> str:
     if amount < 0:
-        return f"扣{plain(-amount)}{u}"
-    return f"得{plain(amount)}{u}"
+        return f"扣{PLAIN[-amount]}{u}"
+    return f"得{PLAIN[amount]}{u}"
 
 
 def value_words(value, missing: str = "（缺）") -> str:
@@ -22,16 +22,28 @@ def value_words(value, missing: str = "（缺）") -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, Decimal):
-        return plain(value)
+        return PLAIN[value]
     return str(value)
 
 
 def facts_text(facts: Mapping, scheme: Scheme) -> str:
-    return "，".join(
-        f"{scheme.facts[n].label}={value_words(v)}{scheme.facts[n].unit if v is not None else ''}"
-        for n, v in facts.items()
-        if n in scheme.facts
-    )
+    # a rule's or veto's facts, for every fixed rule of every unit: each spec looked up once,
+    # the common values (yes/no, decimals) written without a call
+    specs = scheme.facts
+    out = []
+    for n, v in facts.items():
+        spec = specs.get(n)
+        if spec is None:
+            continue
+        if v is None:
+            out.append(f"{spec.label}=（缺）")
+        elif v.__class__ is bool:
+            out.append(f"{spec.label}={'是' if v else '否'}{spec.unit}")
+        elif v.__class__ is Decimal:
+            out.append(f"{spec.label}={PLAIN[v]}{spec.unit}")
+        else:
+            out.append(f"{spec.label}={value_words(v)}{spec.unit}")
+    return "，".join(out)
 
 
 def cap(raw: Decimal, limit: Decimal | None) -> tuple[Decimal, bool]:

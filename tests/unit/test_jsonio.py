@@ -35,3 +35,44 @@ def test_what_orjson_refuses_is_still_written_as_valid_json():
 
 def test_pretty_output_for_debugging():
     assert dumps_bytes({"a": [1]}, pretty=True).decode() == '{\n  "a": [\n    1\n  ]\n}'
+
+
+def test_keys_that_are_not_text_are_written_as_orjson_writes_them_with_non_str_keys():
+    # text keys are written without OPT_NON_STR_KEYS (faster); any other key is written as before
+    import datetime
+    import enum
+
+    import orjson
+
+    class Level(enum.StrEnum):
+        HIGH = "高"
+
+    class Label(str):
+        pass
+
+    value = {
+        1: Decimal("2.50"),
+        Label("甲"): [1],
+        Level.HIGH: True,
+        None: 0,
+        datetime.date(2026, 1, 2): "x",
+        "乙": {2: "y"},
+    }
+    expected = orjson.dumps(
+        value, default=lambda v: "2.5", option=orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2
+    )
+    assert dumps_bytes(value, pretty=True) == expected
+    assert dumps_bytes(value) == orjson.dumps(
+        value, default=lambda v: "2.5", option=orjson.OPT_NON_STR_KEYS
+    )
+    # a non-text key beside what orjson refuses still ends in the standard library's valid JSON
+    assert json.loads(dumps_bytes({1: "\ud800", "n": 2**70})) == {"1": "\ud800", "n": 2**70}
+
+
+def test_text_keys_give_the_same_bytes_as_with_non_str_keys():
+    import orjson
+
+    value = {"总分": Decimal("85.50"), "条款": [{"id": "1", "facts": {"a": None, "b": True}}]}
+    assert dumps_bytes(value) == orjson.dumps(
+        value, default=lambda v: "85.5", option=orjson.OPT_NON_STR_KEYS
+    )

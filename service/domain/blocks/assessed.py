@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model import Panel, Rule, Scheme
-from ..numbers import plain
+from ..numbers import PLAIN, plain
 from ..outcome import RuleOutcome
 from ..panel import drop_words, panel_words, result_words
 from .base import VALUE, WHEN, Description, Key, RuleReading
@@ -111,7 +111,9 @@ class Assessed(Valued):
         if out.fired:
             given = out.facts.get(rule.reason) if rule.reason else None
             v = out.facts[rule.value]
-            return f"评审给分{plain(v)}{scheme.unit}" + (f"，理由：{given}" if given else "")
+            if given:
+                return f"评审给分{PLAIN[v]}{scheme.unit}，理由：{given}"
+            return f"评审给分{PLAIN[v]}{scheme.unit}"
         if guard:
             return f"{guard}不成立，不计分"
         return f"{scheme.facts[rule.value].label}不在可用范围内，不计分"

@@ -19,8 +19,8 @@ from .. import expressions as ex
 from ..conditions import AllOf, Condition, compile_condition
 from ..facts import applies
 from ..model import Clause, FactSpec, Interval, Panel, Part, Rule, Scheme
-from ..numbers import points_words
-from ..outcome import PanelOutcome, RuleOutcome
+from ..numbers import ZERO, points_words
+from ..outcome import RuleOutcome
 
 if TYPE_CHECKING:
     from ..program import Group
@@ -129,18 +129,25 @@ class Block:
         raise NotImplementedError
 
     def score(
-        self, scheme: Scheme, clause: Clause, rule: Rule, fired: set, values: Mapping
+        self,
+        scheme: Scheme,
+        clause: Clause,
+        rule: Rule,
+        fired: set,
+        values: Mapping,
+        key: str,
+        made: type[RuleOutcome],
     ) -> RuleOutcome:
-        """The rule's points and structured trace (no sentence: ``words`` writes it).
+        """The rule's points and structured trace (no sentence: ``words`` writes it): an outcome
+        of class ``made`` (``PanelOutcome`` for a rule with a panel, so the traces of other rules
+        have no ``panel`` key); ``key`` is the rule's match key, "clause id/rule id".
 
         This runs for every rule of every unit: what can be worked out once is on the rule
-        (``Rule.when_names``), and nothing is called here that a test can spare."""
-        key = f"{clause.id}/{rule.id}"
-        # a rule scored by a panel keeps the panel's result in its outcome (a class of its own,
-        # so the traces of other rules have no ``panel`` key)
-        out = (RuleOutcome if rule.panel is None else PanelOutcome)(
-            rule.id, rule.kind, rule.title, False, note=rule.note
-        )
+        (``Rule.when_names``) or in the scheme's plan (``key``, ``made``), and nothing is called
+        here that a test can spare."""
+        # positional, in the fields' order: rule, kind, title, fired, amount, raw, capped,
+        # facts, band, note (keywords cost more)
+        out = made(rule.id, rule.kind, rule.title, False, ZERO, None, False, {}, None, rule.note)
         if rule.when is not None:
             facts = out.facts
             absent = []
@@ -168,9 +175,13 @@ class Block:
     ) -> None:
         raise NotImplementedError
 
-    def words(self, scheme: Scheme, clause: Clause, rule: Rule, out: RuleOutcome) -> str:
-        """The sentence of an outcome ``score`` gave."""
-        guard = f"条件“{rule.when_text}”" if rule.when is not None else ""
+    def words(
+        self, scheme: Scheme, clause: Clause, rule: Rule, out: RuleOutcome, guard: str | None = None
+    ) -> str:
+        """The sentence of an outcome ``score`` gave; ``guard``: the rule's ``guard_words``, if
+        the caller has them (the scheme's plan)."""
+        if guard is None:
+            guard = guard_words(rule)
         # ``is``: the marker is this very string, and ``==`` against a measure (a Decimal)
         # would take Decimal's slow path through the numbers ABCs
         if out._why and out._why[0] is ABSENT:
@@ -214,6 +225,11 @@ class Block:
                 )
                 out.append(Change(f"rule_{key.name}", words, before, after))
         return out
+
+
+def guard_words(rule: Rule) -> str:
+    """How a rule's sentence names its condition: "条件“…”", or "" for a rule without one."""
+    return f"条件“{rule.when_text}”" if rule.when is not None else ""
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,14 @@ class Measured(Block):
         if measure is None:  # pragma: no cover - the loader admits no such rule
             raise ValueError("a rule lacks its measure")
         facts = out.facts
+        present = True
         for n in rule.measure_names:
-            facts[n] = values.get(n)
+            if (v := values.get(n)) is None:
+                present = False
+            facts[n] = v
         try:
-            m = ex.evaluate(measure, values)
+            # all the facts there (most rules of most units): evaluated without asking again
+            m = ex.evaluate_present(measure, values) if present else ex.evaluate(measure, values)
         except ex.Undefined as why:
             out._why = (UNDEFINED, why.reason)
             return
