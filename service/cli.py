@@ -361,8 +361,15 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle, jobs):
     FACTS_FILE：一个事实文件（.json、.yaml；一个单位或 units 下的多个单位），每行一个单位的
     JSON lines 文件（.jsonl），或放着这些文件的文件夹。单位逐批评分，结果随算随写入临时文件，
     排名只保留总分等少量数据：一万个单位也不会全部留在内存中。"""
-    # the engine process first: it is forked now and gets ready on the other core while this
-    # one loads the rules (its first batch used to wait 0.13 s for a freshly spawned one)
+    # The engine process is forked before the rules load, once what both need is imported: it
+    # then starts with the engine imported (a spawned one started an interpreter and imported
+    # it again, 0.12 s of CPU, and the first batch waited for it) and is ready while the rules
+    # load.  Imported before the fork, the engine and the scoring core cost it nothing.
+    import service.domain.scoring
+    import service.rulefiles.loader
+
+    if not oracle:
+        import service.engine.durable  # noqa: F401
     matcher = _matcher(oracle, "fork")
     try:
         _score_command(matcher, scheme_id, facts_file, rules_dir, clause_id, as_json, jobs)
@@ -400,7 +407,10 @@ def _score_command(matcher, scheme_id, facts_file, rules_dir, clause_id, as_json
 #: Units scored in one matcher call: large enough that the call's own cost is spread thin,
 #: small enough that a batch's full results (some 650 objects a unit) are let go before the
 #: next batch (10,000 units held at once took 1.46 GiB, issue 12).
-CHUNK = 200
+CHUNK = 50
+
+#: Batches from which ``scoring score`` shares them out over several processes (``--jobs``).
+PARALLEL_FROM = 2
 
 #: The fields of a result that ranking sets (``grading.rank_units``); everything else about a
 #: unit is final once it is scored.
@@ -460,10 +470,11 @@ class _Spool:
         self.entries: list[tuple[int, int, int, int]] = []  # file, start, end, a number kept
         self.size = 0
 
-    def add(self, data: bytes, mark: int = 0) -> None:
+    def write(self, data: bytes, mark: int = 0) -> tuple[int, int, int, int]:
+        """A piece written to the command's own file: its entry, for ``entries`` in its turn."""
         self.files[0].write(data)
-        self.entries.append((0, self.size, self.size + len(data), mark))
         self.size += len(data)
+        return (0, self.size - len(data), self.size, mark)
 
     def file_number(self, path: str) -> int:
         """The number of another process's spool file, opened for reading the first time."""
@@ -614,38 +625,49 @@ def _totals_of(full: str, alone: str) -> tuple[int, str]:
 
 def _score_all(form: _Form, units: Iterator, matcher, jobs: int, spool: _Spool) -> list:
     """Score every unit, each one's piece spooled as it is made; what ranking keeps of each, in
-    order.  Several processes score side by side (``jobs``) when there are several batches."""
-    first = list(itertools.islice(units, 2 * CHUNK))
+    order.  Several processes score side by side (``jobs``) when there are enough units."""
+    first = list(itertools.islice(units, PARALLEL_FROM * CHUNK))
     form.several = len(first) > 1
     units = itertools.chain(first, units)
-    if jobs > 1 and len(first) > CHUNK:
+    if jobs > 1 and len(first) >= PARALLEL_FROM * CHUNK:
         return _score_in_parallel(form, units, matcher, jobs, spool)
     kept: list = []
     for batch in _batches(units):
-        _score_here(form, batch, matcher, spool, kept)
+        spool.entries.extend(_score_here(form, batch, matcher, spool, kept))
     return kept
 
 
-def _score_here(form: _Form, batch: dict, matcher, spool: _Spool, kept: list) -> None:
-    """One batch scored in this process, each unit's piece spooled and what ranking keeps kept."""
+def _score_here(form: _Form, batch: dict, matcher, spool: _Spool, kept: list) -> list:
+    """One batch scored in this process: each unit's piece written to the spool (its entries
+    returned, in order) and what ranking keeps of it appended to ``kept``."""
     from service.domain.scoring import score_units
 
+    entries = []
     for result in score_units(form.scheme, batch, matcher, _name(matcher)):
         data, head, k = form.piece(result)
-        spool.add(data, head)
+        entries.append(spool.write(data, head))
         kept.append(k)
+    return entries
 
 
 def _name(matcher) -> str:
     return getattr(matcher, "name", "engine")
 
 
+#: Batches a forked scoring process holds at once: the one it scores and the next, so that it
+#: never waits for this process, busy with a batch of its own, to send one.
+IN_HAND = 2
+
+
 def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: _Spool):
-    """Batches shared out in turn between this process, which scores with ``matcher`` (its engine
-    process started while the rules loaded), and ``jobs - 1`` forked processes, each with its own
-    matcher and engine process, each writing its pieces to its own spool file.  Batch ``i`` goes
-    to process ``i % jobs`` and comes back in order, two batches in hand a process: while this
-    process scores its own batch, the others' are queued for them."""
+    """Batches scored by this process, with ``matcher`` (its engine process started while the
+    rules loaded), and by ``jobs - 1`` forked processes, each with its own matcher and engine
+    process and its own spool file.  Each batch in turn goes to a forked process with fewer than
+    ``IN_HAND`` batches, or else is scored here: however busy the machine, nobody waits for a
+    share fixed in advance, and this process, which also reads the units, takes what the others
+    leave.  The pieces are put back in the order of the units.  After wrong facts no batch is
+    handed out, those handed out are finished, and the first wrong batch in order is reported
+    (the one a single process would have reported)."""
     import multiprocessing as mp
 
     from service.domain.facts import InvalidFacts
@@ -653,7 +675,7 @@ def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: 
 
     oracle = isinstance(matcher, OracleMatcher)  # the forked processes score as this one does
     ctx = mp.get_context("fork")  # the loaded scheme and the form are the parent's: nothing sent
-    started = []  # process n (from 1), its tasks and its answers, at n - 1
+    started = []
     try:
         for n in range(1, jobs):
             tasks, answers = ctx.Queue(), ctx.Queue()
@@ -663,49 +685,75 @@ def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: 
                 name=f"scoring {n}",
             )
             process.start()
-            started.append((process, tasks, answers))
-        batches = _batches(units)
-        # the process of each batch in hand, in order, with the batch itself if it is this one's
-        order: collections.deque = collections.deque()
-
-        def send(n: int) -> None:
-            batch = next(batches, None)
-            if batch is None:
-                return
-            if n == 0:
-                order.append((0, batch))
-            else:
-                started[n - 1][1].put(batch)  # queued by a thread: never waits for the process
-                order.append((n, None))
-
-        for _ in range(2):
-            for n in range(jobs):
-                send(n)
+            started.append((process, tasks, answers, collections.deque()))  # batches in hand
         kept: list = []
-        while order:
-            n, batch = order.popleft()
-            if n == 0:
-                _score_here(form, batch, matcher, spool, kept)
-                batch = None
-                send(n)
+        done: dict[int, tuple[list, list]] = {}  # batch -> its entries and kept, until its turn
+        failed: dict[int, tuple] = {}  # batch -> ("invalid", errors) or ("failed", why)
+        turn = 0  # the next batch to put in order
+
+        def take(process, tasks, answers, hand, wait: bool) -> bool:
+            """One answer of a forked process, if there is one (or, ``wait``, when it comes)."""
+            import queue
+
+            if wait:
+                reply = _answer(process, answers)
+            else:
+                try:
+                    reply = answers.get_nowait()
+                except queue.Empty:
+                    return False
+            number = hand.popleft()
+            if reply[0] != "ok":
+                failed[number] = reply
+                return True
+            file = spool.file_number(reply[1])
+            done[number] = (
+                [(file, start, end, head) for start, end, head, _ in reply[2]],
+                [k for *_, k in reply[2]],
+            )
+            return True
+
+        def put_in_order() -> None:
+            nonlocal turn
+            while turn in done:
+                entries, ks = done.pop(turn)
+                spool.entries.extend(entries)
+                kept.extend(ks)
+                turn += 1
+
+        for number, batch in enumerate(_batches(units)):
+            if failed:
+                break
+            for other in started:
+                while other[3] and take(*other, wait=False):
+                    pass
+            free = next((other for other in started if len(other[3]) < IN_HAND), None)
+            if free is not None:
+                free[1].put(batch)  # queued by a thread: never waits for the process
+                free[3].append(number)
                 continue
-            reply = _answer(*started[n - 1][::2])
-            if reply[0] == "invalid":
-                raise InvalidFacts(reply[1])
-            if reply[0] == "failed":
-                raise click.ClickException(f"评分失败：{reply[1]}")
-            number = spool.file_number(reply[1])
-            for start, end, head, k in reply[2]:
-                spool.entries.append((number, start, end, head))
-                kept.append(k)
-            send(n)
-        for _, tasks, _ in started:
+            mine: list = []
+            try:
+                done[number] = (_score_here(form, batch, matcher, spool, mine), mine)
+            except InvalidFacts as err:
+                failed[number] = ("invalid", err.errors)
+            put_in_order()
+        for other in started:
+            while other[3]:
+                take(*other, wait=True)
+        if failed:
+            why = failed[min(failed)]
+            if why[0] == "invalid":
+                raise InvalidFacts(why[1])
+            raise click.ClickException(f"评分失败：{why[1]}")
+        put_in_order()
+        for _, tasks, _, _ in started:
             tasks.put(None)  # done: each process closes its matcher and ends
-        for process, _, _ in started:
+        for process, _, _, _ in started:
             process.join()
         return kept
     finally:
-        for process, tasks, answers in started:
+        for process, tasks, answers, _ in started:
             if process.is_alive():  # an error above: its engine process ends as its socket closes
                 process.terminate()
                 process.join()

@@ -241,3 +241,25 @@ def test_a_file_of_a_folder_that_is_not_a_facts_file_is_named(tmp_path, seeds):
     code, out, err = _invoke(RANKED_SCHEME, folder, "--rules", RULES)
     assert code == 1 and out == b""
     assert "zz-notes.json：事实文件应包含 facts（一个单位）或 units（多个单位）" in err
+
+
+def test_wrong_facts_in_several_batches_report_the_first_however_many_processes(
+    tmp_path, seeds, small_chunks
+):
+    """Batches go to whichever process is free, so a later batch may be scored before an earlier
+    one; the error reported is still that of the first wrong batch, as one process reports it.
+    Batches of 7: a wrong unit in each of batches 1 to 7, the first held by a forked process."""
+    scheme = seeds[RANKED_SCHEME]
+    path = _written(tmp_path, scheme, 60, "jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    wrong = (10, 16, 24, 31, 38, 45, 52)
+    for number in wrong:
+        bad = json.loads(lines[number])
+        bad["facts"][f"wrong_{number}"] = 1
+        lines[number] = json.dumps(bad, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outcomes = {j: _invoke(RANKED_SCHEME, path, "--rules", RULES, jobs=j) for j in (1, 2, 3)}
+    for code, out, err in outcomes.values():
+        assert code == 2 and out == b""
+        assert [n for n in wrong if f"事实有误 wrong_{n}:" in err] == [10]
+    assert outcomes[1][2] == outcomes[2][2] == outcomes[3][2]
