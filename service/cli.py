@@ -11,7 +11,6 @@ scoring impact A B FACTS_FILE [--map OLD=NEW]... [--set FACT=VALUE:REASON]... [-
 
 from __future__ import annotations
 
-import collections
 import copy
 import itertools
 import json
@@ -659,64 +658,60 @@ def _name(matcher) -> str:
     return getattr(matcher, "name", "engine")
 
 
-#: Batches a forked scoring process holds at once: the one it scores and the next, so that it
-#: never waits for this process, busy with a batch of its own, to send one.
+#: Batches queued for each forked scoring process: the one it takes next while it scores one,
+#: so that it never waits for this process, busy with a batch of its own, to queue another.
 IN_HAND = 2
 
 
 def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: _Spool):
     """Batches scored by this process, with ``matcher`` (its engine process started while the
     rules loaded), and by ``jobs - 1`` forked processes, each with its own matcher and engine
-    process and its own spool file.  Each batch in turn goes to a forked process with fewer than
-    ``IN_HAND`` batches, or else is scored here: however busy the machine, nobody waits for a
-    share fixed in advance, and this process, which also reads the units, takes what the others
-    leave.  The pieces are put back in the order of the units.  After wrong facts no batch is
-    handed out, those handed out are finished, and the first wrong batch in order is reported
+    process and its own spool file, all sharing one queue of batches.  This process keeps
+    ``IN_HAND`` batches queued for each of the others and scores the next one itself: however
+    busy the machine, nobody waits for a share fixed in advance, and this process, which also
+    reads the units, takes what the others leave.  When the units run out it takes back from
+    the queue what no one has started, so at the end it waits for at most the batches being
+    scored.  The pieces are put back in the order of the units.  After wrong facts nothing more
+    is started, what was started is finished, and the first wrong batch in order is reported
     (the one a single process would have reported)."""
     import multiprocessing as mp
+    import queue
 
     from service.domain.facts import InvalidFacts
     from service.engine.oracle import OracleMatcher
 
     oracle = isinstance(matcher, OracleMatcher)  # the forked processes score as this one does
     ctx = mp.get_context("fork")  # the loaded scheme and the form are the parent's: nothing sent
-    started = []
+    tasks, answers = ctx.Queue(), ctx.Queue()
+    processes = []
     try:
         for n in range(1, jobs):
-            tasks, answers = ctx.Queue(), ctx.Queue()
             process = ctx.Process(
                 target=_scoring_process,
                 args=(form, oracle, os.path.join(spool.folder, f"{n}.spool"), tasks, answers),
                 name=f"scoring {n}",
             )
             process.start()
-            started.append((process, tasks, answers, collections.deque()))  # batches in hand
+            processes.append(process)
         kept: list = []
         done: dict[int, tuple[list, list]] = {}  # batch -> its entries and kept, until its turn
         failed: dict[int, tuple] = {}  # batch -> ("invalid", errors) or ("failed", why)
         turn = 0  # the next batch to put in order
+        queued = 0  # batches queued or being scored by the others
+        batches = enumerate(_batches(units))
+        left = True  # units not yet read
 
-        def take(process, tasks, answers, hand, wait: bool) -> bool:
-            """One answer of a forked process, if there is one (or, ``wait``, when it comes)."""
-            import queue
-
-            if wait:
-                reply = _answer(process, answers)
-            else:
-                try:
-                    reply = answers.get_nowait()
-                except queue.Empty:
-                    return False
-            number = hand.popleft()
-            if reply[0] != "ok":
-                failed[number] = reply
-                return True
-            file = spool.file_number(reply[1])
-            done[number] = (
-                [(file, start, end, head) for start, end, head, _ in reply[2]],
-                [k for *_, k in reply[2]],
-            )
-            return True
+        def answered(reply) -> None:
+            nonlocal queued
+            queued -= 1
+            status, number, *rest = reply
+            if status != "ok":
+                failed[number] = (status, *rest)
+                return
+            path, rows = rest
+            file = spool.file_number(path)
+            entries = [(file, start, end, head) for start, end, head, _ in rows]
+            done[number] = (entries, [k for *_, k in rows])
 
         def put_in_order() -> None:
             nonlocal turn
@@ -726,64 +721,80 @@ def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: 
                 kept.extend(ks)
                 turn += 1
 
-        for number, batch in enumerate(_batches(units)):
-            if failed:
-                break
-            for other in started:
-                while other[3] and take(*other, wait=False):
+        def next_batch():
+            nonlocal left
+            item = next(batches, None) if left and not failed else None
+            left = item is not None
+            return item
+
+        while True:
+            while queued:  # the answers already there
+                try:
+                    answered(answers.get_nowait())
+                except queue.Empty:
+                    break
+            while queued < IN_HAND * len(processes) and (item := next_batch()) is not None:
+                tasks.put(item)  # queued by a thread: never waits for the processes
+                queued += 1
+            item = next_batch()
+            if item is None and queued:
+                try:  # taken back: nobody has started it (one waiting for a batch holds the lock)
+                    item = tasks.get_nowait()
+                    queued -= 1
+                except queue.Empty:
                     pass
-            free = next((other for other in started if len(other[3]) < IN_HAND), None)
-            if free is not None:
-                free[1].put(batch)  # queued by a thread: never waits for the process
-                free[3].append(number)
+            if item is None:
+                if not queued:
+                    break
+                answered(_answer(processes, answers))
+                put_in_order()
                 continue
+            number, batch = item
             mine: list = []
             try:
                 done[number] = (_score_here(form, batch, matcher, spool, mine), mine)
             except InvalidFacts as err:
                 failed[number] = ("invalid", err.errors)
             put_in_order()
-        for other in started:
-            while other[3]:
-                take(*other, wait=True)
         if failed:
             why = failed[min(failed)]
             if why[0] == "invalid":
                 raise InvalidFacts(why[1])
             raise click.ClickException(f"评分失败：{why[1]}")
         put_in_order()
-        for _, tasks, _, _ in started:
+        for _ in processes:
             tasks.put(None)  # done: each process closes its matcher and ends
-        for process, _, _, _ in started:
+        for process in processes:
             process.join()
         return kept
     finally:
-        for process, tasks, answers, _ in started:
+        for process in processes:
             if process.is_alive():  # an error above: its engine process ends as its socket closes
                 process.terminate()
                 process.join()
-            for q in (tasks, answers):
-                q.cancel_join_thread()
-                q.close()
+        for q in (tasks, answers):
+            q.cancel_join_thread()
+            q.close()
 
 
-def _answer(process, answers):
-    """The next answer of a scoring process; an error if it died without one."""
+def _answer(processes: list, answers):
+    """The next answer of the scoring processes; an error if one died without answering."""
     import queue
 
     while True:
         try:
             return answers.get(timeout=1)
         except queue.Empty:
-            if not process.is_alive():
-                raise click.ClickException(
-                    f"评分进程意外退出（退出码 {process.exitcode}），未输出任何结果"
-                ) from None
+            for process in processes:
+                if not process.is_alive():
+                    raise click.ClickException(
+                        f"评分进程意外退出（退出码 {process.exitcode}），未输出任何结果"
+                    ) from None
 
 
 def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no cover - a child
-    """Score the batches sent until None comes: each unit's piece to the spool file ``path``,
-    (start, end, header length, what ranking keeps) of each back."""
+    """Score the batches taken from ``tasks`` until None comes: each unit's piece to the spool
+    file ``path``; (start, end, header length, what ranking keeps) of each back, by number."""
     from service.domain.facts import InvalidFacts
     from service.domain.scoring import score_units
 
@@ -791,14 +802,15 @@ def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no 
     size = 0
     try:
         with open(path, "wb") as f:
-            while (batch := tasks.get()) is not None:
+            while (task := tasks.get()) is not None:
+                number, batch = task
                 try:
                     results = score_units(form.scheme, batch, matcher, _name(matcher))
                 except InvalidFacts as err:  # sent as its errors: the exception does not unpickle
-                    answers.put(("invalid", err.errors))
+                    answers.put(("invalid", number, err.errors))
                     continue
                 except Exception as err:
-                    answers.put(("failed", f"{type(err).__name__}: {err}"))
+                    answers.put(("failed", number, f"{type(err).__name__}: {err}"))
                     continue
                 rows = []
                 for result in results:
@@ -807,7 +819,7 @@ def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no 
                     rows.append((size, size + len(data), head, k))
                     size += len(data)
                 f.flush()
-                answers.put(("ok", path, rows))
+                answers.put(("ok", number, path, rows))
     finally:
         if hasattr(matcher, "close"):
             matcher.close()

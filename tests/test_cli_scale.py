@@ -263,3 +263,33 @@ def test_wrong_facts_in_several_batches_report_the_first_however_many_processes(
         assert code == 2 and out == b""
         assert [n for n in wrong if f"事实有误 wrong_{n}:" in err] == [10]
     assert outcomes[1][2] == outcomes[2][2] == outcomes[3][2]
+
+
+@pytest.mark.parametrize("how", ["dies", "raises"])
+def test_a_forked_process_that_fails_leaves_no_output(
+    tmp_path, seeds, small_chunks, monkeypatch, how
+):
+    """A forked scoring process that dies (its exit code said) or fails (the error said): the
+    command stops with nothing printed, whichever batches this process scored meanwhile."""
+    import os
+    import time
+
+    parent = os.getpid()
+
+    def failing(*args, **kwargs):
+        if os.getpid() != parent:
+            if how == "dies":
+                os._exit(3)
+            raise RuntimeError("引擎坏了")
+        time.sleep(0.1)  # this process is slow: the forked one surely takes a batch
+        return score_units(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_units", failing)
+    scheme = seeds[RANKED_SCHEME]
+    path = _written(tmp_path, scheme, 40, "jsonl")
+    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES, jobs=2)
+    assert code == 1 and out == b""
+    if how == "dies":
+        assert "评分进程意外退出（退出码 3），未输出任何结果" in err
+    else:
+        assert "评分失败：RuntimeError: 引擎坏了" in err
