@@ -404,10 +404,11 @@ def _score_command(matcher, scheme_id, facts_file, rules_dir, clause_id, as_json
 
 #: Units scored in one matcher call, and handed to a process at a time: a batch's full results
 #: (some 650 objects a unit) are let go before the next batch (10,000 units held at once took
-#: 1.46 GiB, issue 12).  The CPU time of 1,000 units was the same, within the noise, in batches
-#: of 10 and of 200 (the call's own cost is small), so the batches are small enough that the
-#: processes finish close together: at the end this one waits for at most the batches the other
-#: holds (``IN_HAND``), some 50 ms at 50 units a batch, 200 ms at 200.
+#: 1.46 GiB, issue 12).  Small, so that the processes finish close together (at the end this
+#: one waits for the batch another is scoring: some 50 ms at 50 units), but not under
+#: ``scoring.SETTLE_AT``: smaller batches are left to the cyclic collector, which walks their
+#: objects again and again (batches of 20 and 35 units cost 5-10 % more CPU; 50, 100 and 200
+#: the same within the noise).
 CHUNK = 50
 
 #: Batches from which ``scoring score`` shares them out over several processes (``--jobs``):
