@@ -293,3 +293,34 @@ def test_a_forked_process_that_fails_leaves_no_output(
         assert "评分进程意外退出（退出码 3），未输出任何结果" in err
     else:
         assert "评分失败：RuntimeError: 引擎坏了" in err
+
+
+@pytest.mark.parametrize("to", ["file", "pipe"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("one_clause", [False, True], ids=["all", "one clause"])
+def test_run_as_a_user_runs_it_a_file_and_a_pipe_get_the_same_bytes(
+    tmp_path, seeds, to, as_json, one_clause
+):
+    """The command run as a user runs it, its standard output a file or a pipe (not a test's
+    buffer): the bytes scoring every unit at once gave, from one process and from two."""
+    import subprocess
+    import sys
+
+    scheme = seeds[RANKED_SCHEME]
+    count = cli.PARALLEL_FROM * cli.CHUNK + 13
+    path = _written(tmp_path, scheme, count, "jsonl")
+    clause_id = next(iter(scheme.clauses)) if one_clause else None
+    flags = (["--json"] if as_json else []) + (["--clause", clause_id] if clause_id else [])
+    expected = reference(scheme, _units(scheme, count), as_json, clause_id)
+    for jobs in ("1", "2"):
+        args = [sys.executable, "-m", "service.cli", "score", RANKED_SCHEME, str(path)]
+        args += ["--rules", str(RULES), "--oracle", "--jobs", jobs, *flags]
+        if to == "file":
+            with open(tmp_path / "out", "wb") as out:
+                proc = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, timeout=300)
+            got = (tmp_path / "out").read_bytes()
+        else:
+            proc = subprocess.run(args, capture_output=True, timeout=300)
+            got = proc.stdout
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert got == expected
