@@ -767,7 +767,9 @@ def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: 
         for _ in processes:
             tasks.put(None)  # done: each process closes its matcher and ends
         for process in processes:
-            process.join()
+            # every batch is in: one not ended by then is stuck (say on the queue's lock, left
+            # held by another killed while it waited for a batch) and is ended below
+            process.join(timeout=5)
         return kept
     finally:
         for process in processes:
