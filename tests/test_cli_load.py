@@ -221,3 +221,17 @@ def test_a_header_that_misleads_falls_back_to_loading_everything(tmp_path, monke
 )
 def test_declared_id_reads_only_what_it_is_sure_of(text, expected):
     assert declared_id(text) == expected
+
+
+def test_where_the_walk_could_not_look_the_whole_directory_decides(tmp_path, facts):
+    """A link in the rules directory (which ``read_tree`` refuses) may hide a scheme folder: the
+    scheme found elsewhere still scores; an id not found makes the whole directory load, which
+    says what stands in the way."""
+    rules = tmp_path / "rules"
+    _scheme(rules, "a", "minimal")
+    _scheme(tmp_path, "elsewhere", "other")
+    (rules / "b").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert _score("minimal", facts, "--rules", rules)[0] == 0
+    code, out, err = _score("other", facts, "--rules", rules)
+    assert code == 1 and out == ""
+    assert "b:1:1: 是符号链接：规则文件夹中只能有普通文件和文件夹" in err
