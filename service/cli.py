@@ -11,12 +11,10 @@ scoring impact A B FACTS_FILE [--map OLD=NEW]... [--set FACT=VALUE:REASON]... [-
 
 from __future__ import annotations
 
-import collections
 import copy
 import itertools
 import json
 import os
-import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -104,16 +102,47 @@ def _load(rules_dir):
         sys.exit(1)
 
 
-def _matcher(oracle: bool):
+def _load_one(rules_dir, scheme_id: str):
+    """The one scheme ``scoring score`` names, loaded without parsing the other schemes' folders
+    (``loader.load_one``): an error in another scheme does not stop it; one in this scheme is
+    reported at its file:line:column as ``scoring check`` reports it."""
+    from service.rulefiles import RuleSetError
+    from service.rulefiles.loader import NoSuchScheme, load_one, load_one_of_files
+
+    rules = Path(_rules(rules_dir))
+    try:
+        if rules.is_file():
+            return load_one_of_files(_zip_files(rules), scheme_id, rules.name)
+        return load_one(rules, scheme_id)
+    except RuleSetError as err:
+        for e in err.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"细则“{scheme_id}”有 {len(err.errors)} 处错误，未加载。", err=True)
+        sys.exit(1)
+    except NoSuchScheme as err:
+        message = f"没有编号为“{scheme_id}”的细则（有：{'、'.join(err.ids)}）"
+        if err.unreadable:
+            message += (
+                f"；另有 {len(err.unreadable)} 个细则文件夹有错误，读不出编号："
+                f"{'、'.join(err.unreadable)}（scoring check 列出这些错误）"
+            )
+        raise click.ClickException(message) from None
+
+
+def _matcher(oracle: bool, start_method: str = "spawn"):
     """The matcher the commands score with (the engine's caller and worker sleep while they wait
-    for each other, so a batch every tens of milliseconds costs no CPU in between)."""
+    for each other, so a batch every tens of milliseconds costs no CPU in between).  ``scoring
+    score`` forks its engine process ("fork"): it is ready in a few milliseconds instead of after
+    an interpreter has started and imported everything again (0.12 s of CPU measured)."""
     if oracle:
         from service.engine.oracle import OracleMatcher
 
         return OracleMatcher()
     from service.engine.pool import EnginePool
 
-    return EnginePool(size=1, deadline=from_environment().engine_deadline)
+    return EnginePool(
+        size=1, deadline=from_environment().engine_deadline, start_method=start_method
+    )
 
 
 @click.group()
@@ -330,12 +359,27 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle, jobs):
     FACTS_FILE：一个事实文件（.json、.yaml；一个单位或 units 下的多个单位），每行一个单位的
     JSON lines 文件（.jsonl），或放着这些文件的文件夹。单位逐批评分，结果随算随写入临时文件，
     排名只保留总分等少量数据：一万个单位也不会全部留在内存中。"""
+    # The engine process is forked before the rules load, once what both need is imported: it
+    # then starts with the engine imported (a spawned one started an interpreter and imported
+    # it again, 0.12 s of CPU, and the first batch waited for it) and is ready while the rules
+    # load.  Imported before the fork, the engine and the scoring core cost it nothing.
+    import service.domain.scoring
+    import service.rulefiles.loader
+
+    if not oracle:
+        import service.engine.durable  # noqa: F401
+    matcher = _matcher(oracle, "fork")
+    try:
+        _score_command(matcher, scheme_id, facts_file, rules_dir, clause_id, as_json, jobs)
+    finally:
+        if hasattr(matcher, "close"):
+            matcher.close()
+
+
+def _score_command(matcher, scheme_id, facts_file, rules_dir, clause_id, as_json, jobs) -> None:
     from service.domain.facts import InvalidFacts
 
-    schemes = _load(rules_dir)
-    scheme = schemes.get(scheme_id)
-    if scheme is None:
-        raise click.ClickException(f"没有编号为“{scheme_id}”的细则（有：{'、'.join(schemes)}）")
+    scheme = _load_one(rules_dir, scheme_id)
     if clause_id is not None and clause_id not in scheme.clauses:
         raise click.ClickException(
             f"细则“{scheme_id}”中没有编号为“{clause_id}”的条款（有：{'、'.join(scheme.clauses)}）"
@@ -348,7 +392,7 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle, jobs):
             # everything is written to the spool first: a unit with wrong facts, found after
             # thousands were scored, still leaves no half-written output
             form = _Form(scheme, as_json, clause_id)
-            kept = _score_all(form, units, oracle, jobs or os.cpu_count() or 1, spool)
+            kept = _score_all(form, units, matcher, jobs or os.cpu_count() or 1, spool)
             form.write(spool, kept, out)
     except InvalidFacts as err:
         for e in err.errors:
@@ -358,10 +402,21 @@ def score(scheme_id, facts_file, rules_dir, clause_id, as_json, oracle, jobs):
 
 # --- scoring many units: in batches, each result written and let go as it is made ------------
 
-#: Units scored in one matcher call: large enough that the call's own cost is spread thin,
-#: small enough that a batch's full results (some 650 objects a unit) are let go before the
-#: next batch (10,000 units held at once took 1.46 GiB, issue 12).
-CHUNK = 200
+#: Units scored in one matcher call, and handed to a process at a time: a batch's full results
+#: (some 650 objects a unit) are let go before the next batch (10,000 units held at once took
+#: 1.46 GiB, issue 12).  Small, so that the processes finish close together (at the end this
+#: one waits for the batch another is scoring: some 50 ms at 50 units), but not under
+#: ``scoring.SETTLE_AT``: smaller batches are left to the cyclic collector, which walks their
+#: objects again and again (batches of 20 and 35 units cost 5-10 % more CPU).  Batches of 200
+#: cost a few percent less CPU than 50 (3,000 units in one process: 3.43 s against 3.54-3.79 s,
+#: on a busy machine) but leave up to 200 ms of tail and hold four times the results.
+CHUNK = 50
+
+#: Batches from which ``scoring score`` shares them out over several processes (``--jobs``):
+#: from 100 units.  A second process costs about 30 ms of CPU (its fork, its engine process's)
+#: and saves half of 1.2 ms a unit on two cores; measured on a busy machine, 100 units cost 5 %
+#: more CPU on two processes, 400 units 4 %.
+PARALLEL_FROM = 2
 
 #: The fields of a result that ranking sets (``grading.rank_units``); everything else about a
 #: unit is final once it is scored.
@@ -421,10 +476,11 @@ class _Spool:
         self.entries: list[tuple[int, int, int, int]] = []  # file, start, end, a number kept
         self.size = 0
 
-    def add(self, data: bytes, mark: int = 0) -> None:
+    def write(self, data: bytes, mark: int = 0) -> tuple[int, int, int, int]:
+        """A piece written to the command's own file: its entry, for ``entries`` in its turn."""
         self.files[0].write(data)
-        self.entries.append((0, self.size, self.size + len(data), mark))
         self.size += len(data)
+        return (0, self.size - len(data), self.size, mark)
 
     def file_number(self, path: str) -> int:
         """The number of another process's spool file, opened for reading the first time."""
@@ -487,7 +543,7 @@ class _Form:
     def __init__(self, scheme, as_json: bool, clause_id: str | None):
         self.scheme, self.as_json, self.clause_id = scheme, as_json, clause_id
         self.reads = _ranking_reads(scheme)
-        self.token = secrets.token_hex(8)  # stands for a ranked field in a spooled JSON result
+        self.token = os.urandom(8).hex()  # stands for a ranked field in a spooled JSON result
         self.several = True  # one clause's text names each unit if there are several
 
     def piece(self, result) -> tuple[bytes, int, object]:
@@ -573,126 +629,192 @@ def _totals_of(full: str, alone: str) -> tuple[int, str]:
     return head, totals
 
 
-def _score_all(form: _Form, units: Iterator, oracle: bool, jobs: int, spool: _Spool) -> list:
+def _score_all(form: _Form, units: Iterator, matcher, jobs: int, spool: _Spool) -> list:
     """Score every unit, each one's piece spooled as it is made; what ranking keeps of each, in
-    order.  Several processes score side by side (``jobs``) when there are several batches."""
-    first = list(itertools.islice(units, 2 * CHUNK))
+    order.  Several processes score side by side (``jobs``) when there are enough units."""
+    first = list(itertools.islice(units, PARALLEL_FROM * CHUNK))
     form.several = len(first) > 1
     units = itertools.chain(first, units)
-    if jobs > 1 and len(first) > CHUNK:
-        return _score_in_parallel(form, units, oracle, jobs, spool)
+    if jobs > 1 and len(first) >= PARALLEL_FROM * CHUNK:
+        return _score_in_parallel(form, units, matcher, jobs, spool)
+    kept: list = []
+    for batch in _batches(units):
+        spool.entries.extend(_score_here(form, batch, matcher, spool, kept))
+    return kept
+
+
+def _score_here(form: _Form, batch: dict, matcher, spool: _Spool, kept: list) -> list:
+    """One batch scored in this process: each unit's piece written to the spool (its entries
+    returned, in order) and what ranking keeps of it appended to ``kept``."""
     from service.domain.scoring import score_units
 
-    kept = []
-    matcher = _matcher(oracle)
-    try:
-        for batch in _batches(units):
-            for result in score_units(form.scheme, batch, matcher, _name(matcher)):
-                data, head, k = form.piece(result)
-                spool.add(data, head)
-                kept.append(k)
-    finally:
-        if hasattr(matcher, "close"):
-            matcher.close()
-    return kept
+    entries = []
+    for result in score_units(form.scheme, batch, matcher, _name(matcher)):
+        data, head, k = form.piece(result)
+        entries.append(spool.write(data, head))
+        kept.append(k)
+    return entries
 
 
 def _name(matcher) -> str:
     return getattr(matcher, "name", "engine")
 
 
-def _score_in_parallel(form: _Form, units: Iterator, oracle: bool, jobs: int, spool: _Spool):
-    """Batches scored by ``jobs`` forked processes, each with its own matcher (and engine
-    process), each writing its pieces to its own spool file; batch ``i`` goes to process
-    ``i % jobs`` and comes back in order, two batches in flight a process."""
+#: Batches queued for each forked scoring process: the one it takes next while it scores one,
+#: so that it never waits for this process, busy with a batch of its own, to queue another.
+IN_HAND = 2
+
+
+def _score_in_parallel(form: _Form, units: Iterator, matcher, jobs: int, spool: _Spool):
+    """Batches scored by this process, with ``matcher`` (its engine process started while the
+    rules loaded), and by ``jobs - 1`` forked processes, each with its own matcher and engine
+    process and its own spool file, all sharing one queue of batches.  This process keeps
+    ``IN_HAND`` batches queued for each of the others and scores the next one itself: however
+    busy the machine, nobody waits for a share fixed in advance, and this process, which also
+    reads the units, takes what the others leave.  When the units run out it takes back from
+    the queue what no one has started, so at the end it waits for at most the batches being
+    scored.  The pieces are put back in the order of the units.  After wrong facts nothing more
+    is started, what was started is finished, and the first wrong batch in order is reported
+    (the one a single process would have reported)."""
     import multiprocessing as mp
+    import queue
 
     from service.domain.facts import InvalidFacts
+    from service.engine.oracle import OracleMatcher
 
+    oracle = isinstance(matcher, OracleMatcher)  # the forked processes score as this one does
     ctx = mp.get_context("fork")  # the loaded scheme and the form are the parent's: nothing sent
-    started = []
+    tasks, answers = ctx.Queue(), ctx.Queue()
+    processes = []
     try:
-        for n in range(jobs):
-            tasks, answers = ctx.Queue(), ctx.Queue()
+        for n in range(1, jobs):
             process = ctx.Process(
                 target=_scoring_process,
                 args=(form, oracle, os.path.join(spool.folder, f"{n}.spool"), tasks, answers),
                 name=f"scoring {n}",
             )
             process.start()
-            started.append((process, tasks, answers))
-        batches = _batches(units)
-        order: collections.deque = collections.deque()  # the process of each batch in flight
-
-        def send(n: int) -> None:
-            batch = next(batches, None)
-            if batch is not None:
-                started[n][1].put(batch)  # queued by a thread: never waits for the process
-                order.append(n)
-
-        for _ in range(2):
-            for n in range(jobs):
-                send(n)
+            processes.append(process)
         kept: list = []
-        while order:
-            n = order.popleft()
-            reply = _answer(*started[n][::2])
-            if reply[0] == "invalid":
-                raise InvalidFacts(reply[1])
-            if reply[0] == "failed":
-                raise click.ClickException(f"评分失败：{reply[1]}")
-            number = spool.file_number(reply[1])
-            for start, end, head, k in reply[2]:
-                spool.entries.append((number, start, end, head))
-                kept.append(k)
-            send(n)
-        for _, tasks, _ in started:
+        done: dict[int, tuple[list, list]] = {}  # batch -> its entries and kept, until its turn
+        failed: dict[int, tuple] = {}  # batch -> ("invalid", errors) or ("failed", why)
+        turn = 0  # the next batch to put in order
+        queued = 0  # batches queued or being scored by the others
+        batches = enumerate(_batches(units))
+        left = True  # units not yet read
+
+        def answered(reply) -> None:
+            nonlocal queued
+            queued -= 1
+            status, number, *rest = reply
+            if status != "ok":
+                failed[number] = (status, *rest)
+                return
+            path, rows = rest
+            file = spool.file_number(path)
+            entries = [(file, start, end, head) for start, end, head, _ in rows]
+            done[number] = (entries, [k for *_, k in rows])
+
+        def put_in_order() -> None:
+            nonlocal turn
+            while turn in done:
+                entries, ks = done.pop(turn)
+                spool.entries.extend(entries)
+                kept.extend(ks)
+                turn += 1
+
+        def next_batch():
+            nonlocal left
+            item = next(batches, None) if left and not failed else None
+            left = item is not None
+            return item
+
+        while True:
+            while queued:  # the answers already there
+                try:
+                    answered(answers.get_nowait())
+                except queue.Empty:
+                    break
+            while queued < IN_HAND * len(processes) and (item := next_batch()) is not None:
+                tasks.put(item)  # queued by a thread: never waits for the processes
+                queued += 1
+            item = next_batch()
+            if item is None and queued:
+                try:  # taken back: nobody has started it (one waiting for a batch holds the lock)
+                    item = tasks.get_nowait()
+                    queued -= 1
+                except queue.Empty:
+                    pass
+            if item is None:
+                if not queued:
+                    break
+                answered(_answer(processes, answers))
+                put_in_order()
+                continue
+            number, batch = item
+            mine: list = []
+            try:
+                done[number] = (_score_here(form, batch, matcher, spool, mine), mine)
+            except InvalidFacts as err:
+                failed[number] = ("invalid", err.errors)
+            put_in_order()
+        if failed:
+            why = failed[min(failed)]
+            if why[0] == "invalid":
+                raise InvalidFacts(why[1])
+            raise click.ClickException(f"评分失败：{why[1]}")
+        put_in_order()
+        for _ in processes:
             tasks.put(None)  # done: each process closes its matcher and ends
-        for process, _, _ in started:
-            process.join()
+        for process in processes:
+            # every batch is in: one not ended by then is stuck (say on the queue's lock, left
+            # held by another killed while it waited for a batch) and is ended below
+            process.join(timeout=5)
         return kept
     finally:
-        for process, tasks, answers in started:
+        for process in processes:
             if process.is_alive():  # an error above: its engine process ends as its socket closes
                 process.terminate()
                 process.join()
-            for q in (tasks, answers):
-                q.cancel_join_thread()
-                q.close()
+        for q in (tasks, answers):
+            q.cancel_join_thread()
+            q.close()
 
 
-def _answer(process, answers):
-    """The next answer of a scoring process; an error if it died without one."""
+def _answer(processes: list, answers):
+    """The next answer of the scoring processes; an error if one died without answering."""
     import queue
 
     while True:
         try:
             return answers.get(timeout=1)
         except queue.Empty:
-            if not process.is_alive():
-                raise click.ClickException(
-                    f"评分进程意外退出（退出码 {process.exitcode}），未输出任何结果"
-                ) from None
+            for process in processes:
+                if not process.is_alive():
+                    raise click.ClickException(
+                        f"评分进程意外退出（退出码 {process.exitcode}），未输出任何结果"
+                    ) from None
 
 
 def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no cover - a child
-    """Score the batches sent until None comes: each unit's piece to the spool file ``path``,
-    (start, end, header length, what ranking keeps) of each back."""
+    """Score the batches taken from ``tasks`` until None comes: each unit's piece to the spool
+    file ``path``; (start, end, header length, what ranking keeps) of each back, by number."""
     from service.domain.facts import InvalidFacts
     from service.domain.scoring import score_units
 
-    matcher = _matcher(oracle)
+    matcher = _matcher(oracle, "fork")
     size = 0
     try:
         with open(path, "wb") as f:
-            while (batch := tasks.get()) is not None:
+            while (task := tasks.get()) is not None:
+                number, batch = task
                 try:
                     results = score_units(form.scheme, batch, matcher, _name(matcher))
                 except InvalidFacts as err:  # sent as its errors: the exception does not unpickle
-                    answers.put(("invalid", err.errors))
+                    answers.put(("invalid", number, err.errors))
                     continue
                 except Exception as err:
-                    answers.put(("failed", f"{type(err).__name__}: {err}"))
+                    answers.put(("failed", number, f"{type(err).__name__}: {err}"))
                     continue
                 rows = []
                 for result in results:
@@ -701,7 +823,7 @@ def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no 
                     rows.append((size, size + len(data), head, k))
                     size += len(data)
                 f.flush()
-                answers.put(("ok", path, rows))
+                answers.put(("ok", number, path, rows))
     finally:
         if hasattr(matcher, "close"):
             matcher.close()

@@ -213,10 +213,12 @@ def test_at_most_one_batch_of_full_results_is_alive_at_a_time(tmp_path, seeds, m
     monkeypatch.setattr(cli, "CHUNK", 5)
     alive: list = []
     most = [0]
+    calls = [0]
 
     def watched(*args, **kwargs):
         gc.collect()
         most[0] = max(most[0], sum(1 for ref in alive if ref() is not None))
+        calls[0] += 1
         results = score_units(*args, **kwargs)
         alive.extend(weakref.ref(r) for r in results)
         return results
@@ -228,8 +230,8 @@ def test_at_most_one_batch_of_full_results_is_alive_at_a_time(tmp_path, seeds, m
     )
     assert code == 0, err
     assert len(alive) == 60
-    assert most[0] > 0  # scored batch by batch (all at once, none would be alive before the call)
-    assert most[0] <= 5  # the batch being written, never the earlier ones
+    assert calls[0] == 12  # scored batch by batch
+    assert most[0] <= 5  # at most the batch just written, never the earlier ones
 
 
 def test_a_file_of_a_folder_that_is_not_a_facts_file_is_named(tmp_path, seeds):
@@ -239,3 +241,86 @@ def test_a_file_of_a_folder_that_is_not_a_facts_file_is_named(tmp_path, seeds):
     code, out, err = _invoke(RANKED_SCHEME, folder, "--rules", RULES)
     assert code == 1 and out == b""
     assert "zz-notes.json：事实文件应包含 facts（一个单位）或 units（多个单位）" in err
+
+
+def test_wrong_facts_in_several_batches_report_the_first_however_many_processes(
+    tmp_path, seeds, small_chunks
+):
+    """Batches go to whichever process is free, so a later batch may be scored before an earlier
+    one; the error reported is still that of the first wrong batch, as one process reports it.
+    Batches of 7: a wrong unit in each of batches 1 to 7, the first held by a forked process."""
+    scheme = seeds[RANKED_SCHEME]
+    path = _written(tmp_path, scheme, 60, "jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    wrong = (10, 16, 24, 31, 38, 45, 52)
+    for number in wrong:
+        bad = json.loads(lines[number])
+        bad["facts"][f"wrong_{number}"] = 1
+        lines[number] = json.dumps(bad, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outcomes = {j: _invoke(RANKED_SCHEME, path, "--rules", RULES, jobs=j) for j in (1, 2, 3)}
+    for code, out, err in outcomes.values():
+        assert code == 2 and out == b""
+        assert [n for n in wrong if f"事实有误 wrong_{n}:" in err] == [10]
+    assert outcomes[1][2] == outcomes[2][2] == outcomes[3][2]
+
+
+@pytest.mark.parametrize("how", ["dies", "raises"])
+def test_a_forked_process_that_fails_leaves_no_output(
+    tmp_path, seeds, small_chunks, monkeypatch, how
+):
+    """A forked scoring process that dies (its exit code said) or fails (the error said): the
+    command stops with nothing printed, whichever batches this process scored meanwhile."""
+    import os
+    import time
+
+    parent = os.getpid()
+
+    def failing(*args, **kwargs):
+        if os.getpid() != parent:
+            if how == "dies":
+                os._exit(3)
+            raise RuntimeError("引擎坏了")
+        time.sleep(0.1)  # this process is slow: the forked one surely takes a batch
+        return score_units(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_units", failing)
+    scheme = seeds[RANKED_SCHEME]
+    path = _written(tmp_path, scheme, 40, "jsonl")
+    code, out, err = _invoke(RANKED_SCHEME, path, "--rules", RULES, jobs=2)
+    assert code == 1 and out == b""
+    if how == "dies":
+        assert "评分进程意外退出（退出码 3），未输出任何结果" in err
+    else:
+        assert "评分失败：RuntimeError: 引擎坏了" in err
+
+
+@pytest.mark.parametrize("to", ["file", "pipe"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("one_clause", [False, True], ids=["all", "one clause"])
+def test_run_as_a_user_runs_it_a_file_and_a_pipe_get_the_same_bytes(
+    tmp_path, seeds, to, as_json, one_clause
+):
+    """The command run as a user runs it, its standard output a file or a pipe (not a test's
+    buffer): the bytes scoring every unit at once gave, from one process and from two."""
+    import subprocess
+    import sys
+
+    scheme = seeds[RANKED_SCHEME]
+    count = cli.PARALLEL_FROM * cli.CHUNK + 13
+    path = _written(tmp_path, scheme, count, "jsonl")
+    clause_id = next(iter(scheme.clauses)) if one_clause else None
+    flags = (["--json"] if as_json else []) + (["--clause", clause_id] if clause_id else [])
+    expected = reference(scheme, _units(scheme, count), as_json, clause_id)
+    for jobs in ("1", "2"):
+        args = [sys.executable, "-m", "service.cli", "score", RANKED_SCHEME, str(path)]
+        args += ["--rules", str(RULES), "--oracle", "--jobs", jobs, *flags]
+        if to == "file":
+            with open(tmp_path / "out", "wb") as out:
+                proc = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, timeout=300)
+            got = (tmp_path / "out").read_bytes()
+        else:
+            proc = subprocess.run(args, capture_output=True, timeout=300)
+            got = proc.stdout
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert got == expected

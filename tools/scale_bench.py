@@ -2,7 +2,7 @@
 and ranked in one process, rules reloads through the service layer, the six seed schemes loaded
 cold.  Each figure is printed with its target and whether it is met; nothing is asserted.
 
-    python -m tools.scale_bench [--units 10000] [--rounds 5]
+    python -m tools.scale_bench [--units 10000] [--rounds 5] [--no-cli | --only-cli]
 
 ``tools.bench`` prints the same figures at its end (``bench.scale_figures``).
 """
@@ -44,45 +44,57 @@ class Figure:
         return f"   {self.label}：{shown} {self.unit}（目标 < {target} {self.unit}）{'达到' if self.met else '未达到'}"
 
 
-def run_cli(*args: str) -> tuple[float, float, float, int]:
+def run_cli(*args: str, memory: bool = True) -> tuple[float, float, float, int]:
     """``python -m service.cli`` with ``args``, its output thrown away: (seconds, CPU seconds of
     the command and the processes it waited for, the peak of the resident memory of the command
     and all its processes together in MiB, exit code).  The CPU time says what the wall time
     would be on a quiet machine, when others share its cores.  The memory (proportional set
-    size, shared pages counted once) is sampled every 50 ms; a child's own ``ru_maxrss`` would
-    count the memory of this process it was forked from."""
+    size, shared pages counted once) is sampled every 100 ms by a thread while this one waits
+    for the command, so the time is the command's to the millisecond; a child's own
+    ``ru_maxrss`` would count the memory of this process it was forked from.  Reading the
+    processes' memory costs CPU on the cores the command runs on, so ``memory=False`` (peak 0)
+    for the runs that are timed."""
+    import threading
+
     import psutil
 
-    started = time.perf_counter()
-    peak = 0
+    peak = [0]
+    ended = threading.Event()
     with open(os.devnull, "wb") as sink:
+        started = time.perf_counter()
         child = subprocess.Popen(
             [sys.executable, "-m", "service.cli", *args], cwd=ROOT, stdout=sink, stderr=sink
         )
-        me = psutil.Process(child.pid)
-        while True:
-            try:
-                tree = [me, *me.children(recursive=True)]
-                # proportional set size: pages the forked processes share are counted once
-                peak = max(peak, sum(p.memory_full_info().pss for p in tree))
-            except psutil.Error:
-                pass  # a process of the tree ended between the listing and the reading
-            try:
-                _pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            except ChildProcessError:  # pragma: no cover
-                break
-            if _pid:
-                break
-            time.sleep(0.05)
+
+        def sample() -> None:
+            me = psutil.Process(child.pid)
+            while not ended.wait(0.1):
+                try:
+                    tree = [me, *me.children(recursive=True)]
+                    # proportional set size: pages the forked processes share are counted once
+                    peak[0] = max(peak[0], sum(p.memory_full_info().pss for p in tree))
+                except psutil.Error:
+                    pass  # a process of the tree ended between the listing and the reading
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if memory:
+            sampler.start()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        ended.set()
+        if memory:
+            sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
     cpu = usage.ru_utime + usage.ru_stime
-    return elapsed, cpu, peak / MIB, child.returncode
+    return elapsed, cpu, peak[0] / MIB, child.returncode
 
 
-def cli_figures(scheme, rules_dir: Path, big: int = 10_000, small: int = 1_000) -> list[Figure]:
+def cli_figures(
+    scheme, rules_dir: Path, big: int = 10_000, small: int = 1_000, rounds: int = 5
+) -> list[Figure]:
     """``scoring score`` over ``big`` and ``small`` units of the largest seed scheme (JSON lines),
-    the text output and the JSON output, through the contained engine: wall time, peak RSS."""
+    the text output and the JSON output, through the contained engine: wall time (``small``: the
+    median of ``rounds`` runs, with the fastest and the CPU time), peak memory."""
     from tools.units_file import write
 
     figures = []
@@ -90,15 +102,27 @@ def cli_figures(scheme, rules_dir: Path, big: int = 10_000, small: int = 1_000) 
         for count in (small, big):
             facts = write(scheme, count, Path(tmp) / f"units{count}.jsonl")
             for flags, words in (((), "文本"), (("--json",), "JSON")):
-                seconds, cpu, rss, code = run_cli(
-                    "score", scheme.id, str(facts), "--rules", str(rules_dir), *flags
-                )
-                if code != 0:
-                    print(f"   scoring score {count} 个单位（{words}）失败：退出码 {code}")
+                command = ("score", scheme.id, str(facts), "--rules", str(rules_dir), *flags)
+                runs = [
+                    run_cli(*command, memory=False) for _ in range(rounds if count == small else 0)
+                ]
+                runs.append(run_cli(*command))  # the last with its memory sampled
+                if any(code != 0 for *_, code in runs):
+                    print(f"   scoring score {count} 个单位（{words}）失败：退出码 {runs[-1][3]}")
                     continue
+                timed = runs[:-1] or runs
+                seconds = statistics.median(r[0] for r in timed)
+                cpu = statistics.median(r[1] for r in timed)
+                rss = runs[-1][2]
+                several = (
+                    f"{len(timed)} 次中位数，最快 {min(r[0] for r in timed):.2f} s，"
+                    if len(timed) > 1
+                    else ""
+                )
                 print(
                     f"   scoring score {count} 个单位（{words}输出，含启动与加载）："
-                    f"{seconds:.2f} s（CPU {cpu:.2f} s，{os.cpu_count()} 核），峰值内存（全部进程合计）{rss:.0f} MiB"
+                    f"{seconds:.2f} s（{several}CPU {cpu:.2f} s，{os.cpu_count()} 核），"
+                    f"峰值内存（全部进程合计）{rss:.0f} MiB"
                 )
                 seconds_target = 15.0 if count == big else 1.0
                 figures.append(
@@ -252,7 +276,9 @@ def reload_figures(rules_dir: Path, rounds: int = 5) -> list[Figure]:
     ]
 
 
-def figures(units: int = 10_000, rounds: int = 5, with_cli: bool = True) -> list[Figure]:
+def figures(
+    units: int = 10_000, rounds: int = 5, with_cli: bool = True, only_cli: bool = False
+) -> list[Figure]:
     """Every scale figure, printed as it is measured, then the list against the targets."""
     from service.engine.pool import EnginePool
     from service.rulefiles.loader import load_all
@@ -260,14 +286,18 @@ def figures(units: int = 10_000, rounds: int = 5, with_cli: bool = True) -> list
     rules_dir = from_environment().rules_dir
     load = "、".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n== 规模（issue 12）；机器 {os.cpu_count()} 核，平均负载 {load}（1、5、15 分钟）")
-    out = [cold_load_figure(rules_dir)]
     seeds = load_all(rules_dir)
     largest = max(seeds.values(), key=lambda s: len(s.matches))
-    out += reload_figures(rules_dir, rounds)
-    with EnginePool(size=1, deadline=60) as pool:
-        out.append(in_process_figure(largest, pool))
-    if with_cli:
-        out += cli_figures(largest, rules_dir, big=units)
+    out = []
+    if not only_cli:
+        out.append(cold_load_figure(rules_dir))
+        out += reload_figures(rules_dir, rounds)
+        with EnginePool(size=1, deadline=60) as pool:
+            out.append(in_process_figure(largest, pool))
+    if with_cli or only_cli:
+        out += cli_figures(largest, rules_dir, big=units, rounds=rounds)
+        load = "、".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"   （命令行各次运行之后的平均负载 {load}）")
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"   本进程峰值内存 {me:.0f} MiB")
     print("对照目标（规模）：")
@@ -283,8 +313,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=10_000, help="命令行评分的单位数")
     parser.add_argument("--rounds", type=int, default=5, help="重新加载的测量次数")
     parser.add_argument("--no-cli", action="store_true", help="不测命令行评分")
+    parser.add_argument("--only-cli", action="store_true", help="只测命令行评分")
     args = parser.parse_args()
-    figures(args.units, args.rounds, not args.no_cli)
+    figures(args.units, args.rounds, not args.no_cli, args.only_cli)
 
 
 if __name__ == "__main__":

@@ -1606,3 +1606,195 @@ def load_tree(files: dict, label: str = ".", path: str = "") -> dict[str, Scheme
     return gather(
         [(folder, load_part(folder, own, path)) for folder, own in scheme_parts(files)], label
     )
+
+
+# --- one scheme by its id (``scoring score``) ---------------------------------------------
+
+
+class NoSuchScheme(LookupError):
+    """No scheme folder of a rules directory has the id asked for.  ``ids``: the ids its folders
+    declare, in folder order; ``unreadable``: folders whose id could not be told because they
+    do not load (their errors are ``scoring check``'s to list)."""
+
+    def __init__(self, scheme_id: str, ids: list[str], unreadable: list[str]):
+        super().__init__(scheme_id)
+        self.scheme_id, self.ids, self.unreadable = scheme_id, ids, unreadable
+
+
+_ID_KEY = re.compile(r"id[ \t]*:")
+#: what a line may start with at the left margin of a scheme.yaml for its ``id:`` line to be
+#: trusted: a comment, a list item, or a plain key (the spec's keys are all such words); a
+#: quoted, complex or merged key, a flow mapping, a directive or a document marker there, or
+#: a line that continues a quoted scalar, could hide or fake the id
+_MARGIN = re.compile(r"#|-(?:[ \t]|$)|[A-Za-z_][A-Za-z0-9_-]*[ \t]*:(?:[ \t]|$)")
+_QUOTED_ID = re.compile(r"""(?:"([^"\\]*)"|'([^']*)')[ \t]*(?:#.*)?""")
+#: characters a plain YAML scalar cannot start with (or that make it something else)
+_NOT_PLAIN = tuple("-?:,[]{}#&*!|>'\"%@`")
+
+
+def declared_id(data: bytes | str | None) -> str | None:
+    """The id a scheme.yaml declares, read from its one top-level ``id:`` line without parsing
+    the YAML (parsing is what costs); None whenever that is not certain: no such line or two,
+    the value on the next line or continued there, anchors, tags, escapes, quotes or brackets
+    in a plain value, a left margin with anything but comments, list items and plain keys
+    (``_MARGIN``).  A None only means the folder is loaded to tell its id."""
+    if data is None:
+        return None
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    lines = data.removeprefix("\ufeff").splitlines()
+    margin = [line for line in lines if line.strip() and line[:1] not in (" ", "\t")]
+    if not all(_MARGIN.match(line) for line in margin):
+        return None
+    at = [i for i, line in enumerate(lines) if _ID_KEY.match(line)]
+    if len(at) != 1:
+        return None
+    following = next((line for line in lines[at[0] + 1 :] if line.strip()), "")
+    if following[:1] in (" ", "\t"):  # continued, or a nested value
+        return None
+    rest = lines[at[0]].partition(":")[2]
+    if rest[:1] not in (" ", "\t"):
+        return None
+    value = rest.strip()
+    quoted = _QUOTED_ID.fullmatch(value)
+    if quoted:
+        value = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+        return value if value.strip() else None
+    value = re.split(r"[ \t]#", value, maxsplit=1)[0].rstrip()
+    if (
+        not value
+        or value.startswith(_NOT_PLAIN)
+        or ": " in value
+        or value.endswith(":")
+        or any(c in value for c in "\"'{}[],")
+    ):
+        return None
+    return value
+
+
+def _header(path: str) -> bytes | None:
+    """A scheme.yaml's bytes, read as ``read_tree`` reads a file (no link, no FIFO, bounded);
+    None if that cannot be done (the folder's own load then says why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        data = f.read(MAX_FILE_BYTES + 1)
+    return data if len(data) <= MAX_FILE_BYTES else None
+
+
+def _scheme_headers(root: Path) -> tuple[list[tuple[str, bytes | None]], bool]:
+    """(folder, its scheme.yaml's bytes) of every scheme folder under ``root``, in folder order,
+    found by listing folders only (no other file is read), and whether the walk saw everything
+    ``read_tree`` would read: False after a folder it could not list, a link it did not follow
+    or a folder too deep, where a scheme folder might hide."""
+    found: list[tuple[str, bytes | None]] = []
+    complete = True
+    stack: list[tuple[str, str, int]] = [(str(root), "", 0)]
+    while stack:
+        folder, rel_folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            complete = False
+            continue
+        for entry in entries:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            try:
+                if entry.is_symlink():
+                    complete = False
+                elif entry.is_dir(follow_symlinks=False):
+                    if depth + 1 >= MAX_FOLDER_DEPTH:
+                        complete = False
+                    else:
+                        stack.append((entry.path, rel, depth + 1))
+                elif entry.name == SCHEME_FILE:
+                    found.append((rel_folder, _header(entry.path)))
+            except OSError:
+                complete = False
+    found.sort(key=lambda f: _order(f[0]) if f[0] else ())
+    return found, complete
+
+
+def _one_of(headers: list, scheme_id: str, load, full) -> Scheme:
+    """The scheme ``scheme_id`` among scheme folders known by their headers ((folder, scheme.yaml
+    bytes), folder order): only the folders that declare that id, or whose id the headers do not
+    tell, are loaded (``load(folder)``: a scheme or its errors).  Their errors, and the same id
+    given twice, are raised as ``load_all`` raises them; other folders are never parsed, so their
+    errors do not stand in the way.  ``full()`` loads everything, all or nothing, for the rare
+    case where a header misled: it named the id and the folder loaded under another."""
+    said = [(folder, declared_id(data)) for folder, data in headers]
+    mine: list[tuple[str, Scheme | list[RuleFileError]]] = []
+    told: dict[str, str] = {}  # folder -> id, of folders loaded to tell it
+    unreadable: list[str] = []
+    for folder, declared in said:
+        if declared not in (None, scheme_id):
+            continue
+        outcome = load(folder)
+        if declared == scheme_id:
+            if isinstance(outcome, Scheme) and outcome.id != scheme_id:
+                return _from_all(full(), scheme_id)
+            mine.append((folder, outcome))
+        elif not isinstance(outcome, Scheme):
+            unreadable.append(folder or ".")
+        elif outcome.id == scheme_id:
+            mine.append((folder, outcome))
+        else:
+            told[folder] = outcome.id
+    if mine:
+        return gather(mine)[scheme_id]
+    ids = [d if d is not None else told.get(f) for f, d in said]
+    raise NoSuchScheme(scheme_id, list(dict.fromkeys(i for i in ids if i is not None)), unreadable)
+
+
+def _from_all(schemes: dict[str, Scheme], scheme_id: str) -> Scheme:
+    if scheme_id not in schemes:
+        raise NoSuchScheme(scheme_id, list(schemes), [])
+    return schemes[scheme_id]
+
+
+def load_one(root: Path | str, scheme_id: str) -> Scheme:
+    """The scheme ``scheme_id`` of the rules directory ``root``, loaded and checked exactly as
+    ``load_all`` loads it (the same messages at the same file:line:column, the same object), but
+    without parsing the other schemes' folders: ``scoring score`` names one scheme, and loading
+    all six was most of its start (issue 12).  An error in another scheme's folder does not stop
+    this one; ``NoSuchScheme`` (with the ids there are) when no folder has that id."""
+    root = Path(root)
+    headers, complete = _scheme_headers(root)
+    full = lambda: load_all(root)  # noqa: E731
+
+    def load(folder: str) -> Scheme | list[RuleFileError]:
+        try:
+            files = read_tree(root / folder if folder else root, folder)
+        except RuleSetError as err:
+            return list(err.errors)
+        return load_part(folder, files, str(root))
+
+    if not headers or not complete:
+        # a scheme folder may hide where the walk could not look: found elsewhere, it serves;
+        # not found, the whole load says what stands in the way
+        found = [h for h in headers if declared_id(h[1]) == scheme_id]
+        if not found:
+            return _from_all(full(), scheme_id)
+    return _one_of(headers, scheme_id, load, full)
+
+
+def load_one_of_files(files: dict, scheme_id: str, label: str = ".", path: str = "") -> Scheme:
+    """``load_one`` for a rules directory given as its files (``load_tree``'s arguments), such
+    as the scheme folder of a zip."""
+    parts = dict(scheme_parts(files))
+    if not parts:
+        return _from_all(load_tree(files, label, path), scheme_id)  # raises: no scheme.yaml
+    headers = [(folder, own.get(SCHEME_FILE)) for folder, own in parts.items()]
+    return _one_of(
+        headers,
+        scheme_id,
+        lambda folder: load_part(folder, parts[folder], path),
+        lambda: load_tree(files, label, path),
+    )
