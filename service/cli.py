@@ -649,7 +649,7 @@ def _score_here(form: _Form, batch: dict, matcher, spool: _Spool, kept: list) ->
     from service.domain.scoring import score_units
 
     entries = []
-    for result in score_units(form.scheme, batch, matcher, _name(matcher)):
+    for result in score_units(form.scheme, batch, matcher, _name(matcher), explain=True):
         data, head, k = form.piece(result)
         entries.append(spool.write(data, head))
         kept.append(k)
@@ -809,7 +809,7 @@ def _scoring_process(form, oracle, path, tasks, answers) -> None:  # pragma: no 
             while (task := tasks.get()) is not None:
                 number, batch = task
                 try:
-                    results = score_units(form.scheme, batch, matcher, _name(matcher))
+                    results = score_units(form.scheme, batch, matcher, _name(matcher), explain=True)
                 except InvalidFacts as err:  # sent as its errors: the exception does not unpickle
                     answers.put(("invalid", number, err.errors))
                     continue
