@@ -523,6 +523,11 @@ def contenders(seeds: dict, largest, pool, oracle, units: int = 1000, rounds: in
         )
     calls = _calls(api_path(largest, oracle), batch[:100])
     print(f"   API 路径每个单位的 Python 函数调用（计数，不受负载影响）：{calls:,.0f} 次")
+    differed = [i for i in pool.incidents if i["kind"] == "disagreement"]
+    print(
+        f"   引擎与 Python 对条件判断不一致的单位：{len(differed)} 个"
+        "（不一致时按引擎的结果计分，并记为引擎事件）"
+    )
     own, engine = cpu_per_unit(largest, pool, batch)
     print(
         f"   durable-rules 路径每个单位的 CPU：本进程 {own:,.0f} µs + 引擎进程 {engine:,.0f} µs"

@@ -139,6 +139,7 @@ def test_the_pool_scores_while_it_matches_exactly_as_the_oracle(engine, shipped,
         ours = score_units(scheme, units, engine, "engine", explain=True)
         theirs = score_units(scheme, units, oracle, "engine", explain=True)
         assert [to_data(r) for r in ours] == [to_data(r) for r in theirs], scheme.id
+    assert [i for i in engine.incidents if i["kind"] == "disagreement"] == []
 
 
 def test_an_answer_given_in_time_is_taken_after_the_deadline(minimal, oracle):
