@@ -31,6 +31,7 @@ import psutil
 
 from service.config import from_environment
 from service.domain.scoring import score_units
+from service.domain.trace import to_data
 from service.engine.oracle import OracleMatcher
 from service.engine.pool import EnginePool
 from service.rulefiles.loader import forget, load_all, load_files, load_scheme
@@ -361,12 +362,15 @@ def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
         synthetic_load = time.perf_counter() - t0
         _measure("合成细则", synthetic, synthetic_load, pool, oracle, units, runs)
         pool.retire(synthetic.program_name)
-        # memory: the same 1,000 units scored again and again, each batch's results let go
+        # memory: the same 1,000 units scored again and again, each batch's results let go, to
+        # 100,000 evaluations (issue 12: "memory stays flat over 100,000 evaluations")
         batch = [random_facts(largest, random.Random(i)) for i in range(units)]
         caller, workers = [], []
-        for _ in range(6):
-            elapsed, results = _many_units(largest, pool, batch)
-            del results
+        named = {f"u{i}": u for i, u in enumerate(batch)}
+        for _ in range(-(-EVALUATIONS // units)):
+            results = score_units(largest, named, pool, pool.name, explain=True)
+            data = [to_data(r) for r in results]  # as an answer or a stored score writes it
+            del results, data
             gc.collect()
             caller.append(me.memory_info().rss / MIB)
             workers.append(sum(s["rss"] for s in pool.stats()) / MIB)
@@ -375,15 +379,37 @@ def run(units: int = 1000, runs: int = 1000, zen_rounds: int = 3) -> dict:
             contenders(seeds, largest, pool, oracle, units, zen_rounds) if zen_rounds else {}
         )
     name, median, p99, elapsed, rate = seed_rows[0]
-    print(f"\n内存（{largest.id} 的{units}个单位连续评分6轮，每轮之后）：")
-    print("   主进程 RSS " + " → ".join(f"{x:.1f}" for x in caller) + " MiB")
-    print("   引擎进程合计 RSS " + " → ".join(f"{x:.1f}" for x in workers) + " MiB")
+    print(f"\n内存（{largest.id} 的{units}个单位连续评分，每轮之后；前6轮）：")
+    print("   主进程 RSS " + " → ".join(f"{x:.1f}" for x in caller[:6]) + " MiB")
+    print("   引擎进程合计 RSS " + " → ".join(f"{x:.1f}" for x in workers[:6]) + " MiB")
+    memory_flat_print(caller, workers, units)
     print(
         f"对照目标：种子细则全部加载 {load_all_seconds * 1000:.0f} ms（< 1000）；"
         f"最大种子细则单个单位中位数 {median:.2f} ms（< 3）；{units} 个单位 {elapsed:.2f} s（< 2.5）"
     )
     scale_figures()
     return zen_medians
+
+
+#: evaluations over which memory must stay flat (issue 12), and what "flat" allows: growth
+#: after the first tenth, when the caches and the allocator's pools are warm
+EVALUATIONS = 100_000
+FLAT_MIB = 8
+
+
+def memory_flat_print(caller: list, workers: list, units: int) -> bool:
+    """The resident memory of the caller and the engine processes after a tenth of the
+    evaluations and at the end, against the target: growth under ``FLAT_MIB``."""
+    warm = max(len(caller) // 10, 1) - 1
+    grown = max(caller[-1] - caller[warm], workers[-1] - workers[warm])
+    flat = grown < FLAT_MIB
+    print(
+        f"   {len(caller) * units:,} 次评估（含引擎、完整解释与 to_data）：主进程 RSS "
+        f"{caller[warm]:.1f} → {caller[-1]:.1f} MiB，引擎进程合计 {workers[warm]:.1f} → "
+        f"{workers[-1]:.1f} MiB（第 {(warm + 1) * units:,} 次之后 → 最后；"
+        f"目标：持平，增长 < {FLAT_MIB} MiB）{'达到' if flat else '未达到'}"
+    )
+    return flat
 
 
 # --- the API path, zen-engine and the floor, interleaved (issue 12) ----------------------
