@@ -41,6 +41,10 @@ COMPARED_HEADER = ("序号", "考核项目", "分值", "自评", "评审", "差�
 COMPARED_WIDTHS = (7, 42, 8, 8, 8, 8, 66)
 EVIDENCE_HEADER = ("序号", "事实", "文件名", "SHA-256", "大小（字节）")
 EVIDENCE_WIDTHS = (7, 30, 40, 70, 14)
+#: the 事实来源 sheet of a unit's workbook: each fact of the score with its provenance
+SOURCES_HEADER = ("序号", "事实", "值", "读取的条款", "来自", "身份", "申诉", "录入/修改人", "时间",
+                  "理由", "佐证材料")  # fmt: skip
+SOURCES_WIDTHS = (6, 30, 10, 12, 9, 9, 16, 12, 16, 36, 30)
 RANK_HEADER = ("序号", "单位", "总分", "名次", "等级", "说明", "状态")
 RANK_WIDTHS = (7, 20, 10, 7, 12, 72, 12)
 #: what the person who checks a printed table signs (every sheet's footer, and the last row)
@@ -471,6 +475,36 @@ def evidence_sheet(ws, unit: str, files: Mapping, facts: Mapping = None) -> None
     _page(ws, landscape=True, heading=_header_text(f"{unit} · 佐证材料"))
 
 
+def sources_sheet(
+    ws, unit: str, sources: Mapping, facts: Mapping = None, heading: str = ""
+) -> None:
+    """Where each fact of a score came from (``service.provenance.of_score``, what the score page
+    shows beside each clause), one row a fact: the clauses that read it first in the scheme's order,
+    then any other fact of the score; its value, the version where it last changed, as what
+    (自评 / 评审 / 申诉更正, and the appeal), who, when, why and the evidence named there."""
+    _title(ws, 1, f"{unit} · 事实来源（每项事实的值及其录入、修改记录）", len(SOURCES_HEADER))
+    _header(ws, 3, SOURCES_HEADER, SOURCES_WIDTHS)
+    read_by: dict = {}
+    for clause, names in sources["clauses"].items():
+        for name in names:
+            read_by.setdefault(name, []).append(clause)
+    order = [n for n in read_by if n in sources["facts"]]
+    order += sorted(n for n in sources["facts"] if n not in read_by)
+    row = 4
+    for n, name in enumerate(order, 1):
+        p, spec = sources["facts"][name], (facts or {}).get(name)
+        appeal = f"申诉 #{p['appeal']} 第{p['appeal_clause']}条的更正" if p.get("appeal") else ""
+        _row(ws, row, (n, f"{spec.label}（{name}）" if spec is not None else name,
+                       _text_value(p["value"]) if p["present"] else "缺失",
+                       "、".join(read_by.get(name, ())),
+                       f"第{p['version']}版" if p["version"] else "从未填报",
+                       p["role_words"] or "", appeal, p["by"] or "", _when(p["at"]),
+                       p["reason"], "；".join(p["evidence"])))  # fmt: skip
+        row += 1
+    _sign_off(ws, row, len(SOURCES_HEADER))
+    _page(ws, landscape=True, heading=heading or _header_text(f"{unit} · 事实来源"))
+
+
 def unit_workbook(
     scheme_title: str,
     unit: str,
@@ -480,17 +514,24 @@ def unit_workbook(
     files: Mapping | None = None,
     compared: bool = False,
     own=None,
+    sources: Mapping | None = None,
 ) -> bytes:
     """``files``: fact name -> the evidence files the scored submission references (a sheet of
     their names and hashes follows the score, when there are any); ``compared``, ``own``: an
-    official score beside the unit's self-assessment (``unit_sheet``)."""
+    official score beside the unit's self-assessment (``unit_sheet``); ``sources``: the score's
+    provenance (``service.provenance.of_score``), a sheet 事实来源 after the score."""
     wb = Workbook()
     _styles(wb)
     ws = wb.active
-    ws.title = sheet_name(unit, set())
+    taken: set = set()
+    ws.title = sheet_name(unit, taken)
     unit_sheet(ws, scheme_title, unit, trace, meta, facts, compared, own)
+    heading = _heading(scheme_title, meta.get("round"), trace["version"], unit)
+    if sources is not None:
+        sheet = wb.create_sheet(sheet_name("事实来源", taken))
+        sources_sheet(sheet, unit, sources, facts, heading)
     if files and any(files.values()):
-        evidence_sheet(wb.create_sheet("佐证材料"), unit, files, facts)
+        evidence_sheet(wb.create_sheet(sheet_name("佐证材料", taken)), unit, files, facts)
     return _save(wb)
 
 

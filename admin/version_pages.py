@@ -1,7 +1,8 @@
 """Every rule version can be read (issue 11): any version, served or archived, opens read-only at
 ``/admin/rules/versions/<version>`` with its publication record (``releases.publication_record``:
 a release's proposer, note, approver, dates and effective year or round; a directory import's start
-or reload, by whom, when; the rule sets that served it; the rounds pinned to it), its clauses as the
+or reload, by whom, when; the rule sets that served it; the rounds pinned to it, and those an
+approval moved to or from it, from its journal entry), its clauses as the
 served scheme's page shows them (source text, rules in words, test cases), a download of its files
 and a comparison with any other version (the rules page's comparison).
 

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from schemas import DB_INTEGER_MAX
 from schemas.jobs import JobDetailOut
-from service import evidence, impact, jobs, rounds, selfassessment
+from service import evidence, impact, jobs, provenance, rounds, selfassessment
 from service import operations as ops
 from service.access import check
 from service.domain.cycle import ROUND_STAGES
@@ -743,6 +743,8 @@ def score_xlsx(code, scheme_id):
         files=_files_of(unit, scheme_id, scored.evidence),
         compared=official,
         own=own,
+        # the score page's own provenance, from the same function: the sheet cannot say otherwise
+        sources=provenance.of_score(ctx(), row, unit),
     )
     return _download(data, f"{unit.name}-{scheme_id}-{'得分' if official else '预览'}.xlsx")
 

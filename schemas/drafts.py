@@ -216,6 +216,15 @@ class VersionRoundOut(Schema):
     stage = fields.String()
 
 
+class VersionRepinOut(Schema):
+    round = fields.Nested(VersionRoundRefOut, metadata={"description": "改用版本的考核轮次"})
+    from_version = fields.String(allow_none=True, metadata={"description": "轮次原来使用的版本"})
+    to_version = fields.String(allow_none=True, metadata={"description": "轮次改用的版本"})
+    draft = fields.Integer(allow_none=True, metadata={"description": "批准时改用它的规则草案"})
+    by = fields.String(metadata={"description": "批准人"})
+    at = fields.DateTime(metadata={"description": "改用的时间"})
+
+
 class VersionDraftOut(Schema):
     id = fields.Integer()
     state = fields.String(allow_none=True, metadata={"description": "草案现在的状态"})
@@ -248,6 +257,13 @@ class VersionRecordOut(Schema):
         metadata={"description": "使用它的各段时间（按规则集），最早的在前"},
     )
     rounds = fields.List(fields.Nested(VersionRoundOut), metadata={"description": "使用它的轮次"})
+    repinned = fields.List(
+        fields.Nested(VersionRepinOut),
+        metadata={
+            "description": "批准发布时从这一版本改用别的版本、或从别的版本改用这一版本的轮次"
+            "（来自操作日志 rounds.rules_version），最早的在前"
+        },
+    )
     drafts = fields.List(
         fields.Nested(VersionDraftOut),
         metadata={"description": "文件曾是这一版本、未发布的草案"},

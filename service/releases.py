@@ -1128,13 +1128,48 @@ def _served_periods(sets: list, version: str, approvals: dict) -> list[dict]:
     return periods
 
 
+def _repinned(s, version: str) -> list[dict]:
+    """The rounds an approval moved to or from ``version`` (oldest first): which round, from which
+    version to which, by which draft's approval, by whom, when.  Read from the journal entries
+    ``_repin`` writes (the round row keeps only its version now); they are few, one per approval
+    that named a round, so they are filtered here rather than by a JSON query each database
+    spells differently."""
+    moves = []
+    for entry in s.scalars(
+        select(JournalEntry)
+        .where(JournalEntry.action == "rounds.rules_version", JournalEntry.outcome == "ok")
+        .order_by(JournalEntry.id)
+    ):
+        detail = entry.detail or {}
+        found = re.match(r"round:(\d+)", entry.target)  # _repin's target: round:<id>/scheme:<id>
+        if found and version in (detail.get("before"), detail.get("after")):
+            moves.append((int(found.group(1)), entry, detail))
+    ids = sorted({round_id for round_id, _e, _d in moves})
+    rounds = {}
+    if ids:
+        query = select(Round.id, Round.title, Round.year).where(Round.id.in_(ids))
+        rounds = {i: {"id": i, "title": t, "year": y} for i, t, y in s.execute(query)}
+    return [
+        {
+            "round": rounds.get(round_id, {"id": round_id, "title": "", "year": None}),
+            "from_version": detail.get("before"),
+            "to_version": detail.get("after"),
+            "draft": detail.get("draft"),
+            "by": entry.actor,
+            "at": entry.at,
+        }
+        for round_id, entry, detail in moves
+    ]
+
+
 def publication_record(ctx: ops.Context, actor: Actor, version: str) -> dict:
     """Everything an auditor asks of one rule version, served or archived: its header (scheme,
     title, year, folder, when first loaded), how it came to be (a release written in the pages:
     who proposed it with the note, who approved it, when, effective from which year and round; or
     imported from the rules directory at a start or a reload, by whom, when: the rule sets that
-    served it), whether it is served now, the rounds pinned to it, the drafts whose files it was,
-    and its files (path, bytes, SHA-256).  Plain values; 404 for a version nobody stored."""
+    served it), whether it is served now, the rounds pinned to it, the rounds an approval moved to
+    or from it (``repinned``), the drafts whose files it was, and its files (path, bytes, SHA-256).
+    Plain values; 404 for a version nobody stored."""
     check(ctx.db, actor, "rules.read", f"rules_version:{str(version)[:64]}")
     files, folder, head = _version_files(ctx, version)  # NotFound for an unknown version
     with ctx.db.transaction() as s:
@@ -1209,6 +1244,7 @@ def publication_record(ctx: ops.Context, actor: Actor, version: str) -> dict:
                 .order_by(Round.year, Round.id)
             )
         ]
+        repinned = _repinned(s, version)
     periods = _served_periods(sets, version, approvals)
     if released:
         origin = "release"
@@ -1231,6 +1267,7 @@ def publication_record(ctx: ops.Context, actor: Actor, version: str) -> dict:
         "releases": released,
         "served": periods,
         "rounds": pinned,
+        "repinned": repinned,
         "drafts": [{"id": i, "state": st} for i, st in sorted(unpublished.items())],
         "files": [
             {

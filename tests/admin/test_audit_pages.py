@@ -211,6 +211,29 @@ def test_the_audit_workbook_of_a_round(app, scored):
     assert summary.page_setup.orientation == "landscape"
 
 
+def test_the_round_board_links_its_audit_workbook_for_those_who_may_read_it(app, scored):
+    """审计工作簿 straight from the round board, offered only to whom audit.read allows (admin,
+    auditor); the link followed gives the round's workbook; the others see no link and are refused
+    the workbook itself."""
+    board = f"/admin/rounds/{scored['round']}"
+    for who, may in (("admin", True), ("auditor", True), ("reviewer", False),
+                     ("submitter", False), ("editor", False)):  # fmt: skip
+        client = _client(app, who)
+        page = client.get(board)
+        assert page.status_code == 200, (who, page.status_code)
+        link = re.search(r'<a [^>]*id="audit-workbook"[^>]*href="([^"]+)"', page.text)
+        assert bool(link) == may, who
+        workbook = f"/admin/rounds/{scored['round']}/audit.xlsx"
+        if may:
+            assert link.group(1) == workbook
+            got = client.get(link.group(1))
+            assert got.status_code == 200 and got.mimetype.endswith("spreadsheetml.sheet"), who
+            assert load_workbook(io.BytesIO(got.data)).sheetnames[0] == "汇总"
+        else:
+            assert "审计工作簿" not in page.text and workbook not in page.text, who
+            assert client.get(workbook).status_code == 403, who
+
+
 def _journal_ids(client, query: str) -> list[int]:
     ids, url = [], f"/admin/journal?{query}"
     while url:

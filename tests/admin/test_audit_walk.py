@@ -2,7 +2,8 @@
 read one fact's provenance and its history, replay the score (已复现), open the rule version it was
 computed under with its publication record and files, replay the round's official scores as a
 background job and read its report, filter the journal to that unit and export it, and
-download the round's audit workbook, whose cells are checked with openpyxl."""
+download the score's workbook (its 事实来源 sheet) and, from the round's board, the round's audit
+workbook, whose cells are checked with openpyxl."""
 
 from __future__ import annotations
 
@@ -73,6 +74,20 @@ def test_the_auditor_traces_replays_filters_exports_and_downloads(desk, tmp_path
         for part in ("36", "第2版", "评审", "reviewer", "现场核查后上调", "共改动 1 次"):
             assert part in words, (part, words)
         assert "第1版" in _text(page.locator('li.prov[data-fact="leader_evaluation_score"]'))
+        # its workbook carries the same provenance in a sheet 事实来源
+        with page.expect_download() as download:
+            page.click("a.btn:has-text('下载 Excel')")
+        saved = tmp_path / "score.xlsx"
+        download.value.save_as(saved)
+        sources = {
+            str(r[1]).rsplit("（", 1)[-1].rstrip("）"): r
+            for r in load_workbook(saved)["事实来源"].iter_rows(min_row=4, values_only=True)
+            if isinstance(r[0], int)
+        }
+        row = sources["featured_quality_score"]
+        assert (row[2], row[4], row[5], row[7], row[9]) == (36, "第2版", "评审", "reviewer",
+                                                             "现场核查后上调")  # fmt: skip
+        assert sources["leader_evaluation_score"][4:6] == ("第1版", "自评")
 
         # one click: that fact's whole history across versions
         fact.locator("a.prov-history").click()
@@ -142,10 +157,13 @@ def test_the_auditor_traces_replays_filters_exports_and_downloads(desk, tmp_path
         assert len(exported) >= len(units) and {r[6] for r in exported} == {"gucun"}
         assert any(r[4] == "scores.replay" and r[2] == "auditor" for r in exported)
 
-        # the round's audit workbook, cell by cell
+        # the round's audit workbook, straight from the round's board (the 审计 page links the same)
         page.goto(f"{site}/admin/audit")
+        listed = page.locator(f"tr[data-round='{rid}'] a.audit-xlsx").get_attribute("href")
+        page.goto(f"{site}/admin/rounds/{rid}")
+        assert page.locator("#audit-workbook").get_attribute("href") == listed
         with page.expect_download() as download:
-            page.click(f"tr[data-round='{rid}'] a.audit-xlsx")
+            page.click("#audit-workbook")
         saved = tmp_path / "audit.xlsx"
         download.value.save_as(saved)
     book = load_workbook(saved)

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service import releases
-from service.db import JournalEntry, RuleDraft, RuleSet, RuleVersion, Score
+from service.db import JournalEntry, Round, RuleDraft, RuleSet, RuleVersion, Score
+from service.rulefiles import edit
 from service.rulefiles.loader import version_of
 
 from ..conftest import RULES
@@ -151,6 +152,46 @@ def test_the_score_audit_and_rules_pages_link_the_version(app, world):
     reviewer = _client(app, "reviewer")
     seen = reviewer.get(f"/admin/units/gucun/schemes/{SCHEME}/score?id={world['score']}").text
     assert world["disk"][:12] in seen and link not in seen
+
+
+def test_a_round_re_pinned_at_approval_shows_on_both_versions_pages(app, world):
+    """颛桥's open round, moved to a revision of its scheme when the admin approves it: the new
+    version's page says which round, from which version, when and by whom; the old one's says the
+    round left it, for which version."""
+    ctx = app.extensions["scoring"]
+    editor, admin = actor(app, "editor"), actor(app, "admin")
+    rid = round_of(app, "zhuanqiao-2018")
+    with ctx.db.transaction() as s:
+        before = s.get(Round, rid).rules_version
+    draft = releases.draft_from_disk(ctx, editor, "zhuanqiao-2018")
+    draft = releases.edit(
+        ctx, editor, draft.id, draft.lock,
+        lambda files: edit.set_clause_field(files, "目标1", "title", "产品质量目标（修订）"), "改标题",
+    )  # fmt: skip
+    draft = releases.propose(ctx, editor, draft.id, draft.lock, "本轮改用修订版")
+    after = releases.approve(ctx, admin, draft.id, draft.lock, 2026, rid).version
+    assert after != before
+
+    client = _client(app, "auditor")
+    page = client.get(f"/admin/rules/versions/{after}")
+    assert page.status_code == 200, page.text
+    moved = re.search(r'<li data-round="(\d+)" data-moved="(\w+)">(.*?)</li>', page.text, re.S)
+    assert moved, "no re-pinned round on the new version's page"
+    assert (moved.group(1), moved.group(2)) == (str(rid), "to")
+    words = _text(moved.group(3))
+    assert re.search(rf"于 \d{{4}}-\d\d-\d\d \d\d:\d\d 由 admin 批准草案第 {draft.id} 号时", words)
+    assert f"从版本 {before[:12]} 改用本版本" in words
+    assert f'href="/admin/rules/versions/{before}"' in moved.group(3)
+    assert f'href="/admin/rounds/{rid}"' in moved.group(3)
+
+    old = client.get(f"/admin/rules/versions/{before}").text
+    left = re.search(r'<li data-round="(\d+)" data-moved="(\w+)">(.*?)</li>', old, re.S)
+    assert left and (left.group(1), left.group(2)) == (str(rid), "from")
+    assert f"从本版本改用版本 {after[:12]}" in _text(left.group(3))
+    # a version no round moved to or from says nothing of it
+    assert (
+        'id="version-repinned"' not in client.get(f"/admin/rules/versions/{world['release']}").text
+    )
 
 
 def test_every_role_and_the_auditor_changes_nothing(app, world):

@@ -5,14 +5,19 @@ last result; the stored trace and its hash untouched; the OpenAPI document names
 
 from __future__ import annotations
 
+import io
 import shutil
+from decimal import Decimal
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import event, select, text
 
+from admin.present import when
 from service import jobs, provenance
 from service.db import Score, Unit
 
+from ..admin.conftest import sign_in
 from ..conftest import FIXTURES
 from .conftest import DATABASES, make_api
 
@@ -29,7 +34,8 @@ def _walk(api) -> dict:
     with a 更正 (v3, a new official score)."""
     sent = api.post(f"{PATH}/submissions", "submitter", json={
         "role": "self", "facts": SELF,
-        "evidence": {"featured_quality_score": ["附件1：特色工作总结"]}})  # fmt: skip
+        "evidence": {"featured_quality_score": ["附件1：特色工作总结"],
+                     "leader_evaluation_score": ["附件2：区领导评价表"]}})  # fmt: skip
     assert sent.status_code == 201, sent.json
     review = api.post(f"{PATH}/submissions", "reviewer", headers={"If-Match": '"1"'}, json={
         "role": "review", "facts": {**SELF, "featured_quality_score": 33},
@@ -114,6 +120,65 @@ def test_each_fact_says_where_it_came_from(api):
         api.get(f"/api/units/dachang/schemes/{SCHEME}/facts/x/history", "submitter").status_code
         == 403
     )
+
+
+def test_the_score_workbook_carries_each_facts_provenance(api):
+    """score.xlsx has a sheet 事实来源: every fact of the score as the provenance endpoint gives it
+    (value, version, as what, appeal, who, when, why, evidence), cell by cell."""
+    walked = _walk(api)
+    answered = _appeal_and_correct(api, walked["round"])
+    new = answered["items"][0]["new_score_id"]
+    prov = api.get(f"/api/scores/{new}/provenance", "auditor").json
+    client = api.app.test_client()
+    assert sign_in(client, "auditor").status_code == 302
+    got = client.get(f"/admin/units/gucun/schemes/{SCHEME}/score.xlsx?id={new}")
+    assert got.status_code == 200
+    book = load_workbook(io.BytesIO(got.data))
+    assert "事实来源" in book.sheetnames
+    sheet = book["事实来源"]
+    header = [c.value for c in sheet[3]]
+    assert header == ["序号", "事实", "值", "读取的条款", "来自", "身份", "申诉", "录入/修改人",
+                      "时间", "理由", "佐证材料"]  # fmt: skip
+    rows = {}
+    for values in sheet.iter_rows(min_row=4, values_only=True):
+        if isinstance(values[0], int):
+            row = dict(zip(header, values))
+            rows[row["事实"].rsplit("（", 1)[1].rstrip("）")] = row
+    assert set(rows) == set(prov["facts"])  # every fact of the score, once
+    assert [r["序号"] for r in rows.values()] == list(range(1, len(rows) + 1))
+    for name, p in prov["facts"].items():
+        row = rows[name]
+        value = row["值"]
+        if not p["present"]:
+            assert value == "缺失", name
+        elif isinstance(value, (int, float)):
+            assert Decimal(str(value)) == Decimal(p["value"]), name
+        else:
+            assert value == {True: "是", False: "否"}.get(p["value"], p["value"]), name
+        clauses = [c for c, names in prov["clauses"].items() if name in names]
+        assert (row["读取的条款"] or "") == "、".join(clauses), name
+        assert row["来自"] == (f"第{p['version']}版" if p["version"] else "从未填报"), name
+        assert (row["身份"] or "") == (p["role_words"] or ""), name
+        assert (row["录入/修改人"] or "") == (p["by"] or ""), name
+        assert (row["时间"] or "") == (when(p["at"]) if p["at"] else ""), name
+        assert (row["理由"] or "") == p["reason"], name
+        assert (row["佐证材料"] or "") == "；".join(p["evidence"]), name
+    corrected = rows["featured_quality_score"]
+    assert (corrected["值"], corrected["来自"], corrected["身份"], corrected["录入/修改人"],
+            corrected["理由"]) == (38, "第3版", "申诉更正", "reviewer", "核实报道，改为38分")  # fmt: skip
+    assert str(answered["id"]) in corrected["申诉"] and FEATURED in corrected["申诉"]
+    assert FEATURED in corrected["读取的条款"].split("、")
+    entered = rows["leader_evaluation_score"]
+    assert (entered["值"], entered["来自"], entered["身份"], entered["录入/修改人"],
+            entered["佐证材料"]) == (4, "第1版", "自评", "submitter", "附件2：区领导评价表")  # fmt: skip
+    # what the reviewer changed before the appeal, seen in the first score's workbook
+    first = client.get(f"/admin/units/gucun/schemes/{SCHEME}/score.xlsx?id={walked['first']['id']}")
+    earlier = load_workbook(io.BytesIO(first.data))["事实来源"]
+    row = next(r for r in earlier.iter_rows(min_row=4, values_only=True)
+               if str(r[1]).endswith("（featured_quality_score）"))  # fmt: skip
+    assert (row[2], row[4], row[5], row[7], row[9]) == (33, "第2版", "评审", "reviewer",
+                                                         "现场核查后上调")  # fmt: skip
+    assert earlier.oddFooter.right.text.startswith("审核人")
 
 
 def test_provenance_costs_the_same_few_queries_however_many_facts(api):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -122,6 +123,40 @@ def test_the_record_of_each_kind_of_version(cycle):
     fourth = _record(api, v["v4"])
     assert fourth["origin"] == "draft" and fourth["served"] == [] and fourth["releases"] == []
     assert fourth["drafts"] == [{"id": v["other"], "state": "draft"}]  # found by the journal
+
+
+def test_a_round_re_pinned_at_approval_is_in_both_versions_records(cycle):
+    """An approval that moves an open round to the new version: the new version's record says which
+    round, from which version, when and by whom (from the journal entry the approval wrote); the
+    old version's record says the round left it, for which version."""
+    api, v = cycle
+    editor, admin = _actor(api, "editor"), _actor(api, "admin")
+    rid = api.round_of("minimal")
+    assert [r["id"] for r in _record(api, v["v1"])["rounds"]] == [rid]
+    assert _record(api, v["v1"])["repinned"] == [] and _record(api, v["v3"])["repinned"] == []
+    # the other draft of the scheme, proposed and approved for the open 2026 round
+    draft = releases.read_draft(api.ctx, editor, v["other"])
+    draft = releases.propose(api.ctx, editor, draft.id, draft.lock, "本轮改用")
+    v5 = releases.approve(api.ctx, admin, draft.id, draft.lock, 2026, rid).version
+
+    record = _record(api, v5)
+    [moved] = record["repinned"]
+    assert moved["round"] == {"id": rid, "title": moved["round"]["title"], "year": 2026}
+    assert moved["round"]["title"]
+    assert (moved["from_version"], moved["to_version"], moved["by"], moved["draft"]) == (
+        v["v1"], v5, "admin", draft.id)  # fmt: skip
+    [release] = record["releases"]
+    assert release["effective_round"]["id"] == rid
+    moved_at = datetime.fromisoformat(moved["at"])
+    assert abs(moved_at - datetime.fromisoformat(release["approved_at"])) < timedelta(minutes=1)
+    assert [r["id"] for r in record["rounds"]] == [rid]
+
+    # the version the round left: it is no longer pinned there, and its record says where it went
+    old = _record(api, v["v1"])
+    assert old["rounds"] == []
+    assert old["repinned"] == [moved]
+    # a version the round never had: nothing
+    assert _record(api, v["v2"])["repinned"] == []
 
 
 def test_who_may_read_a_record_and_an_unknown_version(cycle):
