@@ -64,11 +64,11 @@ def fingerprint(
     digest = hashlib.sha256()
     for rel, path in _sources(root, parts):
         data = path.read_bytes()
-        name = rel.encode("utf-8", "surrogatepass")
-        digest.update(b"file %d:%b %d:" % (len(name), name, len(data)))
+        named = rel.encode("utf-8", "surrogatepass")
+        digest.update(b"file %d:%b %d:" % (len(named), named, len(data)))
         digest.update(data)
-    for name in libraries:
-        digest.update(f"lib {name}=={_installed(name)}\0".encode())
+    for library in libraries:
+        digest.update(f"lib {library}=={_installed(library)}\0".encode())
     digest.update(
         f"python {platform.python_implementation()} {platform.python_version()}\0".encode()
     )
