@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import build
 from .access import (
     OWN_UNIT_ONLY,
     PERMISSIONS,
@@ -1500,8 +1501,10 @@ def round_summary(rnd: Round | None) -> dict | None:
 # 检查 means check and test: the strict loader, then every clause, scheme and ranking test case
 # through the production engine (casebook.check_rules).  Validate reports both; a reload and a
 # start serve nothing whose cases fail.  A version whose cases passed is journaled
-# ("rules.tested", by its hash): the same bytes pass again, so a worker's start and a reload run
-# the cases of new versions only (an explicit check runs them all).
+# ("rules.tested", by its hash, with the program and the engine it passed under): the same bytes
+# through the same program and engine pass again, so a worker's start and a reload run the cases
+# of new versions only, and every version's once more after an upgrade of the scoring code or of
+# the engine (an explicit check runs them all).
 
 TESTED = "rules.tested"
 
@@ -1510,28 +1513,43 @@ def _tested_target(scheme: Scheme) -> str:
     return f"scheme:{scheme.id}/version:{scheme.version}"
 
 
+def _passed_under(ctx: Context) -> dict:
+    """What a pass must have been journaled under to count now: this process's program
+    (``build.PROGRAM``) and the engine it scores with."""
+    return {"program": build.PROGRAM, "engine": ctx.engine.name}
+
+
 def passed_versions(ctx: Context) -> set[str]:
-    """The versions whose cases are journaled as passed."""
+    """The versions whose cases are journaled as passed under this program and this engine.
+    Entries journaled before passes named them (no program, no engine) count for nothing: the
+    journal is append-only, so the first start after that change ran every case once again."""
+    # the details' two keys compared in SQL (JSON paths that SQLite and PostgreSQL both read),
+    # behind the action's index: only this program's passes come back, however many upgrades
+    # the journal has seen
+    detail = JournalEntry.detail
     with ctx.db.engine.connect() as connection:
         targets = connection.execute(
             select(JournalEntry.target).where(
-                JournalEntry.action == TESTED, JournalEntry.outcome == "ok"
+                JournalEntry.action == TESTED,
+                JournalEntry.outcome == "ok",
+                *(detail[key].as_string() == value for key, value in _passed_under(ctx).items()),
             )
         ).scalars()
         return {t.rsplit("version:", 1)[-1] for t in targets}
 
 
 def _remember_passed(ctx: Context, actor: Actor, checked: RuleCheck) -> None:
-    """Journal the versions whose cases passed, once each (a reload of unchanged rules runs their
-    cases again, and writes nothing)."""
+    """Journal the versions whose cases passed, once each under a program and an engine (a
+    reload of unchanged rules runs no case, and writes nothing)."""
     known = passed_versions(ctx)
+    under = _passed_under(ctx)
     with ctx.db.transaction() as s:
         for version in checked.tested:
             if version in known:
                 continue
             scheme = next(sc for sc in checked.schemes.values() if sc.version == version)
             cases = sum(1 for r in checked.results if r.scheme == scheme.id)
-            journal(s, actor, TESTED, _tested_target(scheme), "ok", cases=cases)
+            journal(s, actor, TESTED, _tested_target(scheme), "ok", cases=cases, **under)
 
 
 def _release_unserved(ctx: Context, checked: RuleCheck) -> None:

@@ -83,7 +83,8 @@ def _load_parts(conn, parts: dict | None, path: str | None) -> bool:  # pragma: 
 def _serve(conn) -> None:  # pragma: no cover - runs in the child
     """The loading process: one load after another, its caches kept in between (the files it
     parsed, the schemes it loaded), so a changed scheme parses only its changed files; it ends
-    when its parent closes the pipe, or after ``IDLE`` seconds without a load."""
+    when its parent closes the pipe, or after ``IDLE`` seconds without a load.  Between loads it
+    keeps each file's latest content only (``loader.keep_latest``)."""
     try:
         import resource
 
@@ -95,6 +96,8 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child
             parts, path, _label = conn.recv()
             if not _load_parts(conn, parts, path):
                 return
+            # after the answer is sent (no load waits for it): memory stays flat over edits
+            loader.keep_latest()
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from service import build
 from service.app import create_app
 from service.casebook import FailingCases
 from service.config import Settings
@@ -168,7 +169,11 @@ def test_a_restart_keeps_serving_and_runs_only_new_versions_cases(api, tmp_path,
     before = served(api)
     [first] = journal(api, "rules.tested")  # the first start ran the cases, and remembers it
     assert first["target"] == f"scheme:{SCHEME_ID}/version:{before}"
-    assert first["actor"] == "（启动）" and first["detail"] == {"cases": 70}
+    assert first["actor"] == "（启动）" and first["detail"] == {
+        "cases": 70,
+        "program": build.PROGRAM,  # under which program and engine they passed
+        "engine": api.ctx.engine.name,
+    }
     settings = _settings(tmp_path / "again", api.ctx.db.url, api.rules_dir)
 
     # a restart on the same files: their cases passed, so they are not run again
