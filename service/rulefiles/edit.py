@@ -701,7 +701,7 @@ def _drop_item(seq: Any, at: int) -> None:
     rest = token.value.partition("\n")[2] if token is not None else ""
     last = at == len(seq) - 1
     del seq[at]
-    if not (last and rest and at > 0):
+    if token is None or not (last and rest and at > 0):
         return
     mine = seq.ca.items.setdefault(at - 1, [None, None])
     if mine[0] is not None:
