@@ -42,6 +42,9 @@ _ENV = jinja2.Environment(
 )
 
 
+SHUANGTAIZI_ = RULES / "shuangtaizi" / "2016-2017"
+
+
 def _files(folder) -> dict[str, str]:
     return {rel: data.decode("utf-8") for rel, data in snapshot(folder).items()}
 
@@ -137,10 +140,33 @@ def changed_lines(before: dict, after: dict) -> dict[str, tuple[list[str], list[
 def test_every_clause_form_posted_as_rendered_changes_no_byte(folder):
     files = _files(folder)
     for cid in clause_ids(files):
-        html = render(ruleforms.clause_form(files, cid))
+        ctx = ruleforms.clause_form(files, cid)
+        html = render(ctx)
+        # every fact's choices, required and applies_when are fields of the form, posted too
+        for row in ctx["facts"].rows:
+            for key in ("choices", "required", "applies_when"):
+                assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
         after = ruleforms.apply_clause_form(files, cid, posted(html))
         assert after == files, (cid, list(changed_lines(files, after)))
         assert after.changes == []
+
+
+def test_the_shipped_choices_required_and_applies_when_are_shown_as_written():
+    """The unchanged posts above cover a written value of each of the three, not only blanks."""
+    shuangtaizi = ruleforms.clause_form(_files(SHUANGTAIZI_), "30")
+    cells = {r.title: r.cells for r in shuangtaizi["facts"].rows}
+    choice = next(c for c in cells.values() if c["type"].value == "choice")
+    assert choice["choices"].input == "lines" and choice["choices"].value.split("\n") == [
+        "按规定组织或参与了调查处理",
+        "年度内无需调查处理的工程质量事故或质量问题",
+        "未按规定组织或参与调查处理",
+    ]
+    applies = ruleforms.clause_form(_files(FIXTURES / "applies"), "8")
+    cells = {r.title: r.cells for r in applies["facts"].rows}
+    assert cells["chair_is_principal"]["applies_when"].value == "committee_established"
+    assert cells["chair_is_principal"]["applies_when"].input == "expression"
+    assert cells["chair_is_principal"]["required"].value == ""  # not written: required
+    assert [v for v, _ in cells["chair_is_principal"]["required"].options] == ["", "true", "false"]
 
 
 # --- every shipped scheme: one value changed per kind of field ---------------------------------
@@ -163,6 +189,14 @@ def _kinds_of_change(ctx: dict):
     for row in ctx["facts"].rows[:1]:
         yield row.cells["label"], "改过的事实名称", True
         yield row.cells["help"], "改过的填报说明", True
+        # not required: a case that leaves it out is then scored, not incomplete (may fail)
+        flag = row.cells["required"]
+        yield flag, "false" if flag.value != "false" else "true", False
+        yield row.cells["applies_when"], "not_declared_anywhere", False  # the loader names it
+    for row in ctx["facts"].rows:
+        if row.cells["choices"].value:  # a choice renamed: its one line (cases giving it fail)
+            first, _, rest = row.cells["choices"].value.partition("\n")
+            yield row.cells["choices"], "\n".join(filter(None, [first + "改", rest])), False
         if row.cells["max"].value:
             yield row.cells["max"], _bumped(row.cells["max"].value), False
     for rf in ctx["rules"]:
@@ -238,6 +272,9 @@ def test_one_changed_value_changes_that_value_only(folder):
                 assert all(e.file.startswith(prefix + "/") for e in checked.error.errors)
     assert {"c.title", "c.source", "c.offices", "c.points", "c.category"} <= checked_kinds
     assert {"t.*.points", "f.*.label", "r.*.title"} <= checked_kinds
+    assert {"f.*.required", "f.*.applies_when"} <= checked_kinds
+    if folder == SHUANGTAIZI_:  # the one shipped choice fact: a choice renamed
+        assert "f.*.choices" in checked_kinds
 
 
 # --- errors beside their fields ----------------------------------------------------------------
