@@ -42,7 +42,8 @@ them all; unknown ones are an EditError):
     add_veto / remove_veto:<veto id>
     add_test / remove_test:<n>    a test case (n-th from 1, as the table shows them)
 
-Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts, ``r.<rule>.<key>`` rule keys,
+Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts (type, label, unit, min, max,
+help, choices one a line, required, applies_when), ``r.<rule>.<key>`` rule keys,
 ``r.<rule>.<list>.<n>.<key>`` band/level/part cells (a range is four cells: ``lo_closed``,
 ``lo``, ``hi``, ``hi_closed``), ``r.<rule>.panel.<reviewers|highest|lowest>``,
 ``v.<veto>.<key>``, ``t.<n>.<key>`` and ``t.<n>.fact.<fact>`` test cells.
