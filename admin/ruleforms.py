@@ -42,7 +42,8 @@ them all; unknown ones are an EditError):
     add_veto / remove_veto:<veto id>
     add_test / remove_test:<n>    a test case (n-th from 1, as the table shows them)
 
-Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts, ``r.<rule>.<key>`` rule keys,
+Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts (type, label, unit, min, max,
+help, choices one a line, required, applies_when), ``r.<rule>.<key>`` rule keys,
 ``r.<rule>.<list>.<n>.<key>`` band/level/part cells (a range is four cells: ``lo_closed``,
 ``lo``, ``hi``, ``hi_closed``), ``r.<rule>.panel.<reviewers|highest|lowest>``,
 ``v.<veto>.<key>``, ``t.<n>.<key>`` and ``t.<n>.fact.<fact>`` test cells.
@@ -512,7 +513,25 @@ FACT_COLUMNS = [
     ("min", "最小值"),
     ("max", "最大值"),
     ("help", "填报说明"),
+    ("choices", "可选值"),
+    ("required", "必填"),
+    ("applies_when", "适用条件"),
 ]
+#: A fact's ``required`` as the form offers it: not written means required (the format's default).
+REQUIRED_OPTIONS = [("", "（不写：必填）"), ("true", "是"), ("false", "否")]
+#: How a fact's cell is shown and read: (widget, the Key type the posted text is read as).
+FACT_CELLS = {
+    "type": ("select", "text"),
+    "min": ("number", "number"),
+    "max": ("number", "number"),
+    "choices": ("lines", "lines"),
+    "required": ("select", "flag"),
+    "applies_when": ("expression", "expression"),
+}
+FACT_HINTS = {
+    "choices": "choice 类型的可选值，每行一个",
+    "applies_when": "只在该条件成立时需要填报（读取其他事实），如 committee_established",
+}
 
 
 def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
@@ -533,21 +552,27 @@ def _fact_table(b: _Builder, uses: dict[str, list[str]]) -> Table:
         r.uses = used
         r.cells["name"] = Field(f"f.{name}.name", "事实名", name, "static", b.rel, r.line)
         for key, words in FACT_COLUMNS[1:]:
-            kind = {"min": "number", "max": "number"}.get(key, "text")
+            widget, kind = FACT_CELLS.get(key, ("text", "text"))
             required = key in ("type", "label")
-            opts = (
-                [(t, f"{t}（{FACT_TYPE_WORDS[t]}）") for t in FACT_TYPES] if key == "type" else []
-            )
+            opts = {
+                "type": [(t, f"{t}（{FACT_TYPE_WORDS[t]}）") for t in FACT_TYPES],
+                "required": REQUIRED_OPTIONS,
+            }.get(key, [])
+            value = None
+            if widget == "lines":  # a list, one item a line (choices)
+                value = "\n".join(_text(x) for x in _list(spec.get(key)))
             r.cells[key] = b.add(
                 f"f.{name}.{key}",
                 f"事实“{name}”的{words}",
                 spec,
                 key,
-                "select" if key == "type" else ("number" if kind == "number" else "text"),
+                widget,
                 path + (key,),
                 _fact_writer(b.cid, name, key, kind, words, required),
+                value=value,
                 options=opts,
                 required=required,
+                hint=FACT_HINTS.get(key, ""),
             )
         rows.append(r)
     return Table("facts", "事实", FACT_COLUMNS, rows, "add_fact", "添加事实")
@@ -572,6 +597,8 @@ def _scheme_uses(files: Files, fact: str) -> list[str]:
 
 def _fact_writer(cid: str, fact: str, key: str, kind: str, words: str, required: bool):
     def write(files: Files, text: str) -> Files:
+        if kind == "lines":  # choices: none left takes the key out
+            return edit.set_fact_key(files, cid, fact, key, _lines(text) or None)
         value = _typed(kind, text, f"事实“{fact}”的{words}", f"f.{fact}.{key}", required)
         return edit.set_fact_key(files, cid, fact, key, value)
 

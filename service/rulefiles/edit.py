@@ -15,6 +15,7 @@ edited scheme still *loads* is the strict loader's word: ``check`` returns its e
 from __future__ import annotations
 
 import copy
+import difflib
 import io
 import re
 import threading
@@ -671,15 +672,44 @@ def _put_list(owner: Any, key: str, values: list[str], order: list[str]) -> None
 
 
 def _items_in_place(seq: Any, values: list) -> None:
-    """Make a list hold ``values`` item by item: an item kept keeps its comment, the list its
-    flow or block style (a slice assignment would drop the comments)."""
-    for i, v in enumerate(values[: len(seq)]):
-        if str(seq[i]) != str(v):
-            seq[i] = _scalar(seq[i], v, None)
-    while len(seq) > len(values):
-        del seq[len(seq) - 1]
-    for v in values[len(seq) :]:
-        seq.append(_scalar(None, v, None))
+    """Make a list hold ``values`` with the fewest item changes: an item kept keeps its line and
+    comment, an item removed from the middle takes only its own line, one renamed changes only
+    its line, and the list keeps its flow or block style (a slice assignment would drop the
+    comments; rewriting position by position would move every later item's line)."""
+    old = [str(v) for v in seq]
+    new = [str(v) for v in values]
+    ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    # from the end, so that the indexes of what is still to do do not move
+    for op, i1, i2, j1, j2 in reversed(ops):
+        if op == "equal":
+            continue
+        common = min(i2 - i1, j2 - j1)
+        for k in range(common):  # renamed in place: the item's comment stays with it
+            seq[i1 + k] = _scalar(seq[i1 + k], values[j1 + k], None)
+        for _ in range(i2 - i1 - common):
+            _drop_item(seq, i1 + common)
+        for k in range(j2 - j1 - common):
+            seq.insert(i1 + common + k, _scalar(None, values[j1 + common + k], None))
+
+
+def _drop_item(seq: Any, at: int) -> None:
+    """Delete a list item with its line and end-of-line comment only (ruamel moves the later
+    items' comments up with them): the comment lines ruamel keeps after the last item belong to
+    what follows, so they move to the item before, as ``_drop_key`` does for a key."""
+    slot = seq.ca.items.get(at)
+    token = slot[0] if slot else None
+    rest = token.value.partition("\n")[2] if token is not None else ""
+    last = at == len(seq) - 1
+    del seq[at]
+    if token is None or not (last and rest and at > 0):
+        return
+    mine = seq.ca.items.setdefault(at - 1, [None, None])
+    if mine[0] is not None:
+        mine[0].value += rest
+    else:
+        moved = copy.copy(token)
+        moved.value = "\n" + rest
+        mine[0] = moved
 
 
 def _new(value: Any, like: Any = None) -> Any:
@@ -976,10 +1006,14 @@ def add_fact(files: Files, clause_id: str, fact: dict) -> Files:
 
 
 def set_fact_key(files: Files, clause_id: str, fact: str, name: str, value: Any) -> Files:
-    """Set, add or (None) remove a fact's label, unit, help, min, max, type or required."""
+    """Set, add or (None) remove a fact's label, unit, help, min, max, type, required,
+    applies_when or choices (a list of texts; an empty list removes the key, as the format
+    refuses an empty list; items are added, removed and renamed each on its own line)."""
     from .spec import FACT
 
-    _check_field(name, FACT_FIELDS + ("required", "applies_when"), "事实")
+    _check_field(name, FACT_FIELDS + ("required", "applies_when", "choices"), "事实")
+    if isinstance(value, list | tuple) and not value:
+        value = None
     _required(FACT, name, value, "事实")
     rel = clause_file(files, clause_id)
 

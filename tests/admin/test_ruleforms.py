@@ -7,6 +7,7 @@ are exact decimals; the structural actions (rows, rules, facts, vetoes, test cas
 from __future__ import annotations
 
 import difflib
+import html as html_lib
 import re
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -40,6 +41,9 @@ _ENV = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+SHUANGTAIZI_ = RULES / "shuangtaizi" / "2016-2017"
 
 
 def _files(folder) -> dict[str, str]:
@@ -137,10 +141,33 @@ def changed_lines(before: dict, after: dict) -> dict[str, tuple[list[str], list[
 def test_every_clause_form_posted_as_rendered_changes_no_byte(folder):
     files = _files(folder)
     for cid in clause_ids(files):
-        html = render(ruleforms.clause_form(files, cid))
+        ctx = ruleforms.clause_form(files, cid)
+        html = render(ctx)
+        # every fact's choices, required and applies_when are fields of the form, posted too
+        for row in ctx["facts"].rows:
+            for key in ("choices", "required", "applies_when"):
+                assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
         after = ruleforms.apply_clause_form(files, cid, posted(html))
         assert after == files, (cid, list(changed_lines(files, after)))
         assert after.changes == []
+
+
+def test_the_shipped_choices_required_and_applies_when_are_shown_as_written():
+    """The unchanged posts above cover a written value of each of the three, not only blanks."""
+    shuangtaizi = ruleforms.clause_form(_files(SHUANGTAIZI_), "30")
+    cells = {r.title: r.cells for r in shuangtaizi["facts"].rows}
+    choice = next(c for c in cells.values() if c["type"].value == "choice")
+    assert choice["choices"].input == "lines" and choice["choices"].value.split("\n") == [
+        "按规定组织或参与了调查处理",
+        "年度内无需调查处理的工程质量事故或质量问题",
+        "未按规定组织或参与调查处理",
+    ]
+    applies = ruleforms.clause_form(_files(FIXTURES / "applies"), "8")
+    cells = {r.title: r.cells for r in applies["facts"].rows}
+    assert cells["chair_is_principal"]["applies_when"].value == "committee_established"
+    assert cells["chair_is_principal"]["applies_when"].input == "expression"
+    assert cells["chair_is_principal"]["required"].value == ""  # not written: required
+    assert [v for v, _ in cells["chair_is_principal"]["required"].options] == ["", "true", "false"]
 
 
 # --- every shipped scheme: one value changed per kind of field ---------------------------------
@@ -163,6 +190,14 @@ def _kinds_of_change(ctx: dict):
     for row in ctx["facts"].rows[:1]:
         yield row.cells["label"], "改过的事实名称", True
         yield row.cells["help"], "改过的填报说明", True
+        # not required: a case that leaves it out is then scored, not incomplete (may fail)
+        flag = row.cells["required"]
+        yield flag, "false" if flag.value != "false" else "true", False
+        yield row.cells["applies_when"], "not_declared_anywhere", False  # the loader names it
+    for row in ctx["facts"].rows:
+        if row.cells["choices"].value:  # a choice renamed: its one line (cases giving it fail)
+            first, _, rest = row.cells["choices"].value.partition("\n")
+            yield row.cells["choices"], "\n".join(filter(None, [first + "改", rest])), False
         if row.cells["max"].value:
             yield row.cells["max"], _bumped(row.cells["max"].value), False
     for rf in ctx["rules"]:
@@ -238,6 +273,9 @@ def test_one_changed_value_changes_that_value_only(folder):
                 assert all(e.file.startswith(prefix + "/") for e in checked.error.errors)
     assert {"c.title", "c.source", "c.offices", "c.points", "c.category"} <= checked_kinds
     assert {"t.*.points", "f.*.label", "r.*.title"} <= checked_kinds
+    assert {"f.*.required", "f.*.applies_when"} <= checked_kinds
+    if folder == SHUANGTAIZI_:  # the one shipped choice fact: a choice renamed
+        assert "f.*.choices" in checked_kinds
 
 
 # --- errors beside their fields ----------------------------------------------------------------
@@ -702,3 +740,96 @@ def test_in_chromium_posted_unchanged_is_byte_identical_and_a_typed_value_is_wri
         assert changed_lines(schemes["s"], results[("s", "3")])[rel][1] == [
             '      - {range: "[0, inf)", points: 0}'
         ]
+
+
+# --- a fact's choices, required and applies_when through the clause page (Flask test client) ---
+
+LEADING = "clauses/01-leading-group.yaml"
+
+
+def _cell(page_html: str, name: str) -> tuple[int, list[str]]:
+    """The line a field's cell shows (data-line) and the errors beside it, as the page has them."""
+    found = re.search(
+        r'<td class="[^"]*" data-line="(\d+)">(?:(?!</td>).)*?name="'
+        + re.escape(name)
+        + r'"(?:(?!</td>).)*</td>',
+        page_html,
+        re.S,
+    )
+    assert found, name
+    errors = re.findall(r'<p class="field-error" role="alert">([^<]*)</p>', found.group(0))
+    return int(found.group(1)), [html_lib.unescape(e) for e in errors]
+
+
+def test_a_facts_choices_required_and_applies_when_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _copy, _draft, _post, _signed_in
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2031")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/1"
+    original = _draft(app, draft_id).files[LEADING]
+
+    def save(data: dict):
+        r = _post(editor, draft_id, "/clauses/1", data, editor.get(url))
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        view = _draft(app, draft_id)
+        return view, editor.get(url).get_data(as_text=True)
+
+    # required and applies_when: two lines added where the format lists them; the check passes
+    view, page = save(
+        {
+            "f.special_funds.required": "false",
+            "f.special_funds.applies_when": "leading_group_document",
+        }
+    )
+    text = view.files[LEADING]
+    assert changed_lines({LEADING: original}, {LEADING: text})[LEADING] == (
+        [],
+        ["    required: false", "    applies_when: leading_group_document"],
+    )
+    assert view.checked["ok"], view.checked
+    assert 'value="leading_group_document"' in page
+
+    # an applies_when that does not load: stored with the draft, its error beside the field at
+    # its line, in the words `scoring check` prints
+    view, page = save({"f.special_funds.applies_when": "no_such_fact"})
+    text = view.files[LEADING]
+    assert "    applies_when: no_such_fact\n" in text
+    line = text.split("\n").index("    applies_when: no_such_fact") + 1
+    checked = edit.check(view.files, view.folder)
+    said = [e.message for e in checked.error.errors if e.line == line]
+    assert said and "no_such_fact" in said[0]
+    at, errors = _cell(page, "f.special_funds.applies_when")
+    assert at == line and said[0] in errors[0], (at, errors)
+
+    # both taken out again: the file is what it was, byte for byte
+    view, _ = save({"f.special_funds.required": "", "f.special_funds.applies_when": ""})
+    assert view.files[LEADING] == original and view.checked["ok"]
+
+    # a choice fact: added without choices (the loader's error beside its row), then its
+    # choices given, one renamed and one removed, each its own line
+    r = _post(editor, draft_id, "/clauses/1", {"action": "add_fact", "new_fact.name": "funds_source",
+              "new_fact.type": "choice", "new_fact.label": "经费来源"}, editor.get(url))  # fmt: skip
+    assert r.status_code == 302
+    page = editor.get(url).get_data(as_text=True)
+    row = page.split('id="cf-f-funds_source"')[1].split("</tr>", 2)
+    assert "须列出 choices" in html_lib.unescape(row[0] + row[1])
+    view, page = save({"f.funds_source.choices": "区级\r\n街道\r\n社区"})
+    text = view.files[LEADING]
+    fact_line = next(ln for ln in text.split("\n") if "funds_source" in ln)
+    assert fact_line.endswith("choices: [区级, 街道, 社区]}"), fact_line
+    assert "须列出 choices" not in str(edit.check(view.files, view.folder).error)
+    assert '<textarea id="cf-f-funds_source-choices" name="f.funds_source.choices"' in page
+    before = text
+    view, _ = save({"f.funds_source.choices": "区级\r\n镇级\r\n社区"})
+    removed, added = changed_lines({LEADING: before}, view.files)[LEADING]
+    assert removed == [fact_line] and added == [fact_line.replace("街道", "镇级")]
+    view, _ = save({"f.funds_source.choices": "区级\r\n社区"})
+    assert "choices: [区级, 社区]}" in view.files[LEADING]
+    # and the fact removed: the clause is as it was, and loads
+    r = _post(
+        editor, draft_id, "/clauses/1", {"action": "remove_fact:funds_source"}, editor.get(url)
+    )
+    assert r.status_code == 302
+    view = _draft(app, draft_id)
+    assert view.files[LEADING] == original and view.checked["ok"]

@@ -268,3 +268,70 @@ def test_a_key_the_format_requires_is_not_removed():
     ):
         with pytest.raises(edit.EditError, match=words):
             call()
+
+
+# --- a fact's choices: added, removed and renamed, each on its own line -----------------------
+
+CHOICES = """\
+id: "9"
+facts:
+  - name: level
+    type: choice
+    label: 等级
+    choices:
+      - 优秀  # the top one
+      - 良好
+      - 合格  # the last one
+    # the fact's required follows
+    required: false
+  - {name: kind, type: choice, label: 类别, choices: [甲, 乙, 丙]}
+"""
+CHOICE_FILES = {"clauses/09-c.yaml": CHOICES}
+
+
+def _choice_lines(after: dict) -> tuple[list[str], list[str]]:
+    changes = _changes(CHOICE_FILES, after)
+    assert list(changes) == ["clauses/09-c.yaml"], changes
+    return changes["clauses/09-c.yaml"]
+
+
+def test_a_choice_is_added_removed_and_renamed_on_its_own_line_keeping_the_comments():
+    def set_to(values):
+        return edit.set_fact_key(CHOICE_FILES, "9", "level", "choices", values)
+
+    # the same list is no change at all
+    assert set_to(["优秀", "良好", "合格"]) == CHOICE_FILES
+    # renamed: that line only, its neighbours' comments stay with them
+    assert _choice_lines(set_to(["优秀", "较好", "合格"])) == (["      - 良好"], ["      - 较好"])
+    # removed from the middle: that line only (not every later item rewritten one up)
+    assert _choice_lines(set_to(["优秀", "合格"])) == (["      - 良好"], [])
+    # removed first: the next item keeps no comment it did not have
+    assert _choice_lines(set_to(["良好", "合格"])) == (["      - 优秀  # the top one"], [])
+    # removed last: the comment lines after it stay where they were
+    assert _choice_lines(set_to(["优秀", "良好"])) == (["      - 合格  # the last one"], [])
+    # added in the middle and at the end
+    assert _choice_lines(set_to(["优秀", "良好", "尚可", "合格", "不合格"])) == (
+        [],
+        ["      - 尚可", "      - 不合格"],
+    )
+    # a flow list stays a flow list on its line
+    flow = edit.set_fact_key(CHOICE_FILES, "9", "kind", "choices", ["甲", "丙"])
+    assert _choice_lines(flow)[1] == [
+        "  - {name: kind, type: choice, label: 类别, choices: [甲, 丙]}"
+    ]
+    # none left: the key goes (the format refuses an empty list), and nothing else
+    assert _choice_lines(edit.set_fact_key(CHOICE_FILES, "9", "kind", "choices", []))[1] == [
+        "  - {name: kind, type: choice, label: 类别}"
+    ]
+
+
+def test_a_facts_required_and_applies_when_are_added_changed_and_removed():
+    when = edit.set_fact_key(CHOICE_FILES, "9", "level", "applies_when", 'kind == "甲"')
+    assert _choice_lines(when) == ([], ['    applies_when: kind == "甲"'])
+    assert _data(when["clauses/09-c.yaml"])["facts"][0]["applies_when"] == 'kind == "甲"'
+    assert edit.set_fact_key(when, "9", "level", "applies_when", None) == CHOICE_FILES
+    flag = edit.set_fact_key(CHOICE_FILES, "9", "level", "required", True)
+    assert _choice_lines(flag) == (["    required: false"], ["    required: true"])
+    assert edit.set_fact_key(CHOICE_FILES, "9", "level", "required", None)["clauses/09-c.yaml"] == (
+        CHOICES.replace("    required: false\n", "")
+    )
