@@ -3,13 +3,22 @@
 ``reload`` reads the whole rules directory; if any file has any error, the
 current schemes keep serving and the errors are raised.  If it loads, the new
 set replaces the old in one assignment, and each scheme version no longer
-served is retired from the engine (its memory released).  Every version ever
-loaded stays known by its hash, so a stored score can be replayed.
+served is retired from the engine (its memory released).  Any version stays
+known by its hash while anything holds it, and a stored score replays from the
+archive otherwise (``operations.scheme_by_version``).
+
+What the registry itself holds: the versions it serves, and the ``KEPT`` versions
+asked for by version lately that it does not serve (a round pinned to an earlier
+version, a replay, a comparison), a version asked for while served among them once
+it is no longer served.  It held every version it ever served or was handed: a web
+worker grew 0.65 MiB a reload of an edited scheme (``tests/unit/test_reload_cache.py``).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from service.domain.model import Scheme
@@ -17,11 +26,18 @@ from service.rulefiles.loader import load_all
 
 
 class Registry:
+    #: versions not served held at most, the ones asked for by version last
+    KEPT = 16
+
     def __init__(self, rules_dir: Path, engine=None):
         self.rules_dir = Path(rules_dir)
         self.engine = engine
         self._current: dict[str, Scheme] = {}
-        self._versions: dict[str, Scheme] = {}  # version hash -> scheme
+        # version hash -> scheme, of every version handed out while anything holds it: one
+        # object per version (its plan and compiled parts made once)
+        self._alive: weakref.WeakValueDictionary[str, Scheme] = weakref.WeakValueDictionary()
+        self._asked: OrderedDict[str, Scheme] = OrderedDict()  # not served, asked for lately
+        self._asked_served: set[str] = set()  # served versions asked for by version
         self._lock = threading.Lock()
         self.generation: int | None = None  # the published rule set (database row) this one serves
 
@@ -42,9 +58,14 @@ class Registry:
                 if before != after:
                     changes[sid] = (before, after)
             # a version known already (still served, or served before) keeps its compiled object
-            merged = {sid: self._versions.get(s.version, s) for sid, s in fresh.items()}
-            for s in merged.values():
-                self._versions.setdefault(s.version, s)
+            merged = {sid: self._alive.setdefault(s.version, s) for sid, s in fresh.items()}
+            serving = {s.version for s in merged.values()}
+            for s in old.values():
+                if s.version not in serving and s.version in self._asked_served:
+                    self._hold(s)  # a round pinned to it goes on scoring by it
+            self._asked_served &= serving
+            for version in serving:
+                self._asked.pop(version, None)  # held as served
             self._current = merged
         if self.engine is not None:
             for sid, (before, after) in changes.items():
@@ -65,9 +86,28 @@ class Registry:
         return self._current.get(scheme_id)
 
     def by_version(self, version: str) -> Scheme | None:
-        return self._versions.get(version)
+        """The version, if it is served, asked for lately or still held anywhere; asked for so,
+        it is kept among the ``KEPT`` versions not served (and when it stops being served)."""
+        with self._lock:
+            scheme = self._alive.get(version)
+            if scheme is not None:
+                self._asked_for(scheme)
+            return scheme
 
     def remember(self, scheme: Scheme) -> None:
-        """Keep an old version (reloaded from the database) for replays."""
+        """Keep a version loaded to be asked for by version (from the database, for a replay or a
+        round pinned to it; just published), among the ``KEPT`` versions not served."""
         with self._lock:
-            self._versions.setdefault(scheme.version, scheme)
+            self._asked_for(self._alive.setdefault(scheme.version, scheme))
+
+    def _asked_for(self, scheme: Scheme) -> None:
+        if any(s is scheme for s in self._current.values()):
+            self._asked_served.add(scheme.version)
+        else:
+            self._hold(scheme)
+
+    def _hold(self, scheme: Scheme) -> None:
+        self._asked[scheme.version] = scheme
+        self._asked.move_to_end(scheme.version)
+        while len(self._asked) > self.KEPT:
+            self._asked.popitem(last=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -180,18 +181,55 @@ def applies(spec: FactSpec, values: Mapping) -> bool | None:
 
 def not_applicable(scheme: Scheme, values: Mapping) -> set:
     """The facts whose condition does not hold: not asked for, not missing, read by nothing."""
-    return {f.name for f in scheme.conditional_facts if applies(f, values) is False}
+    if not scheme.conditional_facts:
+        return set()
+    return {
+        name for name, when, reads in _conditions(scheme) if _holds(when, reads, values) is False
+    }
 
 
 def applicable(scheme: Scheme, values: Mapping) -> Mapping:
     """``values`` without the facts that do not apply, or whose applying is undetermined: a rule
     reading such a fact does not fire (a value given for it anyway counts for nothing).  The
     conditions read only facts without a condition (the loader checks), so one pass decides."""
+    if not scheme.conditional_facts:
+        return values
     drop = [
-        f.name
-        for f in scheme.conditional_facts
-        if f.name in values and applies(f, values) is not True
+        name
+        for name, when, reads in _conditions(scheme)
+        if name in values and _holds(when, reads, values) is not True
     ]
     if not drop:
         return values
     return {n: v for n, v in values.items() if n not in drop}
+
+
+def _holds(when, reads: tuple, values: Mapping) -> bool | None:
+    """``applies`` with the facts the condition reads known beforehand (``_conditions``): the
+    tree is not asked for its names (a lookup hashing all of it) for every unit."""
+    for name in reads:
+        if name not in values or values[name] is None:
+            return None
+    try:
+        return bool(ex.evaluate_present(when, values))
+    except ex.Undefined:
+        return None
+
+
+#: id(scheme) -> (a weak reference to it, its conditional facts: (name, condition, the facts
+#: the condition reads)), made at its first unit and dropped with the scheme
+_CONDITIONS: dict[int, tuple] = {}
+
+
+def _conditions(scheme: Scheme) -> tuple:
+    entry = _CONDITIONS.get(id(scheme))
+    if entry is not None and entry[0]() is scheme:
+        return entry[1]
+    conditions = tuple(
+        (f.name, f.applies_when, tuple(ex.names(f.applies_when)))
+        for f in scheme.conditional_facts
+        if f.applies_when is not None
+    )
+    key = id(scheme)
+    _CONDITIONS[key] = (weakref.ref(scheme, lambda _ref: _CONDITIONS.pop(key, None)), conditions)
+    return conditions

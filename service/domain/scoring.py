@@ -243,20 +243,27 @@ def prepare(scheme: Scheme, values: Mapping) -> list[dict]:
     """
     values = applicable(scheme, values)
     out = []
-    for group, operands, derived in _plan(scheme).groups:
+    for group, operands in _plan(scheme).groups:
         fact: dict = {"group": group}
-        for key in operands:
-            if key in derived:
+        for key, derived, reads in operands:
+            if derived is None:
+                if key in values:
+                    value = values[key]
+                    fact[key] = to_match_precision(value) if isinstance(value, Decimal) else value
+                continue
+            # the measure's facts, known from the plan: one missing makes it Undefined, as
+            # ``ex.evaluate`` says, without the tree asked for its names (hashed) every unit
+            for name in reads:
+                if name not in values or values[name] is None:
+                    break
+            else:
                 try:
-                    value = ex.evaluate(derived[key], values)
-                except ex.Undefined:
+                    value = ex.evaluate_present(derived, values)
+                except ex.Undefined:  # a division by 0
                     continue
                 if abs(value) > MAX_MAGNITUDE:
                     continue  # out of the engine's exact range: treated as undefined
                 fact[key] = to_match_precision(value)
-            elif key in values:
-                value = values[key]
-                fact[key] = to_match_precision(value) if isinstance(value, Decimal) else value
         out.append(fact)
     return out
 
@@ -374,13 +381,24 @@ class _Plan:
         self.clauses = {cid: _ClausePlan(scheme, c) for cid, c in scheme.clauses.items()}
         self.ordered = [(cid, c, self.clauses[cid]) for cid, c in scheme.clauses.items()]
         self.category_order = {cid: i for i, cid in enumerate(scheme.category_index())}
-        self.groups = [(c.id, c.operands, c.derived) for c in scheme.clauses.values()]
+        #: group -> its operands for ``prepare``: (name, its measure's expression or None for
+        #: a fact, the facts the measure reads)
+        self.groups = [(c.id, _operands(c.operands, c.derived)) for c in scheme.clauses.values()]
         if scheme.grade_operands:
-            self.groups.append((SCHEME_GROUP, scheme.grade_operands, scheme.grade_derived))
+            self.groups.append(
+                (SCHEME_GROUP, _operands(scheme.grade_operands, scheme.grade_derived))
+            )
         #: group -> its (match key, condition) pairs: what ``match_here`` tests a group's fact on
         self.conditions: dict[str, list] = {}
         for m in scheme.matches:
             self.conditions.setdefault(m.group, []).append((m.key, m.condition))
+
+
+def _operands(operands, derived: Mapping) -> tuple:
+    return tuple(
+        (key, derived[key], tuple(ex.names(derived[key]))) if key in derived else (key, None, ())
+        for key in operands
+    )
 
 
 _PLANS: dict[int, tuple] = {}  # id(scheme) -> (a weak reference to it, its _Plan)

@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import threading
+import weakref
 from collections import OrderedDict
 from decimal import Decimal
 from pathlib import Path
@@ -1247,7 +1248,15 @@ def load_scheme(folder: Path | str, root: Path | str | None = None) -> Scheme:
 #: is never changed afterwards (the registry already serves one object per version), so the
 #: same object is handed out again.  Only schemes that loaded are kept: a broken file is read,
 #: and refused with its exact messages, every time.
-_SCHEMES: OrderedDict[tuple, Scheme] = OrderedDict()
+#:
+#: Of each scheme folder (its name and where it lives: ``scheme_key``'s last two parts) only the
+#: scheme loaded or found last is held here, for at most 64 folders.  Any other is found again
+#: only while something else holds it (``_ALIVE``, weak): the registry serving it, a round
+#: pinned to it, a comparison under way, the served version when an edit that failed is undone.
+#: Holding every one (up to 64) grew a web worker 0.65 MiB a reload of an edited scheme, each
+#: version an editor saved kept (13 MiB over 20 reloads, ``tests/unit/test_reload_cache.py``).
+_SCHEMES: OrderedDict[tuple, tuple[tuple, Scheme]] = OrderedDict()  # folder -> (key, scheme)
+_ALIVE: weakref.WeakValueDictionary[tuple, Scheme] = weakref.WeakValueDictionary()
 _SCHEMES_SIZE = 64
 _schemes_lock = threading.Lock()
 
@@ -1265,27 +1274,38 @@ def scheme_key(files: dict, prefix: str, path: str = "") -> tuple:
 
 
 def known_scheme(key: tuple) -> Scheme | None:
-    """The scheme loaded lately under ``key`` (``scheme_key``), if any."""
+    """The scheme loaded lately under ``key`` (``scheme_key``), if any: the last one of its
+    folder, or an earlier one something still holds (which becomes the folder's last)."""
     with _schemes_lock:
-        scheme = _SCHEMES.get(key)
+        entry = _SCHEMES.get(key[1:])
+        if entry is not None and entry[0] == key:
+            _SCHEMES.move_to_end(key[1:])
+            return entry[1]
+        scheme = _ALIVE.get(key)
         if scheme is not None:
-            _SCHEMES.move_to_end(key)
+            _keep(key, scheme)
         return scheme
 
 
 def keep_scheme(key: tuple, scheme: Scheme) -> None:
     """Remember a scheme that loaded (in a child process, say) under its ``scheme_key``."""
     with _schemes_lock:
-        _SCHEMES[key] = scheme
-        _SCHEMES.move_to_end(key)
-        while len(_SCHEMES) > _SCHEMES_SIZE:
-            _SCHEMES.popitem(last=False)
+        _keep(key, scheme)
+
+
+def _keep(key: tuple, scheme: Scheme) -> None:
+    _SCHEMES.pop(key[1:], None)  # the folder's last until now: held on only by its users
+    _SCHEMES[key[1:]] = (key, scheme)
+    _ALIVE[key] = scheme
+    while len(_SCHEMES) > _SCHEMES_SIZE:
+        _SCHEMES.popitem(last=False)
 
 
 def forget() -> None:
     """Drop every scheme and file kept (a cold load, for the benchmark)."""
     with _schemes_lock:
         _SCHEMES.clear()
+        _ALIVE.clear()
     _PARSED.clear()
 
 
@@ -1299,6 +1319,7 @@ def keep_latest() -> None:
     which sends the process only the scheme folders it does not know."""
     with _schemes_lock:
         _SCHEMES.clear()
+        _ALIVE.clear()
     latest: set = set()
     for key in reversed(list(_PARSED)):  # the most lately read first
         name = (key[0], key[2])  # (file, what it was read as); key[1] is its content

@@ -232,3 +232,115 @@ def test_the_kept_loading_process_memory_stays_flat_over_edits(tmp_path):
     assert contained._loading[0] is process  # the same process all along
     grown = (_rss(process.pid) - start) / (1 << 20)
     assert grown < 8, f"the loading process grew {grown:.1f} MiB over 20 reloads"
+
+
+def test_the_web_worker_s_memory_stays_flat_over_edits(tmp_path):
+    """The caller's side of a reload (``operations.reload_rules``): the contained load, then the
+    registry serving what loaded.  With a clause of the largest seed scheme changed before each of
+    20 reloads, the worker kept every version it had loaded (the loader's schemes up to 64, the
+    registry's all of them): 0.65 MiB a reload, 13 MiB over 20.  Now a version no longer served,
+    and asked for by no one, is freed, and the worker stays within 8 MiB of where it started."""
+    import gc
+    import os
+    import weakref
+
+    from service.registry import Registry
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    registry = Registry(rules)
+    registry.swap(contained.load_all(rules))
+    largest = max(registry.schemes().values(), key=lambda scheme: len(scheme.matches))
+    clause = rules / largest.files[-1]
+    _touch(clause, "# 修订\n")
+    registry.swap(contained.load_all(rules))  # the first edit: the loading process parsed it all
+    gc.collect()
+    start = _rss(os.getpid())
+    served = []
+    for n in range(20):
+        _touch(clause, f"# 修订 {n}\n")
+        registry.swap(contained.load_all(rules))
+        served.append(weakref.ref(registry.get(largest.id)))
+    gc.collect()
+    grown = (_rss(os.getpid()) - start) / (1 << 20)
+    freed = [ref() is None for ref in served]
+    assert freed == [True] * 19 + [False], "every version no longer served is freed"
+    assert registry.by_version(largest.version) is largest  # still held (here): found again
+    assert grown < 8, f"the worker grew {grown:.1f} MiB over 20 reloads"
+
+
+def test_an_edit_undone_finds_the_version_still_served_without_a_child(rules, children):
+    """The loader holds each folder's last scheme; the one before it is found again while it
+    is held elsewhere (here: served, after a reload whose cases failed), never parsed again."""
+    clause = rules / "a" / "clauses" / "01-rate.yaml"
+    served = contained.load_all(rules)["minimal"]
+    before = clause.read_bytes()
+    _touch(clause)
+    failed = contained.load_all(rules)["minimal"]  # loaded, but not served (say its cases failed)
+    assert failed is not served
+    clause.write_bytes(before)
+    assert contained.load_all(rules)["minimal"] is served
+    assert children == [["a", "b"], ["a"]]  # the undone edit sent nothing
+
+
+def _edited(registry, rules: Path, clause: Path, words: str) -> None:
+    _touch(clause, words)
+    registry.swap(contained.load_all(rules))
+
+
+def test_a_version_asked_for_while_served_is_kept_when_a_reload_retires_it(rules):
+    """A round pinned to the version served when it opened scores by it after the rules change
+    (``operations.round_scheme``: asked for by version): that one is kept, from memory, and a
+    version only served is freed once another replaces it."""
+    import gc
+    import weakref
+
+    from service.registry import Registry
+
+    clause = rules / "a" / "clauses" / "01-rate.yaml"
+    registry = Registry(rules)
+    registry.swap(contained.load_all(rules))
+    pinned = registry.get("minimal").version
+    assert registry.by_version(pinned).version == pinned  # the round's requests
+    kept = weakref.ref(registry.get("minimal"))
+    _edited(registry, rules, clause, "# 修订 1\n")
+    only_served = weakref.ref(registry.get("minimal"))
+    _edited(registry, rules, clause, "# 修订 2\n")
+    gc.collect()
+    assert kept() is not None and registry.by_version(pinned) is kept()
+    assert only_served() is None
+    # other workers' publications (``operations.sync_rules``): loaded from the archive,
+    # remembered, served, then replaced: freed too (the loader holds its folder's last only)
+    synced = []
+    for n in range(2):
+        _touch(clause, f"# 发布 {n}\n")
+        published = uncached(loader.read_tree(rules / "a"), "a", "")
+        registry.remember(published)
+        registry.swap({"minimal": published, "zhuanqiao-2018": registry.get("zhuanqiao-2018")})
+        synced.append(weakref.ref(published))
+    del published
+    _edited(registry, rules, clause, "# 修订 3\n")
+    gc.collect()
+    assert synced[0]() is None
+    assert registry.by_version(pinned) is kept()
+
+
+def test_the_registry_holds_no_more_than_kept_versions_it_does_not_serve(rules):
+    """Replays and comparisons of many archived versions: the ``KEPT`` asked for last are held,
+    the others freed (a replay loads them from the archive again)."""
+    import gc
+    import weakref
+
+    from service.registry import Registry
+
+    registry = Registry(rules)
+    clause = rules / "a" / "clauses" / "01-rate.yaml"
+    asked = []
+    for n in range(Registry.KEPT + 2):
+        _touch(clause, f"# 修订 {n}\n")
+        scheme = uncached(loader.read_tree(rules / "a"), "a", "")
+        registry.remember(scheme)
+        asked.append(weakref.ref(scheme))
+    del scheme
+    gc.collect()
+    assert [ref() is not None for ref in asked] == [False] * 2 + [True] * Registry.KEPT
