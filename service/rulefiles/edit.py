@@ -632,14 +632,20 @@ def _drop_key(owner: Any, key: str) -> None:
     del owner[key]
     if token is None or not rest or at == 0:  # (a category's id, never removed, comes first)
         return
-    before = keys[at - 1]
-    mine = owner.ca.items.setdefault(before, [None, None, None, None])
-    if mine[2] is not None:
-        mine[2].value += rest
+    _hand_on(owner.ca.items, keys[at - 1], token, rest, slot=2, width=4)
+
+
+def _hand_on(items: dict, before: Any, token: Any, rest: str, slot: int, width: int) -> None:
+    """Give the comment lines kept after a removed node (``rest``, from its comment ``token``) to
+    the node ``before`` it: into ``slot`` of that node's comment list (``width`` long for its
+    kind of node in ruamel: 4 for a mapping's key, 2 for a list's item)."""
+    mine = items.setdefault(before, [None] * width)
+    if mine[slot] is not None:
+        mine[slot].value += rest
     else:
         moved = copy.copy(token)
         moved.value = "\n" + rest
-        mine[2] = moved
+        mine[slot] = moved
 
 
 def _put(owner: Any, key: str, value: Any, order: list[str], where: str) -> None:
@@ -703,13 +709,7 @@ def _drop_item(seq: Any, at: int) -> None:
     del seq[at]
     if token is None or not (last and rest and at > 0):
         return
-    mine = seq.ca.items.setdefault(at - 1, [None, None])
-    if mine[0] is not None:
-        mine[0].value += rest
-    else:
-        moved = copy.copy(token)
-        moved.value = "\n" + rest
-        mine[0] = moved
+    _hand_on(seq.ca.items, at - 1, token, rest, slot=0, width=2)
 
 
 def _new(value: Any, like: Any = None) -> Any:
