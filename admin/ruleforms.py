@@ -421,6 +421,14 @@ CLAUSE_FIELDS = (
     ("start", "计分方式", "select", "text", False, ""),
     ("offices", "责任部门", "lines", "lines", False, "每行一个部门"),
     ("deadline", "落实时限", "text", "text", False, ""),
+    (
+        "tasks",
+        "工作任务",
+        "lines",
+        "tasks",
+        False,
+        "每行一项：工作任务 | 落实时限 | 部门、部门（后两栏可不写）",
+    ),
     ("evidence", "佐证材料", "lines", "lines", False, "每行一项"),
     ("note", "解读说明", "textarea", "textarea", False, ""),
     (
@@ -454,6 +462,8 @@ def _clause_fields(b: _Builder) -> list[Field]:
                 "cap",
                 (key, "cap"),
             )
+        elif kind == "tasks":
+            value = "\n".join(_task_line(x) for x in _list(d.get(key)))
         elif widget == "lines":
             value = "\n".join(_text(x) for x in _list(d.get(key)))
         out.append(
@@ -474,8 +484,42 @@ def _clause_fields(b: _Builder) -> list[Field]:
     return out
 
 
+def _parts(line: str) -> list[str]:
+    """One line of a list of mappings, its columns split at | (a full-width ｜ too)."""
+    return [p.strip() for p in re.split(r"[|｜]", line)]
+
+
+def _task_line(task: Any) -> str:
+    """A task as one line of the field: 工作任务 | 落实时限 | 部门、部门 (empty columns left off)."""
+    if not isinstance(task, dict):
+        return _text(task)
+    parts = [_text(task.get("task")), _text(task.get("deadline"))]
+    parts.append("、".join(_text(o) for o in _list(task.get("offices"))))
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    return " | ".join(parts)
+
+
+def _tasks(text: str, what: str, name: str) -> list[dict]:
+    tasks = []
+    for n, line in enumerate(_lines(text), 1):
+        parts = _parts(line)
+        if len(parts) > 3:
+            raise EditError(
+                f"{what}第{n}行最多三栏（工作任务 | 落实时限 | 部门），收到“{line}”", field=name
+            )
+        parts += [""] * (3 - len(parts))
+        if not parts[0]:
+            raise EditError(f"{what}第{n}行没有写工作任务", field=name)
+        offices = [o for o in re.split(r"[、,，]+", parts[2]) if o.strip()]
+        tasks.append({"task": parts[0], "deadline": parts[1] or None, "offices": offices or None})
+    return tasks
+
+
 def _clause_writer(cid: str, key: str, kind: str, label: str, required: bool):
     def write(files: Files, text: str) -> Files:
+        if kind == "tasks":
+            return edit.set_clause_key(files, cid, key, _tasks(text, label, f"c.{key}"))
         if kind == "lines":
             return edit.set_clause_key(files, cid, key, _lines(text))
         value = _typed(kind, text, label, f"c.{key}", required)
@@ -891,7 +935,10 @@ TEST_CELLS = (
     ("points", "期望得分", "number", "number"),
     ("fired", "期望触发的规则", "text", "fired"),
     ("status", "期望状态", "select", "text"),
+    ("marks", "评审打分", "lines", "marks"),
+    ("note", "说明", "text", "text"),
 )
+MARKS_HINT = "设评审组的条款：每行一位评审，评审人 | 分数 | 理由（理由可不写）"
 FIRED_HINT = "规则编号用顿号或逗号分隔；否决写 !编号；“无”：期望一条也不触发；留空：不检查"
 
 
@@ -939,11 +986,14 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
         value = None
         if key == "fired":  # [] is "none fired", no key is "not checked"
             value = "无" if fired == [] else "、".join(map(_text, _list(fired)))
+        elif key == "marks":
+            value = "\n".join(_mark_line(m) for m in _list(case.get("marks")))
         what = f"用例“{tname}”的{words}"
         r.cells[key] = b.add(
             f"t.{n}.{key}", what, case, key, widget, path + (key,),
             _test_writer(b.cid, tname, key, kind, what, f"t.{n}.{key}"),
-            value=value, required=key == "points", hint=FIRED_HINT if key == "fired" else "",
+            value=value, required=key == "points",
+            hint={"fired": FIRED_HINT, "marks": MARKS_HINT}.get(key, ""),
             options=STATUS_OPTIONS if key == "status" else [],
         )  # fmt: skip
     return r
@@ -952,7 +1002,9 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
 def _test_writer(cid: str, test: str, key: str, kind: str, what: str, name: str):
     def write(files: Files, text: str) -> Files:
         value: Any
-        if kind == "fired":
+        if kind == "marks":
+            value = _marks(text, what, name) or None
+        elif kind == "fired":
             t = text.strip()
             value = None if not t else ([] if t == "无" else re.split(r"[\s,，、]+", t))
         else:
@@ -960,6 +1012,28 @@ def _test_writer(cid: str, test: str, key: str, kind: str, what: str, name: str)
         return edit.set_clause_test_key(files, cid, test, key, value)
 
     return write
+
+
+def _mark_line(mark: Any) -> str:
+    """A mark as one line of the field: 评审人 | 分数 | 理由 (no reason: two columns)."""
+    if not isinstance(mark, dict):
+        return _text(mark)
+    parts = [_text(mark.get("reviewer")), _text(mark.get("points"))]
+    if mark.get("reason") is not None:
+        parts.append(_text(mark.get("reason")))
+    return " | ".join(parts)
+
+
+def _marks(text: str, what: str, name: str) -> list[dict]:
+    marks = []
+    for n, line in enumerate(_lines(text), 1):
+        parts = _parts(line)
+        if len(parts) < 2 or not parts[0]:
+            raise EditError(f"{what}第{n}行应写“评审人 | 分数 | 理由”，收到“{line}”", field=name)
+        reason = " | ".join(parts[2:]) or None  # a reason may itself hold a |
+        points = _decimal(parts[1], f"{what}第{n}行的分数", name)
+        marks.append({"reviewer": parts[0], "points": points, "reason": reason})
+    return marks
 
 
 def _test_fact_writer(cid: str, test: str, fact: str, ftype: str | None, what: str, fname: str):

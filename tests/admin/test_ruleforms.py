@@ -147,6 +147,11 @@ def test_every_clause_form_posted_as_rendered_changes_no_byte(folder):
         for row in ctx["facts"].rows:
             for key in ("choices", "required", "applies_when"):
                 assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
+        # the clause's tasks, and every test case's marks and note, are fields posted too
+        assert 'name="c.tasks"' in html, cid
+        for row in ctx["tests"].rows:
+            for key in ("marks", "note"):
+                assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
         after = ruleforms.apply_clause_form(files, cid, posted(html))
         assert after == files, (cid, list(changed_lines(files, after)))
         assert after.changes == []
@@ -187,6 +192,11 @@ def _kinds_of_change(ctx: dict):
     yield f["c.offices"], f["c.offices"].value + "\n新的责任部门", True
     yield f["c.points"], _bumped(f["c.points"].value), False  # the subtotal no longer adds up
     yield f["c.category"], "没有这一类", False
+    if f["c.tasks"].value:  # a task renamed: its one line; its deadline changed: that line
+        first, _, rest = f["c.tasks"].value.partition("\n")
+        task, *more = first.split(" | ")
+        yield f["c.tasks"], "\n".join(filter(None, [" | ".join([task + "改"] + more), rest])), True
+    yield f["c.tasks"], f["c.tasks"].value + "\n新增的工作任务 | 全年 | 营商办、市场所", True
     for row in ctx["facts"].rows[:1]:
         yield row.cells["label"], "改过的事实名称", True
         yield row.cells["help"], "改过的填报说明", True
@@ -225,6 +235,12 @@ def _kinds_of_change(ctx: dict):
         if Decimal(row.cells["points"].value) != 0:
             yield row.cells["points"], "0", True  # within every clause's range
         yield row.cells["fired"], "无", True
+        yield row.cells["note"], "新的用例说明", True
+        if row.cells["marks"].value:  # a reviewer's points changed: that mark's line only
+            first, _, rest = row.cells["marks"].value.partition("\n")
+            reviewer, points, *reason = first.split(" | ")
+            line = " | ".join([reviewer, _bumped(points) if Decimal(points) < 1 else "1", *reason])
+            yield row.cells["marks"], "\n".join(filter(None, [line, rest])), False
         for key, cell in row.cells.items():
             if key.startswith("fact.") and cell.value and cell.input == "text":
                 try:  # may leave the fact's range: the loader then says so at the case
@@ -276,6 +292,9 @@ def test_one_changed_value_changes_that_value_only(folder):
     assert {"f.*.required", "f.*.applies_when"} <= checked_kinds
     if folder == SHUANGTAIZI_:  # the one shipped choice fact: a choice renamed
         assert "f.*.choices" in checked_kinds
+    assert {"c.tasks", "t.*.note"} <= checked_kinds
+    if folder.name in ("panel", "round_walk"):  # the schemes with marks written
+        assert "t.*.marks" in checked_kinds
 
 
 # --- errors beside their fields ----------------------------------------------------------------
