@@ -852,3 +852,102 @@ def test_a_facts_choices_required_and_applies_when_are_edited_in_the_clause_page
     assert r.status_code == 302
     view = _draft(app, draft_id)
     assert view.files[LEADING] == original and view.checked["ok"]
+
+
+# --- a clause's tasks, and a test case's marks and note, through the clause page ----------------
+
+BRAND = "clauses/06-brand-building.yaml"
+
+
+def test_a_clauses_tasks_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _copy, _draft, _post, _signed_in
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2032")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/6"
+    original = _draft(app, draft_id).files[BRAND]
+    page = editor.get(url).get_data(as_text=True)
+    shown = "制定培育计划、名单 | 7月 | 营商办\n企业品牌建设主题活动 | 9月 | 营商办"
+    assert 'name="c.tasks"' in page and html_lib.escape(shown, quote=False) in page
+
+    def save(data: dict):
+        r = _post(editor, draft_id, "/clauses/6", data, editor.get(url))
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        return _draft(app, draft_id)
+
+    # the second task's deadline and offices changed, a third added: only those lines change
+    view = save(
+        {
+            "c.tasks": "制定培育计划、名单 | 7月 | 营商办\r\n"
+            "企业品牌建设主题活动 | 10月 | 营商办、市场所\r\n"
+            "“企业质量开放日” | 全年"
+        }
+    )
+    assert changed_lines({BRAND: original}, view.files)[BRAND] == (
+        ["    deadline: 9月", "    offices: [营商办]"],
+        [
+            "    deadline: 10月",
+            "    offices: [营商办, 市场所]",
+            "  - task: “企业质量开放日”",
+            "    deadline: 全年",
+        ],
+    )
+    assert view.checked["ok"], view.checked
+    # a line without its task: refused, naming the field, and nothing stored
+    before = view.files[BRAND]
+    r = _post(editor, draft_id, "/clauses/6", {"c.tasks": " | 7月 | 营商办"}, editor.get(url))
+    assert r.status_code == 422 and "工作任务第1行没有写工作任务" in html_lib.unescape(r.text)
+    assert _draft(app, draft_id).files[BRAND] == before
+    # back as it was: the file is what it was, byte for byte; all taken out: the key goes
+    view = save({"c.tasks": shown})
+    assert view.files[BRAND] == original
+    view = save({"c.tasks": ""})
+    assert "tasks:" not in view.files[BRAND] and view.checked["ok"], view.checked
+
+
+def test_a_test_cases_marks_and_note_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _copy, _draft, _post, _signed_in
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2033")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/1"
+    original = _draft(app, draft_id).files[LEADING]
+
+    def save(data: dict):
+        r = _post(editor, draft_id, "/clauses/1", data, editor.get(url))
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        return _draft(app, draft_id), editor.get(url).get_data(as_text=True)
+
+    # a note: one line added after the case's expectations
+    view, page = save({"t.1.note": "四件都做到才得满分"})
+    assert changed_lines({LEADING: original}, view.files)[LEADING] == (
+        [],
+        ["    note: 四件都做到才得满分"],
+    )
+    assert view.checked["ok"], view.checked
+    # marks on a clause without a panel do not load: stored with the draft, the check's error
+    # beside the marks field at its line
+    view, page = save({"t.1.marks": "专家甲 | 1.5 | 材料齐全\r\n专家乙 | 2"})
+    text = view.files[LEADING]
+    assert "      - {reviewer: 专家甲, points: 1.5, reason: 材料齐全}\n" in text
+    assert "      - {reviewer: 专家乙, points: 2}\n" in text
+    checked = edit.check(view.files, view.folder)
+    assert not checked.ok and not view.checked["ok"]
+    marks_line = text.split("\n").index("    marks:") + 1
+    said = [e.message for e in checked.error.errors if e.file.endswith(LEADING)]
+    at, errors = _cell(page, "t.1.marks")
+    assert at == marks_line and errors and any(s in errors[0] for s in said), (at, errors, said)
+    # a mark whose points are not a number: refused, naming the field and the line; nothing stored
+    r = _post(editor, draft_id, "/clauses/1", {"t.1.marks": "专家甲 | 很好"}, editor.get(url))
+    assert r.status_code == 422 and "第1行的分数应为数字，收到“很好”" in html_lib.unescape(r.text)
+    assert _draft(app, draft_id).files[LEADING] == text
+    # both taken out: the file is what it was, byte for byte, and loads
+    view, _ = save({"t.1.marks": "", "t.1.note": ""})
+    assert view.files[LEADING] == original and view.checked["ok"]
+
+
+def test_a_panel_clauses_marks_are_shown_one_reviewer_a_line():
+    ctx = ruleforms.clause_form(_files(FIXTURES / "round_walk"), "2")
+    marks = ctx["tests"].rows[0].cells["marks"]
+    assert marks.input == "lines"
+    assert marks.value == "评审甲 | 9 | 现场资料齐全\n评审乙 | 7 | 部分台账不全"
