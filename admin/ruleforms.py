@@ -464,6 +464,8 @@ def _clause_fields(b: _Builder) -> list[Field]:
             )
         elif kind == "tasks":
             value = "\n".join(_task_line(x) for x in _list(d.get(key)))
+            if not _reads_back(_tasks, value, d.get(key)):  # shown, not posted: nothing is lost
+                widget, hint = "static", LIST_IN_TEXT_VIEW
         elif widget == "lines":
             value = "\n".join(_text(x) for x in _list(d.get(key)))
         out.append(
@@ -482,6 +484,40 @@ def _clause_fields(b: _Builder) -> list[Field]:
             )  # fmt: skip
         )
     return out
+
+
+LIST_IN_TEXT_VIEW = "有一项的文字含有分隔符（| 或顿号、逗号），表单无法逐行读回，请在文本视图中修改"
+
+
+def _reads_back(read: Callable[[str, str, str], list[dict]], text: str, written: Any) -> bool:
+    """Whether the lines a list of mappings is shown as read back as the same items: a text
+    holding a | (or an office a 、) would be split otherwise, so such a list is not offered."""
+    try:
+        got = read(text, "", "")
+    except EditError:
+        return False
+
+    def canon(items: Any) -> list:
+        out = []
+        for item in _list(items):
+            if not isinstance(item, dict):
+                return [object()]  # not a mapping: the text view's
+            out.append(
+                {
+                    str(k): [_text(x) for x in v] if isinstance(v, list) else _canon_text(v)
+                    for k, v in item.items()
+                    if v is not None
+                }
+            )
+        return out
+
+    return canon(got) == canon(written)
+
+
+def _canon_text(value: Any) -> str:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return format(Decimal(str(value)).normalize(), "f")
+    return _text(value)
 
 
 def _parts(line: str) -> list[str]:
@@ -981,6 +1017,7 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
             _test_fact_writer(b.cid, tname, fact, ftype, what, fname),
             value=_text(facts.get(fact)) if fact in facts else "", options=opts,
         )  # fmt: skip
+    hints = {"fired": FIRED_HINT, "marks": MARKS_HINT}
     for key, words, widget, kind in TEST_CELLS:
         fired = case.get("fired")
         value = None
@@ -988,12 +1025,14 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
             value = "无" if fired == [] else "、".join(map(_text, _list(fired)))
         elif key == "marks":
             value = "\n".join(_mark_line(m) for m in _list(case.get("marks")))
+            if not _reads_back(_marks, value, case.get("marks")):
+                widget = "static"  # shown, not posted: nothing is lost
         what = f"用例“{tname}”的{words}"
         r.cells[key] = b.add(
             f"t.{n}.{key}", what, case, key, widget, path + (key,),
             _test_writer(b.cid, tname, key, kind, what, f"t.{n}.{key}"),
             value=value, required=key == "points",
-            hint={"fired": FIRED_HINT, "marks": MARKS_HINT}.get(key, ""),
+            hint=LIST_IN_TEXT_VIEW if widget == "static" else hints.get(key, ""),
             options=STATUS_OPTIONS if key == "status" else [],
         )  # fmt: skip
     return r

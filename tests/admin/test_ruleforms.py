@@ -951,3 +951,21 @@ def test_a_panel_clauses_marks_are_shown_one_reviewer_a_line():
     marks = ctx["tests"].rows[0].cells["marks"]
     assert marks.input == "lines"
     assert marks.value == "评审甲 | 9 | 现场资料齐全\n评审乙 | 7 | 部分台账不全"
+
+
+def test_a_task_or_mark_whose_text_holds_a_separator_is_shown_for_the_text_view_not_posted():
+    """ "a|b" would read back as two columns: such a list is shown, not offered as a field, so a
+    post of the form cannot split it."""
+    files = _files(FIXTURES / "round_walk")
+    rel = edit.clause_file(files, "2")
+    files[rel] = files[rel].replace("reason: 现场资料齐全", "reason: 现场|资料齐全")
+    files = edit.set_clause_key(files, "2", "tasks", [{"task": "甲|乙", "deadline": "7月"}])
+    ctx = ruleforms.clause_form(files, "2")
+    html = render(ctx)
+    for name in ("c.tasks", "t.1.marks"):
+        assert ctx["fields"][name].input == "static", name
+        assert f'name="{name}"' not in html and ruleforms.LIST_IN_TEXT_VIEW in html
+    assert ruleforms.apply_clause_form(files, "2", posted(html)) == files
+    # without the separator the same marks are a field
+    plain = ruleforms.clause_form(_files(FIXTURES / "round_walk"), "2")
+    assert plain["fields"]["t.1.marks"].input == "lines"
