@@ -42,11 +42,14 @@ them all; unknown ones are an EditError):
     add_veto / remove_veto:<veto id>
     add_test / remove_test:<n>    a test case (n-th from 1, as the table shows them)
 
-Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts (type, label, unit, min, max,
+Field names: ``c.<key>`` clause fields (``c.tasks``: one task a line, 工作任务 | 落实时限 |
+部门、部门), ``f.<fact>.<key>`` facts (type, label, unit, min, max,
 help, choices one a line, required, applies_when), ``r.<rule>.<key>`` rule keys,
 ``r.<rule>.<list>.<n>.<key>`` band/level/part cells (a range is four cells: ``lo_closed``,
 ``lo``, ``hi``, ``hi_closed``), ``r.<rule>.panel.<reviewers|highest|lowest>``,
-``v.<veto>.<key>``, ``t.<n>.<key>`` and ``t.<n>.fact.<fact>`` test cells.
+``v.<veto>.<key>``, ``t.<n>.<key>`` (``t.<n>.marks``: one reviewer a line, 评审人 | 分数 |
+理由; ``t.<n>.note``) and ``t.<n>.fact.<fact>`` test cells. A list of tasks or marks whose text
+holds a separator is shown, not posted (it is edited in the text view).
 
 Every widget follows from the declarations: a rule's fields are its block's ``keys`` (their
 ``type`` chooses the widget, ``label`` and ``doc`` the words), its tables the spec's BAND,
