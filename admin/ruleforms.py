@@ -42,11 +42,14 @@ them all; unknown ones are an EditError):
     add_veto / remove_veto:<veto id>
     add_test / remove_test:<n>    a test case (n-th from 1, as the table shows them)
 
-Field names: ``c.<key>`` clause fields, ``f.<fact>.<key>`` facts (type, label, unit, min, max,
+Field names: ``c.<key>`` clause fields (``c.tasks``: one task a line, 工作任务 | 落实时限 |
+部门、部门), ``f.<fact>.<key>`` facts (type, label, unit, min, max,
 help, choices one a line, required, applies_when), ``r.<rule>.<key>`` rule keys,
 ``r.<rule>.<list>.<n>.<key>`` band/level/part cells (a range is four cells: ``lo_closed``,
 ``lo``, ``hi``, ``hi_closed``), ``r.<rule>.panel.<reviewers|highest|lowest>``,
-``v.<veto>.<key>``, ``t.<n>.<key>`` and ``t.<n>.fact.<fact>`` test cells.
+``v.<veto>.<key>``, ``t.<n>.<key>`` (``t.<n>.marks``: one reviewer a line, 评审人 | 分数 |
+理由; ``t.<n>.note``) and ``t.<n>.fact.<fact>`` test cells. A list of tasks or marks whose text
+holds a separator is shown, not posted (it is edited in the text view).
 
 Every widget follows from the declarations: a rule's fields are its block's ``keys`` (their
 ``type`` chooses the widget, ``label`` and ``doc`` the words), its tables the spec's BAND,
@@ -421,6 +424,14 @@ CLAUSE_FIELDS = (
     ("start", "计分方式", "select", "text", False, ""),
     ("offices", "责任部门", "lines", "lines", False, "每行一个部门"),
     ("deadline", "落实时限", "text", "text", False, ""),
+    (
+        "tasks",
+        "工作任务",
+        "lines",
+        "tasks",
+        False,
+        "每行一项：工作任务 | 落实时限 | 部门、部门（后两栏可不写）",
+    ),
     ("evidence", "佐证材料", "lines", "lines", False, "每行一项"),
     ("note", "解读说明", "textarea", "textarea", False, ""),
     (
@@ -454,6 +465,10 @@ def _clause_fields(b: _Builder) -> list[Field]:
                 "cap",
                 (key, "cap"),
             )
+        elif kind == "tasks":
+            value = "\n".join(_task_line(x) for x in _list(d.get(key)))
+            if not _reads_back(_tasks, value, d.get(key)):  # shown, not posted: nothing is lost
+                widget, hint = "static", LIST_IN_TEXT_VIEW
         elif widget == "lines":
             value = "\n".join(_text(x) for x in _list(d.get(key)))
         out.append(
@@ -474,8 +489,76 @@ def _clause_fields(b: _Builder) -> list[Field]:
     return out
 
 
+LIST_IN_TEXT_VIEW = "有一项的文字含有分隔符（| 或顿号、逗号），表单无法逐行读回，请在文本视图中修改"
+
+
+def _reads_back(read: Callable[[str, str, str], list[dict]], text: str, written: Any) -> bool:
+    """Whether the lines a list of mappings is shown as read back as the same items: a text
+    holding a | (or an office a 、) would be split otherwise, so such a list is not offered."""
+    try:
+        got = read(text, "", "")
+    except EditError:
+        return False
+
+    def canon(items: Any) -> list:
+        out = []
+        for item in _list(items):
+            if not isinstance(item, dict):
+                return [object()]  # not a mapping: the text view's
+            out.append(
+                {
+                    str(k): [_text(x) for x in v] if isinstance(v, list) else _canon_text(v)
+                    for k, v in item.items()
+                    if v is not None
+                }
+            )
+        return out
+
+    return canon(got) == canon(written)
+
+
+def _canon_text(value: Any) -> str:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return format(Decimal(str(value)).normalize(), "f")
+    return _text(value)
+
+
+def _parts(line: str) -> list[str]:
+    """One line of a list of mappings, its columns split at | (a full-width ｜ too)."""
+    return [p.strip() for p in re.split(r"[|｜]", line)]
+
+
+def _task_line(task: Any) -> str:
+    """A task as one line of the field: 工作任务 | 落实时限 | 部门、部门 (empty columns left off)."""
+    if not isinstance(task, dict):
+        return _text(task)
+    parts = [_text(task.get("task")), _text(task.get("deadline"))]
+    parts.append("、".join(_text(o) for o in _list(task.get("offices"))))
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    return " | ".join(parts)
+
+
+def _tasks(text: str, what: str, name: str) -> list[dict]:
+    tasks = []
+    for n, line in enumerate(_lines(text), 1):
+        parts = _parts(line)
+        if len(parts) > 3:
+            raise EditError(
+                f"{what}第{n}行最多三栏（工作任务 | 落实时限 | 部门），收到“{line}”", field=name
+            )
+        parts += [""] * (3 - len(parts))
+        if not parts[0]:
+            raise EditError(f"{what}第{n}行没有写工作任务", field=name)
+        offices = [o for o in re.split(r"[、,，]+", parts[2]) if o.strip()]
+        tasks.append({"task": parts[0], "deadline": parts[1] or None, "offices": offices or None})
+    return tasks
+
+
 def _clause_writer(cid: str, key: str, kind: str, label: str, required: bool):
     def write(files: Files, text: str) -> Files:
+        if kind == "tasks":
+            return edit.set_clause_key(files, cid, key, _tasks(text, label, f"c.{key}"))
         if kind == "lines":
             return edit.set_clause_key(files, cid, key, _lines(text))
         value = _typed(kind, text, label, f"c.{key}", required)
@@ -891,7 +974,10 @@ TEST_CELLS = (
     ("points", "期望得分", "number", "number"),
     ("fired", "期望触发的规则", "text", "fired"),
     ("status", "期望状态", "select", "text"),
+    ("marks", "评审打分", "lines", "marks"),
+    ("note", "说明", "text", "text"),
 )
+MARKS_HINT = "设评审组的条款：每行一位评审，评审人 | 分数 | 理由（理由可不写）"
 FIRED_HINT = "规则编号用顿号或逗号分隔；否决写 !编号；“无”：期望一条也不触发；留空：不检查"
 
 
@@ -934,16 +1020,22 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
             _test_fact_writer(b.cid, tname, fact, ftype, what, fname),
             value=_text(facts.get(fact)) if fact in facts else "", options=opts,
         )  # fmt: skip
+    hints = {"fired": FIRED_HINT, "marks": MARKS_HINT}
     for key, words, widget, kind in TEST_CELLS:
         fired = case.get("fired")
         value = None
         if key == "fired":  # [] is "none fired", no key is "not checked"
             value = "无" if fired == [] else "、".join(map(_text, _list(fired)))
+        elif key == "marks":
+            value = "\n".join(_mark_line(m) for m in _list(case.get("marks")))
+            if not _reads_back(_marks, value, case.get("marks")):
+                widget = "static"  # shown, not posted: nothing is lost
         what = f"用例“{tname}”的{words}"
         r.cells[key] = b.add(
             f"t.{n}.{key}", what, case, key, widget, path + (key,),
             _test_writer(b.cid, tname, key, kind, what, f"t.{n}.{key}"),
-            value=value, required=key == "points", hint=FIRED_HINT if key == "fired" else "",
+            value=value, required=key == "points",
+            hint=LIST_IN_TEXT_VIEW if widget == "static" else hints.get(key, ""),
             options=STATUS_OPTIONS if key == "status" else [],
         )  # fmt: skip
     return r
@@ -952,7 +1044,9 @@ def _test_row(b: _Builder, cases: list, i: int, names: list[str], uses: dict) ->
 def _test_writer(cid: str, test: str, key: str, kind: str, what: str, name: str):
     def write(files: Files, text: str) -> Files:
         value: Any
-        if kind == "fired":
+        if kind == "marks":
+            value = _marks(text, what, name) or None
+        elif kind == "fired":
             t = text.strip()
             value = None if not t else ([] if t == "无" else re.split(r"[\s,，、]+", t))
         else:
@@ -960,6 +1054,28 @@ def _test_writer(cid: str, test: str, key: str, kind: str, what: str, name: str)
         return edit.set_clause_test_key(files, cid, test, key, value)
 
     return write
+
+
+def _mark_line(mark: Any) -> str:
+    """A mark as one line of the field: 评审人 | 分数 | 理由 (no reason: two columns)."""
+    if not isinstance(mark, dict):
+        return _text(mark)
+    parts = [_text(mark.get("reviewer")), _text(mark.get("points"))]
+    if mark.get("reason") is not None:
+        parts.append(_text(mark.get("reason")))
+    return " | ".join(parts)
+
+
+def _marks(text: str, what: str, name: str) -> list[dict]:
+    marks = []
+    for n, line in enumerate(_lines(text), 1):
+        parts = _parts(line)
+        if len(parts) < 2 or not parts[0]:
+            raise EditError(f"{what}第{n}行应写“评审人 | 分数 | 理由”，收到“{line}”", field=name)
+        reason = " | ".join(parts[2:]) or None  # a reason may itself hold a |
+        points = _decimal(parts[1], f"{what}第{n}行的分数", name)
+        marks.append({"reviewer": parts[0], "points": points, "reason": reason})
+    return marks
 
 
 def _test_fact_writer(cid: str, test: str, fact: str, ftype: str | None, what: str, fname: str):

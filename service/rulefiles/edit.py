@@ -608,11 +608,21 @@ def reorder_clauses(files: Files, order: list[str]) -> Files:
 # quoted like it), and a removal takes out only the node removed.
 
 #: The clause keys ``set_clause_key`` sets, adds or (given None) removes.
-CLAUSE_KEYS = ("title", "points", "category", "start", "offices", "deadline", "evidence", "note")
+CLAUSE_KEYS = (
+    "title",
+    "points",
+    "category",
+    "start",
+    "offices",
+    "deadline",
+    "tasks",
+    "evidence",
+    "note",
+)
 #: The lists of a rule whose items ``add_rule_item``/``set_rule_item``/``remove_rule_item`` edit.
 RULE_LISTS = ("bands", "levels", "parts")
 #: The keys of a clause test case ``set_clause_test_key`` sets, adds or removes.
-CLAUSE_TEST_KEYS = ("name", "points", "fired", "status", "note")
+CLAUSE_TEST_KEYS = ("name", "points", "fired", "status", "marks", "note")
 #: A veto's fields a form edits.
 VETO_FIELDS = ("when", "reason", "note")
 
@@ -712,6 +722,75 @@ def _drop_item(seq: Any, at: int) -> None:
     _hand_on(seq.ca.items, at - 1, token, rest, slot=0, width=2)
 
 
+def _mappings_in_place(seq: Any, values: list[dict], order: list[str]) -> None:
+    """Make a list of mappings (a clause's tasks, a test case's marks) hold ``values`` with the
+    fewest item changes, as ``_items_in_place`` does for texts: an item kept keeps its lines and
+    comments, one changed changes only the keys that changed, one added is written in the style
+    of its neighbour (flow or block)."""
+
+    def same(item: Any) -> tuple:
+        if not isinstance(item, dict):
+            return (repr(item),)
+        return tuple(
+            (k, tuple(map(str, v)) if isinstance(v, list | tuple) else _canon(v))
+            for k, v in item.items()
+            if v is not None
+        )
+
+    old = [same(v) for v in seq]
+    new = [same(v) for v in values]
+    ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in reversed(ops):
+        if op == "equal":
+            continue
+        common = min(i2 - i1, j2 - j1)
+        for k in range(common):
+            item, value = seq[i1 + k], values[j1 + k]
+            if not isinstance(item, CommentedMap):
+                seq[i1 + k] = _new(value, seq[0] if i1 + k else None)
+                continue
+            for key in [k2 for k2 in item if k2 not in value or value[k2] is None]:
+                _drop_key(item, key)
+            for key, v in value.items():
+                if v is not None:
+                    _put(item, key, v, order, "列表项")
+        for _ in range(i2 - i1 - common):
+            _drop_item(seq, i1 + common)
+        for k in range(j2 - j1 - common):
+            at = i1 + common + k
+            like = seq[at - 1] if at else (seq[0] if len(seq) else None)
+            value = {key: v for key, v in values[j1 + common + k].items() if v is not None}
+            seq.insert(at, _new(value, like))
+
+
+def _canon(value: Any) -> str:
+    """A scalar as the comparison of list items sees it: 9 and 9.0 are the same points."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float | Decimal):
+        return format(Decimal(str(value)).normalize(), "f")
+    return str(value)
+
+
+def _put_mappings(owner: Any, key: str, values: list[dict], order: list[str], item: list[str]):
+    """Set a list of mappings under ``key`` (added where the format puts it, in block style with
+    each item's lists in flow style, as the shipped files write tasks)."""
+    old = owner.get(key)
+    if isinstance(old, CommentedSeq):
+        _mappings_in_place(old, values, item)
+        return
+    seq = CommentedSeq()
+    for value in values:
+        m = CommentedMap()
+        for k, v in value.items():
+            if v is not None:
+                m[k] = _new(v) if isinstance(v, list | tuple) else _scalar(None, v, k)
+        if key == "marks":  # a mark is short: one line each, as the shipped cases write them
+            m.fa.set_flow_style()
+        seq.append(m)
+    owner.insert(_position(owner, key, order), key, seq)
+
+
 def _new(value: Any, like: Any = None) -> Any:
     """A value for a new node, written the way ``like`` (its neighbour's) is."""
     if isinstance(value, dict):
@@ -733,10 +812,11 @@ def _new(value: Any, like: Any = None) -> Any:
 
 def set_clause_key(files: Files, clause_id: str, name: str, value: Any) -> Files:
     """Set, add or (``value`` None, or an empty list) remove a clause key: its title, points,
-    category, start, offices and evidence (lists of text), deadline or note; ``bonus`` sets the
-    cap of the clause's bonus rules (None: no bonus cap)."""
+    category, start, offices and evidence (lists of text), deadline, note or tasks (a list of
+    ``{task, deadline, offices}``, each task changed, added or removed on its own lines);
+    ``bonus`` sets the cap of the clause's bonus rules (None: no bonus cap)."""
     _check_field(name, CLAUSE_KEYS + ("bonus",), "条款")
-    from .spec import CLAUSE  # the spec reads the blocks, which this module's importers need not
+    from .spec import CLAUSE, TASK  # the spec reads the blocks, which importers need not
 
     _required(CLAUSE, name, value, "条款")
     rel = clause_file(files, clause_id)
@@ -754,6 +834,8 @@ def set_clause_key(files: Files, clause_id: str, name: str, value: Any) -> Files
             return
         if isinstance(value, list | tuple) and not value:
             _put(d, name, None, order, rel)  # the format refuses an empty list: none is no key
+        elif name == "tasks":
+            _put_mappings(d, name, list(value), order, _spec_order(TASK))
         else:
             _put(d, name, value, order, rel)
 
@@ -1111,8 +1193,9 @@ def remove_clause_test(files: Files, clause_id: str, test: str) -> Files:
 
 def set_clause_test_key(files: Files, clause_id: str, test: str, name: str, value: Any) -> Files:
     """Set, add or (None) remove a clause test case's name, expected points, expected rules
-    (``fired``: a list of rule ids, ``!id`` for a veto; [] expects none), status or note."""
-    from .spec import CLAUSE_TEST
+    (``fired``: a list of rule ids, ``!id`` for a veto; [] expects none), status, note or marks
+    (a list of ``{reviewer, points, reason}``; none or [] removes the key)."""
+    from .spec import CLAUSE_TEST, MARK
 
     _check_field(name, CLAUSE_TEST_KEYS, "条款测试用例")
     if value is None and name in ("name", "points"):
@@ -1122,6 +1205,12 @@ def set_clause_test_key(files: Files, clause_id: str, test: str, name: str, valu
     def change(d: Any) -> None:
         case = _clause_test(d, rel, test)
         where = f"{rel} 的用例“{test}”"
+        if name == "marks":
+            if not value:  # none given: no one has marked yet (the key goes)
+                _put(case, name, None, _spec_order(CLAUSE_TEST), where)
+            else:
+                _put_mappings(case, name, list(value), _spec_order(CLAUSE_TEST), list(MARK.fields))
+            return
         if isinstance(value, list | tuple):
             old = case.get(name)
             if isinstance(old, CommentedSeq):

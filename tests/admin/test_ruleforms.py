@@ -147,6 +147,11 @@ def test_every_clause_form_posted_as_rendered_changes_no_byte(folder):
         for row in ctx["facts"].rows:
             for key in ("choices", "required", "applies_when"):
                 assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
+        # the clause's tasks, and every test case's marks and note, are fields posted too
+        assert 'name="c.tasks"' in html, cid
+        for row in ctx["tests"].rows:
+            for key in ("marks", "note"):
+                assert f'name="{row.cells[key].name}"' in html, (cid, row.key, key)
         after = ruleforms.apply_clause_form(files, cid, posted(html))
         assert after == files, (cid, list(changed_lines(files, after)))
         assert after.changes == []
@@ -187,6 +192,11 @@ def _kinds_of_change(ctx: dict):
     yield f["c.offices"], f["c.offices"].value + "\n新的责任部门", True
     yield f["c.points"], _bumped(f["c.points"].value), False  # the subtotal no longer adds up
     yield f["c.category"], "没有这一类", False
+    if f["c.tasks"].value:  # a task renamed: its one line; its deadline changed: that line
+        first, _, rest = f["c.tasks"].value.partition("\n")
+        task, *more = first.split(" | ")
+        yield f["c.tasks"], "\n".join(filter(None, [" | ".join([task + "改"] + more), rest])), True
+    yield f["c.tasks"], f["c.tasks"].value + "\n新增的工作任务 | 全年 | 营商办、市场所", True
     for row in ctx["facts"].rows[:1]:
         yield row.cells["label"], "改过的事实名称", True
         yield row.cells["help"], "改过的填报说明", True
@@ -225,6 +235,12 @@ def _kinds_of_change(ctx: dict):
         if Decimal(row.cells["points"].value) != 0:
             yield row.cells["points"], "0", True  # within every clause's range
         yield row.cells["fired"], "无", True
+        yield row.cells["note"], "新的用例说明", True
+        if row.cells["marks"].value:  # a reviewer's points changed: that mark's line only
+            first, _, rest = row.cells["marks"].value.partition("\n")
+            reviewer, points, *reason = first.split(" | ")
+            line = " | ".join([reviewer, _bumped(points) if Decimal(points) < 1 else "1", *reason])
+            yield row.cells["marks"], "\n".join(filter(None, [line, rest])), False
         for key, cell in row.cells.items():
             if key.startswith("fact.") and cell.value and cell.input == "text":
                 try:  # may leave the fact's range: the loader then says so at the case
@@ -276,6 +292,9 @@ def test_one_changed_value_changes_that_value_only(folder):
     assert {"f.*.required", "f.*.applies_when"} <= checked_kinds
     if folder == SHUANGTAIZI_:  # the one shipped choice fact: a choice renamed
         assert "f.*.choices" in checked_kinds
+    assert {"c.tasks", "t.*.note"} <= checked_kinds
+    if folder.name in ("panel", "round_walk"):  # the schemes with marks written
+        assert "t.*.marks" in checked_kinds
 
 
 # --- errors beside their fields ----------------------------------------------------------------
@@ -833,3 +852,120 @@ def test_a_facts_choices_required_and_applies_when_are_edited_in_the_clause_page
     assert r.status_code == 302
     view = _draft(app, draft_id)
     assert view.files[LEADING] == original and view.checked["ok"]
+
+
+# --- a clause's tasks, and a test case's marks and note, through the clause page ----------------
+
+BRAND = "clauses/06-brand-building.yaml"
+
+
+def test_a_clauses_tasks_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _copy, _draft, _post, _signed_in
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2032")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/6"
+    original = _draft(app, draft_id).files[BRAND]
+    page = editor.get(url).get_data(as_text=True)
+    shown = "制定培育计划、名单 | 7月 | 营商办\n企业品牌建设主题活动 | 9月 | 营商办"
+    assert 'name="c.tasks"' in page and html_lib.escape(shown, quote=False) in page
+
+    def save(data: dict):
+        r = _post(editor, draft_id, "/clauses/6", data, editor.get(url))
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        return _draft(app, draft_id)
+
+    # the second task's deadline and offices changed, a third added: only those lines change
+    view = save(
+        {
+            "c.tasks": "制定培育计划、名单 | 7月 | 营商办\r\n"
+            "企业品牌建设主题活动 | 10月 | 营商办、市场所\r\n"
+            "“企业质量开放日” | 全年"
+        }
+    )
+    assert changed_lines({BRAND: original}, view.files)[BRAND] == (
+        ["    deadline: 9月", "    offices: [营商办]"],
+        [
+            "    deadline: 10月",
+            "    offices: [营商办, 市场所]",
+            "  - task: “企业质量开放日”",
+            "    deadline: 全年",
+        ],
+    )
+    assert view.checked["ok"], view.checked
+    # a line without its task: refused, naming the field, and nothing stored
+    before = view.files[BRAND]
+    r = _post(editor, draft_id, "/clauses/6", {"c.tasks": " | 7月 | 营商办"}, editor.get(url))
+    assert r.status_code == 422 and "工作任务第1行没有写工作任务" in html_lib.unescape(r.text)
+    assert _draft(app, draft_id).files[BRAND] == before
+    # back as it was: the file is what it was, byte for byte; all taken out: the key goes
+    view = save({"c.tasks": shown})
+    assert view.files[BRAND] == original
+    view = save({"c.tasks": ""})
+    assert "tasks:" not in view.files[BRAND] and view.checked["ok"], view.checked
+
+
+def test_a_test_cases_marks_and_note_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _copy, _draft, _post, _signed_in
+
+    editor = _signed_in(app, "editor")
+    draft_id = _copy(editor, "2033")
+    url = f"/admin/rules/drafts/{draft_id}/clauses/1"
+    original = _draft(app, draft_id).files[LEADING]
+
+    def save(data: dict):
+        r = _post(editor, draft_id, "/clauses/1", data, editor.get(url))
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        return _draft(app, draft_id), editor.get(url).get_data(as_text=True)
+
+    # a note: one line added after the case's expectations
+    view, page = save({"t.1.note": "四件都做到才得满分"})
+    assert changed_lines({LEADING: original}, view.files)[LEADING] == (
+        [],
+        ["    note: 四件都做到才得满分"],
+    )
+    assert view.checked["ok"], view.checked
+    # marks on a clause without a panel do not load: stored with the draft, the check's error
+    # beside the marks field at its line
+    view, page = save({"t.1.marks": "专家甲 | 1.5 | 材料齐全\r\n专家乙 | 2"})
+    text = view.files[LEADING]
+    assert "      - {reviewer: 专家甲, points: 1.5, reason: 材料齐全}\n" in text
+    assert "      - {reviewer: 专家乙, points: 2}\n" in text
+    checked = edit.check(view.files, view.folder)
+    assert not checked.ok and not view.checked["ok"]
+    marks_line = text.split("\n").index("    marks:") + 1
+    said = [e.message for e in checked.error.errors if e.file.endswith(LEADING)]
+    at, errors = _cell(page, "t.1.marks")
+    assert at == marks_line and errors and any(s in errors[0] for s in said), (at, errors, said)
+    # a mark whose points are not a number: refused, naming the field and the line; nothing stored
+    r = _post(editor, draft_id, "/clauses/1", {"t.1.marks": "专家甲 | 很好"}, editor.get(url))
+    assert r.status_code == 422 and "第1行的分数应为数字，收到“很好”" in html_lib.unescape(r.text)
+    assert _draft(app, draft_id).files[LEADING] == text
+    # both taken out: the file is what it was, byte for byte, and loads
+    view, _ = save({"t.1.marks": "", "t.1.note": ""})
+    assert view.files[LEADING] == original and view.checked["ok"]
+
+
+def test_a_panel_clauses_marks_are_shown_one_reviewer_a_line():
+    ctx = ruleforms.clause_form(_files(FIXTURES / "round_walk"), "2")
+    marks = ctx["tests"].rows[0].cells["marks"]
+    assert marks.input == "lines"
+    assert marks.value == "评审甲 | 9 | 现场资料齐全\n评审乙 | 7 | 部分台账不全"
+
+
+def test_a_task_or_mark_whose_text_holds_a_separator_is_shown_for_the_text_view_not_posted():
+    """ "a|b" would read back as two columns: such a list is shown, not offered as a field, so a
+    post of the form cannot split it."""
+    files = _files(FIXTURES / "round_walk")
+    rel = edit.clause_file(files, "2")
+    files[rel] = files[rel].replace("reason: 现场资料齐全", "reason: 现场|资料齐全")
+    files = edit.set_clause_key(files, "2", "tasks", [{"task": "甲|乙", "deadline": "7月"}])
+    ctx = ruleforms.clause_form(files, "2")
+    html = render(ctx)
+    for name in ("c.tasks", "t.1.marks"):
+        assert ctx["fields"][name].input == "static", name
+        assert f'name="{name}"' not in html and ruleforms.LIST_IN_TEXT_VIEW in html
+    assert ruleforms.apply_clause_form(files, "2", posted(html)) == files
+    # without the separator the same marks are a field
+    plain = ruleforms.clause_form(_files(FIXTURES / "round_walk"), "2")
+    assert plain["fields"]["t.1.marks"].input == "lines"

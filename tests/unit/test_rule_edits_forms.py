@@ -335,3 +335,77 @@ def test_a_facts_required_and_applies_when_are_added_changed_and_removed():
     assert edit.set_fact_key(CHOICE_FILES, "9", "level", "required", None)["clauses/09-c.yaml"] == (
         CHOICES.replace("    required: false\n", "")
     )
+
+
+# --- a clause's tasks and a test case's marks: each item changed on its own lines -------------
+
+TASKS = """\
+id: "9"
+tasks:
+  - task: 一  # the first
+    deadline: 7月
+    offices: [营商办]
+  - task: 二
+    offices: [营商办, 市场所]
+evidence: [x]
+tests:
+  - name: a
+    facts: {}
+    marks:
+      - {reviewer: 评审甲, points: 9, reason: 齐全}
+      - {reviewer: 评审乙, points: 7}
+    points: 8
+  - name: b
+    facts: {}
+    points: 8
+"""
+TASK_FILES = {"clauses/09-c.yaml": TASKS}
+ONE = {"task": "一", "deadline": "7月", "offices": ["营商办"]}
+TWO = {"task": "二", "offices": ["营商办", "市场所"]}
+
+
+def _task_lines(after: dict) -> tuple[list[str], list[str]]:
+    changes = _changes(TASK_FILES, after)
+    assert list(changes) == ["clauses/09-c.yaml"], changes
+    return changes["clauses/09-c.yaml"]
+
+
+def test_a_clauses_tasks_are_changed_added_and_removed_on_their_own_lines():
+    def set_to(values):
+        return edit.set_clause_key(TASK_FILES, "9", "tasks", values)
+
+    assert set_to([ONE, TWO]) == TASK_FILES
+    assert _task_lines(set_to([ONE, {**TWO, "deadline": "8月"}])) == ([], ["    deadline: 8月"])
+    assert _task_lines(set_to([ONE, {"task": "二", "offices": ["营商办"]}])) == (
+        ["    offices: [营商办, 市场所]"],
+        ["    offices: [营商办]"],
+    )
+    assert _task_lines(set_to([ONE, TWO, {"task": "三"}])) == ([], ["  - task: 三"])
+    assert _task_lines(set_to([TWO])) == (
+        ["  - task: 一  # the first", "    deadline: 7月", "    offices: [营商办]"],
+        [],
+    )
+    gone = set_to([])["clauses/09-c.yaml"]
+    assert "tasks" not in _data(gone) and "evidence: [x]" in gone
+
+
+def test_a_test_cases_marks_are_changed_added_and_removed_on_their_own_lines():
+    def set_to(test, values):
+        return edit.set_clause_test_key(TASK_FILES, "9", test, "marks", values)
+
+    a = {"reviewer": "评审甲", "points": Decimal(9), "reason": "齐全"}
+    b = {"reviewer": "评审乙", "points": Decimal("7.0")}
+    assert set_to("a", [a, b]) == TASK_FILES
+    assert _task_lines(set_to("a", [a, {**b, "points": Decimal(6)}])) == (
+        ["      - {reviewer: 评审乙, points: 7}"],
+        ["      - {reviewer: 评审乙, points: 6}"],
+    )
+    assert _task_lines(set_to("a", [b])) == (
+        ["      - {reviewer: 评审甲, points: 9, reason: 齐全}"],
+        [],
+    )
+    assert _task_lines(set_to("b", [a])) == (
+        [],
+        ["    marks:", "      - {reviewer: 评审甲, points: 9, reason: 齐全}"],
+    )
+    assert "marks" not in _data(set_to("a", None)["clauses/09-c.yaml"])["tests"][0]
