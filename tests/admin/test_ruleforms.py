@@ -780,19 +780,28 @@ def _cell(page_html: str, name: str) -> tuple[int, list[str]]:
     return int(found.group(1)), [html_lib.unescape(e) for e in errors]
 
 
-def test_a_facts_choices_required_and_applies_when_are_edited_in_the_clause_page(app):
+def _clause_form(app, year: str, clause: str, file: str):
+    """An editor's copy of the rules for ``year``, at clause ``clause``'s page: the editor's
+    client, the draft's id, the page's URL, ``file`` as copied, and ``save(data)``, which posts
+    the page's form (it must be taken) and returns the draft then and the page after."""
     from .test_rule_pages import _copy, _draft, _post, _signed_in
 
     editor = _signed_in(app, "editor")
-    draft_id = _copy(editor, "2031")
-    url = f"/admin/rules/drafts/{draft_id}/clauses/1"
-    original = _draft(app, draft_id).files[LEADING]
+    draft_id = _copy(editor, year)
+    url = f"/admin/rules/drafts/{draft_id}/clauses/{clause}"
 
     def save(data: dict):
-        r = _post(editor, draft_id, "/clauses/1", data, editor.get(url))
+        r = _post(editor, draft_id, f"/clauses/{clause}", data, editor.get(url))
         assert r.status_code == 302, r.get_data(as_text=True)[:2000]
-        view = _draft(app, draft_id)
-        return view, editor.get(url).get_data(as_text=True)
+        return _draft(app, draft_id), editor.get(url).get_data(as_text=True)
+
+    return editor, draft_id, url, _draft(app, draft_id).files[file], save
+
+
+def test_a_facts_choices_required_and_applies_when_are_edited_in_the_clause_page(app):
+    from .test_rule_pages import _draft, _post
+
+    editor, draft_id, url, original, save = _clause_form(app, "2031", "1", LEADING)
 
     # required and applies_when: two lines added where the format lists them; the check passes
     view, page = save(
@@ -860,20 +869,15 @@ BRAND = "clauses/06-brand-building.yaml"
 
 
 def test_a_clauses_tasks_are_edited_in_the_clause_page(app):
-    from .test_rule_pages import _copy, _draft, _post, _signed_in
+    from .test_rule_pages import _draft, _post
 
-    editor = _signed_in(app, "editor")
-    draft_id = _copy(editor, "2032")
-    url = f"/admin/rules/drafts/{draft_id}/clauses/6"
-    original = _draft(app, draft_id).files[BRAND]
+    editor, draft_id, url, original, save_page = _clause_form(app, "2032", "6", BRAND)
     page = editor.get(url).get_data(as_text=True)
     shown = "制定培育计划、名单 | 7月 | 营商办\n企业品牌建设主题活动 | 9月 | 营商办"
     assert 'name="c.tasks"' in page and html_lib.escape(shown, quote=False) in page
 
     def save(data: dict):
-        r = _post(editor, draft_id, "/clauses/6", data, editor.get(url))
-        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
-        return _draft(app, draft_id)
+        return save_page(data)[0]
 
     # the second task's deadline and offices changed, a third added: only those lines change
     view = save(
@@ -906,17 +910,9 @@ def test_a_clauses_tasks_are_edited_in_the_clause_page(app):
 
 
 def test_a_test_cases_marks_and_note_are_edited_in_the_clause_page(app):
-    from .test_rule_pages import _copy, _draft, _post, _signed_in
+    from .test_rule_pages import _draft, _post
 
-    editor = _signed_in(app, "editor")
-    draft_id = _copy(editor, "2033")
-    url = f"/admin/rules/drafts/{draft_id}/clauses/1"
-    original = _draft(app, draft_id).files[LEADING]
-
-    def save(data: dict):
-        r = _post(editor, draft_id, "/clauses/1", data, editor.get(url))
-        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
-        return _draft(app, draft_id), editor.get(url).get_data(as_text=True)
+    editor, draft_id, url, original, save = _clause_form(app, "2033", "1", LEADING)
 
     # a note: one line added after the case's expectations
     view, page = save({"t.1.note": "四件都做到才得满分"})
