@@ -102,13 +102,7 @@ def set_grading_method(files: Files, method: str) -> Files:
 
 def set_tier_field(files: Files, number: int, name: str, value: Any) -> Files:
     """Set a tier's grade, min (by score), top (by rank) or title; ``number`` counts from 1."""
-    _check_field(name, TIER_FIELDS, "等级")
-
-    def change(d: Any) -> None:
-        tier = _nth(_items(_grading(d), "tiers", "等级"), number, "等级")
-        _put(tier, name, value, f"第{number}个等级")
-
-    return _edited(files, SCHEME_FILE, change)
+    return _set_nth_field(files, "tiers", "等级", TIER_FIELDS, number, name, value)
 
 
 def add_tier(files: Files, tier: dict) -> Files:
@@ -124,13 +118,7 @@ def remove_tier(files: Files, number: int) -> Files:
 
 def set_distinction_field(files: Files, number: int, name: str, value: Any) -> Files:
     """Set a distinction's name, grade (the tier it needs), top or min."""
-    _check_field(name, DISTINCTION_FIELDS, "称号")
-
-    def change(d: Any) -> None:
-        item = _nth(_items(_grading(d), "distinctions", "称号"), number, "称号")
-        _put(item, name, value, f"第{number}个称号")
-
-    return _edited(files, SCHEME_FILE, change)
+    return _set_nth_field(files, "distinctions", "称号", DISTINCTION_FIELDS, number, name, value)
 
 
 def add_distinction(files: Files, distinction: dict) -> Files:
@@ -141,6 +129,19 @@ def add_distinction(files: Files, distinction: dict) -> Files:
 
 def remove_distinction(files: Files, number: int) -> Files:
     return _remove_nth(files, "distinctions", "称号", number)
+
+
+def _set_nth_field(
+    files: Files, key: str, words: str, fields, number: int, name: str, value: Any
+) -> Files:
+    """Set field ``name`` of item ``number`` (from 1) of the grading's list ``key``."""
+    _check_field(name, fields, words)
+
+    def change(d: Any) -> None:
+        item = _nth(_items(_grading(d), key, words), number, words)
+        _put(item, name, value, f"第{number}个{words}")
+
+    return _edited(files, SCHEME_FILE, change)
 
 
 def _append(files: Files, key: str, words: str, item: dict, fields, unique=None) -> Files:
