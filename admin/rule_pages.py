@@ -787,6 +787,11 @@ class _Kept:
         return self.result
 
 
+def _outline(draft_id: int):
+    """The draft's files as the scheme-level forms read them (what a post is compared with)."""
+    return outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+
+
 def _save(draft_id: int, edits: Edits | Change, what: str, anchor: str):
     """Apply a form's edits to the draft through releases.edit (an edit that cannot be made is
     shown beside its field, nothing stored), back to the page at ``anchor``. A stale lock: the
@@ -830,35 +835,35 @@ def _when(value) -> str:
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/header")
 @_needs("rules.draft")
 def rule_draft_header(draft_id):
-    now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+    now = _outline(draft_id)
     return _save(draft_id, header_edits(request.form, now), "修改细则基本信息", "#header")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/categories")
 @_needs("rules.draft")
 def rule_draft_categories(draft_id):
-    now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+    now = _outline(draft_id)
     return _save(draft_id, category_edits(request.form, now), "修改类别", "#categories")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/grading")
 @_needs("rules.draft")
 def rule_draft_grading(draft_id):
-    now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+    now = _outline(draft_id)
     return _save(draft_id, grading_edits(request.form, now), "修改评级办法", "#grading")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/tests")
 @_needs("rules.draft")
 def rule_draft_tests(draft_id):
-    now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+    now = _outline(draft_id)
     return _save(draft_id, test_edits(request.form, now), "修改细则测试用例", "#tests")
 
 
 @bp.post("/rules/drafts/<int(max=2147483647):draft_id>/clauses")
 @_needs("rules.draft")
 def rule_draft_add_clause(draft_id):
-    now = outline(releases.read_draft(ctx(), current_actor(), draft_id).files)
+    now = _outline(draft_id)
     clause, stem, problems = new_clause(request.form, now)
     edits = Edits(problems=problems)
     if clause:
